@@ -1,0 +1,3 @@
+"""metrics-orchestrator: a reactive control plane for metric computations."""
+
+__version__ = "0.1.0"

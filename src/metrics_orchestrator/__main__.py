@@ -1,0 +1,3 @@
+from metrics_orchestrator.interfaces.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Use cases and services. Depends on the domain and on the ports declared here."""

@@ -1,0 +1,78 @@
+"""Ports: what the application needs from the outside world, as Protocols.
+
+Infrastructure implements them (PostgreSQL, AWS); unit tests may use fakes. Repositories are
+reached through a unit of work, which is one database transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar
+
+if TYPE_CHECKING:
+    from metrics_orchestrator.application.catalog import CatalogRepository
+    from metrics_orchestrator.application.events import EventLogRepository
+    from metrics_orchestrator.application.intake import IntakeRepository
+    from metrics_orchestrator.application.runs import RunRepository
+
+T = TypeVar("T")
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware (UTC)."""
+        ...
+
+
+class TransientDatabaseError(Exception):
+    """A conflict between concurrent transactions (deadlock, serialization): safe to retry."""
+
+
+class UnitOfWork(Protocol):
+    """One transaction: commits when the block ends normally, rolls back on an exception."""
+
+    catalog: CatalogRepository
+    intake: IntakeRepository
+    runs: RunRepository
+    events: EventLogRepository
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+def in_transaction(
+    uow_factory: UnitOfWorkFactory,
+    work: Callable[[UnitOfWork], T],
+    *,
+    attempts: int = 5,
+    on_retry: Callable[[int, TransientDatabaseError], None] | None = None,
+) -> T:
+    """Run `work` in one transaction, retrying a bounded number of times on transient conflicts.
+
+    Concurrent intake of overlapping events can deadlock or fail serialization in rare
+    interleavings; such an event must not fail permanently (SPEC §5.3.5), so it is retried
+    from scratch in a new transaction with a short, growing pause.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            with uow_factory() as uow:
+                return work(uow)
+        except TransientDatabaseError as exc:
+            if attempt == attempts:
+                raise
+            if on_retry is not None:
+                on_retry(attempt, exc)
+            time.sleep(0.005 * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,1 @@
+"""Pure domain: entities, rules and value objects. Imports nothing outside the stdlib."""

@@ -1,0 +1,1 @@
+"""Adapters to the outside world: PostgreSQL, AWS, configuration, logging."""

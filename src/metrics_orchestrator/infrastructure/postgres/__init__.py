@@ -1,0 +1,1 @@
+"""PostgreSQL adapters: connection pool, unit of work, migrations, repositories."""

@@ -1,0 +1,57 @@
+"""The PostgreSQL unit of work: one pooled connection, one transaction."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import Self
+
+from psycopg import Connection, errors
+from psycopg.rows import TupleRow
+from psycopg_pool import ConnectionPool
+
+from metrics_orchestrator.application.ports import TransientDatabaseError
+from metrics_orchestrator.infrastructure.postgres.catalog_repository import (
+    PostgresCatalogRepository,
+)
+from metrics_orchestrator.infrastructure.postgres.event_log_repository import (
+    PostgresEventLogRepository,
+)
+from metrics_orchestrator.infrastructure.postgres.intake_repository import (
+    PostgresIntakeRepository,
+)
+from metrics_orchestrator.infrastructure.postgres.run_repository import PostgresRunRepository
+
+_TRANSIENT = (errors.SerializationFailure, errors.DeadlockDetected)
+
+
+class PostgresUnitOfWork:
+    def __init__(self, pool: ConnectionPool[Connection[TupleRow]]) -> None:
+        self._pool = pool
+        self._lease: AbstractContextManager[Connection[TupleRow]] | None = None
+
+    def __enter__(self) -> Self:
+        self._lease = self._pool.connection()
+        conn = self._lease.__enter__()
+        self.connection = conn
+        self.catalog = PostgresCatalogRepository(conn)
+        self.intake = PostgresIntakeRepository(conn)
+        self.runs = PostgresRunRepository(conn)
+        self.events = PostgresEventLogRepository(conn)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._lease is not None
+        lease, self._lease = self._lease, None
+        try:
+            # The pool commits when the block ended normally and rolls back otherwise.
+            lease.__exit__(exc_type, exc, tb)
+        except _TRANSIENT as commit_error:
+            raise TransientDatabaseError(str(commit_error)) from commit_error
+        if isinstance(exc, _TRANSIENT):
+            raise TransientDatabaseError(str(exc)) from exc

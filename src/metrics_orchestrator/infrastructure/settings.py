@@ -1,0 +1,119 @@
+"""Configuration from the environment and `.env` (SPEC §6.2)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class SettingsError(Exception):
+    """Invalid configuration; the message names every offending variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    database_url: SecretStr | None = None
+    database_pool_size: int = Field(default=10, ge=1, le=1000)
+    embedded_data_dir: Path | None = None
+
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str | None = None
+    sns_run_request_topic_arn: str | None = None
+    sqs_projection_update_queue_url: str | None = None
+    sqs_run_feedback_queue_urls: Annotated[tuple[str, ...], NoDecode] = ()
+
+    output_bucket: str = "metrics-output"
+    output_prefix: str = "metrics"
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    api_token: SecretStr | None = None
+
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.CONSOLE
+
+    default_required_days: int = Field(default=7, ge=1)
+    run_start_timeout: timedelta = timedelta(minutes=15)
+    run_heartbeat_timeout: timedelta = timedelta(minutes=5)
+    retry_base_delay: timedelta = timedelta(seconds=30)
+    dispatch_max_attempts: int = Field(default=5, ge=1)
+    sweep_interval: timedelta = timedelta(seconds=10)
+    dispatch_poll_interval: timedelta = timedelta(seconds=2)
+
+    @field_validator("sqs_run_feedback_queue_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator(
+        "run_start_timeout",
+        "run_heartbeat_timeout",
+        "retry_base_delay",
+        "sweep_interval",
+        "dispatch_poll_interval",
+    )
+    @classmethod
+    def _positive_duration(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration (seconds or ISO-8601, e.g. 30 or PT30S)")
+        return value
+
+    @field_validator("output_prefix")
+    @classmethod
+    def _strip_slashes(cls, value: str) -> str:
+        return value.strip("/")
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def uses_embedded_aws(self) -> bool:
+        return self.aws_endpoint_url is None and not (
+            self.sns_run_request_topic_arn
+            or self.sqs_projection_update_queue_url
+            or self.sqs_run_feedback_queue_urls
+        )
+
+    def output_base_path(self, metric_code: str) -> str:
+        prefix = f"{self.output_prefix}/" if self.output_prefix else ""
+        return f"s3://{self.output_bucket}/{prefix}{metric_code}/"
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from the environment (or `env`), naming each invalid variable."""
+    try:
+        if env is None:
+            return Settings(**overrides)
+        lowered = {k.lower(): v for k, v in env.items()}
+        return Settings(_env_file=None, **{**lowered, **overrides})
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            variable = str(error["loc"][0]).upper() if error["loc"] else "configuration"
+            problems.append(f"{variable}: {error['msg']}")
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None

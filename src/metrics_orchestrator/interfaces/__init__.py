@@ -1,0 +1,1 @@
+"""Entry points: CLI, HTTP API, SQS consumers. Thin: they call application services."""

@@ -1,0 +1,63 @@
+"""The `metrics-orchestrator` command line (SPEC §6.1). Exit codes: 0 ok, 2 bad input, 1 other."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+
+import typer
+
+from metrics_orchestrator.bootstrap import resolve_database_url
+from metrics_orchestrator.infrastructure.logging import configure_logging
+from metrics_orchestrator.infrastructure.postgres.migrations import MigrationError, migrate
+from metrics_orchestrator.infrastructure.settings import Settings, SettingsError, load_settings
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+app = typer.Typer(
+    name="metrics-orchestrator",
+    help="Reactive control plane for metric computations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Apply pending database migrations (safe to run twice, or from two processes)."""
+    settings = settings_or_exit()
+    with ExitStack() as resources:
+        url = resolve_database_url(settings, resources, auto_migrate=False)
+        try:
+            applied = migrate(url)
+        except MigrationError as exc:
+            raise fail(str(exc), EXIT_FAILURE) from None
+    if applied:
+        for migration in applied:
+            typer.echo(f"applied {migration.version}_{migration.name}")
+    else:
+        typer.echo("database is up to date; nothing to apply")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,11 @@
+ALTER TABLE metrics DROP CONSTRAINT IF EXISTS metrics_last_automatic_run_fk;
+DROP TABLE IF EXISTS event_log;
+DROP TABLE IF EXISTS run_dataset_updates;
+DROP TABLE IF EXISTS metric_run_pending_datasets;
+DROP TABLE IF EXISTS metric_runs;
+DROP TABLE IF EXISTS dataset_updates;
+DROP TABLE IF EXISTS metric_dependencies;
+DROP TABLE IF EXISTS metrics;
+DROP TABLE IF EXISTS dataset_series;
+DROP TABLE IF EXISTS series;
+DROP TABLE IF EXISTS datasets;

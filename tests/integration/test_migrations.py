@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import multiprocessing
+
+import psycopg
+
+from metrics_orchestrator.infrastructure.postgres.migrations import (
+    available_migrations,
+    migrate,
+    pending_migrations,
+    rollback_last,
+)
+
+TABLES = {
+    "metrics",
+    "series",
+    "datasets",
+    "dataset_series",
+    "metric_dependencies",
+    "dataset_updates",
+    "metric_runs",
+    "metric_run_pending_datasets",
+    "run_dataset_updates",
+    "event_log",
+}
+
+
+def _tables(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def test_migrate_twice_applies_once(empty_database_url: str) -> None:
+    first = migrate(empty_database_url)
+    second = migrate(empty_database_url)
+    assert [m.version for m in first] == [m.version for m in available_migrations()]
+    assert second == []
+    assert _tables(empty_database_url) >= TABLES
+    assert pending_migrations(empty_database_url) == []
+
+
+def _migrate_in_child(url: str) -> int:
+    return len(migrate(url))
+
+
+def test_concurrent_migrate_from_two_processes(empty_database_url: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(2) as workers:
+        applied = workers.map(_migrate_in_child, [empty_database_url] * 2)
+    assert sorted(applied) == [0, len(available_migrations())]
+    assert _tables(empty_database_url) >= TABLES
+
+
+def test_rollback_removes_schema_and_migrate_restores_it(empty_database_url: str) -> None:
+    migrate(empty_database_url)
+    rolled_back = rollback_last(empty_database_url)
+    assert rolled_back is not None
+    assert not (TABLES & _tables(empty_database_url))
+    assert pending_migrations(empty_database_url) != []
+    migrate(empty_database_url)
+    assert _tables(empty_database_url) >= TABLES
+
+
+def test_operator_facing_column_names_exist(database_url: str) -> None:
+    expected = {
+        ("metric_runs", "status"),
+        ("metric_runs", "request_payload"),
+        ("metric_runs", "inputs_fingerprint"),
+        ("metric_runs", "attempt"),
+        ("metric_runs", "retry_of"),
+        ("metric_runs", "trigger"),
+        ("metric_runs", "not_before"),
+        ("metric_runs", "progress"),
+        ("dataset_updates", "occurred_at"),
+        ("dataset_updates", "effective_at"),
+        ("event_log", "status"),
+        ("event_log", "error"),
+    }
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = 'public'"
+        ).fetchall()
+    assert expected <= {(t, c) for t, c in rows}
