@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
 if TYPE_CHECKING:
     from metrics_orchestrator.application.catalog import CatalogRepository
+    from metrics_orchestrator.application.dispatch import DispatchRepository
     from metrics_orchestrator.application.events import EventLogRepository
     from metrics_orchestrator.application.intake import IntakeRepository
     from metrics_orchestrator.application.runs import RunRepository
@@ -38,6 +39,7 @@ class UnitOfWork(Protocol):
     intake: IntakeRepository
     runs: RunRepository
     events: EventLogRepository
+    dispatch: DispatchRepository
 
     def __enter__(self) -> Self: ...
 

@@ -14,6 +14,9 @@ from metrics_orchestrator.application.ports import TransientDatabaseError
 from metrics_orchestrator.infrastructure.postgres.catalog_repository import (
     PostgresCatalogRepository,
 )
+from metrics_orchestrator.infrastructure.postgres.dispatch_repository import (
+    PostgresDispatchRepository,
+)
 from metrics_orchestrator.infrastructure.postgres.event_log_repository import (
     PostgresEventLogRepository,
 )
@@ -38,6 +41,7 @@ class PostgresUnitOfWork:
         self.intake = PostgresIntakeRepository(conn)
         self.runs = PostgresRunRepository(conn)
         self.events = PostgresEventLogRepository(conn)
+        self.dispatch = PostgresDispatchRepository(conn)
         return self
 
     def __exit__(

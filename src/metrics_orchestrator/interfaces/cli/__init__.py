@@ -56,6 +56,16 @@ def migrate_command() -> None:
         typer.echo("database is up to date; nothing to apply")
 
 
+def _register_subcommands() -> None:
+    # Imported here so each command module can import helpers from this one.
+    from metrics_orchestrator.interfaces.cli.catalog import catalog_app
+
+    app.add_typer(catalog_app, name="catalog")
+
+
+_register_subcommands()
+
+
 def main() -> None:
     try:
         app()
