@@ -24,6 +24,8 @@ from metrics_orchestrator.infrastructure.postgres.database import create_pool
 from metrics_orchestrator.infrastructure.postgres.migrations import migrate
 from metrics_orchestrator.infrastructure.postgres.unit_of_work import PostgresUnitOfWork
 
+pytest_plugins = ["tests.aws_fixtures"]
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURES = Path(os.environ.get("METRICS_ORCHESTRATOR_FIXTURES", str(SHARED / "fixtures"))).resolve()
 

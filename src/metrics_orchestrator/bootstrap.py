@@ -9,7 +9,11 @@ from psycopg import Connection
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
+from metrics_orchestrator.application.catalog import CatalogService
+from metrics_orchestrator.application.intake import Orchestrator
 from metrics_orchestrator.application.ports import Clock
+from metrics_orchestrator.application.router import EventRouter
+from metrics_orchestrator.application.runs import FeedbackService, RunOperations, Sweeper
 from metrics_orchestrator.infrastructure.clock import SystemClock
 from metrics_orchestrator.infrastructure.embedded_postgres import start_embedded_postgres
 from metrics_orchestrator.infrastructure.postgres.database import create_pool
@@ -52,6 +56,12 @@ class Container:
     pool: ConnectionPool[Connection[TupleRow]]
     uow_factory: UnitOfWorkFactory
     clock: Clock
+    catalog: CatalogService
+    orchestrator: Orchestrator
+    feedback: FeedbackService
+    router: EventRouter
+    runs: RunOperations
+    sweeper: Sweeper
     resources: ExitStack = field(default_factory=ExitStack)
 
     def close(self) -> None:
@@ -64,6 +74,38 @@ class Container:
         self.close()
 
 
+def _assemble(
+    settings: Settings,
+    url: str,
+    pool: ConnectionPool[Connection[TupleRow]],
+    clock: Clock,
+    resources: ExitStack,
+) -> Container:
+    uow_factory = UnitOfWorkFactory(pool)
+    orchestrator = Orchestrator(uow_factory, clock, settings.output_base_path)
+    feedback = FeedbackService(uow_factory, clock)
+    return Container(
+        settings=settings,
+        database_url=url,
+        pool=pool,
+        uow_factory=uow_factory,
+        clock=clock,
+        catalog=CatalogService(uow_factory, clock, settings.default_required_days),
+        orchestrator=orchestrator,
+        feedback=feedback,
+        router=EventRouter(uow_factory, clock, orchestrator, feedback),
+        runs=RunOperations(uow_factory, clock),
+        sweeper=Sweeper(
+            uow_factory,
+            clock,
+            start_timeout=settings.run_start_timeout,
+            heartbeat_timeout=settings.run_heartbeat_timeout,
+            retry_base_delay=settings.retry_base_delay,
+        ),
+        resources=resources,
+    )
+
+
 def bootstrap(
     settings: Settings, *, clock: Clock | None = None, database_url: str | None = None
 ) -> Container:
@@ -72,14 +114,7 @@ def bootstrap(
         url = database_url or resolve_database_url(settings, resources)
         pool = create_pool(url, max_size=settings.database_pool_size)
         resources.callback(pool.close)
-        return Container(
-            settings=settings,
-            database_url=url,
-            pool=pool,
-            uow_factory=UnitOfWorkFactory(pool),
-            clock=clock or SystemClock(),
-            resources=resources,
-        )
+        return _assemble(settings, url, pool, clock or SystemClock(), resources)
     except BaseException:
         resources.close()
         raise

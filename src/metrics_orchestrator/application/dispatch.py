@@ -1,9 +1,399 @@
-"""The dispatcher: publishes queued runs after commit (SPEC §5.4)."""
+"""The dispatcher: publishes queued runs after commit (SPEC §5.4).
+
+The run-request payload was written with the run when it became queued (an outbox); the
+dispatcher publishes it verbatim and never rebuilds it. Claimed rows stay locked
+(`FOR UPDATE SKIP LOCKED`) while they are published, so concurrent dispatchers never publish
+the same run at the same time. A crash between publishing and committing rolls the claim
+back: the run is published again later with the same `runId`/`attempt` (at least once).
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from uuid import UUID
+
+import structlog
+
+from metrics_orchestrator.application.log_events import (
+    ON_DISPATCHER_ERROR,
+    ON_RUN_DISPATCH_FAILED,
+    ON_RUN_DISPATCHED,
+)
+from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory
+from metrics_orchestrator.domain.model import RunStatus, check_transition
+
+log = structlog.get_logger()
+
+# The LISTEN/NOTIFY channel a transaction that queues runs notifies (after its commit).
+RUN_QUEUED_CHANNEL = "metric_run_queued"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequestMessage:
+    run_id: UUID
+    attempt: int
+    metric_code: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PublishOutcome:
+    run_id: UUID
+    ok: bool
+    error: str | None = None
+
+
+class RunRequestPublisher(Protocol):
+    def publish_batch(self, messages: Sequence[RunRequestMessage]) -> list[PublishOutcome]:
+        """Publish every message; report one outcome per message, in any order."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRun:
+    """A queued, due run locked by the current transaction."""
+
+    run_id: UUID
+    attempt: int
+    status: RunStatus
+    metric_code: str
+    # None when the stored payload is not a JSON object (a bug upstream): never publishable.
+    payload: dict[str, Any] | None
+    dispatch_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchRetry:
+    run_id: UUID
+    error: str
+    not_before: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchGiveUp:
+    run_id: UUID
+    error: str
 
 
 class DispatchRepository(Protocol):
-    """Claiming and marking queued runs."""
+    """Claiming and marking queued runs. Every method runs in the caller's transaction."""
+
+    def claim_dispatchable(self, now: datetime, limit: int) -> list[ClaimedRun]:
+        """Lock up to `limit` queued runs due at `now`, oldest first, skipping locked ones."""
+        ...
+
+    def mark_dispatched(self, run_ids: Sequence[UUID], now: datetime) -> int: ...
+
+    def schedule_dispatch_retries(self, retries: Sequence[DispatchRetry], now: datetime) -> int: ...
+
+    def give_up_dispatch(self, give_ups: Sequence[DispatchGiveUp], now: datetime) -> int: ...
+
+    def notify_runs_queued(self) -> None:
+        """Wake dispatchers once the current transaction commits (call after queueing runs)."""
+        ...
+
+
+class RunQueuedListener(Protocol):
+    """Waits for a `metric_run_queued` notification."""
+
+    def wait(self, timeout: float) -> bool:
+        """True when a notification arrived within `timeout` seconds."""
+        ...
+
+    def close(self) -> None: ...
+
+
+ListenerFactory = Callable[[], RunQueuedListener]
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchReport:
+    published: int = 0
+    failed: int = 0
+    given_up: int = 0
+
+    @property
+    def claimed(self) -> int:
+        return self.published + self.failed + self.given_up
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    published: list[ClaimedRun]
+    retries: list[tuple[ClaimedRun, DispatchRetry]]
+    give_ups: list[tuple[ClaimedRun, DispatchGiveUp]]
+
+
+def dispatch_backoff(failures: int, base: timedelta, cap: timedelta) -> timedelta:
+    """Delay before the next publish attempt after `failures` consecutive failures."""
+    # Bounded exponent: 2**n for a large n would only be capped anyway.
+    return min(base * (1 << min(max(failures - 1, 0), 30)), cap)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        publisher: RunRequestPublisher,
+        clock: Clock,
+        *,
+        max_attempts: int,
+        batch_size: int = 10,
+        backoff_base: timedelta = timedelta(seconds=2),
+        backoff_max: timedelta = timedelta(minutes=5),
+        listen_dsn: str | None = None,
+        poll_interval: timedelta = timedelta(seconds=2),
+        listener_factory: ListenerFactory | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self._uow_factory = uow_factory
+        self._publisher = publisher
+        self._clock = clock
+        self._max_attempts = max_attempts
+        self._batch_size = batch_size
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._poll_interval = poll_interval.total_seconds()
+        self._listener_factory = listener_factory or _default_listener_factory(listen_dsn)
+        # Set while `run` waits for work: lets tests and health checks see an idle dispatcher.
+        self.idle = threading.Event()
+
+    def dispatch_once(self) -> DispatchReport:
+        """Claim, publish and mark one batch of due runs, all in one transaction."""
+        with self._uow_factory() as uow:
+            now = self._clock.now()
+            claimed = uow.dispatch.claim_dispatchable(now, self._batch_size)
+            if not claimed:
+                return DispatchReport()
+            _check_transitions(claimed)
+            outcomes = self._publish(claimed)
+            plan = self._plan(claimed, outcomes, now)
+            if plan.published:
+                uow.dispatch.mark_dispatched([run.run_id for run in plan.published], now)
+            if plan.retries:
+                uow.dispatch.schedule_dispatch_retries([r for _, r in plan.retries], now)
+            if plan.give_ups:
+                uow.dispatch.give_up_dispatch([g for _, g in plan.give_ups], now)
+        # Logged after the commit, so the log never claims what was rolled back.
+        self._log(plan)
+        return DispatchReport(
+            published=len(plan.published),
+            failed=len(plan.retries),
+            given_up=len(plan.give_ups),
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        """Dispatch until `stop` is set: eagerly while work is found, else on NOTIFY or poll."""
+        error_delay = _ErrorBackoff()
+        with _ReconnectingListener(self._listener_factory) as listener:
+            while not stop.is_set():
+                try:
+                    report = self.dispatch_once()
+                except Exception as exc:
+                    log.error(
+                        ON_DISPATCHER_ERROR,
+                        message="dispatch failed; backing off",
+                        error=str(exc),
+                        exc_info=True,
+                    )
+                    stop.wait(error_delay.next())
+                    continue
+                error_delay.reset()
+                if report.claimed == 0:
+                    self._wait_for_work(stop, listener)
+
+    def _wait_for_work(self, stop: threading.Event, listener: _ReconnectingListener) -> None:
+        self.idle.set()
+        try:
+            # Short slices keep shutdown prompt even with a long polling interval.
+            deadline = time.monotonic() + self._poll_interval
+            while not stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or listener.wait(min(remaining, 0.5)):
+                    return
+        finally:
+            self.idle.clear()
+
+    def _publish(self, claimed: Sequence[ClaimedRun]) -> dict[UUID, PublishOutcome]:
+        messages: list[RunRequestMessage] = []
+        outcomes: dict[UUID, PublishOutcome] = {}
+        for run in claimed:
+            if run.payload is None:
+                outcomes[run.run_id] = PublishOutcome(run.run_id, ok=False, error=_NOT_AN_OBJECT)
+            else:
+                messages.append(
+                    RunRequestMessage(run.run_id, run.attempt, run.metric_code, run.payload)
+                )
+        if not messages:
+            return outcomes
+        try:
+            published = self._publisher.publish_batch(messages)
+        except Exception as exc:
+            # A publisher bug or outage must count as a failed attempt, not roll the claim
+            # back: otherwise the run would be retried forever without ever giving up.
+            error = f"{type(exc).__name__}: {exc}"
+            published = [PublishOutcome(m.run_id, ok=False, error=error) for m in messages]
+        outcomes.update((outcome.run_id, outcome) for outcome in published)
+        return outcomes
+
+    def _plan(
+        self, claimed: Sequence[ClaimedRun], outcomes: dict[UUID, PublishOutcome], now: datetime
+    ) -> _Plan:
+        plan = _Plan(published=[], retries=[], give_ups=[])
+        for run in claimed:
+            outcome = outcomes.get(run.run_id)
+            if outcome is not None and outcome.ok:
+                plan.published.append(run)
+                continue
+            error = _failure_text(outcome)
+            failures = run.dispatch_attempts + 1
+            if failures >= self._max_attempts:
+                reason = f"dispatch gave up after {failures} attempt(s): {error}"
+                plan.give_ups.append((run, DispatchGiveUp(run.run_id, reason)))
+            else:
+                delay = dispatch_backoff(failures, self._backoff_base, self._backoff_max)
+                plan.retries.append((run, DispatchRetry(run.run_id, error, now + delay)))
+        return plan
+
+    @staticmethod
+    def _log(plan: _Plan) -> None:
+        for run in plan.published:
+            log.info(
+                ON_RUN_DISPATCHED,
+                message="run request published",
+                run_id=str(run.run_id),
+                metric_code=run.metric_code,
+                attempt=run.attempt,
+            )
+        for run, retry in plan.retries:
+            log.warning(
+                ON_RUN_DISPATCH_FAILED,
+                message="publishing the run request failed; will retry",
+                run_id=str(run.run_id),
+                metric_code=run.metric_code,
+                dispatch_attempts=run.dispatch_attempts + 1,
+                not_before=retry.not_before.isoformat(),
+                error=retry.error,
+            )
+        for run, give_up in plan.give_ups:
+            log.error(
+                ON_RUN_DISPATCH_FAILED,
+                message="publishing the run request failed; run marked failed",
+                run_id=str(run.run_id),
+                metric_code=run.metric_code,
+                dispatch_attempts=run.dispatch_attempts + 1,
+                gave_up=True,
+                error=give_up.error,
+            )
+
+
+def _check_transitions(claimed: Sequence[ClaimedRun]) -> None:
+    """Before anything is published: every claimed run may end either way (SPEC §5.5)."""
+    for run in claimed:
+        check_transition(run.status, RunStatus.DISPATCHED)
+        check_transition(run.status, RunStatus.FAILED)
+
+
+_NOT_AN_OBJECT = "request_payload is not a JSON object; it cannot be published"
+
+
+def _failure_text(outcome: PublishOutcome | None) -> str:
+    if outcome is None:
+        return "the publisher reported no outcome for this run"
+    return outcome.error or "publish failed (no error detail)"
+
+
+class _ErrorBackoff:
+    def __init__(self, first: float = 0.5, cap: float = 30.0) -> None:
+        self._first = first
+        self._cap = cap
+        self._current = first
+
+    def next(self) -> float:
+        delay, self._current = self._current, min(self._current * 2, self._cap)
+        return delay
+
+    def reset(self) -> None:
+        self._current = self._first
+
+
+class _NoListener:
+    """Polling only: waiting is sleeping."""
+
+    def wait(self, timeout: float) -> bool:
+        time.sleep(timeout)
+        return False
+
+    def close(self) -> None:
+        return None
+
+
+def _default_listener_factory(listen_dsn: str | None) -> ListenerFactory:
+    if listen_dsn is None:
+        return _NoListener
+    # Imported lazily: the application layer must not need psycopg just to be imported.
+    from metrics_orchestrator.infrastructure.postgres.dispatch_repository import (
+        PostgresRunQueuedListener,
+    )
+
+    return lambda: PostgresRunQueuedListener(listen_dsn, RUN_QUEUED_CHANNEL)
+
+
+class _ReconnectingListener:
+    """A listener that survives database outages: on error it polls and reconnects later."""
+
+    RECONNECT_DELAY = 5.0
+
+    def __init__(self, factory: ListenerFactory) -> None:
+        self._factory = factory
+        self._listener: RunQueuedListener | None = None
+        self._reconnect_at = 0.0
+
+    def __enter__(self) -> _ReconnectingListener:
+        self._connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._disconnect()
+
+    def wait(self, timeout: float) -> bool:
+        if self._listener is None and time.monotonic() >= self._reconnect_at:
+            self._connect()
+        if self._listener is None:
+            time.sleep(timeout)
+            return False
+        try:
+            return self._listener.wait(timeout)
+        except Exception as exc:
+            self._lost(exc, "LISTEN connection lost; polling until it is back")
+            return False
+
+    def _connect(self) -> None:
+        try:
+            self._listener = self._factory()
+        except Exception as exc:
+            self._lost(exc, "cannot LISTEN for queued runs; polling instead")
+
+    def _lost(self, exc: Exception, message: str) -> None:
+        log.warning(ON_DISPATCHER_ERROR, message=message, error=str(exc))
+        self._disconnect()
+        self._reconnect_at = time.monotonic() + self.RECONNECT_DELAY
+
+    def _disconnect(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is None:
+            return
+        try:
+            listener.close()
+        except Exception as exc:
+            log.debug(
+                ON_DISPATCHER_ERROR, message="closing the LISTEN connection failed", error=str(exc)
+            )

@@ -1,9 +1,65 @@
-"""The event log: every message consumed is recorded (SPEC §5.1, §5.8)."""
+"""The event log: every message consumed is recorded with its outcome (SPEC §5.1, §5.8)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class EventStatus(StrEnum):
+    PROCESSED = "processed"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    event_key: str
+    event_type: str
+    status: EventStatus
+    source: str
+    received_at: datetime
+    payload: dict[str, Any] | None = None
+    raw_body: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    id: int
+    event_key: str
+    event_type: str
+    status: EventStatus
+    source: str
+    payload: dict[str, Any] | None
+    raw_body: str | None
+    error: str | None
+    received_at: datetime
+    processed_at: datetime
+    replayed_at: datetime | None
 
 
 class EventLogRepository(Protocol):
-    """Persistence of consumed events and their outcome."""
+    def record(self, event: EventRecord, processed_at: datetime) -> int:
+        """Append one row; returns its id."""
+        ...
+
+    def was_processed(self, event_key: str) -> bool:
+        """Whether an event with this key has already been processed successfully."""
+        ...
+
+    def get(self, event_id: int) -> LoggedEvent | None: ...
+
+    def latest_with_key(
+        self, event_key: str, status: EventStatus | None = None
+    ) -> LoggedEvent | None: ...
+
+    def list(
+        self, *, status: EventStatus | None, limit: int, before_id: int | None
+    ) -> list[LoggedEvent]:
+        """Newest first, keyset-paginated by id."""
+        ...
+
+    def mark_replayed(self, event_id: int, at: datetime) -> None: ...

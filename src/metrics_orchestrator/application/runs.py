@@ -1,9 +1,690 @@
-"""Run lifecycle use cases (SPEC §5.5-§5.7). This is the port they need."""
+"""Run lifecycle use cases (SPEC §5.5-§5.7): worker feedback, the sweeper, cancel and retry.
+
+Everything that changes a run locks its row (or skips rows others hold), so any number of
+replicas may process feedback and sweep side by side.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+import base64
+import binascii
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol, TypeVar
+from uuid import UUID, uuid4
+
+import structlog
+
+from metrics_orchestrator.application import log_events
+from metrics_orchestrator.application.events import EventRecord, EventStatus
+from metrics_orchestrator.application.ports import (
+    Clock,
+    TransientDatabaseError,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    in_transaction,
+)
+from metrics_orchestrator.domain.errors import (
+    Conflict,
+    FieldError,
+    IllegalTransition,
+    NotFound,
+    ValidationError,
+)
+from metrics_orchestrator.domain.events import DecodedEvent, body_digest_key
+from metrics_orchestrator.domain.feedback import (
+    RunCompleted,
+    RunHeartbeat,
+    RunStarted,
+    WorkerFeedback,
+    parse_feedback,
+    target_status,
+)
+from metrics_orchestrator.domain.model import MetricRun, RunStatus, check_transition
+from metrics_orchestrator.domain.retries import MAX_DOUBLINGS
+from metrics_orchestrator.domain.run_request import format_timestamp
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+MANUALLY_RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELED})
+MAX_PAGE_SIZE = 500
+
+# status_reason codes written by this module (the dispatcher writes 'dispatch_failed').
+REASON_START_TIMEOUT = "start_timeout"
+REASON_HEARTBEAT_TIMEOUT = "heartbeat_timeout"
+REASON_WORKER_FAILURE = "worker_failure"
+REASON_COMPLETED_AFTER_TIMEOUT = "completed_after_timeout"
+
+
+# --- what the repository reads and writes -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LockedRun:
+    """The part of a run, locked FOR UPDATE, that feedback decisions need."""
+
+    id: UUID
+    status: RunStatus
+    metric_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunCompletion:
+    status: RunStatus
+    completed_at: datetime
+    version_ts: str | None
+    output_manifest: str | None
+    row_count: int | None
+    error: str | None
+    status_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimedOutRun:
+    id: UUID
+    metric_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledRetry:
+    id: UUID
+    retry_of: UUID
+    metric_id: str
+    attempt: int
+    not_before: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingInput:
+    """One dataset a pending run waits for, and the update it holds so far (if any)."""
+
+    dataset_id: str
+    update_id: UUID | None
+    received_at: datetime | None
+    version_manifest_path: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LineageEntry:
+    """A dataset update a run consumed (run_dataset_updates joined with dataset_updates)."""
+
+    dataset_id: str
+    update_id: UUID
+    event_key: str
+    bucket: str
+    version_manifest_path: str
+    projections_path: str
+    occurred_at: datetime | None
+    received_at: datetime
+    effective_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptSummary:
+    id: UUID
+    attempt: int
+    trigger: str
+    status: RunStatus
+    retry_of: UUID | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    run: MetricRun
+    metric_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunDetail:
+    run: MetricRun
+    metric_code: str
+    pending: tuple[PendingInput, ...]
+    lineage: tuple[LineageEntry, ...]
+    attempts: tuple[AttemptSummary, ...]
+
+    @property
+    def request_payload(self) -> dict[str, object] | None:
+        return self.run.request_payload
+
+
+@dataclass(frozen=True, slots=True)
+class RunPageKey:
+    """Keyset position in the (created_at DESC, id DESC) order of runs."""
+
+    created_at: datetime
+    id: UUID
 
 
 class RunRepository(Protocol):
     """Persistence of metric runs beyond intake."""
+
+    def lock(self, run_id: UUID) -> LockedRun | None:
+        """Lock the run row FOR UPDATE; None when no such run exists."""
+        ...
+
+    def get(self, run_id: UUID) -> RunSummary | None: ...
+
+    def record_start(
+        self, run_id: UUID, *, status: RunStatus, started_at: datetime, at: datetime
+    ) -> None:
+        """Set status; started_at becomes the earliest evidence of a start."""
+        ...
+
+    def record_heartbeat(
+        self,
+        run_id: UUID,
+        *,
+        status: RunStatus,
+        ts: datetime,
+        progress: float | None,
+        at: datetime,
+    ) -> None:
+        """Set status; last_heartbeat_at never moves backwards; progress follows the newest."""
+        ...
+
+    def record_completion(
+        self, run_id: UUID, completion: RunCompletion, *, at: datetime
+    ) -> None: ...
+
+    def cancel(self, run_id: UUID, *, reason: str, at: datetime) -> None: ...
+
+    def create_manual_retry(
+        self, run_id: UUID, *, new_id: UUID, requested_at: str, at: datetime
+    ) -> UUID:
+        """Copy the run as a queued manual retry (payload, fingerprint, lineage)."""
+        ...
+
+    def time_out_unstarted(
+        self, *, cutoff: datetime, at: datetime, error: str, limit: int
+    ) -> list[TimedOutRun]: ...
+
+    def time_out_silent(
+        self, *, cutoff: datetime, at: datetime, error: str, limit: int
+    ) -> list[TimedOutRun]: ...
+
+    def schedule_retries(
+        self,
+        *,
+        at: datetime,
+        requested_at: str,
+        base_delay: timedelta,
+        max_doublings: int,
+        ended_since: datetime,
+        limit: int,
+    ) -> list[ScheduledRetry]:
+        """Create, set-based, the one retry each due failed/timed_out run is owed."""
+        ...
+
+    def notify_queued(self) -> None: ...
+
+    def pending_inputs(self, run_id: UUID) -> list[PendingInput]: ...
+
+    def lineage(self, run_id: UUID) -> list[LineageEntry]: ...
+
+    def attempt_chain(self, run_id: UUID) -> list[AttemptSummary]: ...
+
+    def list(
+        self,
+        *,
+        status: RunStatus | None,
+        metric_code: str | None,
+        since: datetime | None,
+        after: RunPageKey | None,
+        limit: int,
+    ) -> list[RunSummary]:
+        """Newest first by (created_at, id), strictly after `after` in that order."""
+        ...
+
+
+# --- worker feedback (SPEC §4.2, §5.5) ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackOutcome:
+    """What handling one worker event did; `run_status` is the run's status afterwards."""
+
+    status: EventStatus
+    event_key: str
+    event_type: str
+    run_id: UUID | None = None
+    reason: str | None = None
+    previous_status: RunStatus | None = None
+    run_status: RunStatus | None = None
+
+    @property
+    def error(self) -> str | None:
+        """The reason, under the name the event router reads."""
+        return self.reason
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    event: DecodedEvent
+    key: str
+    source: str
+    received_at: datetime
+
+
+class FeedbackService:
+    """Applies started / heartbeat / completed events to runs, exactly once per message body."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow_factory = uow_factory
+        self._clock = clock
+
+    def handle(
+        self, decoded: DecodedEvent, *, source: str, received_at: datetime
+    ) -> FeedbackOutcome:
+        received = _Received(
+            event=decoded,
+            key=body_digest_key(decoded.event_type, decoded.raw_body),
+            source=source,
+            received_at=received_at,
+        )
+        try:
+            feedback = parse_feedback(decoded.event_type, decoded.payload)
+        except ValidationError as exc:
+            invalid = str(exc)
+            outcome = _transact(
+                self._uow_factory,
+                lambda uow: self._finish(uow, received, EventStatus.REJECTED, reason=invalid),
+            )
+        else:
+            outcome = _transact(self._uow_factory, lambda uow: self._apply(uow, received, feedback))
+        _log_feedback(outcome)
+        return outcome
+
+    def _apply(
+        self, uow: UnitOfWork, received: _Received, feedback: WorkerFeedback
+    ) -> FeedbackOutcome:
+        run = uow.runs.lock(feedback.run_id)
+        if run is None:
+            return self._finish(
+                uow, received, EventStatus.REJECTED, reason=f"unknown run {feedback.run_id}"
+            )
+        # Checked under the run's row lock, so a copy handled concurrently by another
+        # replica is seen once the first commits.
+        if uow.events.was_processed(received.key):
+            return self._finish(uow, received, EventStatus.DUPLICATE, run=run)
+        try:
+            target = target_status(feedback, run.status)
+            _check_metric_code(feedback, run)
+        except (IllegalTransition, Conflict) as exc:
+            return self._finish(uow, received, EventStatus.REJECTED, run=run, reason=str(exc))
+        self._write(uow.runs, feedback, run, target, received.received_at)
+        return self._finish(uow, received, EventStatus.PROCESSED, run=run, target=target)
+
+    def _write(
+        self,
+        runs: RunRepository,
+        feedback: WorkerFeedback,
+        run: LockedRun,
+        target: RunStatus,
+        received_at: datetime,
+    ) -> None:
+        now = self._clock.now()
+        if isinstance(feedback, RunStarted):
+            runs.record_start(
+                run.id, status=target, started_at=feedback.started_at or received_at, at=now
+            )
+        elif isinstance(feedback, RunHeartbeat):
+            runs.record_heartbeat(
+                run.id, status=target, ts=feedback.ts, progress=feedback.progress, at=now
+            )
+        else:
+            runs.record_completion(run.id, _completion(feedback, run, received_at), at=now)
+
+    def _finish(
+        self,
+        uow: UnitOfWork,
+        received: _Received,
+        status: EventStatus,
+        *,
+        run: LockedRun | None = None,
+        target: RunStatus | None = None,
+        reason: str | None = None,
+    ) -> FeedbackOutcome:
+        uow.events.record(
+            EventRecord(
+                event_key=received.key,
+                event_type=received.event.event_type,
+                status=status,
+                source=received.source,
+                received_at=received.received_at,
+                payload=received.event.payload,
+                raw_body=received.event.raw_body,
+                error=reason,
+            ),
+            processed_at=self._clock.now(),
+        )
+        return FeedbackOutcome(
+            status=status,
+            event_key=received.key,
+            event_type=received.event.event_type,
+            run_id=run.id if run else None,
+            reason=reason,
+            previous_status=run.status if run else None,
+            run_status=target or (run.status if run else None),
+        )
+
+
+def _check_metric_code(feedback: WorkerFeedback, run: LockedRun) -> None:
+    """A completion naming another metric comes from a confused worker: do not trust it."""
+    if isinstance(feedback, RunCompleted) and feedback.metric_code not in (None, run.metric_code):
+        raise Conflict(
+            f"metricCode {feedback.metric_code!r} does not match run {run.id}, "
+            f"which computes {run.metric_code!r}"
+        )
+
+
+def _completion(feedback: RunCompleted, run: LockedRun, received_at: datetime) -> RunCompletion:
+    if run.status is RunStatus.TIMED_OUT:
+        reason: str | None = REASON_COMPLETED_AFTER_TIMEOUT
+    elif not feedback.succeeded:
+        reason = REASON_WORKER_FAILURE
+    else:
+        reason = None
+    return RunCompletion(
+        status=feedback.target_status,
+        completed_at=received_at,
+        version_ts=feedback.version_ts,
+        output_manifest=feedback.output_manifest,
+        row_count=feedback.row_count,
+        error=feedback.error,
+        status_reason=reason,
+    )
+
+
+def _log_feedback(outcome: FeedbackOutcome) -> None:
+    context = {
+        "run_id": str(outcome.run_id) if outcome.run_id else None,
+        "event_type": outcome.event_type,
+        "event_key": outcome.event_key,
+    }
+    if outcome.status is EventStatus.REJECTED:
+        log.warning(
+            log_events.ON_EVENT_REJECTED,
+            message="worker event rejected",
+            reason=outcome.reason,
+            **context,
+        )
+    elif outcome.status is EventStatus.DUPLICATE:
+        log.info(log_events.ON_DUPLICATE_EVENT, message="worker event already processed", **context)
+    elif (
+        outcome.run_status is RunStatus.RUNNING and outcome.previous_status is not RunStatus.RUNNING
+    ):
+        log.info(log_events.ON_RUN_STARTED, message="run started", **context)
+    elif outcome.run_status is RunStatus.RUNNING:
+        log.debug(log_events.ON_RUN_HEARTBEAT, message="run alive", **context)
+    else:
+        log.info(
+            log_events.ON_RUN_COMPLETED,
+            message=f"run {outcome.run_status}",
+            status=str(outcome.run_status),
+            previous_status=str(outcome.previous_status),
+            **context,
+        )
+
+
+# --- the sweeper (SPEC §5.5 timeouts, §5.6 retries, §5.7) ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    timed_out: tuple[TimedOutRun, ...] = ()
+    retries: tuple[ScheduledRetry, ...] = ()
+
+
+class Sweeper:
+    """Times out silent runs and schedules retries; safe to run in every replica at once.
+
+    Each step is one set-based statement that skips rows another transaction holds, so
+    concurrent sweepers split the work instead of repeating it. A retry's uniqueness is
+    also enforced by the `metric_runs_one_retry_per_run` index.
+    """
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        *,
+        start_timeout: timedelta,
+        heartbeat_timeout: timedelta,
+        retry_base_delay: timedelta,
+        retry_window: timedelta = timedelta(days=1),
+        batch_size: int = 500,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._clock = clock
+        self._start_timeout = start_timeout
+        self._heartbeat_timeout = heartbeat_timeout
+        self._retry_base_delay = retry_base_delay
+        self._retry_window = retry_window
+        self._batch_size = batch_size
+
+    def sweep_once(self) -> SweepReport:
+        now = self._clock.now()
+        report = _transact(self._uow_factory, lambda uow: self._sweep(uow, now))
+        _log_sweep(report)
+        return report
+
+    def run(self, stop: threading.Event, interval: timedelta) -> None:
+        """Sweep every `interval` until `stop` is set; a full batch sweeps again at once."""
+        while not stop.is_set():
+            try:
+                report = self.sweep_once()
+            except Exception:
+                log.exception(log_events.ON_SWEEPER_ERROR, message="sweep failed; will retry")
+                report = SweepReport()
+            if not self._saturated(report):
+                stop.wait(interval.total_seconds())
+
+    def _saturated(self, report: SweepReport) -> bool:
+        return len(report.retries) >= self._batch_size or len(report.timed_out) >= self._batch_size
+
+    def _sweep(self, uow: UnitOfWork, now: datetime) -> SweepReport:
+        unstarted = uow.runs.time_out_unstarted(
+            cutoff=now - self._start_timeout,
+            at=now,
+            error=f"no start within {_duration(self._start_timeout)} (RUN_START_TIMEOUT)",
+            limit=self._batch_size,
+        )
+        silent = uow.runs.time_out_silent(
+            cutoff=now - self._heartbeat_timeout,
+            at=now,
+            error=f"no heartbeat within {_duration(self._heartbeat_timeout)} "
+            "(RUN_HEARTBEAT_TIMEOUT)",
+            limit=self._batch_size,
+        )
+        retries = uow.runs.schedule_retries(
+            at=now,
+            requested_at=format_timestamp(now),
+            base_delay=self._retry_base_delay,
+            max_doublings=MAX_DOUBLINGS,
+            ended_since=now - self._retry_window,
+            limit=self._batch_size,
+        )
+        if retries:
+            uow.runs.notify_queued()
+        return SweepReport(timed_out=tuple(unstarted + silent), retries=tuple(retries))
+
+
+def _log_sweep(report: SweepReport) -> None:
+    for run in report.timed_out:
+        log.warning(
+            log_events.ON_RUN_TIMED_OUT,
+            message="run timed out",
+            run_id=str(run.id),
+            metric_id=run.metric_id,
+            reason=run.reason,
+        )
+    for retry in report.retries:
+        log.info(
+            log_events.ON_RUN_RETRY_SCHEDULED,
+            message="retry scheduled",
+            run_id=str(retry.id),
+            retry_of=str(retry.retry_of),
+            metric_id=retry.metric_id,
+            attempt=retry.attempt,
+            not_before=retry.not_before.isoformat() if retry.not_before else None,
+        )
+
+
+def _duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    if seconds and seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds and seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{value.total_seconds():g}s"
+
+
+# --- operations the HTTP API calls (SPEC §6.3) ------------------------------------------
+
+
+class RunOperations:
+    """Cancel, manual retry and read models of runs."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow_factory = uow_factory
+        self._clock = clock
+
+    def cancel(self, run_id: UUID, reason: str | None = None) -> MetricRun:
+        """Cancel a run that has not ended; IllegalTransition from a terminal status."""
+        why = (reason or "").strip() or "canceled by operator"
+
+        def work(uow: UnitOfWork) -> tuple[RunStatus, MetricRun]:
+            run = _lock_existing(uow, run_id)
+            check_transition(run.status, RunStatus.CANCELED)
+            uow.runs.cancel(run_id, reason=why, at=self._clock.now())
+            return run.status, _get_existing(uow, run_id).run
+
+        previous, canceled = _transact(self._uow_factory, work)
+        log.info(
+            log_events.ON_RUN_CANCELED,
+            message="run canceled",
+            run_id=str(run_id),
+            previous_status=str(previous),
+            reason=why,
+        )
+        return canceled
+
+    def retry(self, run_id: UUID) -> MetricRun:
+        """Queue a manual re-run of a failed, timed_out or canceled run: same inputs, new id."""
+
+        def work(uow: UnitOfWork) -> MetricRun:
+            run = _lock_existing(uow, run_id)
+            if run.status not in MANUALLY_RETRYABLE:
+                raise Conflict(
+                    f"run {run_id} is {run.status}; only failed, timed_out or canceled runs "
+                    "can be retried"
+                )
+            if _get_existing(uow, run_id).run.request_payload is None:
+                raise Conflict(
+                    f"run {run_id} was canceled before it was queued; it has no request to repeat"
+                )
+            now = self._clock.now()
+            new_id = uow.runs.create_manual_retry(
+                run_id, new_id=uuid4(), requested_at=format_timestamp(now), at=now
+            )
+            uow.runs.notify_queued()
+            return _get_existing(uow, new_id).run
+
+        new_run = _transact(self._uow_factory, work)
+        log.info(
+            log_events.ON_RUN_QUEUED,
+            message="manual retry queued",
+            run_id=str(new_run.id),
+            retry_of=str(run_id),
+            attempt=new_run.attempt,
+        )
+        return new_run
+
+    def get_run(self, run_id: UUID) -> RunDetail:
+        def work(uow: UnitOfWork) -> RunDetail:
+            summary = _get_existing(uow, run_id)
+            return RunDetail(
+                run=summary.run,
+                metric_code=summary.metric_code,
+                pending=tuple(uow.runs.pending_inputs(run_id)),
+                lineage=tuple(uow.runs.lineage(run_id)),
+                attempts=tuple(uow.runs.attempt_chain(run_id)),
+            )
+
+        return _transact(self._uow_factory, work)
+
+    def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        metric_code: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[RunSummary], str | None]:
+        """A page of runs, newest first, and the cursor of the next page (None at the end)."""
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValidationError([FieldError("limit", f"must be between 1 and {MAX_PAGE_SIZE}")])
+        after = decode_cursor(cursor) if cursor else None
+        rows = _transact(
+            self._uow_factory,
+            lambda uow: uow.runs.list(
+                status=status, metric_code=metric_code, since=since, after=after, limit=limit + 1
+            ),
+        )
+        page = rows[:limit]
+        if len(rows) <= limit:
+            return page, None
+        last = page[-1].run
+        return page, encode_cursor(RunPageKey(last.created_at, last.id))
+
+
+def encode_cursor(key: RunPageKey) -> str:
+    raw = json.dumps([key.created_at.isoformat(), str(key.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> RunPageKey:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, run_id = json.loads(raw)
+        key = RunPageKey(datetime.fromisoformat(created_at), UUID(run_id))
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        raise ValidationError([FieldError("cursor", "is not a cursor this API returned")]) from None
+    if key.created_at.tzinfo is None:
+        raise ValidationError([FieldError("cursor", "is not a cursor this API returned")])
+    return key
+
+
+def _lock_existing(uow: UnitOfWork, run_id: UUID) -> LockedRun:
+    run = uow.runs.lock(run_id)
+    if run is None:
+        raise NotFound(f"unknown run {run_id}")
+    return run
+
+
+def _get_existing(uow: UnitOfWork, run_id: UUID) -> RunSummary:
+    summary = uow.runs.get(run_id)
+    if summary is None:
+        raise NotFound(f"unknown run {run_id}")
+    return summary
+
+
+def _transact(uow_factory: UnitOfWorkFactory, work: Callable[[UnitOfWork], T]) -> T:
+    return in_transaction(uow_factory, work, on_retry=_log_transaction_retry)
+
+
+def _log_transaction_retry(attempt: int, exc: TransientDatabaseError) -> None:
+    log.warning(
+        log_events.ON_TRANSACTION_RETRY,
+        message="transient database conflict; retrying",
+        attempt=attempt,
+        error=str(exc),
+    )

@@ -1,9 +1,314 @@
+"""PostgreSQL implementation of the catalog port (SPEC §2)."""
+
 from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any, LiteralString
 
 from psycopg import Connection
 from psycopg.rows import TupleRow
+from psycopg.types.json import Jsonb
+
+from metrics_orchestrator.application.catalog import (
+    DatasetSeriesPair,
+    DatasetSpec,
+    MetricDependent,
+    MetricRow,
+    Outcome,
+    SeriesSpec,
+)
+from metrics_orchestrator.domain.errors import ValidationError
+from metrics_orchestrator.domain.expressions import parse_expression
+from metrics_orchestrator.domain.model import (
+    Dataset,
+    Metric,
+    MetricDependency,
+    Series,
+    TriggerPolicy,
+)
+from metrics_orchestrator.infrastructure.postgres.queries import query
+
+_FILE = "catalog.sql"
+
+
+def _sql(name: str) -> LiteralString:
+    return query(_FILE, name)
+
+
+def _outcomes(rows: Sequence[TupleRow]) -> dict[str, Outcome]:
+    return {key: Outcome.CREATED if created else Outcome.UPDATED for key, created in rows}
+
+
+def _pairs(pairs: Collection[DatasetSeriesPair]) -> dict[str, list[str]]:
+    ordered = sorted(pairs)
+    return {
+        "dataset_ids": [dataset_id for dataset_id, _ in ordered],
+        "series_codes": [series_code for _, series_code in ordered],
+    }
+
+
+def _canonical(expression_type: str, stored: dict[str, Any]) -> dict[str, Any]:
+    """The stored expression in canonical key order (jsonb keeps its own key order)."""
+    try:
+        return parse_expression(expression_type, stored).canonical
+    except ValidationError:  # stored before a rule tightened: show it as stored
+        return stored
+
+
+def _metric(row: TupleRow, dependencies: Sequence[MetricDependency]) -> Metric:
+    (
+        metric_id,
+        code,
+        expression_type,
+        expression_json,
+        frequency,
+        unit,
+        description,
+        required_days,
+        trigger_policy,
+        max_attempts,
+        enabled,
+    ) = row
+    return Metric(
+        id=metric_id,
+        code=code,
+        expression_type=expression_type,
+        expression_json=_canonical(expression_type, expression_json),
+        required_days=required_days,
+        frequency=frequency,
+        unit=unit,
+        description=description,
+        trigger_policy=TriggerPolicy(trigger_policy),
+        max_attempts=max_attempts,
+        enabled=enabled,
+        dependencies=tuple(dependencies),
+    )
+
+
+def _dataset(row: TupleRow, series: Sequence[str]) -> Dataset:
+    dataset_id, name, description, bucket, enabled = row
+    return Dataset(dataset_id, name, description, bucket, enabled, tuple(series))
+
+
+def _group_dependencies(rows: Sequence[TupleRow]) -> dict[str, list[MetricDependency]]:
+    grouped: dict[str, list[MetricDependency]] = defaultdict(list)
+    for metric_id, series_code, dataset_id in rows:
+        grouped[metric_id].append(MetricDependency(series_code, dataset_id))
+    return grouped
+
+
+def _group_series(rows: Sequence[TupleRow]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for dataset_id, series_code in rows:
+        grouped[dataset_id].append(series_code)
+    return grouped
 
 
 class PostgresCatalogRepository:
     def __init__(self, conn: Connection[TupleRow]) -> None:
         self._conn = conn
+
+    def _rows(self, name: str, params: Mapping[str, object]) -> list[TupleRow]:
+        return self._conn.execute(_sql(name), params).fetchall()
+
+    # reads used while planning
+
+    def existing_series(self, codes: Collection[str]) -> set[str]:
+        if not codes:
+            return set()
+        return {code for (code,) in self._rows("existing_series", {"codes": list(codes)})}
+
+    def existing_datasets(self, ids: Collection[str]) -> set[str]:
+        if not ids:
+            return set()
+        return {i for (i,) in self._rows("existing_datasets", {"ids": list(ids)})}
+
+    def providers(self, series_codes: Collection[str]) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = defaultdict(set)
+        if series_codes:
+            for code, dataset_id in self._rows("providers", {"codes": list(series_codes)}):
+                found[code].add(dataset_id)
+        return dict(found)
+
+    def lock_datasets(self, ids: Collection[str]) -> dict[str, Dataset]:
+        if not ids:
+            return {}
+        rows = self._rows("lock_datasets", {"ids": sorted(ids)})
+        series = _group_series(self._rows("dataset_series_of", {"ids": sorted(ids)}))
+        return {row[0]: _dataset(row, series.get(row[0], [])) for row in rows}
+
+    def dependents(self, pairs: Collection[DatasetSeriesPair]) -> list[MetricDependent]:
+        if not pairs:
+            return []
+        return [
+            MetricDependent(metric_id, dataset_id, series_code)
+            for metric_id, dataset_id, series_code in self._rows("dependents", _pairs(pairs))
+        ]
+
+    def metric_ids_by_code(self, codes: Collection[str]) -> dict[str, str]:
+        if not codes:
+            return {}
+        return dict(self._rows("metric_ids_by_code", {"codes": list(codes)}))
+
+    def lock_metrics(self, ids: Collection[str]) -> dict[str, Metric]:
+        if not ids:
+            return {}
+        rows = self._rows("lock_metrics", {"ids": sorted(ids)})
+        dependencies = self.dependencies([row[0] for row in rows])
+        return {row[0]: _metric(row, dependencies.get(row[0], ())) for row in rows}
+
+    def dependencies(self, metric_ids: Collection[str]) -> dict[str, tuple[MetricDependency, ...]]:
+        if not metric_ids:
+            return {}
+        grouped = _group_dependencies(self._rows("dependencies", {"ids": list(metric_ids)}))
+        return {metric_id: tuple(deps) for metric_id, deps in grouped.items()}
+
+    # writes
+
+    def upsert_series(self, series: Sequence[SeriesSpec], now: datetime) -> dict[str, Outcome]:
+        if not series:
+            return {}
+        params = {
+            "now": now,
+            "codes": [s.code for s in series],
+            "names": [s.name for s in series],
+            "descriptions": [s.description for s in series],
+            "units": [s.unit for s in series],
+            "frequencies": [s.frequency for s in series],
+        }
+        return _outcomes(self._rows("upsert_series", params))
+
+    def upsert_datasets(self, datasets: Sequence[DatasetSpec], now: datetime) -> dict[str, Outcome]:
+        if not datasets:
+            return {}
+        params = {
+            "now": now,
+            "ids": [d.id for d in datasets],
+            "names": [d.name for d in datasets],
+            "descriptions": [d.description for d in datasets],
+            "buckets": [d.bucket for d in datasets],
+            "enabled": [d.enabled for d in datasets],
+        }
+        return _outcomes(self._rows("upsert_datasets", params))
+
+    def add_dataset_series(self, pairs: Collection[DatasetSeriesPair], now: datetime) -> None:
+        if pairs:
+            self._conn.execute(_sql("add_dataset_series"), {"now": now, **_pairs(pairs)})
+
+    def remove_dataset_series(self, pairs: Collection[DatasetSeriesPair]) -> None:
+        if pairs:
+            self._conn.execute(_sql("remove_dataset_series"), _pairs(pairs))
+
+    def upsert_metrics(self, metrics: Sequence[MetricRow], now: datetime) -> dict[str, Outcome]:
+        if not metrics:
+            return {}
+        params = {
+            "now": now,
+            "ids": [m.id for m in metrics],
+            "codes": [m.code for m in metrics],
+            "expression_types": [m.expression_type for m in metrics],
+            "expressions": [Jsonb(m.expression_json) for m in metrics],
+            "frequencies": [m.frequency for m in metrics],
+            "units": [m.unit for m in metrics],
+            "descriptions": [m.description for m in metrics],
+            "required_days": [m.required_days for m in metrics],
+            "trigger_policies": [m.trigger_policy.value for m in metrics],
+            "max_attempts": [m.max_attempts for m in metrics],
+            "enabled": [m.enabled for m in metrics],
+        }
+        return _outcomes(self._rows("upsert_metrics", params))
+
+    def replace_dependencies(
+        self, dependencies: Mapping[str, Sequence[MetricDependency]], now: datetime
+    ) -> None:
+        if not dependencies:
+            return
+        ids = sorted(dependencies)
+        self._conn.execute(_sql("delete_dependencies"), {"ids": ids})
+        rows = [
+            (metric_id, dep.series_code, dep.dataset_id, position)
+            for metric_id in ids
+            for position, dep in enumerate(dependencies[metric_id])
+        ]
+        if not rows:
+            return
+        self._conn.execute(
+            _sql("insert_dependencies"),
+            {
+                "now": now,
+                "metric_ids": [r[0] for r in rows],
+                "series_codes": [r[1] for r in rows],
+                "dataset_ids": [r[2] for r in rows],
+                "positions": [r[3] for r in rows],
+            },
+        )
+
+    def cancel_pending_runs(
+        self, metric_ids: Collection[str], reason: str, now: datetime
+    ) -> list[str]:
+        if not metric_ids:
+            return []
+        params = {"ids": sorted(metric_ids), "reason": reason, "now": now}
+        return [metric_id for (metric_id,) in self._rows("cancel_pending_runs", params)]
+
+    def update_metric_settings(
+        self,
+        code: str,
+        *,
+        enabled: bool | None,
+        required_days: int | None,
+        max_attempts: int | None,
+        trigger_policy: TriggerPolicy | None,
+        now: datetime,
+    ) -> str | None:
+        params = {
+            "code": code,
+            "enabled": enabled,
+            "required_days": required_days,
+            "max_attempts": max_attempts,
+            "trigger_policy": trigger_policy.value if trigger_policy is not None else None,
+            "now": now,
+        }
+        row = self._conn.execute(_sql("update_metric_settings"), params).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_dataset_enabled(self, dataset_id: str, enabled: bool, now: datetime) -> bool:
+        params = {"id": dataset_id, "enabled": enabled, "now": now}
+        return self._conn.execute(_sql("set_dataset_enabled"), params).fetchone() is not None
+
+    # reads for callers
+
+    def get_metric(self, code: str) -> Metric | None:
+        return self._one_metric("metric_by_code", {"code": code})
+
+    def get_metric_by_id(self, metric_id: str) -> Metric | None:
+        return self._one_metric("metric_by_id", {"id": metric_id})
+
+    def _one_metric(self, name: str, params: Mapping[str, object]) -> Metric | None:
+        row = self._conn.execute(_sql(name), params).fetchone()
+        if row is None:
+            return None
+        return _metric(row, self.dependencies([row[0]]).get(row[0], ()))
+
+    def list_metrics(self) -> list[Metric]:
+        rows = self._rows("all_metrics", {})
+        dependencies = _group_dependencies(self._rows("all_dependencies", {}))
+        return [_metric(row, dependencies.get(row[0], [])) for row in rows]
+
+    def get_dataset(self, dataset_id: str) -> Dataset | None:
+        row = self._conn.execute(_sql("dataset_by_id"), {"id": dataset_id}).fetchone()
+        if row is None:
+            return None
+        series = _group_series(self._rows("dataset_series_of", {"ids": [dataset_id]}))
+        return _dataset(row, series.get(dataset_id, []))
+
+    def list_datasets(self) -> list[Dataset]:
+        rows = self._rows("all_datasets", {})
+        series = _group_series(self._rows("all_dataset_series", {}))
+        return [_dataset(row, series.get(row[0], [])) for row in rows]
+
+    def get_series(self, code: str) -> Series | None:
+        row = self._conn.execute(_sql("series_by_code"), {"code": code}).fetchone()
+        return None if row is None else Series(*row)

@@ -1,9 +1,203 @@
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
 from psycopg import Connection
 from psycopg.rows import TupleRow
+from psycopg.types.json import Jsonb
+
+from metrics_orchestrator.application.intake import (
+    DatasetInfo,
+    MetricForIntake,
+    MetricInputs,
+    NewDatasetUpdate,
+    QueuedRun,
+    WaitingRun,
+)
+from metrics_orchestrator.domain.model import MetricDependency, RunTrigger, TriggerPolicy
+from metrics_orchestrator.domain.orchestration import InputFacts, UpdateVersion
+from metrics_orchestrator.domain.run_request import ConsumedUpdate
+from metrics_orchestrator.infrastructure.postgres.queries import query
+
+_SQL = "intake.sql"
+
+
+def _metric(row: tuple[Any, ...]) -> MetricForIntake:
+    return MetricForIntake(
+        id=row[0],
+        code=row[1],
+        expression_type=row[2],
+        expression_json=row[3],
+        required_days=row[4],
+        trigger_policy=TriggerPolicy(row[5]),
+    )
 
 
 class PostgresIntakeRepository:
     def __init__(self, conn: Connection[TupleRow]) -> None:
         self._conn = conn
+
+    def _all(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return self._conn.execute(query(_SQL, name), params).fetchall()
+
+    def _run(self, name: str, params: dict[str, Any]) -> None:
+        self._conn.execute(query(_SQL, name), params)
+
+    def dataset_for_update(self, dataset_id: str) -> DatasetInfo | None:
+        rows = self._all("dataset_for_update", {"dataset_id": dataset_id})
+        return DatasetInfo(bucket=rows[0][0], enabled=rows[0][1]) if rows else None
+
+    def insert_update(self, update: NewDatasetUpdate) -> bool:
+        rows = self._all(
+            "insert_update",
+            {
+                "id": update.id,
+                "event_key": update.event_key,
+                "dataset_id": update.dataset_id,
+                "bucket": update.bucket,
+                "version_manifest_path": update.version_manifest_path,
+                "projections_path": update.projections_path,
+                "occurred_at": update.occurred_at,
+                "received_at": update.received_at,
+                "payload": Jsonb(update.payload),
+            },
+        )
+        return bool(rows)
+
+    def lock_dependent_metrics(self, dataset_id: str) -> list[MetricForIntake]:
+        return [_metric(r) for r in self._all("lock_dependent_metrics", {"dataset_id": dataset_id})]
+
+    def dependent_metrics(self, dataset_id: str) -> list[MetricForIntake]:
+        rows = self._all("dependent_metrics", {"dataset_id": dataset_id})
+        return [_metric(r) for r in rows]
+
+    def lock_metric_by_code(self, code: str) -> MetricForIntake | None:
+        rows = self._all("lock_metric_by_code", {"code": code})
+        return _metric(rows[0]) if rows else None
+
+    def metric_by_code(self, code: str) -> MetricForIntake | None:
+        rows = self._all("metric_by_code", {"code": code})
+        return _metric(rows[0]) if rows else None
+
+    def load_inputs(self, metrics: Sequence[MetricForIntake]) -> list[MetricInputs]:
+        ids = [m.id for m in metrics]
+        dependencies: dict[str, list[MetricDependency]] = defaultdict(list)
+        for metric_id, series_code, dataset_id in self._all("dependencies", {"metric_ids": ids}):
+            dependencies[metric_id].append(MetricDependency(series_code, dataset_id))
+        facts: dict[str, list[InputFacts]] = defaultdict(list)
+        updates: dict[UUID, ConsumedUpdate] = {}
+        for row in self._all("input_facts", {"metric_ids": ids}):
+            metric_id, dataset_id = row[0], row[1]
+            freshest = None
+            if row[2] is not None:
+                freshest = UpdateVersion(row[2], dataset_id, row[3], row[4], row[5])
+                updates[row[2]] = ConsumedUpdate(row[2], dataset_id, row[6], row[7], row[8])
+            last_used = (
+                UpdateVersion(row[9], dataset_id, row[10], row[11], row[12])
+                if row[9] is not None
+                else None
+            )
+            facts[metric_id].append(InputFacts(dataset_id, freshest, last_used))
+        pending = dict(self._all("open_pending_runs", {"metric_ids": ids}))
+        return [
+            MetricInputs(
+                metric=m,
+                dependencies=tuple(dependencies[m.id]),
+                facts=tuple(facts[m.id]),
+                updates=updates,
+                pending_run_id=pending.get(m.id),
+            )
+            for m in metrics
+        ]
+
+    def existing_automatic_fingerprints(
+        self, candidates: Sequence[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        if not candidates:
+            return set()
+        rows = self._all(
+            "existing_automatic_fingerprints",
+            {
+                "metric_ids": [m for m, _ in candidates],
+                "fingerprints": [f for _, f in candidates],
+            },
+        )
+        return {(r[0], r[1]) for r in rows}
+
+    def save_waiting(self, runs: Sequence[WaitingRun], now: datetime) -> None:
+        new = [r for r in runs if r.is_new_run]
+        if new:
+            self._run(
+                "insert_pending_runs",
+                {
+                    "run_ids": [r.run_id for r in new],
+                    "metric_ids": [r.metric_id for r in new],
+                    "now": now,
+                },
+            )
+        self._run("replace_pending_rows_delete", {"run_ids": [r.run_id for r in runs]})
+        rows = [(r.run_id, ds, held) for r in runs for ds, held in r.held.items()]
+        self._run(
+            "replace_pending_rows_insert",
+            {
+                "run_ids": [run_id for run_id, _, _ in rows],
+                "dataset_ids": [ds for _, ds, _ in rows],
+                "update_ids": [h.update_id if h else None for _, _, h in rows],
+                "received_ats": [h.received_at if h else None for _, _, h in rows],
+            },
+        )
+
+    def save_queued(self, runs: Sequence[QueuedRun], now: datetime) -> None:
+        for trigger in {r.trigger for r in runs if r.is_new_run}:
+            new = [r for r in runs if r.is_new_run and r.trigger is trigger]
+            self._run(
+                "insert_queued_runs",
+                {
+                    "trigger": trigger.value,
+                    "run_ids": [r.run_id for r in new],
+                    "metric_ids": [r.metric_id for r in new],
+                    "fingerprints": [r.fingerprint for r in new],
+                    "payloads": [Jsonb(r.payload) for r in new],
+                    "now": now,
+                },
+            )
+        promoted = [r for r in runs if not r.is_new_run]
+        if promoted:
+            self._run(
+                "promote_pending_runs",
+                {
+                    "run_ids": [r.run_id for r in promoted],
+                    "fingerprints": [r.fingerprint for r in promoted],
+                    "payloads": [Jsonb(r.payload) for r in promoted],
+                    "now": now,
+                },
+            )
+        lineage = [(r.run_id, ds, u) for r in runs for ds, u in r.lineage.items()]
+        self._run(
+            "insert_lineage",
+            {
+                "run_ids": [run_id for run_id, _, _ in lineage],
+                "dataset_ids": [ds for _, ds, _ in lineage],
+                "update_ids": [u for _, _, u in lineage],
+            },
+        )
+        if promoted:
+            self._run(
+                "fill_pending_rows_from_lineage", {"run_ids": [r.run_id for r in promoted]}
+            )
+        automatic = [r for r in runs if r.trigger is RunTrigger.AUTOMATIC]
+        if automatic:
+            self._run(
+                "set_last_automatic_runs",
+                {
+                    "metric_ids": [r.metric_id for r in automatic],
+                    "run_ids": [r.run_id for r in automatic],
+                },
+            )
+
+    def notify_queued(self) -> None:
+        self._run("notify_queued", {})

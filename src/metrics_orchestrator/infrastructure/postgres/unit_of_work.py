@@ -10,7 +10,12 @@ from psycopg import Connection, errors
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
+from metrics_orchestrator.application.catalog import CatalogRepository
+from metrics_orchestrator.application.dispatch import DispatchRepository
+from metrics_orchestrator.application.events import EventLogRepository
+from metrics_orchestrator.application.intake import IntakeRepository
 from metrics_orchestrator.application.ports import TransientDatabaseError
+from metrics_orchestrator.application.runs import RunRepository
 from metrics_orchestrator.infrastructure.postgres.catalog_repository import (
     PostgresCatalogRepository,
 )
@@ -29,6 +34,14 @@ _TRANSIENT = (errors.SerializationFailure, errors.DeadlockDetected)
 
 
 class PostgresUnitOfWork:
+    # Declared as the ports so mypy checks each adapter against its Protocol.
+    connection: Connection[TupleRow]
+    catalog: CatalogRepository
+    intake: IntakeRepository
+    runs: RunRepository
+    events: EventLogRepository
+    dispatch: DispatchRepository
+
     def __init__(self, pool: ConnectionPool[Connection[TupleRow]]) -> None:
         self._pool = pool
         self._lease: AbstractContextManager[Connection[TupleRow]] | None = None

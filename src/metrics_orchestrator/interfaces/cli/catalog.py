@@ -2,6 +2,119 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import typer
+import yaml
+
+from metrics_orchestrator.application.catalog import CatalogLoadResult
+from metrics_orchestrator.bootstrap import bootstrap
+from metrics_orchestrator.domain.errors import Conflict, FieldError, ValidationError
+from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, EXIT_USAGE, fail, settings_or_exit
 
 catalog_app = typer.Typer(help="Manage the catalog of datasets, series and metrics.")
+
+
+class CatalogFileError(Exception):
+    """The file cannot be read as a catalog at all (missing, unreadable, not YAML/JSON)."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses duplicate keys instead of silently keeping the last one."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in mapping:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", mark)
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    return mapping
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    mapping: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in mapping:
+            raise ValueError(f"duplicate key {key!r}")
+        mapping[key] = value
+    return mapping
+
+
+def read_catalog_file(path: Path) -> object:
+    """Parse a catalog file: JSON when it is named `*.json`, YAML otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CatalogFileError("file not found") from None
+    except IsADirectoryError:
+        raise CatalogFileError("is a directory, not a catalog file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogFileError(f"cannot read file: {exc}") from None
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text, object_pairs_hook=_json_object)
+        except ValueError as exc:
+            raise CatalogFileError(f"not valid JSON: {exc}") from None
+    try:
+        document = yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as exc:
+        raise CatalogFileError(f"not valid YAML: {_one_line(str(exc))}") from None
+    if document is None:
+        raise CatalogFileError("file is empty; expected keys series, datasets, metrics")
+    return document
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _print_errors(file: Path, errors: tuple[FieldError, ...]) -> None:
+    for error in errors:
+        where = error.path or str(file)
+        typer.echo(f"error: {where}: {_one_line(error.message)}", err=True)
+
+
+def _print_summary(file: Path, result: CatalogLoadResult) -> None:
+    typer.echo(f"loaded catalog {file}")
+    typer.echo(f"  series:   {result.series}")
+    typer.echo(f"  datasets: {result.datasets}")
+    typer.echo(f"  metrics:  {result.metrics}")
+    if result.canceled_runs:
+        ids = ", ".join(result.canceled_runs)
+        typer.echo(f"  canceled the pending run of changed metrics: {ids}")
+
+
+@catalog_app.command("load")
+def load_command(
+    file: Path = typer.Argument(..., help="Catalog file, YAML or JSON (*.json)."),
+) -> None:
+    """Create or update series, datasets and metrics from FILE, all or nothing.
+
+    Loading the same file again changes nothing. On bad input nothing is written and every
+    problem is printed, one line each, as `error: <path>: <message>` (exit code 2).
+    """
+    settings = settings_or_exit()
+    try:
+        document = read_catalog_file(file)
+    except CatalogFileError as exc:
+        raise fail(f"{file}: {exc}") from None
+    try:
+        with bootstrap(settings) as container:
+            result = container.catalog.load_catalog(document)
+    except ValidationError as exc:
+        _print_errors(file, exc.errors)
+        raise typer.Exit(EXIT_USAGE) from None
+    except Conflict as exc:
+        raise fail(f"{file}: {exc}") from None
+    except Exception as exc:
+        raise fail(f"catalog load failed: {_one_line(str(exc))}", EXIT_FAILURE) from None
+    _print_summary(file, result)

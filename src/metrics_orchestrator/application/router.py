@@ -1,0 +1,122 @@
+"""One entry for every received message, whatever its queue (SPEC §4, §5.8).
+
+Decodes the body (raw or SNS-enveloped), rejects what cannot be an event, and hands the event
+to the use case for its type. Consumers, the `ingest` command and the HTTP API all come here,
+so every path applies the same rules and records the same `event_log` rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+
+from metrics_orchestrator.application import log_events
+from metrics_orchestrator.application.events import EventRecord, EventStatus
+from metrics_orchestrator.application.intake import IntakeResult, Orchestrator
+from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory, in_transaction
+from metrics_orchestrator.domain.errors import Conflict, NotFound
+from metrics_orchestrator.domain.events import (
+    PROJECTION_UPDATE,
+    DecodedEvent,
+    UndecodableEvent,
+    body_digest_key,
+    decode_event,
+)
+
+logger = structlog.get_logger(__name__)
+
+
+class FeedbackResult(Protocol):
+    @property
+    def status(self) -> EventStatus: ...
+
+    @property
+    def reason(self) -> str | None: ...
+
+
+class FeedbackHandler(Protocol):
+    def handle(
+        self, decoded: DecodedEvent, *, source: str, received_at: datetime
+    ) -> FeedbackResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedEvent:
+    event_type: str
+    status: EventStatus
+    error: str | None
+    intake: IntakeResult | None = None
+
+
+class EventRouter:
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        orchestrator: Orchestrator,
+        feedback: FeedbackHandler,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._clock = clock
+        self._orchestrator = orchestrator
+        self._feedback = feedback
+
+    def handle(self, raw_body: str, *, source: str) -> RoutedEvent:
+        received_at = self._clock.now()
+        try:
+            decoded = decode_event(raw_body)
+        except UndecodableEvent as exc:
+            self._record_undecodable(raw_body, exc, source, received_at)
+            return RoutedEvent(exc.event_type, EventStatus.REJECTED, exc.reason)
+        if decoded.event_type == PROJECTION_UPDATE:
+            result = self._orchestrator.ingest(decoded, source=source, received_at=received_at)
+            return RoutedEvent(decoded.event_type, result.status, result.error, result)
+        outcome = self._feedback.handle(decoded, source=source, received_at=received_at)
+        return RoutedEvent(decoded.event_type, outcome.status, outcome.reason)
+
+    def replay(self, event_key: str) -> RoutedEvent:
+        """Re-run a rejected event through intake, e.g. once the catalog knows its dataset."""
+        with self._uow_factory() as uow:
+            logged = uow.events.latest_with_key(event_key)
+        if logged is None:
+            raise NotFound(f"unknown event {event_key!r}")
+        if logged.status is not EventStatus.REJECTED:
+            raise Conflict(f"event {event_key!r} is {logged.status}, only rejected events replay")
+        if logged.raw_body is None:
+            raise Conflict(f"event {event_key!r} has no stored body to replay")
+        routed = self.handle(logged.raw_body, source=f"replay:{logged.id}")
+        if routed.status is not EventStatus.REJECTED:
+            with self._uow_factory() as uow:
+                uow.events.mark_replayed(logged.id, self._clock.now())
+        logger.info(
+            log_events.ON_EVENT_REPLAYED,
+            message="rejected event replayed",
+            event_key=event_key,
+            outcome=routed.status.value,
+            error=routed.error,
+        )
+        return routed
+
+    def _record_undecodable(
+        self, raw_body: str, error: UndecodableEvent, source: str, received_at: datetime
+    ) -> None:
+        record = EventRecord(
+            event_key=body_digest_key(error.event_type, raw_body),
+            event_type=error.event_type,
+            status=EventStatus.REJECTED,
+            source=source,
+            received_at=received_at,
+            raw_body=raw_body,
+            error=error.reason,
+        )
+        in_transaction(self._uow_factory, lambda uow: uow.events.record(record, self._clock.now()))
+        logger.warning(
+            log_events.ON_EVENT_REJECTED,
+            message="message rejected",
+            event_key=record.event_key,
+            error=error.reason,
+            source=source,
+        )

@@ -1,0 +1,194 @@
+"""Worker feedback events (SPEC §4.2) and what they do to a run (SPEC §5.5). Pure functions."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from metrics_orchestrator.domain.errors import FieldError, IllegalTransition
+from metrics_orchestrator.domain.events import (
+    RUN_COMPLETED,
+    RUN_HEARTBEAT,
+    RUN_STARTED,
+    FieldReader,
+)
+from metrics_orchestrator.domain.model import RunStatus, check_transition
+
+FEEDBACK_EVENT_TYPES = frozenset({RUN_STARTED, RUN_HEARTBEAT, RUN_COMPLETED})
+COMPLETION_STATUSES = {"SUCCESS": True, "FAILURE": False}
+PROGRESS_RULE = "must be a fraction in [0, 1] or a percentage in (1, 100]"
+
+# The rows of SPEC §5.5 whose cause is a completed event. queued -> failed is also in the
+# table, but its cause is the dispatcher giving up, never a worker.
+COMPLETABLE_STATUSES = frozenset({RunStatus.DISPATCHED, RunStatus.RUNNING, RunStatus.TIMED_OUT})
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    run_id: UUID
+    started_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunHeartbeat:
+    run_id: UUID
+    progress: float | None
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RunCompleted:
+    run_id: UUID
+    metric_code: str | None
+    succeeded: bool
+    version_ts: str | None
+    output_manifest: str | None
+    row_count: int | None
+    error: str | None
+
+    @property
+    def target_status(self) -> RunStatus:
+        return RunStatus.SUCCEEDED if self.succeeded else RunStatus.FAILED
+
+
+WorkerFeedback = RunStarted | RunHeartbeat | RunCompleted
+
+
+def normalise_progress(value: object) -> float:
+    """A fraction 0-1 as is, a percentage in (1, 100] divided by 100; ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(PROGRESS_RULE)
+    number = float(value)
+    if not math.isfinite(number) or number < 0 or number > 100:
+        raise ValueError(PROGRESS_RULE)
+    return number if number <= 1 else number / 100
+
+
+def parse_feedback(event_type: str, payload: dict[str, Any]) -> WorkerFeedback:
+    """Validate a worker event of `event_type`, naming every offending field at once."""
+    if event_type == RUN_STARTED:
+        return parse_run_started(payload)
+    if event_type == RUN_HEARTBEAT:
+        return parse_run_heartbeat(payload)
+    if event_type == RUN_COMPLETED:
+        return parse_run_completed(payload)
+    raise ValueError(f"{event_type!r} is not a worker feedback event")
+
+
+def parse_run_started(payload: dict[str, Any]) -> RunStarted:
+    fields = FieldReader(payload)
+    run_id = _run_id(fields)
+    started_at = fields.timestamp("startedAt", required=False)
+    fields.finish()
+    assert run_id is not None
+    return RunStarted(run_id=run_id, started_at=started_at)
+
+
+def parse_run_heartbeat(payload: dict[str, Any]) -> RunHeartbeat:
+    fields = FieldReader(payload)
+    run_id = _run_id(fields)
+    progress = _progress(fields)
+    ts = fields.timestamp("ts", required=True)
+    fields.finish()
+    assert run_id is not None
+    assert ts is not None
+    return RunHeartbeat(run_id=run_id, progress=progress, ts=ts)
+
+
+def parse_run_completed(payload: dict[str, Any]) -> RunCompleted:
+    fields = FieldReader(payload)
+    run_id = _run_id(fields)
+    metric_code = fields.string("metricCode", required=False)
+    succeeded = _completion_status(fields)
+    version_ts = fields.string("versionTs", required=False)
+    output_manifest = fields.string("outputManifest", required=False)
+    row_count = _row_count(fields)
+    error = _optional_text(fields, "error")
+    fields.finish()
+    assert run_id is not None
+    assert succeeded is not None
+    return RunCompleted(
+        run_id=run_id,
+        metric_code=metric_code,
+        succeeded=succeeded,
+        version_ts=version_ts,
+        output_manifest=output_manifest,
+        row_count=row_count,
+        error=error,
+    )
+
+
+def target_status(feedback: WorkerFeedback, current: RunStatus) -> RunStatus:
+    """The status `feedback` moves a run in `current` to; raises IllegalTransition if refused.
+
+    started and heartbeat confirm a running run without a transition.
+    """
+    if isinstance(feedback, RunCompleted):
+        target = feedback.target_status
+        if current not in COMPLETABLE_STATUSES:
+            raise IllegalTransition(
+                f"run cannot move from {current} to {target} on a completed event "
+                "(allowed from dispatched, running, timed_out)"
+            )
+        check_transition(current, target)
+        return target
+    if current is not RunStatus.RUNNING:
+        check_transition(current, RunStatus.RUNNING)
+    return RunStatus.RUNNING
+
+
+def _run_id(fields: FieldReader) -> UUID | None:
+    text = fields.string("runId", required=True)
+    if text is None:
+        return None
+    try:
+        return UUID(text)
+    except ValueError:
+        fields.errors.append(FieldError("runId", "must be a UUID"))
+        return None
+
+
+def _progress(fields: FieldReader) -> float | None:
+    value = fields.payload.get("progress")
+    if value is None:
+        return None
+    try:
+        return normalise_progress(value)
+    except ValueError as exc:
+        fields.errors.append(FieldError("progress", str(exc)))
+        return None
+
+
+def _completion_status(fields: FieldReader) -> bool | None:
+    if "status" not in fields.payload or fields.payload["status"] is None:
+        fields.errors.append(FieldError("status", "is required"))
+        return None
+    value = fields.payload["status"]
+    if not isinstance(value, str) or value not in COMPLETION_STATUSES:
+        fields.errors.append(FieldError("status", "must be 'SUCCESS' or 'FAILURE'"))
+        return None
+    return COMPLETION_STATUSES[value]
+
+
+def _row_count(fields: FieldReader) -> int | None:
+    value = fields.payload.get("rowCount")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        fields.errors.append(FieldError("rowCount", "must be a non-negative integer"))
+        return None
+    return value
+
+
+def _optional_text(fields: FieldReader, name: str) -> str | None:
+    """Free text a worker may leave empty: any string is accepted, "" means absent."""
+    value = fields.payload.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        fields.errors.append(FieldError(name, "must be a string"))
+        return None
+    return value or None

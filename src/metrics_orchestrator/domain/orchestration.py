@@ -1,0 +1,150 @@
+"""The rules that turn dataset updates into runs (SPEC §5.2 freshness, §5.3 run formation).
+
+Pure functions over small value objects: the intake use case loads the facts with a few
+set-based queries, asks `evaluate_metric` what each metric should do, and writes the result.
+The readiness and impact views ask the same function, so they always agree with intake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from uuid import UUID
+
+from metrics_orchestrator.domain.model import TriggerPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateVersion:
+    """What the rules need to know of one dataset update."""
+
+    id: UUID
+    dataset_id: str
+    effective_at: datetime
+    received_at: datetime
+    seq: int
+
+    @property
+    def order_key(self) -> tuple[datetime, datetime, int]:
+        """ "Freshest wins": latest effective time, ties to the later receipt (SPEC §5.2)."""
+        return (self.effective_at, self.received_at, self.seq)
+
+    def is_newer_than(self, other: UpdateVersion | None) -> bool:
+        return other is None or self.order_key > other.order_key
+
+
+def freshest(updates: Sequence[UpdateVersion]) -> UpdateVersion | None:
+    return max(updates, key=lambda u: u.order_key, default=None)
+
+
+def fresh_until(update: UpdateVersion, required_days: int) -> datetime:
+    """The moment this update stops being fresh for a metric with this window."""
+    return update.effective_at + timedelta(days=required_days)
+
+
+def is_fresh(update: UpdateVersion, required_days: int, now: datetime) -> bool:
+    return update.effective_at >= now - timedelta(days=required_days)
+
+
+class InputStatus(StrEnum):
+    FRESH = "fresh"
+    STALE = "stale"
+    MISSING = "missing"
+
+
+@dataclass(frozen=True, slots=True)
+class InputFacts:
+    """For one dataset a metric requires: its freshest update, and the one the last run used."""
+
+    dataset_id: str
+    freshest: UpdateVersion | None
+    last_used: UpdateVersion | None
+
+
+@dataclass(frozen=True, slots=True)
+class InputAssessment:
+    dataset_id: str
+    status: InputStatus
+    candidate: UpdateVersion | None  # the freshest update, when it is fresh
+    is_new: bool  # candidate newer than what the last automatic run used (or no such run)
+    freshest: UpdateVersion | None
+
+
+class Outcome(StrEnum):
+    READY = "ready"  # every input has a candidate and the policy holds: queue a run
+    WAITING = "waiting"  # something new arrived but the metric cannot run yet: hold it
+    UNCHANGED = "unchanged"  # nothing new: do nothing (late, duplicate or replayed versions)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    outcome: Outcome
+    inputs: tuple[InputAssessment, ...]
+
+    @property
+    def candidates(self) -> dict[str, UpdateVersion]:
+        return {a.dataset_id: a.candidate for a in self.inputs if a.candidate is not None}
+
+    @property
+    def fingerprint(self) -> str | None:
+        return inputs_fingerprint(self.candidates) if self.outcome is Outcome.READY else None
+
+    def held(self, policy: TriggerPolicy) -> dict[str, UpdateVersion | None]:
+        """What a waiting run holds per dataset: the candidate that already satisfies the policy.
+
+        Under all_new only a new candidate counts; under any_new any fresh one does.
+        """
+        return {
+            a.dataset_id: a.candidate
+            if a.candidate is not None and (a.is_new or policy is TriggerPolicy.ANY_NEW)
+            else None
+            for a in self.inputs
+        }
+
+    @property
+    def waiting_for(self) -> tuple[str, ...]:
+        return tuple(a.dataset_id for a in self.inputs if a.candidate is None or not a.is_new)
+
+
+def assess_input(facts: InputFacts, required_days: int, now: datetime) -> InputAssessment:
+    update = facts.freshest
+    if update is None:
+        return InputAssessment(facts.dataset_id, InputStatus.MISSING, None, False, None)
+    if not is_fresh(update, required_days, now):
+        return InputAssessment(facts.dataset_id, InputStatus.STALE, None, False, update)
+    return InputAssessment(
+        facts.dataset_id,
+        InputStatus.FRESH,
+        update,
+        update.is_newer_than(facts.last_used),
+        update,
+    )
+
+
+def evaluate_metric(
+    policy: TriggerPolicy,
+    required_days: int,
+    inputs: Sequence[InputFacts],
+    now: datetime,
+) -> Evaluation:
+    """SPEC §5.3 steps 1-4 for one metric."""
+    assessed = tuple(assess_input(f, required_days, now) for f in inputs)
+    all_have_candidates = bool(assessed) and all(a.candidate is not None for a in assessed)
+    new_count = sum(a.is_new for a in assessed)
+    policy_holds = new_count == len(assessed) if policy is TriggerPolicy.ALL_NEW else new_count >= 1
+    if all_have_candidates and policy_holds:
+        outcome = Outcome.READY
+    elif new_count >= 1:
+        outcome = Outcome.WAITING
+    else:
+        outcome = Outcome.UNCHANGED
+    return Evaluation(outcome, assessed)
+
+
+def inputs_fingerprint(candidates: Mapping[str, UpdateVersion]) -> str:
+    """Identity of an input set: the same updates give the same fingerprint, in any order."""
+    canonical = ",".join(f"{ds}={candidates[ds].id}" for ds in sorted(candidates))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

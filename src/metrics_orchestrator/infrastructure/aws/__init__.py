@@ -1,0 +1,1 @@
+"""AWS adapters (SNS publisher, SQS consumer, provisioning, an in-process emulator)."""

@@ -1,0 +1,259 @@
+"""A long-polling SQS consumer that acknowledges a message only after its handler succeeded.
+
+A handler that returns has committed its transaction, so the message is deleted. A handler
+that raises leaves the message in the queue: SQS makes it visible again after its visibility
+timeout, and after `maxReceiveCount` receipts the queue's redrive policy moves it to the DLQ
+(SPEC §5.8). While a batch is slow, a background timer keeps extending the visibility of the
+messages not yet handled, so no other consumer receives them meanwhile.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import structlog
+
+from metrics_orchestrator.application.log_events import (
+    ON_CONSUMER_ERROR,
+    ON_MESSAGE_ACKNOWLEDGED,
+    ON_MESSAGE_RECEIVED,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import (
+        ChangeMessageVisibilityBatchRequestEntryTypeDef,
+        MessageTypeDef,
+    )
+
+log = structlog.get_logger()
+
+MessageHandler = Callable[[str, str], None]
+"""`handler(body, message_id)`: returns when the message is processed; raises to retry it."""
+
+MAX_BATCH = 10
+MAX_WAIT_SECONDS = 20
+
+
+class SqsConsumer:
+    def __init__(
+        self,
+        client: SQSClient,
+        queue_url: str,
+        handler: MessageHandler,
+        *,
+        batch_size: int = 10,
+        wait_seconds: int = 20,
+        visibility_timeout: int = 30,
+        name: str = "sqs-consumer",
+        extend_interval: float | None = None,
+        error_backoff: float = 1.0,
+    ) -> None:
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ValueError(f"batch_size must be between 1 and {MAX_BATCH}")
+        if not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
+            raise ValueError(f"wait_seconds must be between 0 and {MAX_WAIT_SECONDS}")
+        if visibility_timeout < 1:
+            raise ValueError("visibility_timeout must be at least 1 second")
+        self._client = client
+        self._queue_url = queue_url
+        self._handler = handler
+        self._batch_size = batch_size
+        self._wait_seconds = wait_seconds
+        self._visibility_timeout = visibility_timeout
+        self._name = name
+        # Extending at half the timeout leaves the other half as margin for a slow AWS call.
+        self._extend_interval = extend_interval or visibility_timeout / 2
+        self._error_backoff = error_backoff
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Poll until `stop` is set; a received batch is always finished first."""
+        while not stop.is_set():
+            try:
+                self.poll_once()
+            except Exception as exc:
+                log.error(
+                    ON_CONSUMER_ERROR,
+                    message="receiving from the queue failed; backing off",
+                    consumer=self._name,
+                    error=str(exc),
+                    exc_info=True,
+                )
+                stop.wait(self._error_backoff)
+
+    def poll_once(self) -> int:
+        """Receive one batch (long polling) and handle it; the number of messages received."""
+        response = self._client.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=self._batch_size,
+            WaitTimeSeconds=self._wait_seconds,
+            VisibilityTimeout=self._visibility_timeout,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
+        messages = response.get("Messages", [])
+        if messages:
+            self._handle_batch(messages)
+        return len(messages)
+
+    def _handle_batch(self, messages: list[MessageTypeDef]) -> None:
+        in_flight = _InFlight(messages)
+        extender = _VisibilityExtender(
+            self._client,
+            self._queue_url,
+            in_flight,
+            timeout=self._visibility_timeout,
+            interval=self._extend_interval,
+            consumer=self._name,
+        )
+        extender.start()
+        try:
+            for message in messages:
+                handled = self._handle(message)
+                # Done before the delete, so the extender never touches a deleted message.
+                in_flight.done(message["ReceiptHandle"])
+                if handled:
+                    self._acknowledge(message)
+        finally:
+            extender.stop()
+
+    def _handle(self, message: MessageTypeDef) -> bool:
+        """Run the handler; True when it succeeded and the message may be deleted."""
+        message_id = message.get("MessageId", "")
+        body = message.get("Body", "")
+        receive_count = message.get("Attributes", {}).get("ApproximateReceiveCount", "1")
+        log.debug(
+            ON_MESSAGE_RECEIVED,
+            message="message received",
+            consumer=self._name,
+            message_id=message_id,
+            receive_count=receive_count,
+            size=len(body.encode()),
+        )
+        try:
+            self._handler(body, message_id)
+        except Exception as exc:
+            log.error(
+                ON_CONSUMER_ERROR,
+                message="handler failed; the message stays in the queue for redelivery",
+                consumer=self._name,
+                message_id=message_id,
+                receive_count=receive_count,
+                error=str(exc),
+                exc_info=True,
+            )
+            return False
+        return True
+
+    def _acknowledge(self, message: MessageTypeDef) -> None:
+        message_id = message.get("MessageId", "")
+        try:
+            self._client.delete_message(
+                QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+        except Exception as exc:
+            # The work is committed; a redelivered copy is recognised as a duplicate.
+            log.warning(
+                ON_CONSUMER_ERROR,
+                message="deleting a processed message failed; it may be redelivered",
+                consumer=self._name,
+                message_id=message_id,
+                error=str(exc),
+            )
+            return
+        log.debug(
+            ON_MESSAGE_ACKNOWLEDGED,
+            message="message deleted",
+            consumer=self._name,
+            message_id=message_id,
+        )
+
+
+class _InFlight:
+    """Receipt handles of the batch's messages not yet handled, shared with the extender."""
+
+    def __init__(self, messages: list[MessageTypeDef]) -> None:
+        self._lock = threading.Lock()
+        self._handles = {m["ReceiptHandle"]: m.get("MessageId", "") for m in messages}
+
+    def done(self, receipt_handle: str) -> None:
+        with self._lock:
+            self._handles.pop(receipt_handle, None)
+
+    @contextmanager
+    def pending(self) -> Iterator[dict[str, str]]:
+        """The pending handles, held steady (no `done`) until the block ends."""
+        with self._lock:
+            yield dict(self._handles)
+
+
+class _VisibilityExtender:
+    def __init__(
+        self,
+        client: SQSClient,
+        queue_url: str,
+        in_flight: _InFlight,
+        *,
+        timeout: int,
+        interval: float,
+        consumer: str,
+    ) -> None:
+        self._client = client
+        self._queue_url = queue_url
+        self._in_flight = in_flight
+        self._timeout = timeout
+        self._interval = interval
+        self._consumer = consumer
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"{consumer}-visibility", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            self._extend()
+
+    def _extend(self) -> None:
+        with self._in_flight.pending() as pending:
+            if pending:
+                self._change_visibility(list(pending.items()))
+
+    def _change_visibility(self, handles: list[tuple[str, str]]) -> None:
+        entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
+            {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": self._timeout}
+            for index, (handle, _) in enumerate(handles)
+        ]
+        try:
+            response = self._client.change_message_visibility_batch(
+                QueueUrl=self._queue_url,
+                Entries=entries,
+            )
+        except Exception as exc:
+            log.warning(
+                ON_CONSUMER_ERROR,
+                message="extending message visibility failed",
+                consumer=self._consumer,
+                error=str(exc),
+            )
+            return
+        for failure in response.get("Failed", []):
+            log.warning(
+                ON_CONSUMER_ERROR,
+                message="extending message visibility failed",
+                consumer=self._consumer,
+                message_id=handles[int(failure["Id"])][1],
+                error=f"{failure.get('Code')}: {failure.get('Message')}",
+            )

@@ -1,0 +1,34 @@
+-- name: record_event
+INSERT INTO event_log (event_key, event_type, source, payload, raw_body, status, error,
+                       received_at, processed_at)
+VALUES (%(event_key)s, %(event_type)s, %(source)s, %(payload)s, %(raw_body)s, %(status)s,
+        %(error)s, %(received_at)s, %(processed_at)s)
+RETURNING id;
+
+-- name: was_processed
+SELECT EXISTS (SELECT 1 FROM event_log WHERE event_key = %(event_key)s AND status = 'processed');
+
+-- name: get_event
+SELECT id, event_key, event_type, status, source, payload, raw_body, error, received_at,
+       processed_at, replayed_at
+FROM event_log WHERE id = %(id)s;
+
+-- name: latest_with_key
+SELECT id, event_key, event_type, status, source, payload, raw_body, error, received_at,
+       processed_at, replayed_at
+FROM event_log
+WHERE event_key = %(event_key)s AND (%(status)s::text IS NULL OR status = %(status)s)
+ORDER BY id DESC
+LIMIT 1;
+
+-- name: list_events
+SELECT id, event_key, event_type, status, source, payload, raw_body, error, received_at,
+       processed_at, replayed_at
+FROM event_log
+WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- name: mark_replayed
+UPDATE event_log SET replayed_at = %(at)s WHERE id = %(id)s;
