@@ -58,7 +58,7 @@ class Harness:
 
     def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.database_url) as conn:
-            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+            return conn.execute(sql, params).fetchall()
 
     def runs(self, metric_code: str) -> list[tuple[Any, ...]]:
         """(id, status, trigger, {dataset: version manifest}) of a metric's runs, oldest first."""

@@ -57,7 +57,7 @@ def _loads(body: str) -> dict[str, Any]:
 
 def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
-        return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql).fetchall()
 
 
 @pytest.mark.slow

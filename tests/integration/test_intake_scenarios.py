@@ -12,6 +12,7 @@ from metrics_orchestrator.application.events import EventStatus
 from metrics_orchestrator.application.intake import Orchestrator
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.router import EventRouter
+from metrics_orchestrator.application.runs import FeedbackService
 from metrics_orchestrator.domain.errors import Conflict, NotFound
 from metrics_orchestrator.domain.events import decode_event
 from tests.integration.intake_helpers import Harness, load_catalog_file, update_body
@@ -343,12 +344,7 @@ def test_bucket_defaults_to_the_datasets_bucket(h: Harness) -> None:
 def router(
     uow_factory: UnitOfWorkFactory, clock: MutableClock, orchestrator: Orchestrator
 ) -> EventRouter:
-    return EventRouter(uow_factory, clock, orchestrator, feedback=_NoFeedback())
-
-
-class _NoFeedback:
-    def handle(self, *_: object, **__: object) -> object:
-        raise AssertionError("no feedback events in these tests")
+    return EventRouter(uow_factory, clock, orchestrator, FeedbackService(uow_factory, clock))
 
 
 def test_unknown_dataset_is_rejected_and_replayable_once_registered(

@@ -15,7 +15,12 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 
 from metrics_orchestrator.application.catalog import CatalogService
 from metrics_orchestrator.application.intake import Orchestrator
@@ -191,7 +196,7 @@ class IntakeMachine(RuleBasedStateMachine):
         self.conn.close()
 
     def _rows(self, sql: str) -> list[tuple[Any, ...]]:
-        return self.conn.execute(sql).fetchall()  # type: ignore[arg-type]
+        return self.conn.execute(sql).fetchall()
 
     @invariant()
     def database_agrees_with_model(self) -> None:
@@ -256,11 +261,12 @@ def test_intake_agrees_with_the_model(database_url: str, uow_factory: UnitOfWork
     )
     IntakeMachine.database_url = database_url
     IntakeMachine.uow_factory = uow_factory
-    run = IntakeMachine.TestCase()
-    run.settings = settings(
-        max_examples=25,
-        stateful_step_count=30,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow],
+    run_state_machine_as_test(
+        IntakeMachine,
+        settings=settings(
+            max_examples=25,
+            stateful_step_count=30,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
     )
-    run.runTest()

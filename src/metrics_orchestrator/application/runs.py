@@ -53,9 +53,8 @@ T = TypeVar("T")
 MANUALLY_RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELED})
 MAX_PAGE_SIZE = 500
 
-# status_reason codes written by this module (the dispatcher writes 'dispatch_failed').
-REASON_START_TIMEOUT = "start_timeout"
-REASON_HEARTBEAT_TIMEOUT = "heartbeat_timeout"
+# status_reason codes of worker outcomes; the sweeper's SQL writes 'start_timeout' and
+# 'heartbeat_timeout', the dispatcher 'dispatch_failed', cancel the operator's reason.
 REASON_WORKER_FAILURE = "worker_failure"
 REASON_COMPLETED_AFTER_TIMEOUT = "completed_after_timeout"
 
@@ -258,11 +257,6 @@ class FeedbackOutcome:
     previous_status: RunStatus | None = None
     run_status: RunStatus | None = None
 
-    @property
-    def error(self) -> str | None:
-        """The reason, under the name the event router reads."""
-        return self.reason
-
 
 @dataclass(frozen=True, slots=True)
 class _Received:
@@ -282,6 +276,10 @@ class FeedbackService:
     def handle(
         self, decoded: DecodedEvent, *, source: str, received_at: datetime
     ) -> FeedbackOutcome:
+        """Apply one worker event and record its outcome in the event log, in one transaction.
+
+        `decoded` must be a worker event type (ValueError otherwise): routing is the caller's.
+        """
         received = _Received(
             event=decoded,
             key=body_digest_key(decoded.event_type, decoded.raw_body),

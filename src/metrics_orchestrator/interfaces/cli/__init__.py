@@ -59,8 +59,10 @@ def migrate_command() -> None:
 def _register_subcommands() -> None:
     # Imported here so each command module can import helpers from this one.
     from metrics_orchestrator.interfaces.cli.catalog import catalog_app
+    from metrics_orchestrator.interfaces.cli.ingest import ingest_command
 
     app.add_typer(catalog_app, name="catalog")
+    app.command("ingest")(ingest_command)
 
 
 _register_subcommands()
