@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from metrics_orchestrator.application.dispatch import (
+    RUN_QUEUED_CHANNEL,
     Dispatcher,
     DispatchReport,
     PublishOutcome,
@@ -30,6 +31,9 @@ from metrics_orchestrator.application.dispatch import (
 )
 from metrics_orchestrator.infrastructure.aws.provisioning import Topology
 from metrics_orchestrator.infrastructure.aws.sns import SnsRunRequestPublisher
+from metrics_orchestrator.infrastructure.postgres.dispatch_repository import (
+    PostgresRunQueuedListener,
+)
 from metrics_orchestrator.infrastructure.postgres.unit_of_work import PostgresUnitOfWork
 from tests.aws_fixtures import receive_messages
 from tests.conftest import PostgresUnitOfWorkFactory
@@ -423,7 +427,7 @@ def test_notify_wakes_an_idle_dispatcher_at_once(
         publisher,
         clock,
         max_attempts=3,
-        listen_dsn=database_url,
+        listener_factory=lambda: PostgresRunQueuedListener(database_url, RUN_QUEUED_CHANNEL),
         poll_interval=timedelta(seconds=60),
     )
     stop = threading.Event()
@@ -496,7 +500,9 @@ def test_run_survives_an_unreachable_listen_database(
         AlwaysOk(),
         clock,
         max_attempts=3,
-        listen_dsn="postgresql://nobody@127.0.0.1:1/none?connect_timeout=1",
+        listener_factory=lambda: PostgresRunQueuedListener(
+            "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1", RUN_QUEUED_CHANNEL
+        ),
         poll_interval=timedelta(seconds=0.2),
     )
     stop = threading.Event()

@@ -146,7 +146,6 @@ class Dispatcher:
         batch_size: int = 10,
         backoff_base: timedelta = timedelta(seconds=2),
         backoff_max: timedelta = timedelta(minutes=5),
-        listen_dsn: str | None = None,
         poll_interval: timedelta = timedelta(seconds=2),
         listener_factory: ListenerFactory | None = None,
     ) -> None:
@@ -162,7 +161,8 @@ class Dispatcher:
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
         self._poll_interval = poll_interval.total_seconds()
-        self._listener_factory = listener_factory or _default_listener_factory(listen_dsn)
+        # Without a listener (e.g. in tests) the dispatcher simply polls.
+        self._listener_factory = listener_factory or _NoListener
         # Set while `run` waits for work: lets tests and health checks see an idle dispatcher.
         self.idle = threading.Event()
 
@@ -334,17 +334,6 @@ class _NoListener:
 
     def close(self) -> None:
         return None
-
-
-def _default_listener_factory(listen_dsn: str | None) -> ListenerFactory:
-    if listen_dsn is None:
-        return _NoListener
-    # Imported lazily: the application layer must not need psycopg just to be imported.
-    from metrics_orchestrator.infrastructure.postgres.dispatch_repository import (
-        PostgresRunQueuedListener,
-    )
-
-    return lambda: PostgresRunQueuedListener(listen_dsn, RUN_QUEUED_CHANNEL)
 
 
 class _ReconnectingListener:

@@ -186,9 +186,7 @@ class PostgresIntakeRepository:
             },
         )
         if promoted:
-            self._run(
-                "fill_pending_rows_from_lineage", {"run_ids": [r.run_id for r in promoted]}
-            )
+            self._run("fill_pending_rows_from_lineage", {"run_ids": [r.run_id for r in promoted]})
         automatic = [r for r in runs if r.trigger is RunTrigger.AUTOMATIC]
         if automatic:
             self._run(
