@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import Any
 
+import uvicorn
 from psycopg import Connection
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 from metrics_orchestrator.application.catalog import CatalogService
+from metrics_orchestrator.application.dispatch import RUN_QUEUED_CHANNEL, Dispatcher
 from metrics_orchestrator.application.intake import Orchestrator
 from metrics_orchestrator.application.ports import Clock
 from metrics_orchestrator.application.router import EventRouter
 from metrics_orchestrator.application.runs import FeedbackService, RunOperations, Sweeper
+from metrics_orchestrator.infrastructure.aws.clients import sns_client_from, sqs_client_from
+from metrics_orchestrator.infrastructure.aws.moto_server import start_moto_server
+from metrics_orchestrator.infrastructure.aws.provisioning import provision
+from metrics_orchestrator.infrastructure.aws.sns import SnsRunRequestPublisher
+from metrics_orchestrator.infrastructure.aws.sqs import SqsConsumer
 from metrics_orchestrator.infrastructure.clock import SystemClock
 from metrics_orchestrator.infrastructure.embedded_postgres import start_embedded_postgres
 from metrics_orchestrator.infrastructure.postgres.database import create_pool
+from metrics_orchestrator.infrastructure.postgres.dispatch_repository import (
+    PostgresRunQueuedListener,
+)
 from metrics_orchestrator.infrastructure.postgres.migrations import migrate
 from metrics_orchestrator.infrastructure.postgres.unit_of_work import PostgresUnitOfWork
-from metrics_orchestrator.infrastructure.settings import Settings
+from metrics_orchestrator.infrastructure.settings import Settings, SettingsError
+from metrics_orchestrator.interfaces.runtime import Loop, ServiceRuntime
 
 
 def resolve_database_url(
@@ -118,3 +132,149 @@ def bootstrap(
     except BaseException:
         resources.close()
         raise
+
+
+# -- AWS and the long-running service ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AwsWiring:
+    """Where the service talks to AWS: configured, or an embedded emulator created now."""
+
+    endpoint_url: str | None
+    topic_arn: str | None
+    projection_update_queue_url: str | None
+    run_feedback_queue_urls: tuple[str, ...]
+    embedded: bool
+    worker_queue_url: str | None = None
+
+
+EMBEDDED_PREFIX = "metrics-orchestrator"
+
+
+def resolve_aws(settings: Settings, resources: ExitStack) -> AwsWiring:
+    if not settings.uses_embedded_aws:
+        return AwsWiring(
+            endpoint_url=settings.aws_endpoint_url,
+            topic_arn=settings.sns_run_request_topic_arn,
+            projection_update_queue_url=settings.sqs_projection_update_queue_url,
+            run_feedback_queue_urls=settings.sqs_run_feedback_queue_urls,
+            embedded=False,
+        )
+    moto = start_moto_server()
+    resources.callback(moto.stop)
+    topology = provision(
+        sns_client_from(settings, moto.endpoint_url),
+        sqs_client_from(settings, moto.endpoint_url),
+        prefix=EMBEDDED_PREFIX,
+        fifo=False,
+        raw_delivery=True,
+    )
+    return AwsWiring(
+        endpoint_url=moto.endpoint_url,
+        topic_arn=topology.topic_arn,
+        projection_update_queue_url=topology.projection_update_queue.url,
+        run_feedback_queue_urls=(topology.run_feedback_queue.url,),
+        embedded=True,
+        worker_queue_url=topology.worker_queue.url,
+    )
+
+
+@dataclass(frozen=True)
+class ServeParts:
+    consumers: bool = True
+    dispatcher: bool = True
+    sweeper: bool = True
+    http: bool = True
+
+
+def build_dispatcher(container: Container, aws: AwsWiring) -> Dispatcher:
+    if aws.topic_arn is None:
+        raise SettingsError("SNS_RUN_REQUEST_TOPIC_ARN: required to run the dispatcher")
+    settings = container.settings
+    publisher = SnsRunRequestPublisher(sns_client_from(settings, aws.endpoint_url), aws.topic_arn)
+    url = container.database_url
+    return Dispatcher(
+        container.uow_factory,
+        publisher,
+        container.clock,
+        max_attempts=settings.dispatch_max_attempts,
+        poll_interval=settings.dispatch_poll_interval,
+        listener_factory=lambda: PostgresRunQueuedListener(url, RUN_QUEUED_CHANNEL),
+    )
+
+
+def build_consumers(container: Container, aws: AwsWiring) -> list[SqsConsumer]:
+    settings = container.settings
+    named_urls = [("projection-updates", aws.projection_update_queue_url)] + [
+        (f"run-feedback-{n}", url) for n, url in enumerate(aws.run_feedback_queue_urls, 1)
+    ]
+    consumers = []
+    for name, url in dict.fromkeys(named_urls):
+        if url is None:
+            continue
+        source = f"sqs:{name}"
+
+        def handle(body: str, _message_id: str, source: str = source) -> None:
+            container.router.handle(body, source=source)
+
+        consumers.append(
+            SqsConsumer(
+                sqs_client_from(settings, aws.endpoint_url),
+                url,
+                handle,
+                wait_seconds=settings.sqs_wait_seconds,
+                visibility_timeout=settings.sqs_visibility_timeout,
+                name=name,
+            )
+        )
+    return consumers
+
+
+def build_runtime(
+    container: Container,
+    aws: AwsWiring,
+    parts: ServeParts,
+    http_app: Callable[[Container], Any] | None = None,
+) -> ServiceRuntime:
+    """Assemble the loops of `serve`: consumers, dispatcher, sweeper and the HTTP server."""
+    settings = container.settings
+    loops: list[Loop] = []
+    if parts.consumers:
+        if aws.projection_update_queue_url is None and not aws.run_feedback_queue_urls:
+            raise SettingsError(
+                "SQS_PROJECTION_UPDATE_QUEUE_URL: set it (or SQS_RUN_FEEDBACK_QUEUE_URLS) "
+                "to run consumers"
+            )
+        loops += [
+            Loop(f"consumer:{c.name}", c.run_forever) for c in build_consumers(container, aws)
+        ]
+    if parts.dispatcher:
+        loops.append(Loop("dispatcher", build_dispatcher(container, aws).run))
+    if parts.sweeper:
+        interval = settings.sweep_interval
+        loops.append(Loop("sweeper", lambda stop: container.sweeper.run(stop, interval)))
+    if parts.http and http_app is not None:
+        loops.append(Loop("http", _http_loop(http_app(container), settings)))
+    return ServiceRuntime(loops)
+
+
+def _http_loop(app: Any, settings: Settings) -> Callable[[threading.Event], None]:
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host=settings.http_host, port=settings.http_port, log_config=None, lifespan="off"
+        )
+    )
+
+    def serve_http(stop: threading.Event) -> None:
+        thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+        thread.start()
+        while not stop.wait(0.2):
+            if not thread.is_alive():
+                raise RuntimeError(
+                    f"HTTP server stopped; is {settings.http_host}:{settings.http_port} in use?"
+                )
+        server.should_exit = True
+        thread.join(10)
+
+    return serve_http

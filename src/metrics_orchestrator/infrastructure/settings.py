@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     dispatch_max_attempts: int = Field(default=5, ge=1)
     sweep_interval: timedelta = timedelta(seconds=10)
     dispatch_poll_interval: timedelta = timedelta(seconds=2)
+    sqs_wait_seconds: int = Field(default=20, ge=0, le=20)
+    sqs_visibility_timeout: int = Field(default=60, ge=1, le=43200)
 
     @field_validator("sqs_run_feedback_queue_urls", mode="before")
     @classmethod

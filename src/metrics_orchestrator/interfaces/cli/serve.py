@@ -1,0 +1,79 @@
+"""`metrics-orchestrator serve`: consumers, dispatcher, sweeper and the HTTP API in one process."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+import typer
+
+from metrics_orchestrator.bootstrap import (
+    ServeParts,
+    bootstrap,
+    build_runtime,
+    resolve_aws,
+    resolve_database_url,
+)
+from metrics_orchestrator.infrastructure.settings import Settings, SettingsError
+
+
+def serve_command(
+    consumers: bool = typer.Option(True, "--consumers/--no-consumers", help="Run SQS consumers."),
+    dispatcher: bool = typer.Option(
+        True, "--dispatcher/--no-dispatcher", help="Publish queued runs to SNS."
+    ),
+    sweeper: bool = typer.Option(True, "--sweeper/--no-sweeper", help="Apply timeouts, retries."),
+    http: bool = typer.Option(True, "--http/--no-http", help="Serve the HTTP API."),
+    http_host: str | None = typer.Option(None, help="Overrides HTTP_HOST."),
+    http_port: int | None = typer.Option(None, help="Overrides HTTP_PORT."),
+) -> None:
+    """Run the service until SIGTERM or Ctrl-C; in-flight work finishes before exit."""
+    from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, fail, settings_or_exit
+    from metrics_orchestrator.interfaces.http.app import create_app
+    from metrics_orchestrator.interfaces.http.auth import check_bind_address
+
+    settings = settings_or_exit()
+    overrides = {
+        k: v for k, v in {"http_host": http_host, "http_port": http_port}.items() if v is not None
+    }
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    parts = ServeParts(consumers=consumers, dispatcher=dispatcher, sweeper=sweeper, http=http)
+    if http:
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+        try:
+            check_bind_address(settings.http_host, token)
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+    with ExitStack() as resources:
+        try:
+            url = _database(settings, resources)
+            aws = resolve_aws(settings, resources)
+            container = resources.enter_context(bootstrap(settings, database_url=url))
+            runtime = build_runtime(container, aws, parts, http_app=create_app)
+        except SettingsError as exc:
+            raise fail(str(exc)) from None
+        if aws.embedded:
+            typer.echo(f"embedded AWS emulator (moto) at {aws.endpoint_url}")
+            typer.echo(f"  run-request topic:        {aws.topic_arn}")
+            typer.echo(f"  projection-update queue:  {aws.projection_update_queue_url}")
+            typer.echo(f"  run-feedback queue:       {', '.join(aws.run_feedback_queue_urls)}")
+            typer.echo(f"  worker queue (subscribed): {aws.worker_queue_url}")
+        if http:
+            typer.echo(
+                f"HTTP API on http://{settings.http_host}:{settings.http_port} (docs: /docs)"
+            )
+        typer.echo("running; Ctrl-C to stop")
+        clean = runtime.run_until_signalled()
+    typer.echo("stopped")
+    if not clean:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _database(settings: Settings, resources: ExitStack) -> str:
+    url = resolve_database_url(settings, resources)
+    if settings.uses_embedded_database:
+        from metrics_orchestrator.infrastructure.embedded_postgres import default_data_dir
+
+        where = settings.embedded_data_dir or default_data_dir()
+        typer.echo(f"embedded PostgreSQL (data in {where}), migrations applied")
+    return url
