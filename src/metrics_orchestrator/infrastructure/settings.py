@@ -77,6 +77,23 @@ class Settings(BaseSettings):
         "retry_base_delay",
         "sweep_interval",
         "dispatch_poll_interval",
+        mode="before",
+    )
+    @classmethod
+    def _seconds_as_number(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return timedelta(seconds=float(value))
+            except (ValueError, OverflowError):
+                return value
+        return value
+
+    @field_validator(
+        "run_start_timeout",
+        "run_heartbeat_timeout",
+        "retry_base_delay",
+        "sweep_interval",
+        "dispatch_poll_interval",
     )
     @classmethod
     def _positive_duration(cls, value: timedelta) -> timedelta:

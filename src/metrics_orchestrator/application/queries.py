@@ -1,0 +1,92 @@
+"""Read-only queries the API and the metrics endpoint need (SPEC §6.3, §6.4).
+
+Nothing here writes. Each query is one short transaction through the unit of work, so the
+interfaces never touch a repository themselves.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from metrics_orchestrator.application.events import EventStatus, LoggedEvent
+from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory
+from metrics_orchestrator.domain.errors import FieldError, ValidationError
+from metrics_orchestrator.domain.model import DatasetUpdate
+
+MAX_PAGE_SIZE = 500
+RECENT_UPDATES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class RunGauges:
+    """Point-in-time counts read at scrape time."""
+
+    pending_runs: int  # runs in pending_dependencies
+    dispatcher_backlog: int  # queued runs whose not_before has passed
+
+
+class QueryRepository(Protocol):
+    def recent_dataset_updates(self, dataset_id: str, limit: int) -> list[DatasetUpdate]:
+        """The dataset's updates, freshest first (SPEC §5.2 order)."""
+        ...
+
+    def run_gauges(self, now: datetime) -> RunGauges: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    events: list[LoggedEvent]
+    next_cursor: str | None
+
+
+class QueryService:
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow_factory = uow_factory
+        self._clock = clock
+
+    def list_events(
+        self, *, status: EventStatus | None = None, limit: int = 50, cursor: str | None = None
+    ) -> EventPage:
+        """A page of the event log, newest first, and the cursor of the next page."""
+        check_page_size(limit)
+        before_id = decode_event_cursor(cursor) if cursor else None
+        with self._uow_factory() as uow:
+            rows = uow.events.list(status=status, limit=limit + 1, before_id=before_id)
+        page = rows[:limit]
+        more = len(rows) > limit
+        return EventPage(page, encode_event_cursor(page[-1].id) if more else None)
+
+    def recent_updates(self, dataset_id: str, limit: int = RECENT_UPDATES) -> list[DatasetUpdate]:
+        with self._uow_factory() as uow:
+            return uow.queries.recent_dataset_updates(dataset_id, limit)
+
+    def run_gauges(self) -> RunGauges:
+        now = self._clock.now()
+        with self._uow_factory() as uow:
+            return uow.queries.run_gauges(now)
+
+
+def check_page_size(limit: int) -> None:
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValidationError([FieldError("limit", f"must be between 1 and {MAX_PAGE_SIZE}")])
+
+
+def encode_event_cursor(last_id: int) -> str:
+    raw = json.dumps({"before_id": last_id}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_event_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        before_id = json.loads(raw)["before_id"]
+    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
+        before_id = None
+    if not isinstance(before_id, int) or isinstance(before_id, bool) or not 1 <= before_id < 2**63:
+        raise ValidationError([FieldError("cursor", "is not a cursor this API returned")])
+    return before_id

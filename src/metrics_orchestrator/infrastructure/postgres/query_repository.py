@@ -1,0 +1,43 @@
+"""Read-only queries of the API and the metrics endpoint (application/queries.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from psycopg import Connection
+from psycopg.rows import TupleRow
+
+from metrics_orchestrator.application.queries import RunGauges
+from metrics_orchestrator.domain.model import DatasetUpdate
+from metrics_orchestrator.infrastructure.postgres.queries import query
+
+_SQL = "queries.sql"
+
+
+class PostgresQueryRepository:
+    def __init__(self, conn: Connection[TupleRow]) -> None:
+        self._conn = conn
+
+    def recent_dataset_updates(self, dataset_id: str, limit: int) -> list[DatasetUpdate]:
+        rows = self._conn.execute(
+            query(_SQL, "recent_dataset_updates"), {"dataset_id": dataset_id, "limit": limit}
+        ).fetchall()
+        return [
+            DatasetUpdate(
+                id=row[0],
+                event_key=row[1],
+                dataset_id=row[2],
+                bucket=row[3],
+                version_manifest_path=row[4],
+                projections_path=row[5],
+                occurred_at=row[6],
+                received_at=row[7],
+                seq=row[8],
+            )
+            for row in rows
+        ]
+
+    def run_gauges(self, now: datetime) -> RunGauges:
+        row = self._conn.execute(query(_SQL, "run_gauges"), {"now": now}).fetchone()
+        assert row is not None
+        return RunGauges(pending_runs=int(row[0]), dispatcher_backlog=int(row[1]))

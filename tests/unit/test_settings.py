@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from metrics_orchestrator.infrastructure.settings import LogFormat, SettingsError, load_settings
+
+
+def test_defaults_match_the_spec() -> None:
+    settings = load_settings(env={})
+    assert settings.database_url is None
+    assert settings.uses_embedded_database
+    assert settings.uses_embedded_aws
+    assert settings.output_prefix == "metrics"
+    assert settings.http_host == "127.0.0.1"
+    assert settings.http_port == 8000
+    assert settings.default_required_days == 7
+    assert settings.run_start_timeout == timedelta(minutes=15)
+    assert settings.run_heartbeat_timeout == timedelta(minutes=5)
+    assert settings.sweep_interval == timedelta(seconds=10)
+    assert settings.log_format is LogFormat.CONSOLE
+
+
+def test_every_variable_is_read_from_the_environment() -> None:
+    settings = load_settings(
+        env={
+            "DATABASE_URL": "postgresql://u:secret@db/x",
+            "AWS_REGION": "eu-west-1",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:5000",
+            "SNS_RUN_REQUEST_TOPIC_ARN": "arn:aws:sns:eu-west-1:1:t.fifo",
+            "SQS_PROJECTION_UPDATE_QUEUE_URL": "http://q/updates",
+            "SQS_RUN_FEEDBACK_QUEUE_URLS": "http://q/a, http://q/b,",
+            "OUTPUT_BUCKET": "out",
+            "OUTPUT_PREFIX": "/m/x/",
+            "HTTP_HOST": "0.0.0.0",
+            "HTTP_PORT": "9000",
+            "API_TOKEN": "tok",
+            "LOG_LEVEL": "debug",
+            "LOG_FORMAT": "json",
+            "DEFAULT_REQUIRED_DAYS": "3",
+            "RUN_START_TIMEOUT": "PT1M",
+            "RUN_HEARTBEAT_TIMEOUT": "30",
+            "RETRY_BASE_DELAY": "PT2S",
+            "DISPATCH_MAX_ATTEMPTS": "9",
+            "SWEEP_INTERVAL": "1.5",
+        }
+    )
+    assert settings.database_url is not None
+    assert settings.database_url.get_secret_value() == "postgresql://u:secret@db/x"
+    assert "secret" not in repr(settings)
+    assert settings.sqs_run_feedback_queue_urls == ("http://q/a", "http://q/b")
+    assert settings.output_base_path("m.code") == "s3://out/m/x/m.code/"
+    assert settings.log_level == "DEBUG"
+    assert settings.log_format is LogFormat.JSON
+    assert settings.run_start_timeout == timedelta(minutes=1)
+    assert settings.run_heartbeat_timeout == timedelta(seconds=30)
+    assert settings.sweep_interval == timedelta(seconds=1.5)
+    assert settings.dispatch_max_attempts == 9
+    assert not settings.uses_embedded_aws
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"HTTP_PORT": "99999"}, "HTTP_PORT"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"DEFAULT_REQUIRED_DAYS": "0"}, "DEFAULT_REQUIRED_DAYS"),
+        ({"RUN_START_TIMEOUT": "-5"}, "RUN_START_TIMEOUT"),
+        ({"SWEEP_INTERVAL": "soon"}, "SWEEP_INTERVAL"),
+        ({"DISPATCH_MAX_ATTEMPTS": "0"}, "DISPATCH_MAX_ATTEMPTS"),
+    ],
+)
+def test_invalid_values_name_the_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        load_settings(env=env)
+    assert f"{named}:" in str(error.value)
+
+
+def test_several_invalid_values_are_all_named() -> None:
+    with pytest.raises(SettingsError) as error:
+        load_settings(env={"HTTP_PORT": "x", "LOG_LEVEL": "LOUD"})
+    assert "HTTP_PORT:" in str(error.value)
+    assert "LOG_LEVEL:" in str(error.value)
