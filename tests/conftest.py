@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import structlog
 from psycopg import Connection
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import TupleRow
@@ -28,6 +29,13 @@ pytest_plugins = ["tests.aws_fixtures"]
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURES = Path(os.environ.get("METRICS_ORCHESTRATOR_FIXTURES", str(SHARED / "fixtures"))).resolve()
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog() -> Iterator[None]:
+    """A test that configures logging must not leave its configuration to the next one."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

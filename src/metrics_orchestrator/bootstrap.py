@@ -17,6 +17,7 @@ from metrics_orchestrator.application.catalog import CatalogService
 from metrics_orchestrator.application.dispatch import RUN_QUEUED_CHANNEL, Dispatcher
 from metrics_orchestrator.application.intake import Orchestrator
 from metrics_orchestrator.application.ports import Clock
+from metrics_orchestrator.application.queries import QueryService
 from metrics_orchestrator.application.router import EventRouter
 from metrics_orchestrator.application.runs import FeedbackService, RunOperations, Sweeper
 from metrics_orchestrator.infrastructure.aws.clients import sns_client_from, sqs_client_from
@@ -32,6 +33,7 @@ from metrics_orchestrator.infrastructure.postgres.dispatch_repository import (
 )
 from metrics_orchestrator.infrastructure.postgres.migrations import migrate
 from metrics_orchestrator.infrastructure.postgres.unit_of_work import PostgresUnitOfWork
+from metrics_orchestrator.infrastructure.prometheus import PrometheusTelemetry
 from metrics_orchestrator.infrastructure.settings import Settings, SettingsError
 from metrics_orchestrator.interfaces.runtime import Loop, ServiceRuntime
 
@@ -76,6 +78,8 @@ class Container:
     router: EventRouter
     runs: RunOperations
     sweeper: Sweeper
+    queries: QueryService
+    telemetry: PrometheusTelemetry
     resources: ExitStack = field(default_factory=ExitStack)
 
     def close(self) -> None:
@@ -96,7 +100,9 @@ def _assemble(
     resources: ExitStack,
 ) -> Container:
     uow_factory = UnitOfWorkFactory(pool)
-    orchestrator = Orchestrator(uow_factory, clock, settings.output_base_path)
+    queries = QueryService(uow_factory, clock)
+    telemetry = PrometheusTelemetry(gauges=queries.run_gauges)
+    orchestrator = Orchestrator(uow_factory, clock, settings.output_base_path, telemetry=telemetry)
     feedback = FeedbackService(uow_factory, clock)
     return Container(
         settings=settings,
@@ -107,7 +113,7 @@ def _assemble(
         catalog=CatalogService(uow_factory, clock, settings.default_required_days),
         orchestrator=orchestrator,
         feedback=feedback,
-        router=EventRouter(uow_factory, clock, orchestrator, feedback),
+        router=EventRouter(uow_factory, clock, orchestrator, feedback, telemetry=telemetry),
         runs=RunOperations(uow_factory, clock),
         sweeper=Sweeper(
             uow_factory,
@@ -116,6 +122,8 @@ def _assemble(
             heartbeat_timeout=settings.run_heartbeat_timeout,
             retry_base_delay=settings.retry_base_delay,
         ),
+        queries=queries,
+        telemetry=telemetry,
         resources=resources,
     )
 

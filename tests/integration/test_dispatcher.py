@@ -9,7 +9,6 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 from uuid import UUID
 
@@ -141,32 +140,17 @@ class SimulatedCrash(Exception):
     pass
 
 
-class CrashBeforeCommit:
+class CrashBeforeCommit(PostgresUnitOfWork):
     """A unit of work whose `mark_dispatched` dies: publish happened, the commit never does."""
 
-    def __init__(self, inner: PostgresUnitOfWork) -> None:
-        self._inner = inner
-
     def __enter__(self) -> Self:
-        uow = self._inner.__enter__()
-        real = uow.dispatch
+        super().__enter__()
 
         def crash(*args: Any, **kwargs: Any) -> int:
             raise SimulatedCrash("process died after publishing")
 
-        real.mark_dispatched = crash  # type: ignore[method-assign]
-        self.dispatch = real
-        self.catalog, self.intake = uow.catalog, uow.intake
-        self.runs, self.events = uow.runs, uow.events
+        self.dispatch.mark_dispatched = crash  # type: ignore[method-assign]
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._inner.__exit__(exc_type, exc, tb)
 
 
 class FlakyDatabase:
@@ -396,7 +380,7 @@ def test_crash_after_publish_republishes_the_same_run_and_attempt(
     metric_id = seed_metric(pool)
     run_id = seed_queued_run(pool, metric_id, "ratio.a_to_b", queued_at=clock.now())
     crashing = Dispatcher(
-        lambda: CrashBeforeCommit(uow_factory()), publisher, clock, max_attempts=3
+        lambda: CrashBeforeCommit(uow_factory.pool), publisher, clock, max_attempts=3
     )
 
     with pytest.raises(SimulatedCrash):

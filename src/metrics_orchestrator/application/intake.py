@@ -13,6 +13,7 @@ Nothing is published here; the dispatcher does that after commit.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +31,7 @@ from metrics_orchestrator.application.ports import (
     UnitOfWorkFactory,
     in_transaction,
 )
+from metrics_orchestrator.application.telemetry import NEW_RUN, NullTelemetry, Telemetry
 from metrics_orchestrator.domain.errors import Conflict, NotFound, ValidationError
 from metrics_orchestrator.domain.events import (
     PROJECTION_UPDATE,
@@ -38,7 +40,12 @@ from metrics_orchestrator.domain.events import (
     body_digest_key,
     parse_projection_update,
 )
-from metrics_orchestrator.domain.model import MetricDependency, RunTrigger, TriggerPolicy
+from metrics_orchestrator.domain.model import (
+    MetricDependency,
+    RunStatus,
+    RunTrigger,
+    TriggerPolicy,
+)
 from metrics_orchestrator.domain.orchestration import (
     Evaluation,
     InputFacts,
@@ -157,6 +164,8 @@ class IntakeResult:
     update_id: UUID | None = None
     queued_runs: tuple[UUID, ...] = ()
     pending_runs: tuple[UUID, ...] = ()
+    # (from status, to status) -> number of runs; from NEW_RUN for runs created now
+    transitions: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -175,11 +184,13 @@ class Orchestrator:
         output_base_path: Callable[[str], str],
         *,
         transaction_attempts: int = 5,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
         self._output_base_path = output_base_path
         self._attempts = transaction_attempts
+        self._telemetry = telemetry or NullTelemetry()
 
     # -- intake -------------------------------------------------------------------------
 
@@ -189,12 +200,16 @@ class Orchestrator:
             update = parse_projection_update(event.payload)
         except ValidationError as exc:
             return self._reject(event, _key_of_invalid(event), str(exc), source, received_at)
-        return in_transaction(
+        result = in_transaction(
             self._uow_factory,
             lambda uow: self._ingest_in(uow, update, event, source, received_at),
             attempts=self._attempts,
             on_retry=_log_retry,
         )
+        # Reported after commit, so a retried transaction is counted once.
+        for (from_status, to_status), count in result.transitions.items():
+            self._telemetry.run_transition(from_status, to_status, count)
+        return result
 
     def _ingest_in(
         self,
@@ -255,6 +270,7 @@ class Orchestrator:
             update_id=update_id,
             queued_runs=tuple(r.run_id for r in plan.queued),
             pending_runs=tuple(r.run_id for r in plan.waiting),
+            transitions=_transitions(plan),
         )
 
     def _plan(self, uow: UnitOfWork, metrics: Sequence[MetricForIntake], now: datetime) -> _Plan:
@@ -338,12 +354,14 @@ class Orchestrator:
 
     def request_manual_run(self, metric_code: str) -> UUID:
         """A run on the freshest update of each input, fresh or not; never deduplicated."""
-        return in_transaction(
+        run_id = in_transaction(
             self._uow_factory,
             lambda uow: self._manual_run_in(uow, metric_code),
             attempts=self._attempts,
             on_retry=_log_retry,
         )
+        self._telemetry.run_transition(NEW_RUN, RunStatus.QUEUED.value)
+        return run_id
 
     def _manual_run_in(self, uow: UnitOfWork, metric_code: str) -> UUID:
         metric = uow.intake.lock_metric_by_code(metric_code)
@@ -464,6 +482,17 @@ class Orchestrator:
 
 def _fingerprint(evaluation: Evaluation) -> str:
     return inputs_fingerprint(evaluation.candidates)
+
+
+def _transitions(plan: _Plan) -> dict[tuple[str, str], int]:
+    pending, queued = RunStatus.PENDING_DEPENDENCIES.value, RunStatus.QUEUED.value
+    counted: Counter[tuple[str, str]] = Counter()
+    for run in plan.queued:
+        counted[(NEW_RUN if run.is_new_run else pending, queued)] += 1
+    for waiting in plan.waiting:
+        if waiting.is_new_run:
+            counted[(NEW_RUN, pending)] += 1
+    return dict(counted)
 
 
 def _waiting_run(mi: MetricInputs, ev: Evaluation) -> WaitingRun:

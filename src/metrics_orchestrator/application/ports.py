@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from metrics_orchestrator.application.dispatch import DispatchRepository
     from metrics_orchestrator.application.events import EventLogRepository
     from metrics_orchestrator.application.intake import IntakeRepository
+    from metrics_orchestrator.application.queries import QueryRepository
     from metrics_orchestrator.application.runs import RunRepository
 
 T = TypeVar("T")
@@ -40,6 +41,7 @@ class UnitOfWork(Protocol):
     runs: RunRepository
     events: EventLogRepository
     dispatch: DispatchRepository
+    queries: QueryRepository
 
     def __enter__(self) -> Self: ...
 

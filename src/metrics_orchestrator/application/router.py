@@ -7,6 +7,7 @@ so every path applies the same rules and records the same `event_log` rows.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -17,6 +18,7 @@ from metrics_orchestrator.application import log_events
 from metrics_orchestrator.application.events import EventRecord, EventStatus
 from metrics_orchestrator.application.intake import IntakeResult, Orchestrator
 from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory, in_transaction
+from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
 from metrics_orchestrator.domain.errors import Conflict, NotFound
 from metrics_orchestrator.domain.events import (
     PROJECTION_UPDATE,
@@ -58,13 +60,24 @@ class EventRouter:
         clock: Clock,
         orchestrator: Orchestrator,
         feedback: FeedbackHandler,
+        *,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
         self._orchestrator = orchestrator
         self._feedback = feedback
+        self._telemetry = telemetry or NullTelemetry()
 
     def handle(self, raw_body: str, *, source: str) -> RoutedEvent:
+        started = time.perf_counter()
+        routed = self._route(raw_body, source)
+        self._telemetry.event_processed(
+            routed.event_type, routed.status.value, time.perf_counter() - started
+        )
+        return routed
+
+    def _route(self, raw_body: str, source: str) -> RoutedEvent:
         received_at = self._clock.now()
         try:
             decoded = decode_event(raw_body)

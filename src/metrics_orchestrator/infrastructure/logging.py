@@ -35,6 +35,11 @@ def redact_secrets(
     return event_dict
 
 
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    # Looked up on every logger creation, so a replaced sys.stderr (tests, daemons) is honoured.
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure_logging(level: str = "INFO", fmt: LogFormat = LogFormat.CONSOLE) -> None:
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
     renderer: Any = (
@@ -52,6 +57,6 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = LogFormat.CONSOLE) -
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )

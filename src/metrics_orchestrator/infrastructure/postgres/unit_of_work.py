@@ -15,6 +15,7 @@ from metrics_orchestrator.application.dispatch import DispatchRepository
 from metrics_orchestrator.application.events import EventLogRepository
 from metrics_orchestrator.application.intake import IntakeRepository
 from metrics_orchestrator.application.ports import TransientDatabaseError
+from metrics_orchestrator.application.queries import QueryRepository
 from metrics_orchestrator.application.runs import RunRepository
 from metrics_orchestrator.infrastructure.postgres.catalog_repository import (
     PostgresCatalogRepository,
@@ -28,6 +29,7 @@ from metrics_orchestrator.infrastructure.postgres.event_log_repository import (
 from metrics_orchestrator.infrastructure.postgres.intake_repository import (
     PostgresIntakeRepository,
 )
+from metrics_orchestrator.infrastructure.postgres.query_repository import PostgresQueryRepository
 from metrics_orchestrator.infrastructure.postgres.run_repository import PostgresRunRepository
 
 _TRANSIENT = (errors.SerializationFailure, errors.DeadlockDetected)
@@ -41,6 +43,7 @@ class PostgresUnitOfWork:
     runs: RunRepository
     events: EventLogRepository
     dispatch: DispatchRepository
+    queries: QueryRepository
 
     def __init__(self, pool: ConnectionPool[Connection[TupleRow]]) -> None:
         self._pool = pool
@@ -55,6 +58,7 @@ class PostgresUnitOfWork:
         self.runs = PostgresRunRepository(conn)
         self.events = PostgresEventLogRepository(conn)
         self.dispatch = PostgresDispatchRepository(conn)
+        self.queries = PostgresQueryRepository(conn)
         return self
 
     def __exit__(

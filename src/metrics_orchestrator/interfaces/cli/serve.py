@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import ExitStack
+from typing import Any
 
 import typer
 
 from metrics_orchestrator.bootstrap import (
+    Container,
     ServeParts,
     bootstrap,
     build_runtime,
@@ -28,8 +31,6 @@ def serve_command(
 ) -> None:
     """Run the service until SIGTERM or Ctrl-C; in-flight work finishes before exit."""
     from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, fail, settings_or_exit
-    from metrics_orchestrator.interfaces.http.app import create_app
-    from metrics_orchestrator.interfaces.http.auth import check_bind_address
 
     settings = settings_or_exit()
     overrides = {
@@ -38,7 +39,13 @@ def serve_command(
     if overrides:
         settings = settings.model_copy(update=overrides)
     parts = ServeParts(consumers=consumers, dispatcher=dispatcher, sweeper=sweeper, http=http)
+    http_app: Callable[[Container], Any] | None = None
     if http:
+        # Imported only when serving HTTP: `--no-http` replicas need no web stack.
+        from metrics_orchestrator.interfaces.http.app import create_app
+        from metrics_orchestrator.interfaces.http.auth import check_bind_address
+
+        http_app = create_app
         token = settings.api_token.get_secret_value() if settings.api_token else None
         try:
             check_bind_address(settings.http_host, token)
@@ -49,7 +56,7 @@ def serve_command(
             url = _database(settings, resources)
             aws = resolve_aws(settings, resources)
             container = resources.enter_context(bootstrap(settings, database_url=url))
-            runtime = build_runtime(container, aws, parts, http_app=create_app)
+            runtime = build_runtime(container, aws, parts, http_app=http_app)
         except SettingsError as exc:
             raise fail(str(exc)) from None
         if aws.embedded:

@@ -1,0 +1,134 @@
+"""Prometheus metrics (SPEC §6.4) on a registry of their own.
+
+Counters and histograms are fed by the use cases through the `Telemetry` port. Gauges that
+describe the database (pending runs, dispatcher backlog) are read when Prometheus scrapes,
+so every replica reports the same, current numbers and nothing has to keep them in sync.
+Each `PrometheusTelemetry` owns its `CollectorRegistry`: several containers in one process
+(tests, embedded demos) never collide in the global default registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+
+from metrics_orchestrator.application.log_events import ON_METRICS_SCRAPE_ERROR
+from metrics_orchestrator.application.queries import RunGauges
+
+log = structlog.get_logger(__name__)
+
+PREFIX = "metrics_orchestrator"
+# Event handling is one transaction: milliseconds, up to seconds under contention.
+EVENT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# A publish call goes to SNS over the network.
+DISPATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+PENDING_RUNS = f"{PREFIX}_runs_pending"
+DISPATCHER_BACKLOG = f"{PREFIX}_dispatcher_backlog"
+
+
+class RunGaugeCollector(Collector):
+    """Reads the run gauges from the database at scrape time."""
+
+    def __init__(self, read: Callable[[], RunGauges]) -> None:
+        self._read = read
+
+    def describe(self) -> Iterator[Metric]:
+        # Describing without reading keeps registration free of database access.
+        yield from _families(None)
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            gauges = self._read()
+        except Exception as exc:
+            # A scrape must not fail because the database is briefly away; the gauges are
+            # left out of this scrape (Prometheus shows them as absent) and the error logged.
+            log.warning(ON_METRICS_SCRAPE_ERROR, message="run gauges unavailable", error=str(exc))
+            return
+        yield from _families(gauges)
+
+
+def _families(gauges: RunGauges | None) -> Iterator[Metric]:
+    pending = GaugeMetricFamily(PENDING_RUNS, "Runs waiting in pending_dependencies.")
+    backlog = GaugeMetricFamily(
+        DISPATCHER_BACKLOG, "Queued runs whose not_before has passed, waiting to be published."
+    )
+    if gauges is not None:
+        pending.add_metric([], gauges.pending_runs)
+        backlog.add_metric([], gauges.dispatcher_backlog)
+    yield pending
+    yield backlog
+
+
+class PrometheusTelemetry:
+    """The `Telemetry` port as Prometheus metrics, plus their exposition."""
+
+    def __init__(self, gauges: Callable[[], RunGauges] | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._events = Counter(
+            f"{PREFIX}_events_received",
+            "Messages handled, by event type and outcome (processed, duplicate, rejected).",
+            ["event_type", "outcome"],
+            registry=self.registry,
+        )
+        self._event_seconds = Histogram(
+            f"{PREFIX}_event_processing_seconds",
+            "Time to handle one received message, by event type.",
+            ["event_type"],
+            buckets=EVENT_BUCKETS,
+            registry=self.registry,
+        )
+        self._transitions = Counter(
+            f"{PREFIX}_run_transitions",
+            "Run status transitions; from_status 'none' is a run created in to_status.",
+            ["from_status", "to_status"],
+            registry=self.registry,
+        )
+        self._published = Counter(
+            f"{PREFIX}_dispatch_published",
+            "Run requests published.",
+            registry=self.registry,
+        )
+        self._publish_failures = Counter(
+            f"{PREFIX}_dispatch_failures",
+            "Run requests whose publication failed.",
+            registry=self.registry,
+        )
+        self._dispatch_seconds = Histogram(
+            f"{PREFIX}_dispatch_seconds",
+            "Time of one publish call (up to 10 run requests).",
+            buckets=DISPATCH_BUCKETS,
+            registry=self.registry,
+        )
+        if gauges is not None:
+            self.registry.register(RunGaugeCollector(gauges))
+
+    # the Telemetry port
+
+    def event_processed(self, event_type: str, outcome: str, seconds: float) -> None:
+        self._events.labels(event_type=event_type, outcome=outcome).inc()
+        self._event_seconds.labels(event_type=event_type).observe(seconds)
+
+    def run_transition(self, from_status: str, to_status: str, count: int = 1) -> None:
+        if count > 0:
+            self._transitions.labels(from_status=from_status, to_status=to_status).inc(count)
+
+    def dispatch_published(self, count: int, seconds: float) -> None:
+        if count > 0:
+            self._published.inc(count)
+        self._dispatch_seconds.observe(seconds)
+
+    def dispatch_failed(self, count: int) -> None:
+        if count > 0:
+            self._publish_failures.inc(count)
+
+    # exposition
+
+    def render(self) -> tuple[bytes, str]:
+        """The text exposition of every metric, and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

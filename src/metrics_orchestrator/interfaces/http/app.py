@@ -1,0 +1,68 @@
+"""The FastAPI application (SPEC §6.3). Everything it serves comes from the container."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from metrics_orchestrator import __version__
+from metrics_orchestrator.bootstrap import Container
+from metrics_orchestrator.interfaces.http import (
+    routes_catalog,
+    routes_events,
+    routes_ops,
+    routes_runs,
+)
+from metrics_orchestrator.interfaces.http.problems import (
+    PROBLEM_MEDIA_TYPE,
+    install_problem_handlers,
+)
+
+DESCRIPTION = """\
+Reactive control plane for metric computations: the catalog, runs and their lineage, the
+event log, and operations. Errors are RFC 9457 `application/problem+json`. When the server has
+`API_TOKEN` set, every POST and PATCH needs `Authorization: Bearer <token>`.
+"""
+
+TAGS = [
+    {"name": "metrics", "description": "Metrics, their readiness and manual runs."},
+    {"name": "datasets", "description": "Datasets, series, and the impact of a new version."},
+    {"name": "runs", "description": "Run lifecycle: detail, cancel, retry."},
+    {"name": "events", "description": "Projection-update intake, the event log, replay."},
+    {"name": "operations", "description": "Health, readiness and Prometheus metrics."},
+]
+
+
+class MetricsOrchestratorApi(FastAPI):
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = _with_problem_media_type(super().openapi())
+        return self.openapi_schema
+
+
+def create_app(container: Container) -> FastAPI:
+    app = MetricsOrchestratorApi(
+        title="metrics-orchestrator",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.container = container
+    install_problem_handlers(app)
+    for module in (routes_ops, routes_catalog, routes_runs, routes_events):
+        app.include_router(module.router)
+    return app
+
+
+def _with_problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:
+    """Error responses are documented as application/problem+json, which is what they are."""
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[:1] in {"4", "5"} and "application/json" in content:
+                    content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+    return schema

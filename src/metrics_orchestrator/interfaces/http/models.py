@@ -1,0 +1,558 @@
+"""Request and response bodies of the HTTP API (SPEC §6.3), with their OpenAPI schemas.
+
+Request models check shape and types (strictly: no silent coercion of "3" to 3); the
+application services then check meaning (expressions, references) and report every problem
+with its JSON path. Response models are built from the application's read models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from metrics_orchestrator.application.events import EventStatus, LoggedEvent
+from metrics_orchestrator.application.runs import (
+    AttemptSummary,
+    LineageEntry,
+    PendingInput,
+    RunDetail,
+    RunSummary,
+)
+from metrics_orchestrator.domain.model import (
+    Dataset,
+    DatasetUpdate,
+    Metric,
+    MetricRun,
+    RunStatus,
+    RunTrigger,
+    Series,
+    TriggerPolicy,
+)
+from metrics_orchestrator.domain.orchestration import InputStatus, Outcome
+
+# Beyond a century a freshness window means nothing, and date arithmetic would overflow.
+MAX_REQUIRED_DAYS = 36_500
+MAX_ATTEMPTS = 100
+MAX_TEXT = 10_000
+NO_NUL = r"^[^\x00]*$"
+
+
+def _storable(text: str) -> str:
+    """PostgreSQL text holds neither NUL nor lone surrogates; refuse them up front (422)."""
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return text
+
+
+def _storable_json(value: Any) -> Any:
+    if isinstance(value, str):
+        _storable(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key)
+            _storable_json(item)
+    elif isinstance(value, list):
+        for item in value:
+            _storable_json(item)
+    return value
+
+
+Text = Annotated[str, Field(max_length=MAX_TEXT, pattern=NO_NUL), AfterValidator(_storable)]
+Key = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL), AfterValidator(_storable)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
+ExpressionType = Literal["series_math", "window_op", "composite"]
+TriggerPolicyName = Literal["all_new", "any_new"]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+class FieldErrorOut(BaseModel):
+    path: str = Field(description="JSON path of the offending field ('' for the whole body).")
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldErrorOut] | None = Field(
+        default=None, description="Every validation problem, each with its JSON path."
+    )
+    event_key: str | None = Field(
+        default=None, description="Key of a rejected event, for GET /events and replay."
+    )
+
+
+# --- catalog --------------------------------------------------------------------------------
+
+
+class SeriesIn(_Request):
+    code: Key
+    name: Text = ""
+    description: Text = ""
+    unit: Text = ""
+    frequency: Text = ""
+
+
+class SeriesOut(BaseModel):
+    code: str
+    name: str
+    description: str
+    unit: str
+    frequency: str
+
+    @classmethod
+    def of(cls, series: Series) -> SeriesOut:
+        return cls(
+            code=series.code,
+            name=series.name,
+            description=series.description,
+            unit=series.unit,
+            frequency=series.frequency,
+        )
+
+
+class DatasetIn(_Request):
+    id: Key
+    name: Text = ""
+    description: Text = ""
+    bucket: Text = ""
+    series: list[Key] = Field(
+        description="Codes of every series the dataset provides (replaces the stored list)."
+    )
+    enabled: bool | None = Field(default=None, description="Omit to keep the current value.")
+
+
+class DatasetOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    bucket: str
+    enabled: bool
+    series: list[str]
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> DatasetOut:
+        return cls(
+            id=dataset.id,
+            name=dataset.name,
+            description=dataset.description,
+            bucket=dataset.bucket,
+            enabled=dataset.enabled,
+            series=list(dataset.series),
+        )
+
+
+class DatasetUpdateOut(BaseModel):
+    id: UUID
+    event_key: str
+    bucket: str
+    version_manifest_path: str
+    projections_path: str
+    occurred_at: datetime | None
+    received_at: datetime
+    effective_at: datetime
+
+    @classmethod
+    def of(cls, update: DatasetUpdate) -> DatasetUpdateOut:
+        return cls(
+            id=update.id,
+            event_key=update.event_key,
+            bucket=update.bucket,
+            version_manifest_path=update.version_manifest_path,
+            projections_path=update.projections_path,
+            occurred_at=update.occurred_at,
+            received_at=update.received_at,
+            effective_at=update.effective_at,
+        )
+
+
+class DatasetDetailOut(DatasetOut):
+    recent_updates: list[DatasetUpdateOut] = Field(
+        description="The latest updates, freshest first (SPEC §5.2 order)."
+    )
+
+
+class DatasetPage(BaseModel):
+    items: list[DatasetOut]
+    next_cursor: str | None
+
+
+class MetricIn(_Request):
+    id: Key
+    code: Key
+    expression_type: ExpressionType
+    expression: JsonObject = Field(description="The expression tree (SPEC §3).")
+    frequency: Text = ""
+    unit: Text = ""
+    description: Text = ""
+    required_days: int | None = Field(
+        default=None, ge=1, le=MAX_REQUIRED_DAYS, description="Omit for the configured default."
+    )
+    trigger_policy: TriggerPolicyName = "all_new"
+    max_attempts: int = Field(default=3, ge=1, le=MAX_ATTEMPTS)
+    enabled: bool | None = Field(default=None, description="Omit to keep the current value.")
+
+
+class MetricPatch(_Request):
+    enabled: bool | None = None
+    required_days: int | None = Field(default=None, ge=1, le=MAX_REQUIRED_DAYS)
+    max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS)
+    trigger_policy: TriggerPolicyName | None = None
+
+
+class DependencyOut(BaseModel):
+    series_code: str
+    dataset_id: str
+
+
+class MetricOut(BaseModel):
+    id: str
+    code: str
+    expression_type: str
+    expression: dict[str, Any] = Field(description="Canonical form (SPEC §3).")
+    frequency: str
+    unit: str
+    description: str
+    required_days: int
+    trigger_policy: TriggerPolicy
+    max_attempts: int
+    enabled: bool
+    dependencies: list[DependencyOut]
+    required_datasets: list[str]
+
+    @classmethod
+    def of(cls, metric: Metric) -> MetricOut:
+        return cls(
+            id=metric.id,
+            code=metric.code,
+            expression_type=metric.expression_type,
+            expression=metric.expression_json,
+            frequency=metric.frequency,
+            unit=metric.unit,
+            description=metric.description,
+            required_days=metric.required_days,
+            trigger_policy=metric.trigger_policy,
+            max_attempts=metric.max_attempts,
+            enabled=metric.enabled,
+            dependencies=[
+                DependencyOut(series_code=d.series_code, dataset_id=d.dataset_id)
+                for d in metric.dependencies
+            ],
+            required_datasets=list(metric.required_datasets),
+        )
+
+
+class MetricPage(BaseModel):
+    items: list[MetricOut]
+    next_cursor: str | None
+
+
+# --- readiness and impact -------------------------------------------------------------------
+
+
+class UpdateRefOut(BaseModel):
+    update_id: UUID
+    version_manifest_path: str | None
+    effective_at: datetime
+    received_at: datetime
+
+
+class InputReadinessOut(BaseModel):
+    dataset_id: str
+    series_codes: list[str]
+    status: InputStatus = Field(description="fresh, stale (too old) or missing (no update yet).")
+    is_new: bool = Field(
+        description="The freshest update is newer than the one the last automatic run used."
+    )
+    freshest_update: UpdateRefOut | None
+    fresh_until: datetime | None = Field(description="When the freshest update stops being fresh.")
+    last_run_update_id: UUID | None = Field(
+        description="The update of this dataset the metric's last automatic run used."
+    )
+
+
+class ReadinessOut(BaseModel):
+    metric_code: str
+    trigger_policy: TriggerPolicy
+    required_days: int
+    evaluated_at: datetime
+    outcome: Outcome = Field(
+        description="What intake would decide now: ready (queue a run), waiting (hold a "
+        "pending run) or unchanged (nothing new since the last automatic run)."
+    )
+    ready: bool
+    waiting_for: list[str] = Field(description="Datasets that block a run under the policy.")
+    explanation: str
+    pending_run_id: UUID | None
+    inputs: list[InputReadinessOut]
+
+
+ImpactAction = Literal["would_run", "would_wait", "no_change"]
+
+
+class ImpactMetricOut(BaseModel):
+    metric_code: str
+    action: ImpactAction
+    waiting_for: list[str]
+
+
+class ImpactOut(BaseModel):
+    dataset_id: str
+    evaluated_at: datetime
+    would_run: list[str] = Field(description="Codes of the metrics that would be queued at once.")
+    would_wait: list[str] = Field(description="Codes of the metrics that would wait.")
+    metrics: list[ImpactMetricOut]
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+
+class RunOut(BaseModel):
+    id: UUID
+    metric_id: str
+    metric_code: str
+    status: RunStatus
+    trigger: RunTrigger
+    attempt: int
+    retry_of: UUID | None
+    inputs_fingerprint: str | None
+    created_at: datetime
+    queued_at: datetime | None
+    not_before: datetime | None
+    dispatched_at: datetime | None
+    started_at: datetime | None
+    last_heartbeat_at: datetime | None
+    completed_at: datetime | None
+    progress: float | None
+    dispatch_attempts: int
+    status_reason: str | None
+    error: str | None
+    version_ts: str | None
+    output_manifest: str | None
+    row_count: int | None
+
+    @classmethod
+    def fields_of(cls, run: MetricRun, metric_code: str) -> dict[str, Any]:
+        return {
+            "id": run.id,
+            "metric_id": run.metric_id,
+            "metric_code": metric_code,
+            "status": run.status,
+            "trigger": run.trigger,
+            "attempt": run.attempt,
+            "retry_of": run.retry_of,
+            "inputs_fingerprint": run.inputs_fingerprint,
+            "created_at": run.created_at,
+            "queued_at": run.queued_at,
+            "not_before": run.not_before,
+            "dispatched_at": run.dispatched_at,
+            "started_at": run.started_at,
+            "last_heartbeat_at": run.last_heartbeat_at,
+            "completed_at": run.completed_at,
+            "progress": run.progress,
+            "dispatch_attempts": run.dispatch_attempts,
+            "status_reason": run.status_reason,
+            "error": run.error,
+            "version_ts": run.version_ts,
+            "output_manifest": run.output_manifest,
+            "row_count": run.row_count,
+        }
+
+    @classmethod
+    def of(cls, summary: RunSummary) -> RunOut:
+        return cls(**cls.fields_of(summary.run, summary.metric_code))
+
+
+class PendingInputOut(BaseModel):
+    dataset_id: str
+    received: bool = Field(description="Whether the run already holds an update of it.")
+    update_id: UUID | None
+    received_at: datetime | None
+    version_manifest_path: str | None
+
+    @classmethod
+    def of(cls, pending: PendingInput) -> PendingInputOut:
+        return cls(
+            dataset_id=pending.dataset_id,
+            received=pending.update_id is not None,
+            update_id=pending.update_id,
+            received_at=pending.received_at,
+            version_manifest_path=pending.version_manifest_path,
+        )
+
+
+class LineageOut(BaseModel):
+    dataset_id: str
+    update_id: UUID
+    event_key: str
+    bucket: str
+    version_manifest_path: str
+    projections_path: str
+    occurred_at: datetime | None
+    received_at: datetime
+    effective_at: datetime
+
+    @classmethod
+    def of(cls, entry: LineageEntry) -> LineageOut:
+        return cls(
+            dataset_id=entry.dataset_id,
+            update_id=entry.update_id,
+            event_key=entry.event_key,
+            bucket=entry.bucket,
+            version_manifest_path=entry.version_manifest_path,
+            projections_path=entry.projections_path,
+            occurred_at=entry.occurred_at,
+            received_at=entry.received_at,
+            effective_at=entry.effective_at,
+        )
+
+
+class AttemptOut(BaseModel):
+    id: UUID
+    attempt: int
+    trigger: str
+    status: RunStatus
+    retry_of: UUID | None
+    created_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def of(cls, attempt: AttemptSummary) -> AttemptOut:
+        return cls(
+            id=attempt.id,
+            attempt=attempt.attempt,
+            trigger=attempt.trigger,
+            status=attempt.status,
+            retry_of=attempt.retry_of,
+            created_at=attempt.created_at,
+            completed_at=attempt.completed_at,
+        )
+
+
+class RunDetailOut(RunOut):
+    waiting_since: datetime | None = Field(
+        description="For a pending run: when it started waiting (its creation)."
+    )
+    waiting_for: list[str] = Field(description="For a pending run: datasets not received yet.")
+    pending: list[PendingInputOut] = Field(description="What a pending run holds, per dataset.")
+    lineage: list[LineageOut] = Field(description="The dataset updates the run consumed.")
+    attempts: list[AttemptOut] = Field(description="The whole attempt chain, first attempt first.")
+    request_payload: dict[str, Any] | None = Field(
+        description="The metric_run_requested message (SPEC §4.3), once queued."
+    )
+
+    @classmethod
+    def of_detail(cls, detail: RunDetail) -> RunDetailOut:
+        run = detail.run
+        pending = run.status is RunStatus.PENDING_DEPENDENCIES
+        return cls(
+            **cls.fields_of(run, detail.metric_code),
+            waiting_since=run.created_at if pending else None,
+            waiting_for=[p.dataset_id for p in detail.pending if p.update_id is None]
+            if pending
+            else [],
+            pending=[PendingInputOut.of(p) for p in detail.pending],
+            lineage=[LineageOut.of(e) for e in detail.lineage],
+            attempts=[AttemptOut.of(a) for a in detail.attempts],
+            request_payload=run.request_payload,
+        )
+
+
+class RunPage(BaseModel):
+    items: list[RunOut]
+    next_cursor: str | None
+
+
+class CancelIn(_Request):
+    reason: Text | None = Field(default=None, description="Recorded as the status reason.")
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+class ProjectionUpdateIn(BaseModel):
+    """SPEC §4.1. Documentation only: the raw body goes to intake as the queue's would."""
+
+    event: Literal["projection_update"] | None = None
+    dataset_id: str
+    bucket: str | None = None
+    version_manifest_path: str
+    projections_path: str
+    occurred_at: datetime | None = None
+
+
+class EventResultOut(BaseModel):
+    event_type: str
+    status: EventStatus
+    event_key: str | None
+    error: str | None
+    update_id: UUID | None = Field(description="The dataset update recorded, when processed.")
+    queued_runs: list[UUID]
+    pending_runs: list[UUID]
+
+
+class EventOut(BaseModel):
+    id: int
+    event_key: str
+    event_type: str
+    status: EventStatus
+    source: str
+    error: str | None
+    payload: dict[str, Any] | None
+    raw_body: str | None = Field(description="Kept for rejected events, which replay from it.")
+    received_at: datetime
+    processed_at: datetime
+    replayed_at: datetime | None
+
+    @classmethod
+    def of(cls, event: LoggedEvent) -> EventOut:
+        return cls(
+            id=event.id,
+            event_key=event.event_key,
+            event_type=event.event_type,
+            status=event.status,
+            source=event.source,
+            error=event.error,
+            payload=event.payload,
+            raw_body=event.raw_body,
+            received_at=event.received_at,
+            processed_at=event.processed_at,
+            replayed_at=event.replayed_at,
+        )
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    next_cursor: str | None
+
+
+# --- operations -----------------------------------------------------------------------------
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready"]
+    database: Literal["reachable"]
+    pending_migrations: list[str]

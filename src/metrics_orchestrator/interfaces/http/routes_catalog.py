@@ -1,0 +1,163 @@
+"""Catalog endpoints (SPEC §2, §6.3): metrics, datasets and series."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from metrics_orchestrator.application.catalog import DatasetSpec, MetricSpec, SeriesSpec
+from metrics_orchestrator.interfaces.http.dependencies import (
+    AUTHENTICATED,
+    ContainerDep,
+    Cursor,
+    Limit,
+)
+from metrics_orchestrator.interfaces.http.models import (
+    NO_NUL,
+    DatasetDetailOut,
+    DatasetIn,
+    DatasetOut,
+    DatasetPage,
+    DatasetUpdateOut,
+    MetricIn,
+    MetricOut,
+    MetricPage,
+    MetricPatch,
+    SeriesIn,
+    SeriesOut,
+)
+from metrics_orchestrator.interfaces.http.pagination import keyset_page
+from metrics_orchestrator.interfaces.http.problems import problem_responses
+
+router = APIRouter(responses=problem_responses(422, 503))
+
+MetricCode = Annotated[
+    str, Path(min_length=1, max_length=200, pattern=NO_NUL, description="The metric's code.")
+]
+DatasetId = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
+
+
+@router.get("/metrics", tags=["metrics"], summary="List metrics, by code")
+def list_metrics(container: ContainerDep, limit: Limit = 50, cursor: Cursor = None) -> MetricPage:
+    page, next_cursor = keyset_page(
+        container.catalog.list_metrics(), lambda m: m.code, limit, cursor
+    )
+    return MetricPage(items=[MetricOut.of(m) for m in page], next_cursor=next_cursor)
+
+
+@router.get(
+    "/metrics/{code}", tags=["metrics"], summary="One metric", responses=problem_responses(404)
+)
+def get_metric(code: MetricCode, container: ContainerDep) -> MetricOut:
+    return MetricOut.of(container.catalog.get_metric(code))
+
+
+@router.post(
+    "/metrics",
+    tags=["metrics"],
+    summary="Register or update (by id) a metric",
+    description="Validates the expression, resolves every series to one providing dataset and "
+    "replaces the dependencies, in one transaction (SPEC §2). Changing the expression cancels "
+    "the metric's open pending run. Every problem is reported at once, with its JSON path.",
+    dependencies=AUTHENTICATED,
+    responses=problem_responses(401, 409),
+)
+def register_metric(body: MetricIn, container: ContainerDep) -> MetricOut:
+    spec = MetricSpec(
+        id=body.id,
+        code=body.code,
+        expression_type=body.expression_type,
+        expression=body.expression,
+        frequency=body.frequency,
+        unit=body.unit,
+        description=body.description,
+        required_days=body.required_days,
+        trigger_policy=body.trigger_policy,
+        max_attempts=body.max_attempts,
+        enabled=body.enabled,
+    )
+    return MetricOut.of(container.catalog.register_metric(spec))
+
+
+@router.patch(
+    "/metrics/{code}",
+    tags=["metrics"],
+    summary="Change a metric's settings",
+    description="Enable or disable (disabling cancels its pending run), change the freshness "
+    "window (`required_days`), `max_attempts` or `trigger_policy`. Omitted fields are kept.",
+    dependencies=AUTHENTICATED,
+    responses=problem_responses(401, 404),
+)
+def update_metric(code: MetricCode, body: MetricPatch, container: ContainerDep) -> MetricOut:
+    metric = container.catalog.update_metric(
+        code,
+        enabled=body.enabled,
+        required_days=body.required_days,
+        max_attempts=body.max_attempts,
+        trigger_policy=body.trigger_policy,
+    )
+    return MetricOut.of(metric)
+
+
+@router.get("/datasets", tags=["datasets"], summary="List datasets, by id")
+def list_datasets(container: ContainerDep, limit: Limit = 50, cursor: Cursor = None) -> DatasetPage:
+    page, next_cursor = keyset_page(
+        container.catalog.list_datasets(), lambda d: d.id, limit, cursor
+    )
+    return DatasetPage(items=[DatasetOut.of(d) for d in page], next_cursor=next_cursor)
+
+
+@router.get(
+    "/datasets/{dataset_id}",
+    tags=["datasets"],
+    summary="One dataset, its series and recent updates",
+    responses=problem_responses(404),
+)
+def get_dataset(dataset_id: DatasetId, container: ContainerDep) -> DatasetDetailOut:
+    dataset = container.catalog.get_dataset(dataset_id)
+    updates = container.queries.recent_updates(dataset_id)
+    return DatasetDetailOut(
+        **DatasetOut.of(dataset).model_dump(),
+        recent_updates=[DatasetUpdateOut.of(u) for u in updates],
+    )
+
+
+@router.post(
+    "/datasets",
+    tags=["datasets"],
+    summary="Register or update a dataset",
+    description="Upsert by id. `series` replaces the set of series the dataset provides; every "
+    "code must be a registered series (POST /series), and a series a metric depends on "
+    "through this dataset cannot be removed.",
+    dependencies=AUTHENTICATED,
+    responses=problem_responses(401),
+)
+def register_dataset(body: DatasetIn, container: ContainerDep) -> DatasetOut:
+    spec = DatasetSpec(
+        id=body.id,
+        name=body.name,
+        description=body.description,
+        bucket=body.bucket,
+        series=tuple(body.series),
+        enabled=body.enabled,
+    )
+    return DatasetOut.of(container.catalog.register_dataset(spec))
+
+
+@router.post(
+    "/series",
+    tags=["datasets"],
+    summary="Register or update a series",
+    dependencies=AUTHENTICATED,
+    responses=problem_responses(401),
+)
+def register_series(body: SeriesIn, container: ContainerDep) -> SeriesOut:
+    spec = SeriesSpec(
+        code=body.code,
+        name=body.name,
+        description=body.description,
+        unit=body.unit,
+        frequency=body.frequency,
+    )
+    return SeriesOut.of(container.catalog.register_series(spec))

@@ -1,0 +1,201 @@
+"""Events (SPEC §5.8, §6.3): HTTP intake of projection updates, the event log and replay."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from metrics_orchestrator.application.events import EventStatus
+from metrics_orchestrator.application.router import RoutedEvent
+from metrics_orchestrator.domain.errors import NotFound
+from metrics_orchestrator.domain.events import (
+    MAX_BODY_BYTES,
+    PROJECTION_UPDATE,
+    UndecodableEvent,
+    body_digest_key,
+    decode_event,
+)
+from metrics_orchestrator.interfaces.http.dependencies import (
+    AUTHENTICATED,
+    ContainerDep,
+    Cursor,
+    Limit,
+)
+from metrics_orchestrator.interfaces.http.models import (
+    EventOut,
+    EventPage,
+    EventResultOut,
+    ProjectionUpdateIn,
+)
+from metrics_orchestrator.interfaces.http.problems import ApiProblem, problem_responses
+
+router = APIRouter(responses=problem_responses(422, 503))
+
+# Bodies up to this size reach intake, which itself rejects (and records) anything over
+# MAX_BODY_BYTES; beyond it the request is refused before it is read any further.
+MAX_HTTP_BODY = 4 * MAX_BODY_BYTES
+EVENT_REJECTED = "event-rejected"
+
+_PROJECTION_UPDATE_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": ProjectionUpdateIn.model_json_schema(ref_template="#/components/schemas/")
+        }
+    },
+}
+
+
+@router.post(
+    "/events/projection-update",
+    tags=["events"],
+    summary="Receive a projection update, exactly as from the queue",
+    description="The raw body goes through the same intake as the SQS consumer (SPEC §4.1, "
+    "§5.1): raw or SNS-enveloped JSON, recorded in the event log. A rejected event answers "
+    "422 with its `event_key`; it is listed by GET /events and can be replayed.",
+    dependencies=AUTHENTICATED,
+    openapi_extra={"requestBody": _PROJECTION_UPDATE_BODY},
+    responses=problem_responses(401, 413),
+)
+async def receive_projection_update(request: Request, container: ContainerDep) -> EventResultOut:
+    text = _storable_text(await _read_body(request))
+    _refuse_other_event_types(text)
+    routed = await run_in_threadpool(container.router.handle, text, source="http")
+    return _result_or_problem(routed, _event_key(routed, text))
+
+
+@router.get("/events", tags=["events"], summary="The event log, newest first")
+def list_events(
+    container: ContainerDep,
+    status: EventStatus | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> EventPage:
+    page = container.queries.list_events(status=status, limit=limit, cursor=cursor)
+    return EventPage(items=[EventOut.of(e) for e in page.events], next_cursor=page.next_cursor)
+
+
+@router.post(
+    "/events/{event_key:path}/replay",
+    tags=["events"],
+    summary="Re-run a rejected event through intake",
+    description="For example once the catalog knows the event's dataset. The key may be sent "
+    "raw (it contains ':' and '/') or percent-encoded.",
+    dependencies=AUTHENTICATED,
+    responses=problem_responses(401, 404, 409),
+)
+def replay_event(event_key: str, container: ContainerDep) -> EventResultOut:
+    try:
+        routed = container.router.replay(event_key)
+    except NotFound:
+        # A client that encoded the key twice (some proxies re-encode '%') still finds it.
+        decoded = unquote(event_key)
+        if decoded == event_key:
+            raise
+        routed = container.router.replay(decoded)
+        event_key = decoded
+    key = routed.intake.event_key if routed.intake is not None else event_key
+    return _result_or_problem(routed, key)
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_HTTP_BODY:
+        raise _too_large()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_HTTP_BODY:
+            raise _too_large()
+    return bytes(body)
+
+
+def _too_large() -> ApiProblem:
+    return ApiProblem(
+        413,
+        "payload-too-large",
+        f"the body exceeds {MAX_HTTP_BODY} bytes; events are at most {MAX_BODY_BYTES} bytes",
+    )
+
+
+def _storable_text(body: bytes) -> str:
+    """The body as text the event log can store; refused (not recorded) otherwise."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _unstorable(
+            f"the body is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+        ) from None
+    if "\x00" in text:
+        raise _unstorable("the body contains a NUL character")
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        return text  # not JSON: intake rejects and records it
+    if not _json_storable(document):
+        raise _unstorable("the body contains \\u0000 or a lone surrogate in a JSON string")
+    return text
+
+
+def _json_storable(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" not in value and _encodable(value)
+    if isinstance(value, dict):
+        return all(_json_storable(k) and _json_storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_json_storable(item) for item in value)
+    return True
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unstorable(detail: str) -> ApiProblem:
+    return ApiProblem(422, "validation-error", detail, errors=[{"path": "", "message": detail}])
+
+
+def _refuse_other_event_types(text: str) -> None:
+    """Worker feedback belongs on the feedback queue; this endpoint only takes updates."""
+    try:
+        decoded = decode_event(text)
+    except UndecodableEvent:
+        return  # intake rejects and records it
+    if decoded.event_type != PROJECTION_UPDATE:
+        detail = (
+            f"this endpoint receives {PROJECTION_UPDATE} events, not {decoded.event_type}; "
+            "worker events go to the run-feedback queue"
+        )
+        raise _unstorable(detail)
+
+
+def _event_key(routed: RoutedEvent, text: str) -> str:
+    if routed.intake is not None:
+        return routed.intake.event_key
+    return body_digest_key(routed.event_type, text)
+
+
+def _result_or_problem(routed: RoutedEvent, event_key: str) -> EventResultOut:
+    """The outcome of intake; a rejection is a 422 problem carrying the event's key."""
+    if routed.status is EventStatus.REJECTED:
+        raise ApiProblem(
+            422, EVENT_REJECTED, f"event rejected: {routed.error}", event_key=event_key
+        )
+    intake = routed.intake
+    return EventResultOut(
+        event_type=routed.event_type,
+        status=routed.status,
+        event_key=event_key,
+        error=routed.error,
+        update_id=intake.update_id if intake else None,
+        queued_runs=list(intake.queued_runs) if intake else [],
+        pending_runs=list(intake.pending_runs) if intake else [],
+    )

@@ -1,0 +1,131 @@
+"""Runs and orchestration views (SPEC §5.5, §5.6, §6.3)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response
+from pydantic import AwareDatetime
+
+from metrics_orchestrator.domain.model import RunStatus
+from metrics_orchestrator.interfaces.http.dependencies import (
+    AUTHENTICATED,
+    ContainerDep,
+    Cursor,
+    Limit,
+)
+from metrics_orchestrator.interfaces.http.models import (
+    NO_NUL,
+    CancelIn,
+    ImpactOut,
+    ReadinessOut,
+    RunDetailOut,
+    RunOut,
+    RunPage,
+)
+from metrics_orchestrator.interfaces.http.problems import problem_responses
+from metrics_orchestrator.interfaces.http.routes_catalog import DatasetId, MetricCode
+from metrics_orchestrator.interfaces.http.views import impact_view, readiness_view
+
+router = APIRouter(responses=problem_responses(422, 503))
+
+
+@router.get("/runs", tags=["runs"], summary="List runs, newest first")
+def list_runs(
+    container: ContainerDep,
+    status: RunStatus | None = None,
+    metric: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, description="A metric code.")
+    ] = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="Only runs created at or after this time.")
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> RunPage:
+    runs, next_cursor = container.runs.list_runs(
+        status=status, metric_code=metric, since=since, limit=limit, cursor=cursor
+    )
+    return RunPage(items=[RunOut.of(r) for r in runs], next_cursor=next_cursor)
+
+
+@router.get(
+    "/runs/{run_id}",
+    tags=["runs"],
+    summary="One run: status, timings, what it waits for, lineage, attempts, request",
+    responses=problem_responses(404),
+)
+def get_run(run_id: UUID, container: ContainerDep) -> RunDetailOut:
+    return RunDetailOut.of_detail(container.runs.get_run(run_id))
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    tags=["runs"],
+    summary="Cancel a run that has not ended",
+    description="Allowed from pending_dependencies, queued, dispatched and running (SPEC §5.5); "
+    "409 from any other status.",
+    dependencies=AUTHENTICATED,
+    responses=problem_responses(401, 404, 409),
+)
+def cancel_run(run_id: UUID, container: ContainerDep, body: CancelIn | None = None) -> RunDetailOut:
+    container.runs.cancel(run_id, body.reason if body else None)
+    return RunDetailOut.of_detail(container.runs.get_run(run_id))
+
+
+@router.post(
+    "/runs/{run_id}/retry",
+    tags=["runs"],
+    status_code=201,
+    summary="Re-run a failed, timed out or canceled run",
+    description="A new run with the same inputs and lineage, `attempt + 1` and `retry_of` "
+    "pointing at this run.",
+    dependencies=AUTHENTICATED,
+    responses=problem_responses(401, 404, 409),
+)
+def retry_run(run_id: UUID, container: ContainerDep, response: Response) -> RunDetailOut:
+    new_run = container.runs.retry(run_id)
+    response.headers["Location"] = f"/runs/{new_run.id}"
+    return RunDetailOut.of_detail(container.runs.get_run(new_run.id))
+
+
+@router.post(
+    "/metrics/{code}/runs",
+    tags=["metrics"],
+    status_code=201,
+    summary="Run a metric now on the freshest update of each input",
+    description="`trigger = manual`: freshness and the once-per-input-set rule do not apply. "
+    "409 when an input has never had an update.",
+    dependencies=AUTHENTICATED,
+    responses=problem_responses(401, 404, 409),
+)
+def request_manual_run(
+    code: MetricCode, container: ContainerDep, response: Response
+) -> RunDetailOut:
+    run_id = container.orchestrator.request_manual_run(code)
+    response.headers["Location"] = f"/runs/{run_id}"
+    return RunDetailOut.of_detail(container.runs.get_run(run_id))
+
+
+@router.get(
+    "/metrics/{code}/readiness",
+    tags=["metrics"],
+    summary="Why not yet: each input's freshest update and freshness, and the verdict",
+    responses=problem_responses(404),
+)
+def readiness(code: MetricCode, container: ContainerDep) -> ReadinessOut:
+    now = container.clock.now()
+    inputs, evaluation = container.orchestrator.readiness(code)
+    return readiness_view(inputs, evaluation, now)
+
+
+@router.get(
+    "/datasets/{dataset_id}/impact",
+    tags=["datasets"],
+    summary="Dry run: what a new version of this dataset arriving now would do",
+    responses=problem_responses(404),
+)
+def impact(dataset_id: DatasetId, container: ContainerDep) -> ImpactOut:
+    now = container.clock.now()
+    return impact_view(dataset_id, container.orchestrator.impact(dataset_id), now)

@@ -1,0 +1,132 @@
+"""Readiness ("why not yet") and impact (dry run) as API bodies (SPEC §6.3).
+
+Both come from `Orchestrator.readiness` / `Orchestrator.impact`, which ask the same
+`evaluate_metric` that intake asks, so what they say is what intake would do.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from metrics_orchestrator.application.intake import MetricInputs
+from metrics_orchestrator.domain.orchestration import (
+    Evaluation,
+    InputAssessment,
+    InputStatus,
+    Outcome,
+    fresh_until,
+)
+from metrics_orchestrator.interfaces.http.models import (
+    ImpactAction,
+    ImpactMetricOut,
+    ImpactOut,
+    InputReadinessOut,
+    ReadinessOut,
+    UpdateRefOut,
+)
+
+IMPACT_ACTIONS: dict[Outcome, ImpactAction] = {
+    Outcome.READY: "would_run",
+    Outcome.WAITING: "would_wait",
+    Outcome.UNCHANGED: "no_change",
+}
+
+
+def blocking_datasets(mi: MetricInputs, evaluation: Evaluation) -> list[str]:
+    """Datasets without the candidate the metric's policy needs (none when ready).
+
+    The same rule decides which pending rows of a waiting run stay empty.
+    """
+    if evaluation.outcome is Outcome.READY:
+        return []
+    held = evaluation.held(mi.metric.trigger_policy)
+    return [dataset_id for dataset_id, update in held.items() if update is None]
+
+
+def readiness_view(mi: MetricInputs, evaluation: Evaluation, now: datetime) -> ReadinessOut:
+    blocking = blocking_datasets(mi, evaluation)
+    return ReadinessOut(
+        metric_code=mi.metric.code,
+        trigger_policy=mi.metric.trigger_policy,
+        required_days=mi.metric.required_days,
+        evaluated_at=now,
+        outcome=evaluation.outcome,
+        ready=evaluation.outcome is Outcome.READY,
+        waiting_for=blocking,
+        explanation=_explain(mi, evaluation, blocking),
+        pending_run_id=mi.pending_run_id,
+        inputs=[_input_view(mi, assessment) for assessment in evaluation.inputs],
+    )
+
+
+def impact_view(
+    dataset_id: str, results: list[tuple[MetricInputs, Evaluation]], now: datetime
+) -> ImpactOut:
+    metrics = [
+        ImpactMetricOut(
+            metric_code=mi.metric.code,
+            action=IMPACT_ACTIONS[evaluation.outcome],
+            waiting_for=blocking_datasets(mi, evaluation),
+        )
+        for mi, evaluation in sorted(results, key=lambda result: result[0].metric.code)
+    ]
+    return ImpactOut(
+        dataset_id=dataset_id,
+        evaluated_at=now,
+        would_run=[m.metric_code for m in metrics if m.action == "would_run"],
+        would_wait=[m.metric_code for m in metrics if m.action == "would_wait"],
+        metrics=metrics,
+    )
+
+
+def _input_view(mi: MetricInputs, assessment: InputAssessment) -> InputReadinessOut:
+    freshest = assessment.freshest
+    facts = next(f for f in mi.facts if f.dataset_id == assessment.dataset_id)
+    consumed = mi.updates.get(freshest.id) if freshest is not None else None
+    return InputReadinessOut(
+        dataset_id=assessment.dataset_id,
+        series_codes=[
+            d.series_code for d in mi.dependencies if d.dataset_id == assessment.dataset_id
+        ],
+        status=assessment.status,
+        is_new=assessment.is_new,
+        freshest_update=UpdateRefOut(
+            update_id=freshest.id,
+            version_manifest_path=consumed.manifest_path if consumed else None,
+            effective_at=freshest.effective_at,
+            received_at=freshest.received_at,
+        )
+        if freshest is not None
+        else None,
+        fresh_until=fresh_until(freshest, mi.metric.required_days) if freshest else None,
+        last_run_update_id=facts.last_used.id if facts.last_used is not None else None,
+    )
+
+
+def _explain(mi: MetricInputs, evaluation: Evaluation, blocking: list[str]) -> str:
+    policy = mi.metric.trigger_policy.value
+    if evaluation.outcome is Outcome.READY:
+        return f"ready: every input has a fresh version and the {policy} policy holds"
+    reasons = [
+        _blocking_reason(a, mi.metric.required_days)
+        for a in evaluation.inputs
+        if a.dataset_id in blocking
+    ]
+    if evaluation.outcome is Outcome.WAITING:
+        return f"waiting ({policy}): " + "; ".join(reasons)
+    if reasons:
+        return f"not ready ({policy}): " + "; ".join(reasons)
+    return (
+        f"up to date ({policy}): no input has a version newer than the one the last automatic "
+        "run used; the next new version of any input runs it"
+    )
+
+
+def _blocking_reason(assessment: InputAssessment, required_days: int) -> str:
+    dataset_id = assessment.dataset_id
+    if assessment.status is InputStatus.MISSING:
+        return f"{dataset_id} has no update yet"
+    if assessment.status is InputStatus.STALE and assessment.freshest is not None:
+        until = fresh_until(assessment.freshest, required_days).isoformat()
+        return f"{dataset_id} is stale (its freshest update stopped being fresh at {until})"
+    return f"{dataset_id} has no version newer than the one the last automatic run used"

@@ -1,0 +1,314 @@
+"""A bundled *sample worker* for demos and tests. It SIMULATES metric computations.
+
+It plays the external worker of SPEC §1: it consumes `metric_run_requested` messages (SPEC §4.3,
+raw or in an SNS envelope) from a worker queue and answers on the feedback queue with the events
+of SPEC §4.2 — `metric_run_started`, a few `metric_run_heartbeat` with rising progress, then
+`metric_run_completed`. Nothing is computed and nothing is written to S3: the version, output
+manifest (always under `.../simulated/...`) and row count it reports are made up.
+
+A `behaviour` callback chooses, per request, whether the simulated run succeeds, fails, or goes
+silent after `started` (a worker that died: the service's sweeper will time the run out).
+
+The messages of one received batch advance in lockstep (all started, then each heartbeat round,
+then all completed), so a batch of ten runs takes as long as one. A request already answered
+(same `runId` and `attempt`, e.g. republished after a dispatcher crash) is acknowledged again
+without a second answer: this is how workers absorb at-least-once delivery.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from metrics_orchestrator.application import log_events
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
+log = structlog.get_logger(__name__)
+
+RUN_REQUESTED = "metric_run_requested"
+SIMULATED_FAILURE = "simulated failure (the sample worker was told to fail this run)"
+# How many answered (runId, attempt) pairs are remembered to absorb redeliveries.
+REMEMBERED_REQUESTS = 10_000
+
+
+class Outcome(StrEnum):
+    SUCCEED = "succeed"
+    FAIL = "fail"
+    GO_SILENT = "go_silent"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerPlan:
+    """What the simulated run of one request does."""
+
+    outcome: Outcome = Outcome.SUCCEED
+    error: str = SIMULATED_FAILURE
+
+    @classmethod
+    def succeed(cls) -> WorkerPlan:
+        return cls(Outcome.SUCCEED)
+
+    @classmethod
+    def fail(cls, error: str = SIMULATED_FAILURE) -> WorkerPlan:
+        return cls(Outcome.FAIL, error)
+
+    @classmethod
+    def go_silent(cls) -> WorkerPlan:
+        """Send `started`, then nothing: the run looks like its worker died."""
+        return cls(Outcome.GO_SILENT)
+
+
+Behaviour = Callable[[dict[str, Any]], WorkerPlan]
+FeedbackSender = Callable[[str], None]
+FeedbackObserver = Callable[[dict[str, Any]], None]
+
+
+def always_succeed(_request: dict[str, Any]) -> WorkerPlan:
+    return WorkerPlan.succeed()
+
+
+@dataclass
+class _Job:
+    request: dict[str, Any]
+    plan: WorkerPlan
+
+    @property
+    def run_id(self) -> str:
+        return str(self.request["runId"])
+
+    @property
+    def key(self) -> tuple[str, int]:
+        attempt = self.request.get("attempt")
+        return (self.run_id, attempt if isinstance(attempt, int) else 1)
+
+
+class SampleWorker:
+    """Answers run requests with simulated feedback. See the module docstring."""
+
+    def __init__(
+        self,
+        sqs_client: SQSClient,
+        worker_queue_url: str,
+        feedback_queue_url: str,
+        *,
+        behaviour: Behaviour | None = None,
+        heartbeats: int = 2,
+        step_seconds: float = 0.05,
+        wait_seconds: int = 1,
+        send: FeedbackSender | None = None,
+        on_feedback: FeedbackObserver | None = None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        """`send` replaces SendMessage to `feedback_queue_url` (e.g. to publish to an SNS
+        topic); `on_feedback` sees every feedback event sent (e.g. to show progress)."""
+        if heartbeats < 0:
+            raise ValueError("heartbeats must be >= 0")
+        if not 0 <= wait_seconds <= 20:
+            raise ValueError("wait_seconds must be between 0 and 20")
+        self._sqs = sqs_client
+        self._worker_queue_url = worker_queue_url
+        self._feedback_queue_url = feedback_queue_url
+        self._behaviour = behaviour or always_succeed
+        self._heartbeats = heartbeats
+        self._step_seconds = step_seconds
+        self._wait_seconds = wait_seconds
+        self._send = send or self._send_to_feedback_queue
+        self._on_feedback = on_feedback
+        self._now = now or (lambda: datetime.now(UTC))
+        self._answered: OrderedDict[tuple[str, int], None] = OrderedDict()
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Answer requests until `stop` is set; a received batch is always finished first."""
+        log.info(
+            log_events.ON_STARTUP,
+            message="sample worker started: it SIMULATES metric computations (no real output)",
+            worker_queue_url=self._worker_queue_url,
+        )
+        while not stop.is_set():
+            try:
+                self.poll_once()
+            except Exception as exc:
+                log.error(
+                    log_events.ON_CONSUMER_ERROR,
+                    message="sample worker: polling failed; backing off",
+                    error=str(exc),
+                    exc_info=True,
+                )
+                stop.wait(1.0)
+
+    def poll_once(self) -> int:
+        """Receive one batch and answer it; the number of run requests answered."""
+        response = self._sqs.receive_message(
+            QueueUrl=self._worker_queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=self._wait_seconds,
+        )
+        messages = response.get("Messages", [])
+        jobs: dict[tuple[str, int], _Job] = {}
+        for message in messages:
+            job = self._job_for(message)
+            if job is not None:
+                jobs.setdefault(job.key, job)
+        self._simulate(list(jobs.values()))
+        # Remembered only once answered: a batch that failed half-way is answered again.
+        for key in jobs:
+            self._remember(key)
+        for message in messages:
+            self._sqs.delete_message(
+                QueueUrl=self._worker_queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+        return len(jobs)
+
+    def _job_for(self, message: MessageTypeDef) -> _Job | None:
+        request = read_run_request(message.get("Body", ""))
+        if request is None:
+            log.warning(
+                log_events.ON_CONSUMER_ERROR,
+                message="sample worker: not a run request; dropped",
+                message_id=message.get("MessageId", ""),
+            )
+            return None
+        job = _Job(request, WorkerPlan.succeed())
+        if job.key in self._answered:
+            log.info(
+                log_events.ON_DUPLICATE_EVENT,
+                message="sample worker: request already answered (redelivery); acknowledged",
+                run_id=job.run_id,
+                attempt=job.key[1],
+            )
+            return None
+        return _Job(request, self._behaviour(request))
+
+    def _remember(self, key: tuple[str, int]) -> None:
+        self._answered[key] = None
+        while len(self._answered) > REMEMBERED_REQUESTS:
+            self._answered.popitem(last=False)
+
+    def _simulate(self, jobs: list[_Job]) -> None:
+        if not jobs:
+            return
+        for job in jobs:
+            self._emit(job, started_event(job.run_id, self._now()))
+        for beat in range(1, self._heartbeats + 1):
+            self._pause()
+            progress = round(beat / (self._heartbeats + 1), 4)
+            for job in jobs:
+                if job.plan.outcome is not Outcome.GO_SILENT:
+                    self._emit(job, heartbeat_event(job.run_id, progress, self._now()))
+        self._pause()
+        for job in jobs:
+            if job.plan.outcome is Outcome.GO_SILENT:
+                log.info(
+                    log_events.ON_RUN_HEARTBEAT,
+                    message="sample worker: going silent on this run, as told (simulated)",
+                    run_id=job.run_id,
+                )
+            else:
+                self._emit(job, completed_event(job.request, job.plan, self._now()))
+
+    def _pause(self) -> None:
+        if self._step_seconds > 0:
+            time.sleep(self._step_seconds)
+
+    def _emit(self, job: _Job, event: dict[str, Any]) -> None:
+        self._send(json.dumps(event))
+        log.info(
+            _LOG_EVENT_BY_TYPE[event["type"]],
+            message=f"sample worker (simulated): sent {event['type']}",
+            run_id=job.run_id,
+            metric_code=job.request.get("metricCode"),
+            progress=event.get("progress"),
+            status=event.get("status"),
+        )
+        if self._on_feedback is not None:
+            self._on_feedback(event)
+
+    def _send_to_feedback_queue(self, body: str) -> None:
+        self._sqs.send_message(QueueUrl=self._feedback_queue_url, MessageBody=body)
+
+
+_LOG_EVENT_BY_TYPE = {
+    "metric_run_started": log_events.ON_RUN_STARTED,
+    "metric_run_heartbeat": log_events.ON_RUN_HEARTBEAT,
+    "metric_run_completed": log_events.ON_RUN_COMPLETED,
+}
+
+
+def read_run_request(body: str) -> dict[str, Any] | None:
+    """The run request in a message body, raw or SNS-enveloped; None if it is not one."""
+    document = _json_object(body)
+    if document is not None and document.get("Type") == "Notification":
+        message = document.get("Message")
+        document = _json_object(message) if isinstance(message, str) else None
+    if document is None or document.get("type") != RUN_REQUESTED:
+        return None
+    if not isinstance(document.get("runId"), str):
+        return None
+    return document
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def started_event(run_id: str, now: datetime) -> dict[str, Any]:
+    return {"type": "metric_run_started", "runId": run_id, "startedAt": _timestamp(now)}
+
+
+def heartbeat_event(run_id: str, progress: float, now: datetime) -> dict[str, Any]:
+    return {
+        "type": "metric_run_heartbeat",
+        "runId": run_id,
+        "progress": progress,
+        "ts": _timestamp(now),
+    }
+
+
+def completed_event(request: dict[str, Any], plan: WorkerPlan, now: datetime) -> dict[str, Any]:
+    run_id = str(request["runId"])
+    event: dict[str, Any] = {"type": "metric_run_completed", "runId": run_id}
+    if isinstance(request.get("metricCode"), str):
+        event["metricCode"] = request["metricCode"]
+    if plan.outcome is Outcome.FAIL:
+        return {**event, "status": "FAILURE", "error": plan.error}
+    version = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return {
+        **event,
+        "status": "SUCCESS",
+        "versionTs": _timestamp(now),
+        "outputManifest": f"{_output_base(request)}simulated/v{version}/manifest.json",
+        "rowCount": simulated_row_count(run_id),
+    }
+
+
+def _output_base(request: dict[str, Any]) -> str:
+    output = request.get("output")
+    base = output.get("basePath") if isinstance(output, dict) else None
+    if not isinstance(base, str) or not base:
+        return f"s3://simulated-output/{request.get('metricCode', 'unknown')}/"
+    return base if base.endswith("/") else f"{base}/"
+
+
+def simulated_row_count(run_id: str) -> int:
+    """A made-up but stable row count, so a re-run of the same request reports the same."""
+    return 100 + sum(run_id.encode()) % 900
