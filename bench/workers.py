@@ -49,12 +49,9 @@ def _quiet_logging() -> None:
     from metrics_orchestrator.infrastructure.logging import configure_logging
     from metrics_orchestrator.infrastructure.settings import LogFormat
 
-    stderr = sys.stderr
+    configure_logging("INFO", LogFormat.JSON)
+    # Log lines go to the current sys.stderr; failures travel back through the pipe instead.
     sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
-    try:
-        configure_logging("INFO", LogFormat.JSON)
-    finally:
-        sys.stderr = stderr
 
 
 def _serve(conn: Connection, barriers: dict[int, Barrier]) -> None:

@@ -286,3 +286,16 @@ def _http_loop(app: Any, settings: Settings) -> Callable[[threading.Event], None
         thread.join(10)
 
     return serve_http
+
+
+def projection_update_sender(settings: Settings) -> Callable[[str], str]:
+    """Send one raw body to the configured projection-update queue; returns the message id."""
+    url = settings.sqs_projection_update_queue_url
+    if url is None:
+        raise SettingsError("SQS_PROJECTION_UPDATE_QUEUE_URL: not set")
+    client = sqs_client_from(settings, settings.aws_endpoint_url)
+
+    def send(body: str) -> str:
+        return client.send_message(QueueUrl=url, MessageBody=body)["MessageId"]
+
+    return send

@@ -60,11 +60,13 @@ def _register_subcommands() -> None:
     # Imported here so each command module can import helpers from this one.
     from metrics_orchestrator.interfaces.cli.catalog import catalog_app
     from metrics_orchestrator.interfaces.cli.ingest import ingest_command
+    from metrics_orchestrator.interfaces.cli.send_update import send_update_command
     from metrics_orchestrator.interfaces.cli.serve import serve_command
 
     app.add_typer(catalog_app, name="catalog")
     app.command("ingest")(ingest_command)
     app.command("serve")(serve_command)
+    app.command("send-update")(send_update_command)
 
 
 _register_subcommands()

@@ -1,0 +1,88 @@
+"""`metrics-orchestrator send-update`: publish a projection update, for trying things out."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+
+
+def build_update(
+    dataset_id: str,
+    version: str | None,
+    manifest: str | None,
+    projections: str | None,
+    bucket: str | None,
+    occurred_at: str | None,
+) -> dict[str, Any]:
+    version = version or datetime.now(UTC).strftime("v%Y%m%d_%H%M%S_%f")
+    event: dict[str, Any] = {
+        "event": "projection_update",
+        "dataset_id": dataset_id,
+        "version_manifest_path": manifest
+        or f"datasets/{dataset_id}/versions/{version}/manifest.json",
+        "projections_path": projections or f"datasets/{dataset_id}/projections",
+    }
+    if bucket:
+        event["bucket"] = bucket
+    if occurred_at:
+        event["occurred_at"] = occurred_at
+    return event
+
+
+def post_to_api(api: str, body: str, token: str | None) -> tuple[int, str]:
+    request = urllib.request.Request(
+        api.rstrip("/") + "/events/projection-update",
+        data=body.encode("utf-8"),
+        headers={"Content-Type": "application/json"}
+        | ({"Authorization": f"Bearer {token}"} if token else {}),
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode("utf-8")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8")
+
+
+def send_update_command(
+    dataset_id: str = typer.Option(
+        ..., "--dataset-id", "-d", help="Dataset that has a new version."
+    ),
+    version: str | None = typer.Option(None, help="Version name; default: derived from now."),
+    manifest: str | None = typer.Option(None, help="version_manifest_path (default from version)."),
+    projections: str | None = typer.Option(None, help="projections_path."),
+    bucket: str | None = typer.Option(None, help="Bucket (default: the dataset's)."),
+    occurred_at: str | None = typer.Option(None, help="ISO-8601 time the version was produced."),
+    api: str | None = typer.Option(
+        None,
+        help="Send to this API (e.g. http://127.0.0.1:8000) instead of the queue. Default: the "
+        "configured SQS_PROJECTION_UPDATE_QUEUE_URL, else the local API on HTTP_HOST:HTTP_PORT.",
+    ),
+) -> None:
+    """Publish one projection_update event to the configured queue or to the API."""
+    from metrics_orchestrator.bootstrap import projection_update_sender
+    from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, fail, settings_or_exit
+
+    settings = settings_or_exit()
+    body = json.dumps(build_update(dataset_id, version, manifest, projections, bucket, occurred_at))
+    if api is None and settings.sqs_projection_update_queue_url:
+        message_id = projection_update_sender(settings)(body)
+        typer.echo(f"sent to {settings.sqs_projection_update_queue_url} (message {message_id})")
+        typer.echo(body)
+        return
+    target = api or f"http://{settings.http_host}:{settings.http_port}"
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    try:
+        status, text = post_to_api(target, body, token)
+    except (urllib.error.URLError, OSError) as exc:
+        message = f"cannot reach the API at {target}: {exc}; is `serve` running?"
+        raise fail(message, EXIT_FAILURE) from None
+    typer.echo(f"POST {target}/events/projection-update -> {status}")
+    typer.echo(text)
+    if status >= 400:
+        raise typer.Exit(2 if status < 500 else EXIT_FAILURE)

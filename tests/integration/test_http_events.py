@@ -1,0 +1,167 @@
+"""Event intake over HTTP, the event log and replay (SPEC §4.1, §5.1, §5.8, §6.3)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from metrics_orchestrator.domain.events import MAX_BODY_BYTES
+from tests.integration.http_helpers import Api, assert_problem, running_api
+from tests.integration.intake_helpers import update_body
+from tests.support import MutableClock
+
+
+@pytest.fixture
+def api(database_url: str, fixtures_dir: Path) -> Iterator[Api]:
+    with running_api(database_url, MutableClock()) as api:
+        api.load_catalog(fixtures_dir / "bcra_catalog.yaml")
+        yield api
+
+
+def _events(api: Api, **params: Any) -> list[dict[str, Any]]:
+    response = api.client.get("/events", params=params)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+def _post_raw(api: Api, body: str) -> Any:
+    return api.client.post(
+        "/events/projection-update", content=body, headers={"Content-Type": "application/json"}
+    )
+
+
+def test_an_update_is_processed_like_the_queue_does_and_logged(api: Api) -> None:
+    response = api.send_update("bcra_infomondia_series", "v1")
+
+    assert response.status_code == 200, response.text
+    result = response.json()
+    key = "bcra_infomondia_series:datasets/bcra_infomondia_series/versions/v1/manifest.json"
+    assert (result["status"], result["event_key"], result["event_type"]) == (
+        "processed",
+        key,
+        "projection_update",
+    )
+    assert len(result["queued_runs"]) == 6
+    (logged,) = _events(api)
+    assert (logged["status"], logged["source"], logged["event_key"]) == ("processed", "http", key)
+    assert api.rows("SELECT count(*) FROM dataset_updates") == [(1,)]
+
+
+def test_the_same_update_twice_is_a_duplicate_with_no_effect(api: Api) -> None:
+    api.send_update("bcra_infomondia_series", "v1")
+
+    second = api.send_update("bcra_infomondia_series", "v1").json()
+
+    assert (second["status"], second["queued_runs"], second["update_id"]) == (
+        "duplicate",
+        [],
+        None,
+    )
+    assert api.rows("SELECT count(*) FROM metric_runs") == [(6,)]
+
+
+def test_an_sns_envelope_is_accepted(api: Api) -> None:
+    envelope = {"Type": "Notification", "Message": update_body("bcra_infomondia_series", "v9")}
+
+    response = _post_raw(api, json.dumps(envelope))
+
+    assert response.json()["status"] == "processed"
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        (json.dumps({"event": "projection_update", "dataset_id": 3}), "version_manifest_path"),
+    ],
+)
+def test_bad_bodies_are_rejected_logged_and_named(api: Api, body: str, detail: str) -> None:
+    problem = assert_problem(_post_raw(api, body), 422, detail_contains=detail)
+
+    assert problem["type"].endswith("event-rejected")
+    (logged,) = _events(api, status="rejected")
+    assert logged["event_key"] == problem["event_key"]
+    assert logged["raw_body"] == body
+    assert detail in logged["error"]
+
+
+def test_worker_events_are_refused_here_without_being_processed(api: Api) -> None:
+    body = json.dumps({"type": "metric_run_started", "runId": "00000000-0000-0000-0000-000000000000"})
+
+    assert_problem(_post_raw(api, body), 422, detail_contains="not metric_run_started")
+    assert _events(api) == []
+
+
+def test_text_the_event_log_cannot_store_is_refused(api: Api) -> None:
+    body = update_body("bcra_infomondia_series", "v\u0000")
+    assert_problem(_post_raw(api, body), 422, detail_contains="\\u0000")
+    raw = api.client.post("/events/projection-update", content=b"\xff\xfe{}")
+    assert_problem(raw, 422, detail_contains="not valid UTF-8")
+    assert _events(api) == []
+
+
+def test_an_oversized_body_is_rejected_unparsed_or_refused_outright(api: Api) -> None:
+    padding = "x" * MAX_BODY_BYTES
+    over_event_limit = update_body("bcra_infomondia_series", "v1", note=padding)
+    assert_problem(_post_raw(api, over_event_limit), 422, detail_contains="not parsed")
+
+    far_over = "x" * (5 * MAX_BODY_BYTES)
+    assert_problem(_post_raw(api, far_over), 413)
+    assert len(_events(api)) == 1
+
+
+# --- event log and replay --------------------------------------------------------------------
+
+
+def test_the_event_log_is_paged_newest_first_and_filtered(api: Api) -> None:
+    for version in range(3):
+        api.send_update("bcra_infomondia_series", f"v{version}")
+    _post_raw(api, "nope")
+
+    first = api.client.get("/events", params={"limit": 3}).json()
+    second = api.client.get("/events", params={"limit": 3, "cursor": first["next_cursor"]}).json()
+
+    ids = [e["id"] for e in first["items"] + second["items"]]
+    assert ids == sorted(ids, reverse=True) and len(ids) == 4
+    assert second["next_cursor"] is None
+    assert [e["status"] for e in _events(api, status="rejected")] == ["rejected"]
+    assert_problem(api.client.get("/events", params={"cursor": "Zm9v"}), 422)
+    assert_problem(api.client.get("/events", params={"status": "lost"}), 422)
+
+
+def test_an_update_for_an_unknown_dataset_replays_once_the_catalog_has_it(api: Api) -> None:
+    rejected = assert_problem(api.send_update("new_ds", "v1"), 422, detail_contains="unknown dataset")
+    key = rejected["event_key"]
+    assert key == "new_ds:datasets/new_ds/versions/v1/manifest.json"
+    assert_problem(api.client.post(f"/events/{key}/replay"), 422, detail_contains="unknown dataset")
+
+    api.client.post("/series", json={"code": "NEW_S"})
+    assert api.client.post("/datasets", json={"id": "new_ds", "series": ["NEW_S"]}).status_code == 200
+    metric = {
+        "id": "m-new",
+        "code": "new.sma",
+        "expression_type": "window_op",
+        "expression": {"op": "sma", "series": {"series_code": "NEW_S"}, "window": 3},
+    }
+    assert api.client.post("/metrics", json=metric).status_code == 200
+    replayed = api.client.post(f"/events/{quote(key, safe='')}/replay")
+
+    assert replayed.status_code == 200, replayed.text
+    assert (replayed.json()["status"], replayed.json()["event_key"]) == ("processed", key)
+    assert len(replayed.json()["queued_runs"]) == 1
+    newest, oldest = _events(api, status="rejected")  # the failed replay added the newest
+    assert (newest["replayed_at"] is not None, oldest["replayed_at"]) == (True, None)
+    assert [r["status"] for r in api.runs_of("new.sma")] == ["queued"]
+    again = api.client.post(f"/events/{key}/replay")
+    assert_problem(again, 409, detail_contains="only rejected events replay")
+
+
+def test_replay_of_an_unknown_key_is_404(api: Api) -> None:
+    assert_problem(api.client.post("/events/no:such/key/replay"), 404, detail_contains="no:such/key")
