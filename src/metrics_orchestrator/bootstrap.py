@@ -155,9 +155,13 @@ class AwsWiring:
     run_feedback_queue_urls: tuple[str, ...]
     embedded: bool
     worker_queue_url: str | None = None
+    # Long-poll wait of the consumers; it also bounds how long a stop waits for a receive.
+    # The local emulator costs nothing per poll, so it gets short waits and snappy Ctrl-C.
+    wait_seconds: int = 20
 
 
 EMBEDDED_PREFIX = "metrics-orchestrator"
+EMBEDDED_WAIT_SECONDS = 1
 
 
 def resolve_aws(settings: Settings, resources: ExitStack) -> AwsWiring:
@@ -168,6 +172,7 @@ def resolve_aws(settings: Settings, resources: ExitStack) -> AwsWiring:
             projection_update_queue_url=settings.sqs_projection_update_queue_url,
             run_feedback_queue_urls=settings.sqs_run_feedback_queue_urls,
             embedded=False,
+            wait_seconds=settings.sqs_wait_seconds,
         )
     moto = start_moto_server()
     resources.callback(moto.stop)
@@ -185,6 +190,7 @@ def resolve_aws(settings: Settings, resources: ExitStack) -> AwsWiring:
         run_feedback_queue_urls=(topology.run_feedback_queue.url,),
         embedded=True,
         worker_queue_url=topology.worker_queue.url,
+        wait_seconds=min(settings.sqs_wait_seconds, EMBEDDED_WAIT_SECONDS),
     )
 
 
@@ -231,7 +237,7 @@ def build_consumers(container: Container, aws: AwsWiring) -> list[SqsConsumer]:
                 sqs_client_from(settings, aws.endpoint_url),
                 url,
                 handle,
-                wait_seconds=settings.sqs_wait_seconds,
+                wait_seconds=aws.wait_seconds,
                 visibility_timeout=settings.sqs_visibility_timeout,
                 name=name,
             )

@@ -1,0 +1,270 @@
+"""Figure 3: end-to-end latency through moto, and the moto round trip alone (the floor).
+
+Path measured: the benchmark sends a projection update to the service's SQS queue → `serve`
+(consumer, intake transaction, NOTIFY, dispatcher claim, SNS PublishBatch, mark dispatched)
+→ moto delivers the run request to the worker queue subscribed to the topic → the benchmark
+receives it. The catalog has fan-out 1 with single-input metrics, so each update causes
+exactly one run request. Updates are offered at a fixed rate from a paced sender.
+
+Floor: the same sender and receiver, with `python -m bench.latency relay` in place of the
+service: it long-polls the same kind of queue and republishes each message through the same
+SNS publisher (PublishBatch) at once. The difference is what the service adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from bench.catalog import CatalogShape
+from bench.environment import BenchDatabases, percentile
+from bench.service import (
+    REGION,
+    MotoProcess,
+    ServeProcess,
+    run_request_key,
+    service_environment,
+)
+from bench.stream import live_update
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+DATASETS = 16
+DRAIN_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    rate: float = 100.0
+    duration: float = 10.0
+    warmup: float = 2.0
+    repeats: int = 1
+
+
+@dataclass
+class PathSamples:
+    """Latencies (seconds) of one path, the rate actually offered and what never arrived."""
+
+    latencies: list[float] = field(default_factory=list)
+    offered_rate: float = 0.0
+    sent: int = 0
+    lost: int = 0
+
+    def p(self, fraction: float) -> float:
+        return percentile(self.latencies, fraction) * 1000
+
+
+@dataclass
+class LatencyResult:
+    config: LatencyConfig
+    service: PathSamples
+    floor: PathSamples
+    note: str = ""
+
+    def overhead_ms(self, fraction: float) -> float:
+        return self.service.p(fraction) - self.floor.p(fraction)
+
+
+def run_latency(
+    databases: BenchDatabases,
+    config: LatencyConfig,
+    progress: Callable[[str], None] = print,
+) -> LatencyResult:
+    with MotoProcess() as moto:
+        service, note = _service_path(databases, moto, config)
+        _report(progress, "service (serve + PostgreSQL + moto)", service)
+        floor = _floor_path(moto, config)
+        _report(progress, "floor (moto relay, no service)", floor)
+    result = LatencyResult(config, service, floor, note)
+    progress(
+        f"  service overhead over the floor: p50 {result.overhead_ms(0.5):.1f} ms, "
+        f"p95 {result.overhead_ms(0.95):.1f} ms, p99 {result.overhead_ms(0.99):.1f} ms"
+    )
+    return result
+
+
+def _report(progress: Callable[[str], None], name: str, samples: PathSamples) -> None:
+    progress(
+        f"  {name}: p50 {samples.p(0.5):.1f} ms, p95 {samples.p(0.95):.1f} ms, "
+        f"p99 {samples.p(0.99):.1f} ms ({len(samples.latencies)} samples at "
+        f"{samples.offered_rate:.0f}/s, {samples.lost} lost)"
+    )
+
+
+def _service_path(
+    databases: BenchDatabases, moto: MotoProcess, config: LatencyConfig
+) -> tuple[PathSamples, str]:
+    url = databases.with_catalog(CatalogShape(datasets=DATASETS, fan_out=1))
+    topology = moto.provision()
+    env = service_environment(url, moto.endpoint_url, topology)
+    samples = PathSamples()
+    try:
+        with ServeProcess(env, extra_flags=("--no-sweeper",)) as serve:
+            for _ in range(config.repeats):
+                _merge(
+                    samples,
+                    measure_path(
+                        moto.sqs,
+                        topology.projection_update_queue.url,
+                        topology.worker_queue.url,
+                        config,
+                    ),
+                )
+            if not serve.alive():
+                raise RuntimeError(f"serve died during the measurement; see {serve.log_path}")
+            note = serve.note
+    finally:
+        databases.drop(url)
+    return samples, note
+
+
+def _floor_path(moto: MotoProcess, config: LatencyConfig) -> PathSamples:
+    import subprocess
+
+    topology = moto.provision()
+    relay = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.latency",
+            "relay",
+            moto.endpoint_url,
+            topology.projection_update_queue.url,
+            topology.topic_arn,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    samples = PathSamples()
+    try:
+        assert relay.stdout is not None
+        relay.stdout.readline()  # "running"
+        for _ in range(config.repeats):
+            _merge(
+                samples,
+                measure_path(
+                    moto.sqs, topology.projection_update_queue.url, topology.worker_queue.url, config
+                ),
+            )
+    finally:
+        relay.terminate()
+        relay.wait(30)
+    return samples
+
+
+def _merge(into: PathSamples, more: PathSamples) -> None:
+    into.latencies += more.latencies
+    into.offered_rate = more.offered_rate if not into.sent else into.offered_rate
+    into.sent += more.sent
+    into.lost += more.lost
+
+
+def measure_path(
+    sqs: SQSClient, inbound_queue_url: str, outbound_queue_url: str, config: LatencyConfig
+) -> PathSamples:
+    """Send paced updates to the inbound queue; time each one's arrival on the outbound queue."""
+    sent_at: dict[str, float] = {}
+    latencies: dict[str, float] = {}
+    done_sending = threading.Event()
+    receiver = threading.Thread(
+        target=_receive,
+        args=(sqs, outbound_queue_url, sent_at, latencies, done_sending),
+        daemon=True,
+    )
+    receiver.start()
+    total = int(config.rate * config.duration)
+    tag = f"lat{uuid.uuid4().hex[:6]}-"
+    started = time.monotonic()
+    for i in range(total):
+        delay = started + i / config.rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        body = live_update(i % DATASETS, i, tag=tag)
+        key = run_request_key(body)
+        sent_at[key] = time.monotonic()
+        sqs.send_message(QueueUrl=inbound_queue_url, MessageBody=body)
+    elapsed = time.monotonic() - started
+    done_sending.set()
+    receiver.join(DRAIN_TIMEOUT + 5)
+    warm = started + config.warmup
+    kept = [lat for key, lat in latencies.items() if sent_at[key] >= warm]
+    return PathSamples(
+        latencies=kept,
+        offered_rate=total / elapsed if elapsed > 0 else 0.0,
+        sent=total,
+        lost=total - len(latencies),
+    )
+
+
+def _receive(
+    sqs: SQSClient,
+    queue_url: str,
+    sent_at: dict[str, float],
+    latencies: dict[str, float],
+    done_sending: threading.Event,
+) -> None:
+    deadline: float | None = None
+    while True:
+        if done_sending.is_set():
+            deadline = deadline or time.monotonic() + DRAIN_TIMEOUT
+            if len(latencies) >= len(sent_at) or time.monotonic() > deadline:
+                return
+        response = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=600
+        )
+        arrived = time.monotonic()
+        for message in response.get("Messages", []):
+            key = run_request_key(message["Body"])
+            if key in sent_at and key not in latencies:
+                latencies[key] = arrived - sent_at[key]
+
+
+# -- the relay (the floor's stand-in for the service) -------------------------------------------
+
+
+def relay(endpoint_url: str, queue_url: str, topic_arn: str) -> None:
+    """Receive from the queue and republish at once, through the service's own SNS publisher."""
+    from metrics_orchestrator.application.dispatch import RunRequestMessage
+    from metrics_orchestrator.infrastructure.aws.clients import create_sns_client, create_sqs_client
+    from metrics_orchestrator.infrastructure.aws.sns import SnsRunRequestPublisher
+
+    sqs = create_sqs_client(REGION, endpoint_url)
+    publisher = SnsRunRequestPublisher(create_sns_client(REGION, endpoint_url), topic_arn)
+    print("running", flush=True)
+    while True:
+        messages = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=20
+        ).get("Messages", [])
+        if not messages:
+            continue
+        publisher.publish_batch(
+            [
+                RunRequestMessage(uuid.uuid4(), 1, "bench.relay", json.loads(m["Body"]))
+                for m in messages
+            ]
+        )
+        for message in messages:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.latency")
+    commands = parser.add_subparsers(dest="command", required=True)
+    relay_command = commands.add_parser("relay", help="republish a queue's messages to a topic")
+    relay_command.add_argument("endpoint_url")
+    relay_command.add_argument("queue_url")
+    relay_command.add_argument("topic_arn")
+    args = parser.parse_args(argv)
+    relay(args.endpoint_url, args.queue_url, args.topic_arn)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
