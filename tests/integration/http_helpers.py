@@ -36,11 +36,12 @@ class Api:
     def send_update(
         self, dataset_id: str, version: str, *, occurred_at: datetime | None = None
     ) -> Response:
-        return self.client.post(
+        response: Response = self.client.post(
             "/events/projection-update",
             content=update_body(dataset_id, version, occurred_at=occurred_at),
             headers={"Content-Type": "application/json"},
         )
+        return response
 
     def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.database_url) as conn:
@@ -58,9 +59,11 @@ def running_api(
     database_url: str, clock: MutableClock, env: Mapping[str, str] | None = None
 ) -> Iterator[Api]:
     settings = load_settings(env=dict(env or {}))
-    with bootstrap(settings, clock=clock, database_url=database_url) as container:
-        with TestClient(create_app(container)) as client:
-            yield Api(client, container, clock, database_url)
+    with (
+        bootstrap(settings, clock=clock, database_url=database_url) as container,
+        TestClient(create_app(container)) as client,
+    ):
+        yield Api(client, container, clock, database_url)
 
 
 def assert_problem(response: Response, status: int, *, detail_contains: str = "") -> dict[str, Any]:

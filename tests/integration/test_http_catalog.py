@@ -217,9 +217,7 @@ def test_datasets_are_listed_in_keyset_pages(api: Api) -> None:
         api.client.post("/datasets", json={"id": dataset_id, "series": []})
 
     first = api.client.get("/datasets", params={"limit": 2}).json()
-    second = api.client.get(
-        "/datasets", params={"limit": 2, "cursor": first["next_cursor"]}
-    ).json()
+    second = api.client.get("/datasets", params={"limit": 2, "cursor": first["next_cursor"]}).json()
 
     assert [d["id"] for d in first["items"]] == ["a", "b"]
     assert [d["id"] for d in second["items"]] == ["c"]
@@ -231,7 +229,9 @@ def test_text_postgres_cannot_store_is_refused_with_422(api: Api) -> None:
     assert body["errors"][0]["path"] == "code"
     expression = {"op": "sma", "series": {"series_code": "X\u0000"}, "window": 3}
     body = assert_problem(
-        api.client.post("/metrics", json=_metric(expression_type="window_op", expression=expression)),
+        api.client.post(
+            "/metrics", json=_metric(expression_type="window_op", expression=expression)
+        ),
         422,
     )
     assert body["errors"][0]["path"] == "expression"

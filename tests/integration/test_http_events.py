@@ -93,7 +93,9 @@ def test_bad_bodies_are_rejected_logged_and_named(api: Api, body: str, detail: s
 
 
 def test_worker_events_are_refused_here_without_being_processed(api: Api) -> None:
-    body = json.dumps({"type": "metric_run_started", "runId": "00000000-0000-0000-0000-000000000000"})
+    body = json.dumps(
+        {"type": "metric_run_started", "runId": "00000000-0000-0000-0000-000000000000"}
+    )
 
     assert_problem(_post_raw(api, body), 422, detail_contains="not metric_run_started")
     assert _events(api) == []
@@ -129,7 +131,8 @@ def test_the_event_log_is_paged_newest_first_and_filtered(api: Api) -> None:
     second = api.client.get("/events", params={"limit": 3, "cursor": first["next_cursor"]}).json()
 
     ids = [e["id"] for e in first["items"] + second["items"]]
-    assert ids == sorted(ids, reverse=True) and len(ids) == 4
+    assert ids == sorted(ids, reverse=True)
+    assert len(ids) == 4
     assert second["next_cursor"] is None
     assert [e["status"] for e in _events(api, status="rejected")] == ["rejected"]
     assert_problem(api.client.get("/events", params={"cursor": "Zm9v"}), 422)
@@ -137,13 +140,17 @@ def test_the_event_log_is_paged_newest_first_and_filtered(api: Api) -> None:
 
 
 def test_an_update_for_an_unknown_dataset_replays_once_the_catalog_has_it(api: Api) -> None:
-    rejected = assert_problem(api.send_update("new_ds", "v1"), 422, detail_contains="unknown dataset")
+    rejected = assert_problem(
+        api.send_update("new_ds", "v1"), 422, detail_contains="unknown dataset"
+    )
     key = rejected["event_key"]
     assert key == "new_ds:datasets/new_ds/versions/v1/manifest.json"
     assert_problem(api.client.post(f"/events/{key}/replay"), 422, detail_contains="unknown dataset")
 
     api.client.post("/series", json={"code": "NEW_S"})
-    assert api.client.post("/datasets", json={"id": "new_ds", "series": ["NEW_S"]}).status_code == 200
+    assert (
+        api.client.post("/datasets", json={"id": "new_ds", "series": ["NEW_S"]}).status_code == 200
+    )
     metric = {
         "id": "m-new",
         "code": "new.sma",
@@ -164,4 +171,6 @@ def test_an_update_for_an_unknown_dataset_replays_once_the_catalog_has_it(api: A
 
 
 def test_replay_of_an_unknown_key_is_404(api: Api) -> None:
-    assert_problem(api.client.post("/events/no:such/key/replay"), 404, detail_contains="no:such/key")
+    assert_problem(
+        api.client.post("/events/no:such/key/replay"), 404, detail_contains="no:such/key"
+    )

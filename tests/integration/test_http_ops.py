@@ -35,7 +35,9 @@ def _samples(api: Api) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-def _value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+def _value(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
     return samples.get((PREFIX + name, tuple(sorted(labels.items()))), 0.0)
 
 
@@ -120,13 +122,30 @@ def test_manual_runs_count_as_new_queued_runs(api: Api) -> None:
 
 
 def test_each_app_has_its_own_registry(database_url: str) -> None:
-    with running_api(database_url, MutableClock()) as first, running_api(
-        database_url, MutableClock()
-    ) as second:
+    with (
+        running_api(database_url, MutableClock()) as first,
+        running_api(database_url, MutableClock()) as second,
+    ):
         first.send_update("nowhere", "v1")
 
-        assert _value(_samples(first), "events_received_total", event_type="projection_update", outcome="rejected") == 1
-        assert _value(_samples(second), "events_received_total", event_type="projection_update", outcome="rejected") == 0
+        assert (
+            _value(
+                _samples(first),
+                "events_received_total",
+                event_type="projection_update",
+                outcome="rejected",
+            )
+            == 1
+        )
+        assert (
+            _value(
+                _samples(second),
+                "events_received_total",
+                event_type="projection_update",
+                outcome="rejected",
+            )
+            == 0
+        )
 
 
 # --- auth ------------------------------------------------------------------------------------
@@ -144,7 +163,11 @@ def secured(database_url: str, fixtures_dir: Path) -> Iterator[Api]:
 MUTATIONS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/series", {"code": "S"}),
     ("POST", "/datasets", {"id": "d", "series": []}),
-    ("POST", "/metrics", {"id": "m", "code": "m", "expression_type": "window_op", "expression": {}}),
+    (
+        "POST",
+        "/metrics",
+        {"id": "m", "code": "m", "expression_type": "window_op", "expression": {}},
+    ),
     ("PATCH", "/metrics/fx.gap", {"enabled": False}),
     ("POST", "/metrics/fx.gap/runs", None),
     ("POST", "/runs/00000000-0000-0000-0000-000000000000/cancel", None),

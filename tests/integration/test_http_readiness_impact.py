@@ -150,7 +150,7 @@ def test_readiness_matches_the_pending_run_and_reports_freshness(api: Api) -> No
 
     body = _readiness(api, "reserves.real_pesos")  # any_new, required_days 7
 
-    (pending,) = [r for r in api.runs_of("reserves.real_pesos")]
+    (pending,) = list(api.runs_of("reserves.real_pesos"))
     detail = _detail(api, pending["id"])
     assert (body["outcome"], body["pending_run_id"]) == ("waiting", pending["id"])
     assert body["waiting_for"] == detail["waiting_for"] == ["reserves_daily"]

@@ -73,8 +73,11 @@ def test_a_queued_run_shows_its_lineage_request_and_attempts(api: Api) -> None:
     detail = _detail(api, run["id"])
 
     assert detail["status"] == "queued"
-    assert detail["waiting_for"] == [] and detail["waiting_since"] is None
-    assert {e["dataset_id"]: e["version_manifest_path"].split("/")[-2] for e in detail["lineage"]} == {
+    assert detail["waiting_for"] == []
+    assert detail["waiting_since"] is None
+    assert {
+        e["dataset_id"]: e["version_manifest_path"].split("/")[-2] for e in detail["lineage"]
+    } == {
         "fx_daily": "v1",
         "reserves_daily": "r1",
     }

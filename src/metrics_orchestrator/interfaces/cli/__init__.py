@@ -59,6 +59,7 @@ def migrate_command() -> None:
 def _register_subcommands() -> None:
     # Imported here so each command module can import helpers from this one.
     from metrics_orchestrator.interfaces.cli.catalog import catalog_app
+    from metrics_orchestrator.interfaces.cli.demo import demo_command
     from metrics_orchestrator.interfaces.cli.ingest import ingest_command
     from metrics_orchestrator.interfaces.cli.send_update import send_update_command
     from metrics_orchestrator.interfaces.cli.serve import serve_command
@@ -67,6 +68,7 @@ def _register_subcommands() -> None:
     app.command("ingest")(ingest_command)
     app.command("serve")(serve_command)
     app.command("send-update")(send_update_command)
+    app.command("demo")(demo_command)
 
 
 _register_subcommands()

@@ -161,6 +161,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+            # FastAPI answers 400 for a body it cannot decode (not UTF-8); it is as invalid
+            # as malformed JSON, which it reports as 422: keep one status for both.
+            error = FieldError("", f"request body is not valid UTF-8 JSON ({exc.__cause__})")
+            return validation_problem([error], request.url.path)
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}"

@@ -1,0 +1,27 @@
+"""`metrics-orchestrator demo`."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from metrics_orchestrator.infrastructure.logging import configure_logging
+
+
+def demo_command() -> None:
+    """Run a scripted story on an embedded stack with a simulated worker (under a minute)."""
+    from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, fail, settings_or_exit
+    from metrics_orchestrator.interfaces.demo import DemoFailed, run_demo
+
+    settings = settings_or_exit()
+    # The story is told on stdout; only errors go to the log.
+    configure_logging("ERROR", settings.log_format)
+    # Piped output (CI, tests) gets a table wide enough for the dataset versions.
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    try:
+        run_demo(console, settings)
+    except DemoFailed as exc:
+        raise fail(f"demo failed: {exc}", EXIT_FAILURE) from None
+    raise typer.Exit(0)
