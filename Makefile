@@ -32,7 +32,7 @@ demo: $(STAMP)
 	$(BIN)/metrics-orchestrator demo
 
 run: $(STAMP)
-	$(BIN)/metrics-orchestrator serve --http-host 127.0.0.1 --http-port 8000
+	$(BIN)/metrics-orchestrator serve --http-host 127.0.0.1 --http-port 8000 $(SERVE_FLAGS)
 
 migrate: $(STAMP)
 	$(BIN)/metrics-orchestrator migrate

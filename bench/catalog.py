@@ -89,7 +89,11 @@ def generate_catalog(shape: CatalogShape) -> dict[str, Any]:
 
 def _metric(shape: CatalogShape, owner: int, ordinal: int, inputs: int) -> dict[str, Any]:
     refs = [
-        {"series_code": series_code((owner + i) % shape.datasets, ordinal % shape.series_per_dataset)}
+        {
+            "series_code": series_code(
+                (owner + i) % shape.datasets, ordinal % shape.series_per_dataset
+            )
+        }
         for i in range(inputs)
     ]
     expression_type, expression = _expression(refs, ordinal)

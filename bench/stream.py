@@ -117,6 +117,4 @@ class EventStream:
 
 def live_update(dataset_index: int, sequence: int, *, tag: str = "live") -> str:
     """An update of a dataset produced now (latency and soak streams, paced in real time)."""
-    return json.dumps(
-        projection_update(dataset_index, f"{tag}{sequence:09d}", datetime.now(UTC))
-    )
+    return json.dumps(projection_update(dataset_index, f"{tag}{sequence:09d}", datetime.now(UTC)))

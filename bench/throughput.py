@@ -86,9 +86,7 @@ Ingester = Callable[[list[str]], list[IntakeResult]]
 def _ingester(orchestrator: Orchestrator, batch: int) -> Ingester:
     def one_by_one(bodies: list[str]) -> list[IntakeResult]:
         return [
-            orchestrator.ingest(
-                decode_event(body), source=SOURCE, received_at=datetime.now(UTC)
-            )
+            orchestrator.ingest(decode_event(body), source=SOURCE, received_at=datetime.now(UTC))
             for body in bodies
         ]
 

@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from metrics_orchestrator.bootstrap import (
+    AwsWiring,
     Container,
     ServeParts,
     bootstrap,
@@ -16,7 +17,10 @@ from metrics_orchestrator.bootstrap import (
     resolve_aws,
     resolve_database_url,
 )
+from metrics_orchestrator.infrastructure.aws.clients import sqs_client_from
 from metrics_orchestrator.infrastructure.settings import Settings, SettingsError
+from metrics_orchestrator.interfaces.runtime import Loop
+from metrics_orchestrator.interfaces.sample_worker import SampleWorker
 
 
 def serve_command(
@@ -28,6 +32,12 @@ def serve_command(
     http: bool = typer.Option(True, "--http/--no-http", help="Serve the HTTP API."),
     http_host: str | None = typer.Option(None, help="Overrides HTTP_HOST."),
     http_port: int | None = typer.Option(None, help="Overrides HTTP_PORT."),
+    sample_worker: bool = typer.Option(
+        False,
+        "--sample-worker",
+        help="Also answer run requests with the bundled sample worker, which SIMULATES "
+        "computations (embedded AWS emulator only).",
+    ),
 ) -> None:
     """Run the service until SIGTERM or Ctrl-C; in-flight work finishes before exit."""
     from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, fail, settings_or_exit
@@ -59,6 +69,11 @@ def serve_command(
             runtime = build_runtime(container, aws, parts, http_app=http_app)
         except SettingsError as exc:
             raise fail(str(exc)) from None
+        if sample_worker:
+            if not aws.embedded:
+                raise fail("--sample-worker needs the embedded AWS emulator (no AWS settings)")
+            runtime.loops.append(Loop("sample-worker", _sample_worker(settings, aws).run_forever))
+            typer.echo("sample worker on: it SIMULATES computations (nothing is computed)")
         if aws.embedded:
             typer.echo(f"embedded AWS emulator (moto) at {aws.endpoint_url}")
             typer.echo(f"  run-request topic:        {aws.topic_arn}")
@@ -74,6 +89,17 @@ def serve_command(
     typer.echo("stopped")
     if not clean:
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _sample_worker(settings: Settings, aws: AwsWiring) -> SampleWorker:
+    assert aws.worker_queue_url is not None
+    return SampleWorker(
+        sqs_client_from(settings, aws.endpoint_url),
+        aws.worker_queue_url,
+        aws.run_feedback_queue_urls[0],
+        heartbeats=2,
+        step_seconds=0.5,
+    )
 
 
 def _database(settings: Settings, resources: ExitStack) -> str:
