@@ -37,6 +37,7 @@ from metrics_orchestrator.domain.orchestration import InputStatus, Outcome
 MAX_REQUIRED_DAYS = 36_500
 MAX_ATTEMPTS = 100
 MAX_TEXT = 10_000
+MAX_KEY = 500
 NO_NUL = r"^[^\x00]*$"
 
 
@@ -65,7 +66,9 @@ def _storable_json(value: Any) -> Any:
 
 
 Text = Annotated[str, Field(max_length=MAX_TEXT, pattern=NO_NUL), AfterValidator(_storable)]
-Key = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL), AfterValidator(_storable)]
+Key = Annotated[
+    str, Field(min_length=1, max_length=MAX_KEY, pattern=NO_NUL), AfterValidator(_storable)
+]
 JsonObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
 ExpressionType = Literal["series_math", "window_op", "composite"]
 TriggerPolicyName = Literal["all_new", "any_new"]

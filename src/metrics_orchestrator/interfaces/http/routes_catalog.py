@@ -9,11 +9,13 @@ from fastapi import APIRouter, Path
 from metrics_orchestrator.application.catalog import DatasetSpec, MetricSpec, SeriesSpec
 from metrics_orchestrator.interfaces.http.dependencies import (
     AUTHENTICATED,
+    DEFAULT_PAGE_SIZE,
     ContainerDep,
     Cursor,
     Limit,
 )
 from metrics_orchestrator.interfaces.http.models import (
+    MAX_KEY,
     NO_NUL,
     DatasetDetailOut,
     DatasetIn,
@@ -33,13 +35,15 @@ from metrics_orchestrator.interfaces.http.problems import problem_responses
 router = APIRouter(responses=problem_responses(422, 503))
 
 MetricCode = Annotated[
-    str, Path(min_length=1, max_length=200, pattern=NO_NUL, description="The metric's code.")
+    str, Path(min_length=1, max_length=MAX_KEY, pattern=NO_NUL, description="The metric's code.")
 ]
-DatasetId = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
+DatasetId = Annotated[str, Path(min_length=1, max_length=MAX_KEY, pattern=NO_NUL)]
 
 
 @router.get("/metrics", tags=["metrics"], summary="List metrics, by code")
-def list_metrics(container: ContainerDep, limit: Limit = 50, cursor: Cursor = None) -> MetricPage:
+def list_metrics(
+    container: ContainerDep, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
+) -> MetricPage:
     page, next_cursor = keyset_page(
         container.catalog.list_metrics(), lambda m: m.code, limit, cursor
     )
@@ -101,7 +105,9 @@ def update_metric(code: MetricCode, body: MetricPatch, container: ContainerDep) 
 
 
 @router.get("/datasets", tags=["datasets"], summary="List datasets, by id")
-def list_datasets(container: ContainerDep, limit: Limit = 50, cursor: Cursor = None) -> DatasetPage:
+def list_datasets(
+    container: ContainerDep, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
+) -> DatasetPage:
     page, next_cursor = keyset_page(
         container.catalog.list_datasets(), lambda d: d.id, limit, cursor
     )

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import unquote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
 
 from metrics_orchestrator.application.events import EventStatus
@@ -21,11 +21,13 @@ from metrics_orchestrator.domain.events import (
 )
 from metrics_orchestrator.interfaces.http.dependencies import (
     AUTHENTICATED,
+    DEFAULT_PAGE_SIZE,
     ContainerDep,
     Cursor,
     Limit,
 )
 from metrics_orchestrator.interfaces.http.models import (
+    NO_NUL,
     EventOut,
     EventPage,
     EventResultOut,
@@ -39,6 +41,9 @@ router = APIRouter(responses=problem_responses(422, 503))
 # MAX_BODY_BYTES; beyond it the request is refused before it is read any further.
 MAX_HTTP_BODY = 4 * MAX_BODY_BYTES
 EVENT_REJECTED = "event-rejected"
+EventKey = Annotated[
+    str, Path(min_length=1, max_length=4000, pattern=NO_NUL, description="The event's key.")
+]
 
 _PROJECTION_UPDATE_BODY = {
     "required": True,
@@ -72,7 +77,7 @@ async def receive_projection_update(request: Request, container: ContainerDep) -
 def list_events(
     container: ContainerDep,
     status: EventStatus | None = None,
-    limit: Limit = 50,
+    limit: Limit = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
 ) -> EventPage:
     page = container.queries.list_events(status=status, limit=limit, cursor=cursor)
@@ -88,7 +93,7 @@ def list_events(
     dependencies=AUTHENTICATED,
     responses=problem_responses(401, 404, 409),
 )
-def replay_event(event_key: str, container: ContainerDep) -> EventResultOut:
+def replay_event(event_key: EventKey, container: ContainerDep) -> EventResultOut:
     try:
         routed = container.router.replay(event_key)
     except NotFound:
@@ -127,17 +132,17 @@ def _storable_text(body: bytes) -> str:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _unstorable(
+        raise _invalid_body(
             f"the body is not valid UTF-8 ({exc.reason} at byte {exc.start})"
         ) from None
     if "\x00" in text:
-        raise _unstorable("the body contains a NUL character")
+        raise _invalid_body("the body contains a NUL character")
     try:
         document = json.loads(text)
     except (ValueError, RecursionError):
         return text  # not JSON: intake rejects and records it
     if not _json_storable(document):
-        raise _unstorable("the body contains \\u0000 or a lone surrogate in a JSON string")
+        raise _invalid_body("the body contains \\u0000 or a lone surrogate in a JSON string")
     return text
 
 
@@ -159,7 +164,7 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def _unstorable(detail: str) -> ApiProblem:
+def _invalid_body(detail: str) -> ApiProblem:
     return ApiProblem(422, "validation-error", detail, errors=[{"path": "", "message": detail}])
 
 
@@ -174,7 +179,7 @@ def _refuse_other_event_types(text: str) -> None:
             f"this endpoint receives {PROJECTION_UPDATE} events, not {decoded.event_type}; "
             "worker events go to the run-feedback queue"
         )
-        raise _unstorable(detail)
+        raise _invalid_body(detail)
 
 
 def _event_key(routed: RoutedEvent, text: str) -> str:

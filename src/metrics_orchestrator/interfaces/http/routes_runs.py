@@ -11,11 +11,13 @@ from pydantic import AwareDatetime
 from metrics_orchestrator.domain.model import RunStatus
 from metrics_orchestrator.interfaces.http.dependencies import (
     AUTHENTICATED,
+    DEFAULT_PAGE_SIZE,
     ContainerDep,
     Cursor,
     Limit,
 )
 from metrics_orchestrator.interfaces.http.models import (
+    MAX_KEY,
     NO_NUL,
     CancelIn,
     ImpactOut,
@@ -36,12 +38,12 @@ def list_runs(
     container: ContainerDep,
     status: RunStatus | None = None,
     metric: Annotated[
-        str | None, Query(max_length=200, pattern=NO_NUL, description="A metric code.")
+        str | None, Query(max_length=MAX_KEY, pattern=NO_NUL, description="A metric code.")
     ] = None,
     since: Annotated[
         AwareDatetime | None, Query(description="Only runs created at or after this time.")
     ] = None,
-    limit: Limit = 50,
+    limit: Limit = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
 ) -> RunPage:
     runs, next_cursor = container.runs.list_runs(
