@@ -14,6 +14,7 @@ SNS publisher (PublishBatch) at once. The difference is what the service adds.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import json
 import sys
 import threading
@@ -21,10 +22,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bench.catalog import CatalogShape
-from bench.environment import BenchDatabases, percentile
+from bench.environment import BenchDatabases, connection, percentile
 from bench.service import (
     REGION,
     MotoProcess,
@@ -36,18 +38,18 @@ from bench.stream import live_update
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 DATASETS = 16
-DRAIN_TIMEOUT = 30.0
+DRAIN_TIMEOUT = 15.0
 TICK = 0.1
 
 
 @dataclass(frozen=True)
 class LatencyConfig:
-    rate: float = 100.0
+    rates: tuple[float, ...] = (100.0,)
     duration: float = 10.0
     warmup: float = 2.0
-    repeats: int = 1
 
 
 @dataclass
@@ -63,15 +65,34 @@ class PathSamples:
         return percentile(self.latencies, fraction) * 1000
 
 
+@dataclass(frozen=True)
+class Breakdown:
+    """Where the service spent the time, from its own timestamps (p50, p99 in ms)."""
+
+    queue_wait: tuple[float, float]  # update produced -> received by the consumer
+    intake: tuple[float, float]  # received -> run queued (committed in the same transaction)
+    dispatch_claim: tuple[float, float]  # queued -> claimed by the dispatcher
+
+
 @dataclass
-class LatencyResult:
-    config: LatencyConfig
+class RatePoint:
+    rate: float
     service: PathSamples
     floor: PathSamples
-    note: str = ""
+    breakdown: Breakdown | None
 
     def overhead_ms(self, fraction: float) -> float:
         return self.service.p(fraction) - self.floor.p(fraction)
+
+
+@dataclass
+class LatencyResult:
+    config: LatencyConfig
+    points: list[RatePoint]
+    note: str = ""
+
+    def at(self, rate: float) -> RatePoint | None:
+        return next((p for p in self.points if p.rate == rate), None)
 
 
 def run_latency(
@@ -80,56 +101,105 @@ def run_latency(
     progress: Callable[[str], None] = print,
 ) -> LatencyResult:
     with MotoProcess() as moto:
-        service, note = _service_path(databases, moto, config)
+        services, breakdowns, note = _service_path(databases, moto, config)
+        floors = _floor_path(moto, config)
+    points = []
+    for rate, service, floor, breakdown in zip(rates, services, floors, breakdowns, strict=True):
+        point = RatePoint(rate, service, floor, breakdown)
+        points.append(point)
+        progress(f"  offered {rate:.0f} updates/s:")
         _report(progress, "service (serve + PostgreSQL + moto)", service)
-        floor = _floor_path(moto, config)
-        _report(progress, "floor (moto relay, no service)", floor)
-    result = LatencyResult(config, service, floor, note)
-    progress(
-        f"  service overhead over the floor: p50 {result.overhead_ms(0.5):.1f} ms, "
-        f"p95 {result.overhead_ms(0.95):.1f} ms, p99 {result.overhead_ms(0.99):.1f} ms"
-    )
-    return result
+        _report(progress, "floor (moto relay, no service)  ", floor)
+        progress(
+            f"    overhead: p50 {point.overhead_ms(0.5):.1f} ms, "
+            f"p95 {point.overhead_ms(0.95):.1f} ms, p99 {point.overhead_ms(0.99):.1f} ms"
+        )
+        if breakdown is not None:
+            progress(
+                "    service timestamps p50/p99 (ms): queue wait "
+                f"{breakdown.queue_wait[0]:.1f}/{breakdown.queue_wait[1]:.1f}, intake "
+                f"{breakdown.intake[0]:.1f}/{breakdown.intake[1]:.1f}, dispatch claim "
+                f"{breakdown.dispatch_claim[0]:.1f}/{breakdown.dispatch_claim[1]:.1f}"
+            )
+    return LatencyResult(config, points, note)
 
 
 def _report(progress: Callable[[str], None], name: str, samples: PathSamples) -> None:
     progress(
-        f"  {name}: p50 {samples.p(0.5):.1f} ms, p95 {samples.p(0.95):.1f} ms, "
-        f"p99 {samples.p(0.99):.1f} ms ({len(samples.latencies)} samples at "
+        f"    {name}: p50 {samples.p(0.5):8.1f} ms, p95 {samples.p(0.95):8.1f} ms, "
+        f"p99 {samples.p(0.99):8.1f} ms ({len(samples.latencies)} samples, achieved "
         f"{samples.offered_rate:.0f}/s, {samples.lost} lost)"
     )
 
 
 def _service_path(
     databases: BenchDatabases, moto: MotoProcess, config: LatencyConfig
-) -> tuple[PathSamples, str]:
+) -> tuple[list[PathSamples], list[Breakdown | None], str]:
+    samples: list[PathSamples] = []
+    breakdowns: list[Breakdown | None] = []
     url = databases.with_catalog(CatalogShape(datasets=DATASETS, fan_out=1))
-    topology = moto.provision()
-    env = service_environment(url, moto.endpoint_url, topology)
-    samples = PathSamples()
     try:
+        topology = moto.provision()
+        env = service_environment(url, moto.endpoint_url, topology)
         with ServeProcess(env, extra_flags=("--no-sweeper",)) as serve:
-            for _ in range(config.repeats):
-                _merge(
-                    samples,
+            for rate in rates:
+                tag = f"r{rate:.0f}-"
+                samples.append(
                     measure_path(
                         moto.sqs,
                         topology.projection_update_queue.url,
                         topology.worker_queue.url,
                         config,
-                    ),
+                        rate,
+                        tag,
+                    )
                 )
+                breakdowns.append(_breakdown(url, tag, config.warmup))
             if not serve.alive():
                 raise RuntimeError(f"serve died during the measurement; see {serve.log_path}")
             note = serve.note
     finally:
         databases.drop(url)
-    return samples, note
+    return samples, breakdowns, note
 
 
-def _floor_path(moto: MotoProcess, config: LatencyConfig) -> PathSamples:
-    import subprocess
+_BREAKDOWN_SQL = """
+WITH measured AS (
+    SELECT u.received_at - u.occurred_at AS queue_wait,
+           r.queued_at - u.received_at AS intake,
+           r.dispatched_at - r.queued_at AS claim
+    FROM dataset_updates u
+    JOIN run_dataset_updates l ON l.update_id = u.id
+    JOIN metric_runs r ON r.id = l.run_id
+    WHERE u.version_manifest_path LIKE %(pattern)s
+      AND u.occurred_at >= (SELECT min(occurred_at) FROM dataset_updates
+                            WHERE version_manifest_path LIKE %(pattern)s) + %(warmup)s
+      AND r.dispatched_at IS NOT NULL
+)
+SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM queue_wait)),
+       percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM intake)),
+       percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM claim))
+FROM measured
+"""
 
+
+def _breakdown(url: str, tag: str, warmup: float) -> Breakdown | None:
+    """The service's own view (clocks of one host): `occurred_at` is when the update was made."""
+    with connection(url) as conn:
+        row = conn.execute(
+            _BREAKDOWN_SQL,
+            {"pattern": f"%/{tag}%", "warmup": timedelta(seconds=warmup)},
+        ).fetchone()
+    if row is None or row[0] is None:
+        return None
+
+    def ms(pair: list[float]) -> tuple[float, float]:
+        return (pair[0] * 1000, pair[1] * 1000)
+
+    return Breakdown(ms(row[0]), ms(row[1]), ms(row[2]))
+
+
+def _floor_path(moto: MotoProcess, config: LatencyConfig) -> list[PathSamples]:
     topology = moto.provision()
     relay = subprocess.Popen(
         [
@@ -144,35 +214,32 @@ def _floor_path(moto: MotoProcess, config: LatencyConfig) -> PathSamples:
         stdout=subprocess.PIPE,
         text=True,
     )
-    samples = PathSamples()
     try:
         assert relay.stdout is not None
         relay.stdout.readline()  # "running"
-        for _ in range(config.repeats):
-            _merge(
-                samples,
-                measure_path(
-                    moto.sqs,
-                    topology.projection_update_queue.url,
-                    topology.worker_queue.url,
-                    config,
-                ),
+        return [
+            measure_path(
+                moto.sqs,
+                topology.projection_update_queue.url,
+                topology.worker_queue.url,
+                config,
+                rate,
+                f"f{rate:.0f}-",
             )
+            for rate in rates
+        ]
     finally:
         relay.terminate()
         relay.wait(30)
-    return samples
-
-
-def _merge(into: PathSamples, more: PathSamples) -> None:
-    into.latencies += more.latencies
-    into.offered_rate = more.offered_rate if not into.sent else into.offered_rate
-    into.sent += more.sent
-    into.lost += more.lost
 
 
 def measure_path(
-    sqs: SQSClient, inbound_queue_url: str, outbound_queue_url: str, config: LatencyConfig
+    sqs: SQSClient,
+    inbound_queue_url: str,
+    outbound_queue_url: str,
+    config: LatencyConfig,
+    rate: float,
+    tag: str,
 ) -> PathSamples:
     """Send paced updates to the inbound queue; time each one's arrival on the outbound queue.
 
@@ -190,12 +257,11 @@ def measure_path(
         daemon=True,
     )
     receiver.start()
-    per_tick = max(1, min(10, round(config.rate * TICK)))
-    ticks = int(config.duration * config.rate / per_tick)
-    tag = f"lat{uuid.uuid4().hex[:6]}-"
+    per_tick = max(1, min(10, round(rate * TICK)))
+    ticks = int(config.duration * rate / per_tick)
     started = time.monotonic()
     for tick in range(ticks):
-        delay = started + tick * per_tick / config.rate - time.monotonic()
+        delay = started + tick * per_tick / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         bodies = [
@@ -237,13 +303,26 @@ def _receive(
             if len(latencies) >= len(sent_at) or time.monotonic() > deadline:
                 return
         response = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=600
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
         )
         arrived = time.monotonic()
-        for message in response.get("Messages", []):
+        messages = response.get("Messages", [])
+        for message in messages:
             key = run_request_key(message["Body"])
             if key in sent_at and key not in latencies:
                 latencies[key] = arrived - sent_at[key]
+        if messages:
+            # moto scans a queue's every message on each receive: keep the queue short
+            _delete(sqs, queue_url, messages)
+
+
+def _delete(sqs: SQSClient, queue_url: str, messages: list[MessageTypeDef]) -> None:
+    sqs.delete_message_batch(
+        QueueUrl=queue_url,
+        Entries=[
+            {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)
+        ],
+    )
 
 
 # -- the relay (the floor's stand-in for the service) -------------------------------------------
@@ -270,12 +349,7 @@ def relay(endpoint_url: str, queue_url: str, topic_arn: str) -> None:
                 for m in messages
             ]
         )
-        sqs.delete_message_batch(
-            QueueUrl=queue_url,
-            Entries=[
-                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)
-            ],
-        )
+        _delete(sqs, queue_url, messages)
 
 
 def main(argv: list[str]) -> None:

@@ -439,7 +439,7 @@ def test_a_file_with_several_errors_reports_all_and_writes_nothing(
         "datasets (fx_daily, fx_mirror); pin one with dataset_id",
         "metrics[1].expression.left.series_code: unknown series 'WAGES_INDEX_X'",
         "metrics[3].expression.window: must be an integer >= 1",
-        "metrics[4].required_days: must be an integer >= 1",
+        "metrics[4].required_days: must be an integer between 1 and 36500",
         "metrics[4].expression.right.dataset_id: dataset 'prices_monthly' does not provide "
         "series 'FX_PARALLEL_D' (candidates: fx_daily)",
     ]
@@ -596,8 +596,8 @@ def test_update_metric_refuses_bad_values_and_unknown_metrics(
     with pytest.raises(ValidationError) as caught:
         catalog.update_metric("fx.gap", required_days=0, max_attempts=0, trigger_policy="x")
     assert _errors(caught) == [
-        "required_days: must be an integer >= 1",
-        "max_attempts: must be an integer >= 1",
+        "required_days: must be an integer between 1 and 36500",
+        "max_attempts: must be an integer between 1 and 100",
         "trigger_policy: unknown trigger policy 'x'; expected one of all_new, any_new",
     ]
     with pytest.raises(NotFound):

@@ -478,3 +478,31 @@ def test_impact_predicts_what_intake_then_does(h: Harness) -> None:
         h.send("reserves_daily", f"r{n}")
         happened = {code: h.runs(code)[-1][1] for code in predicted}
         assert happened == {code: as_status[o] for code, o in predicted.items()}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            '{"event": "projection_update", "dataset_id": "fx\\u0000", '
+            '"version_manifest_path": "m", "projections_path": "p"}',
+            "a NUL character",
+        ),
+        (
+            '{"event": "projection_update", "dataset_id": "fx", '
+            '"version_manifest_path": "\\ud800", "projections_path": "p"}',
+            "a lone surrogate",
+        ),
+        ("\x00 raw NUL byte, not JSON", "not valid JSON"),
+    ],
+)
+def test_unstorable_text_is_rejected_and_recorded_not_retried(
+    h: Harness, router: EventRouter, body: str, expected: str
+) -> None:
+    routed = router.handle(body, source="test")
+    assert routed.status is EventStatus.REJECTED
+    assert routed.error is not None
+    assert expected in routed.error
+    [(status, raw)] = h.rows("SELECT status, raw_body FROM event_log")
+    assert status == "rejected"
+    assert raw == body.replace("\x00", "\\u0000")

@@ -129,15 +129,23 @@ def test_empty_sections_and_an_empty_object_are_fine() -> None:
         ({"metrics": [_metric(code=5)]}, "metrics[0].code: must be a string, got a number"),
         (
             {"metrics": [_metric(required_days=0)]},
-            "metrics[0].required_days: must be an integer >= 1",
+            "metrics[0].required_days: must be an integer between 1 and 36500",
         ),
         (
             {"metrics": [_metric(required_days=True)]},
-            "metrics[0].required_days: must be an integer >= 1",
+            "metrics[0].required_days: must be an integer between 1 and 36500",
         ),
         (
             {"metrics": [_metric(max_attempts=1.5)]},
-            "metrics[0].max_attempts: must be an integer >= 1",
+            "metrics[0].max_attempts: must be an integer between 1 and 100",
+        ),
+        (
+            {"metrics": [_metric(required_days=10**9)]},
+            "metrics[0].required_days: must be an integer between 1 and 36500",
+        ),
+        (
+            {"metrics": [_metric(max_attempts=101)]},
+            "metrics[0].max_attempts: must be an integer between 1 and 100",
         ),
         (
             {"metrics": [_metric(trigger_policy="eager")]},
@@ -201,7 +209,7 @@ def test_every_error_of_a_file_is_reported_at_once() -> None:
         "extra: unknown key; expected series, datasets, metrics",
         "series[0].frequency: must be a string, got a number",
         "datasets[0].bucket: must be a string, got a list",
-        "metrics[0].required_days: must be an integer >= 1",
+        "metrics[0].required_days: must be an integer between 1 and 36500",
         "metrics[1].expression.op: unknown series_math op 'divide'; expected one of "
         "ratio, multiply, subtract, add",
         "metrics[1].expression.right: must be a series reference (series_code) or an "
@@ -215,7 +223,7 @@ def test_entries_with_a_bad_optional_field_are_kept_for_cross_checks() -> None:
     )
     assert [str(e) for e in errors] == [
         "series[0].unit: must be a string, got a number",
-        "metrics[0].max_attempts: must be an integer >= 1",
+        "metrics[0].max_attempts: must be an integer between 1 and 100",
     ]
     assert [e.item for e in document.series] == [SeriesSpec("A")]
     assert [e.item.id for e in document.metrics] == ["m1"]

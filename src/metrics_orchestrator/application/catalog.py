@@ -29,6 +29,8 @@ from metrics_orchestrator.domain.errors import (
 )
 from metrics_orchestrator.domain.expressions import Expression, SeriesReference, parse_expression
 from metrics_orchestrator.domain.model import (
+    MAX_ATTEMPTS,
+    MAX_REQUIRED_DAYS,
     Dataset,
     Metric,
     MetricDependency,
@@ -339,13 +341,13 @@ class _Fields:
         self.error(_at(self.path, key), f"must be a string, got {_json_type(value)}")
         return ""
 
-    def positive_int(self, key: str) -> int | None:
+    def positive_int(self, key: str, maximum: int) -> int | None:
         value = self.raw.get(key)
         if value is None:
             return None
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= maximum:
             return value
-        self.error(_at(self.path, key), "must be an integer >= 1")
+        self.error(_at(self.path, key), f"must be an integer between 1 and {maximum}")
         return None
 
     def boolean(self, key: str) -> bool | None:
@@ -438,9 +440,9 @@ def read_metric(raw: object, path: str, errors: list[FieldError]) -> MetricDefin
     expression = _read_expression(obj, path, errors)
     frequency, unit = reader.text("frequency"), reader.text("unit")
     description = reader.text("description")
-    required_days = reader.positive_int("required_days")
+    required_days = reader.positive_int("required_days", MAX_REQUIRED_DAYS)
     trigger_policy = reader.trigger_policy("trigger_policy")
-    max_attempts = reader.positive_int("max_attempts") or 3
+    max_attempts = reader.positive_int("max_attempts", MAX_ATTEMPTS) or 3
     enabled = reader.boolean("enabled")
     if metric_id is None or code is None or expression is None:
         return None
@@ -974,8 +976,8 @@ def _check_settings(
     errors: list[FieldError] = []
     reader = _Fields(raw, "", tuple(raw), errors)
     reader.boolean("enabled")
-    reader.positive_int("required_days")
-    reader.positive_int("max_attempts")
+    reader.positive_int("required_days", MAX_REQUIRED_DAYS)
+    reader.positive_int("max_attempts", MAX_ATTEMPTS)
     policy = reader.trigger_policy("trigger_policy") if trigger_policy is not None else None
     if errors:
         raise ValidationError(errors)

@@ -55,6 +55,9 @@ def decode_event(raw_body: str) -> DecodedEvent:
         if not isinstance(message, str):
             raise UndecodableEvent("SNS envelope: Message must be a JSON string")
         document = _json_object(message, what="SNS envelope Message")
+    unstorable = _unstorable_text(document)
+    if unstorable:
+        raise UndecodableEvent(f"payload contains {unstorable}, which cannot be stored")
     event_type = document.get("type", document.get("event"))
     if event_type is None and "dataset_id" in document:
         # SPEC §4.1: `event` is optional on a projection update
@@ -64,6 +67,26 @@ def decode_event(raw_body: str) -> DecodedEvent:
     if event_type not in KNOWN_EVENT_TYPES:
         raise UndecodableEvent(f"unknown event type {event_type!r}", event_type="unknown")
     return DecodedEvent(event_type=event_type, payload=document, raw_body=raw_body)
+
+
+def _unstorable_text(document: Any) -> str | None:
+    """PostgreSQL text cannot hold NUL, and UTF-8 cannot hold lone surrogates ("\\ud800")."""
+    stack = [document]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return "a NUL character (\\u0000)"
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return "a lone surrogate escape (e.g. \\ud800)"
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return None
 
 
 def _json_object(text: str, *, what: str) -> dict[str, Any]:

@@ -10,6 +10,10 @@ from uuid import UUID
 
 from metrics_orchestrator.domain.errors import IllegalTransition
 
+# Upper bounds of a metric's settings: a century of freshness keeps date arithmetic in range.
+MAX_REQUIRED_DAYS = 36_500
+MAX_ATTEMPTS = 100
+
 
 class TriggerPolicy(StrEnum):
     ALL_NEW = "all_new"

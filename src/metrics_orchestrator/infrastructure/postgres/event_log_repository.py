@@ -11,6 +11,13 @@ from metrics_orchestrator.application.events import EventRecord, EventStatus, Lo
 from metrics_orchestrator.infrastructure.postgres.queries import query
 
 
+def storable_text(raw: str | None) -> str | None:
+    """What PostgreSQL text can keep of a body: NUL and lone surrogates become escapes."""
+    if raw is None:
+        return None
+    return raw.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _logged(row: tuple[Any, ...]) -> LoggedEvent:
     return LoggedEvent(
         id=row[0],
@@ -39,7 +46,7 @@ class PostgresEventLogRepository:
                 "event_type": event.event_type,
                 "source": event.source,
                 "payload": Jsonb(event.payload) if event.payload is not None else None,
-                "raw_body": event.raw_body,
+                "raw_body": storable_text(event.raw_body),
                 "status": event.status.value,
                 "error": event.error,
                 "received_at": event.received_at,

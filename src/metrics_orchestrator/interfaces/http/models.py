@@ -22,6 +22,8 @@ from metrics_orchestrator.application.runs import (
     RunSummary,
 )
 from metrics_orchestrator.domain.model import (
+    MAX_ATTEMPTS,
+    MAX_REQUIRED_DAYS,
     Dataset,
     DatasetUpdate,
     Metric,
@@ -34,8 +36,6 @@ from metrics_orchestrator.domain.model import (
 from metrics_orchestrator.domain.orchestration import InputStatus, Outcome
 
 # Beyond a century a freshness window means nothing, and date arithmetic would overflow.
-MAX_REQUIRED_DAYS = 36_500
-MAX_ATTEMPTS = 100
 MAX_TEXT = 10_000
 MAX_KEY = 500
 NO_NUL = r"^[^\x00]*$"
