@@ -10,11 +10,15 @@ finish. Decoding the body is included (a consumer does it too); SQS is not (figu
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+from psycopg_pool import ConnectionPool
 
 from bench.catalog import CatalogShape
 from bench.environment import BenchDatabases, connection, median
@@ -41,6 +45,9 @@ class ShareReport:
     duplicates: int
     queued: int
     warmup_events: int
+    # CPU seconds spent in the measured phase by this worker and by its database backend
+    client_cpu: float
+    server_cpu: float
 
 
 def ingest_share(
@@ -61,13 +68,19 @@ def ingest_share(
         warmed = 0
         while warmed < warmup_events:
             warmed += len(ingest(_take(bodies, batch)))
+        backend = _backend_pid(container.pool)
         start()
         started = time.monotonic()
+        client_cpu, server_cpu = time.process_time(), _cpu_seconds(backend)
         deadline = started + duration
         totals = _Totals()
         while time.monotonic() < deadline:
             totals.add(ingest(_take(bodies, batch)))
         finished = time.monotonic()
+        client_cpu, server_cpu = (
+            time.process_time() - client_cpu,
+            _cpu_seconds(backend) - server_cpu,
+        )
     return ShareReport(
         started=started,
         finished=finished,
@@ -77,7 +90,26 @@ def ingest_share(
         duplicates=totals.duplicates,
         queued=totals.queued,
         warmup_events=warmed,
+        client_cpu=client_cpu,
+        server_cpu=server_cpu,
     )
+
+
+def _backend_pid(pool: ConnectionPool[Any]) -> int:
+    """The server process of the pool's one connection (intake here is strictly sequential)."""
+    with pool.connection() as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a local process, from /proc (0 when the server is not local)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 Ingester = Callable[[list[str]], list[IntakeResult]]
@@ -139,6 +171,16 @@ class CellResult:
     updates_per_second: list[float] = field(default_factory=list)
     runs_per_second: list[float] = field(default_factory=list)
     transactions_per_second: list[float] = field(default_factory=list)
+    # CPU milliseconds per update: (client, server), one pair per repeat
+    cpu_ms: list[tuple[float, float]] = field(default_factory=list)
+
+    @property
+    def client_cpu_ms(self) -> float:
+        return median([c for c, _ in self.cpu_ms])
+
+    @property
+    def server_cpu_ms(self) -> float:
+        return median([s for _, s in self.cpu_ms])
 
     @property
     def updates(self) -> float:
@@ -199,7 +241,8 @@ def run_throughput(
             _measure(pool, databases, config, cell, repeat, result)
         progress(
             f"  {cell.label()}: {result.updates:8,.0f} updates/s "
-            f"(runs {result.runs:8,.0f}/s; repeats {result.spread()})"
+            f"(runs {result.runs:8,.0f}/s; repeats {result.spread()}; CPU ms/update "
+            f"client {result.client_cpu_ms:.2f} server {result.server_cpu_ms:.2f})"
         )
         results.append(result)
     return ThroughputResult(config, results)
@@ -239,6 +282,13 @@ def _measure(
     into.updates_per_second.append(sum(r.events for r in reports) / wall)
     into.runs_per_second.append(sum(r.queued for r in reports) / wall)
     into.transactions_per_second.append(sum(r.transactions for r in reports) / wall)
+    events = sum(r.events for r in reports)
+    into.cpu_ms.append(
+        (
+            sum(r.client_cpu for r in reports) / events * 1000,
+            sum(r.server_cpu for r in reports) / events * 1000,
+        )
+    )
 
 
 def _check_recorded(url: str, reports: Sequence[ShareReport]) -> None:

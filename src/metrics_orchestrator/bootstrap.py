@@ -103,7 +103,7 @@ def _assemble(
     queries = QueryService(uow_factory, clock)
     telemetry = PrometheusTelemetry(gauges=queries.run_gauges)
     orchestrator = Orchestrator(uow_factory, clock, settings.output_base_path, telemetry=telemetry)
-    feedback = FeedbackService(uow_factory, clock)
+    feedback = FeedbackService(uow_factory, clock, telemetry=telemetry)
     return Container(
         settings=settings,
         database_url=url,
@@ -121,6 +121,7 @@ def _assemble(
             start_timeout=settings.run_start_timeout,
             heartbeat_timeout=settings.run_heartbeat_timeout,
             retry_base_delay=settings.retry_base_delay,
+            telemetry=telemetry,
         ),
         queries=queries,
         telemetry=telemetry,
@@ -215,6 +216,7 @@ def build_dispatcher(container: Container, aws: AwsWiring) -> Dispatcher:
         max_attempts=settings.dispatch_max_attempts,
         poll_interval=settings.dispatch_poll_interval,
         listener_factory=lambda: PostgresRunQueuedListener(url, RUN_QUEUED_CHANNEL),
+        telemetry=container.telemetry,
     )
 
 

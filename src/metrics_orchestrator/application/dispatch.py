@@ -25,6 +25,7 @@ from metrics_orchestrator.application.log_events import (
     ON_RUN_DISPATCHED,
 )
 from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory
+from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
 from metrics_orchestrator.domain.model import RunStatus, check_transition
 
 log = structlog.get_logger()
@@ -148,7 +149,9 @@ class Dispatcher:
         backoff_max: timedelta = timedelta(minutes=5),
         poll_interval: timedelta = timedelta(seconds=2),
         listener_factory: ListenerFactory | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        self._telemetry = telemetry or NullTelemetry()
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
         if batch_size < 1:
@@ -174,7 +177,9 @@ class Dispatcher:
             if not claimed:
                 return DispatchReport()
             _check_transitions(claimed)
+            publish_started = time.monotonic()
             outcomes = self._publish(claimed)
+            publish_seconds = time.monotonic() - publish_started
             plan = self._plan(claimed, outcomes, now)
             if plan.published:
                 uow.dispatch.mark_dispatched([run.run_id for run in plan.published], now)
@@ -182,13 +187,27 @@ class Dispatcher:
                 uow.dispatch.schedule_dispatch_retries([r for _, r in plan.retries], now)
             if plan.give_ups:
                 uow.dispatch.give_up_dispatch([g for _, g in plan.give_ups], now)
-        # Logged after the commit, so the log never claims what was rolled back.
+        # Logged and counted after the commit, so they never claim what was rolled back.
         self._log(plan)
+        self._count(plan, publish_seconds)
         return DispatchReport(
             published=len(plan.published),
             failed=len(plan.retries),
             given_up=len(plan.give_ups),
         )
+
+    def _count(self, plan: _Plan, publish_seconds: float) -> None:
+        if plan.published:
+            self._telemetry.dispatch_published(len(plan.published), publish_seconds)
+            self._telemetry.run_transition(
+                RunStatus.QUEUED.value, RunStatus.DISPATCHED.value, len(plan.published)
+            )
+        if plan.retries or plan.give_ups:
+            self._telemetry.dispatch_failed(len(plan.retries) + len(plan.give_ups))
+        if plan.give_ups:
+            self._telemetry.run_transition(
+                RunStatus.QUEUED.value, RunStatus.FAILED.value, len(plan.give_ups)
+            )
 
     def run(self, stop: threading.Event) -> None:
         """Dispatch until `stop` is set: eagerly while work is found, else on NOTIFY or poll."""

@@ -27,6 +27,7 @@ from metrics_orchestrator.application.ports import (
     UnitOfWorkFactory,
     in_transaction,
 )
+from metrics_orchestrator.application.telemetry import NEW_RUN, NullTelemetry, Telemetry
 from metrics_orchestrator.domain.errors import (
     Conflict,
     FieldError,
@@ -269,9 +270,16 @@ class _Received:
 class FeedbackService:
     """Applies started / heartbeat / completed events to runs, exactly once per message body."""
 
-    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        *,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
+        self._telemetry = telemetry or NullTelemetry()
 
     def handle(
         self, decoded: DecodedEvent, *, source: str, received_at: datetime
@@ -297,6 +305,9 @@ class FeedbackService:
         else:
             outcome = _transact(self._uow_factory, lambda uow: self._apply(uow, received, feedback))
         _log_feedback(outcome)
+        moved = outcome.previous_status is not None and outcome.run_status is not None
+        if moved and outcome.previous_status != outcome.run_status:
+            self._telemetry.run_transition(str(outcome.previous_status), str(outcome.run_status))
         return outcome
 
     def _apply(
@@ -458,7 +469,9 @@ class Sweeper:
         retry_base_delay: timedelta,
         retry_window: timedelta = timedelta(days=1),
         batch_size: int = 500,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        self._telemetry = telemetry or NullTelemetry()
         self._uow_factory = uow_factory
         self._clock = clock
         self._start_timeout = start_timeout
@@ -471,6 +484,12 @@ class Sweeper:
         now = self._clock.now()
         report = _transact(self._uow_factory, lambda uow: self._sweep(uow, now))
         _log_sweep(report)
+        for reason, source in (("start_timeout", "dispatched"), ("heartbeat_timeout", "running")):
+            count = sum(run.reason == reason for run in report.timed_out)
+            if count:
+                self._telemetry.run_transition(source, RunStatus.TIMED_OUT.value, count)
+        if report.retries:
+            self._telemetry.run_transition(NEW_RUN, RunStatus.QUEUED.value, len(report.retries))
         return report
 
     def run(self, stop: threading.Event, interval: timedelta) -> None:

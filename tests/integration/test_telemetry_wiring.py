@@ -1,0 +1,74 @@
+"""The dispatcher, sweeper and feedback service report run transitions to Prometheus."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import psycopg
+from mypy_boto3_sns import SNSClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from metrics_orchestrator.application.dispatch import Dispatcher
+from metrics_orchestrator.application.runs import FeedbackService, Sweeper
+from metrics_orchestrator.domain.events import decode_event
+from metrics_orchestrator.domain.model import RunStatus
+from metrics_orchestrator.infrastructure.aws.provisioning import Topology
+from metrics_orchestrator.infrastructure.aws.sns import SnsRunRequestPublisher
+from metrics_orchestrator.infrastructure.prometheus import PrometheusTelemetry
+from tests.conftest import PostgresUnitOfWorkFactory
+from tests.factories import DEFAULT_NOW, seed_metric, seed_run
+from tests.support import MutableClock
+
+
+def samples(telemetry: PrometheusTelemetry, name: str) -> dict[tuple[str, str], float]:
+    body, _ = telemetry.render()
+    found = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if sample.name == name:
+                found[(sample.labels["from_status"], sample.labels["to_status"])] = sample.value
+    return found
+
+
+TRANSITIONS = "metrics_orchestrator_run_transitions_total"
+
+
+def test_dispatch_sweep_and_feedback_count_their_transitions(
+    database_url: str,
+    uow_factory: PostgresUnitOfWorkFactory,
+    topology: Topology,
+    sns_client: SNSClient,
+) -> None:
+    clock = MutableClock(DEFAULT_NOW)
+    telemetry = PrometheusTelemetry()
+    with psycopg.connect(database_url) as conn:
+        seed_metric(conn)
+        queued = seed_run(conn, status=RunStatus.QUEUED)
+        seed_run(conn, status=RunStatus.DISPATCHED)  # its worker never starts
+        conn.commit()
+
+    publisher = SnsRunRequestPublisher(sns_client, topology.topic_arn)
+    dispatcher = Dispatcher(uow_factory, publisher, clock, max_attempts=3, telemetry=telemetry)
+    assert dispatcher.dispatch_once().published == 1
+
+    started = json.dumps({"type": "metric_run_started", "runId": str(queued)})
+    FeedbackService(uow_factory, clock, telemetry=telemetry).handle(
+        decode_event(started), source="test", received_at=clock.now()
+    )
+
+    clock.advance(timedelta(hours=1))
+    Sweeper(
+        uow_factory,
+        clock,
+        start_timeout=timedelta(minutes=15),
+        heartbeat_timeout=timedelta(hours=2),
+        retry_base_delay=timedelta(seconds=1),
+        telemetry=telemetry,
+    ).sweep_once()
+
+    counted = samples(telemetry, TRANSITIONS)
+    assert counted[("queued", "dispatched")] == 1
+    assert counted[("dispatched", "running")] == 1
+    assert counted[("dispatched", "timed_out")] == 1  # the silent run
+    assert counted[("none", "queued")] == 1  # its retry
