@@ -209,7 +209,9 @@ def test_a_redelivered_request_is_acknowledged_without_a_second_answer(
     retry = {**first, "attempt": 2}
     bodies = [json.dumps(first), envelope(first), json.dumps(retry), "not json", '{"type": "x"}']
     send_batch(sqs_client, worker_queue, bodies)
-    worker = SampleWorker(sqs_client, worker_queue, feedback_queue, heartbeats=0, step_seconds=0)
+    worker = SampleWorker(
+        sqs_client, worker_queue, feedback_queue, heartbeats=0, step_seconds=0, wait_seconds=0
+    )
 
     answered = sum(worker.poll_once() for _ in range(3))
 
