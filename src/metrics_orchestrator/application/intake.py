@@ -9,14 +9,20 @@ One update is processed in one transaction:
 5. write the decisions set-based: queued runs with lineage, fingerprint and the complete
    request payload (the outbox), and pending runs with what they hold.
 Nothing is published here; the dispatcher does that after commit.
+
+`ingest_many` runs the same steps for up to `MAX_BATCH` updates in one transaction: each is
+recorded (or found a duplicate, or rejected) on its own, the metrics of all new updates are
+locked together in id order and evaluated once (see `ingest_many`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
@@ -58,6 +64,9 @@ from metrics_orchestrator.domain.run_request import ConsumedUpdate, build_run_re
 
 logger = structlog.get_logger(__name__)
 
+# Most events `ingest_many` takes per transaction: an SQS receive returns at most 10 messages.
+MAX_BATCH = 10
+
 
 @dataclass(frozen=True, slots=True)
 class MetricForIntake:
@@ -85,12 +94,21 @@ class NewDatasetUpdate:
     id: UUID
     event_key: str
     dataset_id: str
-    bucket: str
+    bucket: str | None  # None: the dataset's bucket
     version_manifest_path: str
     projections_path: str
     occurred_at: datetime | None
     received_at: datetime
     payload: dict[str, Any]
+
+
+class RecordOutcome(StrEnum):
+    """What recording a received update found."""
+
+    INSERTED = "inserted"
+    DUPLICATE = "duplicate"
+    UNKNOWN_DATASET = "unknown dataset"
+    DISABLED_DATASET = "dataset is disabled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +145,13 @@ class DatasetInfo:
 class IntakeRepository(Protocol):
     def dataset_for_update(self, dataset_id: str) -> DatasetInfo | None: ...
 
-    def insert_update(self, update: NewDatasetUpdate) -> bool:
-        """Insert unless the event key exists; True when this call inserted it."""
+    def record_updates(self, updates: Sequence[NewDatasetUpdate]) -> list[RecordOutcome]:
+        """Insert, in order, the updates of known, enabled datasets unless their event key
+        exists (or repeats earlier in `updates`); one outcome per update, in order."""
         ...
 
-    def lock_dependent_metrics(self, dataset_id: str) -> list[MetricForIntake]:
-        """Enabled metrics depending on the dataset, row-locked in id order."""
+    def lock_dependent_metrics(self, dataset_ids: Sequence[str]) -> list[MetricForIntake]:
+        """Enabled metrics depending on any of the datasets, row-locked in id order."""
         ...
 
     def lock_metric_by_code(self, code: str) -> MetricForIntake | None: ...
@@ -155,6 +174,10 @@ class IntakeRepository(Protocol):
 
     def notify_queued(self) -> None: ...
 
+    def pipelined(self) -> AbstractContextManager[None]:
+        """Writes inside may be sent together, without waiting for each other's results."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class IntakeResult:
@@ -172,6 +195,45 @@ class IntakeResult:
 class _Plan:
     waiting: list[WaitingRun] = field(default_factory=list)
     queued: list[QueuedRun] = field(default_factory=list)
+    # metric id -> the datasets it requires, for every metric evaluated
+    requires: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def owned_by(self, owners: dict[str, int], index: int) -> _Plan:
+        """The part of the plan reported with event `index` of the batch."""
+        return _Plan(
+            waiting=[r for r in self.waiting if owners.get(r.metric_id) == index],
+            queued=[r for r in self.queued if owners.get(r.metric_id) == index],
+            requires=self.requires,
+        )
+
+    def dependents_of(self, dataset_id: str) -> int:
+        return sum(dataset_id in required for required in self.requires.values())
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    """One event of a batch: its key and update, or why it cannot be one."""
+
+    event: DecodedEvent
+    key: str
+    update: ProjectionUpdate | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Recorded:
+    update_id: UUID
+    outcome: RecordOutcome
+
+    @property
+    def is_new(self) -> bool:
+        return self.outcome is RecordOutcome.INSERTED
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    source: str
+    received_at: datetime
 
 
 class Orchestrator:
@@ -196,81 +258,101 @@ class Orchestrator:
 
     def ingest(self, event: DecodedEvent, *, source: str, received_at: datetime) -> IntakeResult:
         """Process one decoded projection_update event; every outcome is recorded."""
-        try:
-            update = parse_projection_update(event.payload)
-        except ValidationError as exc:
-            return self._reject(event, _key_of_invalid(event), str(exc), source, received_at)
-        result = in_transaction(
+        (result,) = self.ingest_many([event], source=source, received_at=received_at)
+        return result
+
+    def ingest_many(
+        self, events: Sequence[DecodedEvent], *, source: str, received_at: datetime
+    ) -> list[IntakeResult]:
+        """Process up to `MAX_BATCH` events in one transaction; one result per event, in order.
+
+        Each event is checked and recorded on its own: an invalid body, an unknown dataset or
+        a duplicate concerns only that event. The metrics that depend on any new update are
+        locked together, in id order, and evaluated once against everything recorded — as if
+        the batch's updates had arrived at the same moment. So a metric two of them make
+        ready gets one run, on both (the coalescing SPEC §5.3 allows), and its run is
+        reported with the last event of the batch it depends on.
+        """
+        if not 1 <= len(events) <= MAX_BATCH:
+            raise ValueError(f"between 1 and {MAX_BATCH} events per batch, got {len(events)}")
+        received = [_receive(event) for event in events]
+        context = _Context(source, received_at)
+        results = in_transaction(
             self._uow_factory,
-            lambda uow: self._ingest_in(uow, update, event, source, received_at),
+            lambda uow: self._ingest_in(uow, received, context),
             attempts=self._attempts,
             on_retry=_log_retry,
         )
         # Reported after commit, so a retried transaction is counted once.
-        for (from_status, to_status), count in result.transitions.items():
-            self._telemetry.run_transition(from_status, to_status, count)
-        return result
+        for result in results:
+            for (from_status, to_status), count in result.transitions.items():
+                self._telemetry.run_transition(from_status, to_status, count)
+        return results
 
     def _ingest_in(
+        self, uow: UnitOfWork, received: Sequence[_Received], context: _Context
+    ) -> list[IntakeResult]:
+        now = self._clock.now()
+        recorded = _record_updates(uow, received, context.received_at)
+        new_datasets = sorted(
+            {
+                item.update.dataset_id
+                for item, rec in zip(received, recorded, strict=True)
+                if item.update is not None and rec is not None and rec.is_new
+            }
+        )
+        metrics = uow.intake.lock_dependent_metrics(new_datasets) if new_datasets else []
+        plan = self._plan(uow, metrics, now)
+        owners = _owners(plan, received, recorded)
+        with uow.intake.pipelined():
+            self._apply(uow, plan, now)
+            return [
+                self._conclude(uow, item, rec, plan.owned_by(owners, index), context, now)
+                for index, (item, rec) in enumerate(zip(received, recorded, strict=True))
+            ]
+
+    def _conclude(
         self,
         uow: UnitOfWork,
-        update: ProjectionUpdate,
-        event: DecodedEvent,
-        source: str,
-        received_at: datetime,
+        item: _Received,
+        recorded: _Recorded | None,
+        owned: _Plan,
+        context: _Context,
+        now: datetime,
     ) -> IntakeResult:
-        key = update.event_key
-        dataset = uow.intake.dataset_for_update(update.dataset_id)
-        if dataset is None or not dataset.enabled:
-            reason = "unknown dataset" if dataset is None else "dataset is disabled"
-            return self._record_rejection(
-                uow, event, key, f"{reason} {update.dataset_id!r}", source, received_at
-            )
-        update_id = uuid4()
-        inserted = uow.intake.insert_update(
-            NewDatasetUpdate(
-                id=update_id,
-                event_key=key,
-                dataset_id=update.dataset_id,
-                bucket=update.bucket or dataset.bucket,
-                version_manifest_path=update.version_manifest_path,
-                projections_path=update.projections_path,
-                occurred_at=update.occurred_at,
-                received_at=received_at,
-                payload=event.payload,
-            )
-        )
-        now = self._clock.now()
-        if not inserted:
-            self._record(uow, event, key, EventStatus.DUPLICATE, None, source, received_at, now)
+        """Record one event's outcome in the event log and say what it did."""
+        if item.update is None or recorded is None:
+            return self._rejected(uow, item, item.error or "invalid event", context, now)
+        dataset_id = item.update.dataset_id
+        if recorded.outcome in (RecordOutcome.UNKNOWN_DATASET, RecordOutcome.DISABLED_DATASET):
+            reason = f"{recorded.outcome.value} {dataset_id!r}"
+            return self._rejected(uow, item, reason, context, now)
+        if recorded.outcome is RecordOutcome.DUPLICATE:
+            self._record(uow, item, EventStatus.DUPLICATE, None, context, now)
             logger.info(
                 log_events.ON_DUPLICATE_EVENT,
                 message="duplicate projection update",
-                event_key=key,
-                dataset_id=update.dataset_id,
+                event_key=item.key,
+                dataset_id=dataset_id,
             )
-            return IntakeResult(EventStatus.DUPLICATE, key)
-
-        metrics = uow.intake.lock_dependent_metrics(update.dataset_id)
-        plan = self._plan(uow, metrics, now)
-        self._apply(uow, plan, now)
-        self._record(uow, event, key, EventStatus.PROCESSED, None, source, received_at, now)
+            return IntakeResult(EventStatus.DUPLICATE, item.key)
+        self._record(uow, item, EventStatus.PROCESSED, None, context, now)
         logger.info(
             log_events.ON_PROJECTION_UPDATE,
             message="projection update processed",
-            dataset_id=update.dataset_id,
-            event_key=key,
-            metrics=len(metrics),
-            queued=len(plan.queued),
-            waiting=len(plan.waiting),
+            dataset_id=dataset_id,
+            event_key=item.key,
+            metrics=owned.dependents_of(dataset_id),
+            queued=len(owned.queued),
+            waiting=len(owned.waiting),
         )
         return IntakeResult(
             EventStatus.PROCESSED,
-            key,
-            update_id=update_id,
-            queued_runs=tuple(r.run_id for r in plan.queued),
-            pending_runs=tuple(r.run_id for r in plan.waiting),
-            transitions=_transitions(plan),
+            item.key,
+            update_id=recorded.update_id,
+            queued_runs=tuple(r.run_id for r in owned.queued),
+            pending_runs=tuple(r.run_id for r in owned.waiting),
+            transitions=_transitions(owned),
         )
 
     def _plan(self, uow: UnitOfWork, metrics: Sequence[MetricForIntake], now: datetime) -> _Plan:
@@ -278,6 +360,7 @@ class Orchestrator:
         if not metrics:
             return plan
         inputs = uow.intake.load_inputs(metrics)
+        plan.requires = {mi.metric.id: frozenset(f.dataset_id for f in mi.facts) for mi in inputs}
         evaluations = [
             (mi, evaluate_metric(mi.metric.trigger_policy, mi.metric.required_days, mi.facts, now))
             for mi in inputs
@@ -423,61 +506,91 @@ class Orchestrator:
             )
         return results
 
-    # -- rejections ---------------------------------------------------------------------
+    # -- the event log -------------------------------------------------------------------
 
-    def _reject(
-        self, event: DecodedEvent, key: str, reason: str, source: str, received_at: datetime
+    def _rejected(
+        self, uow: UnitOfWork, item: _Received, reason: str, context: _Context, now: datetime
     ) -> IntakeResult:
-        return in_transaction(
-            self._uow_factory,
-            lambda uow: self._record_rejection(uow, event, key, reason, source, received_at),
-            attempts=self._attempts,
-        )
-
-    def _record_rejection(
-        self,
-        uow: UnitOfWork,
-        event: DecodedEvent,
-        key: str,
-        reason: str,
-        source: str,
-        received_at: datetime,
-    ) -> IntakeResult:
-        now = self._clock.now()
-        self._record(uow, event, key, EventStatus.REJECTED, reason, source, received_at, now)
+        self._record(uow, item, EventStatus.REJECTED, reason, context, now)
         logger.warning(
             log_events.ON_EVENT_REJECTED,
             message="projection update rejected",
-            event_key=key,
+            event_key=item.key,
             error=reason,
         )
-        return IntakeResult(EventStatus.REJECTED, key, error=reason)
+        return IntakeResult(EventStatus.REJECTED, item.key, error=reason)
 
     @staticmethod
     def _record(
         uow: UnitOfWork,
-        event: DecodedEvent,
-        key: str,
+        item: _Received,
         status: EventStatus,
         error: str | None,
-        source: str,
-        received_at: datetime,
+        context: _Context,
         now: datetime,
     ) -> None:
         uow.events.record(
             EventRecord(
-                event_key=key,
+                event_key=item.key,
                 event_type=PROJECTION_UPDATE,
                 status=status,
-                source=source,
-                received_at=received_at,
-                payload=event.payload,
+                source=context.source,
+                received_at=context.received_at,
+                payload=item.event.payload,
                 # the raw body is what a replay re-reads; processed events keep the payload only
-                raw_body=event.raw_body if status is EventStatus.REJECTED else None,
+                raw_body=item.event.raw_body if status is EventStatus.REJECTED else None,
                 error=error,
             ),
             processed_at=now,
         )
+
+
+def _receive(event: DecodedEvent) -> _Received:
+    try:
+        update = parse_projection_update(event.payload)
+    except ValidationError as exc:
+        return _Received(event, _key_of_invalid(event), None, str(exc))
+    return _Received(event, update.event_key, update)
+
+
+def _record_updates(
+    uow: UnitOfWork, received: Sequence[_Received], received_at: datetime
+) -> list[_Recorded | None]:
+    """Per event: the id given to its update and what recording it found (None: invalid)."""
+    valid = [(index, item.update, item.event) for index, item in enumerate(received) if item.update]
+    new = [
+        NewDatasetUpdate(
+            id=uuid4(),
+            event_key=update.event_key,
+            dataset_id=update.dataset_id,
+            bucket=update.bucket or None,
+            version_manifest_path=update.version_manifest_path,
+            projections_path=update.projections_path,
+            occurred_at=update.occurred_at,
+            received_at=received_at,
+            payload=event.payload,
+        )
+        for _, update, event in valid
+    ]
+    outcomes = uow.intake.record_updates(new) if new else []
+    recorded: list[_Recorded | None] = [None] * len(received)
+    for (index, _, _), row, outcome in zip(valid, new, outcomes, strict=True):
+        recorded[index] = _Recorded(row.id, outcome)
+    return recorded
+
+
+def _owners(
+    plan: _Plan, received: Sequence[_Received], recorded: Sequence[_Recorded | None]
+) -> dict[str, int]:
+    """Metric id -> the last new update of the batch it depends on (its runs are reported there)."""
+    owners: dict[str, int] = {}
+    for index, (item, rec) in enumerate(zip(received, recorded, strict=True)):
+        if item.update is None or rec is None or not rec.is_new:
+            continue
+        for metric_id, required in plan.requires.items():
+            if item.update.dataset_id in required:
+                owners[metric_id] = index
+    return owners
 
 
 def _fingerprint(evaluation: Evaluation) -> str:

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -16,6 +17,7 @@ from metrics_orchestrator.application.intake import (
     MetricInputs,
     NewDatasetUpdate,
     QueuedRun,
+    RecordOutcome,
     WaitingRun,
 )
 from metrics_orchestrator.domain.model import MetricDependency, RunTrigger, TriggerPolicy
@@ -24,6 +26,18 @@ from metrics_orchestrator.domain.run_request import ConsumedUpdate
 from metrics_orchestrator.infrastructure.postgres.queries import query
 
 _SQL = "intake.sql"
+
+
+def _position(entry: tuple[int, MetricDependency]) -> int:
+    return entry[0]
+
+
+def _record_outcome(known: bool, enabled: bool, inserted: bool) -> RecordOutcome:
+    if not known:
+        return RecordOutcome.UNKNOWN_DATASET
+    if not enabled:
+        return RecordOutcome.DISABLED_DATASET
+    return RecordOutcome.INSERTED if inserted else RecordOutcome.DUPLICATE
 
 
 def _metric(row: tuple[Any, ...]) -> MetricForIntake:
@@ -51,25 +65,26 @@ class PostgresIntakeRepository:
         rows = self._all("dataset_for_update", {"dataset_id": dataset_id})
         return DatasetInfo(bucket=rows[0][0], enabled=rows[0][1]) if rows else None
 
-    def insert_update(self, update: NewDatasetUpdate) -> bool:
+    def record_updates(self, updates: Sequence[NewDatasetUpdate]) -> list[RecordOutcome]:
         rows = self._all(
-            "insert_update",
+            "record_updates",
             {
-                "id": update.id,
-                "event_key": update.event_key,
-                "dataset_id": update.dataset_id,
-                "bucket": update.bucket,
-                "version_manifest_path": update.version_manifest_path,
-                "projections_path": update.projections_path,
-                "occurred_at": update.occurred_at,
-                "received_at": update.received_at,
-                "payload": Jsonb(update.payload),
+                "ids": [u.id for u in updates],
+                "event_keys": [u.event_key for u in updates],
+                "dataset_ids": [u.dataset_id for u in updates],
+                "buckets": [u.bucket for u in updates],
+                "manifests": [u.version_manifest_path for u in updates],
+                "projections": [u.projections_path for u in updates],
+                "occurred_ats": [u.occurred_at for u in updates],
+                "received_ats": [u.received_at for u in updates],
+                "payloads": [Jsonb(u.payload) for u in updates],
             },
         )
-        return bool(rows)
+        return [_record_outcome(known, enabled, inserted) for known, enabled, inserted in rows]
 
-    def lock_dependent_metrics(self, dataset_id: str) -> list[MetricForIntake]:
-        return [_metric(r) for r in self._all("lock_dependent_metrics", {"dataset_id": dataset_id})]
+    def lock_dependent_metrics(self, dataset_ids: Sequence[str]) -> list[MetricForIntake]:
+        rows = self._all("lock_dependent_metrics", {"dataset_ids": list(dataset_ids)})
+        return [_metric(r) for r in rows]
 
     def dependent_metrics(self, dataset_id: str) -> list[MetricForIntake]:
         rows = self._all("dependent_metrics", {"dataset_id": dataset_id})
@@ -85,10 +100,9 @@ class PostgresIntakeRepository:
 
     def load_inputs(self, metrics: Sequence[MetricForIntake]) -> list[MetricInputs]:
         ids = [m.id for m in metrics]
-        dependencies: dict[str, list[MetricDependency]] = defaultdict(list)
-        for metric_id, series_code, dataset_id in self._all("dependencies", {"metric_ids": ids}):
-            dependencies[metric_id].append(MetricDependency(series_code, dataset_id))
+        dependencies: dict[str, list[tuple[int, MetricDependency]]] = defaultdict(list)
         facts: dict[str, list[InputFacts]] = defaultdict(list)
+        pending: dict[str, UUID] = {}
         updates: dict[UUID, ConsumedUpdate] = {}
         for row in self._all("input_facts", {"metric_ids": ids}):
             metric_id, dataset_id = row[0], row[1]
@@ -102,11 +116,17 @@ class PostgresIntakeRepository:
                 else None
             )
             facts[metric_id].append(InputFacts(dataset_id, freshest, last_used))
-        pending = dict(self._all("open_pending_runs", {"metric_ids": ids}))
+            dependencies[metric_id] += [
+                (position, MetricDependency(series, dataset_id))
+                for series, position in zip(row[13], row[14], strict=True)
+            ]
+            if row[15] is not None:
+                pending[metric_id] = row[15]
         return [
             MetricInputs(
                 metric=m,
-                dependencies=tuple(dependencies[m.id]),
+                # the order of the series in the expression: the order of the request's inputs
+                dependencies=tuple(dep for _, dep in sorted(dependencies[m.id], key=_position)),
                 facts=tuple(facts[m.id]),
                 updates=updates,
                 pending_run_id=pending.get(m.id),
@@ -199,3 +219,10 @@ class PostgresIntakeRepository:
 
     def notify_queued(self) -> None:
         self._run("notify_queued", {})
+
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        # Statements are sent without waiting for each other's results; fetching a result (or
+        # leaving the block) waits for everything sent before it. Errors surface there too.
+        with self._conn.pipeline():
+            yield

@@ -4,35 +4,58 @@
 -- name: dataset_for_update
 SELECT bucket, enabled FROM datasets WHERE id = %(dataset_id)s;
 
--- name: insert_update
-INSERT INTO dataset_updates (id, event_key, dataset_id, bucket, version_manifest_path,
-                             projections_path, occurred_at, received_at, effective_at, payload)
-VALUES (%(id)s, %(event_key)s, %(dataset_id)s, %(bucket)s, %(version_manifest_path)s,
-        %(projections_path)s, %(occurred_at)s, %(received_at)s,
-        coalesce(%(occurred_at)s, %(received_at)s), %(payload)s)
-ON CONFLICT (event_key) DO NOTHING
-RETURNING id;
+-- name: record_updates
+-- Inserts the updates of known, enabled datasets in arrival order (their receipt sequence) and
+-- reports, per update in that order: whether its dataset is known and enabled and whether it
+-- was inserted. An update whose key exists, or repeats earlier in the batch, is not inserted:
+-- it is a duplicate. `bucket` defaults to the dataset's. Payloads travel in binary (%%b): the
+-- text form of a jsonb[] is escaped element by element, which costs more than the insert.
+WITH input AS (
+    SELECT *
+    FROM unnest(%(ids)s::uuid[], %(event_keys)s::text[], %(dataset_ids)s::text[],
+                %(buckets)s::text[], %(manifests)s::text[], %(projections)s::text[],
+                %(occurred_ats)s::timestamptz[], %(received_ats)s::timestamptz[],
+                %(payloads)b::jsonb[])
+         WITH ORDINALITY
+         AS t(id, event_key, dataset_id, bucket, manifest, projections, occurred_at,
+              received_at, payload, n)
+), inserted AS (
+    INSERT INTO dataset_updates (id, event_key, dataset_id, bucket, version_manifest_path,
+                                 projections_path, occurred_at, received_at, effective_at,
+                                 payload)
+    SELECT i.id, i.event_key, i.dataset_id, coalesce(nullif(i.bucket, ''), d.bucket),
+           i.manifest, i.projections, i.occurred_at, i.received_at,
+           coalesce(i.occurred_at, i.received_at), i.payload
+    FROM input i JOIN datasets d ON d.id = i.dataset_id AND d.enabled
+    ORDER BY i.n
+    ON CONFLICT (event_key) DO NOTHING
+    RETURNING id
+)
+SELECT d.id IS NOT NULL, coalesce(d.enabled, false), ins.id IS NOT NULL
+FROM input i
+LEFT JOIN datasets d ON d.id = i.dataset_id
+LEFT JOIN inserted ins ON ins.id = i.id
+ORDER BY i.n;
 
 -- name: lock_dependent_metrics
 -- Row locks in id order serialise concurrent intakes per metric without deadlocks (§5.3.5).
+-- A separate statement: the statements after it take their snapshots once the locks are held.
 SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.trigger_policy
 FROM metrics m
 WHERE m.enabled
-  AND m.id IN (SELECT metric_id FROM metric_dependencies WHERE dataset_id = %(dataset_id)s)
+  AND m.id IN (SELECT metric_id FROM metric_dependencies WHERE dataset_id = ANY(%(dataset_ids)s))
 ORDER BY m.id
 FOR UPDATE OF m;
 
--- name: dependencies
-SELECT metric_id, series_code, dataset_id
-FROM metric_dependencies
-WHERE metric_id = ANY(%(metric_ids)s)
-ORDER BY metric_id, position;
-
 -- name: input_facts
--- Per metric and required dataset: the freshest update (SPEC §5.2) and the update of that
--- dataset in the metric's last automatic run.
+-- Per metric and required dataset: the series the metric reads from it (with their positions
+-- in the expression), the freshest update (SPEC §5.2), the update of that dataset in the
+-- metric's last automatic run, and the metric's open pending run. One statement for all the
+-- metrics an update affects.
 WITH required AS (
-    SELECT metric_id, dataset_id, min(position) AS position
+    SELECT metric_id, dataset_id, min(position) AS position,
+           array_agg(series_code ORDER BY position) AS series_codes,
+           array_agg(position ORDER BY position) AS positions
     FROM metric_dependencies
     WHERE metric_id = ANY(%(metric_ids)s)
     GROUP BY metric_id, dataset_id
@@ -51,18 +74,17 @@ WITH required AS (
 SELECT r.metric_id, r.dataset_id,
        f.id, f.effective_at, f.received_at, f.seq, f.bucket, f.version_manifest_path,
        f.projections_path,
-       lu.id, lu.effective_at, lu.received_at, lu.seq
+       lu.id, lu.effective_at, lu.received_at, lu.seq,
+       r.series_codes, r.positions, pending.id
 FROM required r
 JOIN metrics m ON m.id = r.metric_id
 JOIN freshest f ON f.dataset_id = r.dataset_id
 LEFT JOIN run_dataset_updates used
        ON used.run_id = m.last_automatic_run_id AND used.dataset_id = r.dataset_id
 LEFT JOIN dataset_updates lu ON lu.id = used.update_id
+LEFT JOIN metric_runs pending
+       ON pending.metric_id = r.metric_id AND pending.status = 'pending_dependencies'
 ORDER BY r.metric_id, r.position;
-
--- name: open_pending_runs
-SELECT metric_id, id FROM metric_runs
-WHERE status = 'pending_dependencies' AND metric_id = ANY(%(metric_ids)s);
 
 -- name: existing_automatic_fingerprints
 SELECT metric_id, inputs_fingerprint
@@ -89,13 +111,13 @@ INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, inputs_fingerp
                          request_payload, created_at, queued_at, updated_at)
 SELECT id, metric_id, 'queued', %(trigger)s, 1, fingerprint, payload, %(now)s, %(now)s, %(now)s
 FROM unnest(%(run_ids)s::uuid[], %(metric_ids)s::text[], %(fingerprints)s::text[],
-            %(payloads)s::jsonb[]) AS t(id, metric_id, fingerprint, payload);
+            %(payloads)b::jsonb[]) AS t(id, metric_id, fingerprint, payload);
 
 -- name: promote_pending_runs
 UPDATE metric_runs r
 SET status = 'queued', inputs_fingerprint = t.fingerprint, request_payload = t.payload,
     queued_at = %(now)s, updated_at = %(now)s
-FROM unnest(%(run_ids)s::uuid[], %(fingerprints)s::text[], %(payloads)s::jsonb[])
+FROM unnest(%(run_ids)s::uuid[], %(fingerprints)s::text[], %(payloads)b::jsonb[])
      AS t(id, fingerprint, payload)
 WHERE r.id = t.id AND r.status = 'pending_dependencies';
 
