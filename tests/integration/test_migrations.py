@@ -3,6 +3,8 @@ from __future__ import annotations
 import multiprocessing
 
 import psycopg
+import pytest
+from typer.testing import CliRunner
 
 from metrics_orchestrator.infrastructure.postgres.migrations import (
     available_migrations,
@@ -10,6 +12,7 @@ from metrics_orchestrator.infrastructure.postgres.migrations import (
     pending_migrations,
     rollback_last,
 )
+from metrics_orchestrator.interfaces.cli import app
 
 TABLES = {
     "metrics",
@@ -85,3 +88,17 @@ def test_operator_facing_column_names_exist(database_url: str) -> None:
             " WHERE table_schema = 'public'"
         ).fetchall()
     assert expected <= {(t, c) for t, c in rows}
+
+
+def test_migrate_command_twice_against_an_empty_database(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", empty_database_url)
+    runner = CliRunner()
+    first = runner.invoke(app, ["migrate"])
+    second = runner.invoke(app, ["migrate"])
+    assert first.exit_code == 0, first.output
+    assert "applied 001_initial_schema" in first.output
+    assert second.exit_code == 0, second.output
+    assert "nothing to apply" in second.output
+    assert _tables(empty_database_url) >= TABLES
