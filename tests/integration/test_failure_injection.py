@@ -30,7 +30,7 @@ from metrics_orchestrator.infrastructure.aws.sns import SnsRunRequestPublisher
 from metrics_orchestrator.interfaces.runtime import Loop, ServiceRuntime
 from tests.aws_fixtures import AWS_REGION, TopologyFactory, receive_messages
 from tests.integration.intake_helpers import update_body
-from tests.integration.test_e2e_messaging import (
+from tests.integration.messaging_helpers import (
     count_runs,
     load_catalog,
     queue_depth,
@@ -48,11 +48,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 NO_DISPATCHER = ServeParts(dispatcher=False, sweeper=False, http=False)
-
-
-@pytest.fixture
-def catalog_path(fixtures_dir: Path) -> Path:
-    return fixtures_dir / "multi_dataset_catalog.yaml"
 
 
 def run_state(database_url: str) -> list[tuple[Any, ...]]:

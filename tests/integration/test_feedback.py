@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,17 +12,15 @@ from uuid import UUID, uuid4
 import pytest
 from psycopg import Connection
 from psycopg.rows import TupleRow
-from psycopg_pool import ConnectionPool
 
 from metrics_orchestrator.application.events import EventStatus
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.runs import FeedbackOutcome, FeedbackService
 from metrics_orchestrator.domain.events import decode_event
 from metrics_orchestrator.domain.model import RunStatus, RunTrigger
-from tests.factories import event_rows, run_row, seed_metric, seed_run
+from tests.factories import event_rows, run_row, seed_run
 from tests.support import MutableClock
 
-Pool = ConnectionPool[Connection[TupleRow]]
 S = RunStatus
 
 STARTED = "started"
@@ -51,21 +48,8 @@ REFUSED = [case for case in ALL_CASES if case not in ACCEPTED]
 
 
 @pytest.fixture
-def clock() -> MutableClock:
-    return MutableClock()
-
-
-@pytest.fixture
 def service(uow_factory: UnitOfWorkFactory, clock: MutableClock) -> FeedbackService:
     return FeedbackService(uow_factory, clock)
-
-
-@pytest.fixture
-def conn(pool: Pool) -> Iterator[Connection[TupleRow]]:
-    with pool.connection() as connection:
-        connection.autocommit = True
-        seed_metric(connection)
-        yield connection
 
 
 def event(kind: str, run_id: UUID, **fields: Any) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from uuid import uuid4
 
@@ -10,7 +9,6 @@ import psycopg
 import pytest
 from psycopg import Connection
 from psycopg.rows import TupleRow
-from psycopg_pool import ConnectionPool
 
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.runs import RunOperations
@@ -25,26 +23,12 @@ from metrics_orchestrator.domain.run_request import format_timestamp
 from tests.factories import lineage_of, run_row, seed_metric, seed_run, seed_update
 from tests.support import MutableClock
 
-Pool = ConnectionPool[Connection[TupleRow]]
 S = RunStatus
-
-
-@pytest.fixture
-def clock() -> MutableClock:
-    return MutableClock()
 
 
 @pytest.fixture
 def operations(uow_factory: UnitOfWorkFactory, clock: MutableClock) -> RunOperations:
     return RunOperations(uow_factory, clock)
-
-
-@pytest.fixture
-def conn(pool: Pool) -> Iterator[Connection[TupleRow]]:
-    with pool.connection() as connection:
-        connection.autocommit = True
-        seed_metric(connection)
-        yield connection
 
 
 # --- cancel -----------------------------------------------------------------------------

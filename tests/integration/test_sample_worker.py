@@ -25,7 +25,7 @@ from metrics_orchestrator.domain.feedback import (
 from metrics_orchestrator.interfaces.sample_worker import SampleWorker, WorkerPlan
 from tests.aws_fixtures import TopologyFactory, receive_messages
 from tests.integration.intake_helpers import update_body
-from tests.integration.test_e2e_messaging import (
+from tests.integration.messaging_helpers import (
     load_catalog,
     rows,
     running_service,
@@ -230,7 +230,7 @@ def test_the_sample_worker_drives_runs_to_success_failure_retry_and_timeout(
     aws_endpoint_url: str,
     sqs_client: SQSClient,
     make_topology: TopologyFactory,
-    fixtures_dir: Path,
+    catalog_path: Path,
 ) -> None:
     """What the demo shows: most runs succeed; one fails and is retried; one goes silent,
     times out and is retried; each retry then succeeds."""
@@ -242,7 +242,7 @@ def test_the_sample_worker_drives_runs_to_success_failure_retry_and_timeout(
         RUN_HEARTBEAT_TIMEOUT="1",
         RETRY_BASE_DELAY="0.2",
     )
-    load_catalog(env, fixtures_dir / "multi_dataset_catalog.yaml")
+    load_catalog(env, catalog_path)
 
     def behaviour(request: dict[str, Any]) -> WorkerPlan:
         if request["attempt"] > 1:

@@ -27,7 +27,7 @@ from metrics_orchestrator.bootstrap import ServeParts
 from metrics_orchestrator.infrastructure.aws.provisioning import Topology
 from tests.aws_fixtures import receive_messages
 from tests.integration.intake_helpers import update_body
-from tests.integration.test_e2e_messaging import (
+from tests.integration.messaging_helpers import (
     count_runs,
     load_catalog,
     queue_depth,
@@ -207,12 +207,12 @@ def test_two_replicas_process_a_stream_of_1000_updates_without_loss_or_double_pu
     aws_endpoint_url: str,
     sqs_client: SQSClient,
     topology: Topology,
-    fixtures_dir: Path,
+    catalog_path: Path,
     tmp_path: Path,
     start_serve: list[ServeProcess],
 ) -> None:
     env = service_env(database_url, aws_endpoint_url, topology)
-    load_catalog(env, fixtures_dir / "multi_dataset_catalog.yaml")
+    load_catalog(env, catalog_path)
     replicas = [spawn(start_serve, tmp_path, f"replica{n}", env) for n in (1, 2)]
     wait_running(replicas)
     bodies = stream(1000)
@@ -299,13 +299,13 @@ def test_sigterm_during_a_batch_finishes_in_flight_messages_loses_nothing_and_ex
     aws_endpoint_url: str,
     sqs_client: SQSClient,
     topology: Topology,
-    fixtures_dir: Path,
+    catalog_path: Path,
     tmp_path: Path,
     start_serve: list[ServeProcess],
 ) -> None:
     # A long visibility timeout: a message abandoned mid-batch would stay "in flight" for it.
     env = service_env(database_url, aws_endpoint_url, topology, SQS_VISIBILITY_TIMEOUT="300")
-    load_catalog(env, fixtures_dir / "multi_dataset_catalog.yaml")
+    load_catalog(env, catalog_path)
     (replica,) = [spawn(start_serve, tmp_path, "replica", env)]
     wait_running([replica])
     bodies = stream(60)

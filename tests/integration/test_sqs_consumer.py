@@ -17,6 +17,7 @@ from metrics_orchestrator.infrastructure.aws.provisioning import (
 )
 from metrics_orchestrator.infrastructure.aws.sqs import SqsConsumer
 from tests.aws_fixtures import receive_messages
+from tests.integration.messaging_helpers import queue_depth
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -31,18 +32,6 @@ def queue_url(sqs_client: SQSClient, aws_prefix: str) -> str:
 def send(sqs: SQSClient, queue_url: str, *bodies: str) -> None:
     for body in bodies:
         sqs.send_message(QueueUrl=queue_url, MessageBody=body)
-
-
-def queue_depth(sqs: SQSClient, queue_url: str) -> tuple[int, int]:
-    """(visible, in flight) message counts."""
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return (
-        int(attributes["ApproximateNumberOfMessages"]),
-        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
-    )
 
 
 class Recorder:

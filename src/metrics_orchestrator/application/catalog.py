@@ -28,6 +28,7 @@ from metrics_orchestrator.domain.errors import (
     ValidationError,
 )
 from metrics_orchestrator.domain.expressions import Expression, SeriesReference, parse_expression
+from metrics_orchestrator.domain.json_values import json_type
 from metrics_orchestrator.domain.model import (
     MAX_ATTEMPTS,
     MAX_REQUIRED_DAYS,
@@ -282,17 +283,7 @@ def _at(path: str, key: object) -> str:
 
 
 def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return "an object" if isinstance(value, Mapping) else type(value).__name__
+    return json_type(value, array="a list")
 
 
 class _Fields:

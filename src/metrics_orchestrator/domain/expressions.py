@@ -26,6 +26,7 @@ from enum import Enum, StrEnum
 from typing import Any
 
 from metrics_orchestrator.domain.errors import FieldError, ValidationError
+from metrics_orchestrator.domain.json_values import json_type
 
 
 class ExpressionType(StrEnum):
@@ -143,20 +144,6 @@ def _child_path(path: str, key: object) -> str:
     return f"{path}[{key!r}]"
 
 
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "an array"
-    return "an object" if isinstance(value, Mapping) else type(value).__name__
-
-
 def _one_of(values: tuple[str, ...]) -> str:
     return ", ".join(values)
 
@@ -190,7 +177,7 @@ class _Walker:
             return None
         if isinstance(value, str) and value in _TYPE_VALUES:
             return ExpressionType(value)
-        shown = repr(value) if isinstance(value, str) else _json_type(value)
+        shown = repr(value) if isinstance(value, str) else json_type(value)
         self.error(path, f"unknown expression type {shown}; expected one of {_types_text()}")
         return None
 
@@ -200,7 +187,7 @@ class _Walker:
         self.enter(path, depth=1)
         if not isinstance(value, Mapping):
             message = (
-                "is required" if value is None else f"must be an object, got {_json_type(value)}"
+                "is required" if value is None else f"must be an object, got {json_type(value)}"
             )
             self.error(path, message)
             return None
@@ -246,7 +233,7 @@ class _Walker:
             return None
         if not isinstance(value, Mapping):
             self.error(
-                path, f"must be a series reference or an expression node, got {_json_type(value)}"
+                path, f"must be a series reference or an expression node, got {json_type(value)}"
             )
             return None
         if _is_series_reference(value):
@@ -300,7 +287,7 @@ class _Walker:
         op = node["op"]
         if isinstance(op, str) and op in ops:
             return op
-        shown = repr(op) if isinstance(op, str) else _json_type(op)
+        shown = repr(op) if isinstance(op, str) else json_type(op)
         self.error(op_path, f"unknown {node_type} op {shown}; expected one of {_one_of(ops)}")
         return None
 
@@ -321,7 +308,7 @@ class _Walker:
         if not isinstance(items, list | tuple):
             self.error(
                 operands_path,
-                f"must be a list of at least {_MIN_OPERANDS} operands, got {_json_type(items)}",
+                f"must be a list of at least {_MIN_OPERANDS} operands, got {json_type(items)}",
             )
             return []
         if len(items) < _MIN_OPERANDS:

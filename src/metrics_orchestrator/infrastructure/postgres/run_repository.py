@@ -129,18 +129,18 @@ class PostgresRunRepository:
     def time_out_unstarted(
         self, *, cutoff: datetime, at: datetime, error: str, limit: int
     ) -> list[TimedOutRun]:
-        rows = self._conn.execute(
-            query(_FILE, "time_out_unstarted"),
-            {"cutoff": cutoff, "now": at, "error": error, "limit": limit},
-        ).fetchall()
-        return [_timed_out(r) for r in rows]
+        return self._time_out("time_out_unstarted", cutoff, at, error, limit)
 
     def time_out_silent(
         self, *, cutoff: datetime, at: datetime, error: str, limit: int
     ) -> list[TimedOutRun]:
+        return self._time_out("time_out_silent", cutoff, at, error, limit)
+
+    def _time_out(
+        self, name: str, cutoff: datetime, at: datetime, error: str, limit: int
+    ) -> list[TimedOutRun]:
         rows = self._conn.execute(
-            query(_FILE, "time_out_silent"),
-            {"cutoff": cutoff, "now": at, "error": error, "limit": limit},
+            query(_FILE, name), {"cutoff": cutoff, "now": at, "error": error, "limit": limit}
         ).fetchall()
         return [_timed_out(r) for r in rows]
 

@@ -13,10 +13,8 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from metrics_orchestrator.application.events import EventStatus, LoggedEvent
+from metrics_orchestrator.application.events import EventStatus
 from metrics_orchestrator.application.runs import (
-    AttemptSummary,
-    LineageEntry,
     PendingInput,
     RunDetail,
     RunSummary,
@@ -24,13 +22,10 @@ from metrics_orchestrator.application.runs import (
 from metrics_orchestrator.domain.model import (
     MAX_ATTEMPTS,
     MAX_REQUIRED_DAYS,
-    Dataset,
-    DatasetUpdate,
     Metric,
     MetricRun,
     RunStatus,
     RunTrigger,
-    Series,
     TriggerPolicy,
 )
 from metrics_orchestrator.domain.orchestration import InputStatus, Outcome
@@ -78,6 +73,13 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class _ReadModelOut(BaseModel):
+    """A response that copies a read model whose attributes have the same names and meaning:
+    build it with `Model.model_validate(read_model)`."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
 # --- errors ---------------------------------------------------------------------------------
 
 
@@ -115,22 +117,12 @@ class SeriesIn(_Request):
     frequency: Text = ""
 
 
-class SeriesOut(BaseModel):
+class SeriesOut(_ReadModelOut):
     code: str
     name: str
     description: str
     unit: str
     frequency: str
-
-    @classmethod
-    def of(cls, series: Series) -> SeriesOut:
-        return cls(
-            code=series.code,
-            name=series.name,
-            description=series.description,
-            unit=series.unit,
-            frequency=series.frequency,
-        )
 
 
 class DatasetIn(_Request):
@@ -144,7 +136,7 @@ class DatasetIn(_Request):
     enabled: bool | None = Field(default=None, description="Omit to keep the current value.")
 
 
-class DatasetOut(BaseModel):
+class DatasetOut(_ReadModelOut):
     id: str
     name: str
     description: str
@@ -152,19 +144,8 @@ class DatasetOut(BaseModel):
     enabled: bool
     series: list[str]
 
-    @classmethod
-    def of(cls, dataset: Dataset) -> DatasetOut:
-        return cls(
-            id=dataset.id,
-            name=dataset.name,
-            description=dataset.description,
-            bucket=dataset.bucket,
-            enabled=dataset.enabled,
-            series=list(dataset.series),
-        )
 
-
-class DatasetUpdateOut(BaseModel):
+class DatasetUpdateOut(_ReadModelOut):
     id: UUID
     event_key: str
     bucket: str
@@ -173,19 +154,6 @@ class DatasetUpdateOut(BaseModel):
     occurred_at: datetime | None
     received_at: datetime
     effective_at: datetime
-
-    @classmethod
-    def of(cls, update: DatasetUpdate) -> DatasetUpdateOut:
-        return cls(
-            id=update.id,
-            event_key=update.event_key,
-            bucket=update.bucket,
-            version_manifest_path=update.version_manifest_path,
-            projections_path=update.projections_path,
-            occurred_at=update.occurred_at,
-            received_at=update.received_at,
-            effective_at=update.effective_at,
-        )
 
 
 class DatasetDetailOut(DatasetOut):
@@ -222,7 +190,7 @@ class MetricPatch(_Request):
     trigger_policy: TriggerPolicyName | None = None
 
 
-class DependencyOut(BaseModel):
+class DependencyOut(_ReadModelOut):
     series_code: str
     dataset_id: str
 
@@ -256,10 +224,7 @@ class MetricOut(BaseModel):
             trigger_policy=metric.trigger_policy,
             max_attempts=metric.max_attempts,
             enabled=metric.enabled,
-            dependencies=[
-                DependencyOut(series_code=d.series_code, dataset_id=d.dataset_id)
-                for d in metric.dependencies
-            ],
+            dependencies=[DependencyOut.model_validate(d) for d in metric.dependencies],
             required_datasets=list(metric.required_datasets),
         )
 
@@ -355,30 +320,10 @@ class RunOut(BaseModel):
 
     @classmethod
     def fields_of(cls, run: MetricRun, metric_code: str) -> dict[str, Any]:
-        return {
-            "id": run.id,
-            "metric_id": run.metric_id,
-            "metric_code": metric_code,
-            "status": run.status,
-            "trigger": run.trigger,
-            "attempt": run.attempt,
-            "retry_of": run.retry_of,
-            "inputs_fingerprint": run.inputs_fingerprint,
-            "created_at": run.created_at,
-            "queued_at": run.queued_at,
-            "not_before": run.not_before,
-            "dispatched_at": run.dispatched_at,
-            "started_at": run.started_at,
-            "last_heartbeat_at": run.last_heartbeat_at,
-            "completed_at": run.completed_at,
-            "progress": run.progress,
-            "dispatch_attempts": run.dispatch_attempts,
-            "status_reason": run.status_reason,
-            "error": run.error,
-            "version_ts": run.version_ts,
-            "output_manifest": run.output_manifest,
-            "row_count": run.row_count,
-        }
+        """The run's attributes under the same names, plus the code of its metric."""
+        # RunOut's fields, not cls's: RunDetailOut adds fields the run does not have.
+        copied = {name: getattr(run, name) for name in RunOut.model_fields if name != "metric_code"}
+        return {**copied, "metric_code": metric_code}
 
     @classmethod
     def of(cls, summary: RunSummary) -> RunOut:
@@ -403,7 +348,7 @@ class PendingInputOut(BaseModel):
         )
 
 
-class LineageOut(BaseModel):
+class LineageOut(_ReadModelOut):
     dataset_id: str
     update_id: UUID
     event_key: str
@@ -414,22 +359,8 @@ class LineageOut(BaseModel):
     received_at: datetime
     effective_at: datetime
 
-    @classmethod
-    def of(cls, entry: LineageEntry) -> LineageOut:
-        return cls(
-            dataset_id=entry.dataset_id,
-            update_id=entry.update_id,
-            event_key=entry.event_key,
-            bucket=entry.bucket,
-            version_manifest_path=entry.version_manifest_path,
-            projections_path=entry.projections_path,
-            occurred_at=entry.occurred_at,
-            received_at=entry.received_at,
-            effective_at=entry.effective_at,
-        )
 
-
-class AttemptOut(BaseModel):
+class AttemptOut(_ReadModelOut):
     id: UUID
     attempt: int
     trigger: str
@@ -437,18 +368,6 @@ class AttemptOut(BaseModel):
     retry_of: UUID | None
     created_at: datetime
     completed_at: datetime | None
-
-    @classmethod
-    def of(cls, attempt: AttemptSummary) -> AttemptOut:
-        return cls(
-            id=attempt.id,
-            attempt=attempt.attempt,
-            trigger=attempt.trigger,
-            status=attempt.status,
-            retry_of=attempt.retry_of,
-            created_at=attempt.created_at,
-            completed_at=attempt.completed_at,
-        )
 
 
 class RunDetailOut(RunOut):
@@ -474,8 +393,8 @@ class RunDetailOut(RunOut):
             if pending
             else [],
             pending=[PendingInputOut.of(p) for p in detail.pending],
-            lineage=[LineageOut.of(e) for e in detail.lineage],
-            attempts=[AttemptOut.of(a) for a in detail.attempts],
+            lineage=[LineageOut.model_validate(e) for e in detail.lineage],
+            attempts=[AttemptOut.model_validate(a) for a in detail.attempts],
             request_payload=run.request_payload,
         )
 
@@ -513,7 +432,7 @@ class EventResultOut(BaseModel):
     pending_runs: list[UUID]
 
 
-class EventOut(BaseModel):
+class EventOut(_ReadModelOut):
     id: int
     event_key: str
     event_type: str
@@ -525,22 +444,6 @@ class EventOut(BaseModel):
     received_at: datetime
     processed_at: datetime
     replayed_at: datetime | None
-
-    @classmethod
-    def of(cls, event: LoggedEvent) -> EventOut:
-        return cls(
-            id=event.id,
-            event_key=event.event_key,
-            event_type=event.event_type,
-            status=event.status,
-            source=event.source,
-            error=event.error,
-            payload=event.payload,
-            raw_body=event.raw_body,
-            received_at=event.received_at,
-            processed_at=event.processed_at,
-            replayed_at=event.replayed_at,
-        )
 
 
 class EventPage(BaseModel):

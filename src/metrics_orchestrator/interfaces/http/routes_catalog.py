@@ -111,7 +111,7 @@ def list_datasets(
     page, next_cursor = keyset_page(
         container.catalog.list_datasets(), lambda d: d.id, limit, cursor
     )
-    return DatasetPage(items=[DatasetOut.of(d) for d in page], next_cursor=next_cursor)
+    return DatasetPage(items=[DatasetOut.model_validate(d) for d in page], next_cursor=next_cursor)
 
 
 @router.get(
@@ -124,8 +124,8 @@ def get_dataset(dataset_id: DatasetId, container: ContainerDep) -> DatasetDetail
     dataset = container.catalog.get_dataset(dataset_id)
     updates = container.queries.recent_updates(dataset_id)
     return DatasetDetailOut(
-        **DatasetOut.of(dataset).model_dump(),
-        recent_updates=[DatasetUpdateOut.of(u) for u in updates],
+        **DatasetOut.model_validate(dataset).model_dump(),
+        recent_updates=[DatasetUpdateOut.model_validate(u) for u in updates],
     )
 
 
@@ -148,7 +148,7 @@ def register_dataset(body: DatasetIn, container: ContainerDep) -> DatasetOut:
         series=tuple(body.series),
         enabled=body.enabled,
     )
-    return DatasetOut.of(container.catalog.register_dataset(spec))
+    return DatasetOut.model_validate(container.catalog.register_dataset(spec))
 
 
 @router.post(
@@ -166,4 +166,4 @@ def register_series(body: SeriesIn, container: ContainerDep) -> SeriesOut:
         unit=body.unit,
         frequency=body.frequency,
     )
-    return SeriesOut.of(container.catalog.register_series(spec))
+    return SeriesOut.model_validate(container.catalog.register_series(spec))

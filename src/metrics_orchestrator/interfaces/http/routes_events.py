@@ -81,7 +81,9 @@ def list_events(
     cursor: Cursor = None,
 ) -> EventPage:
     page = container.queries.list_events(status=status, limit=limit, cursor=cursor)
-    return EventPage(items=[EventOut.of(e) for e in page.events], next_cursor=page.next_cursor)
+    return EventPage(
+        items=[EventOut.model_validate(e) for e in page.events], next_cursor=page.next_cursor
+    )
 
 
 @router.post(

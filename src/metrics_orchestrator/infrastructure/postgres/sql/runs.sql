@@ -130,6 +130,8 @@ WHERE r.id = due.id
 RETURNING r.id, r.metric_id, r.status_reason
 
 -- name: time_out_silent
+-- Like time_out_unstarted, for running runs silent since their last sign of life. Not merged:
+-- status, clock, order and reason all differ, and each literal status matches a partial index.
 WITH due AS (
     SELECT id
     FROM metric_runs
