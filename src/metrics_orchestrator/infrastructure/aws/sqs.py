@@ -4,8 +4,7 @@ A handler that returns has committed its transaction, so the message is deleted.
 that raises leaves the message in the queue: SQS makes it visible again after its visibility
 timeout, and after `maxReceiveCount` receipts the queue's redrive policy moves it to the DLQ
 (SPEC §5.8). While a batch is slow, a background timer keeps extending the visibility of the
-messages not yet acknowledged, so no other consumer receives them meanwhile. The handled
-messages of a batch are deleted together (DeleteMessageBatch) once the batch is done.
+messages not yet handled, so no other consumer receives them meanwhile.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import (
         ChangeMessageVisibilityBatchRequestEntryTypeDef,
-        DeleteMessageBatchRequestEntryTypeDef,
         MessageTypeDef,
     )
 
@@ -116,18 +114,14 @@ class SqsConsumer:
         )
         extender.start()
         try:
-            handled = []
             for message in messages:
-                if self._handle(message):
-                    handled.append(message)
-                else:
-                    # Not extended any more: it becomes visible again for redelivery.
-                    in_flight.done(message["ReceiptHandle"])
+                handled = self._handle(message)
+                # Done before the delete, so the extender never touches a deleted message.
+                in_flight.done(message["ReceiptHandle"])
+                if handled:
+                    self._acknowledge(message)
         finally:
-            # Stopped before the delete, so the extender never touches a deleted message.
             extender.stop()
-        if handled:
-            self._acknowledge(handled)
 
     def _handle(self, message: MessageTypeDef) -> bool:
         """Run the handler; True when it succeeded and the message may be deleted."""
@@ -157,36 +151,27 @@ class SqsConsumer:
             return False
         return True
 
-    def _acknowledge(self, messages: list[MessageTypeDef]) -> None:
-        entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
-            {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
-            for index, message in enumerate(messages)
-        ]
+    def _acknowledge(self, message: MessageTypeDef) -> None:
+        message_id = message.get("MessageId", "")
         try:
-            response = self._client.delete_message_batch(QueueUrl=self._queue_url, Entries=entries)
-        except Exception as exc:
-            # The work is committed; redelivered copies are recognised as duplicates.
-            log.warning(
-                ON_CONSUMER_ERROR,
-                message="deleting processed messages failed; they may be redelivered",
-                consumer=self._name,
-                messages=len(messages),
-                error=str(exc),
+            self._client.delete_message(
+                QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"]
             )
-            return
-        for failure in response.get("Failed", []):
+        except Exception as exc:
+            # The work is committed; a redelivered copy is recognised as a duplicate.
             log.warning(
                 ON_CONSUMER_ERROR,
                 message="deleting a processed message failed; it may be redelivered",
                 consumer=self._name,
-                message_id=messages[int(failure["Id"])].get("MessageId", ""),
-                error=f"{failure.get('Code')}: {failure.get('Message')}",
+                message_id=message_id,
+                error=str(exc),
             )
+            return
         log.debug(
             ON_MESSAGE_ACKNOWLEDGED,
-            message="messages deleted",
+            message="message deleted",
             consumer=self._name,
-            messages=len(messages) - len(response.get("Failed", [])),
+            message_id=message_id,
         )
 
 
