@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -44,7 +45,7 @@ QUICK = Mode(
     name="quick",
     throughput=ThroughputConfig(repeats=1, duration=1.0, warmup_events=10),
     ceiling=CeilingConfig(repeats=1, duration=1.0, warmup=20, pgbench_seconds=2),
-    latency=LatencyConfig(rates=(100.0,), duration=5.0, warmup=1.0),
+    latency=LatencyConfig(rates=(100.0,), duration=4.0, warmup=1.0, drain=5.0),
     scaling=ScalingConfig(
         history_levels=(10_000, 100_000), fan_outs=(1, 10, 100), repeats=1, duration=1.0
     ),
@@ -78,6 +79,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    # SIGTERM unwinds like Ctrl-C, so bench databases, moto and `serve` are cleaned up
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     # the benchmark's own AWS and database set-up should only speak up when it fails
     configure_logging("WARNING", LogFormat.CONSOLE)
     mode = FULL if args.full else QUICK

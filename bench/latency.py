@@ -14,8 +14,9 @@ SNS publisher (PublishBatch) at once. The difference is what the service adds.
 from __future__ import annotations
 
 import argparse
-import subprocess
+import contextlib
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -24,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
 
 from bench.catalog import CatalogShape
 from bench.environment import BenchDatabases, connection, percentile
@@ -35,13 +38,13 @@ from bench.service import (
     service_environment,
 )
 from bench.stream import live_update
+from metrics_orchestrator.infrastructure.aws.provisioning import Topology
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 DATASETS = 16
-DRAIN_TIMEOUT = 15.0
 TICK = 0.1
 
 
@@ -50,6 +53,8 @@ class LatencyConfig:
     rates: tuple[float, ...] = (100.0,)
     duration: float = 10.0
     warmup: float = 2.0
+    # how long to wait for the last run requests once sending stopped
+    drain: float = 15.0
 
 
 @dataclass
@@ -67,11 +72,13 @@ class PathSamples:
 
 @dataclass(frozen=True)
 class Breakdown:
-    """Where the service spent the time, from its own timestamps (p50, p99 in ms)."""
+    """Where the service spent the time, from its own timestamps: (p50, p99) in ms."""
 
-    queue_wait: tuple[float, float]  # update produced -> received by the consumer
-    intake: tuple[float, float]  # received -> run queued (committed in the same transaction)
-    dispatch_claim: tuple[float, float]  # queued -> claimed by the dispatcher
+    # update produced (`occurred_at`, stamped by the sender) -> received by the consumer
+    queue_wait: tuple[float, float]
+    # received -> claimed by the dispatcher: the intake transaction, its commit, the NOTIFY
+    # and the dispatcher's wake-up (its publish and the delivery by moto follow)
+    to_claim: tuple[float, float]
 
 
 @dataclass
@@ -104,7 +111,9 @@ def run_latency(
         services, breakdowns, note = _service_path(databases, moto, config)
         floors = _floor_path(moto, config)
     points = []
-    for rate, service, floor, breakdown in zip(rates, services, floors, breakdowns, strict=True):
+    for rate, service, floor, breakdown in zip(
+        config.rates, services, floors, breakdowns, strict=True
+    ):
         point = RatePoint(rate, service, floor, breakdown)
         points.append(point)
         progress(f"  offered {rate:.0f} updates/s:")
@@ -117,9 +126,9 @@ def run_latency(
         if breakdown is not None:
             progress(
                 "    service timestamps p50/p99 (ms): queue wait "
-                f"{breakdown.queue_wait[0]:.1f}/{breakdown.queue_wait[1]:.1f}, intake "
-                f"{breakdown.intake[0]:.1f}/{breakdown.intake[1]:.1f}, dispatch claim "
-                f"{breakdown.dispatch_claim[0]:.1f}/{breakdown.dispatch_claim[1]:.1f}"
+                f"{breakdown.queue_wait[0]:.1f}/{breakdown.queue_wait[1]:.1f}, "
+                "received -> claimed by the dispatcher "
+                f"{breakdown.to_claim[0]:.1f}/{breakdown.to_claim[1]:.1f}"
             )
     return LatencyResult(config, points, note)
 
@@ -137,13 +146,16 @@ def _service_path(
 ) -> tuple[list[PathSamples], list[Breakdown | None], str]:
     samples: list[PathSamples] = []
     breakdowns: list[Breakdown | None] = []
+    note = ""
     url = databases.with_catalog(CatalogShape(datasets=DATASETS, fan_out=1))
     try:
-        topology = moto.provision()
-        env = service_environment(url, moto.endpoint_url, topology)
-        with ServeProcess(env, extra_flags=("--no-sweeper",)) as serve:
-            for rate in rates:
-                tag = f"r{rate:.0f}-"
+        for rate in config.rates:
+            # Fresh queues and a fresh `serve` per rate: a backlog left by a rate the service
+            # could not sustain must not slow down the next one.
+            topology = moto.provision()
+            env = service_environment(url, moto.endpoint_url, topology)
+            tag = f"r{rate:.0f}-"
+            with ServeProcess(env, extra_flags=("--no-sweeper",)) as serve:
                 samples.append(
                     measure_path(
                         moto.sqs,
@@ -154,20 +166,27 @@ def _service_path(
                         tag,
                     )
                 )
-                breakdowns.append(_breakdown(url, tag, config.warmup))
-            if not serve.alive():
-                raise RuntimeError(f"serve died during the measurement; see {serve.log_path}")
-            note = serve.note
+                if not serve.alive():
+                    raise RuntimeError(f"serve died during the measurement; see {serve.log_path}")
+                note = note or serve.note
+            breakdowns.append(_breakdown(url, tag, config.warmup))
+            _purge(moto, topology)
     finally:
         databases.drop(url)
     return samples, breakdowns, note
 
 
+def _purge(moto: MotoProcess, topology: Topology) -> None:
+    """Empty what a measurement left behind: moto scans every message on each receive."""
+    for queue in (topology.projection_update_queue, topology.worker_queue):
+        with contextlib.suppress(ClientError):  # e.g. one purge per queue per minute
+            moto.sqs.purge_queue(QueueUrl=queue.url)
+
+
 _BREAKDOWN_SQL = """
 WITH measured AS (
     SELECT u.received_at - u.occurred_at AS queue_wait,
-           r.queued_at - u.received_at AS intake,
-           r.dispatched_at - r.queued_at AS claim
+           r.dispatched_at - u.received_at AS to_claim
     FROM dataset_updates u
     JOIN run_dataset_updates l ON l.update_id = u.id
     JOIN metric_runs r ON r.id = l.run_id
@@ -177,8 +196,7 @@ WITH measured AS (
       AND r.dispatched_at IS NOT NULL
 )
 SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM queue_wait)),
-       percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM intake)),
-       percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM claim))
+       percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM to_claim))
 FROM measured
 """
 
@@ -196,10 +214,14 @@ def _breakdown(url: str, tag: str, warmup: float) -> Breakdown | None:
     def ms(pair: list[float]) -> tuple[float, float]:
         return (pair[0] * 1000, pair[1] * 1000)
 
-    return Breakdown(ms(row[0]), ms(row[1]), ms(row[2]))
+    return Breakdown(ms(row[0]), ms(row[1]))
 
 
 def _floor_path(moto: MotoProcess, config: LatencyConfig) -> list[PathSamples]:
+    return [_floor_at(moto, config, rate) for rate in config.rates]
+
+
+def _floor_at(moto: MotoProcess, config: LatencyConfig, rate: float) -> PathSamples:
     topology = moto.provision()
     relay = subprocess.Popen(
         [
@@ -217,20 +239,18 @@ def _floor_path(moto: MotoProcess, config: LatencyConfig) -> list[PathSamples]:
     try:
         assert relay.stdout is not None
         relay.stdout.readline()  # "running"
-        return [
-            measure_path(
-                moto.sqs,
-                topology.projection_update_queue.url,
-                topology.worker_queue.url,
-                config,
-                rate,
-                f"f{rate:.0f}-",
-            )
-            for rate in rates
-        ]
+        return measure_path(
+            moto.sqs,
+            topology.projection_update_queue.url,
+            topology.worker_queue.url,
+            config,
+            rate,
+            f"f{rate:.0f}-",
+        )
     finally:
         relay.terminate()
         relay.wait(30)
+        _purge(moto, topology)
 
 
 def measure_path(
@@ -253,32 +273,33 @@ def measure_path(
     done_sending = threading.Event()
     receiver = threading.Thread(
         target=_receive,
-        args=(sqs, outbound_queue_url, sent_at, latencies, done_sending),
+        args=(sqs, outbound_queue_url, sent_at, latencies, done_sending, config.drain),
         daemon=True,
     )
     receiver.start()
     per_tick = max(1, min(10, round(rate * TICK)))
-    ticks = int(config.duration * rate / per_tick)
     started = time.monotonic()
-    for tick in range(ticks):
-        delay = started + tick * per_tick / rate - time.monotonic()
+    deadline = started + config.duration
+    sent = 0
+    # Bounded by time, not by count: when moto cannot take the offered rate, the achieved
+    # rate says so instead of the measurement running on for minutes.
+    while (now := time.monotonic()) < deadline:
+        delay = started + sent / rate - now
         if delay > 0:
             time.sleep(delay)
-        bodies = [
-            live_update((tick * per_tick + n) % DATASETS, tick * per_tick + n, tag=tag)
-            for n in range(per_tick)
-        ]
-        now = time.monotonic()
+        bodies = [live_update((sent + n) % DATASETS, sent + n, tag=tag) for n in range(per_tick)]
+        stamp = time.monotonic()
         for body in bodies:
-            sent_at[run_request_key(body)] = now
+            sent_at[run_request_key(body)] = stamp
         sqs.send_message_batch(
             QueueUrl=inbound_queue_url,
             Entries=[{"Id": str(n), "MessageBody": body} for n, body in enumerate(bodies)],
         )
+        sent += per_tick
     elapsed = time.monotonic() - started
     done_sending.set()
-    receiver.join(DRAIN_TIMEOUT + 5)
-    total = ticks * per_tick
+    receiver.join(config.drain + 5)
+    total = sent
     warm = started + config.warmup
     kept = [lat for key, lat in latencies.items() if sent_at[key] >= warm]
     return PathSamples(
@@ -295,11 +316,12 @@ def _receive(
     sent_at: dict[str, float],
     latencies: dict[str, float],
     done_sending: threading.Event,
+    drain: float,
 ) -> None:
     deadline: float | None = None
     while True:
         if done_sending.is_set():
-            deadline = deadline or time.monotonic() + DRAIN_TIMEOUT
+            deadline = deadline or time.monotonic() + drain
             if len(latencies) >= len(sent_at) or time.monotonic() > deadline:
                 return
         response = sqs.receive_message(

@@ -45,9 +45,8 @@ class SuiteResults:
 def write_report(results: SuiteResults, path: Path) -> None:
     header = DEFAULT_HEADER
     if path.exists():
-        existing = path.read_text(encoding="utf-8")
-        if GENERATED in existing:
-            header = existing.split(GENERATED, 1)[0].rstrip() + "\n"
+        # the hand-written part: everything above the marker (the whole file the first time)
+        header = path.read_text(encoding="utf-8").split(GENERATED, 1)[0].rstrip() + "\n"
     path.write_text(f"{header}\n{GENERATED}\n\n{render(results)}", encoding="utf-8")
 
 
@@ -190,6 +189,7 @@ def _throughput_section(results: SuiteResults) -> str:
                 c.spread(),
                 _n(c.runs),
                 _n(c.transactions),
+                f"{c.client_cpu_ms:.2f} + {c.server_cpu_ms:.2f}",
                 _pct(c.updates / one) if one else "n/a",
                 _pct(c.transactions / same) if same else "n/a",
             ]
@@ -201,7 +201,11 @@ def _throughput_section(results: SuiteResults) -> str:
         f"{cfg.warmup_events} warm-up events per worker), a fresh database per run, 16 "
         "datasets. *updates/s of ceiling*: projection updates per second over the one-row "
         "commit rate of one connection; *tx of ceiling*: intake transactions per second "
-        "over the one-row commit rate with as many connections as workers.\n\n"
+        "over the one-row commit rate with as many connections as workers; *CPU*: the "
+        "workers' own CPU time and their PostgreSQL backends' (from /proc) per update. Fewer "
+        "runs than updates with several workers or batches is the rules at work: a version "
+        "that arrives after a fresher one of its dataset, or with it in one batch, runs "
+        "nothing on its own.\n\n"
         + _table(
             [
                 "fan-out",
@@ -211,6 +215,7 @@ def _throughput_section(results: SuiteResults) -> str:
                 "range",
                 "runs queued/s",
                 "tx/s",
+                "CPU ms/update (client + server)",
                 "updates/s of ceiling",
                 "tx of ceiling",
             ],
@@ -276,8 +281,7 @@ def _latency_section(results: SuiteResults) -> str:
         [
             f"{p.rate:.0f}/s",
             f"{_n(p.breakdown.queue_wait[0], 1)} / {_n(p.breakdown.queue_wait[1], 1)}",
-            f"{_n(p.breakdown.intake[0], 1)} / {_n(p.breakdown.intake[1], 1)}",
-            f"{_n(p.breakdown.dispatch_claim[0], 1)} / {_n(p.breakdown.dispatch_claim[1], 1)}",
+            f"{_n(p.breakdown.to_claim[0], 1)} / {_n(p.breakdown.to_claim[1], 1)}",
         ]
         for p in lat.points
         if p.breakdown is not None
@@ -287,14 +291,15 @@ def _latency_section(results: SuiteResults) -> str:
         "## 3. End-to-end latency (ms)\n\n"
         f"{lat.config.duration:g} s per rate, the first {lat.config.warmup:g} s discarded; "
         "fan-out 1 (one run request per update). *achieved*: the rate the sender actually "
-        "managed; *lost*: updates whose run request had not arrived 15 s after sending "
-        "stopped.\n\n"
+        "managed; *lost*: updates whose run request had not arrived "
+        f"{lat.config.drain:g} s after sending stopped.\n\n"
         + _table(["path", "p50", "p95", "p99", "samples", "achieved/s", "lost"], rows)
         + "\nWhere the service's time went, from its own timestamps (p50 / p99, ms): "
-        "*queue wait* = produced → received by the consumer, *intake* = received → run "
-        "queued, *claim* = queued → claimed by the dispatcher (publishing follows).\n\n"
+        "*queue wait* = update produced → received by the consumer (time spent in the SQS "
+        "queue); *received → claimed* = the intake transaction, its commit, the NOTIFY and "
+        "the dispatcher's claim (publishing and moto's delivery follow).\n\n"
         + (
-            _table(["rate", "queue wait", "intake", "claim"], breakdown_rows)
+            _table(["rate", "queue wait", "received → claimed"], breakdown_rows)
             if breakdown_rows
             else "(no breakdown)\n"
         )
@@ -322,7 +327,7 @@ def _scaling_section(results: SuiteResults) -> str:
         else ""
     )
     fan_out_verdict = (
-        f"Least-squares fit: {fixed:.2f} ms + {per_metric:.3f} ms × fan-out, R² = {r2:.3f}: "
+        f"Least-squares fit: {fixed:.2f} ms + {per_metric:.3f} ms * fan-out, R² = {r2:.3f}: "
         f"{'linear' if sc.fan_out_linear else 'NOT linear'} in fan-out (R² ≥ 0.95)."
         if len(sc.fan_out) >= 2
         else ""

@@ -9,6 +9,7 @@ by the workers of that round — and only then starts its clock.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sys
@@ -17,13 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Barrier
-from typing import Any, Protocol
+from typing import Any
 
 START_TIMEOUT = 300.0
 
 
-class Job(Protocol):
-    def __call__(self, start: Callable[[], None], /, **kwargs: Any) -> Any: ...
+# `job(start, **kwargs)`: prepares, calls `start()` (the barrier), measures, returns a result
+Job = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -107,10 +108,8 @@ class WorkerPool:
 
     def close(self) -> None:
         for conn in self._conns:
-            try:
+            with contextlib.suppress(BrokenPipeError, OSError):
                 conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
         for process in self._processes:
             process.join(10)
             if process.is_alive():

@@ -1,5 +1,7 @@
 -- Queries of the projection-update transaction (SPEC §5.1-§5.4). Each is set-based:
 -- the number of statements per update does not depend on how many metrics it affects.
+-- Arrays are passed in binary (%b): their text form is escaped element by element, which for
+-- jsonb payloads cost more than the statements themselves (see docs/performance.md).
 
 -- name: dataset_for_update
 SELECT bucket, enabled FROM datasets WHERE id = %(dataset_id)s;
@@ -8,13 +10,12 @@ SELECT bucket, enabled FROM datasets WHERE id = %(dataset_id)s;
 -- Inserts the updates of known, enabled datasets in arrival order (their receipt sequence) and
 -- reports, per update in that order: whether its dataset is known and enabled and whether it
 -- was inserted. An update whose key exists, or repeats earlier in the batch, is not inserted:
--- it is a duplicate. `bucket` defaults to the dataset's. Payloads travel in binary (%%b): the
--- text form of a jsonb[] is escaped element by element, which costs more than the insert.
+-- it is a duplicate. `bucket` defaults to the dataset's.
 WITH input AS (
     SELECT *
-    FROM unnest(%(ids)s::uuid[], %(event_keys)s::text[], %(dataset_ids)s::text[],
-                %(buckets)s::text[], %(manifests)s::text[], %(projections)s::text[],
-                %(occurred_ats)s::timestamptz[], %(received_ats)s::timestamptz[],
+    FROM unnest(%(ids)b::uuid[], %(event_keys)b::text[], %(dataset_ids)b::text[],
+                %(buckets)b::text[], %(manifests)b::text[], %(projections)b::text[],
+                %(occurred_ats)b::timestamptz[], %(received_ats)b::timestamptz[],
                 %(payloads)b::jsonb[])
          WITH ORDINALITY
          AS t(id, event_key, dataset_id, bucket, manifest, projections, occurred_at,
@@ -43,7 +44,7 @@ ORDER BY i.n;
 SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.trigger_policy
 FROM metrics m
 WHERE m.enabled
-  AND m.id IN (SELECT metric_id FROM metric_dependencies WHERE dataset_id = ANY(%(dataset_ids)s))
+  AND m.id IN (SELECT metric_id FROM metric_dependencies WHERE dataset_id = ANY(%(dataset_ids)b))
 ORDER BY m.id
 FOR UPDATE OF m;
 
@@ -57,7 +58,7 @@ WITH required AS (
            array_agg(series_code ORDER BY position) AS series_codes,
            array_agg(position ORDER BY position) AS positions
     FROM metric_dependencies
-    WHERE metric_id = ANY(%(metric_ids)s)
+    WHERE metric_id = ANY(%(metric_ids)b)
     GROUP BY metric_id, dataset_id
 ), freshest AS (
     SELECT d.dataset_id, f.*
@@ -91,39 +92,39 @@ SELECT metric_id, inputs_fingerprint
 FROM metric_runs
 WHERE trigger = 'automatic'
   AND (metric_id, inputs_fingerprint) IN (
-      SELECT * FROM unnest(%(metric_ids)s::text[], %(fingerprints)s::text[]));
+      SELECT * FROM unnest(%(metric_ids)b::text[], %(fingerprints)b::text[]));
 
 -- name: insert_pending_runs
 INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, created_at, updated_at)
 SELECT id, metric_id, 'pending_dependencies', 'automatic', 1, %(now)s, %(now)s
-FROM unnest(%(run_ids)s::uuid[], %(metric_ids)s::text[]) AS t(id, metric_id);
+FROM unnest(%(run_ids)b::uuid[], %(metric_ids)b::text[]) AS t(id, metric_id);
 
 -- name: replace_pending_rows_delete
-DELETE FROM metric_run_pending_datasets WHERE run_id = ANY(%(run_ids)s);
+DELETE FROM metric_run_pending_datasets WHERE run_id = ANY(%(run_ids)b);
 
 -- name: replace_pending_rows_insert
 INSERT INTO metric_run_pending_datasets (run_id, dataset_id, update_id, received_at)
-SELECT * FROM unnest(%(run_ids)s::uuid[], %(dataset_ids)s::text[], %(update_ids)s::uuid[],
-                     %(received_ats)s::timestamptz[]);
+SELECT * FROM unnest(%(run_ids)b::uuid[], %(dataset_ids)b::text[], %(update_ids)b::uuid[],
+                     %(received_ats)b::timestamptz[]);
 
 -- name: insert_queued_runs
 INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, inputs_fingerprint,
                          request_payload, created_at, queued_at, updated_at)
 SELECT id, metric_id, 'queued', %(trigger)s, 1, fingerprint, payload, %(now)s, %(now)s, %(now)s
-FROM unnest(%(run_ids)s::uuid[], %(metric_ids)s::text[], %(fingerprints)s::text[],
+FROM unnest(%(run_ids)b::uuid[], %(metric_ids)b::text[], %(fingerprints)b::text[],
             %(payloads)b::jsonb[]) AS t(id, metric_id, fingerprint, payload);
 
 -- name: promote_pending_runs
 UPDATE metric_runs r
 SET status = 'queued', inputs_fingerprint = t.fingerprint, request_payload = t.payload,
     queued_at = %(now)s, updated_at = %(now)s
-FROM unnest(%(run_ids)s::uuid[], %(fingerprints)s::text[], %(payloads)b::jsonb[])
+FROM unnest(%(run_ids)b::uuid[], %(fingerprints)b::text[], %(payloads)b::jsonb[])
      AS t(id, fingerprint, payload)
 WHERE r.id = t.id AND r.status = 'pending_dependencies';
 
 -- name: insert_lineage
 INSERT INTO run_dataset_updates (run_id, dataset_id, update_id)
-SELECT * FROM unnest(%(run_ids)s::uuid[], %(dataset_ids)s::text[], %(update_ids)s::uuid[]);
+SELECT * FROM unnest(%(run_ids)b::uuid[], %(dataset_ids)b::text[], %(update_ids)b::uuid[]);
 
 -- name: fill_pending_rows_from_lineage
 -- A pending run that became queued keeps its rows as the record of what it waited for,
@@ -132,11 +133,11 @@ UPDATE metric_run_pending_datasets p
 SET update_id = l.update_id, received_at = u.received_at
 FROM run_dataset_updates l
 JOIN dataset_updates u ON u.id = l.update_id
-WHERE p.run_id = ANY(%(run_ids)s) AND l.run_id = p.run_id AND l.dataset_id = p.dataset_id;
+WHERE p.run_id = ANY(%(run_ids)b) AND l.run_id = p.run_id AND l.dataset_id = p.dataset_id;
 
 -- name: set_last_automatic_runs
 UPDATE metrics m SET last_automatic_run_id = t.run_id
-FROM unnest(%(metric_ids)s::text[], %(run_ids)s::uuid[]) AS t(metric_id, run_id)
+FROM unnest(%(metric_ids)b::text[], %(run_ids)b::uuid[]) AS t(metric_id, run_id)
 WHERE m.id = t.metric_id;
 
 -- name: notify_queued

@@ -1,0 +1,134 @@
+"""`Orchestrator.ingest_many`: up to ten updates in one transaction (SPEC §5.1-§5.4)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from bench.catalog import CatalogShape, dataset_id, generate_catalog, metric_code
+from bench.stream import projection_update
+
+from metrics_orchestrator.application.catalog import CatalogService
+from metrics_orchestrator.application.events import EventStatus
+from metrics_orchestrator.application.intake import MAX_BATCH, Orchestrator
+from metrics_orchestrator.application.ports import UnitOfWorkFactory
+from metrics_orchestrator.domain.events import DecodedEvent, decode_event
+from tests.support import MutableClock
+
+# Three datasets; dataset d owns a single-input `any_new` metric (ordinal 0) and an `all_new`
+# metric over d and d+1 (ordinal 1).
+SHAPE = CatalogShape(datasets=3, fan_out=3)
+
+
+@pytest.fixture
+def clock() -> MutableClock:
+    return MutableClock()
+
+
+@pytest.fixture
+def orchestrator(uow_factory: UnitOfWorkFactory, clock: MutableClock) -> Orchestrator:
+    CatalogService(uow_factory, clock, 7).load_catalog(generate_catalog(SHAPE))
+    return Orchestrator(uow_factory, clock, lambda code: f"s3://out/{code}/")
+
+
+def update(clock: MutableClock, dataset: int, version: str, minutes_ago: int = 0) -> DecodedEvent:
+    occurred = clock.now() - timedelta(minutes=minutes_ago)
+    return decode_event(json.dumps(projection_update(dataset, version, occurred)))
+
+
+def rows(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def test_each_event_of_a_batch_gets_its_own_outcome_and_event_log_row(
+    orchestrator: Orchestrator, clock: MutableClock, database_url: str
+) -> None:
+    first = update(clock, 0, "v1")
+    batch = [
+        first,
+        first,  # the same message twice in one batch
+        decode_event(json.dumps({**projection_update(0, "x", clock.now()), "dataset_id": "nope"})),
+        decode_event(json.dumps({"event": "projection_update", "dataset_id": dataset_id(1)})),
+        update(clock, 1, "v1"),
+    ]
+
+    results = orchestrator.ingest_many(batch, source="test", received_at=clock.now())
+
+    assert [r.status for r in results] == [
+        EventStatus.PROCESSED,
+        EventStatus.DUPLICATE,
+        EventStatus.REJECTED,
+        EventStatus.REJECTED,
+        EventStatus.PROCESSED,
+    ]
+    assert results[2].error == "unknown dataset 'nope'"
+    assert results[3].error is not None
+    assert "version_manifest_path" in results[3].error
+    assert rows(database_url, "SELECT status FROM event_log ORDER BY id") == [
+        ("processed",),
+        ("duplicate",),
+        ("rejected",),
+        ("rejected",),
+        ("processed",),
+    ]
+    assert rows(database_url, "SELECT count(*) FROM dataset_updates") == [(2,)]
+
+
+def test_a_batch_is_evaluated_once_with_its_freshest_versions(
+    orchestrator: Orchestrator, clock: MutableClock, database_url: str
+) -> None:
+    batch = [
+        update(clock, 0, "old", minutes_ago=5),
+        update(clock, 0, "new"),
+        update(clock, 1, "v1"),
+    ]
+
+    results = orchestrator.ingest_many(batch, source="test", received_at=clock.now())
+
+    single = metric_code(0, 0)
+    pair = metric_code(0, 1)  # reads datasets 0 and 1, all_new
+    runs = dict(
+        rows(
+            database_url,
+            "SELECT m.code, array_agg(u.version_manifest_path ORDER BY u.dataset_id)"
+            " FROM metric_runs r JOIN metrics m ON m.id = r.metric_id"
+            " JOIN run_dataset_updates l ON l.run_id = r.id"
+            " JOIN dataset_updates u ON u.id = l.update_id"
+            " WHERE r.status = 'queued' GROUP BY m.code",
+        )
+    )
+    assert runs[single] == [f"datasets/{dataset_id(0)}/versions/new/manifest.json"]
+    assert runs[pair] == [
+        f"datasets/{dataset_id(0)}/versions/new/manifest.json",
+        f"datasets/{dataset_id(1)}/versions/v1/manifest.json",
+    ]
+    # every run is reported once, with the last event of the batch the metric depends on
+    reported = [run for r in results for run in r.queued_runs]
+    assert len(reported) == len(set(reported)) == len(runs) == 3
+    assert results[0].queued_runs == ()
+    assert len(results[1].queued_runs) == 1
+
+
+def test_one_event_through_the_batch_path_matches_ingest(
+    orchestrator: Orchestrator, clock: MutableClock
+) -> None:
+    (batched,) = orchestrator.ingest_many(
+        [update(clock, 2, "v1")], source="test", received_at=clock.now()
+    )
+    single = orchestrator.ingest(update(clock, 2, "v2"), source="test", received_at=clock.now())
+    assert batched.status is single.status is EventStatus.PROCESSED
+    assert len(batched.queued_runs) == len(single.queued_runs) == 1
+
+
+@pytest.mark.parametrize("size", [0, MAX_BATCH + 1])
+def test_a_batch_holds_one_to_ten_events(
+    orchestrator: Orchestrator, clock: MutableClock, size: int
+) -> None:
+    with pytest.raises(ValueError, match="between 1 and 10"):
+        orchestrator.ingest_many(
+            [update(clock, 0, f"v{n}") for n in range(size)], source="t", received_at=clock.now()
+        )
