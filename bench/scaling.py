@@ -33,9 +33,9 @@ _HISTORY_SQL = (
     WITH ms AS (SELECT array_agg(id ORDER BY id) AS ids FROM metrics)
     INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, inputs_fingerprint,
                              request_payload, created_at, queued_at, dispatched_at, started_at,
-                             completed_at, updated_at, row_count)
+                             completed_at, retry_decided_at, updated_at, row_count)
     SELECT gen_random_uuid(), ms.ids[1 + g %% cardinality(ms.ids)], 'succeeded', 'automatic', 1,
-           'history-' || %(level)s || '-' || g, %(payload)s::jsonb, t, t, t, t, t, t, 1
+           'history-' || %(level)s || '-' || g, %(payload)s::jsonb, t, t, t, t, t, t, t, 1
     FROM ms, generate_series(1, %(runs)s) AS g,
          LATERAL (SELECT now() - interval '400 days' + g * interval '1 second') AS at(t)
     """,

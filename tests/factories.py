@@ -107,6 +107,7 @@ def seed_run(
     dispatched_at: datetime | None = None,
     started_at: datetime | None = None,
     last_heartbeat_at: datetime | None = None,
+    last_seen_at: datetime | None = None,
     completed_at: datetime | None = None,
     status_reason: str | None = None,
     error: str | None = None,
@@ -115,7 +116,8 @@ def seed_run(
 
     A queued-or-later run (or `with_request=True`) gets lineage (fresh updates of each input
     unless `lineage` is given) and its request payload. `pending` seeds the
-    metric_run_pending_datasets rows (None = not received yet).
+    metric_run_pending_datasets rows (None = not received yet). `last_seen_at` (our receipt of
+    the latest started/heartbeat) defaults to the worker's own latest timestamp.
     """
     run_id = uuid4()
     has_request = status not in NO_REQUEST_STATUSES if with_request is None else with_request
@@ -126,8 +128,9 @@ def seed_run(
     conn.execute(
         "INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, retry_of,"
         " inputs_fingerprint, request_payload, status_reason, error, created_at, queued_at,"
-        " dispatched_at, started_at, last_heartbeat_at, completed_at, updated_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        " not_before, dispatched_at, started_at, last_heartbeat_at, last_seen_at,"
+        " completed_at, updated_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             run_id,
             metric_id,
@@ -143,9 +146,12 @@ def seed_run(
             error,
             created_at or now,
             queued_at or (now if has_request else None),
+            (queued_at or now) if status is RunStatus.QUEUED else None,
             dispatched_at or (now if "dispatched" in reached else None),
             started_at or (now if "started" in reached else None),
             last_heartbeat_at,
+            last_seen_at
+            or ((last_heartbeat_at or started_at or now) if "started" in reached else None),
             completed_at or (now if "completed" in reached else None),
             now,
         ),

@@ -88,7 +88,7 @@ def seed_queued_run(
                 metric_id,
                 uuid.uuid4().hex,
                 Jsonb(payload),
-                not_before,
+                not_before or queued_at,
                 queued_at,
                 queued_at,
                 queued_at,

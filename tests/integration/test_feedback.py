@@ -276,33 +276,74 @@ def test_heartbeat_before_started_keeps_earliest_start(
     assert row["last_heartbeat_at"] == t0 + timedelta(seconds=30)
 
 
-def test_late_completed_after_timeout_records_outcome_and_leaves_retry(
-    conn: Connection[TupleRow], service: FeedbackService, clock: MutableClock
-) -> None:
+def _timed_out_with_retry(
+    conn: Connection[TupleRow], clock: MutableClock, retry_status: RunStatus
+) -> tuple[UUID, UUID]:
     timed_out = seed_run(
         conn, status=S.TIMED_OUT, now=clock.now(), status_reason="heartbeat_timeout", error="x"
     )
     retry = seed_run(
         conn,
-        status=S.QUEUED,
+        status=retry_status,
         now=clock.now(),
         trigger=RunTrigger.RETRY,
         attempt=2,
         retry_of=timed_out,
     )
-    retry_before = run_row(conn, retry)
+    return timed_out, retry
+
+
+def test_late_success_after_timeout_records_outcome_and_supersedes_queued_retry(
+    conn: Connection[TupleRow], service: FeedbackService, clock: MutableClock
+) -> None:
+    """SPEC §5.5: the undispatched retry is canceled, so the metric is not computed twice."""
+    timed_out, retry = _timed_out_with_retry(conn, clock, S.QUEUED)
     clock.advance(timedelta(minutes=1))
 
     outcome = send(service, clock, event(SUCCESS, timed_out, rowCount=7))
 
     row = run_row(conn, timed_out)
     assert outcome.status is EventStatus.PROCESSED
+    assert outcome.superseded_retry == retry
     assert (row["status"], row["status_reason"], row["error"]) == (
         "succeeded",
         "completed_after_timeout",
         None,
     )
     assert row["completed_at"] == clock.now()
+    canceled = run_row(conn, retry)
+    assert (canceled["status"], canceled["status_reason"]) == (
+        "canceled",
+        "superseded: attempt 1 succeeded late",
+    )
+
+
+@pytest.mark.parametrize("retry_status", [S.DISPATCHED, S.RUNNING])
+def test_late_success_leaves_a_retry_that_was_already_dispatched(
+    conn: Connection[TupleRow],
+    service: FeedbackService,
+    clock: MutableClock,
+    retry_status: RunStatus,
+) -> None:
+    timed_out, retry = _timed_out_with_retry(conn, clock, retry_status)
+    retry_before = run_row(conn, retry)
+
+    outcome = send(service, clock, event(SUCCESS, timed_out, rowCount=7))
+
+    assert run_row(conn, timed_out)["status"] == "succeeded"
+    assert outcome.superseded_retry is None
+    assert run_row(conn, retry) == retry_before
+
+
+def test_late_failure_after_timeout_leaves_the_retry_alone(
+    conn: Connection[TupleRow], service: FeedbackService, clock: MutableClock
+) -> None:
+    timed_out, retry = _timed_out_with_retry(conn, clock, S.QUEUED)
+    retry_before = run_row(conn, retry)
+
+    send(service, clock, event(FAILURE, timed_out, error="boom"))
+
+    assert run_row(conn, timed_out)["status"] == "failed"
     assert run_row(conn, retry) == retry_before
 
 

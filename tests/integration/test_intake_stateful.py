@@ -147,7 +147,8 @@ class IntakeMachine(RuleBasedStateMachine):
             self.conn.execute(
                 "UPDATE metrics SET last_automatic_run_id = NULL;"
                 "DELETE FROM run_dataset_updates; DELETE FROM metric_run_pending_datasets;"
-                "DELETE FROM metric_runs; DELETE FROM dataset_updates; DELETE FROM event_log"
+                "DELETE FROM metric_runs; UPDATE datasets SET freshest_update_id = NULL;"
+                "DELETE FROM dataset_updates; DELETE FROM event_log"
             )
         self.clock = MutableClock(START)
         self.orchestrator = Orchestrator(self.uow_factory, self.clock, lambda c: f"s3://o/{c}/")

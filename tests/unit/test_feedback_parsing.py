@@ -25,9 +25,10 @@ from metrics_orchestrator.domain.feedback import (
     target_status,
 )
 from metrics_orchestrator.domain.model import (
-    ALLOWED_TRANSITIONS,
-    CANCELABLE_STATUSES,
+    LIFECYCLE,
+    Cause,
     RunStatus,
+    change_for,
     check_transition,
 )
 from metrics_orchestrator.domain.retries import retry_delay, should_retry
@@ -235,9 +236,42 @@ def test_domain_table_is_the_spec_table(current: RunStatus, target: RunStatus) -
             check_transition(current, target)
 
 
-def test_cancelable_statuses_are_those_the_api_may_cancel() -> None:
-    assert {S.PENDING_DEPENDENCIES, S.QUEUED, S.DISPATCHED, S.RUNNING} == CANCELABLE_STATUSES
-    assert all(S.CANCELED not in ALLOWED_TRANSITIONS[s] for s in RunStatus if s.is_terminal)
+def test_cancel_moves_only_runs_that_have_not_ended() -> None:
+    assert {S.PENDING_DEPENDENCIES, S.QUEUED, S.DISPATCHED, S.RUNNING} == LIFECYCLE[
+        Cause.CANCEL
+    ].sources
+
+
+# SPEC §5.5 by cause: the from-statuses each status-changing statement is given.
+SPEC_CAUSES: dict[Cause, tuple[set[RunStatus], set[RunStatus]]] = {
+    Cause.READY: ({S.PENDING_DEPENDENCIES}, {S.QUEUED}),
+    Cause.CANCEL: ({S.PENDING_DEPENDENCIES, S.QUEUED, S.DISPATCHED, S.RUNNING}, {S.CANCELED}),
+    Cause.PUBLISHED: ({S.QUEUED}, {S.DISPATCHED}),
+    Cause.DISPATCH_GAVE_UP: ({S.QUEUED}, {S.FAILED}),
+    Cause.WORKER_ALIVE: ({S.DISPATCHED}, {S.RUNNING}),
+    Cause.COMPLETED: ({S.DISPATCHED, S.RUNNING, S.TIMED_OUT}, {S.SUCCEEDED, S.FAILED}),
+    Cause.START_TIMEOUT: ({S.DISPATCHED}, {S.TIMED_OUT}),
+    Cause.HEARTBEAT_TIMEOUT: ({S.RUNNING}, {S.TIMED_OUT}),
+}
+
+
+@given(st.sampled_from(Cause), st.sampled_from(RunStatus), st.sampled_from(RunStatus))
+def test_each_cause_moves_exactly_as_the_spec_table_says(
+    cause: Cause, current: RunStatus, target: RunStatus
+) -> None:
+    sources, targets = SPEC_CAUSES[cause]
+    if current in sources and target in targets:
+        assert change_for(cause, current, target).target is target
+    else:
+        with pytest.raises(IllegalTransition):
+            check_transition(current, target, cause)
+
+
+def test_a_cause_with_one_move_needs_no_statuses_named() -> None:
+    assert change_for(Cause.START_TIMEOUT).source is S.DISPATCHED
+    assert change_for(Cause.HEARTBEAT_TIMEOUT).source is S.RUNNING
+    with pytest.raises(ValueError, match="several source"):
+        change_for(Cause.CANCEL)
 
 
 feedback_events = st.one_of(

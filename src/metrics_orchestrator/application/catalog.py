@@ -32,15 +32,21 @@ from metrics_orchestrator.domain.json_values import json_type
 from metrics_orchestrator.domain.model import (
     MAX_ATTEMPTS,
     MAX_REQUIRED_DAYS,
+    Cause,
     Dataset,
     Metric,
     MetricDependency,
+    RunStatus,
     Series,
+    StatusChange,
     TriggerPolicy,
+    change_for,
 )
 
 DEFINITION_CHANGED = "metric definition changed"
 METRIC_DISABLED = "metric disabled"
+# SPEC §2: a changed or disabled metric's open pending run is canceled
+_CANCEL_PENDING = change_for(Cause.CANCEL, RunStatus.PENDING_DEPENDENCIES)
 
 TOP_LEVEL_KEYS = ("series", "datasets", "metrics")
 SERIES_KEYS = ("code", "name", "description", "unit", "frequency")
@@ -242,7 +248,7 @@ class CatalogRepository(Protocol):
     ) -> None: ...
 
     def cancel_pending_runs(
-        self, metric_ids: Collection[str], reason: str, now: datetime
+        self, metric_ids: Collection[str], change: StatusChange, reason: str, now: datetime
     ) -> list[str]:
         """Cancel the open pending run of each metric; returns the metric ids that had one."""
         ...
@@ -898,7 +904,7 @@ class CatalogService:
             if metric_id is None:
                 return None
             if enabled is False:
-                uow.catalog.cancel_pending_runs([metric_id], METRIC_DISABLED, now)
+                uow.catalog.cancel_pending_runs([metric_id], _CANCEL_PENDING, METRIC_DISABLED, now)
             return uow.catalog.get_metric_by_id(metric_id)
 
         metric = self._transaction(work)
@@ -1026,9 +1032,13 @@ class _Writer:
             outcomes.append(outcome)
             if _definition_changed(before.get(row.id), row, outcome, changed_dependencies):
                 redefined.append(row.id)
-        canceled = self.repo.cancel_pending_runs(redefined, DEFINITION_CHANGED, self.now)
+        canceled = self.repo.cancel_pending_runs(
+            redefined, _CANCEL_PENDING, DEFINITION_CHANGED, self.now
+        )
         disabled = [m.id for m in plan.metrics if m.enabled is False and m.id not in redefined]
-        canceled += self.repo.cancel_pending_runs(disabled, METRIC_DISABLED, self.now)
+        canceled += self.repo.cancel_pending_runs(
+            disabled, _CANCEL_PENDING, METRIC_DISABLED, self.now
+        )
         return outcomes, sorted(canceled)
 
 

@@ -26,12 +26,26 @@ from metrics_orchestrator.application.log_events import (
 )
 from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory
 from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
-from metrics_orchestrator.domain.model import RunStatus, check_transition
+from metrics_orchestrator.domain.model import (
+    Cause,
+    RunStatus,
+    StatusChange,
+    change_for,
+    check_rows_changed,
+)
 
 log = structlog.get_logger()
 
 # The LISTEN/NOTIFY channel a transaction that queues runs notifies (after its commit).
 RUN_QUEUED_CHANNEL = "metric_run_queued"
+
+# The two ways a claimed run leaves the queue (SPEC §5.5); both start from the same status,
+# which is the one the claim selects.
+_PUBLISH = change_for(Cause.PUBLISHED)
+_GIVE_UP = change_for(Cause.DISPATCH_GAVE_UP)
+assert _PUBLISH.source is _GIVE_UP.source
+# status_reason of a run the dispatcher gave up on
+REASON_DISPATCH_FAILED = "dispatch_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,15 +98,23 @@ class DispatchGiveUp:
 class DispatchRepository(Protocol):
     """Claiming and marking queued runs. Every method runs in the caller's transaction."""
 
-    def claim_dispatchable(self, now: datetime, limit: int) -> list[ClaimedRun]:
-        """Lock up to `limit` queued runs due at `now`, oldest first, skipping locked ones."""
+    def claim_dispatchable(self, status: RunStatus, now: datetime, limit: int) -> list[ClaimedRun]:
+        """Lock up to `limit` runs in `status` due at `now`, oldest first, skipping locked ones."""
         ...
 
-    def mark_dispatched(self, run_ids: Sequence[UUID], now: datetime) -> int: ...
+    # Each write changes runs only while still in change.source; it returns how many it changed.
 
-    def schedule_dispatch_retries(self, retries: Sequence[DispatchRetry], now: datetime) -> int: ...
+    def mark_dispatched(
+        self, run_ids: Sequence[UUID], change: StatusChange, now: datetime
+    ) -> int: ...
 
-    def give_up_dispatch(self, give_ups: Sequence[DispatchGiveUp], now: datetime) -> int: ...
+    def schedule_dispatch_retries(
+        self, retries: Sequence[DispatchRetry], status: RunStatus, now: datetime
+    ) -> int: ...
+
+    def give_up_dispatch(
+        self, give_ups: Sequence[DispatchGiveUp], change: StatusChange, now: datetime
+    ) -> int: ...
 
     def notify_runs_queued(self) -> None:
         """Wake dispatchers once the current transaction commits (call after queueing runs)."""
@@ -173,20 +195,29 @@ class Dispatcher:
         """Claim, publish and mark one batch of due runs, all in one transaction."""
         with self._uow_factory() as uow:
             now = self._clock.now()
-            claimed = uow.dispatch.claim_dispatchable(now, self._batch_size)
+            claimed = uow.dispatch.claim_dispatchable(_PUBLISH.source, now, self._batch_size)
             if not claimed:
                 return DispatchReport()
-            _check_transitions(claimed)
             publish_started = time.monotonic()
             outcomes = self._publish(claimed)
             publish_seconds = time.monotonic() - publish_started
             plan = self._plan(claimed, outcomes, now)
+            # The claimed rows stay locked, so every write must find all of them queued.
             if plan.published:
-                uow.dispatch.mark_dispatched([run.run_id for run in plan.published], now)
+                changed = uow.dispatch.mark_dispatched(
+                    [run.run_id for run in plan.published], _PUBLISH, now
+                )
+                check_rows_changed(changed, len(plan.published), _PUBLISH)
             if plan.retries:
-                uow.dispatch.schedule_dispatch_retries([r for _, r in plan.retries], now)
+                changed = uow.dispatch.schedule_dispatch_retries(
+                    [r for _, r in plan.retries], _PUBLISH.source, now
+                )
+                check_rows_changed(changed, len(plan.retries), _PUBLISH)
             if plan.give_ups:
-                uow.dispatch.give_up_dispatch([g for _, g in plan.give_ups], now)
+                changed = uow.dispatch.give_up_dispatch(
+                    [g for _, g in plan.give_ups], _GIVE_UP, now
+                )
+                check_rows_changed(changed, len(plan.give_ups), _GIVE_UP)
         # Logged and counted after the commit, so they never claim what was rolled back.
         self._log(plan)
         self._count(plan, publish_seconds)
@@ -206,7 +237,7 @@ class Dispatcher:
             self._telemetry.dispatch_failed(len(plan.retries) + len(plan.give_ups))
         if plan.give_ups:
             self._telemetry.run_transition(
-                RunStatus.QUEUED.value, RunStatus.FAILED.value, len(plan.give_ups)
+                _GIVE_UP.source.value, _GIVE_UP.target.value, len(plan.give_ups)
             )
 
     def run(self, stop: threading.Event) -> None:
@@ -312,13 +343,6 @@ class Dispatcher:
                 gave_up=True,
                 error=give_up.error,
             )
-
-
-def _check_transitions(claimed: Sequence[ClaimedRun]) -> None:
-    """Before anything is published: every claimed run may end either way (SPEC §5.5)."""
-    for run in claimed:
-        check_transition(run.status, RunStatus.DISPATCHED)
-        check_transition(run.status, RunStatus.FAILED)
 
 
 _NOT_AN_OBJECT = "request_payload is not a JSON object; it cannot be published"

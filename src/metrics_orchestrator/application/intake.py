@@ -32,7 +32,6 @@ from metrics_orchestrator.application import log_events
 from metrics_orchestrator.application.events import EventRecord, EventStatus
 from metrics_orchestrator.application.ports import (
     Clock,
-    TransientDatabaseError,
     UnitOfWork,
     UnitOfWorkFactory,
     in_transaction,
@@ -51,6 +50,8 @@ from metrics_orchestrator.domain.model import (
     RunStatus,
     RunTrigger,
     TriggerPolicy,
+    check_metric_can_run,
+    effective_time,
 )
 from metrics_orchestrator.domain.orchestration import (
     Evaluation,
@@ -58,6 +59,7 @@ from metrics_orchestrator.domain.orchestration import (
     Outcome,
     UpdateVersion,
     evaluate_metric,
+    freshest,
     inputs_fingerprint,
 )
 from metrics_orchestrator.domain.run_request import ConsumedUpdate, build_run_request
@@ -76,6 +78,7 @@ class MetricForIntake:
     expression_json: dict[str, Any]
     required_days: int
     trigger_policy: TriggerPolicy
+    enabled: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,7 @@ class NewDatasetUpdate:
     projections_path: str
     occurred_at: datetime | None
     received_at: datetime
+    effective_at: datetime
     payload: dict[str, Any]
 
 
@@ -109,6 +113,16 @@ class RecordOutcome(StrEnum):
     DUPLICATE = "duplicate"
     UNKNOWN_DATASET = "unknown dataset"
     DISABLED_DATASET = "dataset is disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedUpdates:
+    """What recording a batch of updates found."""
+
+    # per dataset named by the batch: its freshest update before the batch
+    freshest_before: dict[str, UpdateVersion | None]
+    # per update, in order: the outcome, and the receipt sequence it got if inserted
+    outcomes: list[tuple[RecordOutcome, int | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,13 +159,18 @@ class DatasetInfo:
 class IntakeRepository(Protocol):
     def dataset_for_update(self, dataset_id: str) -> DatasetInfo | None: ...
 
-    def record_updates(self, updates: Sequence[NewDatasetUpdate]) -> list[RecordOutcome]:
-        """Insert, in order, the updates of known, enabled datasets unless their event key
-        exists (or repeats earlier in `updates`); one outcome per update, in order."""
+    def record_updates(self, updates: Sequence[NewDatasetUpdate]) -> RecordedUpdates:
+        """Lock the named datasets (id order), then insert, in order, the updates of known,
+        enabled datasets unless their event key exists (or repeats earlier in `updates`)."""
+        ...
+
+    def set_freshest(self, freshest: dict[str, UUID]) -> None:
+        """Store each dataset's freshest update, as the domain chose it."""
         ...
 
     def lock_dependent_metrics(self, dataset_ids: Sequence[str]) -> list[MetricForIntake]:
-        """Enabled metrics depending on any of the datasets, row-locked in id order."""
+        """Enabled metrics depending on any of the datasets, row-locked in id order, and then
+        their open pending runs (so none is canceled while this transaction decides)."""
         ...
 
     def lock_metric_by_code(self, code: str) -> MetricForIntake | None: ...
@@ -168,9 +187,15 @@ class IntakeRepository(Protocol):
         self, candidates: Sequence[tuple[str, str]]
     ) -> set[tuple[str, str]]: ...
 
-    def save_waiting(self, runs: Sequence[WaitingRun], now: datetime) -> None: ...
+    def save_waiting(self, runs: Sequence[WaitingRun], now: datetime) -> None:
+        """Create new pending runs, replace what each holds; StaleRun if one is no longer
+        pending."""
+        ...
 
-    def save_queued(self, runs: Sequence[QueuedRun], now: datetime) -> None: ...
+    def save_queued(self, runs: Sequence[QueuedRun], now: datetime) -> None:
+        """Insert new queued runs, promote pending ones (StaleRun if one is no longer
+        pending), write lineage and the metrics' last automatic run."""
+        ...
 
     def notify_queued(self) -> None: ...
 
@@ -365,13 +390,12 @@ class Orchestrator:
             (mi, evaluate_metric(mi.metric.trigger_policy, mi.metric.required_days, mi.facts, now))
             for mi in inputs
         ]
-        ready = [(mi, ev) for mi, ev in evaluations if ev.outcome is Outcome.READY]
-        already_run = uow.intake.existing_automatic_fingerprints(
-            [(mi.metric.id, _fingerprint(ev)) for mi, ev in ready]
-        )
+        ready = [(mi.metric.id, ev.fingerprint) for mi, ev in evaluations if ev.fingerprint]
+        # SPEC §5.3: never twice automatically on the same input set
+        already_run = uow.intake.existing_automatic_fingerprints(ready)
         for mi, ev in evaluations:
-            if ev.outcome is Outcome.READY:
-                if (mi.metric.id, _fingerprint(ev)) not in already_run:
+            if ev.fingerprint is not None:
+                if (mi.metric.id, ev.fingerprint) not in already_run:
                     plan.queued.append(
                         self._queued_run(mi, ev.candidates, RunTrigger.AUTOMATIC, now)
                     )
@@ -450,6 +474,7 @@ class Orchestrator:
         metric = uow.intake.lock_metric_by_code(metric_code)
         if metric is None:
             raise NotFound(f"unknown metric {metric_code!r}")
+        check_metric_can_run(metric.code, metric.enabled)
         (mi,) = uow.intake.load_inputs([metric])
         missing = [f.dataset_id for f in mi.facts if f.freshest is None]
         if missing:
@@ -556,7 +581,11 @@ def _receive(event: DecodedEvent) -> _Received:
 def _record_updates(
     uow: UnitOfWork, received: Sequence[_Received], received_at: datetime
 ) -> list[_Recorded | None]:
-    """Per event: the id given to its update and what recording it found (None: invalid)."""
+    """Per event: the id given to its update and what recording it found (None: invalid).
+
+    Each inserted update, in arrival order, competes with its dataset's freshest so far
+    (SPEC §5.2, decided by `freshest`); the winners are stored for run formation to read.
+    """
     valid = [(index, item.update, item.event) for index, item in enumerate(received) if item.update]
     new = [
         NewDatasetUpdate(
@@ -568,14 +597,26 @@ def _record_updates(
             projections_path=update.projections_path,
             occurred_at=update.occurred_at,
             received_at=received_at,
+            effective_at=effective_time(update.occurred_at, received_at),
             payload=event.payload,
         )
         for _, update, event in valid
     ]
-    outcomes = uow.intake.record_updates(new) if new else []
     recorded: list[_Recorded | None] = [None] * len(received)
-    for (index, _, _), row, outcome in zip(valid, new, outcomes, strict=True):
+    if not new:
+        return recorded
+    found = uow.intake.record_updates(new)
+    best = dict(found.freshest_before)
+    changed: dict[str, UUID] = {}
+    for (index, _, _), row, (outcome, seq) in zip(valid, new, found.outcomes, strict=True):
         recorded[index] = _Recorded(row.id, outcome)
+        if outcome is RecordOutcome.INSERTED and seq is not None:
+            version = UpdateVersion(row.id, row.dataset_id, row.effective_at, received_at, seq)
+            if freshest([best.get(row.dataset_id), version]) is version:
+                best[row.dataset_id] = version
+                changed[row.dataset_id] = version.id
+    if changed:
+        uow.intake.set_freshest(changed)
     return recorded
 
 
@@ -591,10 +632,6 @@ def _owners(
             if item.update.dataset_id in required:
                 owners[metric_id] = index
     return owners
-
-
-def _fingerprint(evaluation: Evaluation) -> str:
-    return inputs_fingerprint(evaluation.candidates)
 
 
 def _transitions(plan: _Plan) -> dict[tuple[str, str], int]:
@@ -625,7 +662,7 @@ def _key_of_invalid(event: DecodedEvent) -> str:
     return body_digest_key(PROJECTION_UPDATE, event.raw_body)
 
 
-def _log_retry(attempt: int, error: TransientDatabaseError) -> None:
+def _log_retry(attempt: int, error: Exception) -> None:
     logger.warning(
         log_events.ON_TRANSACTION_RETRY,
         message="transient conflict; retrying",

@@ -12,6 +12,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
+from metrics_orchestrator.domain.errors import StaleRun
+
 if TYPE_CHECKING:
     from metrics_orchestrator.application.catalog import CatalogRepository
     from metrics_orchestrator.application.dispatch import DispatchRepository
@@ -61,19 +63,20 @@ def in_transaction(
     work: Callable[[UnitOfWork], T],
     *,
     attempts: int = 5,
-    on_retry: Callable[[int, TransientDatabaseError], None] | None = None,
+    on_retry: Callable[[int, Exception], None] | None = None,
 ) -> T:
     """Run `work` in one transaction, retrying a bounded number of times on transient conflicts.
 
     Concurrent intake of overlapping events can deadlock or fail serialization in rare
     interleavings; such an event must not fail permanently (SPEC §5.3.5), so it is retried
-    from scratch in a new transaction with a short, growing pause.
+    from scratch in a new transaction with a short, growing pause. So is work whose status
+    write found a run moved on meanwhile (StaleRun): decided again on the new facts.
     """
     for attempt in range(1, attempts + 1):
         try:
             with uow_factory() as uow:
                 return work(uow)
-        except TransientDatabaseError as exc:
+        except (TransientDatabaseError, StaleRun) as exc:
             if attempt == attempts:
                 raise
             if on_retry is not None:

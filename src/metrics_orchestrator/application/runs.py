@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
@@ -22,7 +22,6 @@ from metrics_orchestrator.application import log_events
 from metrics_orchestrator.application.events import EventRecord, EventStatus
 from metrics_orchestrator.application.ports import (
     Clock,
-    TransientDatabaseError,
     UnitOfWork,
     UnitOfWorkFactory,
     in_transaction,
@@ -42,20 +41,34 @@ from metrics_orchestrator.domain.feedback import (
     RunStarted,
     WorkerFeedback,
     parse_feedback,
-    target_status,
+    status_change,
 )
-from metrics_orchestrator.domain.model import MetricRun, RunStatus, check_transition
-from metrics_orchestrator.domain.retries import MAX_DOUBLINGS
+from metrics_orchestrator.domain.model import (
+    Cause,
+    MetricRun,
+    RunStatus,
+    StatusChange,
+    change_for,
+    check_metric_can_run,
+    check_rows_changed,
+)
+from metrics_orchestrator.domain.retries import (
+    RETRYABLE_STATUSES,
+    EndedRun,
+    check_manual_retry,
+    retry_not_before,
+    superseded_reason,
+    supersedes_retry,
+)
 from metrics_orchestrator.domain.run_request import format_timestamp
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-MANUALLY_RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELED})
 MAX_PAGE_SIZE = 500
 
-# status_reason codes of worker outcomes; the sweeper's SQL writes 'start_timeout' and
-# 'heartbeat_timeout', the dispatcher 'dispatch_failed', cancel the operator's reason.
+# status_reason codes of worker outcomes; the sweeper writes its cause ('start_timeout',
+# 'heartbeat_timeout'), the dispatcher 'dispatch_failed', cancel the operator's reason.
 REASON_WORKER_FAILURE = "worker_failure"
 REASON_COMPLETED_AFTER_TIMEOUT = "completed_after_timeout"
 
@@ -65,16 +78,20 @@ REASON_COMPLETED_AFTER_TIMEOUT = "completed_after_timeout"
 
 @dataclass(frozen=True, slots=True)
 class LockedRun:
-    """The part of a run, locked FOR UPDATE, that feedback decisions need."""
+    """The part of a run, locked FOR UPDATE, that lifecycle decisions need."""
 
     id: UUID
     status: RunStatus
+    attempt: int
     metric_code: str
+    metric_enabled: bool
+    has_request: bool
 
 
 @dataclass(frozen=True, slots=True)
 class RunCompletion:
     status: RunStatus
+    progress: float | None  # a success is complete; a failure keeps the last progress
     completed_at: datetime
     version_ts: str | None
     output_manifest: str | None
@@ -88,6 +105,23 @@ class TimedOutRun:
     id: UUID
     metric_id: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetryCandidate:
+    """An ended run whose retry the sweeper has not decided yet, with the rule's facts."""
+
+    id: UUID
+    facts: EndedRun
+
+
+@dataclass(frozen=True, slots=True)
+class NewRetry:
+    """A retry the domain decided: its id, the run it retries, when it may be dispatched."""
+
+    id: UUID
+    retry_of: UUID
+    not_before: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,29 +205,43 @@ class RunRepository(Protocol):
 
     def get(self, run_id: UUID) -> RunSummary | None: ...
 
+    # Status writes change the run only if it is still in `change.source`, and return how
+    # many rows they changed: the caller checks it (check_rows_changed).
+
     def record_start(
-        self, run_id: UUID, *, status: RunStatus, started_at: datetime, at: datetime
-    ) -> None:
-        """Set status; started_at becomes the earliest evidence of a start."""
+        self,
+        run_id: UUID,
+        change: StatusChange,
+        *,
+        started_at: datetime,
+        seen_at: datetime,
+        at: datetime,
+    ) -> int:
+        """started_at becomes the earliest reported start; last_seen_at our receipt time."""
         ...
 
     def record_heartbeat(
         self,
         run_id: UUID,
+        change: StatusChange,
         *,
-        status: RunStatus,
         ts: datetime,
         progress: float | None,
+        seen_at: datetime,
         at: datetime,
-    ) -> None:
-        """Set status; last_heartbeat_at never moves backwards; progress follows the newest."""
+    ) -> int:
+        """last_heartbeat_at never moves backwards; progress follows the newest heartbeat."""
         ...
 
     def record_completion(
-        self, run_id: UUID, completion: RunCompletion, *, at: datetime
-    ) -> None: ...
+        self, run_id: UUID, change: StatusChange, completion: RunCompletion, *, at: datetime
+    ) -> int: ...
 
-    def cancel(self, run_id: UUID, *, reason: str, at: datetime) -> None: ...
+    def cancel(self, run_id: UUID, change: StatusChange, *, reason: str, at: datetime) -> int: ...
+
+    def lock_automatic_retry(self, run_id: UUID) -> LockedRun | None:
+        """Lock the automatic retry of `run_id` FOR UPDATE, if it has one."""
+        ...
 
     def create_manual_retry(
         self, run_id: UUID, *, new_id: UUID, requested_at: str, at: datetime
@@ -201,26 +249,29 @@ class RunRepository(Protocol):
         """Copy the run as a queued manual retry (payload, fingerprint, lineage)."""
         ...
 
-    def time_out_unstarted(
-        self, *, cutoff: datetime, at: datetime, error: str, limit: int
-    ) -> list[TimedOutRun]: ...
-
-    def time_out_silent(
-        self, *, cutoff: datetime, at: datetime, error: str, limit: int
-    ) -> list[TimedOutRun]: ...
-
-    def schedule_retries(
+    def time_out(
         self,
+        change: StatusChange,
         *,
+        cutoff: datetime,
+        error: str,
         at: datetime,
-        requested_at: str,
-        base_delay: timedelta,
-        max_doublings: int,
-        ended_since: datetime,
         limit: int,
-    ) -> list[ScheduledRetry]:
-        """Create, set-based, the one retry each due failed/timed_out run is owed."""
+    ) -> list[TimedOutRun]:
+        """Time out, set-based, runs in change.source silent since before `cutoff`."""
         ...
+
+    def retry_candidates(self, statuses: Collection[RunStatus], limit: int) -> list[RetryCandidate]:
+        """Ended runs in `statuses` whose retry is undecided, locked (others' skipped)."""
+        ...
+
+    def insert_retries(
+        self, retries: Sequence[NewRetry], *, requested_at: str, at: datetime
+    ) -> list[ScheduledRetry]:
+        """Store the decided retries (same inputs and lineage, next attempt)."""
+        ...
+
+    def mark_retries_decided(self, run_ids: Sequence[UUID], at: datetime) -> None: ...
 
     def notify_queued(self) -> None: ...
 
@@ -257,6 +308,8 @@ class FeedbackOutcome:
     reason: str | None = None
     previous_status: RunStatus | None = None
     run_status: RunStatus | None = None
+    # the automatic retry a late success canceled (SPEC §5.5)
+    superseded_retry: UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +361,8 @@ class FeedbackService:
         moved = outcome.previous_status is not None and outcome.run_status is not None
         if moved and outcome.previous_status != outcome.run_status:
             self._telemetry.run_transition(str(outcome.previous_status), str(outcome.run_status))
+        if outcome.superseded_retry is not None:
+            self._telemetry.run_transition(RunStatus.QUEUED.value, RunStatus.CANCELED.value)
         return outcome
 
     def _apply(
@@ -323,32 +378,70 @@ class FeedbackService:
         if uow.events.was_processed(received.key):
             return self._finish(uow, received, EventStatus.DUPLICATE, run=run)
         try:
-            target = target_status(feedback, run.status)
+            change = status_change(feedback, run.status)
             _check_metric_code(feedback, run)
         except (IllegalTransition, Conflict) as exc:
             return self._finish(uow, received, EventStatus.REJECTED, run=run, reason=str(exc))
-        self._write(uow.runs, feedback, run, target, received.received_at)
-        return self._finish(uow, received, EventStatus.PROCESSED, run=run, target=target)
+        self._write(uow.runs, feedback, run, change, received.received_at)
+        superseded = None
+        if isinstance(feedback, RunCompleted):
+            superseded = self._supersede_retry(uow.runs, run, feedback)
+        return self._finish(
+            uow,
+            received,
+            EventStatus.PROCESSED,
+            run=run,
+            target=change.target,
+            superseded=superseded,
+        )
 
     def _write(
         self,
         runs: RunRepository,
         feedback: WorkerFeedback,
         run: LockedRun,
-        target: RunStatus,
+        change: StatusChange,
         received_at: datetime,
     ) -> None:
         now = self._clock.now()
         if isinstance(feedback, RunStarted):
-            runs.record_start(
-                run.id, status=target, started_at=feedback.started_at or received_at, at=now
+            changed = runs.record_start(
+                run.id,
+                change,
+                started_at=feedback.started_at or received_at,
+                seen_at=received_at,
+                at=now,
             )
         elif isinstance(feedback, RunHeartbeat):
-            runs.record_heartbeat(
-                run.id, status=target, ts=feedback.ts, progress=feedback.progress, at=now
+            changed = runs.record_heartbeat(
+                run.id,
+                change,
+                ts=feedback.ts,
+                progress=feedback.progress,
+                seen_at=received_at,
+                at=now,
             )
         else:
-            runs.record_completion(run.id, _completion(feedback, run, received_at), at=now)
+            changed = runs.record_completion(
+                run.id, change, _completion(feedback, run, received_at), at=now
+            )
+        check_rows_changed(changed, 1, change)
+
+    def _supersede_retry(
+        self, runs: RunRepository, run: LockedRun, feedback: RunCompleted
+    ) -> UUID | None:
+        """A late SUCCESS cancels the timed-out run's retry if it was not dispatched yet."""
+        if run.status is not RunStatus.TIMED_OUT:
+            return None
+        retry = runs.lock_automatic_retry(run.id)
+        if retry is None or not supersedes_retry(run.status, feedback.succeeded, retry.status):
+            return None
+        change = change_for(Cause.CANCEL, retry.status)
+        reason = superseded_reason(run.attempt)
+        check_rows_changed(
+            runs.cancel(retry.id, change, reason=reason, at=self._clock.now()), 1, change
+        )
+        return retry.id
 
     def _finish(
         self,
@@ -359,6 +452,7 @@ class FeedbackService:
         run: LockedRun | None = None,
         target: RunStatus | None = None,
         reason: str | None = None,
+        superseded: UUID | None = None,
     ) -> FeedbackOutcome:
         uow.events.record(
             EventRecord(
@@ -381,6 +475,7 @@ class FeedbackService:
             reason=reason,
             previous_status=run.status if run else None,
             run_status=target or (run.status if run else None),
+            superseded_retry=superseded,
         )
 
 
@@ -402,6 +497,7 @@ def _completion(feedback: RunCompleted, run: LockedRun, received_at: datetime) -
         reason = None
     return RunCompletion(
         status=feedback.target_status,
+        progress=1.0 if feedback.succeeded else None,
         completed_at=received_at,
         version_ts=feedback.version_ts,
         output_manifest=feedback.output_manifest,
@@ -440,6 +536,13 @@ def _log_feedback(outcome: FeedbackOutcome) -> None:
             previous_status=str(outcome.previous_status),
             **context,
         )
+    if outcome.superseded_retry is not None:
+        log.info(
+            log_events.ON_RUN_CANCELED,
+            message="retry canceled: the attempt it retries succeeded late",
+            run_id=str(outcome.superseded_retry),
+            retry_of=context["run_id"],
+        )
 
 
 # --- the sweeper (SPEC §5.5 timeouts, §5.6 retries, §5.7) ---------------------------------
@@ -467,17 +570,17 @@ class Sweeper:
         start_timeout: timedelta,
         heartbeat_timeout: timedelta,
         retry_base_delay: timedelta,
-        retry_window: timedelta = timedelta(days=1),
         batch_size: int = 500,
         telemetry: Telemetry | None = None,
     ) -> None:
         self._telemetry = telemetry or NullTelemetry()
         self._uow_factory = uow_factory
         self._clock = clock
-        self._start_timeout = start_timeout
-        self._heartbeat_timeout = heartbeat_timeout
+        self._timeouts = (
+            (Cause.START_TIMEOUT, start_timeout, "RUN_START_TIMEOUT", "no start"),
+            (Cause.HEARTBEAT_TIMEOUT, heartbeat_timeout, "RUN_HEARTBEAT_TIMEOUT", "no heartbeat"),
+        )
         self._retry_base_delay = retry_base_delay
-        self._retry_window = retry_window
         self._batch_size = batch_size
 
     def sweep_once(self) -> SweepReport:
@@ -507,30 +610,37 @@ class Sweeper:
         return len(report.retries) >= self._batch_size or len(report.timed_out) >= self._batch_size
 
     def _sweep(self, uow: UnitOfWork, now: datetime) -> SweepReport:
-        unstarted = uow.runs.time_out_unstarted(
-            cutoff=now - self._start_timeout,
-            at=now,
-            error=f"no start within {_duration(self._start_timeout)} (RUN_START_TIMEOUT)",
-            limit=self._batch_size,
+        timed_out: list[TimedOutRun] = []
+        for cause, timeout, setting, what in self._timeouts:
+            timed_out += uow.runs.time_out(
+                change_for(cause),
+                cutoff=now - timeout,
+                error=f"{what} within {_duration(timeout)} ({setting})",
+                at=now,
+                limit=self._batch_size,
+            )
+        retries = self._schedule_retries(uow, now)
+        return SweepReport(timed_out=tuple(timed_out), retries=tuple(retries))
+
+    def _schedule_retries(self, uow: UnitOfWork, now: datetime) -> list[ScheduledRetry]:
+        """SPEC §5.6: the domain decides each ended run's retry once; SQL stores it."""
+        candidates = uow.runs.retry_candidates(RETRYABLE_STATUSES, self._batch_size)
+        if not candidates:
+            return []
+        decided = [
+            NewRetry(uuid4(), candidate.id, not_before)
+            for candidate in candidates
+            if (not_before := retry_not_before(candidate.facts, now, self._retry_base_delay))
+        ]
+        retries = (
+            uow.runs.insert_retries(decided, requested_at=format_timestamp(now), at=now)
+            if decided
+            else []
         )
-        silent = uow.runs.time_out_silent(
-            cutoff=now - self._heartbeat_timeout,
-            at=now,
-            error=f"no heartbeat within {_duration(self._heartbeat_timeout)} "
-            "(RUN_HEARTBEAT_TIMEOUT)",
-            limit=self._batch_size,
-        )
-        retries = uow.runs.schedule_retries(
-            at=now,
-            requested_at=format_timestamp(now),
-            base_delay=self._retry_base_delay,
-            max_doublings=MAX_DOUBLINGS,
-            ended_since=now - self._retry_window,
-            limit=self._batch_size,
-        )
+        uow.runs.mark_retries_decided([candidate.id for candidate in candidates], now)
         if retries:
             uow.runs.notify_queued()
-        return SweepReport(timed_out=tuple(unstarted + silent), retries=tuple(retries))
+        return retries
 
 
 def _log_sweep(report: SweepReport) -> None:
@@ -579,8 +689,9 @@ class RunOperations:
 
         def work(uow: UnitOfWork) -> tuple[RunStatus, MetricRun]:
             run = _lock_existing(uow, run_id)
-            check_transition(run.status, RunStatus.CANCELED)
-            uow.runs.cancel(run_id, reason=why, at=self._clock.now())
+            change = change_for(Cause.CANCEL, run.status)
+            changed = uow.runs.cancel(run_id, change, reason=why, at=self._clock.now())
+            check_rows_changed(changed, 1, change)
             return run.status, _get_existing(uow, run_id).run
 
         previous, canceled = _transact(self._uow_factory, work)
@@ -598,15 +709,8 @@ class RunOperations:
 
         def work(uow: UnitOfWork) -> MetricRun:
             run = _lock_existing(uow, run_id)
-            if run.status not in MANUALLY_RETRYABLE:
-                raise Conflict(
-                    f"run {run_id} is {run.status}; only failed, timed_out or canceled runs "
-                    "can be retried"
-                )
-            if _get_existing(uow, run_id).run.request_payload is None:
-                raise Conflict(
-                    f"run {run_id} was canceled before it was queued; it has no request to repeat"
-                )
+            check_metric_can_run(run.metric_code, run.metric_enabled)
+            check_manual_retry(run.id, run.status, run.has_request)
             now = self._clock.now()
             new_id = uow.runs.create_manual_retry(
                 run_id, new_id=uuid4(), requested_at=format_timestamp(now), at=now
@@ -698,7 +802,7 @@ def _transact(uow_factory: UnitOfWorkFactory, work: Callable[[UnitOfWork], T]) -
     return in_transaction(uow_factory, work, on_retry=_log_transaction_retry)
 
 
-def _log_transaction_retry(attempt: int, exc: TransientDatabaseError) -> None:
+def _log_transaction_retry(attempt: int, exc: Exception) -> None:
     log.warning(
         log_events.ON_TRANSACTION_RETRY,
         message="transient database conflict; retrying",

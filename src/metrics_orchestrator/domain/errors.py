@@ -39,3 +39,11 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     """The request is valid but conflicts with the current state."""
+
+
+class StaleRun(Exception):
+    """A status write found a run no longer in the status it was decided for (SPEC §5.5).
+
+    Raised inside a transaction, it rolls it back; `in_transaction` then runs the work again
+    from fresh facts, so the outcome is that of one of the two racing changes, never a mix.
+    """

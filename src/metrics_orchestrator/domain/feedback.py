@@ -8,22 +8,17 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from metrics_orchestrator.domain.errors import FieldError, IllegalTransition
+from metrics_orchestrator.domain.errors import FieldError
 from metrics_orchestrator.domain.events import (
     RUN_COMPLETED,
     RUN_HEARTBEAT,
     RUN_STARTED,
     FieldReader,
 )
-from metrics_orchestrator.domain.model import RunStatus, check_transition
+from metrics_orchestrator.domain.model import Cause, RunStatus, StatusChange, check_transition
 
-FEEDBACK_EVENT_TYPES = frozenset({RUN_STARTED, RUN_HEARTBEAT, RUN_COMPLETED})
 COMPLETION_STATUSES = {"SUCCESS": True, "FAILURE": False}
 PROGRESS_RULE = "must be a fraction in [0, 1] or a percentage in (1, 100]"
-
-# The rows of SPEC §5.5 whose cause is a completed event. queued -> failed is also in the
-# table, but its cause is the dispatcher giving up, never a worker.
-COMPLETABLE_STATUSES = frozenset({RunStatus.DISPATCHED, RunStatus.RUNNING, RunStatus.TIMED_OUT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,16 +123,18 @@ def target_status(feedback: WorkerFeedback, current: RunStatus) -> RunStatus:
     """
     if isinstance(feedback, RunCompleted):
         target = feedback.target_status
-        if current not in COMPLETABLE_STATUSES:
-            raise IllegalTransition(
-                f"run cannot move from {current} to {target} on a completed event "
-                "(allowed from dispatched, running, timed_out)"
-            )
-        check_transition(current, target)
+        check_transition(current, target, Cause.COMPLETED)
         return target
     if current is not RunStatus.RUNNING:
-        check_transition(current, RunStatus.RUNNING)
+        check_transition(current, RunStatus.RUNNING, Cause.WORKER_ALIVE)
     return RunStatus.RUNNING
+
+
+def status_change(feedback: WorkerFeedback, current: RunStatus) -> StatusChange:
+    """What applying `feedback` writes: from `current` to its target, for its cause."""
+    target = target_status(feedback, current)
+    cause = Cause.COMPLETED if isinstance(feedback, RunCompleted) else Cause.WORKER_ALIVE
+    return StatusChange(cause, current, target)
 
 
 def _run_id(fields: FieldReader) -> UUID | None:

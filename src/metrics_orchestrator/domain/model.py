@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from metrics_orchestrator.domain.errors import IllegalTransition
+from metrics_orchestrator.domain.errors import Conflict, IllegalTransition, StaleRun
 
 # Upper bounds of a metric's settings: a century of freshness keeps date arithmetic in range.
 MAX_REQUIRED_DAYS = 36_500
@@ -36,54 +36,129 @@ class RunStatus(StrEnum):
     TIMED_OUT = "timed_out"
     CANCELED = "canceled"
 
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL_STATUSES
+
+class Cause(StrEnum):
+    """Why a run changes status: the "cause" column of SPEC §5.5."""
+
+    READY = "ready"  # run formation found every input (§5.3)
+    CANCEL = "cancel"  # the API, a changed definition, or a late success superseding a retry
+    PUBLISHED = "published"  # the dispatcher published the request (§5.4)
+    DISPATCH_GAVE_UP = "dispatch_gave_up"
+    WORKER_ALIVE = "worker_alive"  # a started or heartbeat event
+    COMPLETED = "completed"  # a completed event (it may arrive before started)
+    START_TIMEOUT = "start_timeout"
+    HEARTBEAT_TIMEOUT = "heartbeat_timeout"
 
 
-TERMINAL_STATUSES = frozenset(
-    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELED}
-)
+@dataclass(frozen=True, slots=True)
+class Move:
+    sources: frozenset[RunStatus]
+    targets: frozenset[RunStatus]
 
-# SPEC §5.5, the one place the lifecycle is written down. A late `completed` event after a
-# timeout still records the outcome, so timed_out is terminal yet has exits.
-ALLOWED_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
-    RunStatus.PENDING_DEPENDENCIES: frozenset({RunStatus.QUEUED, RunStatus.CANCELED}),
-    RunStatus.QUEUED: frozenset({RunStatus.DISPATCHED, RunStatus.FAILED, RunStatus.CANCELED}),
-    RunStatus.DISPATCHED: frozenset(
-        {
-            RunStatus.RUNNING,
-            RunStatus.SUCCEEDED,
-            RunStatus.FAILED,
-            RunStatus.TIMED_OUT,
-            RunStatus.CANCELED,
-        }
+
+def _move(sources: set[RunStatus], targets: set[RunStatus]) -> Move:
+    return Move(frozenset(sources), frozenset(targets))
+
+
+_S = RunStatus
+# SPEC §5.5, the one place the lifecycle is written down: per cause, the statuses a run may
+# leave and the ones it may enter. SQL that changes a status takes its from-statuses from
+# here (`sources_for`) and every write checks the rows it changed. A late `completed` event
+# after a timeout still records the outcome, so timed_out is terminal yet has exits.
+LIFECYCLE: dict[Cause, Move] = {
+    Cause.READY: _move({_S.PENDING_DEPENDENCIES}, {_S.QUEUED}),
+    Cause.CANCEL: _move(
+        {_S.PENDING_DEPENDENCIES, _S.QUEUED, _S.DISPATCHED, _S.RUNNING}, {_S.CANCELED}
     ),
-    RunStatus.RUNNING: frozenset(
-        {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELED}
-    ),
-    RunStatus.TIMED_OUT: frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED}),
-    RunStatus.SUCCEEDED: frozenset(),
-    RunStatus.FAILED: frozenset(),
-    RunStatus.CANCELED: frozenset(),
+    Cause.PUBLISHED: _move({_S.QUEUED}, {_S.DISPATCHED}),
+    Cause.DISPATCH_GAVE_UP: _move({_S.QUEUED}, {_S.FAILED}),
+    Cause.WORKER_ALIVE: _move({_S.DISPATCHED}, {_S.RUNNING}),
+    Cause.COMPLETED: _move({_S.DISPATCHED, _S.RUNNING, _S.TIMED_OUT}, {_S.SUCCEEDED, _S.FAILED}),
+    Cause.START_TIMEOUT: _move({_S.DISPATCHED}, {_S.TIMED_OUT}),
+    Cause.HEARTBEAT_TIMEOUT: _move({_S.RUNNING}, {_S.TIMED_OUT}),
 }
 
-CANCELABLE_STATUSES = frozenset(
-    s for s, targets in ALLOWED_TRANSITIONS.items() if RunStatus.CANCELED in targets
-)
+
+def _allowed_transitions() -> dict[RunStatus, frozenset[RunStatus]]:
+    allowed: dict[RunStatus, set[RunStatus]] = {status: set() for status in RunStatus}
+    for move in LIFECYCLE.values():
+        for source in move.sources:
+            allowed[source] |= move.targets
+    return {status: frozenset(targets) for status, targets in allowed.items()}
+
+
+# The same table read by status: where a run in each status may go, whatever the cause.
+ALLOWED_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = _allowed_transitions()
 
 
 def can_transition(current: RunStatus, target: RunStatus) -> bool:
     return target in ALLOWED_TRANSITIONS[current]
 
 
-def check_transition(current: RunStatus, target: RunStatus) -> None:
-    """Raise IllegalTransition unless SPEC §5.5 allows `current -> target`."""
-    if not can_transition(current, target):
-        allowed = ", ".join(sorted(ALLOWED_TRANSITIONS[current])) or "none"
+def check_transition(current: RunStatus, target: RunStatus, cause: Cause | None = None) -> None:
+    """Raise IllegalTransition unless SPEC §5.5 allows `current -> target` (for `cause`)."""
+    if cause is None:
+        allowed_here = can_transition(current, target)
+        allowed_from = ALLOWED_TRANSITIONS[current]
+    else:
+        move = LIFECYCLE[cause]
+        allowed_here = current in move.sources and target in move.targets
+        allowed_from = move.targets if current in move.sources else frozenset()
+    if not allowed_here:
+        allowed = ", ".join(sorted(allowed_from)) or "none"
+        on = f" on {cause.value}" if cause is not None else ""
         raise IllegalTransition(
-            f"run cannot move from {current} to {target} (allowed from {current}: {allowed})"
+            f"run cannot move from {current} to {target}{on} (allowed from {current}: {allowed})"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """One allowed move of SPEC §5.5, as the SQL that applies it takes it: from, to, why."""
+
+    cause: Cause
+    source: RunStatus
+    target: RunStatus
+
+
+def change_for(
+    cause: Cause, source: RunStatus | None = None, target: RunStatus | None = None
+) -> StatusChange:
+    """The change `cause` makes from `source` to `target`, checked against the table.
+
+    Either may be left out where the table gives the cause only one (a timeout, a publish).
+    """
+    move = LIFECYCLE[cause]
+    chosen_source = source if source is not None else _only(move.sources, cause, "source")
+    chosen_target = target if target is not None else _only(move.targets, cause, "target")
+    check_transition(chosen_source, chosen_target, cause)
+    return StatusChange(cause, chosen_source, chosen_target)
+
+
+def _only(statuses: frozenset[RunStatus], cause: Cause, what: str) -> RunStatus:
+    if len(statuses) != 1:
+        raise ValueError(f"{cause.value} has several {what} statuses; name one")
+    (status,) = statuses
+    return status
+
+
+def check_rows_changed(changed: int, expected: int, change: StatusChange) -> None:
+    """Every status write checks how many rows it changed (SPEC §5.5): fewer means a race.
+
+    The run moved on between the decision and the write (for example canceled a moment
+    before): StaleRun rolls the transaction back, to be decided again on fresh facts.
+    """
+    if changed != expected:
+        raise StaleRun(
+            f"{change.cause.value}: {expected} run(s) were to move from {change.source} to "
+            f"{change.target}, {changed} did"
+        )
+
+
+def check_metric_can_run(metric_code: str, enabled: bool) -> None:
+    """SPEC §5.6: a disabled metric gets no runs of any kind, manual runs and retries included."""
+    if not enabled:
+        raise Conflict(f"metric {metric_code!r} is disabled: it gets no runs until it is enabled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +221,12 @@ class DatasetUpdate:
 
     @property
     def effective_at(self) -> datetime:
-        """When the version was produced, or when we heard of it (SPEC §5.2)."""
-        return self.occurred_at if self.occurred_at is not None else self.received_at
+        return effective_time(self.occurred_at, self.received_at)
+
+
+def effective_time(occurred_at: datetime | None, received_at: datetime) -> datetime:
+    """When a version counts as produced: its occurred_at, else when we heard of it (§5.2)."""
+    return occurred_at if occurred_at is not None else received_at
 
 
 @dataclass(slots=True)
@@ -175,7 +254,3 @@ class MetricRun:
     output_manifest: str | None = None
     row_count: int | None = None
     lineage: dict[str, UUID] = field(default_factory=dict)
-
-    def move_to(self, target: RunStatus) -> None:
-        check_transition(self.status, target)
-        self.status = target

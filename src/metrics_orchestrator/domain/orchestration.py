@@ -36,8 +36,10 @@ class UpdateVersion:
         return other is None or self.order_key > other.order_key
 
 
-def freshest(updates: Sequence[UpdateVersion]) -> UpdateVersion | None:
-    return max(updates, key=lambda u: u.order_key, default=None)
+def freshest(updates: Sequence[UpdateVersion | None]) -> UpdateVersion | None:
+    """ "Freshest wins" (SPEC §5.2): the update intake records as its dataset's freshest."""
+    present = [u for u in updates if u is not None]
+    return max(present, key=lambda u: u.order_key, default=None)
 
 
 def fresh_until(update: UpdateVersion, required_days: int) -> datetime:

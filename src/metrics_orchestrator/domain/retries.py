@@ -1,9 +1,15 @@
-"""The automatic retry rule (SPEC §5.6). Pure; the sweeper's SQL applies the same rule set-based."""
+"""The automatic retry rule (SPEC §5.6), the one place it is written down. Pure.
+
+The sweeper loads ended runs with these facts, asks `retry_not_before`, and stores the
+decision; its SQL never computes eligibility or the delay itself.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from metrics_orchestrator.domain.errors import Conflict
 from metrics_orchestrator.domain.model import RunStatus
 
 RETRYABLE_STATUSES = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT})
@@ -11,6 +17,23 @@ RETRYABLE_STATUSES = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT})
 # Caps the exponent so a metric with a huge max_attempts cannot overflow a duration
 # (2**20 times the base delay is already far beyond any useful retry horizon).
 MAX_DOUBLINGS = 20
+
+# A run that ended longer ago than this when a sweeper first judges it (no sweeper ran for a
+# day) is not retried: its inputs have most likely been superseded by then.
+RETRY_HORIZON = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class EndedRun:
+    """What the retry rule needs to know of a run that ended."""
+
+    status: RunStatus
+    attempt: int
+    ended_at: datetime
+    max_attempts: int
+    metric_enabled: bool
+    # a run canceled before it was queued has no request to repeat
+    has_request: bool
 
 
 def should_retry(status: RunStatus, attempt: int, max_attempts: int) -> bool:
@@ -23,3 +46,41 @@ def retry_delay(base: timedelta, attempt: int) -> timedelta:
     if attempt < 1:
         raise ValueError("attempt must be >= 1")
     return base * (1 << min(attempt - 1, MAX_DOUBLINGS))
+
+
+def retry_not_before(run: EndedRun, now: datetime, base: timedelta) -> datetime | None:
+    """When the automatic retry of `run` may be dispatched, or None if it gets none.
+
+    A disabled metric gets no runs of any kind, retries included.
+    """
+    if not (run.metric_enabled and run.has_request) or run.ended_at < now - RETRY_HORIZON:
+        return None
+    if not should_retry(run.status, run.attempt, run.max_attempts):
+        return None
+    return now + retry_delay(base, run.attempt)
+
+
+def superseded_reason(attempt: int) -> str:
+    """Why a pending retry is canceled when the attempt it retries succeeds late (SPEC §5.5)."""
+    return f"superseded: attempt {attempt} succeeded late"
+
+
+def supersedes_retry(previous: RunStatus, succeeded: bool, retry_status: RunStatus) -> bool:
+    """A late SUCCESS of a timed-out run cancels its retry unless that was already dispatched."""
+    return previous is RunStatus.TIMED_OUT and succeeded and retry_status is RunStatus.QUEUED
+
+
+# An operator may re-run any run that ended without a result (SPEC §6.3 POST /runs/{id}/retry).
+MANUALLY_RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELED})
+
+
+def check_manual_retry(run_id: object, status: RunStatus, has_request: bool) -> None:
+    """Raise Conflict unless the run ended without a result and has a request to repeat."""
+    if status not in MANUALLY_RETRYABLE:
+        raise Conflict(
+            f"run {run_id} is {status}; only failed, timed_out or canceled runs can be retried"
+        )
+    if not has_request:
+        raise Conflict(
+            f"run {run_id} was canceled before it was queued; it has no request to repeat"
+        )

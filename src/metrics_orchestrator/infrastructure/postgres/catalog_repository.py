@@ -26,6 +26,7 @@ from metrics_orchestrator.domain.model import (
     Metric,
     MetricDependency,
     Series,
+    StatusChange,
     TriggerPolicy,
 )
 from metrics_orchestrator.infrastructure.postgres.queries import query
@@ -246,11 +247,17 @@ class PostgresCatalogRepository:
         )
 
     def cancel_pending_runs(
-        self, metric_ids: Collection[str], reason: str, now: datetime
+        self, metric_ids: Collection[str], change: StatusChange, reason: str, now: datetime
     ) -> list[str]:
         if not metric_ids:
             return []
-        params = {"ids": sorted(metric_ids), "reason": reason, "now": now}
+        params = {
+            "ids": sorted(metric_ids),
+            "from": change.source.value,
+            "to": change.target.value,
+            "reason": reason,
+            "now": now,
+        }
         return [metric_id for (metric_id,) in self._rows("cancel_pending_runs", params)]
 
     def update_metric_settings(

@@ -11,11 +11,12 @@ from psycopg import Connection, sql
 from psycopg.rows import TupleRow
 
 from metrics_orchestrator.application.dispatch import (
+    REASON_DISPATCH_FAILED,
     ClaimedRun,
     DispatchGiveUp,
     DispatchRetry,
 )
-from metrics_orchestrator.domain.model import RunStatus
+from metrics_orchestrator.domain.model import RunStatus, StatusChange
 from metrics_orchestrator.infrastructure.postgres.queries import query
 
 _FILE = "dispatch.sql"
@@ -25,43 +26,45 @@ class PostgresDispatchRepository:
     def __init__(self, conn: Connection[TupleRow]) -> None:
         self._conn = conn
 
-    def claim_dispatchable(self, now: datetime, limit: int) -> list[ClaimedRun]:
+    def claim_dispatchable(self, status: RunStatus, now: datetime, limit: int) -> list[ClaimedRun]:
         rows = self._conn.execute(
-            query(_FILE, "claim_dispatchable"), {"now": now, "limit": limit}
+            query(_FILE, "claim_dispatchable"), {"from": status.value, "now": now, "limit": limit}
         ).fetchall()
         return [_claimed_run(row) for row in rows]
 
-    def mark_dispatched(self, run_ids: Sequence[UUID], now: datetime) -> int:
-        cursor = self._conn.execute(
-            query(_FILE, "mark_dispatched"), {"ids": list(run_ids), "now": now}
-        )
-        return cursor.rowcount
+    def mark_dispatched(self, run_ids: Sequence[UUID], change: StatusChange, now: datetime) -> int:
+        params = {"ids": list(run_ids), "now": now} | _statuses(change)
+        return self._conn.execute(query(_FILE, "mark_dispatched"), params).rowcount
 
-    def schedule_dispatch_retries(self, retries: Sequence[DispatchRetry], now: datetime) -> int:
-        cursor = self._conn.execute(
-            query(_FILE, "schedule_dispatch_retries"),
-            {
-                "ids": [r.run_id for r in retries],
-                "errors": [r.error for r in retries],
-                "not_befores": [r.not_before for r in retries],
-                "now": now,
-            },
-        )
-        return cursor.rowcount
+    def schedule_dispatch_retries(
+        self, retries: Sequence[DispatchRetry], status: RunStatus, now: datetime
+    ) -> int:
+        params = {
+            "ids": [r.run_id for r in retries],
+            "errors": [r.error for r in retries],
+            "not_befores": [r.not_before for r in retries],
+            "from": status.value,
+            "now": now,
+        }
+        return self._conn.execute(query(_FILE, "schedule_dispatch_retries"), params).rowcount
 
-    def give_up_dispatch(self, give_ups: Sequence[DispatchGiveUp], now: datetime) -> int:
-        cursor = self._conn.execute(
-            query(_FILE, "give_up_dispatch"),
-            {
-                "ids": [g.run_id for g in give_ups],
-                "errors": [g.error for g in give_ups],
-                "now": now,
-            },
-        )
-        return cursor.rowcount
+    def give_up_dispatch(
+        self, give_ups: Sequence[DispatchGiveUp], change: StatusChange, now: datetime
+    ) -> int:
+        params = {
+            "ids": [g.run_id for g in give_ups],
+            "errors": [g.error for g in give_ups],
+            "reason": REASON_DISPATCH_FAILED,
+            "now": now,
+        } | _statuses(change)
+        return self._conn.execute(query(_FILE, "give_up_dispatch"), params).rowcount
 
     def notify_runs_queued(self) -> None:
         self._conn.execute(query(_FILE, "notify_runs_queued"))
+
+
+def _statuses(change: StatusChange) -> dict[str, str]:
+    return {"from": change.source.value, "to": change.target.value}
 
 
 def _claimed_run(row: TupleRow) -> ClaimedRun:

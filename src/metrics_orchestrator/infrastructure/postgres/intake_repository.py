@@ -17,27 +17,42 @@ from metrics_orchestrator.application.intake import (
     MetricInputs,
     NewDatasetUpdate,
     QueuedRun,
+    RecordedUpdates,
     RecordOutcome,
     WaitingRun,
 )
-from metrics_orchestrator.domain.model import MetricDependency, RunTrigger, TriggerPolicy
+from metrics_orchestrator.domain.model import (
+    Cause,
+    MetricDependency,
+    RunTrigger,
+    StatusChange,
+    TriggerPolicy,
+    change_for,
+    check_rows_changed,
+)
 from metrics_orchestrator.domain.orchestration import InputFacts, UpdateVersion
 from metrics_orchestrator.domain.run_request import ConsumedUpdate
 from metrics_orchestrator.infrastructure.postgres.queries import query
 
 _SQL = "intake.sql"
+_PROMOTE = change_for(Cause.READY)
+_PENDING = _PROMOTE.source
+# a waiting run that stays waiting: no status change, but it must still be pending
+_STILL_PENDING = StatusChange(Cause.READY, _PENDING, _PENDING)
 
 
 def _position(entry: tuple[int, MetricDependency]) -> int:
     return entry[0]
 
 
-def _record_outcome(known: bool, enabled: bool, inserted: bool) -> RecordOutcome:
+def _record_outcome(
+    known: bool, enabled: bool, seq: int | None
+) -> tuple[RecordOutcome, int | None]:
     if not known:
-        return RecordOutcome.UNKNOWN_DATASET
+        return RecordOutcome.UNKNOWN_DATASET, None
     if not enabled:
-        return RecordOutcome.DISABLED_DATASET
-    return RecordOutcome.INSERTED if inserted else RecordOutcome.DUPLICATE
+        return RecordOutcome.DISABLED_DATASET, None
+    return (RecordOutcome.INSERTED, seq) if seq is not None else (RecordOutcome.DUPLICATE, None)
 
 
 def _metric(row: tuple[Any, ...]) -> MetricForIntake:
@@ -48,6 +63,7 @@ def _metric(row: tuple[Any, ...]) -> MetricForIntake:
         expression_json=row[3],
         required_days=row[4],
         trigger_policy=TriggerPolicy(row[5]),
+        enabled=row[6],
     )
 
 
@@ -65,26 +81,46 @@ class PostgresIntakeRepository:
         rows = self._all("dataset_for_update", {"dataset_id": dataset_id})
         return DatasetInfo(bucket=rows[0][0], enabled=rows[0][1]) if rows else None
 
-    def record_updates(self, updates: Sequence[NewDatasetUpdate]) -> list[RecordOutcome]:
-        rows = self._all(
-            "record_updates",
-            {
-                "ids": [u.id for u in updates],
-                "event_keys": [u.event_key for u in updates],
-                "dataset_ids": [u.dataset_id for u in updates],
-                "buckets": [u.bucket for u in updates],
-                "manifests": [u.version_manifest_path for u in updates],
-                "projections": [u.projections_path for u in updates],
-                "occurred_ats": [u.occurred_at for u in updates],
-                "received_ats": [u.received_at for u in updates],
-                "payloads": [Jsonb(u.payload) for u in updates],
-            },
+    def record_updates(self, updates: Sequence[NewDatasetUpdate]) -> RecordedUpdates:
+        dataset_ids = sorted({u.dataset_id for u in updates})
+        with self._conn.pipeline():
+            locked = self._conn.execute(query(_SQL, "lock_datasets"), {"dataset_ids": dataset_ids})
+            recorded = self._conn.execute(
+                query(_SQL, "record_updates"),
+                {
+                    "ids": [u.id for u in updates],
+                    "event_keys": [u.event_key for u in updates],
+                    "dataset_ids": [u.dataset_id for u in updates],
+                    "buckets": [u.bucket for u in updates],
+                    "manifests": [u.version_manifest_path for u in updates],
+                    "projections": [u.projections_path for u in updates],
+                    "occurred_ats": [u.occurred_at for u in updates],
+                    "received_ats": [u.received_at for u in updates],
+                    "effective_ats": [u.effective_at for u in updates],
+                    "payloads": [Jsonb(u.payload) for u in updates],
+                },
+            )
+            freshest = {
+                dataset_id: UpdateVersion(uid, dataset_id, effective, received, seq)
+                if uid is not None
+                else None
+                for dataset_id, uid, effective, received, seq in locked.fetchall()
+            }
+            outcomes = [_record_outcome(*row) for row in recorded.fetchall()]
+        return RecordedUpdates(freshest_before=freshest, outcomes=outcomes)
+
+    def set_freshest(self, freshest: dict[str, UUID]) -> None:
+        self._run(
+            "set_freshest_updates",
+            {"dataset_ids": list(freshest), "update_ids": list(freshest.values())},
         )
-        return [_record_outcome(known, enabled, inserted) for known, enabled, inserted in rows]
 
     def lock_dependent_metrics(self, dataset_ids: Sequence[str]) -> list[MetricForIntake]:
         rows = self._all("lock_dependent_metrics", {"dataset_ids": list(dataset_ids)})
-        return [_metric(r) for r in rows]
+        metrics = [_metric(r) for r in rows]
+        if metrics:
+            self._all("lock_pending_runs", {"metric_ids": [m.id for m in metrics]})
+        return metrics
 
     def dependent_metrics(self, dataset_id: str) -> list[MetricForIntake]:
         rows = self._all("dependent_metrics", {"dataset_id": dataset_id})
@@ -150,12 +186,18 @@ class PostgresIntakeRepository:
 
     def save_waiting(self, runs: Sequence[WaitingRun], now: datetime) -> None:
         new = [r for r in runs if r.is_new_run]
+        held = [r.run_id for r in runs if not r.is_new_run]
+        if held:
+            touched = self._all("still_pending_runs", {"run_ids": held, "status": _PENDING.value})
+            check_rows_changed(len(touched), len(held), _STILL_PENDING)
         if new:
             self._run(
                 "insert_pending_runs",
                 {
                     "run_ids": [r.run_id for r in new],
                     "metric_ids": [r.metric_id for r in new],
+                    "status": _PENDING.value,
+                    "trigger": RunTrigger.AUTOMATIC.value,
                     "now": now,
                 },
             )
@@ -177,6 +219,7 @@ class PostgresIntakeRepository:
             self._run(
                 "insert_queued_runs",
                 {
+                    "status": _PROMOTE.target.value,
                     "trigger": trigger.value,
                     "run_ids": [r.run_id for r in new],
                     "metric_ids": [r.metric_id for r in new],
@@ -187,15 +230,18 @@ class PostgresIntakeRepository:
             )
         promoted = [r for r in runs if not r.is_new_run]
         if promoted:
-            self._run(
+            changed = self._all(
                 "promote_pending_runs",
                 {
                     "run_ids": [r.run_id for r in promoted],
                     "fingerprints": [r.fingerprint for r in promoted],
                     "payloads": [Jsonb(r.payload) for r in promoted],
+                    "from": _PROMOTE.source.value,
+                    "to": _PROMOTE.target.value,
                     "now": now,
                 },
             )
+            check_rows_changed(len(changed), len(promoted), _PROMOTE)
         lineage = [(r.run_id, ds, u) for r in runs for ds, u in r.lineage.items()]
         self._run(
             "insert_lineage",

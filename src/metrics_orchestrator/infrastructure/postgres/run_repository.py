@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -13,14 +14,17 @@ from metrics_orchestrator.application.runs import (
     AttemptSummary,
     LineageEntry,
     LockedRun,
+    NewRetry,
     PendingInput,
+    RetryCandidate,
     RunCompletion,
     RunPageKey,
     RunSummary,
     ScheduledRetry,
     TimedOutRun,
 )
-from metrics_orchestrator.domain.model import MetricRun, RunStatus, RunTrigger
+from metrics_orchestrator.domain.model import MetricRun, RunStatus, RunTrigger, StatusChange
+from metrics_orchestrator.domain.retries import EndedRun
 from metrics_orchestrator.infrastructure.postgres.queries import query
 
 _FILE = "runs.sql"
@@ -69,106 +73,161 @@ class PostgresRunRepository:
         row = self._conn.execute(query(_FILE, "lock_run"), {"id": run_id}).fetchone()
         if row is None:
             return None
-        return LockedRun(id=row[0], status=RunStatus(row[1]), metric_code=row[2])
+        run_id, status, attempt, has_request, metric_code, metric_enabled = row
+        return LockedRun(
+            id=run_id,
+            status=RunStatus(status),
+            attempt=attempt,
+            metric_code=metric_code,
+            metric_enabled=metric_enabled,
+            has_request=has_request,
+        )
 
     def get(self, run_id: UUID) -> RunSummary | None:
         row = self._conn.execute(query(_FILE, "get_run"), {"id": run_id}).fetchone()
         return _run_summary(row) if row else None
 
+    def _change(self, name: str, change: StatusChange, params: dict[str, Any]) -> int:
+        params |= {"from": change.source.value, "to": change.target.value}
+        return self._conn.execute(query(_FILE, name), params).rowcount
+
     def record_start(
-        self, run_id: UUID, *, status: RunStatus, started_at: datetime, at: datetime
-    ) -> None:
-        self._conn.execute(
-            query(_FILE, "record_start"),
-            {"id": run_id, "status": status.value, "started_at": started_at, "now": at},
-        )
+        self,
+        run_id: UUID,
+        change: StatusChange,
+        *,
+        started_at: datetime,
+        seen_at: datetime,
+        at: datetime,
+    ) -> int:
+        params = {"id": run_id, "started_at": started_at, "seen_at": seen_at, "now": at}
+        return self._change("record_start", change, params)
 
     def record_heartbeat(
         self,
         run_id: UUID,
+        change: StatusChange,
         *,
-        status: RunStatus,
         ts: datetime,
         progress: float | None,
+        seen_at: datetime,
         at: datetime,
-    ) -> None:
-        self._conn.execute(
-            query(_FILE, "record_heartbeat"),
-            {"id": run_id, "status": status.value, "ts": ts, "progress": progress, "now": at},
-        )
+    ) -> int:
+        params = {"id": run_id, "ts": ts, "progress": progress, "seen_at": seen_at, "now": at}
+        return self._change("record_heartbeat", change, params)
 
-    def record_completion(self, run_id: UUID, completion: RunCompletion, *, at: datetime) -> None:
-        self._conn.execute(
-            query(_FILE, "record_completion"),
-            {
-                "id": run_id,
-                "status": completion.status.value,
-                "completed_at": completion.completed_at,
-                "version_ts": completion.version_ts,
-                "output_manifest": completion.output_manifest,
-                "row_count": completion.row_count,
-                "error": completion.error,
-                "status_reason": completion.status_reason,
-                "now": at,
-            },
-        )
+    def record_completion(
+        self, run_id: UUID, change: StatusChange, completion: RunCompletion, *, at: datetime
+    ) -> int:
+        params = {
+            "id": run_id,
+            "progress": completion.progress,
+            "completed_at": completion.completed_at,
+            "version_ts": completion.version_ts,
+            "output_manifest": completion.output_manifest,
+            "row_count": completion.row_count,
+            "error": completion.error,
+            "status_reason": completion.status_reason,
+            "now": at,
+        }
+        return self._change("record_completion", change, params)
 
-    def cancel(self, run_id: UUID, *, reason: str, at: datetime) -> None:
-        self._conn.execute(query(_FILE, "cancel_run"), {"id": run_id, "reason": reason, "now": at})
+    def cancel(self, run_id: UUID, change: StatusChange, *, reason: str, at: datetime) -> int:
+        return self._change("cancel_run", change, {"id": run_id, "reason": reason, "now": at})
+
+    def lock_automatic_retry(self, run_id: UUID) -> LockedRun | None:
+        row = self._conn.execute(
+            query(_FILE, "lock_automatic_retry"),
+            {"id": run_id, "trigger": RunTrigger.RETRY.value},
+        ).fetchone()
+        if row is None:
+            return None
+        retry_id, status, attempt = row
+        # only id, status and attempt are read; the rest is not needed to supersede it
+        return LockedRun(retry_id, RunStatus(status), attempt, "", True, True)
 
     def create_manual_retry(
         self, run_id: UUID, *, new_id: UUID, requested_at: str, at: datetime
     ) -> UUID:
         row = self._conn.execute(
             query(_FILE, "create_manual_retry"),
-            {"id": run_id, "new_id": new_id, "requested_at": requested_at, "now": at},
+            {
+                "id": run_id,
+                "new_id": new_id,
+                "requested_at": requested_at,
+                "now": at,
+                "status": RunStatus.QUEUED.value,
+                "trigger": RunTrigger.MANUAL.value,
+            },
         ).fetchone()
         assert row is not None, f"run {run_id} vanished while locked"
         return UUID(str(row[0]))
 
-    def time_out_unstarted(
-        self, *, cutoff: datetime, at: datetime, error: str, limit: int
-    ) -> list[TimedOutRun]:
-        return self._time_out("time_out_unstarted", cutoff, at, error, limit)
-
-    def time_out_silent(
-        self, *, cutoff: datetime, at: datetime, error: str, limit: int
-    ) -> list[TimedOutRun]:
-        return self._time_out("time_out_silent", cutoff, at, error, limit)
-
-    def _time_out(
-        self, name: str, cutoff: datetime, at: datetime, error: str, limit: int
+    def time_out(
+        self,
+        change: StatusChange,
+        *,
+        cutoff: datetime,
+        error: str,
+        at: datetime,
+        limit: int,
     ) -> list[TimedOutRun]:
         rows = self._conn.execute(
-            query(_FILE, name), {"cutoff": cutoff, "now": at, "error": error, "limit": limit}
+            query(_FILE, "time_out_runs"),
+            {
+                "from": change.source.value,
+                "to": change.target.value,
+                "reason": change.cause.value,
+                "cutoff": cutoff,
+                "now": at,
+                "error": error,
+                "limit": limit,
+            },
         ).fetchall()
         return [_timed_out(r) for r in rows]
 
-    def schedule_retries(
-        self,
-        *,
-        at: datetime,
-        requested_at: str,
-        base_delay: timedelta,
-        max_doublings: int,
-        ended_since: datetime,
-        limit: int,
+    def retry_candidates(self, statuses: Collection[RunStatus], limit: int) -> list[RetryCandidate]:
+        rows = self._conn.execute(
+            query(_FILE, "retry_candidates"),
+            {"statuses": sorted(s.value for s in statuses), "limit": limit},
+        ).fetchall()
+        return [
+            RetryCandidate(
+                id=run_id,
+                facts=EndedRun(
+                    status=RunStatus(status),
+                    attempt=attempt,
+                    ended_at=ended_at,
+                    max_attempts=max_attempts,
+                    metric_enabled=enabled,
+                    has_request=has_request,
+                ),
+            )
+            for run_id, status, attempt, ended_at, max_attempts, enabled, has_request in rows
+        ]
+
+    def insert_retries(
+        self, retries: Sequence[NewRetry], *, requested_at: str, at: datetime
     ) -> list[ScheduledRetry]:
         rows = self._conn.execute(
-            query(_FILE, "schedule_retries"),
+            query(_FILE, "insert_retries"),
             {
-                "now": at,
+                "ids": [r.id for r in retries],
+                "retry_ofs": [r.retry_of for r in retries],
+                "not_befores": [r.not_before for r in retries],
+                "status": RunStatus.QUEUED.value,
+                "trigger": RunTrigger.RETRY.value,
                 "requested_at": requested_at,
-                "base_delay": base_delay,
-                "max_doublings": max_doublings,
-                "ended_since": ended_since,
-                "limit": limit,
+                "now": at,
             },
         ).fetchall()
         return [
             ScheduledRetry(id=r[0], retry_of=r[1], metric_id=r[2], attempt=r[3], not_before=r[4])
             for r in rows
         ]
+
+    def mark_retries_decided(self, run_ids: Sequence[UUID], at: datetime) -> None:
+        self._conn.execute(query(_FILE, "mark_retries_decided"), {"ids": list(run_ids), "now": at})
 
     def notify_queued(self) -> None:
         self._conn.execute(query(_FILE, "notify_runs_queued"))

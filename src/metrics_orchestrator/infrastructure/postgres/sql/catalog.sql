@@ -140,10 +140,12 @@ FROM unnest(%(metric_ids)s::text[], %(series_codes)s::text[], %(dataset_ids)s::t
 
 -- name: cancel_pending_runs
 -- SPEC §2: a changed definition cancels the open pending run; the next update starts afresh.
+-- `from` is the pending status: the literal of metric_runs_one_pending_per_metric cannot be
+-- matched by a parameter, so the lookup goes by metric and the status is checked after it.
 UPDATE metric_runs
-SET status = 'canceled', status_reason = %(reason)s, completed_at = %(now)s,
+SET status = %(to)s, status_reason = %(reason)s, completed_at = %(now)s,
     updated_at = %(now)s
-WHERE metric_id = ANY(%(ids)s::text[]) AND status = 'pending_dependencies'
+WHERE metric_id = ANY(%(ids)s::text[]) AND status = %(from)s
 RETURNING metric_id;
 
 -- name: metric_by_code

@@ -6,42 +6,58 @@
 -- name: dataset_for_update
 SELECT bucket, enabled FROM datasets WHERE id = %(dataset_id)s;
 
+-- name: lock_datasets
+-- The datasets a batch of updates names, locked in id order, with their freshest update so
+-- far: concurrent intakes of one dataset take turns choosing its next freshest (§5.2).
+-- NO KEY UPDATE: it does not block the foreign-key checks of other inserts.
+SELECT d.id, f.id, f.effective_at, f.received_at, f.seq
+FROM datasets d
+LEFT JOIN dataset_updates f ON f.id = d.freshest_update_id
+WHERE d.id = ANY(%(dataset_ids)b)
+ORDER BY d.id
+FOR NO KEY UPDATE OF d;
+
 -- name: record_updates
 -- Inserts the updates of known, enabled datasets in arrival order (their receipt sequence) and
--- reports, per update in that order: whether its dataset is known and enabled and whether it
--- was inserted. An update whose key exists, or repeats earlier in the batch, is not inserted:
--- it is a duplicate. `bucket` defaults to the dataset's.
+-- reports, per update in that order: whether its dataset is known and enabled, and the
+-- receipt sequence it got if it was inserted. An update whose key exists, or repeats earlier
+-- in the batch, is not inserted: it is a duplicate. `bucket` defaults to the dataset's.
 WITH input AS (
     SELECT *
     FROM unnest(%(ids)b::uuid[], %(event_keys)b::text[], %(dataset_ids)b::text[],
                 %(buckets)b::text[], %(manifests)b::text[], %(projections)b::text[],
                 %(occurred_ats)b::timestamptz[], %(received_ats)b::timestamptz[],
-                %(payloads)b::jsonb[])
+                %(effective_ats)b::timestamptz[], %(payloads)b::jsonb[])
          WITH ORDINALITY
          AS t(id, event_key, dataset_id, bucket, manifest, projections, occurred_at,
-              received_at, payload, n)
+              received_at, effective_at, payload, n)
 ), inserted AS (
     INSERT INTO dataset_updates (id, event_key, dataset_id, bucket, version_manifest_path,
                                  projections_path, occurred_at, received_at, effective_at,
                                  payload)
     SELECT i.id, i.event_key, i.dataset_id, coalesce(nullif(i.bucket, ''), d.bucket),
-           i.manifest, i.projections, i.occurred_at, i.received_at,
-           coalesce(i.occurred_at, i.received_at), i.payload
+           i.manifest, i.projections, i.occurred_at, i.received_at, i.effective_at, i.payload
     FROM input i JOIN datasets d ON d.id = i.dataset_id AND d.enabled
     ORDER BY i.n
     ON CONFLICT (event_key) DO NOTHING
-    RETURNING id
+    RETURNING id, seq
 )
-SELECT d.id IS NOT NULL, coalesce(d.enabled, false), ins.id IS NOT NULL
+SELECT d.id IS NOT NULL, coalesce(d.enabled, false), ins.seq
 FROM input i
 LEFT JOIN datasets d ON d.id = i.dataset_id
 LEFT JOIN inserted ins ON ins.id = i.id
 ORDER BY i.n;
 
+-- name: set_freshest_updates
+UPDATE datasets d SET freshest_update_id = t.update_id
+FROM unnest(%(dataset_ids)b::text[], %(update_ids)b::uuid[]) AS t(dataset_id, update_id)
+WHERE d.id = t.dataset_id;
+
 -- name: lock_dependent_metrics
 -- Row locks in id order serialise concurrent intakes per metric without deadlocks (§5.3.5).
 -- A separate statement: the statements after it take their snapshots once the locks are held.
-SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.trigger_policy
+SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.trigger_policy,
+       m.enabled
 FROM metrics m
 WHERE m.enabled
   AND m.id IN (SELECT metric_id FROM metric_dependencies WHERE dataset_id = ANY(%(dataset_ids)b))
@@ -50,7 +66,7 @@ FOR UPDATE OF m;
 
 -- name: input_facts
 -- Per metric and required dataset: the series the metric reads from it (with their positions
--- in the expression), the freshest update (SPEC §5.2), the update of that dataset in the
+-- in the expression), the freshest update (SPEC §5.2, as intake recorded it), the update of that dataset in the
 -- metric's last automatic run, and the metric's open pending run. One statement for all the
 -- metrics an update affects.
 WITH required AS (
@@ -61,16 +77,11 @@ WITH required AS (
     WHERE metric_id = ANY(%(metric_ids)b)
     GROUP BY metric_id, dataset_id
 ), freshest AS (
-    SELECT d.dataset_id, f.*
-    FROM (SELECT DISTINCT dataset_id FROM required) d
-    LEFT JOIN LATERAL (
-        SELECT u.id, u.effective_at, u.received_at, u.seq, u.bucket, u.version_manifest_path,
-               u.projections_path
-        FROM dataset_updates u
-        WHERE u.dataset_id = d.dataset_id
-        ORDER BY u.effective_at DESC, u.received_at DESC, u.seq DESC
-        LIMIT 1
-    ) f ON true
+    SELECT d.id AS dataset_id, u.id, u.effective_at, u.received_at, u.seq, u.bucket,
+           u.version_manifest_path, u.projections_path
+    FROM datasets d
+    LEFT JOIN dataset_updates u ON u.id = d.freshest_update_id
+    WHERE d.id IN (SELECT dataset_id FROM required)
 )
 SELECT r.metric_id, r.dataset_id,
        f.id, f.effective_at, f.received_at, f.seq, f.bucket, f.version_manifest_path,
@@ -83,21 +94,42 @@ JOIN freshest f ON f.dataset_id = r.dataset_id
 LEFT JOIN run_dataset_updates used
        ON used.run_id = m.last_automatic_run_id AND used.dataset_id = r.dataset_id
 LEFT JOIN dataset_updates lu ON lu.id = used.update_id
+-- the literal matches the partial index metric_runs_one_pending_per_metric
 LEFT JOIN metric_runs pending
        ON pending.metric_id = r.metric_id AND pending.status = 'pending_dependencies'
 ORDER BY r.metric_id, r.position;
 
--- name: existing_automatic_fingerprints
-SELECT metric_id, inputs_fingerprint
+-- name: lock_pending_runs
+-- After the metrics: a pending run canceled meanwhile is not returned (and not promoted);
+-- one locked here cannot be canceled until this transaction ends (SPEC §5.5). The literal
+-- matches the partial index metric_runs_one_pending_per_metric.
+SELECT id, metric_id
 FROM metric_runs
-WHERE trigger = 'automatic'
-  AND (metric_id, inputs_fingerprint) IN (
-      SELECT * FROM unnest(%(metric_ids)b::text[], %(fingerprints)b::text[]));
+WHERE metric_id = ANY(%(metric_ids)b) AND status = 'pending_dependencies'
+ORDER BY metric_id
+FOR UPDATE;
+
+-- name: existing_automatic_fingerprints
+-- Probes the unique index per candidate: its cost does not grow with the run history, even
+-- under a generic plan made while the table was empty.
+SELECT t.metric_id, t.fingerprint
+FROM unnest(%(metric_ids)b::text[], %(fingerprints)b::text[]) AS t(metric_id, fingerprint)
+CROSS JOIN LATERAL (
+    SELECT 1 FROM metric_runs r
+    WHERE r.metric_id = t.metric_id AND r.inputs_fingerprint = t.fingerprint
+      AND r.trigger = 'automatic'
+    LIMIT 1
+) found;
 
 -- name: insert_pending_runs
 INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, created_at, updated_at)
-SELECT id, metric_id, 'pending_dependencies', 'automatic', 1, %(now)s, %(now)s
+SELECT id, metric_id, %(status)s, %(trigger)s, 1, %(now)s, %(now)s
 FROM unnest(%(run_ids)b::uuid[], %(metric_ids)b::text[]) AS t(id, metric_id);
+
+-- name: still_pending_runs
+-- What a waiting run holds changes only while it is still pending (lock_pending_runs holds
+-- it); the caller checks that every one is.
+SELECT id FROM metric_runs WHERE id = ANY(%(run_ids)b) AND status = %(status)s;
 
 -- name: replace_pending_rows_delete
 DELETE FROM metric_run_pending_datasets WHERE run_id = ANY(%(run_ids)b);
@@ -109,18 +141,20 @@ SELECT * FROM unnest(%(run_ids)b::uuid[], %(dataset_ids)b::text[], %(update_ids)
 
 -- name: insert_queued_runs
 INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, inputs_fingerprint,
-                         request_payload, created_at, queued_at, updated_at)
-SELECT id, metric_id, 'queued', %(trigger)s, 1, fingerprint, payload, %(now)s, %(now)s, %(now)s
+                         request_payload, not_before, created_at, queued_at, updated_at)
+SELECT id, metric_id, %(status)s, %(trigger)s, 1, fingerprint, payload, %(now)s, %(now)s,
+       %(now)s, %(now)s
 FROM unnest(%(run_ids)b::uuid[], %(metric_ids)b::text[], %(fingerprints)b::text[],
             %(payloads)b::jsonb[]) AS t(id, metric_id, fingerprint, payload);
 
 -- name: promote_pending_runs
 UPDATE metric_runs r
-SET status = 'queued', inputs_fingerprint = t.fingerprint, request_payload = t.payload,
-    queued_at = %(now)s, updated_at = %(now)s
+SET status = %(to)s, inputs_fingerprint = t.fingerprint, request_payload = t.payload,
+    not_before = %(now)s, queued_at = %(now)s, updated_at = %(now)s
 FROM unnest(%(run_ids)b::uuid[], %(fingerprints)b::text[], %(payloads)b::jsonb[])
      AS t(id, fingerprint, payload)
-WHERE r.id = t.id AND r.status = 'pending_dependencies';
+WHERE r.id = t.id AND r.status = %(from)s
+RETURNING r.id;
 
 -- name: insert_lineage
 INSERT INTO run_dataset_updates (run_id, dataset_id, update_id)
@@ -129,11 +163,13 @@ SELECT * FROM unnest(%(run_ids)b::uuid[], %(dataset_ids)b::text[], %(update_ids)
 -- name: fill_pending_rows_from_lineage
 -- A pending run that became queued keeps its rows as the record of what it waited for,
 -- now filled with the updates it consumed.
+-- Driven from the run ids, so the plan never scans the lineage table.
 UPDATE metric_run_pending_datasets p
 SET update_id = l.update_id, received_at = u.received_at
-FROM run_dataset_updates l
+FROM unnest(%(run_ids)b::uuid[]) AS t(run_id)
+JOIN run_dataset_updates l ON l.run_id = t.run_id
 JOIN dataset_updates u ON u.id = l.update_id
-WHERE p.run_id = ANY(%(run_ids)b) AND l.run_id = p.run_id AND l.dataset_id = p.dataset_id;
+WHERE p.run_id = t.run_id AND p.dataset_id = l.dataset_id;
 
 -- name: set_last_automatic_runs
 UPDATE metrics m SET last_automatic_run_id = t.run_id
@@ -144,19 +180,22 @@ WHERE m.id = t.metric_id;
 SELECT pg_notify('metric_run_queued', '');
 
 -- name: dependent_metrics
-SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.trigger_policy
+SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.trigger_policy,
+       m.enabled
 FROM metrics m
 WHERE m.enabled
   AND m.id IN (SELECT metric_id FROM metric_dependencies WHERE dataset_id = %(dataset_id)s)
 ORDER BY m.id;
 
 -- name: lock_metric_by_code
-SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.trigger_policy
+SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.trigger_policy,
+       m.enabled
 FROM metrics m
 WHERE m.code = %(code)s
 FOR UPDATE OF m;
 
 -- name: metric_by_code
-SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.trigger_policy
+SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.trigger_policy,
+       m.enabled
 FROM metrics m
 WHERE m.code = %(code)s;

@@ -2,7 +2,9 @@
 
 -- name: lock_run
 -- The metric code a worker must echo is the one its request carried.
-SELECT r.id, r.status, coalesce(r.request_payload ->> 'metricCode', m.code) AS metric_code
+SELECT r.id, r.status, r.attempt, r.request_payload IS NOT NULL AS has_request,
+       coalesce(r.request_payload ->> 'metricCode', m.code) AS metric_code,
+       m.enabled AS metric_enabled
 FROM metric_runs AS r
 JOIN metrics AS m ON m.id = r.metric_id
 WHERE r.id = %(id)s
@@ -39,18 +41,23 @@ WHERE (%(status)s::text IS NULL OR r.status = %(status)s::text)
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT %(limit)s
 
+-- Every status write below changes a run only from the status the domain decided it for
+-- (`from`, with the row locked or skipped if locked) and says which runs it changed; the
+-- application checks that count (SPEC §5.5). Statuses come from domain/model.py LIFECYCLE.
+
 -- name: record_start
--- started_at is the earliest evidence that the worker was running.
+-- started_at keeps the earliest start the worker reported; liveness counts from our receipt.
 UPDATE metric_runs
-SET status = %(status)s,
+SET status = %(to)s,
     started_at = least(started_at, %(started_at)s::timestamptz),
+    last_seen_at = greatest(last_seen_at, %(seen_at)s::timestamptz),
     updated_at = %(now)s
-WHERE id = %(id)s
+WHERE id = %(id)s AND status = %(from)s
 
 -- name: record_heartbeat
 -- last_heartbeat_at never moves backwards; progress is taken from the newest heartbeat only.
 UPDATE metric_runs
-SET status = %(status)s,
+SET status = %(to)s,
     started_at = least(started_at, %(ts)s::timestamptz),
     progress = CASE
                    WHEN %(progress)s::double precision IS NOT NULL
@@ -59,42 +66,50 @@ SET status = %(status)s,
                    ELSE progress
                END,
     last_heartbeat_at = greatest(last_heartbeat_at, %(ts)s::timestamptz),
+    last_seen_at = greatest(last_seen_at, %(seen_at)s::timestamptz),
     updated_at = %(now)s
-WHERE id = %(id)s
+WHERE id = %(id)s AND status = %(from)s
 
 -- name: record_completion
 UPDATE metric_runs
-SET status = %(status)s::text,
+SET status = %(to)s,
     completed_at = %(completed_at)s,
     version_ts = %(version_ts)s,
     output_manifest = %(output_manifest)s,
     row_count = %(row_count)s,
     error = %(error)s,
     status_reason = %(status_reason)s,
-    progress = CASE WHEN %(status)s::text = 'succeeded' THEN 1 ELSE progress END,
+    progress = coalesce(%(progress)s::double precision, progress),
     updated_at = %(now)s
-WHERE id = %(id)s
+WHERE id = %(id)s AND status = %(from)s
 
 -- name: cancel_run
 UPDATE metric_runs
-SET status = 'canceled',
+SET status = %(to)s,
     status_reason = %(reason)s,
     completed_at = %(now)s,
     updated_at = %(now)s
-WHERE id = %(id)s
+WHERE id = %(id)s AND status = %(from)s
+
+-- name: lock_automatic_retry
+-- The automatic retry of a run, if it has one; waits for a dispatcher that holds it.
+SELECT id, status, attempt
+FROM metric_runs
+WHERE retry_of = %(id)s AND trigger = %(trigger)s
+FOR UPDATE
 
 -- name: create_manual_retry
 -- A manual re-run: same inputs and lineage, next attempt, a fresh request identity.
 WITH created AS (
     INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, retry_of,
-                             inputs_fingerprint, request_payload, created_at, queued_at,
-                             updated_at)
-    SELECT %(new_id)s::uuid, r.metric_id, 'queued', 'manual', r.attempt + 1, r.id,
+                             inputs_fingerprint, request_payload, not_before, created_at,
+                             queued_at, updated_at)
+    SELECT %(new_id)s::uuid, r.metric_id, %(status)s, %(trigger)s, r.attempt + 1, r.id,
            r.inputs_fingerprint,
            r.request_payload || jsonb_build_object('runId', %(new_id)s::text,
                                                    'attempt', r.attempt + 1,
                                                    'requestedAt', %(requested_at)s::text),
-           %(now)s, %(now)s, %(now)s
+           %(now)s, %(now)s, %(now)s, %(now)s
     FROM metric_runs AS r
     WHERE r.id = %(id)s
     RETURNING id, retry_of
@@ -107,90 +122,65 @@ copied_lineage AS (
 )
 SELECT id FROM created
 
--- name: time_out_unstarted
--- Rows another transaction holds (a feedback event in flight, another sweeper) are skipped.
+-- name: time_out_runs
+-- Runs in `from` whose last sign of life *we* observed (the receipt of their latest started
+-- or heartbeat event, else their dispatch) is older than the cutoff. Rows another
+-- transaction holds (a feedback event in flight, another sweeper) are skipped.
 WITH due AS (
     SELECT id
     FROM metric_runs
-    WHERE status = 'dispatched'
-      AND coalesce(dispatched_at, updated_at) < %(cutoff)s
-    ORDER BY dispatched_at
+    WHERE status = %(from)s
+      AND completed_at IS NULL
+      AND coalesce(last_seen_at, dispatched_at) < %(cutoff)s
+    ORDER BY coalesce(last_seen_at, dispatched_at)
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
 UPDATE metric_runs AS r
-SET status = 'timed_out',
-    status_reason = 'start_timeout',
+SET status = %(to)s,
+    status_reason = %(reason)s,
     error = %(error)s,
     completed_at = %(now)s,
     updated_at = %(now)s
 FROM due
 WHERE r.id = due.id
-  AND r.status = 'dispatched'
+  AND r.status = %(from)s
 RETURNING r.id, r.metric_id, r.status_reason
 
--- name: time_out_silent
--- Like time_out_unstarted, for running runs silent since their last sign of life. Not merged:
--- status, clock, order and reason all differ, and each literal status matches a partial index.
-WITH due AS (
-    SELECT id
-    FROM metric_runs
-    WHERE status = 'running'
-      AND coalesce(last_heartbeat_at, started_at, dispatched_at, updated_at) < %(cutoff)s
-    ORDER BY last_heartbeat_at NULLS FIRST
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE metric_runs AS r
-SET status = 'timed_out',
-    status_reason = 'heartbeat_timeout',
-    error = %(error)s,
-    completed_at = %(now)s,
-    updated_at = %(now)s
-FROM due
-WHERE r.id = due.id
-  AND r.status = 'running'
-RETURNING r.id, r.metric_id, r.status_reason
+-- name: retry_candidates
+-- SPEC §5.6 facts: ended runs in a retryable status whose retry nobody has decided yet, with
+-- what domain/retries.py needs to decide. Concurrent sweepers split them (SKIP LOCKED).
+SELECT r.id, r.status, r.attempt, r.completed_at, m.max_attempts, m.enabled,
+       r.request_payload IS NOT NULL AND r.inputs_fingerprint IS NOT NULL AS has_request
+FROM metric_runs AS r
+JOIN metrics AS m ON m.id = r.metric_id
+WHERE r.status = ANY(%(statuses)s)
+  AND r.retry_decided_at IS NULL
+  AND r.completed_at IS NOT NULL
+ORDER BY r.completed_at, r.id
+LIMIT %(limit)s
+FOR UPDATE OF r SKIP LOCKED
 
--- name: schedule_retries
--- SPEC §5.6, set-based: each failed/timed_out run below its metric's max_attempts that ended
--- within the window and has no automatic retry yet gets one, queued with exponential backoff.
--- Old runs are locked SKIP LOCKED so concurrent sweepers split them; the
--- metric_runs_one_retry_per_run index makes a second retry impossible even so.
-WITH due AS (
-    SELECT gen_random_uuid() AS id,
-           r.id AS retry_of,
-           r.metric_id,
-           r.attempt + 1 AS attempt,
-           r.inputs_fingerprint,
-           r.request_payload,
-           %(now)s::timestamptz
-               + %(base_delay)s::interval
-                 * power(2, least(r.attempt - 1, %(max_doublings)s::integer)) AS not_before
-    FROM metric_runs AS r
-    JOIN metrics AS m ON m.id = r.metric_id
-    WHERE r.status IN ('failed', 'timed_out')
-      AND r.completed_at >= %(ended_since)s
-      AND r.attempt < m.max_attempts
-      AND m.enabled
-      AND r.request_payload IS NOT NULL
-      AND r.inputs_fingerprint IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM metric_runs AS c
-                      WHERE c.retry_of = r.id AND c.trigger = 'retry')
-    ORDER BY r.completed_at, r.id
-    LIMIT %(limit)s
-    FOR UPDATE OF r SKIP LOCKED
+-- name: insert_retries
+-- Stores the retries the domain decided: same inputs and lineage, next attempt, the
+-- not_before it computed. The metric_runs_one_retry_per_run index makes a second impossible.
+WITH decided AS (
+    SELECT *
+    FROM unnest(%(ids)s::uuid[], %(retry_ofs)s::uuid[], %(not_befores)s::timestamptz[])
+         AS t(id, retry_of, not_before)
 ),
 created AS (
     INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, retry_of,
                              inputs_fingerprint, request_payload, not_before, created_at,
                              queued_at, updated_at)
-    SELECT id, metric_id, 'queued', 'retry', attempt, retry_of, inputs_fingerprint,
-           request_payload || jsonb_build_object('runId', id::text,
-                                                 'attempt', attempt,
-                                                 'requestedAt', %(requested_at)s::text),
-           not_before, %(now)s, %(now)s, %(now)s
-    FROM due
+    SELECT d.id, r.metric_id, %(status)s, %(trigger)s, r.attempt + 1, r.id,
+           r.inputs_fingerprint,
+           r.request_payload || jsonb_build_object('runId', d.id::text,
+                                                   'attempt', r.attempt + 1,
+                                                   'requestedAt', %(requested_at)s::text),
+           d.not_before, %(now)s, %(now)s, %(now)s
+    FROM decided AS d
+    JOIN metric_runs AS r ON r.id = d.retry_of
     ON CONFLICT (retry_of) WHERE retry_of IS NOT NULL AND trigger = 'retry' DO NOTHING
     RETURNING id, retry_of, metric_id, attempt, not_before
 ),
@@ -201,6 +191,9 @@ copied_lineage AS (
     JOIN run_dataset_updates AS l ON l.run_id = c.retry_of
 )
 SELECT id, retry_of, metric_id, attempt, not_before FROM created
+
+-- name: mark_retries_decided
+UPDATE metric_runs SET retry_decided_at = %(now)s WHERE id = ANY(%(ids)s::uuid[])
 
 -- name: notify_runs_queued
 SELECT pg_notify('metric_run_queued', '')
