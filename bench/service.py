@@ -220,9 +220,10 @@ def _serve_without_http() -> int:
     """`python -m bench.service [flags]`: the runtime of `serve` without the HTTP interface."""
     from contextlib import ExitStack
 
-    from metrics_orchestrator.bootstrap import ServeParts, bootstrap, build_runtime, resolve_aws
+    from metrics_orchestrator.bootstrap import bootstrap, resolve_aws
     from metrics_orchestrator.infrastructure.logging import configure_logging
     from metrics_orchestrator.infrastructure.settings import load_settings
+    from metrics_orchestrator.interfaces.runtime import ServeParts, build_runtime
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)

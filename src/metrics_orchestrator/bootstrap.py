@@ -1,20 +1,22 @@
-"""The composition root: builds the whole object graph from settings. Nothing else wires."""
+"""The composition root: builds the whole object graph from settings. Nothing else wires.
+
+Entry points (interfaces/) reach infrastructure only through this module: what they may use
+of it is re-exported below (`__all__`).
+"""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
 
-import uvicorn
 from psycopg import Connection
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 from metrics_orchestrator.application.catalog import CatalogService
 from metrics_orchestrator.application.dispatch import RUN_QUEUED_CHANNEL, Dispatcher
+from metrics_orchestrator.application.health import HealthService
 from metrics_orchestrator.application.intake import Orchestrator
 from metrics_orchestrator.application.ports import Clock
 from metrics_orchestrator.application.queries import QueryService
@@ -26,16 +28,43 @@ from metrics_orchestrator.infrastructure.aws.provisioning import provision
 from metrics_orchestrator.infrastructure.aws.sns import SnsRunRequestPublisher
 from metrics_orchestrator.infrastructure.aws.sqs import SqsConsumer
 from metrics_orchestrator.infrastructure.clock import SystemClock
-from metrics_orchestrator.infrastructure.embedded_postgres import start_embedded_postgres
+from metrics_orchestrator.infrastructure.embedded_postgres import (
+    default_data_dir,
+    start_embedded_postgres,
+)
+from metrics_orchestrator.infrastructure.logging import configure_logging
 from metrics_orchestrator.infrastructure.postgres.database import create_pool
 from metrics_orchestrator.infrastructure.postgres.dispatch_repository import (
     PostgresRunQueuedListener,
 )
-from metrics_orchestrator.infrastructure.postgres.migrations import migrate
+from metrics_orchestrator.infrastructure.postgres.migrations import (
+    MigrationError,
+    PostgresSchemaProbe,
+    migrate,
+)
 from metrics_orchestrator.infrastructure.postgres.unit_of_work import PostgresUnitOfWork
 from metrics_orchestrator.infrastructure.prometheus import PrometheusTelemetry
-from metrics_orchestrator.infrastructure.settings import Settings, SettingsError
-from metrics_orchestrator.interfaces.runtime import Loop, ServiceRuntime
+from metrics_orchestrator.infrastructure.settings import Settings, SettingsError, load_settings
+
+__all__ = [
+    "AwsWiring",
+    "Container",
+    "MigrationError",
+    "Settings",
+    "SettingsError",
+    "UnitOfWorkFactory",
+    "bootstrap",
+    "build_consumers",
+    "build_dispatcher",
+    "configure_logging",
+    "default_data_dir",
+    "load_settings",
+    "migrate",
+    "projection_update_sender",
+    "resolve_aws",
+    "resolve_database_url",
+    "sqs_client_from",
+]
 
 
 def resolve_database_url(
@@ -79,6 +108,7 @@ class Container:
     runs: RunOperations
     sweeper: Sweeper
     queries: QueryService
+    health: HealthService
     telemetry: PrometheusTelemetry
     resources: ExitStack = field(default_factory=ExitStack)
 
@@ -124,6 +154,7 @@ def _assemble(
             telemetry=telemetry,
         ),
         queries=queries,
+        health=HealthService(PostgresSchemaProbe(url)),
         telemetry=telemetry,
         resources=resources,
     )
@@ -195,14 +226,6 @@ def resolve_aws(settings: Settings, resources: ExitStack) -> AwsWiring:
     )
 
 
-@dataclass(frozen=True)
-class ServeParts:
-    consumers: bool = True
-    dispatcher: bool = True
-    sweeper: bool = True
-    http: bool = True
-
-
 def build_dispatcher(container: Container, aws: AwsWiring) -> Dispatcher:
     if aws.topic_arn is None:
         raise SettingsError("SNS_RUN_REQUEST_TOPIC_ARN: required to run the dispatcher")
@@ -245,55 +268,6 @@ def build_consumers(container: Container, aws: AwsWiring) -> list[SqsConsumer]:
             )
         )
     return consumers
-
-
-def build_runtime(
-    container: Container,
-    aws: AwsWiring,
-    parts: ServeParts,
-    http_app: Callable[[Container], Any] | None = None,
-) -> ServiceRuntime:
-    """Assemble the loops of `serve`: consumers, dispatcher, sweeper and the HTTP server."""
-    settings = container.settings
-    loops: list[Loop] = []
-    if parts.consumers:
-        if aws.projection_update_queue_url is None and not aws.run_feedback_queue_urls:
-            raise SettingsError(
-                "SQS_PROJECTION_UPDATE_QUEUE_URL: set it (or SQS_RUN_FEEDBACK_QUEUE_URLS) "
-                "to run consumers"
-            )
-        loops += [
-            Loop(f"consumer:{c.name}", c.run_forever) for c in build_consumers(container, aws)
-        ]
-    if parts.dispatcher:
-        loops.append(Loop("dispatcher", build_dispatcher(container, aws).run))
-    if parts.sweeper:
-        interval = settings.sweep_interval
-        loops.append(Loop("sweeper", lambda stop: container.sweeper.run(stop, interval)))
-    if parts.http and http_app is not None:
-        loops.append(Loop("http", _http_loop(http_app(container), settings)))
-    return ServiceRuntime(loops)
-
-
-def _http_loop(app: Any, settings: Settings) -> Callable[[threading.Event], None]:
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host=settings.http_host, port=settings.http_port, log_config=None, lifespan="off"
-        )
-    )
-
-    def serve_http(stop: threading.Event) -> None:
-        thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-        thread.start()
-        while not stop.wait(0.2):
-            if not thread.is_alive():
-                raise RuntimeError(
-                    f"HTTP server stopped; is {settings.http_host}:{settings.http_port} in use?"
-                )
-        server.should_exit = True
-        thread.join(10)
-
-    return serve_http
 
 
 def projection_update_sender(settings: Settings) -> Callable[[str], str]:

@@ -14,16 +14,10 @@ import psycopg
 import pytest
 import yaml
 
-from metrics_orchestrator.bootstrap import (
-    Container,
-    ServeParts,
-    bootstrap,
-    build_runtime,
-    resolve_aws,
-)
+from metrics_orchestrator.bootstrap import Container, bootstrap, resolve_aws
 from metrics_orchestrator.infrastructure.aws.provisioning import Topology
 from metrics_orchestrator.infrastructure.settings import Settings, load_settings
-from metrics_orchestrator.interfaces.runtime import ServiceRuntime
+from metrics_orchestrator.interfaces.runtime import ServeParts, ServiceRuntime, build_runtime
 from tests.aws_fixtures import AWS_REGION
 
 if TYPE_CHECKING:

@@ -23,11 +23,11 @@ from botocore.exceptions import EndpointConnectionError
 from psycopg.conninfo import conninfo_to_dict
 
 from metrics_orchestrator.application.dispatch import Dispatcher
-from metrics_orchestrator.bootstrap import Container, ServeParts
+from metrics_orchestrator.bootstrap import Container
 from metrics_orchestrator.infrastructure.aws.clients import create_sns_client
 from metrics_orchestrator.infrastructure.aws.provisioning import Topology
 from metrics_orchestrator.infrastructure.aws.sns import SnsRunRequestPublisher
-from metrics_orchestrator.interfaces.runtime import Loop, ServiceRuntime
+from metrics_orchestrator.interfaces.runtime import Loop, ServeParts, ServiceRuntime
 from tests.aws_fixtures import AWS_REGION, TopologyFactory, receive_messages
 from tests.integration.intake_helpers import update_body
 from tests.integration.messaging_helpers import (

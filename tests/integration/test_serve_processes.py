@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from metrics_orchestrator.bootstrap import ServeParts
 from metrics_orchestrator.infrastructure.aws.provisioning import Topology
+from metrics_orchestrator.interfaces.runtime import ServeParts
 from tests.aws_fixtures import receive_messages
 from tests.integration.intake_helpers import update_body
 from tests.integration.messaging_helpers import (

@@ -1,6 +1,8 @@
 """The layering rule: interfaces → application → domain; infrastructure → application/domain.
 
-Every import in every module is checked, including those inside functions.
+Interfaces reach infrastructure only through the composition root (`bootstrap.py`), which
+builds the object graph and imports no interface. Every import in every module is checked,
+including those inside functions.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ FORBIDDEN = {
     "domain": {"application", "infrastructure", "interfaces", "bootstrap"},
     "application": {"infrastructure", "interfaces", "bootstrap"},
     "infrastructure": {"interfaces", "bootstrap"},
+    "interfaces": {"infrastructure"},
+    "bootstrap": {"interfaces"},
 }
 
 
@@ -34,7 +38,8 @@ def _imports(path: Path) -> list[tuple[int, str]]:
 
 
 def _modules(layer: str) -> list[Path]:
-    return sorted((ROOT / layer).rglob("*.py"))
+    module = ROOT / f"{layer}.py"
+    return [module] if module.is_file() else sorted((ROOT / layer).rglob("*.py"))
 
 
 @pytest.mark.parametrize("layer", sorted(FORBIDDEN))

@@ -46,3 +46,9 @@ class NullTelemetry:
 
     def dispatch_failed(self, count: int) -> None:
         return None
+
+
+class Exposition(Protocol):
+    def render(self) -> tuple[bytes, str]:
+        """The metrics in a scraper's text format, and its content type."""
+        ...

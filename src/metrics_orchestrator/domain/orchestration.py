@@ -106,9 +106,14 @@ class Evaluation:
             for a in self.inputs
         }
 
-    @property
-    def waiting_for(self) -> tuple[str, ...]:
-        return tuple(a.dataset_id for a in self.inputs if a.candidate is None or not a.is_new)
+    def waiting_for(self, policy: TriggerPolicy) -> tuple[str, ...]:
+        """ "Why not yet": the datasets without the candidate the policy needs (none if ready).
+
+        The same rule decides which pending rows of a waiting run stay empty (`held`).
+        """
+        if self.outcome is Outcome.READY:
+            return ()
+        return tuple(ds for ds, update in self.held(policy).items() if update is None)
 
 
 def assess_input(facts: InputFacts, required_days: int, now: datetime) -> InputAssessment:

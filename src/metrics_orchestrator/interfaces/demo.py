@@ -30,15 +30,14 @@ from metrics_orchestrator.application.runs import RunSummary
 from metrics_orchestrator.bootstrap import (
     AwsWiring,
     Container,
-    ServeParts,
+    Settings,
     bootstrap,
-    build_runtime,
     resolve_aws,
     resolve_database_url,
+    sqs_client_from,
 )
 from metrics_orchestrator.domain.model import RunStatus
-from metrics_orchestrator.infrastructure.aws.clients import sqs_client_from
-from metrics_orchestrator.infrastructure.settings import Settings
+from metrics_orchestrator.interfaces.runtime import ServeParts, build_runtime
 from metrics_orchestrator.interfaces.sample_worker import SampleWorker, WorkerPlan
 
 CATALOGS = ("bcra_catalog.yaml", "multi_dataset_catalog.yaml")

@@ -12,10 +12,20 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import structlog
+import uvicorn
 
 from metrics_orchestrator.application import log_events
+from metrics_orchestrator.bootstrap import (
+    AwsWiring,
+    Container,
+    Settings,
+    SettingsError,
+    build_consumers,
+    build_dispatcher,
+)
 
 logger = structlog.get_logger(__name__)
 
@@ -85,3 +95,63 @@ class ServiceRuntime:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+# -- assembling `serve` -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServeParts:
+    consumers: bool = True
+    dispatcher: bool = True
+    sweeper: bool = True
+    http: bool = True
+
+
+def build_runtime(
+    container: Container,
+    aws: AwsWiring,
+    parts: ServeParts,
+    http_app: Callable[[Container], Any] | None = None,
+) -> ServiceRuntime:
+    """Assemble the loops of `serve`: consumers, dispatcher, sweeper and the HTTP server."""
+    settings = container.settings
+    loops: list[Loop] = []
+    if parts.consumers:
+        if aws.projection_update_queue_url is None and not aws.run_feedback_queue_urls:
+            raise SettingsError(
+                "SQS_PROJECTION_UPDATE_QUEUE_URL: set it (or SQS_RUN_FEEDBACK_QUEUE_URLS) "
+                "to run consumers"
+            )
+        loops += [
+            Loop(f"consumer:{c.name}", c.run_forever) for c in build_consumers(container, aws)
+        ]
+    if parts.dispatcher:
+        loops.append(Loop("dispatcher", build_dispatcher(container, aws).run))
+    if parts.sweeper:
+        interval = settings.sweep_interval
+        loops.append(Loop("sweeper", lambda stop: container.sweeper.run(stop, interval)))
+    if parts.http and http_app is not None:
+        loops.append(Loop("http", _http_loop(http_app(container), settings)))
+    return ServiceRuntime(loops)
+
+
+def _http_loop(app: Any, settings: Settings) -> Callable[[threading.Event], None]:
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host=settings.http_host, port=settings.http_port, log_config=None, lifespan="off"
+        )
+    )
+
+    def serve_http(stop: threading.Event) -> None:
+        thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+        thread.start()
+        while not stop.wait(0.2):
+            if not thread.is_alive():
+                raise RuntimeError(
+                    f"HTTP server stopped; is {settings.http_host}:{settings.http_port} in use?"
+                )
+        server.should_exit = True
+        thread.join(10)
+
+    return serve_http

@@ -127,3 +127,28 @@ def rollback_last(url: str) -> Migration | None:
             return last
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+
+
+class PostgresSchemaProbe:
+    """The readiness probe's view of the database: reachable, and which migrations are pending."""
+
+    # A readiness probe must answer quickly, whatever state the database is in.
+    CONNECT_TIMEOUT_SECONDS = 3
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def pending_migrations(self) -> list[str]:
+        from psycopg.conninfo import make_conninfo
+
+        from metrics_orchestrator.application.health import DatabaseUnreachable
+
+        url = make_conninfo(self._url, connect_timeout=self.CONNECT_TIMEOUT_SECONDS)
+        try:
+            pending = pending_migrations(url)
+        except psycopg.Error as exc:
+            text = str(exc).strip()
+            raise DatabaseUnreachable(
+                text.splitlines()[0] if text else type(exc).__name__
+            ) from None
+        return [f"{m.version}_{m.name}" for m in pending]

@@ -7,10 +7,15 @@ from contextlib import ExitStack
 
 import typer
 
-from metrics_orchestrator.bootstrap import resolve_database_url
-from metrics_orchestrator.infrastructure.logging import configure_logging
-from metrics_orchestrator.infrastructure.postgres.migrations import MigrationError, migrate
-from metrics_orchestrator.infrastructure.settings import Settings, SettingsError, load_settings
+from metrics_orchestrator.bootstrap import (
+    MigrationError,
+    Settings,
+    SettingsError,
+    configure_logging,
+    load_settings,
+    migrate,
+    resolve_database_url,
+)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from metrics_orchestrator.infrastructure.logging import configure_logging
+from metrics_orchestrator.bootstrap import configure_logging
 
 
 def demo_command() -> None:

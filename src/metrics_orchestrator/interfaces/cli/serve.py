@@ -11,15 +11,14 @@ import typer
 from metrics_orchestrator.bootstrap import (
     AwsWiring,
     Container,
-    ServeParts,
+    Settings,
+    SettingsError,
     bootstrap,
-    build_runtime,
     resolve_aws,
     resolve_database_url,
+    sqs_client_from,
 )
-from metrics_orchestrator.infrastructure.aws.clients import sqs_client_from
-from metrics_orchestrator.infrastructure.settings import Settings, SettingsError
-from metrics_orchestrator.interfaces.runtime import Loop
+from metrics_orchestrator.interfaces.runtime import Loop, ServeParts, build_runtime
 from metrics_orchestrator.interfaces.sample_worker import SampleWorker
 
 
@@ -105,7 +104,7 @@ def _sample_worker(settings: Settings, aws: AwsWiring) -> SampleWorker:
 def _database(settings: Settings, resources: ExitStack) -> str:
     url = resolve_database_url(settings, resources)
     if settings.uses_embedded_database:
-        from metrics_orchestrator.infrastructure.embedded_postgres import default_data_dir
+        from metrics_orchestrator.bootstrap import default_data_dir
 
         where = settings.embedded_data_dir or default_data_dir()
         typer.echo(f"embedded PostgreSQL (data in {where}), migrations applied")

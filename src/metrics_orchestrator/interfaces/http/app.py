@@ -50,11 +50,26 @@ def create_app(container: Container) -> FastAPI:
         docs_url="/docs",
         redoc_url=None,
     )
-    app.state.container = container
+    _provide(app, container)
     install_problem_handlers(app)
     for module in (routes_ops, routes_catalog, routes_runs, routes_events):
         app.include_router(module.router)
     return app
+
+
+def _provide(app: FastAPI, container: Container) -> None:
+    """The services the routes depend on (interfaces/http/dependencies.py), one by one."""
+    state = app.state
+    state.catalog = container.catalog
+    state.orchestrator = container.orchestrator
+    state.runs = container.runs
+    state.router = container.router
+    state.queries = container.queries
+    state.health = container.health
+    state.exposition = container.telemetry
+    state.clock = container.clock
+    token = container.settings.api_token
+    state.api_token = token.get_secret_value() if token is not None else None
 
 
 def _with_problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:

@@ -61,8 +61,7 @@ def require_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> None:
     """FastAPI dependency of every mutating route."""
-    secret = request.app.state.container.settings.api_token
-    expected = secret.get_secret_value() if secret is not None else None
+    expected: str | None = request.app.state.api_token
     presented = credentials.credentials if credentials is not None else None
     if token_matches(expected, presented):
         return

@@ -10,9 +10,10 @@ from metrics_orchestrator.application.catalog import DatasetSpec, MetricSpec, Se
 from metrics_orchestrator.interfaces.http.dependencies import (
     AUTHENTICATED,
     DEFAULT_PAGE_SIZE,
-    ContainerDep,
+    CatalogDep,
     Cursor,
     Limit,
+    QueriesDep,
 )
 from metrics_orchestrator.interfaces.http.models import (
     MAX_KEY,
@@ -42,19 +43,17 @@ DatasetId = Annotated[str, Path(min_length=1, max_length=MAX_KEY, pattern=NO_NUL
 
 @router.get("/metrics", tags=["metrics"], summary="List metrics, by code")
 def list_metrics(
-    container: ContainerDep, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
+    catalog: CatalogDep, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
 ) -> MetricPage:
-    page, next_cursor = keyset_page(
-        container.catalog.list_metrics(), lambda m: m.code, limit, cursor
-    )
+    page, next_cursor = keyset_page(catalog.list_metrics(), lambda m: m.code, limit, cursor)
     return MetricPage(items=[MetricOut.of(m) for m in page], next_cursor=next_cursor)
 
 
 @router.get(
     "/metrics/{code}", tags=["metrics"], summary="One metric", responses=problem_responses(404)
 )
-def get_metric(code: MetricCode, container: ContainerDep) -> MetricOut:
-    return MetricOut.of(container.catalog.get_metric(code))
+def get_metric(code: MetricCode, catalog: CatalogDep) -> MetricOut:
+    return MetricOut.of(catalog.get_metric(code))
 
 
 @router.post(
@@ -67,7 +66,7 @@ def get_metric(code: MetricCode, container: ContainerDep) -> MetricOut:
     dependencies=AUTHENTICATED,
     responses=problem_responses(401, 409),
 )
-def register_metric(body: MetricIn, container: ContainerDep) -> MetricOut:
+def register_metric(body: MetricIn, catalog: CatalogDep) -> MetricOut:
     spec = MetricSpec(
         id=body.id,
         code=body.code,
@@ -81,7 +80,7 @@ def register_metric(body: MetricIn, container: ContainerDep) -> MetricOut:
         max_attempts=body.max_attempts,
         enabled=body.enabled,
     )
-    return MetricOut.of(container.catalog.register_metric(spec))
+    return MetricOut.of(catalog.register_metric(spec))
 
 
 @router.patch(
@@ -93,8 +92,8 @@ def register_metric(body: MetricIn, container: ContainerDep) -> MetricOut:
     dependencies=AUTHENTICATED,
     responses=problem_responses(401, 404),
 )
-def update_metric(code: MetricCode, body: MetricPatch, container: ContainerDep) -> MetricOut:
-    metric = container.catalog.update_metric(
+def update_metric(code: MetricCode, body: MetricPatch, catalog: CatalogDep) -> MetricOut:
+    metric = catalog.update_metric(
         code,
         enabled=body.enabled,
         required_days=body.required_days,
@@ -106,11 +105,9 @@ def update_metric(code: MetricCode, body: MetricPatch, container: ContainerDep) 
 
 @router.get("/datasets", tags=["datasets"], summary="List datasets, by id")
 def list_datasets(
-    container: ContainerDep, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
+    catalog: CatalogDep, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
 ) -> DatasetPage:
-    page, next_cursor = keyset_page(
-        container.catalog.list_datasets(), lambda d: d.id, limit, cursor
-    )
+    page, next_cursor = keyset_page(catalog.list_datasets(), lambda d: d.id, limit, cursor)
     return DatasetPage(items=[DatasetOut.model_validate(d) for d in page], next_cursor=next_cursor)
 
 
@@ -120,9 +117,11 @@ def list_datasets(
     summary="One dataset, its series and recent updates",
     responses=problem_responses(404),
 )
-def get_dataset(dataset_id: DatasetId, container: ContainerDep) -> DatasetDetailOut:
-    dataset = container.catalog.get_dataset(dataset_id)
-    updates = container.queries.recent_updates(dataset_id)
+def get_dataset(
+    dataset_id: DatasetId, catalog: CatalogDep, queries: QueriesDep
+) -> DatasetDetailOut:
+    dataset = catalog.get_dataset(dataset_id)
+    updates = queries.recent_updates(dataset_id)
     return DatasetDetailOut(
         **DatasetOut.model_validate(dataset).model_dump(),
         recent_updates=[DatasetUpdateOut.model_validate(u) for u in updates],
@@ -139,7 +138,7 @@ def get_dataset(dataset_id: DatasetId, container: ContainerDep) -> DatasetDetail
     dependencies=AUTHENTICATED,
     responses=problem_responses(401),
 )
-def register_dataset(body: DatasetIn, container: ContainerDep) -> DatasetOut:
+def register_dataset(body: DatasetIn, catalog: CatalogDep) -> DatasetOut:
     spec = DatasetSpec(
         id=body.id,
         name=body.name,
@@ -148,7 +147,7 @@ def register_dataset(body: DatasetIn, container: ContainerDep) -> DatasetOut:
         series=tuple(body.series),
         enabled=body.enabled,
     )
-    return DatasetOut.model_validate(container.catalog.register_dataset(spec))
+    return DatasetOut.model_validate(catalog.register_dataset(spec))
 
 
 @router.post(
@@ -158,7 +157,7 @@ def register_dataset(body: DatasetIn, container: ContainerDep) -> DatasetOut:
     dependencies=AUTHENTICATED,
     responses=problem_responses(401),
 )
-def register_series(body: SeriesIn, container: ContainerDep) -> SeriesOut:
+def register_series(body: SeriesIn, catalog: CatalogDep) -> SeriesOut:
     spec = SeriesSpec(
         code=body.code,
         name=body.name,
@@ -166,4 +165,4 @@ def register_series(body: SeriesIn, container: ContainerDep) -> SeriesOut:
         unit=body.unit,
         frequency=body.frequency,
     )
-    return SeriesOut.model_validate(container.catalog.register_series(spec))
+    return SeriesOut.model_validate(catalog.register_series(spec))

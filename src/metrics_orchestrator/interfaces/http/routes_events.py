@@ -22,9 +22,10 @@ from metrics_orchestrator.domain.events import (
 from metrics_orchestrator.interfaces.http.dependencies import (
     AUTHENTICATED,
     DEFAULT_PAGE_SIZE,
-    ContainerDep,
     Cursor,
     Limit,
+    QueriesDep,
+    RouterDep,
 )
 from metrics_orchestrator.interfaces.http.models import (
     NO_NUL,
@@ -66,21 +67,21 @@ _PROJECTION_UPDATE_BODY = {
     openapi_extra={"requestBody": _PROJECTION_UPDATE_BODY},
     responses=problem_responses(401, 413),
 )
-async def receive_projection_update(request: Request, container: ContainerDep) -> EventResultOut:
+async def receive_projection_update(request: Request, router: RouterDep) -> EventResultOut:
     text = _storable_text(await _read_body(request))
     _refuse_other_event_types(text)
-    routed = await run_in_threadpool(container.router.handle, text, source="http")
+    routed = await run_in_threadpool(router.handle, text, source="http")
     return _result_or_problem(routed, _event_key(routed, text))
 
 
 @router.get("/events", tags=["events"], summary="The event log, newest first")
 def list_events(
-    container: ContainerDep,
+    queries: QueriesDep,
     status: EventStatus | None = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
 ) -> EventPage:
-    page = container.queries.list_events(status=status, limit=limit, cursor=cursor)
+    page = queries.list_events(status=status, limit=limit, cursor=cursor)
     return EventPage(
         items=[EventOut.model_validate(e) for e in page.events], next_cursor=page.next_cursor
     )
@@ -95,15 +96,15 @@ def list_events(
     dependencies=AUTHENTICATED,
     responses=problem_responses(401, 404, 409),
 )
-def replay_event(event_key: EventKey, container: ContainerDep) -> EventResultOut:
+def replay_event(event_key: EventKey, router: RouterDep) -> EventResultOut:
     try:
-        routed = container.router.replay(event_key)
+        routed = router.replay(event_key)
     except NotFound:
         # A client that encoded the key twice (some proxies re-encode '%') still finds it.
         decoded = unquote(event_key)
         if decoded == event_key:
             raise
-        routed = container.router.replay(decoded)
+        routed = router.replay(decoded)
         event_key = decoded
     key = routed.intake.event_key if routed.intake is not None else event_key
     return _result_or_problem(routed, key)

@@ -12,9 +12,11 @@ from metrics_orchestrator.domain.model import RunStatus
 from metrics_orchestrator.interfaces.http.dependencies import (
     AUTHENTICATED,
     DEFAULT_PAGE_SIZE,
-    ContainerDep,
+    ClockDep,
     Cursor,
     Limit,
+    OrchestratorDep,
+    RunsDep,
 )
 from metrics_orchestrator.interfaces.http.models import (
     MAX_KEY,
@@ -35,7 +37,7 @@ router = APIRouter(responses=problem_responses(422, 503))
 
 @router.get("/runs", tags=["runs"], summary="List runs, newest first")
 def list_runs(
-    container: ContainerDep,
+    runs: RunsDep,
     status: RunStatus | None = None,
     metric: Annotated[
         str | None, Query(max_length=MAX_KEY, pattern=NO_NUL, description="A metric code.")
@@ -46,10 +48,10 @@ def list_runs(
     limit: Limit = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
 ) -> RunPage:
-    runs, next_cursor = container.runs.list_runs(
+    page, next_cursor = runs.list_runs(
         status=status, metric_code=metric, since=since, limit=limit, cursor=cursor
     )
-    return RunPage(items=[RunOut.of(r) for r in runs], next_cursor=next_cursor)
+    return RunPage(items=[RunOut.of(r) for r in page], next_cursor=next_cursor)
 
 
 @router.get(
@@ -58,8 +60,8 @@ def list_runs(
     summary="One run: status, timings, what it waits for, lineage, attempts, request",
     responses=problem_responses(404),
 )
-def get_run(run_id: UUID, container: ContainerDep) -> RunDetailOut:
-    return RunDetailOut.of_detail(container.runs.get_run(run_id))
+def get_run(run_id: UUID, runs: RunsDep) -> RunDetailOut:
+    return RunDetailOut.of_detail(runs.get_run(run_id))
 
 
 @router.post(
@@ -71,9 +73,9 @@ def get_run(run_id: UUID, container: ContainerDep) -> RunDetailOut:
     dependencies=AUTHENTICATED,
     responses=problem_responses(401, 404, 409),
 )
-def cancel_run(run_id: UUID, container: ContainerDep, body: CancelIn | None = None) -> RunDetailOut:
-    container.runs.cancel(run_id, body.reason if body else None)
-    return RunDetailOut.of_detail(container.runs.get_run(run_id))
+def cancel_run(run_id: UUID, runs: RunsDep, body: CancelIn | None = None) -> RunDetailOut:
+    runs.cancel(run_id, body.reason if body else None)
+    return RunDetailOut.of_detail(runs.get_run(run_id))
 
 
 @router.post(
@@ -86,10 +88,10 @@ def cancel_run(run_id: UUID, container: ContainerDep, body: CancelIn | None = No
     dependencies=AUTHENTICATED,
     responses=problem_responses(401, 404, 409),
 )
-def retry_run(run_id: UUID, container: ContainerDep, response: Response) -> RunDetailOut:
-    new_run = container.runs.retry(run_id)
+def retry_run(run_id: UUID, runs: RunsDep, response: Response) -> RunDetailOut:
+    new_run = runs.retry(run_id)
     response.headers["Location"] = f"/runs/{new_run.id}"
-    return RunDetailOut.of_detail(container.runs.get_run(new_run.id))
+    return RunDetailOut.of_detail(runs.get_run(new_run.id))
 
 
 @router.post(
@@ -103,11 +105,11 @@ def retry_run(run_id: UUID, container: ContainerDep, response: Response) -> RunD
     responses=problem_responses(401, 404, 409),
 )
 def request_manual_run(
-    code: MetricCode, container: ContainerDep, response: Response
+    code: MetricCode, orchestrator: OrchestratorDep, runs: RunsDep, response: Response
 ) -> RunDetailOut:
-    run_id = container.orchestrator.request_manual_run(code)
+    run_id = orchestrator.request_manual_run(code)
     response.headers["Location"] = f"/runs/{run_id}"
-    return RunDetailOut.of_detail(container.runs.get_run(run_id))
+    return RunDetailOut.of_detail(runs.get_run(run_id))
 
 
 @router.get(
@@ -116,9 +118,9 @@ def request_manual_run(
     summary="Why not yet: each input's freshest update and freshness, and the verdict",
     responses=problem_responses(404),
 )
-def readiness(code: MetricCode, container: ContainerDep) -> ReadinessOut:
-    now = container.clock.now()
-    inputs, evaluation = container.orchestrator.readiness(code)
+def readiness(code: MetricCode, clock: ClockDep, orchestrator: OrchestratorDep) -> ReadinessOut:
+    now = clock.now()
+    inputs, evaluation = orchestrator.readiness(code)
     return readiness_view(inputs, evaluation, now)
 
 
@@ -128,6 +130,6 @@ def readiness(code: MetricCode, container: ContainerDep) -> ReadinessOut:
     summary="Dry run: what a new version of this dataset arriving now would do",
     responses=problem_responses(404),
 )
-def impact(dataset_id: DatasetId, container: ContainerDep) -> ImpactOut:
-    now = container.clock.now()
-    return impact_view(dataset_id, container.orchestrator.impact(dataset_id), now)
+def impact(dataset_id: DatasetId, clock: ClockDep, orchestrator: OrchestratorDep) -> ImpactOut:
+    now = clock.now()
+    return impact_view(dataset_id, orchestrator.impact(dataset_id), now)

@@ -32,19 +32,8 @@ IMPACT_ACTIONS: dict[Outcome, ImpactAction] = {
 }
 
 
-def blocking_datasets(mi: MetricInputs, evaluation: Evaluation) -> list[str]:
-    """Datasets without the candidate the metric's policy needs (none when ready).
-
-    The same rule decides which pending rows of a waiting run stay empty.
-    """
-    if evaluation.outcome is Outcome.READY:
-        return []
-    held = evaluation.held(mi.metric.trigger_policy)
-    return [dataset_id for dataset_id, update in held.items() if update is None]
-
-
 def readiness_view(mi: MetricInputs, evaluation: Evaluation, now: datetime) -> ReadinessOut:
-    blocking = blocking_datasets(mi, evaluation)
+    blocking = list(evaluation.waiting_for(mi.metric.trigger_policy))
     return ReadinessOut(
         metric_code=mi.metric.code,
         trigger_policy=mi.metric.trigger_policy,
@@ -66,7 +55,7 @@ def impact_view(
         ImpactMetricOut(
             metric_code=mi.metric.code,
             action=IMPACT_ACTIONS[evaluation.outcome],
-            waiting_for=blocking_datasets(mi, evaluation),
+            waiting_for=list(evaluation.waiting_for(mi.metric.trigger_policy)),
         )
         for mi, evaluation in sorted(results, key=lambda result: result[0].metric.code)
     ]
