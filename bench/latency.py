@@ -352,7 +352,7 @@ def _delete(sqs: SQSClient, queue_url: str, messages: list[MessageTypeDef]) -> N
 
 def relay(endpoint_url: str, queue_url: str, topic_arn: str) -> None:
     """Receive from the queue and republish at once, through the service's own SNS publisher."""
-    from metrics_orchestrator.application.dispatch import RunRequestMessage
+    from metrics_orchestrator.application.ports.dispatch import RunRequestMessage
     from metrics_orchestrator.infrastructure.aws.clients import create_sns_client, create_sqs_client
     from metrics_orchestrator.infrastructure.aws.sns import SnsRunRequestPublisher
 

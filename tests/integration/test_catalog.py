@@ -15,12 +15,11 @@ import yaml
 from metrics_orchestrator.application.catalog import (
     CatalogLoadResult,
     CatalogService,
-    DatasetSpec,
     KindCounts,
     MetricSpec,
-    SeriesSpec,
 )
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
+from metrics_orchestrator.application.ports.catalog import DatasetSpec, SeriesSpec
 from metrics_orchestrator.domain.errors import Conflict, NotFound, ValidationError
 from metrics_orchestrator.domain.model import MetricDependency, TriggerPolicy
 from tests.support import MutableClock

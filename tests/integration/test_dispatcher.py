@@ -23,10 +23,12 @@ from metrics_orchestrator.application.dispatch import (
     RUN_QUEUED_CHANNEL,
     Dispatcher,
     DispatchReport,
+    dispatch_backoff,
+)
+from metrics_orchestrator.application.ports.dispatch import (
     PublishOutcome,
     RunRequestMessage,
     RunRequestPublisher,
-    dispatch_backoff,
 )
 from metrics_orchestrator.infrastructure.aws.provisioning import Topology
 from metrics_orchestrator.infrastructure.aws.sns import SnsRunRequestPublisher

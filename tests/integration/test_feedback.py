@@ -13,8 +13,8 @@ import pytest
 from psycopg import Connection
 from psycopg.rows import TupleRow
 
-from metrics_orchestrator.application.events import EventStatus
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
+from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.runs import FeedbackOutcome, FeedbackService
 from metrics_orchestrator.domain.events import decode_event
 from metrics_orchestrator.domain.model import RunStatus, RunTrigger

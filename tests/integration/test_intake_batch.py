@@ -12,9 +12,9 @@ from bench.catalog import CatalogShape, dataset_id, generate_catalog, metric_cod
 from bench.stream import projection_update
 
 from metrics_orchestrator.application.catalog import CatalogService
-from metrics_orchestrator.application.events import EventStatus
 from metrics_orchestrator.application.intake import MAX_BATCH, Orchestrator
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
+from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.domain.events import DecodedEvent, decode_event
 from tests.support import MutableClock
 

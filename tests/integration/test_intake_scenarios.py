@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from metrics_orchestrator.application.events import EventStatus
 from metrics_orchestrator.application.intake import Orchestrator
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
+from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.router import EventRouter
 from metrics_orchestrator.application.runs import FeedbackService
 from metrics_orchestrator.domain.errors import Conflict, NotFound

@@ -11,7 +11,7 @@ import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.compat import HTTPHeaders
 
-from metrics_orchestrator.application.dispatch import RunRequestMessage
+from metrics_orchestrator.application.ports.dispatch import RunRequestMessage
 from metrics_orchestrator.infrastructure.aws.clients import create_sns_client
 from metrics_orchestrator.infrastructure.aws.provisioning import Topology
 from metrics_orchestrator.infrastructure.aws.sns import SnsRunRequestPublisher

@@ -19,9 +19,9 @@ from bench.catalog import (
 from bench.stream import EventStream, StreamShape, event_key, live_update
 
 from metrics_orchestrator.application.catalog import CatalogService
-from metrics_orchestrator.application.events import EventStatus
 from metrics_orchestrator.application.intake import Orchestrator
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
+from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.domain.events import decode_event, parse_projection_update
 from metrics_orchestrator.infrastructure.clock import SystemClock
 

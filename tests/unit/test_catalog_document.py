@@ -10,12 +10,11 @@ import yaml
 
 from metrics_orchestrator.application.catalog import (
     CatalogDocument,
-    DatasetSpec,
-    SeriesSpec,
     in_document_order,
     parse_catalog_document,
     read_catalog_document,
 )
+from metrics_orchestrator.application.ports.catalog import DatasetSpec, SeriesSpec
 from metrics_orchestrator.domain.errors import FieldError, ValidationError
 from metrics_orchestrator.domain.model import TriggerPolicy
 

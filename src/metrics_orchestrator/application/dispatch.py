@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
@@ -25,11 +24,19 @@ from metrics_orchestrator.application.log_events import (
     ON_RUN_DISPATCHED,
 )
 from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory
+from metrics_orchestrator.application.ports.dispatch import (
+    ClaimedRun,
+    DispatchGiveUp,
+    DispatchRetry,
+    PublishOutcome,
+    RunQueuedListener,
+    RunRequestMessage,
+    RunRequestPublisher,
+)
 from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
 from metrics_orchestrator.domain.model import (
     Cause,
     RunStatus,
-    StatusChange,
     change_for,
     check_rows_changed,
 )
@@ -46,89 +53,6 @@ _GIVE_UP = change_for(Cause.DISPATCH_GAVE_UP)
 assert _PUBLISH.source is _GIVE_UP.source
 # status_reason of a run the dispatcher gave up on
 REASON_DISPATCH_FAILED = "dispatch_failed"
-
-
-@dataclass(frozen=True, slots=True)
-class RunRequestMessage:
-    run_id: UUID
-    attempt: int
-    metric_code: str
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class PublishOutcome:
-    run_id: UUID
-    ok: bool
-    error: str | None = None
-
-
-class RunRequestPublisher(Protocol):
-    def publish_batch(self, messages: Sequence[RunRequestMessage]) -> list[PublishOutcome]:
-        """Publish every message; report one outcome per message, in any order."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedRun:
-    """A queued, due run locked by the current transaction."""
-
-    run_id: UUID
-    attempt: int
-    status: RunStatus
-    metric_code: str
-    # None when the stored payload is not a JSON object (a bug upstream): never publishable.
-    payload: dict[str, Any] | None
-    dispatch_attempts: int
-
-
-@dataclass(frozen=True, slots=True)
-class DispatchRetry:
-    run_id: UUID
-    error: str
-    not_before: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class DispatchGiveUp:
-    run_id: UUID
-    error: str
-
-
-class DispatchRepository(Protocol):
-    """Claiming and marking queued runs. Every method runs in the caller's transaction."""
-
-    def claim_dispatchable(self, status: RunStatus, now: datetime, limit: int) -> list[ClaimedRun]:
-        """Lock up to `limit` runs in `status` due at `now`, oldest first, skipping locked ones."""
-        ...
-
-    # Each write changes runs only while still in change.source; it returns how many it changed.
-
-    def mark_dispatched(
-        self, run_ids: Sequence[UUID], change: StatusChange, now: datetime
-    ) -> int: ...
-
-    def schedule_dispatch_retries(
-        self, retries: Sequence[DispatchRetry], status: RunStatus, now: datetime
-    ) -> int: ...
-
-    def give_up_dispatch(
-        self, give_ups: Sequence[DispatchGiveUp], change: StatusChange, now: datetime
-    ) -> int: ...
-
-    def notify_runs_queued(self) -> None:
-        """Wake dispatchers once the current transaction commits (call after queueing runs)."""
-        ...
-
-
-class RunQueuedListener(Protocol):
-    """Waits for a `metric_run_queued` notification."""
-
-    def wait(self, timeout: float) -> bool:
-        """True when a notification arrived within `timeout` seconds."""
-        ...
-
-    def close(self) -> None: ...
 
 
 ListenerFactory = Callable[[], RunQueuedListener]

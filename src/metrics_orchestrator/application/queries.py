@@ -10,32 +10,17 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
 
-from metrics_orchestrator.application.events import EventStatus, LoggedEvent
 from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory
+from metrics_orchestrator.application.ports.events import EventStatus, LoggedEvent
+from metrics_orchestrator.application.ports.queries import (
+    RunGauges,
+)
 from metrics_orchestrator.domain.errors import FieldError, ValidationError
 from metrics_orchestrator.domain.model import DatasetUpdate
 
 MAX_PAGE_SIZE = 500
 RECENT_UPDATES = 20
-
-
-@dataclass(frozen=True, slots=True)
-class RunGauges:
-    """Point-in-time counts read at scrape time."""
-
-    pending_runs: int  # runs in pending_dependencies
-    dispatcher_backlog: int  # queued runs whose not_before has passed
-
-
-class QueryRepository(Protocol):
-    def recent_dataset_updates(self, dataset_id: str, limit: int) -> list[DatasetUpdate]:
-        """The dataset's updates, freshest first (SPEC §5.2 order)."""
-        ...
-
-    def run_gauges(self, now: datetime) -> RunGauges: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,9 @@ from typing import Protocol
 import structlog
 
 from metrics_orchestrator.application import log_events
-from metrics_orchestrator.application.events import EventRecord, EventStatus
 from metrics_orchestrator.application.intake import IntakeResult, Orchestrator
 from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory, in_transaction
+from metrics_orchestrator.application.ports.events import EventRecord, EventStatus
 from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
 from metrics_orchestrator.domain.errors import Conflict, NotFound
 from metrics_orchestrator.domain.events import (

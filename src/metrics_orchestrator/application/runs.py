@@ -10,21 +10,34 @@ import base64
 import binascii
 import json
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import TypeVar
 from uuid import UUID, uuid4
 
 import structlog
 
 from metrics_orchestrator.application import log_events
-from metrics_orchestrator.application.events import EventRecord, EventStatus
 from metrics_orchestrator.application.ports import (
     Clock,
     UnitOfWork,
     UnitOfWorkFactory,
     in_transaction,
+)
+from metrics_orchestrator.application.ports.events import EventRecord, EventStatus
+from metrics_orchestrator.application.ports.runs import (
+    AttemptSummary,
+    LineageEntry,
+    LockedRun,
+    NewRetry,
+    PendingInput,
+    RunCompletion,
+    RunPageKey,
+    RunRepository,
+    RunSummary,
+    ScheduledRetry,
+    TimedOutRun,
 )
 from metrics_orchestrator.application.telemetry import NEW_RUN, NullTelemetry, Telemetry
 from metrics_orchestrator.domain.errors import (
@@ -54,7 +67,6 @@ from metrics_orchestrator.domain.model import (
 )
 from metrics_orchestrator.domain.retries import (
     RETRYABLE_STATUSES,
-    EndedRun,
     check_manual_retry,
     retry_not_before,
     superseded_reason,
@@ -77,105 +89,6 @@ REASON_COMPLETED_AFTER_TIMEOUT = "completed_after_timeout"
 
 
 @dataclass(frozen=True, slots=True)
-class LockedRun:
-    """The part of a run, locked FOR UPDATE, that lifecycle decisions need."""
-
-    id: UUID
-    status: RunStatus
-    attempt: int
-    metric_code: str
-    metric_enabled: bool
-    has_request: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RunCompletion:
-    status: RunStatus
-    progress: float | None  # a success is complete; a failure keeps the last progress
-    completed_at: datetime
-    version_ts: str | None
-    output_manifest: str | None
-    row_count: int | None
-    error: str | None
-    status_reason: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class TimedOutRun:
-    id: UUID
-    metric_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class RetryCandidate:
-    """An ended run whose retry the sweeper has not decided yet, with the rule's facts."""
-
-    id: UUID
-    facts: EndedRun
-
-
-@dataclass(frozen=True, slots=True)
-class NewRetry:
-    """A retry the domain decided: its id, the run it retries, when it may be dispatched."""
-
-    id: UUID
-    retry_of: UUID
-    not_before: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduledRetry:
-    id: UUID
-    retry_of: UUID
-    metric_id: str
-    attempt: int
-    not_before: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class PendingInput:
-    """One dataset a pending run waits for, and the update it holds so far (if any)."""
-
-    dataset_id: str
-    update_id: UUID | None
-    received_at: datetime | None
-    version_manifest_path: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class LineageEntry:
-    """A dataset update a run consumed (run_dataset_updates joined with dataset_updates)."""
-
-    dataset_id: str
-    update_id: UUID
-    event_key: str
-    bucket: str
-    version_manifest_path: str
-    projections_path: str
-    occurred_at: datetime | None
-    received_at: datetime
-    effective_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptSummary:
-    id: UUID
-    attempt: int
-    trigger: str
-    status: RunStatus
-    retry_of: UUID | None
-    created_at: datetime
-    completed_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class RunSummary:
-    run: MetricRun
-    metric_code: str
-
-
-@dataclass(frozen=True, slots=True)
 class RunDetail:
     run: MetricRun
     metric_code: str
@@ -186,112 +99,6 @@ class RunDetail:
     @property
     def request_payload(self) -> dict[str, object] | None:
         return self.run.request_payload
-
-
-@dataclass(frozen=True, slots=True)
-class RunPageKey:
-    """Keyset position in the (created_at DESC, id DESC) order of runs."""
-
-    created_at: datetime
-    id: UUID
-
-
-class RunRepository(Protocol):
-    """Persistence of metric runs beyond intake."""
-
-    def lock(self, run_id: UUID) -> LockedRun | None:
-        """Lock the run row FOR UPDATE; None when no such run exists."""
-        ...
-
-    def get(self, run_id: UUID) -> RunSummary | None: ...
-
-    # Status writes change the run only if it is still in `change.source`, and return how
-    # many rows they changed: the caller checks it (check_rows_changed).
-
-    def record_start(
-        self,
-        run_id: UUID,
-        change: StatusChange,
-        *,
-        started_at: datetime,
-        seen_at: datetime,
-        at: datetime,
-    ) -> int:
-        """started_at becomes the earliest reported start; last_seen_at our receipt time."""
-        ...
-
-    def record_heartbeat(
-        self,
-        run_id: UUID,
-        change: StatusChange,
-        *,
-        ts: datetime,
-        progress: float | None,
-        seen_at: datetime,
-        at: datetime,
-    ) -> int:
-        """last_heartbeat_at never moves backwards; progress follows the newest heartbeat."""
-        ...
-
-    def record_completion(
-        self, run_id: UUID, change: StatusChange, completion: RunCompletion, *, at: datetime
-    ) -> int: ...
-
-    def cancel(self, run_id: UUID, change: StatusChange, *, reason: str, at: datetime) -> int: ...
-
-    def lock_automatic_retry(self, run_id: UUID) -> LockedRun | None:
-        """Lock the automatic retry of `run_id` FOR UPDATE, if it has one."""
-        ...
-
-    def create_manual_retry(
-        self, run_id: UUID, *, new_id: UUID, requested_at: str, at: datetime
-    ) -> UUID:
-        """Copy the run as a queued manual retry (payload, fingerprint, lineage)."""
-        ...
-
-    def time_out(
-        self,
-        change: StatusChange,
-        *,
-        cutoff: datetime,
-        error: str,
-        at: datetime,
-        limit: int,
-    ) -> list[TimedOutRun]:
-        """Time out, set-based, runs in change.source silent since before `cutoff`."""
-        ...
-
-    def retry_candidates(self, statuses: Collection[RunStatus], limit: int) -> list[RetryCandidate]:
-        """Ended runs in `statuses` whose retry is undecided, locked (others' skipped)."""
-        ...
-
-    def insert_retries(
-        self, retries: Sequence[NewRetry], *, requested_at: str, at: datetime
-    ) -> list[ScheduledRetry]:
-        """Store the decided retries (same inputs and lineage, next attempt)."""
-        ...
-
-    def mark_retries_decided(self, run_ids: Sequence[UUID], at: datetime) -> None: ...
-
-    def notify_queued(self) -> None: ...
-
-    def pending_inputs(self, run_id: UUID) -> list[PendingInput]: ...
-
-    def lineage(self, run_id: UUID) -> list[LineageEntry]: ...
-
-    def attempt_chain(self, run_id: UUID) -> list[AttemptSummary]: ...
-
-    def list(
-        self,
-        *,
-        status: RunStatus | None,
-        metric_code: str | None,
-        since: datetime | None,
-        after: RunPageKey | None,
-        limit: int,
-    ) -> list[RunSummary]:
-        """Newest first by (created_at, id), strictly after `after` in that order."""
-        ...
 
 
 # --- worker feedback (SPEC §4.2, §5.5) ------------------------------------------------------

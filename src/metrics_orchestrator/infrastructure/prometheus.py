@@ -18,7 +18,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from metrics_orchestrator.application.log_events import ON_METRICS_SCRAPE_ERROR
-from metrics_orchestrator.application.queries import RunGauges
+from metrics_orchestrator.application.ports.queries import RunGauges
 
 log = structlog.get_logger(__name__)
 

@@ -26,7 +26,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from metrics_orchestrator.application.runs import RunSummary
+from metrics_orchestrator.application.ports.runs import RunSummary
 from metrics_orchestrator.bootstrap import (
     AwsWiring,
     Container,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from metrics_orchestrator.application.dispatch import PublishOutcome, RunRequestMessage
+from metrics_orchestrator.application.ports.dispatch import PublishOutcome, RunRequestMessage
 from metrics_orchestrator.domain.run_request import RUN_REQUESTED
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from psycopg import Connection
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
-from metrics_orchestrator.application.catalog import (
+from metrics_orchestrator.application.ports.catalog import (
     DatasetSeriesPair,
     DatasetSpec,
     MetricDependent,

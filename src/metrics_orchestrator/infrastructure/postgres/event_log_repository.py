@@ -7,7 +7,7 @@ from psycopg import Connection
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
-from metrics_orchestrator.application.events import EventRecord, EventStatus, LoggedEvent
+from metrics_orchestrator.application.ports.events import EventRecord, EventStatus, LoggedEvent
 from metrics_orchestrator.infrastructure.postgres.queries import query
 
 

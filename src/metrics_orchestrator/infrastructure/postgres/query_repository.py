@@ -7,7 +7,7 @@ from datetime import datetime
 from psycopg import Connection
 from psycopg.rows import TupleRow
 
-from metrics_orchestrator.application.queries import RunGauges
+from metrics_orchestrator.application.ports.queries import RunGauges
 from metrics_orchestrator.domain.model import DatasetUpdate
 from metrics_orchestrator.infrastructure.postgres.queries import query
 

@@ -10,7 +10,7 @@ from uuid import UUID
 from psycopg import Connection
 from psycopg.rows import TupleRow
 
-from metrics_orchestrator.application.runs import (
+from metrics_orchestrator.application.ports.runs import (
     AttemptSummary,
     LineageEntry,
     LockedRun,

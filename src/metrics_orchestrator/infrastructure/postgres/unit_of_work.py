@@ -10,13 +10,13 @@ from psycopg import Connection, errors
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
-from metrics_orchestrator.application.catalog import CatalogRepository
-from metrics_orchestrator.application.dispatch import DispatchRepository
-from metrics_orchestrator.application.events import EventLogRepository
-from metrics_orchestrator.application.intake import IntakeRepository
 from metrics_orchestrator.application.ports import TransientDatabaseError
-from metrics_orchestrator.application.queries import QueryRepository
-from metrics_orchestrator.application.runs import RunRepository
+from metrics_orchestrator.application.ports.catalog import CatalogRepository
+from metrics_orchestrator.application.ports.dispatch import DispatchRepository
+from metrics_orchestrator.application.ports.events import EventLogRepository
+from metrics_orchestrator.application.ports.intake import IntakeRepository
+from metrics_orchestrator.application.ports.queries import QueryRepository
+from metrics_orchestrator.application.ports.runs import RunRepository
 from metrics_orchestrator.infrastructure.postgres.catalog_repository import (
     PostgresCatalogRepository,
 )

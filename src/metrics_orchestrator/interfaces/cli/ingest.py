@@ -12,7 +12,7 @@ from uuid import UUID
 
 import typer
 
-from metrics_orchestrator.application.events import EventStatus
+from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.router import EventRouter
 
 

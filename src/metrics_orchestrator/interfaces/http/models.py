@@ -13,12 +13,9 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from metrics_orchestrator.application.events import EventStatus
-from metrics_orchestrator.application.runs import (
-    PendingInput,
-    RunDetail,
-    RunSummary,
-)
+from metrics_orchestrator.application.ports.events import EventStatus
+from metrics_orchestrator.application.ports.runs import PendingInput, RunSummary
+from metrics_orchestrator.application.runs import RunDetail
 from metrics_orchestrator.domain.model import (
     MAX_ATTEMPTS,
     MAX_REQUIRED_DAYS,

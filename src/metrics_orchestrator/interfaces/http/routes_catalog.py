@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from metrics_orchestrator.application.catalog import DatasetSpec, MetricSpec, SeriesSpec
+from metrics_orchestrator.application.catalog import MetricSpec
+from metrics_orchestrator.application.ports.catalog import DatasetSpec, SeriesSpec
 from metrics_orchestrator.interfaces.http.dependencies import (
     AUTHENTICATED,
     DEFAULT_PAGE_SIZE,

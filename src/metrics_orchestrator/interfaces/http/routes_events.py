@@ -9,7 +9,7 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
 
-from metrics_orchestrator.application.events import EventStatus
+from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.router import RoutedEvent
 from metrics_orchestrator.domain.errors import NotFound
 from metrics_orchestrator.domain.events import (

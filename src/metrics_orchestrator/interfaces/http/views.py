@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from metrics_orchestrator.application.intake import MetricInputs
+from metrics_orchestrator.application.ports.intake import MetricInputs
 from metrics_orchestrator.domain.orchestration import (
     Evaluation,
     InputAssessment,

@@ -1,7 +1,9 @@
 """Ports: what the application needs from the outside world, as Protocols.
 
 Infrastructure implements them (PostgreSQL, AWS); unit tests may use fakes. Repositories are
-reached through a unit of work, which is one database transaction.
+reached through a unit of work, which is one database transaction. Each repository Protocol
+and the data it reads and writes live in a module of this package; the use cases import
+them from here and nothing here imports a use case.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 from metrics_orchestrator.domain.errors import StaleRun
 
 if TYPE_CHECKING:
-    from metrics_orchestrator.application.catalog import CatalogRepository
-    from metrics_orchestrator.application.dispatch import DispatchRepository
-    from metrics_orchestrator.application.events import EventLogRepository
-    from metrics_orchestrator.application.intake import IntakeRepository
-    from metrics_orchestrator.application.queries import QueryRepository
-    from metrics_orchestrator.application.runs import RunRepository
+    from metrics_orchestrator.application.ports.catalog import CatalogRepository
+    from metrics_orchestrator.application.ports.dispatch import DispatchRepository
+    from metrics_orchestrator.application.ports.events import EventLogRepository
+    from metrics_orchestrator.application.ports.intake import IntakeRepository
+    from metrics_orchestrator.application.ports.queries import QueryRepository
+    from metrics_orchestrator.application.ports.runs import RunRepository
 
 T = TypeVar("T")
 

@@ -1,0 +1,150 @@
+"""The catalog's repository port and the rows it writes (SPEC §2)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from metrics_orchestrator.domain.model import (
+    Dataset,
+    Metric,
+    MetricDependency,
+    Series,
+    StatusChange,
+    TriggerPolicy,
+)
+
+DatasetSeriesPair = tuple[str, str]  # (dataset_id, series_code)
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesSpec:
+    code: str
+    name: str = ""
+    description: str = ""
+    unit: str = ""
+    frequency: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetSpec:
+    """A dataset and the complete set of series it provides (the set is replaced)."""
+
+    id: str
+    name: str = ""
+    description: str = ""
+    bucket: str = ""
+    series: tuple[str, ...] = ()
+    enabled: bool | None = None  # None: keep the current value (true for a new dataset)
+
+
+class Outcome(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRow:
+    """A metrics row to upsert. `enabled` None keeps the stored value (true when new)."""
+
+    id: str
+    code: str
+    expression_type: str
+    expression_json: dict[str, Any]
+    frequency: str
+    unit: str
+    description: str
+    required_days: int
+    trigger_policy: TriggerPolicy
+    max_attempts: int
+    enabled: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricDependent:
+    metric_id: str
+    dataset_id: str
+    series_code: str
+
+
+class CatalogRepository(Protocol):
+    """Persistence of datasets, series, metrics and their dependencies (one transaction)."""
+
+    def existing_series(self, codes: Collection[str]) -> set[str]: ...
+
+    def existing_datasets(self, ids: Collection[str]) -> set[str]: ...
+
+    def providers(self, series_codes: Collection[str]) -> dict[str, set[str]]:
+        """series code -> ids of the datasets that provide it."""
+        ...
+
+    def lock_datasets(self, ids: Collection[str]) -> dict[str, Dataset]:
+        """The existing datasets among `ids`, row-locked in id order."""
+        ...
+
+    def dependents(self, pairs: Collection[DatasetSeriesPair]) -> list[MetricDependent]:
+        """Metric dependencies that use any of the (dataset, series) pairs."""
+        ...
+
+    def metric_ids_by_code(self, codes: Collection[str]) -> dict[str, str]: ...
+
+    def lock_metrics(self, ids: Collection[str]) -> dict[str, Metric]:
+        """The existing metrics among `ids`, row-locked in id order (as intake locks them)."""
+        ...
+
+    def upsert_series(self, series: Sequence[SeriesSpec], now: datetime) -> dict[str, Outcome]: ...
+
+    def upsert_datasets(
+        self, datasets: Sequence[DatasetSpec], now: datetime
+    ) -> dict[str, Outcome]: ...
+
+    def add_dataset_series(self, pairs: Collection[DatasetSeriesPair], now: datetime) -> None: ...
+
+    def remove_dataset_series(self, pairs: Collection[DatasetSeriesPair]) -> None: ...
+
+    def upsert_metrics(self, metrics: Sequence[MetricRow], now: datetime) -> dict[str, Outcome]: ...
+
+    def dependencies(self, metric_ids: Collection[str]) -> dict[str, tuple[MetricDependency, ...]]:
+        """metric id -> its dependency rows in position order (absent: none)."""
+        ...
+
+    def replace_dependencies(
+        self, dependencies: Mapping[str, Sequence[MetricDependency]], now: datetime
+    ) -> None: ...
+
+    def cancel_pending_runs(
+        self, metric_ids: Collection[str], change: StatusChange, reason: str, now: datetime
+    ) -> list[str]:
+        """Cancel the open pending run of each metric; returns the metric ids that had one."""
+        ...
+
+    def get_metric(self, code: str) -> Metric | None: ...
+
+    def get_metric_by_id(self, metric_id: str) -> Metric | None: ...
+
+    def list_metrics(self) -> list[Metric]: ...
+
+    def get_dataset(self, dataset_id: str) -> Dataset | None: ...
+
+    def list_datasets(self) -> list[Dataset]: ...
+
+    def get_series(self, code: str) -> Series | None: ...
+
+    def update_metric_settings(
+        self,
+        code: str,
+        *,
+        enabled: bool | None,
+        required_days: int | None,
+        max_attempts: int | None,
+        trigger_policy: TriggerPolicy | None,
+        now: datetime,
+    ) -> str | None:
+        """Change the given settings (None: keep); returns the metric id, None if unknown."""
+        ...
+
+    def set_dataset_enabled(self, dataset_id: str, enabled: bool, now: datetime) -> bool: ...
