@@ -84,7 +84,10 @@ class PostgresIntakeRepository:
     def record_updates(self, updates: Sequence[NewDatasetUpdate]) -> RecordedUpdates:
         dataset_ids = sorted({u.dataset_id for u in updates})
         with self._conn.pipeline():
-            locked = self._conn.execute(query(_SQL, "lock_datasets"), {"dataset_ids": dataset_ids})
+            locking = self._conn.execute(query(_SQL, "lock_datasets"), {"dataset_ids": dataset_ids})
+            locked = self._conn.execute(
+                query(_SQL, "freshest_updates"), {"dataset_ids": dataset_ids}
+            )
             recorded = self._conn.execute(
                 query(_SQL, "record_updates"),
                 {
@@ -100,10 +103,9 @@ class PostgresIntakeRepository:
                     "payloads": [Jsonb(u.payload) for u in updates],
                 },
             )
-            freshest = {
+            locking.fetchall()
+            freshest: dict[str, UpdateVersion | None] = {
                 dataset_id: UpdateVersion(uid, dataset_id, effective, received, seq)
-                if uid is not None
-                else None
                 for dataset_id, uid, effective, received, seq in locked.fetchall()
             }
             outcomes = [_record_outcome(*row) for row in recorded.fetchall()]

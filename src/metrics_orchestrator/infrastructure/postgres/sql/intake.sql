@@ -7,15 +7,18 @@
 SELECT bucket, enabled FROM datasets WHERE id = %(dataset_id)s;
 
 -- name: lock_datasets
--- The datasets a batch of updates names, locked in id order, with their freshest update so
--- far: concurrent intakes of one dataset take turns choosing its next freshest (§5.2).
--- NO KEY UPDATE: it does not block the foreign-key checks of other inserts.
+-- The datasets a batch of updates names, locked in id order: concurrent intakes of one
+-- dataset take turns choosing its next freshest update (§5.2). NO KEY UPDATE: it does not
+-- block the foreign-key checks of other inserts. No join here: a row re-checked after
+-- waiting for a lock would be joined with what the statement's snapshot saw before the wait.
+SELECT id FROM datasets WHERE id = ANY(%(dataset_ids)b) ORDER BY id FOR NO KEY UPDATE;
+
+-- name: freshest_updates
+-- A statement of its own, after lock_datasets: its snapshot sees the last committed choice.
 SELECT d.id, f.id, f.effective_at, f.received_at, f.seq
 FROM datasets d
-LEFT JOIN dataset_updates f ON f.id = d.freshest_update_id
-WHERE d.id = ANY(%(dataset_ids)b)
-ORDER BY d.id
-FOR NO KEY UPDATE OF d;
+JOIN dataset_updates f ON f.id = d.freshest_update_id
+WHERE d.id = ANY(%(dataset_ids)b);
 
 -- name: record_updates
 -- Inserts the updates of known, enabled datasets in arrival order (their receipt sequence) and
