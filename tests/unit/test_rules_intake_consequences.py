@@ -249,6 +249,25 @@ def test_any_new_stops_reusing_an_input_once_it_has_gone_stale() -> None:
     assert fresh_d2.run == {"d1": step.update, "d2": fresh_d2.update}
 
 
+@BOTH
+def test_a_run_blocked_by_a_stale_input_holds_what_the_policy_would_use(
+    policy: TriggerPolicy,
+) -> None:
+    """What the pending run shows (§5.3 step 3): all_new only the new versions, any_new every
+    fresh one it would reuse."""
+    sim = IntakeSimulator(policy, ("d1", "d2", "d3"))
+    sim.receive("d3", T0)
+    d2 = sim.receive("d2", T0 + timedelta(days=DAYS - 1)).update
+    sim.receive("d1", T0 + timedelta(days=DAYS - 1, hours=1))
+    assert len(sim.runs) == 1
+    step = sim.receive("d1", T0 + timedelta(days=DAYS, hours=1))  # d3 has gone stale
+    assert step.run is None
+    assert step.evaluation is not None
+    assert step.evaluation.outcome is Outcome.WAITING
+    held_d2 = d2 if policy is ANY_NEW else None
+    assert step.evaluation.held(policy) == {"d1": step.update, "d2": held_d2, "d3": None}
+
+
 def test_a_stale_occurred_at_never_runs_a_single_dataset_metric() -> None:
     sim = IntakeSimulator(ALL_NEW, ("d1",))
     step = sim.receive("d1", T0, occurred_at=T0 - timedelta(days=DAYS, microseconds=1))
