@@ -385,7 +385,7 @@ widths = st.integers(1, MAX_INPUTS)
 windows = st.integers(0, 3)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # whole streams; CI machines are shared
 @given(policies, widths, windows, streams)
 def test_every_run_is_on_the_freshest_fresh_version_of_each_input_and_never_repeats(
     policy: TriggerPolicy, width: int, days: int, raw: list[tuple[int, int, int | None, bool]]
@@ -403,7 +403,7 @@ def test_every_run_is_on_the_freshest_fresh_version_of_each_input_and_never_repe
     assert len({inputs_fingerprint(run) for run in sim.runs}) == len(sim.runs)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # whole streams; CI machines are shared
 @given(policies, widths, windows, streams)
 def test_an_update_that_does_not_become_the_freshest_never_creates_or_re_runs(
     policy: TriggerPolicy, width: int, days: int, raw: list[tuple[int, int, int | None, bool]]
@@ -420,7 +420,7 @@ def test_an_update_that_does_not_become_the_freshest_never_creates_or_re_runs(
             assert step.evaluation is None or step.evaluation.outcome is not Outcome.READY
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # whole streams; CI machines are shared
 @given(policies, widths, windows, streams)
 def test_consecutive_runs_follow_the_policy(
     policy: TriggerPolicy, width: int, days: int, raw: list[tuple[int, int, int | None, bool]]
@@ -437,7 +437,7 @@ def test_consecutive_runs_follow_the_policy(
             assert newer  # at least one
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # whole streams; CI machines are shared
 @given(policies, widths, windows, streams)
 def test_a_run_happens_exactly_when_the_policy_first_holds(
     policy: TriggerPolicy, width: int, days: int, raw: list[tuple[int, int, int | None, bool]]
@@ -463,7 +463,7 @@ def test_a_run_happens_exactly_when_the_policy_first_holds(
             assert step.run == fresh
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(windows, streams)
 def test_a_single_dataset_metric_runs_once_per_new_fresh_version(
     days: int, raw: list[tuple[int, int, int | None, bool]]
