@@ -52,6 +52,8 @@ class Step:
 
 @dataclass
 class IntakeSimulator:
+    """One metric's view of intake: what is recorded, what its last automatic run used."""
+
     policy: TriggerPolicy
     datasets: tuple[str, ...]
     required_days: int = DAYS
