@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 
 from metrics_orchestrator.domain.errors import IllegalTransition, ValidationError
 from metrics_orchestrator.domain.feedback import (
+    COMPLETABLE_STATUSES,
+    COMPLETION_STATUSES,
+    PROGRESS_RULE,
     RunCompleted,
     RunHeartbeat,
     RunStarted,
@@ -340,3 +343,72 @@ def test_huge_attempt_numbers_do_not_overflow() -> None:
     assert retry_delay(timedelta(seconds=30), 10_000) == timedelta(seconds=30) * 2**20
     with pytest.raises(ValueError, match="attempt"):
         retry_delay(timedelta(seconds=30), 0)
+
+
+# --- exact reasons and edges (they end up in event_log and API problems) -----------------
+
+
+def test_row_count_zero_is_accepted() -> None:
+    # An empty result is a success with no rows, not a malformed event (SPEC §4.2: 0 … 2^63-1).
+    parsed = parse_run_completed({"runId": RUN_ID, "status": "SUCCESS", "rowCount": 0})
+    assert parsed.row_count == 0
+
+
+@given(st.integers(min_value=0, max_value=2**63 - 1))
+def test_any_non_negative_row_count_is_kept(row_count: int) -> None:
+    parsed = parse_run_completed({"runId": RUN_ID, "status": "SUCCESS", "rowCount": row_count})
+    assert parsed.row_count == row_count
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"runId": "run-1", "status": "SUCCESS"}, {"runId": "must be a UUID"}),
+        ({"status": "DONE"}, {"status": "must be 'SUCCESS' or 'FAILURE'"}),
+        ({"status": "SUCCESS", "rowCount": -1}, {"rowCount": "must be a non-negative integer"}),
+        ({"status": "SUCCESS", "error": 42}, {"error": "must be a string"}),
+    ],
+)
+def test_completed_gives_the_exact_reason(fields: dict[str, Any], expected: dict[str, str]) -> None:
+    with pytest.raises(ValidationError) as exc:
+        parse_run_completed({"runId": RUN_ID, **fields})
+    assert reasons(exc) == expected
+
+
+def test_invalid_progress_gives_the_progress_rule() -> None:
+    with pytest.raises(ValidationError) as exc:
+        parse_run_heartbeat({"runId": RUN_ID, "progress": 101, "ts": "2025-11-11T01:42:30Z"})
+    assert reasons(exc) == {"progress": PROGRESS_RULE}
+    assert PROGRESS_RULE == "must be a fraction in [0, 1] or a percentage in (1, 100]"
+
+
+def test_optional_fields_may_be_absent_or_null() -> None:
+    assert parse_run_started({"runId": RUN_ID, "startedAt": None}).started_at is None
+    parsed = parse_run_completed(
+        {"runId": RUN_ID, "status": "SUCCESS", "metricCode": None, "versionTs": None}
+    )
+    assert (parsed.metric_code, parsed.version_ts, parsed.output_manifest) == (None, None, None)
+    assert (parsed.row_count, parsed.error) == (None, None)
+
+
+def test_a_completed_event_for_a_run_not_out_yet_names_where_it_is_allowed() -> None:
+    completed = RunCompleted(uuid4(), None, True, None, None, None, None)
+    with pytest.raises(IllegalTransition) as exc:
+        target_status(completed, S.QUEUED)
+    assert str(exc.value) == (
+        "run cannot move from queued to succeeded on a completed event "
+        "(allowed from dispatched, running, timed_out)"
+    )
+
+
+def test_a_started_event_after_the_outcome_is_refused_by_the_table() -> None:
+    with pytest.raises(IllegalTransition) as exc:
+        target_status(RunStarted(uuid4(), None), S.SUCCEEDED)
+    assert str(exc.value) == (
+        "run cannot move from succeeded to running (allowed from succeeded: none)"
+    )
+
+
+def test_completed_statuses_map_to_outcomes() -> None:
+    assert COMPLETION_STATUSES == {"SUCCESS": True, "FAILURE": False}
+    assert {S.DISPATCHED, S.RUNNING, S.TIMED_OUT} == COMPLETABLE_STATUSES
