@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from metrics_orchestrator.domain.errors import IllegalTransition, ValidationError
 from metrics_orchestrator.domain.feedback import (
-    COMPLETABLE_STATUSES,
     COMPLETION_STATUSES,
     PROGRESS_RULE,
     RunCompleted,
@@ -405,10 +404,11 @@ def test_a_started_event_after_the_outcome_is_refused_by_the_table() -> None:
     with pytest.raises(IllegalTransition) as exc:
         target_status(RunStarted(uuid4(), None), S.SUCCEEDED)
     assert str(exc.value) == (
-        "run cannot move from succeeded to running (allowed from succeeded: none)"
+        "run cannot move from succeeded to running on a started or heartbeat event "
+        "(allowed from dispatched)"
     )
 
 
 def test_completed_statuses_map_to_outcomes() -> None:
     assert COMPLETION_STATUSES == {"SUCCESS": True, "FAILURE": False}
-    assert {S.DISPATCHED, S.RUNNING, S.TIMED_OUT} == COMPLETABLE_STATUSES
+    assert {S.DISPATCHED, S.RUNNING, S.TIMED_OUT} == LIFECYCLE[Cause.COMPLETED].sources

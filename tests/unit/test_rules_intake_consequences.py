@@ -191,7 +191,7 @@ def test_all_new_waits_for_every_input_again_after_a_run() -> None:
     assert again.evaluation is not None
     assert again.evaluation.outcome is Outcome.WAITING
     assert again.evaluation.held(ALL_NEW) == {"d1": again.update, "d2": None}
-    assert again.evaluation.waiting_for == ("d2",)
+    assert again.evaluation.waiting_for(ALL_NEW) == ("d2",)
 
     d2 = sim.receive("d2", T0 + 3 * HOUR)
     assert sim.runs[1:] == [{"d1": again.update, "d2": d2.update}]

@@ -269,8 +269,14 @@ def test_a_stale_input_is_held_by_neither_policy(policy: TriggerPolicy) -> None:
     assert ev.held(policy)["d2"] is None
 
 
-@BOTH
-def test_waiting_for_names_the_inputs_without_a_new_candidate(policy: TriggerPolicy) -> None:
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [(ALL_NEW, ("d2", "d3", "d4")), (TriggerPolicy.ANY_NEW, ("d3", "d4"))],
+)
+def test_waiting_for_names_the_inputs_without_the_candidate_the_policy_needs(
+    policy: TriggerPolicy, expected: tuple[str, ...]
+) -> None:
+    """all_new waits for a new version of every input; any_new only for a fresh one."""
     reused = version("d2")
     ev = evaluate(
         policy,
@@ -279,7 +285,7 @@ def test_waiting_for_names_the_inputs_without_a_new_candidate(policy: TriggerPol
         facts("d3", None),
         facts("d4", stale("d4")),
     )
-    assert ev.waiting_for == ("d2", "d3", "d4")
+    assert ev.waiting_for(policy) == expected
 
 
 # --- the fingerprint of an input set -----------------------------------------------------
@@ -385,7 +391,12 @@ def test_evaluate_metric_is_the_rule_of_the_spec(
     assert ev.candidates == expected.candidates
     assert [a.dataset_id for a in ev.inputs] == [f.dataset_id for f in inputs]
     assert {a.dataset_id for a in ev.inputs if a.is_new} == expected.new
-    assert ev.waiting_for == tuple(f.dataset_id for f in inputs if f.dataset_id not in expected.new)
+    needed = expected.new if policy is ALL_NEW else frozenset(expected.candidates)
+    assert ev.waiting_for(policy) == (
+        ()
+        if expected.outcome is Outcome.READY
+        else tuple(f.dataset_id for f in inputs if f.dataset_id not in needed)
+    )
     if expected.outcome is Outcome.READY:
         assert ev.fingerprint == inputs_fingerprint(expected.candidates)
     else:

@@ -98,18 +98,31 @@ def can_transition(current: RunStatus, target: RunStatus) -> bool:
 def check_transition(current: RunStatus, target: RunStatus, cause: Cause | None = None) -> None:
     """Raise IllegalTransition unless SPEC §5.5 allows `current -> target` (for `cause`)."""
     if cause is None:
-        allowed_here = can_transition(current, target)
-        allowed_from = ALLOWED_TRANSITIONS[current]
-    else:
-        move = LIFECYCLE[cause]
-        allowed_here = current in move.sources and target in move.targets
-        allowed_from = move.targets if current in move.sources else frozenset()
-    if not allowed_here:
-        allowed = ", ".join(sorted(allowed_from)) or "none"
-        on = f" on {cause.value}" if cause is not None else ""
+        if not can_transition(current, target):
+            allowed = ", ".join(sorted(ALLOWED_TRANSITIONS[current])) or "none"
+            raise IllegalTransition(
+                f"run cannot move from {current} to {target} (allowed from {current}: {allowed})"
+            )
+        return
+    move = LIFECYCLE[cause]
+    if current not in move.sources or target not in move.targets:
+        sources = ", ".join(sorted(move.sources))
         raise IllegalTransition(
-            f"run cannot move from {current} to {target}{on} (allowed from {current}: {allowed})"
+            f"run cannot move from {current} to {target} {_CAUSE_PHRASES[cause]} "
+            f"(allowed from {sources})"
         )
+
+
+_CAUSE_PHRASES = {
+    Cause.READY: "when its inputs are ready",
+    Cause.CANCEL: "on cancel",
+    Cause.PUBLISHED: "on publish",
+    Cause.DISPATCH_GAVE_UP: "when dispatch gives up",
+    Cause.WORKER_ALIVE: "on a started or heartbeat event",
+    Cause.COMPLETED: "on a completed event",
+    Cause.START_TIMEOUT: "on a start timeout",
+    Cause.HEARTBEAT_TIMEOUT: "on a heartbeat timeout",
+}
 
 
 @dataclass(frozen=True, slots=True)
