@@ -10,16 +10,17 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from metrics_orchestrator.application.events import EventStatus, LoggedEvent
 from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory
 from metrics_orchestrator.domain.errors import FieldError, ValidationError
-from metrics_orchestrator.domain.model import DatasetUpdate
+from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
 
 MAX_PAGE_SIZE = 500
 RECENT_UPDATES = 20
+OVERVIEW_WINDOW = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +31,48 @@ class RunGauges:
     dispatcher_backlog: int  # queued runs whose not_before has passed
 
 
+@dataclass(frozen=True, slots=True)
+class HourlyRunCount:
+    """Runs created in one hour (truncated) that now have `status`."""
+
+    hour: datetime
+    status: RunStatus
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunWaits:
+    oldest_pending_since: datetime | None  # creation of the longest-waiting pending run
+    dispatcher_backlog: int
+    rejected_events: int  # rejected and not replayed since
+
+
+@dataclass(frozen=True, slots=True)
+class RunOverview:
+    """What the dashboard's overview shows (SPEC §6.3 web dashboard)."""
+
+    generated_at: datetime
+    by_status: dict[RunStatus, int]
+    last_24h: list[HourlyRunCount]
+    waits: RunWaits
+
+
 class QueryRepository(Protocol):
     def recent_dataset_updates(self, dataset_id: str, limit: int) -> list[DatasetUpdate]:
         """The dataset's updates, freshest first (SPEC §5.2 order)."""
         ...
 
     def run_gauges(self, now: datetime) -> RunGauges: ...
+
+    def runs_by_status(self) -> dict[RunStatus, int]: ...
+
+    def runs_by_hour_and_status(self, since: datetime) -> list[HourlyRunCount]: ...
+
+    def run_waits(self, now: datetime) -> RunWaits: ...
+
+    def latest_run_status_by_metric(self) -> dict[str, RunStatus | None]:
+        """Every metric's code and its newest run's status (None: it never ran)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +106,21 @@ class QueryService:
         now = self._clock.now()
         with self._uow_factory() as uow:
             return uow.queries.run_gauges(now)
+
+    def run_overview(self) -> RunOverview:
+        """Counts by status now and over the last 24 h, waits and backlog, in one snapshot."""
+        now = self._clock.now()
+        with self._uow_factory() as uow:
+            return RunOverview(
+                generated_at=now,
+                by_status=uow.queries.runs_by_status(),
+                last_24h=uow.queries.runs_by_hour_and_status(now - OVERVIEW_WINDOW),
+                waits=uow.queries.run_waits(now),
+            )
+
+    def latest_run_status_by_metric(self) -> dict[str, RunStatus | None]:
+        with self._uow_factory() as uow:
+            return uow.queries.latest_run_status_by_metric()
 
 
 def check_page_size(limit: int) -> None:
