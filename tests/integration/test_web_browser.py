@@ -142,6 +142,20 @@ def test_cancel_a_run_and_see_the_status_change_live_in_the_list(
     expect(row_status).to_have_text("canceled", timeout=TIMEOUT_MS)
 
 
+def test_an_open_run_page_follows_the_run_until_it_ends(page: Page, served: Served) -> None:
+    status, body = served.post("/metrics/fx.gap/runs", {})
+    assert status == 201, body
+    page.goto(f"{served.base_url}/ui/runs/{body['id']}")
+    expect(page.locator("#run-status [data-status]")).to_have_text("queued")
+
+    status, _ = served.post(f"/runs/{body['id']}/cancel", {"reason": "from the test"})
+    assert status == 200
+
+    expect(page.locator("#run-status [data-status]")).to_have_text("canceled")
+    expect(page.locator("#timeline")).to_contain_text("completed (canceled)")
+    expect(page.get_by_role("button", name="Cancel")).to_be_disabled()
+
+
 def test_follow_why_not_yet_for_a_waiting_metric(page: Page, served: Served) -> None:
     page.goto(served.base_url + "/ui/metrics")
     badge = page.locator('tr[data-metric="reserves.at_parallel"] [data-readiness]')

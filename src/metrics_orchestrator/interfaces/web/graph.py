@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from metrics_orchestrator.domain.model import Dataset, Metric, RunStatus
 
@@ -83,7 +84,7 @@ def build_graph(
             dataset_node(dataset.id),
             dataset.id,
             "dataset",
-            f"/ui/datasets/{dataset.id}",
+            f"/ui/datasets/{quote(dataset.id)}",
             "enabled" if dataset.enabled else "disabled",
         )
         if whole or dataset.id == dataset_filter:
@@ -95,7 +96,7 @@ def build_graph(
             metric_node(metric.code),
             metric.code,
             "metric",
-            f"/ui/metrics/{metric.code}",
+            f"/ui/metrics/{quote(metric.code)}",
             str(status) if status is not None else "never_ran",
         )
         for dep in metric.dependencies:
@@ -106,7 +107,7 @@ def build_graph(
 
 def _add_series(graph: CatalogGraph, dataset_id: str, code: str) -> None:
     graph.add_node(
-        series_node(dataset_id, code), code, "series", f"/ui/datasets/{dataset_id}", "series"
+        series_node(dataset_id, code), code, "series", f"/ui/datasets/{quote(dataset_id)}", "series"
     )
     graph.add_edge(dataset_node(dataset_id), series_node(dataset_id, code))
 
