@@ -15,6 +15,7 @@ from uuid import UUID
 import pytest
 from bench.catalog import CatalogShape, generate_catalog
 
+from metrics_orchestrator.application.events import EventStatus
 from tests.integration.http_helpers import Api, running_api
 from tests.integration.web_helpers import (
     SAME_ORIGIN,
@@ -61,6 +62,32 @@ def test_the_overview_counts_runs_by_status_and_links_each_number(api: Api) -> N
     assert re.search(r'href="/ui/events" id="rejected-count">1<', html)
     assert 'data-chart="hourly"' in html
     assert "oldest waiting since 2025-11-11 12:00:00 UTC" in html
+
+
+def test_the_overview_charts_the_last_24_hours_by_hour_and_status(api: Api) -> None:
+    api.clock.advance(timedelta(hours=2))
+    # at_parallel's 12:00 pending run queues; reserves.sma_20 queues a run created at 14:00
+    api.send_update("reserves_daily", "r1")
+
+    snapshot = api.container.queries.run_overview()
+    html = page(api, "/")
+
+    hourly = {(row.hour.hour, str(row.status)): row.count for row in snapshot.last_24h}
+    assert hourly == {(12, "queued"): 2, (12, "pending_dependencies"): 1, (14, "queued"): 1}
+    assert '<th scope="row">12:00</th><td>1</td><td>2</td>' in html
+    assert '<th scope="row">14:00</th><td>0</td><td>1</td>' in html
+    api.clock.advance(timedelta(hours=25))
+    assert "No runs in the last 24 hours." in page(api, "/")
+
+
+def test_the_rejected_count_drops_once_the_event_is_replayed(api: Api) -> None:
+    api.container.catalog.load_catalog(
+        {"datasets": [{"id": "not_in_catalog", "bucket": "b", "series": []}]}
+    )
+    (rejected,) = api.container.queries.list_events(status=EventStatus.REJECTED).events
+    api.container.router.replay(rejected.event_key)
+
+    assert re.search(r'href="/ui/events" id="rejected-count">0<', page(api, "/"))
 
 
 def test_the_overview_lists_recent_failures(api: Api) -> None:

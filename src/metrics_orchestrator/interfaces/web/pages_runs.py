@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 from uuid import UUID
@@ -34,6 +34,7 @@ router = APIRouter(include_in_schema=False)
 RUNS_PAGE_SIZE = 50
 RECENT_FAILURES = 8
 LIVE_INTERVAL = "2s"
+HOURS_CHARTED = 24
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -58,15 +59,27 @@ def overview(request: Request, runs: Runs, queries: Queries, token: ApiToken) ->
 
 
 def _hourly_chart(snapshot: RunOverview) -> dict[str, Any]:
-    """Chart.js data: one bar per hour of the last 24 h, stacked by status."""
-    hours = sorted({row.hour for row in snapshot.last_24h})
-    counts = {(row.hour, row.status): row.count for row in snapshot.last_24h}
+    """Chart.js data: a bar per hour of the last 24 h (UTC), stacked by status.
+
+    `rows` is the same for the table under the chart, which lists only hours with runs.
+    """
+    now = snapshot.generated_at.astimezone(UTC)
+    current = now.replace(minute=0, second=0, microsecond=0)
+    hours = [current - timedelta(hours=back) for back in range(HOURS_CHARTED - 1, -1, -1)]
+    counts = {(row.hour.astimezone(UTC), row.status): row.count for row in snapshot.last_24h}
     present = [s for s in RunStatus if any(row.status is s for row in snapshot.last_24h)]
+    labels = [h.strftime("%H:00") for h in hours]
+    series = [[counts.get((h, s), 0) for h in hours] for s in present]
     return {
-        "labels": [h.astimezone(UTC).strftime("%H:00") for h in hours],
+        "labels": labels if present else [],
         "datasets": [
-            {"label": str(s), "status": str(s), "data": [counts.get((h, s), 0) for h in hours]}
-            for s in present
+            {"label": str(s), "status": str(s), "data": data}
+            for s, data in zip(present, series, strict=True)
+        ],
+        "rows": [
+            (label, [data[i] for data in series])
+            for i, label in enumerate(labels)
+            if any(data[i] for data in series)
         ],
     }
 
