@@ -105,7 +105,10 @@ def test_open_the_overview_and_follow_a_run_to_its_page(page: Page, served: Serv
     page.goto(served.base_url + "/")
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     expect(page.locator("#pending-count")).to_have_text(re.compile(r"\d+"))
-    page.wait_for_function("document.querySelector('canvas[data-chart=hourly]').width > 0")
+    page.wait_for_function(
+        "(() => { const c = document.querySelector('canvas[data-chart=hourly]');"
+        " return window.Chart.getChart(c) && c.getBoundingClientRect().width > 400; })()"
+    )
     shoot(page, "overview")
 
     page.get_by_role("link", name="Runs", exact=True).click()

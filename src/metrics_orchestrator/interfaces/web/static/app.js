@@ -43,13 +43,13 @@
               return { label: ds.label, data: ds.data, backgroundColor: STATUS_COLORS[ds.status] || "#888" };
             }),
           },
-          options: { animation: false, responsive: true, scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } },
+          options: { animation: false, responsive: true, maintainAspectRatio: false, scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } },
         });
       } else {
         new window.Chart(canvas, {
           type: "line",
           data: { labels: data.labels, datasets: [{ label: data.label, data: data.points, borderColor: "#2457c5", pointRadius: 0 }] },
-          options: { animation: false, responsive: true },
+          options: { animation: false, responsive: true, maintainAspectRatio: false },
         });
       }
     });
