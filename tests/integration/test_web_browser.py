@@ -249,6 +249,9 @@ def test_the_graph_of_the_500_metric_benchmark_catalog(
             assert page.evaluate("window.moGraph.nodes().length") == expected_graph_nodes(
                 datasets, metrics
             )
+            layout_ms = int(page.get_attribute("#graph", "data-layout-ms") or "0")
+            print(f"500-metric graph drawn in {layout_ms} ms")
+            shoot(page, "graph-500")
             page.goto(big.base_url + "/ui/graph?dataset=bench_ds_0007")
             page.wait_for_selector("#graph[data-rendered]")
             shoot(page, "graph-filtered")

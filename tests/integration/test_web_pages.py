@@ -324,6 +324,7 @@ def test_the_graph_has_a_node_per_dataset_series_pair_and_metric(api: Api) -> No
     html = page(api, "/ui/graph")
 
     assert graph_node_count(html) == expected_graph_nodes(datasets, metrics)
+    assert "A large graph" not in html
     assert '"id": "dataset:fx_mirror"' in html
     assert '"id": "metric:fx.gap"' in html
     assert '"source": "series:fx_daily/FX_OFFICIAL_D", "target": "metric:fx.gap"' in html
@@ -352,6 +353,7 @@ def test_the_graph_and_metrics_pages_handle_the_500_metric_catalog(
 
         datasets = api.container.catalog.list_datasets()
         assert graph_node_count(html) == expected_graph_nodes(datasets, metrics)
+        assert "A large graph: drag to pan" in html
         assert listing.count("data-readiness=") == 50
         assert "Next metrics" in listing
 

@@ -13,6 +13,10 @@ from urllib.parse import quote
 
 from metrics_orchestrator.domain.model import Dataset, Metric, RunStatus
 
+# Above this many nodes the browser lays the graph out in three columns instead of with dagre,
+# whose crossing minimisation takes many seconds there (static/app.js reads it from the page).
+DAGRE_MAX_NODES = 250
+
 
 @dataclass
 class CatalogGraph:

@@ -20,7 +20,7 @@ from metrics_orchestrator.interfaces.web.deps import (
     Queries,
     Runs,
 )
-from metrics_orchestrator.interfaces.web.graph import build_graph
+from metrics_orchestrator.interfaces.web.graph import DAGRE_MAX_NODES, build_graph
 from metrics_orchestrator.interfaces.web.output import run_output
 from metrics_orchestrator.interfaces.web.presenters import (
     STATUS_CLASSES,
@@ -178,6 +178,7 @@ def graph_page(
     context = {
         "title": "Graph",
         "graph": graph,
+        "dagre_max_nodes": DAGRE_MAX_NODES,
         "dataset_filter": dataset_filter or "",
         "metric_filter": metric_filter or "",
         "dataset_ids": [d.id for d in datasets],
