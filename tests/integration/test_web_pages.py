@@ -20,30 +20,18 @@ from tests.integration.http_helpers import Api, running_api
 from tests.integration.web_helpers import (
     SAME_ORIGIN,
     expected_graph_nodes,
-    external_urls,
     graph_node_count,
+    page,
     run_id_of,
-    seed_activity,
+    seeded_api,
 )
 from tests.support import MutableClock
-
-PAGES = ("/", "/ui/runs", "/ui/metrics", "/ui/datasets", "/ui/graph", "/ui/events")
 
 
 @pytest.fixture
 def api(database_url: str, fixtures_dir: Path) -> Iterator[Api]:
-    with running_api(database_url, MutableClock()) as api:
-        api.load_catalog(fixtures_dir / "multi_dataset_catalog.yaml")
-        seed_activity(api)
+    with seeded_api(database_url, fixtures_dir) as api:
         yield api
-
-
-def page(api: Api, path: str, status: int = 200) -> str:
-    response = api.client.get(path)
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("text/html")
-    html: str = response.text
-    return html
 
 
 # --- overview ------------------------------------------------------------------------------
@@ -388,105 +376,3 @@ def test_replay_from_the_inbox_once_the_dataset_is_known(api: Api) -> None:
     html = page(api, response.headers["location"])
     assert ": processed" in html
     assert "replayed 2025-11-11" in html
-
-
-# --- buttons, sign-in and CSRF -------------------------------------------------------------
-
-
-def test_a_cross_site_or_originless_post_is_refused(api: Api) -> None:
-    run_id = run_id_of(api, "fx.gap")
-
-    foreign = api.client.post(
-        f"/ui/runs/{run_id}/cancel", headers={"Origin": "http://evil.example"}
-    )
-    bare = api.client.post(f"/ui/runs/{run_id}/cancel")
-
-    assert foreign.status_code == 403
-    assert "not from this site" in foreign.text
-    assert bare.status_code == 403
-    assert api.runs_of("fx.gap")[0]["status"] == "queued"
-
-
-def test_with_a_token_buttons_need_sign_in_in_an_http_only_strict_cookie(
-    database_url: str, fixtures_dir: Path
-) -> None:
-    with running_api(database_url, MutableClock(), env={"API_TOKEN": "s3cret"}) as api:
-        api.load_catalog(fixtures_dir / "multi_dataset_catalog.yaml")
-        api.client.post(
-            "/events/projection-update",
-            content='{"event": "projection_update", "dataset_id": "fx_daily", "bucket": "b", '
-            '"version_manifest_path": "datasets/fx_daily/versions/v1/manifest.json", '
-            '"projections_path": "p"}',
-            headers={"Authorization": "Bearer s3cret", "Content-Type": "application/json"},
-        )
-        run_id = run_id_of(api, "fx.gap")
-        assert "sign in with the API token to use this button" in page(api, f"/ui/runs/{run_id}")
-        refused = api.client.post(
-            f"/ui/runs/{run_id}/cancel", headers=SAME_ORIGIN, follow_redirects=False
-        )
-        assert refused.status_code == 401
-
-        wrong = api.client.post(
-            "/ui/sign-in",
-            data={"token": "nope", "next": "/ui/runs"},
-            headers=SAME_ORIGIN,
-            follow_redirects=False,
-        )
-        assert wrong.status_code == 401
-        assert "not the API token" in wrong.text
-        signed = api.client.post(
-            "/ui/sign-in",
-            data={"token": "s3cret", "next": "/ui/runs"},
-            headers=SAME_ORIGIN,
-            follow_redirects=False,
-        )
-        assert signed.status_code == 303
-        assert signed.headers["location"] == "/ui/runs"
-        cookie = signed.headers["set-cookie"].lower()
-        assert "httponly" in cookie
-        assert "samesite=strict" in cookie
-
-        assert (
-            api.client.post(
-                f"/ui/runs/{run_id}/cancel", headers=SAME_ORIGIN, follow_redirects=False
-            ).status_code
-            == 303
-        )
-        assert api.runs_of("fx.gap")[0]["status"] == "canceled"
-
-
-def test_sign_in_never_redirects_off_site(api: Api) -> None:
-    response = api.client.post(
-        "/ui/sign-in",
-        data={"token": "", "next": "//evil.example/x"},
-        headers=SAME_ORIGIN,
-        follow_redirects=False,
-    )
-    assert response.status_code == 303
-    assert response.headers["location"] == "/"
-
-
-# --- offline -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("path", PAGES)
-def test_every_page_uses_only_assets_of_this_server(api: Api, path: str) -> None:
-    html = page(api, path)
-
-    assert external_urls(html) == []
-    for asset in re.findall(r'src="(/ui/static/[^"]+)"', html):
-        assert api.client.get(asset).status_code == 200, asset
-
-
-def test_api_docs_load_swagger_ui_from_the_package(api: Api) -> None:
-    html = api.client.get("/docs").text
-
-    assert "/ui/static/vendor/swagger-ui/swagger-ui-bundle.js" in html
-    assert "/ui/static/vendor/swagger-ui/swagger-ui.css" in html
-    assert "cdn.jsdelivr.net" not in html
-    assert api.client.get("/ui/static/vendor/swagger-ui/swagger-ui-bundle.js").status_code == 200
-
-
-def test_dashboard_routes_stay_out_of_the_openapi_document(api: Api) -> None:
-    paths = api.client.get("/openapi.json").json()["paths"]
-    assert not [p for p in paths if p == "/" or p.startswith(("/ui", "/docs"))]

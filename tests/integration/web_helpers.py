@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from metrics_orchestrator.domain.model import Dataset, Metric
-from tests.integration.http_helpers import Api
+from tests.integration.http_helpers import Api, running_api
+from tests.support import MutableClock
 
 # Where a dashboard POST comes from in the tests: the TestClient's own host.
 SAME_ORIGIN = {"Origin": "http://testserver"}
@@ -28,6 +31,24 @@ def seed_activity(api: Api) -> None:
         headers={"Content-Type": "application/json"},
     )
     assert response.status_code == 422, response.text
+
+
+@contextmanager
+def seeded_api(database_url: str, fixtures_dir: Path) -> Iterator[Api]:
+    """The app over the multi-dataset catalog after `seed_activity`."""
+    with running_api(database_url, MutableClock()) as api:
+        api.load_catalog(fixtures_dir / "multi_dataset_catalog.yaml")
+        seed_activity(api)
+        yield api
+
+
+def page(api: Api, path: str, status: int = 200) -> str:
+    """GET a dashboard page: this status, HTML, and its text."""
+    response = api.client.get(path)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    html: str = response.text
+    return html
 
 
 def run_id_of(api: Api, metric_code: str, status: str | None = None) -> str:
