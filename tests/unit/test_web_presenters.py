@@ -19,6 +19,7 @@ from metrics_orchestrator.domain.model import (
     RunTrigger,
 )
 from metrics_orchestrator.interfaces.web.graph import build_graph
+from metrics_orchestrator.interfaces.web.output import OutputPoint, RunOutput, run_output
 from metrics_orchestrator.interfaces.web.presenters import (
     cancel_button,
     duration,
@@ -28,6 +29,7 @@ from metrics_orchestrator.interfaces.web.presenters import (
     retry_button,
     run_timeline,
 )
+from metrics_orchestrator.interfaces.web.rendering import templates
 from metrics_orchestrator.interfaces.web.security import DashboardRefusal, check_same_origin
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -164,3 +166,16 @@ def test_only_same_origin_posts_pass() -> None:
 def test_every_asset_ships_inside_the_package(asset: str) -> None:
     package = resources.files("metrics_orchestrator.interfaces.web")
     assert package.joinpath(asset).is_file(), f"missing {asset}: run `make vendor`"
+
+
+def test_the_output_chart_renders_points_once_a_run_has_output() -> None:
+    macros = templates.env.get_template("_macros.html").module
+    output = RunOutput("fx.gap", (OutputPoint(T0, 1.5), OutputPoint(T0 + timedelta(days=1), 2.0)))
+
+    html = str(macros.output_chart(output))  # type: ignore[attr-defined]
+
+    assert 'data-chart="output"' in html
+    assert '"points": [1.5, 2.0]' in html
+    assert "2026-01-02 12:00:00+00:00" in html
+    assert "no output" in str(macros.output_chart(None))  # type: ignore[attr-defined]
+    assert run_output(uuid4()) is None  # until GET /runs/{id}/output exists
