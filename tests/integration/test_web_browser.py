@@ -101,6 +101,10 @@ def newest_run(served: Served, metric: str, status: str | None = None) -> dict[s
     return items[0]
 
 
+def test_serve_prints_the_dashboard_url(served: Served) -> None:
+    assert f"dashboard: {served.base_url}/" in served.log.read_text(encoding="utf-8")
+
+
 def test_open_the_overview_and_follow_a_run_to_its_page(page: Page, served: Served) -> None:
     page.goto(served.base_url + "/")
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
