@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit mutation demo run bench bench-full migrate clean
+.PHONY: install test lint typecheck unit mutation demo run bench bench-full migrate clean vendor
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,34 @@ bench: $(STAMP)
 
 bench-full: $(STAMP)
 	$(BIN)/python -m bench --full
+
+# The dashboard's JavaScript/CSS, vendored into the package so the UI and /docs work offline.
+# Exact versions: bump one here, run `make vendor`, and update docs/ui.md (versions, licences).
+WEB_VENDOR := src/metrics_orchestrator/interfaces/web/static/vendor
+NPM_PACKAGES := htmx.org@2.0.11 cytoscape@3.35.0 cytoscape-dagre@4.0.1 chart.js@4.6.1 \
+	swagger-ui-dist@5.35.0
+
+vendor:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	(cd "$$tmp" && npm pack --silent $(NPM_PACKAGES) >/dev/null) && \
+	for tgz in "$$tmp"/*.tgz; do d="$${tgz%.tgz}"; mkdir -p "$$d"; tar xzf "$$tgz" -C "$$d"; done && \
+	rm -rf $(WEB_VENDOR) && mkdir -p $(WEB_VENDOR)/htmx $(WEB_VENDOR)/cytoscape \
+		$(WEB_VENDOR)/cytoscape-dagre $(WEB_VENDOR)/chartjs $(WEB_VENDOR)/swagger-ui && \
+	cp "$$tmp"/htmx.org-*/package/dist/htmx.min.js "$$tmp"/htmx.org-*/package/LICENSE \
+		$(WEB_VENDOR)/htmx/ && \
+	cp "$$tmp"/cytoscape-[0-9]*/package/dist/cytoscape.min.js \
+		"$$tmp"/cytoscape-[0-9]*/package/LICENSE $(WEB_VENDOR)/cytoscape/ && \
+	cp "$$tmp"/cytoscape-dagre-*/package/dist/cytoscape-dagre.min.js \
+		"$$tmp"/cytoscape-dagre-*/package/LICENSE $(WEB_VENDOR)/cytoscape-dagre/ && \
+	cp "$$tmp"/chart.js-*/package/dist/chart.umd.min.js "$$tmp"/chart.js-*/package/LICENSE.md \
+		$(WEB_VENDOR)/chartjs/ && \
+	cp "$$tmp"/swagger-ui-dist-*/package/swagger-ui-bundle.js \
+		"$$tmp"/swagger-ui-dist-*/package/swagger-ui.css \
+		"$$tmp"/swagger-ui-dist-*/package/favicon-32x32.png \
+		"$$tmp"/swagger-ui-dist-*/package/LICENSE "$$tmp"/swagger-ui-dist-*/package/NOTICE \
+		$(WEB_VENDOR)/swagger-ui/ && \
+	echo "$(NPM_PACKAGES)" | tr ' ' '\n' > $(WEB_VENDOR)/VERSIONS && \
+	echo "vendored into $(WEB_VENDOR): $(NPM_PACKAGES)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

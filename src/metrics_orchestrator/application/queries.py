@@ -10,17 +10,27 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventStatus, LoggedEvent
-from metrics_orchestrator.application.ports.queries import (
-    RunGauges,
-)
+from metrics_orchestrator.application.ports.queries import HourlyRunCount, RunGauges, RunWaits
 from metrics_orchestrator.domain.errors import FieldError, ValidationError
-from metrics_orchestrator.domain.model import DatasetUpdate
+from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
 
 MAX_PAGE_SIZE = 500
 RECENT_UPDATES = 20
+OVERVIEW_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOverview:
+    """What the dashboard's overview shows (SPEC §6.3 web dashboard)."""
+
+    generated_at: datetime
+    by_status: dict[RunStatus, int]
+    last_24h: list[HourlyRunCount]
+    waits: RunWaits
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +64,21 @@ class QueryService:
         now = self._clock.now()
         with self._uow_factory() as uow:
             return uow.queries.run_gauges(now)
+
+    def run_overview(self) -> RunOverview:
+        """Counts by status now and over the last 24 h, waits and backlog, in one snapshot."""
+        now = self._clock.now()
+        with self._uow_factory() as uow:
+            return RunOverview(
+                generated_at=now,
+                by_status=uow.queries.runs_by_status(),
+                last_24h=uow.queries.runs_by_hour_and_status(now - OVERVIEW_WINDOW),
+                waits=uow.queries.run_waits(now),
+            )
+
+    def latest_run_status_by_metric(self) -> dict[str, RunStatus | None]:
+        with self._uow_factory() as uow:
+            return uow.queries.latest_run_status_by_metric()
 
 
 def check_page_size(limit: int) -> None:

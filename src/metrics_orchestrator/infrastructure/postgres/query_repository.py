@@ -7,8 +7,8 @@ from datetime import datetime
 from psycopg import Connection
 from psycopg.rows import TupleRow
 
-from metrics_orchestrator.application.ports.queries import RunGauges
-from metrics_orchestrator.domain.model import DatasetUpdate
+from metrics_orchestrator.application.ports.queries import HourlyRunCount, RunGauges, RunWaits
+from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
 from metrics_orchestrator.infrastructure.postgres.queries import query
 
 _SQL = "queries.sql"
@@ -41,3 +41,24 @@ class PostgresQueryRepository:
         row = self._conn.execute(query(_SQL, "run_gauges"), {"now": now}).fetchone()
         assert row is not None
         return RunGauges(pending_runs=int(row[0]), dispatcher_backlog=int(row[1]))
+
+    def runs_by_status(self) -> dict[RunStatus, int]:
+        rows = self._conn.execute(query(_SQL, "runs_by_status")).fetchall()
+        return {RunStatus(row[0]): int(row[1]) for row in rows}
+
+    def runs_by_hour_and_status(self, since: datetime) -> list[HourlyRunCount]:
+        rows = self._conn.execute(
+            query(_SQL, "runs_by_hour_and_status"), {"since": since}
+        ).fetchall()
+        return [HourlyRunCount(row[0], RunStatus(row[1]), int(row[2])) for row in rows]
+
+    def run_waits(self, now: datetime) -> RunWaits:
+        row = self._conn.execute(query(_SQL, "run_waits"), {"now": now}).fetchone()
+        assert row is not None
+        return RunWaits(
+            oldest_pending_since=row[0], dispatcher_backlog=int(row[1]), rejected_events=int(row[2])
+        )
+
+    def latest_run_status_by_metric(self) -> dict[str, RunStatus | None]:
+        rows = self._conn.execute(query(_SQL, "latest_run_status_by_metric")).fetchall()
+        return {row[0]: RunStatus(row[1]) if row[1] is not None else None for row in rows}

@@ -83,6 +83,7 @@ def serve_command(
             typer.echo(
                 f"HTTP API on http://{settings.http_host}:{settings.http_port} (docs: /docs)"
             )
+            typer.echo(f"dashboard: http://{settings.http_host}:{settings.http_port}/")
         typer.echo("running; Ctrl-C to stop")
         clean = runtime.run_until_signalled()
     typer.echo("stopped")

@@ -18,6 +18,7 @@ from metrics_orchestrator.interfaces.http.problems import (
     PROBLEM_MEDIA_TYPE,
     install_problem_handlers,
 )
+from metrics_orchestrator.interfaces.web import mount_dashboard
 
 DESCRIPTION = """\
 Reactive control plane for metric computations: the catalog, runs and their lineage, the
@@ -47,13 +48,14 @@ def create_app(container: Container) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         openapi_tags=TAGS,
-        docs_url="/docs",
+        docs_url=None,  # served by the dashboard, from vendored assets (works offline)
         redoc_url=None,
     )
     _provide(app, container)
     install_problem_handlers(app)
     for module in (routes_ops, routes_catalog, routes_runs, routes_events):
         app.include_router(module.router)
+    mount_dashboard(app)
     return app
 
 

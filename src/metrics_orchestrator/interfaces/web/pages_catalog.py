@@ -1,0 +1,187 @@
+"""Dashboard pages about the catalog: metrics (readiness), datasets (impact), the graph."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from metrics_orchestrator.domain.errors import Conflict, NotFound, ValidationError
+from metrics_orchestrator.interfaces.http.models import ReadinessOut
+from metrics_orchestrator.interfaces.http.pagination import keyset_page
+from metrics_orchestrator.interfaces.http.views import impact_view, readiness_view
+from metrics_orchestrator.interfaces.web.deps import (
+    ApiToken,
+    Catalog,
+    ClockDep,
+    Orchestration,
+    Queries,
+    Runs,
+)
+from metrics_orchestrator.interfaces.web.graph import DAGRE_MAX_NODES, build_graph
+from metrics_orchestrator.interfaces.web.output import run_output
+from metrics_orchestrator.interfaces.web.presenters import (
+    STATUS_CLASSES,
+    action_button,
+    expression_tree,
+    formula,
+)
+from metrics_orchestrator.interfaces.web.rendering import render, render_error
+from metrics_orchestrator.interfaces.web.security import check_button, is_signed_in
+
+router = APIRouter(include_in_schema=False)
+
+CATALOG_PAGE_SIZE = 50
+METRIC_HISTORY = 20
+
+
+@router.get("/ui/metrics", response_class=HTMLResponse)
+def metrics_page(
+    request: Request,
+    catalog: Catalog,
+    orchestrator: Orchestration,
+    clock: ClockDep,
+    token: ApiToken,
+) -> HTMLResponse:
+    cursor = request.query_params.get("cursor") or None
+    try:
+        page, next_cursor = keyset_page(
+            catalog.list_metrics(), lambda m: m.code, CATALOG_PAGE_SIZE, cursor
+        )
+    except ValidationError:
+        return render_error(request, 422, "that page cursor is not one this dashboard made", token)
+    # One readiness evaluation per metric on the page: a page is bounded, the catalog is not.
+    now = clock.now()
+    rows = [(m, _readiness(orchestrator, m.code, m.enabled, now)) for m in page]
+    context = {
+        "title": "Metrics",
+        "rows": rows,
+        "next_url": f"/ui/metrics?{urlencode({'cursor': next_cursor})}" if next_cursor else None,
+    }
+    return render(request, "metrics.html", context, token=token, active="/ui/metrics")
+
+
+def _readiness(
+    orchestrator: Orchestration, code: str, enabled: bool, now: datetime
+) -> ReadinessOut | None:
+    if not enabled:
+        return None
+    inputs, evaluation = orchestrator.readiness(code)
+    return readiness_view(inputs, evaluation, now)
+
+
+@router.get("/ui/metrics/{code:path}", response_class=HTMLResponse)
+def metric_page(
+    request: Request,
+    code: str,
+    catalog: Catalog,
+    orchestrator: Orchestration,
+    runs: Runs,
+    clock: ClockDep,
+    token: ApiToken,
+) -> HTMLResponse:
+    try:
+        metric = catalog.get_metric(code)
+        inputs, evaluation = orchestrator.readiness(code)
+    except NotFound:
+        return render_error(request, 404, f"unknown metric {code!r}", token)
+    now = clock.now()
+    history, _next = runs.list_runs(metric_code=code, limit=METRIC_HISTORY)
+    latest_success = next((s for s in history if str(s.run.status) == "succeeded"), None)
+    context = {
+        "title": f"Metric {code}",
+        "metric": metric,
+        "formula": formula(metric.expression_json),
+        "tree": expression_tree(metric.expression_json),
+        "readiness": readiness_view(inputs, evaluation, now),
+        "history": history,
+        "status_classes": STATUS_CLASSES,
+        "output": run_output(latest_success.run.id) if latest_success else None,
+        "run_now": action_button(is_signed_in(request, token)),
+        "now": now,
+    }
+    return render(request, "metric.html", context, token=token, active="/ui/metrics")
+
+
+@router.post("/ui/metrics/{code:path}/run")
+def run_now(request: Request, code: str, orchestrator: Orchestration, token: ApiToken) -> Response:
+    check_button(request, token)
+    try:
+        run_id = orchestrator.request_manual_run(code)
+    except NotFound:
+        return render_error(request, 404, f"unknown metric {code!r}", token)
+    except Conflict as exc:
+        notice = quote(f"not run: {exc}")
+        return RedirectResponse(f"/ui/metrics/{quote(code)}?notice={notice}", status_code=303)
+    notice = quote("manual run queued")
+    return RedirectResponse(f"/ui/runs/{run_id}?notice={notice}", status_code=303)
+
+
+@router.get("/ui/datasets", response_class=HTMLResponse)
+def datasets_page(request: Request, catalog: Catalog, token: ApiToken) -> HTMLResponse:
+    cursor = request.query_params.get("cursor") or None
+    try:
+        page, next_cursor = keyset_page(
+            catalog.list_datasets(), lambda d: d.id, CATALOG_PAGE_SIZE, cursor
+        )
+    except ValidationError:
+        return render_error(request, 422, "that page cursor is not one this dashboard made", token)
+    context = {
+        "title": "Datasets",
+        "datasets": page,
+        "next_url": f"/ui/datasets?{urlencode({'cursor': next_cursor})}" if next_cursor else None,
+    }
+    return render(request, "datasets.html", context, token=token, active="/ui/datasets")
+
+
+@router.get("/ui/datasets/{dataset_id:path}", response_class=HTMLResponse)
+def dataset_page(
+    request: Request,
+    dataset_id: str,
+    catalog: Catalog,
+    orchestrator: Orchestration,
+    queries: Queries,
+    clock: ClockDep,
+    token: ApiToken,
+) -> HTMLResponse:
+    try:
+        dataset = catalog.get_dataset(dataset_id)
+        impact = impact_view(dataset_id, orchestrator.impact(dataset_id), clock.now())
+    except NotFound:
+        return render_error(request, 404, f"unknown dataset {dataset_id!r}", token)
+    context = {
+        "title": f"Dataset {dataset_id}",
+        "dataset": dataset,
+        "updates": queries.recent_updates(dataset_id),
+        "impact": impact,
+    }
+    return render(request, "dataset.html", context, token=token, active="/ui/datasets")
+
+
+@router.get("/ui/graph", response_class=HTMLResponse)
+def graph_page(
+    request: Request, catalog: Catalog, queries: Queries, token: ApiToken
+) -> HTMLResponse:
+    dataset_filter = request.query_params.get("dataset", "").strip() or None
+    metric_filter = request.query_params.get("metric", "").strip() or None
+    datasets = catalog.list_datasets()
+    metrics = catalog.list_metrics()
+    graph = build_graph(
+        datasets,
+        metrics,
+        queries.latest_run_status_by_metric(),
+        dataset_filter=dataset_filter,
+        metric_filter=metric_filter,
+    )
+    context = {
+        "title": "Graph",
+        "graph": graph,
+        "dagre_max_nodes": DAGRE_MAX_NODES,
+        "dataset_filter": dataset_filter or "",
+        "metric_filter": metric_filter or "",
+        "dataset_ids": [d.id for d in datasets],
+        "metric_codes": [m.code for m in metrics],
+    }
+    return render(request, "graph.html", context, token=token, active="/ui/graph")

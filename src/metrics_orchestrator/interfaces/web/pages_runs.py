@@ -1,0 +1,213 @@
+"""Dashboard pages about runs: the overview, the live runs list, one run, cancel and retry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote, urlencode
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from metrics_orchestrator.application.queries import RunOverview
+from metrics_orchestrator.domain.errors import (
+    Conflict,
+    IllegalTransition,
+    NotFound,
+    ValidationError,
+)
+from metrics_orchestrator.domain.model import RunStatus
+from metrics_orchestrator.interfaces.web.deps import ApiToken, ClockDep, Queries, Runs
+from metrics_orchestrator.interfaces.web.output import run_output
+from metrics_orchestrator.interfaces.web.presenters import (
+    STATUS_CLASSES,
+    cancel_button,
+    retry_button,
+    run_timeline,
+)
+from metrics_orchestrator.interfaces.web.rendering import render, render_error
+from metrics_orchestrator.interfaces.web.security import check_button, is_signed_in
+
+router = APIRouter(include_in_schema=False)
+
+RUNS_PAGE_SIZE = 50
+RECENT_FAILURES = 8
+LIVE_INTERVAL = "2s"
+HOURS_CHARTED = 24
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request, runs: Runs, queries: Queries, token: ApiToken) -> HTMLResponse:
+    snapshot = queries.run_overview()
+    failures = [
+        summary
+        for status in (RunStatus.FAILED, RunStatus.TIMED_OUT)
+        for summary in runs.list_runs(status=status, limit=RECENT_FAILURES)[0]
+    ]
+    failures.sort(key=lambda s: s.run.completed_at or s.run.created_at, reverse=True)
+    context = {
+        "title": "Overview",
+        "overview": snapshot,
+        "statuses": list(RunStatus),
+        "status_classes": STATUS_CLASSES,
+        "chart": _hourly_chart(snapshot),
+        "failures": failures[:RECENT_FAILURES],
+        "now": snapshot.generated_at,
+    }
+    return render(request, "overview.html", context, token=token, active="/")
+
+
+def _hourly_chart(snapshot: RunOverview) -> dict[str, Any]:
+    """Chart.js data: a bar per hour of the last 24 h (UTC), stacked by status.
+
+    `rows` is the same for the table under the chart, which lists only hours with runs.
+    """
+    now = snapshot.generated_at.astimezone(UTC)
+    current = now.replace(minute=0, second=0, microsecond=0)
+    hours = [current - timedelta(hours=back) for back in range(HOURS_CHARTED - 1, -1, -1)]
+    counts = {(row.hour.astimezone(UTC), row.status): row.count for row in snapshot.last_24h}
+    present = [s for s in RunStatus if any(row.status is s for row in snapshot.last_24h)]
+    labels = [h.strftime("%H:00") for h in hours]
+    series = [[counts.get((h, s), 0) for h in hours] for s in present]
+    return {
+        "labels": labels if present else [],
+        "datasets": [
+            {"label": str(s), "status": str(s), "data": data}
+            for s, data in zip(present, series, strict=True)
+        ],
+        "rows": [
+            (label, [data[i] for data in series])
+            for i, label in enumerate(labels)
+            if any(data[i] for data in series)
+        ],
+    }
+
+
+@router.get("/ui/runs", response_class=HTMLResponse)
+def runs_page(request: Request, runs: Runs, token: ApiToken) -> HTMLResponse:
+    filters, problem = _run_filters(request)
+    cursor = request.query_params.get("cursor") or None
+    try:
+        page, next_cursor = _list(runs, filters, cursor)
+    except ValidationError as exc:
+        page, next_cursor, problem = [], None, str(exc)
+    query = {k: v for k, v in _raw_filters(request).items() if v}
+    context = {
+        "title": "Runs",
+        "runs": page,
+        "filters": _raw_filters(request),
+        "statuses": list(RunStatus),
+        "status_classes": STATUS_CLASSES,
+        "problem": problem,
+        "next_url": f"/ui/runs?{urlencode({**query, 'cursor': next_cursor})}"
+        if next_cursor
+        else None,
+        "live_url": f"/ui/runs/rows?{urlencode(query)}" if cursor is None else None,
+        "newest_url": f"/ui/runs?{urlencode(query)}" if cursor is not None else None,
+        "live_interval": LIVE_INTERVAL,
+    }
+    return render(request, "runs.html", context, token=token, active="/ui/runs")
+
+
+@router.get("/ui/runs/rows", response_class=HTMLResponse)
+def runs_rows(request: Request, runs: Runs, token: ApiToken) -> HTMLResponse:
+    """The first page's rows only: what the live list polls (one keyset query)."""
+    filters, _problem = _run_filters(request)
+    try:
+        page, _next = _list(runs, filters, None)
+    except ValidationError:
+        page = []
+    query = urlencode({k: v for k, v in _raw_filters(request).items() if v})
+    context = {
+        "runs": page,
+        "status_classes": STATUS_CLASSES,
+        "live_url": f"/ui/runs/rows?{query}",
+        "live_interval": LIVE_INTERVAL,
+    }
+    return render(request, "_run_rows.html", context, token=token)
+
+
+def _raw_filters(request: Request) -> dict[str, str]:
+    params = request.query_params
+    return {key: params.get(key, "").strip() for key in ("status", "metric", "since")}
+
+
+def _run_filters(request: Request) -> tuple[dict[str, Any], str]:
+    raw = _raw_filters(request)
+    filters: dict[str, Any] = {"status": None, "metric_code": raw["metric"] or None, "since": None}
+    problems = []
+    if raw["status"]:
+        try:
+            filters["status"] = RunStatus(raw["status"])
+        except ValueError:
+            problems.append(f"unknown status {raw['status']!r}")
+    if raw["since"]:
+        try:
+            since = datetime.fromisoformat(raw["since"])
+            filters["since"] = since if since.tzinfo else since.replace(tzinfo=UTC)
+        except ValueError:
+            problems.append(f"'since' is not a date and time: {raw['since']!r}")
+    return filters, "; ".join(problems)
+
+
+def _list(runs: Runs, filters: dict[str, Any], cursor: str | None) -> tuple[list[Any], str | None]:
+    page, next_cursor = runs.list_runs(limit=RUNS_PAGE_SIZE, cursor=cursor, **filters)
+    return list(page), next_cursor
+
+
+@router.get("/ui/runs/{run_id}", response_class=HTMLResponse)
+def run_page(
+    request: Request, run_id: str, runs: Runs, clock: ClockDep, token: ApiToken
+) -> HTMLResponse:
+    try:
+        detail = runs.get_run(UUID(run_id))
+    except (ValueError, NotFound):
+        return render_error(request, 404, f"unknown run {run_id}", token)
+    run = detail.run
+    signed_in = is_signed_in(request, token)
+    pending = run.status is RunStatus.PENDING_DEPENDENCIES
+    context = {
+        "title": f"Run {run.id}",
+        "detail": detail,
+        "run": run,
+        "status_classes": STATUS_CLASSES,
+        "timeline": run_timeline(run),
+        "waiting_for": [p.dataset_id for p in detail.pending if p.update_id is None]
+        if pending
+        else [],
+        "waiting_since": run.created_at if pending else None,
+        "cancel": cancel_button(run, signed_in),
+        "retry": retry_button(run, signed_in),
+        "output": run_output(run.id),
+        "now": clock.now(),
+    }
+    return render(request, "run.html", context, token=token, active="/ui/runs")
+
+
+@router.post("/ui/runs/{run_id}/cancel")
+def cancel(request: Request, run_id: UUID, runs: Runs, token: ApiToken) -> Response:
+    check_button(request, token)
+    try:
+        runs.cancel(run_id, "canceled from the dashboard")
+    except NotFound:
+        return render_error(request, 404, f"unknown run {run_id}", token)
+    except (Conflict, IllegalTransition) as exc:
+        return _back_to_run(run_id, f"not canceled: {exc}")
+    return _back_to_run(run_id, "run canceled")
+
+
+@router.post("/ui/runs/{run_id}/retry")
+def retry(request: Request, run_id: UUID, runs: Runs, token: ApiToken) -> Response:
+    check_button(request, token)
+    try:
+        new_run = runs.retry(run_id)
+    except NotFound:
+        return render_error(request, 404, f"unknown run {run_id}", token)
+    except (Conflict, IllegalTransition) as exc:
+        return _back_to_run(run_id, f"not retried: {exc}")
+    return _back_to_run(new_run.id, f"retry queued (attempt {new_run.attempt})")
+
+
+def _back_to_run(run_id: UUID, notice: str) -> RedirectResponse:
+    return RedirectResponse(f"/ui/runs/{run_id}?notice={quote(notice)}", status_code=303)

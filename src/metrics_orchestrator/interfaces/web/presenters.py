@@ -1,0 +1,190 @@
+"""What pages show, computed from application read models: formulas, timelines, buttons."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from metrics_orchestrator.domain.errors import Conflict, IllegalTransition
+from metrics_orchestrator.domain.model import Cause, MetricRun, change_for
+from metrics_orchestrator.domain.retries import check_manual_retry
+
+TIMES = "\N{MULTIPLICATION SIGN}"
+_INFIX = {"ratio": "/", "multiply": TIMES, "subtract": "\N{MINUS SIGN}", "add": "+"}
+
+
+# --- formatting --------------------------------------------------------------------------
+
+
+def when(moment: datetime | None) -> str:
+    """A moment in UTC, to the second (the API's timestamps are UTC too)."""
+    if moment is None:
+        return "—"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def duration(value: timedelta | float | None) -> str:
+    """A short human duration: 850 ms, 42 s, 3 min 5 s, 2 h 10 min, 3 d 4 h."""
+    if value is None:
+        return "—"
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    sign, seconds = ("-" if seconds < 0 else ""), abs(seconds)
+    if seconds < 1:
+        return f"{sign}{seconds * 1000:.0f} ms"
+    whole = int(seconds)
+    units = ((86400, "d", 3600, "h"), (3600, "h", 60, "min"), (60, "min", 1, "s"))
+    for size, name, sub, sub_name in units:
+        if whole >= size:
+            rest = (whole % size) // sub
+            return f"{sign}{whole // size} {name}" + (f" {rest} {sub_name}" if rest else "")
+    return f"{sign}{whole} s"
+
+
+def ago(moment: datetime | None, now: datetime | None = None) -> str:
+    if moment is None:
+        return "—"
+    return duration((now or datetime.now(UTC)) - moment) + " ago"
+
+
+# --- expressions ---------------------------------------------------------------------------
+
+
+def formula(node: Any) -> str:
+    """An expression tree as one readable formula, e.g. `((RESERVES * FX@fx_daily) / CPI)`."""
+    if not isinstance(node, Mapping):
+        return str(node)
+    if "op" not in node:
+        return _reference(node)
+    op = str(node["op"])
+    if "operands" in node:
+        return f"{op}({', '.join(formula(o) for o in node.get('operands', []))})"
+    if "series" in node:
+        return f"{op}({formula(node['series'])}, {node.get('window')})"
+    text = f"({formula(node.get('left'))} {_INFIX.get(op, op)} {formula(node.get('right'))})"
+    if node.get("scale") is not None:
+        text = f"{text} {TIMES} {node['scale']}"
+    return text
+
+
+def _reference(node: Mapping[str, Any]) -> str:
+    code = node.get("series_code", node.get("seriesCode", "?"))
+    dataset = node.get("dataset_id", node.get("datasetId"))
+    return f"{code}@{dataset}" if dataset else str(code)
+
+
+@dataclass(frozen=True, slots=True)
+class TreeNode:
+    label: str
+    children: tuple[TreeNode, ...] = ()
+
+
+def expression_tree(node: Any) -> TreeNode:
+    """The same tree, for a nested list: operators with their operands underneath."""
+    if not isinstance(node, Mapping) or "op" not in node:
+        return TreeNode(_reference(node) if isinstance(node, Mapping) else str(node))
+    op = str(node["op"])
+    if "operands" in node:
+        return TreeNode(op, tuple(expression_tree(o) for o in node.get("operands", [])))
+    if "series" in node:
+        return TreeNode(f"{op} (window {node.get('window')})", (expression_tree(node["series"]),))
+    label = op if node.get("scale") is None else f"{op} {TIMES} {node['scale']}"
+    return TreeNode(label, (expression_tree(node.get("left")), expression_tree(node.get("right"))))
+
+
+# --- runs --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineStep:
+    label: str
+    at: datetime
+    since_previous: timedelta | None
+
+
+def run_timeline(run: MetricRun) -> list[TimelineStep]:
+    """The run's recorded moments in order, each with the time since the previous one."""
+    moments = [
+        ("created", run.created_at),
+        ("queued", run.queued_at),
+        ("dispatched", run.dispatched_at),
+        ("started", run.started_at),
+        ("last heartbeat", run.last_heartbeat_at),
+        (f"completed ({run.status})", run.completed_at),
+    ]
+    steps: list[TimelineStep] = []
+    previous: datetime | None = None
+    for label, at in moments:
+        if at is None:
+            continue
+        steps.append(TimelineStep(label, at, at - previous if previous else None))
+        previous = at
+    return steps
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonState:
+    enabled: bool
+    reason: str  # why it is disabled (empty when enabled)
+
+
+def cancel_button(run: MetricRun, signed_in: bool) -> ButtonState:
+    """Enabled where the lifecycle allows a cancel (the domain's table decides)."""
+    try:
+        change_for(Cause.CANCEL, run.status)
+    except IllegalTransition:
+        return ButtonState(False, f"a {run.status} run has ended; it cannot be canceled")
+    return _needs_sign_in(signed_in)
+
+
+def retry_button(run: MetricRun, signed_in: bool) -> ButtonState:
+    """Enabled where a manual retry is allowed (the domain's rule decides, and says why not)."""
+    try:
+        check_manual_retry(run.id, run.status, run.request_payload is not None)
+    except Conflict as refused:
+        return ButtonState(False, str(refused))
+    return _needs_sign_in(signed_in)
+
+
+def action_button(signed_in: bool) -> ButtonState:
+    return _needs_sign_in(signed_in)
+
+
+def _needs_sign_in(signed_in: bool) -> ButtonState:
+    if signed_in:
+        return ButtonState(True, "")
+    return ButtonState(False, "sign in with the API token to use this button")
+
+
+STATUS_CLASSES: Mapping[str, str] = {
+    "pending_dependencies": "waiting",
+    "queued": "active",
+    "dispatched": "active",
+    "running": "active",
+    "succeeded": "ok",
+    "failed": "bad",
+    "timed_out": "bad",
+    "canceled": "muted",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Badge:
+    label: str
+    css: str
+
+
+def readiness_badge(readiness: Any) -> Badge:
+    """ready / stale: X / waiting for X / up to date, from a ReadinessOut (or None: disabled)."""
+    if readiness is None:
+        return Badge("disabled", "muted")
+    if readiness.ready:
+        return Badge("ready", "ok")
+    stale = [i.dataset_id for i in readiness.inputs if str(i.status) == "stale"]
+    blocking = list(readiness.waiting_for)
+    if stale and set(stale) & set(blocking):
+        return Badge("stale: " + ", ".join(sorted(set(stale) & set(blocking))), "bad")
+    if blocking:
+        return Badge("waiting for " + ", ".join(blocking), "waiting")
+    return Badge("up to date", "muted")

@@ -1,0 +1,80 @@
+"""Jinja2 rendering of dashboard pages, with what every page's layout needs."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+
+from metrics_orchestrator.interfaces.web.presenters import ago, duration, readiness_badge, when
+from metrics_orchestrator.interfaces.web.security import is_signed_in
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+TEMPLATES_DIR = PACKAGE_DIR / "templates"
+STATIC_DIR = PACKAGE_DIR / "static"
+STATIC_URL = "/ui/static"
+
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+templates.env.filters["when"] = when
+templates.env.filters["ago"] = ago
+templates.env.filters["duration"] = duration
+templates.env.filters["readiness_badge"] = readiness_badge
+
+
+def _json_script(value: Any) -> Markup:
+    """JSON safe inside <script type="application/json"> (no `</script>` break-out)."""
+    text = json.dumps(value, default=str).replace("<", "\\u003c").replace(">", "\\u003e")
+    return Markup(text.replace("&", "\\u0026"))
+
+
+templates.env.filters["json_script"] = _json_script
+
+NAV = (
+    ("/", "Overview"),
+    ("/ui/runs", "Runs"),
+    ("/ui/metrics", "Metrics"),
+    ("/ui/datasets", "Datasets"),
+    ("/ui/graph", "Graph"),
+    ("/ui/events", "Events"),
+)
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    token: str | None,
+    status_code: int = 200,
+    active: str = "",
+) -> HTMLResponse:
+    page = {
+        "request": request,
+        "nav": NAV,
+        "active": active,
+        "static": STATIC_URL,
+        "token_required": token is not None,
+        "signed_in": is_signed_in(request, token),
+        "notice": request.query_params.get("notice", ""),
+        "rendered_at": datetime.now(UTC),
+        **context,
+    }
+    return templates.TemplateResponse(request, template, page, status_code=status_code)
+
+
+def render_error(
+    request: Request, status_code: int, message: str, token: str | None
+) -> HTMLResponse:
+    return render(
+        request,
+        "error.html",
+        {"title": f"Error {status_code}", "message": message},
+        token=token,
+        status_code=status_code,
+    )

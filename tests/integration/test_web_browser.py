@@ -1,0 +1,285 @@
+"""The dashboard in a real browser: Chromium (Playwright) against a real `serve` process.
+
+One `serve` (HTTP, real PostgreSQL, moto) runs for the module on the multi-dataset catalog;
+each test drives the pages a person would, and saves a screenshot of each page to docs/ui/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from bench.catalog import CatalogShape, generate_catalog
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from metrics_orchestrator.domain.model import Dataset, Metric, MetricDependency
+from metrics_orchestrator.infrastructure.aws.provisioning import provision
+from tests.conftest import drop_database, new_database
+from tests.integration.intake_helpers import update_body
+from tests.integration.messaging_helpers import load_catalog, service_env
+from tests.integration.web_browser_helpers import (
+    CHROMIUM_ARGS,
+    Served,
+    chromium_executable,
+    screenshot_dir,
+    served_dashboard,
+)
+from tests.integration.web_helpers import UNKNOWN_DATASET_BODY, expected_graph_nodes
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+
+pytestmark = pytest.mark.slow
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    executable = chromium_executable()
+    chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    yield tab
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def module_env(
+    postgres_server_url: str,
+    template_database: str,
+    aws_endpoint_url: str,
+    sns_client: SNSClient,
+    sqs_client: SQSClient,
+) -> Iterator[dict[str, str]]:
+    database_url = new_database(postgres_server_url, template_database)
+    topology = provision(
+        sns_client, sqs_client, prefix=f"web{uuid.uuid4().hex[:10]}", fifo=False, raw_delivery=True
+    )
+    yield service_env(database_url, aws_endpoint_url, topology)
+    drop_database(postgres_server_url, database_url)
+
+
+@pytest.fixture(scope="module")
+def served(
+    module_env: dict[str, str], fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    load_catalog(module_env, fixtures_dir / "multi_dataset_catalog.yaml")
+    with served_dashboard(module_env, tmp_path_factory.mktemp("web")) as dashboard:
+        # fx_daily v1: fx.gap queues, reserves.at_parallel waits for reserves_daily
+        status, body = dashboard.post("/events/projection-update", update_body("fx_daily", "v1"))
+        assert status == 200, body
+        yield dashboard
+
+
+def shoot(page: Page, name: str) -> None:
+    page.screenshot(path=str(screenshot_dir() / f"{name}.png"), full_page=True)
+
+
+def newest_run(served: Served, metric: str, status: str | None = None) -> dict[str, Any]:
+    query = f"/runs?metric={metric}" + (f"&status={status}" if status else "")
+    items: list[dict[str, Any]] = served.get(query)["items"]
+    assert items, f"no run of {metric}"
+    return items[0]
+
+
+def test_serve_prints_the_dashboard_url(served: Served) -> None:
+    assert f"dashboard: {served.base_url}/" in served.log.read_text(encoding="utf-8")
+
+
+def test_open_the_overview_and_follow_a_run_to_its_page(page: Page, served: Served) -> None:
+    page.goto(served.base_url + "/")
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    expect(page.locator("#pending-count")).to_have_text(re.compile(r"\d+"))
+    page.wait_for_function(
+        "(() => { const c = document.querySelector('canvas[data-chart=hourly]');"
+        " return window.Chart.getChart(c) && c.getBoundingClientRect().width > 400; })()"
+    )
+    shoot(page, "overview")
+
+    page.get_by_role("link", name="Runs", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/ui/runs$"))
+    shoot(page, "runs")
+    run = newest_run(served, "fx.gap")
+    page.locator(f'tr[data-run-id="{run["id"]}"] a').first.click()
+
+    expect(page).to_have_url(re.compile(f"/ui/runs/{run['id']}$"))
+    expect(page.locator("#timeline")).to_contain_text("queued")
+    expect(page.locator("#lineage")).to_contain_text("datasets/fx_daily/versions/v1/manifest.json")
+    expect(page.locator("[data-output=none]")).to_have_text("no output")
+    shoot(page, "run")
+
+
+def test_cancel_a_run_and_see_the_status_change_live_in_the_list(
+    browser: Browser, page: Page, served: Served
+) -> None:
+    status, body = served.post("/metrics/fx.gap/runs", {})
+    assert status == 201, body
+    run_id = body["id"]
+    page.goto(served.base_url + "/ui/runs")
+    row_status = page.locator(f'tr[data-run-id="{run_id}"] [data-status]')
+    expect(row_status).to_have_text("queued")
+
+    other = browser.new_page()
+    other.goto(f"{served.base_url}/ui/runs/{run_id}")
+    other.get_by_role("button", name="Cancel").click()
+    expect(other.locator(".notice")).to_have_text("run canceled")
+    expect(other.get_by_role("button", name="Cancel")).to_be_disabled()
+    other.close()
+
+    # no reload: the list polls its rows
+    expect(row_status).to_have_text("canceled", timeout=TIMEOUT_MS)
+
+
+def test_an_open_run_page_follows_the_run_until_it_ends(page: Page, served: Served) -> None:
+    status, body = served.post("/metrics/fx.gap/runs", {})
+    assert status == 201, body
+    page.goto(f"{served.base_url}/ui/runs/{body['id']}")
+    expect(page.locator("#run-status [data-status]")).to_have_text("queued")
+
+    status, _ = served.post(f"/runs/{body['id']}/cancel", {"reason": "from the test"})
+    assert status == 200
+
+    expect(page.locator("#run-status [data-status]")).to_have_text("canceled")
+    expect(page.locator("#timeline")).to_contain_text("completed (canceled)")
+    expect(page.get_by_role("button", name="Cancel")).to_be_disabled()
+
+
+def test_follow_why_not_yet_for_a_waiting_metric(page: Page, served: Served) -> None:
+    page.goto(served.base_url + "/ui/metrics")
+    badge = page.locator('tr[data-metric="reserves.at_parallel"] [data-readiness]')
+    expect(badge).to_have_text("waiting for reserves_daily")
+    shoot(page, "metrics")
+
+    page.get_by_role("link", name="reserves.at_parallel", exact=True).click()
+
+    expect(page.get_by_role("heading", name="Why not yet")).to_be_visible()
+    expect(page.locator("#explanation")).to_contain_text("reserves_daily has no update yet")
+    expect(page.locator(".countdown").first).to_contain_text("stale in")
+    shoot(page, "metric")
+
+
+def test_a_dataset_page_shows_versions_and_the_impact_dry_run(page: Page, served: Served) -> None:
+    page.goto(served.base_url + "/ui/datasets")
+    page.get_by_role("link", name="reserves_daily", exact=True).click()
+
+    expect(page.locator("#impact-summary")).to_contain_text("Would run")
+    expect(page.locator("#series")).to_have_text("RESERVES_USD_D")
+    page.goto(served.base_url + "/ui/datasets/fx_daily")
+    expect(page.locator("#versions")).to_contain_text("versions/v1/manifest.json")
+    shoot(page, "dataset")
+
+
+def test_replay_a_rejected_event_from_the_inbox(page: Page, served: Served) -> None:
+    status, _problem = served.post("/events/projection-update", UNKNOWN_DATASET_BODY)
+    assert status == 422
+    page.goto(served.base_url + "/ui/events")
+    row = page.locator("tr[data-event-key^='not_in_catalog:']")
+    expect(row.locator(".reason")).to_contain_text("unknown dataset")
+    shoot(page, "events")
+    status, body = served.post("/datasets", {"id": "not_in_catalog", "bucket": "b", "series": []})
+    assert status == 200, body
+
+    row.get_by_role("button", name="Replay").click()
+
+    expect(page.locator(".notice")).to_contain_text("processed")
+    expect(row).to_contain_text("replayed")
+
+
+def test_the_graph_has_one_node_per_catalog_entry(page: Page, served: Served) -> None:
+    page.goto(served.base_url + "/ui/graph")
+    page.wait_for_selector("#graph[data-rendered]")
+
+    rendered = page.evaluate("window.moGraph.nodes().length")
+
+    assert rendered == expected_graph_nodes(*_catalog(served))
+    shoot(page, "graph")
+
+
+def test_api_docs_render_offline(page: Page, served: Served) -> None:
+    outside: list[str] = []
+    page.on(
+        "request",
+        lambda r: outside.append(r.url) if not r.url.startswith(served.base_url) else None,
+    )
+    page.goto(served.base_url + "/docs")
+
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("metrics-orchestrator")
+    assert outside == []
+
+
+def test_the_graph_of_the_500_metric_benchmark_catalog(
+    page: Page,
+    postgres_server_url: str,
+    template_database: str,
+    aws_endpoint_url: str,
+    sns_client: SNSClient,
+    sqs_client: SQSClient,
+    tmp_path: Path,
+) -> None:
+    database_url = new_database(postgres_server_url, template_database)
+    topology = provision(
+        sns_client, sqs_client, prefix=f"web{uuid.uuid4().hex[:10]}", fifo=False, raw_delivery=True
+    )
+    env = service_env(database_url, aws_endpoint_url, topology)
+    catalog = tmp_path / "bench_catalog.yaml"
+    catalog.write_text(json.dumps(generate_catalog(CatalogShape(datasets=100, fan_out=9))))
+    load_catalog(env, catalog)
+    try:
+        with served_dashboard(env, tmp_path) as big:
+            datasets, metrics = _catalog(big)
+            assert len(metrics) == 500
+            page.goto(big.base_url + "/ui/graph")
+            page.wait_for_selector("#graph[data-rendered]", timeout=90_000)
+
+            assert page.evaluate("window.moGraph.nodes().length") == expected_graph_nodes(
+                datasets, metrics
+            )
+            layout_ms = int(page.get_attribute("#graph", "data-layout-ms") or "0")
+            print(f"500-metric graph drawn in {layout_ms} ms")
+            shoot(page, "graph-500")
+            page.goto(big.base_url + "/ui/graph?dataset=bench_ds_0007")
+            page.wait_for_selector("#graph[data-rendered]")
+            shoot(page, "graph-filtered")
+    finally:
+        drop_database(postgres_server_url, database_url)
+
+
+def _catalog(served: Served) -> tuple[list[Dataset], list[Metric]]:
+    """The catalog as the API lists it, as domain objects for `expected_graph_nodes`."""
+    datasets = [
+        Dataset(id=d["id"], series=tuple(d["series"]))
+        for d in served.get("/datasets?limit=500")["items"]
+    ]
+    metrics = [
+        Metric(
+            id=m["id"],
+            code=m["code"],
+            expression_type=m["expression_type"],
+            expression_json={},
+            required_days=m["required_days"],
+            dependencies=tuple(
+                MetricDependency(dep["series_code"], dep["dataset_id"]) for dep in m["dependencies"]
+            ),
+        )
+        for m in served.get("/metrics?limit=500")["items"]
+    ]
+    return datasets, metrics

@@ -1,0 +1,181 @@
+"""The dashboard's pure parts: formulas, durations, button states, badges, the graph, CSRF."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from types import SimpleNamespace
+from uuid import uuid4
+
+import pytest
+from starlette.requests import Request
+
+from metrics_orchestrator.domain.model import (
+    Dataset,
+    Metric,
+    MetricDependency,
+    MetricRun,
+    RunStatus,
+    RunTrigger,
+)
+from metrics_orchestrator.interfaces.web.graph import build_graph
+from metrics_orchestrator.interfaces.web.output import OutputPoint, RunOutput, run_output
+from metrics_orchestrator.interfaces.web.presenters import (
+    cancel_button,
+    duration,
+    expression_tree,
+    formula,
+    readiness_badge,
+    retry_button,
+    run_timeline,
+)
+from metrics_orchestrator.interfaces.web.rendering import templates
+from metrics_orchestrator.interfaces.web.security import DashboardRefusal, check_same_origin
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+X = "\N{MULTIPLICATION SIGN}"
+
+
+def _run(status: RunStatus, **fields: object) -> MetricRun:
+    return MetricRun(
+        id=uuid4(),
+        metric_id="m",
+        status=status,
+        trigger=RunTrigger.AUTOMATIC,
+        attempt=1,
+        created_at=T0,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def test_formulas_read_like_arithmetic() -> None:
+    expression = {
+        "op": "ratio",
+        "left": {
+            "op": "multiply",
+            "left": {"series_code": "A"},
+            "right": {"series_code": "B", "dataset_id": "d"},
+        },
+        "right": {"op": "sum", "operands": [{"series_code": "C"}, {"series_code": "D"}]},
+        "scale": 100,
+    }
+    assert formula(expression) == f"((A {X} B@d) / sum(C, D)) {X} 100"
+    assert formula({"op": "sma", "series": {"seriesCode": "R"}, "window": 20}) == "sma(R, 20)"
+
+
+def test_the_expression_tree_nests_operands_under_operators() -> None:
+    tree = expression_tree({"op": "lag", "series": {"series_code": "R"}, "window": 1})
+    assert tree.label == "lag (window 1)"
+    assert [child.label for child in tree.children] == ["R"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.25, "250 ms"), (42, "42 s"), (185, "3 min 5 s"), (7800, "2 h 10 min"), (90000, "1 d 1 h")],
+)
+def test_durations_are_short_and_human(seconds: float, text: str) -> None:
+    assert duration(timedelta(seconds=seconds)) == text
+
+
+def test_the_timeline_lists_recorded_moments_with_the_time_between() -> None:
+    run = _run(
+        RunStatus.SUCCEEDED,
+        queued_at=T0,
+        dispatched_at=T0 + timedelta(seconds=2),
+        completed_at=T0 + timedelta(minutes=1),
+    )
+    steps = run_timeline(run)
+    assert [s.label for s in steps] == ["created", "queued", "dispatched", "completed (succeeded)"]
+    assert steps[-1].since_previous == timedelta(seconds=58)
+
+
+def test_buttons_say_why_they_are_disabled() -> None:
+    assert cancel_button(_run(RunStatus.QUEUED), signed_in=True).enabled
+    assert "has ended" in cancel_button(_run(RunStatus.FAILED), signed_in=True).reason
+    assert "is running; only failed" in retry_button(_run(RunStatus.RUNNING), signed_in=True).reason
+    no_request = retry_button(_run(RunStatus.CANCELED), signed_in=True)
+    assert "no request to repeat" in no_request.reason
+    assert "sign in" in cancel_button(_run(RunStatus.QUEUED), signed_in=False).reason
+    retryable = _run(RunStatus.FAILED, request_payload={"runId": "x"})
+    assert retry_button(retryable, signed_in=True).enabled
+
+
+def test_the_readiness_badge() -> None:
+    def readiness(ready: bool, waiting: list[str], stale: list[str]) -> SimpleNamespace:
+        inputs = [SimpleNamespace(dataset_id=d, status="stale") for d in stale]
+        return SimpleNamespace(ready=ready, waiting_for=waiting, inputs=inputs)
+
+    assert readiness_badge(None).label == "disabled"
+    assert readiness_badge(readiness(True, [], [])).label == "ready"
+    assert readiness_badge(readiness(False, ["a"], [])).label == "waiting for a"
+    assert readiness_badge(readiness(False, ["a"], ["a"])).label == "stale: a"
+    assert readiness_badge(readiness(False, [], [])).label == "up to date"
+
+
+def test_the_graph_keeps_a_series_per_provider_and_filters() -> None:
+    datasets = [Dataset("d1", series=("S", "T")), Dataset("d2", series=("S",))]
+    metrics = [
+        Metric("m1", "one", "series_math", {}, 7, dependencies=(MetricDependency("S", "d1"),)),
+        Metric("m2", "two", "series_math", {}, 7, dependencies=(MetricDependency("S", "d2"),)),
+    ]
+    whole = build_graph(datasets, metrics, {"one": RunStatus.SUCCEEDED})
+    assert (whole.count("dataset"), whole.count("series"), whole.count("metric")) == (2, 3, 2)
+    states = {n["data"]["id"]: n["data"]["state"] for n in whole.nodes}
+    assert states["metric:one"] == "succeeded"
+    assert states["metric:two"] == "never_ran"
+
+    around_d2 = build_graph(datasets, metrics, {}, dataset_filter="d2")
+    assert sorted(n["data"]["id"] for n in around_d2.nodes) == [
+        "dataset:d2",
+        "metric:two",
+        "series:d2/S",
+    ]
+
+
+def _request(headers: dict[str, str]) -> Request:
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    return Request({"type": "http", "method": "POST", "path": "/", "headers": raw})
+
+
+def test_only_same_origin_posts_pass() -> None:
+    check_same_origin(_request({"Host": "h:8000", "Origin": "http://h:8000"}))
+    check_same_origin(_request({"Host": "h:8000", "Referer": "http://h:8000/ui/runs"}))
+    for headers in (
+        {"Host": "h:8000"},
+        {"Host": "h:8000", "Origin": "null"},
+        {"Host": "h:8000", "Origin": "http://evil:8000"},
+        {"Host": "h:8000", "Origin": "javascript://h:8000"},
+    ):
+        with pytest.raises(DashboardRefusal):
+            check_same_origin(_request(headers))
+
+
+@pytest.mark.parametrize(
+    "asset",
+    [
+        "templates/base.html",
+        "static/app.js",
+        "static/vendor/htmx/htmx.min.js",
+        "static/vendor/cytoscape/cytoscape.min.js",
+        "static/vendor/cytoscape-dagre/cytoscape-dagre.min.js",
+        "static/vendor/chartjs/chart.umd.min.js",
+        "static/vendor/swagger-ui/swagger-ui-bundle.js",
+        "static/vendor/swagger-ui/swagger-ui.css",
+    ],
+)
+def test_every_asset_ships_inside_the_package(asset: str) -> None:
+    package = resources.files("metrics_orchestrator.interfaces.web")
+    assert package.joinpath(asset).is_file(), f"missing {asset}: run `make vendor`"
+
+
+def test_the_output_chart_renders_points_once_a_run_has_output() -> None:
+    macros = templates.env.get_template("_macros.html").module
+    output = RunOutput("fx.gap", (OutputPoint(T0, 1.5), OutputPoint(T0 + timedelta(days=1), 2.0)))
+
+    html = str(macros.output_chart(output))  # type: ignore[attr-defined]
+
+    assert 'data-chart="output"' in html
+    assert '"points": [1.5, 2.0]' in html
+    assert "2026-01-02 12:00:00+00:00" in html
+    assert "no output" in str(macros.output_chart(None))  # type: ignore[attr-defined]
+    assert run_output(uuid4()) is None  # until GET /runs/{id}/output exists
