@@ -16,13 +16,19 @@ from psycopg_pool import ConnectionPool
 from metrics_orchestrator.application.catalog import CatalogService
 from metrics_orchestrator.application.dispatch import RUN_QUEUED_CHANNEL, Dispatcher
 from metrics_orchestrator.application.intake import Orchestrator
+from metrics_orchestrator.application.outputs import OutputService
 from metrics_orchestrator.application.ports import Clock
 from metrics_orchestrator.application.queries import QueryService
 from metrics_orchestrator.application.router import EventRouter
 from metrics_orchestrator.application.runs import FeedbackService, RunOperations, Sweeper
-from metrics_orchestrator.infrastructure.aws.clients import sns_client_from, sqs_client_from
+from metrics_orchestrator.infrastructure.aws.clients import (
+    s3_client_from,
+    sns_client_from,
+    sqs_client_from,
+)
 from metrics_orchestrator.infrastructure.aws.moto_server import start_moto_server
-from metrics_orchestrator.infrastructure.aws.provisioning import provision
+from metrics_orchestrator.infrastructure.aws.provisioning import provision, provision_worker
+from metrics_orchestrator.infrastructure.aws.s3 import S3OutputReader
 from metrics_orchestrator.infrastructure.aws.sns import SnsRunRequestPublisher
 from metrics_orchestrator.infrastructure.aws.sqs import SqsConsumer
 from metrics_orchestrator.infrastructure.clock import SystemClock
@@ -80,6 +86,7 @@ class Container:
     sweeper: Sweeper
     queries: QueryService
     telemetry: PrometheusTelemetry
+    outputs: OutputService
     resources: ExitStack = field(default_factory=ExitStack)
 
     def close(self) -> None:
@@ -104,6 +111,7 @@ def _assemble(
     telemetry = PrometheusTelemetry(gauges=queries.run_gauges)
     orchestrator = Orchestrator(uow_factory, clock, settings.output_base_path, telemetry=telemetry)
     feedback = FeedbackService(uow_factory, clock, telemetry=telemetry)
+    runs = RunOperations(uow_factory, clock)
     return Container(
         settings=settings,
         database_url=url,
@@ -114,7 +122,7 @@ def _assemble(
         orchestrator=orchestrator,
         feedback=feedback,
         router=EventRouter(uow_factory, clock, orchestrator, feedback, telemetry=telemetry),
-        runs=RunOperations(uow_factory, clock),
+        runs=runs,
         sweeper=Sweeper(
             uow_factory,
             clock,
@@ -125,8 +133,17 @@ def _assemble(
         ),
         queries=queries,
         telemetry=telemetry,
+        outputs=build_output_service(settings, runs, settings.aws_endpoint_url),
         resources=resources,
     )
+
+
+def build_output_service(
+    settings: Settings, runs: RunOperations, endpoint_url: str | None
+) -> OutputService:
+    """Reads run outputs from S3 (`GET /runs/{id}/output`); the client connects on first use."""
+    reader = S3OutputReader(s3_client_from(settings, endpoint_url))
+    return OutputService(lambda run_id: runs.get_run(run_id).run, reader, settings.output_bucket)
 
 
 def bootstrap(
@@ -156,6 +173,10 @@ class AwsWiring:
     run_feedback_queue_urls: tuple[str, ...]
     embedded: bool
     worker_queue_url: str | None = None
+    # Embedded mode: the topic the reference worker publishes feedback to (delivered to the
+    # run-feedback queue) and the bucket it writes outputs to.
+    feedback_topic_arn: str | None = None
+    output_bucket: str | None = None
     # Long-poll wait of the consumers; it also bounds how long a stop waits for a receive.
     # The local emulator costs nothing per poll, so it gets short waits and snappy Ctrl-C.
     wait_seconds: int = 20
@@ -184,6 +205,13 @@ def resolve_aws(settings: Settings, resources: ExitStack) -> AwsWiring:
         fifo=False,
         raw_delivery=True,
     )
+    worker = provision_worker(
+        sns_client_from(settings, moto.endpoint_url),
+        s3_client_from(settings, moto.endpoint_url),
+        sqs_client_from(settings, moto.endpoint_url),
+        topology,
+        output_bucket=settings.output_bucket,
+    )
     return AwsWiring(
         endpoint_url=moto.endpoint_url,
         topic_arn=topology.topic_arn,
@@ -191,6 +219,8 @@ def resolve_aws(settings: Settings, resources: ExitStack) -> AwsWiring:
         run_feedback_queue_urls=(topology.run_feedback_queue.url,),
         embedded=True,
         worker_queue_url=topology.worker_queue.url,
+        feedback_topic_arn=worker.feedback_topic_arn,
+        output_bucket=worker.output_bucket,
         wait_seconds=min(settings.sqs_wait_seconds, EMBEDDED_WAIT_SECONDS),
     )
 
@@ -255,6 +285,8 @@ def build_runtime(
 ) -> ServiceRuntime:
     """Assemble the loops of `serve`: consumers, dispatcher, sweeper and the HTTP server."""
     settings = container.settings
+    if aws.embedded:  # outputs live in the embedded emulator's S3
+        container.outputs = build_output_service(settings, container.runs, aws.endpoint_url)
     loops: list[Loop] = []
     if parts.consumers:
         if aws.projection_update_queue_url is None and not aws.run_feedback_queue_urls:
