@@ -68,6 +68,7 @@ log = structlog.get_logger(__name__)
 INPUT_READ_ERROR = "INPUT_READ_ERROR"
 EXPRESSION_EVAL_ERROR = "EXPRESSION_EVAL_ERROR"
 OUTPUT_WRITE_ERROR = "OUTPUT_WRITE_ERROR"
+WORKER_ERROR = "WORKER_ERROR"
 # A failure's error text is for people; keep it well inside any message limit.
 MAX_ERROR_CHARS = 2_000
 
@@ -173,6 +174,14 @@ class RunRequestHandler:
                 return Outcome.ABANDONED
             except RunFailed as failed:
                 event = failure_event(request.run_id, request.metric_code, failed.error)
+            except Exception as exc:  # a bug must fail the run, not loop it through the queue
+                log.exception(
+                    log_events.ON_CONSUMER_ERROR,
+                    message="unexpected error computing the run; reported as a FAILURE",
+                    run_id=request.run_id,
+                )
+                error = f"{WORKER_ERROR}: {type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+                event = failure_event(request.run_id, request.metric_code, error)
         self._publish_completed(request.run_id, event)
         return Outcome.COMPLETED
 

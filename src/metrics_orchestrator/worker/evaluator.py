@@ -33,6 +33,8 @@ TIME_TYPE = pl.Datetime("us", "UTC")
 SCHEMA: dict[str, pl.DataType] = {OBS_TIME: TIME_TYPE, VALUE: pl.Float64()}
 
 Node = Mapping[str, Any]
+# Years 1 to 9999 span fewer days than this; a longer lag can find no point at all.
+MAX_CALENDAR_DAYS = 3_700_000
 
 
 class EvaluationError(Exception):
@@ -74,11 +76,10 @@ def evaluate(expression: Expression, series: Mapping[str, pl.LazyFrame]) -> pl.D
     missing = [code for code in expression.series_codes() if code not in series]
     if missing:
         raise EvaluationError(f"no data provided for series {', '.join(missing)}")
-    inputs = {code: normalise_series(series[code]) for code in expression.series_codes()}
-    plan = _Evaluator(inputs).node(expression.canonical)
     try:
-        return plan.sort(OBS_TIME).collect()
-    except pl.exceptions.PolarsError as exc:
+        inputs = {code: normalise_series(series[code]) for code in expression.series_codes()}
+        return _Evaluator(inputs).node(expression.canonical).sort(OBS_TIME).collect()
+    except (pl.exceptions.PolarsError, ArithmeticError, ValueError, TypeError) as exc:
         raise EvaluationError(f"{type(exc).__name__}: {exc}") from exc
 
 
@@ -137,6 +138,8 @@ class _Evaluator:
 
 def _lag(operand: pl.LazyFrame, days: int) -> pl.LazyFrame:
     """As-of backward join: each point gets the value at the latest time <= its time - days."""
+    if days > MAX_CALENDAR_DAYS:  # no two datetimes are this far apart: nothing to find
+        return operand.select(OBS_TIME, pl.lit(None, dtype=pl.Float64).alias(VALUE))
     targets = operand.select(OBS_TIME, (pl.col(OBS_TIME) - timedelta(days=days)).alias("_target"))
     history = operand.select(pl.col(OBS_TIME).alias("_target"), VALUE)
     return (

@@ -274,6 +274,18 @@ def test_a_stop_abandons_the_run_without_a_completed_event(
     assert not any(uri.startswith(OUTPUT_BASE) for uri in store.objects)
 
 
+def test_an_unexpected_error_is_reported_as_a_worker_error(
+    store: MemoryStore, publisher: ListPublisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("metrics_orchestrator.worker.compute.evaluate", broken)
+    outcome = handler(store, publisher).handle(parse(two_datasets(store)), threading.Event())
+    assert outcome is Outcome.COMPLETED
+    assert publisher.events[-1]["error"] == "WORKER_ERROR: RuntimeError: bug"
+
+
 def test_a_feedback_that_cannot_be_published_raises(
     store: MemoryStore, publisher: ListPublisher
 ) -> None:

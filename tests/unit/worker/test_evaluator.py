@@ -172,6 +172,11 @@ class TestWindowOp:
         with pytest.raises(ValidationError, match=r"expression\.window: must be an integer >= 1"):
             parse_expression("window_op", {"op": "lag", "series": ref("A"), "window": 0})
 
+    @pytest.mark.parametrize("window", [36_500, 10**7, 10**12, 2**63])
+    def test_lag_longer_than_any_calendar_finds_nothing(self, window: int) -> None:
+        expression = {"op": "lag", "series": ref("A"), "window": window}
+        assert run("window_op", expression, A=A) == [(1, None), (2, None), (4, None), (5, None)]
+
     def test_unsorted_input_is_sorted_first(self) -> None:
         shuffled = series((5, 8.0), (1, 1.0), (4, 4.0), (2, 2.0))
         expression = {"op": "sum", "series": ref("A"), "window": 2}
