@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import polars as pl
 import psycopg
@@ -98,6 +99,15 @@ def test_pages_through_the_values_with_the_manifest(
     assert [datetime.fromisoformat(item["obs_time"]) for item in seen] == [
         START + timedelta(days=n) for n in range(len(VALUES))
     ]
+
+
+def test_latest_is_the_last_point_with_a_value(api: Api, s3_client: S3Client, bucket: str) -> None:
+    key = write_output(s3_client, bucket)
+    run_id = seed(api, RunStatus.SUCCEEDED, f"s3://{bucket}/{key}")
+    total, point = api.container.outputs.latest(UUID(run_id))
+    assert total == len(VALUES)
+    assert point is not None
+    assert (point.obs_time, point.value) == (START + timedelta(days=3), 4.25)
 
 
 def test_a_manifest_path_without_scheme_is_read_from_the_output_bucket(

@@ -102,6 +102,16 @@ class OutputService:
             points=points[offset : offset + limit],
         )
 
+    def latest(self, run_id: UUID) -> tuple[int, OutputPoint | None]:
+        """(row count, the latest point that has a value) of a run's output, for summaries."""
+        output = self.read(run_id, limit=MAX_OUTPUT_PAGE)
+        points = list(output.points)
+        while output.next_offset is not None:
+            output = self.read(run_id, offset=output.next_offset, limit=MAX_OUTPUT_PAGE)
+            points += output.points
+        present = [p for p in points if p.value is not None]
+        return output.total, max(present, key=lambda p: p.obs_time) if present else None
+
     def manifest_uri(self, reported: str) -> str:
         if reported.startswith("s3://"):
             return reported
