@@ -163,3 +163,65 @@ def test_competing_consumers_compute_in_parallel_and_answer_each_request_once(
     assert sorted(e["runId"] for e in completed) == sorted(started)
     assert {e["status"] for e in completed} == {"SUCCESS"}
     assert any(e["type"] == "metric_run_heartbeat" for e in events)
+
+
+def test_heartbeats_extend_the_visibility_so_a_long_run_is_not_taken_twice(
+    aws_endpoint_url: str,
+    sns_client: SNSClient,
+    sqs_client: SQSClient,
+    s3_client: S3Client,
+    topology: Topology,
+    aws_prefix: str,
+) -> None:
+    """A 2 s visibility timeout and a 5 s run: without the extensions the other consumer, which
+    keeps polling, would receive the request a second time."""
+    output_bucket = f"{aws_prefix}-out"
+    feedback = provision_worker(
+        sns_client, s3_client, sqs_client, topology, output_bucket=output_bucket
+    )
+    catalog = {
+        "series": [{"code": "SAMPLE_A_D", "frequency": "daily"}],
+        "datasets": [{"id": "ds", "bucket": f"{aws_prefix}-in", "series": ["SAMPLE_A_D"]}],
+    }
+    (update,) = write_sample_world(s3_client, catalog)
+    publishers = [
+        CountingPublisher(
+            SnsFeedbackPublisher(
+                create_sns_client(AWS_REGION, aws_endpoint_url), feedback.feedback_topic_arn
+            )
+        )
+        for _ in range(2)
+    ]
+    consumers = [
+        RunRequestConsumer(
+            create_sqs_client(AWS_REGION, aws_endpoint_url),
+            topology.worker_queue.url,
+            RunRequestHandler(
+                S3ObjectStore(create_s3_client(AWS_REGION, aws_endpoint_url)),
+                publisher,
+                UtcClock(),
+                WorkerOptions(heartbeat_interval=0.5, min_run_seconds=5),
+            ),
+            concurrency=1,
+            wait_seconds=1,
+            visibility_timeout=2,
+        )
+        for publisher in publishers
+    ]
+    stop = threading.Event()
+    threads = [threading.Thread(target=c.run_forever, args=(stop,)) for c in consumers]
+    send_batch(sqs_client, topology.worker_queue.url, request_bodies(update, output_bucket)[:1])
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(
+            lambda: queue_depth(sqs_client, topology.worker_queue.url) == (0, 0),
+            timeout=30,
+            what="the request to be answered and deleted",
+        )
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(15)
+    started = [run for p in publishers for run in p.started]
+    assert started == ["00000000-0000-0000-0000-000000000000"]
