@@ -142,7 +142,7 @@ def build_output_service(
     settings: Settings, runs: RunOperations, endpoint_url: str | None
 ) -> OutputService:
     """Reads run outputs from S3 (`GET /runs/{id}/output`); the client connects on first use."""
-    reader = S3OutputReader(s3_client_from(settings, endpoint_url))
+    reader = S3OutputReader(lambda: s3_client_from(settings, endpoint_url))
     return OutputService(lambda run_id: runs.get_run(run_id).run, reader, settings.output_bucket)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -26,8 +28,18 @@ _NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NotFound"})
 
 
 class S3OutputReader:
-    def __init__(self, client: S3Client) -> None:
-        self._client = client
+    """`client` is built on first use: most processes (CLI commands, tests) never read one."""
+
+    def __init__(self, client: Callable[[], S3Client]) -> None:
+        self._factory = client
+        self._client: S3Client | None = None
+        self._lock = threading.Lock()
+
+    def _s3(self) -> S3Client:
+        with self._lock:
+            if self._client is None:
+                self._client = self._factory()
+            return self._client
 
     def read_json(self, uri: str) -> dict[str, Any]:
         raw = self._get(uri)
@@ -56,7 +68,7 @@ class S3OutputReader:
     def _get(self, uri: str) -> bytes:
         bucket, _, key = uri.removeprefix("s3://").partition("/")
         try:
-            return self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return self._s3().get_object(Bucket=bucket, Key=key)["Body"].read()
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in _NOT_FOUND:
