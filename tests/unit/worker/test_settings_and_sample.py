@@ -78,3 +78,25 @@ def test_monthly_sample_series_have_one_point_on_the_first_of_each_month() -> No
     times = monthly["obs_time"].to_list()
     assert 24 <= len(times) <= 26
     assert all(t.day == 1 for t in times)
+
+
+def test_serve_refuses_both_workers_at_once() -> None:
+    from typer.testing import CliRunner
+
+    from metrics_orchestrator.interfaces.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--sample-worker", "--worker"])
+    assert result.exit_code == 2
+    assert "choose one of --sample-worker" in result.output
+
+
+def test_the_worker_command_names_missing_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from metrics_orchestrator.interfaces.cli import app
+
+    monkeypatch.delenv("SQS_RUN_REQUEST_QUEUE_URL", raising=False)
+    monkeypatch.delenv("SNS_RUN_FEEDBACK_TOPIC_ARN", raising=False)
+    result = CliRunner().invoke(app, ["worker"])
+    assert result.exit_code == 2
+    assert "SQS_RUN_REQUEST_QUEUE_URL" in result.output

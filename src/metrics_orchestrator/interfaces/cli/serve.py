@@ -55,6 +55,9 @@ def serve_command(
     from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, fail, settings_or_exit
 
     settings = settings_or_exit()
+    if sample_worker and worker:
+        # Both would consume the one worker queue, each answering a random half of the runs.
+        raise fail("choose one of --sample-worker (simulates) and --worker (computes)")
     overrides = {
         k: v for k, v in {"http_host": http_host, "http_port": http_port}.items() if v is not None
     }
