@@ -14,11 +14,16 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from metrics_orchestrator.infrastructure.aws.clients import create_sns_client, create_sqs_client
+from metrics_orchestrator.infrastructure.aws.clients import (
+    create_s3_client,
+    create_sns_client,
+    create_sqs_client,
+)
 from metrics_orchestrator.infrastructure.aws.moto_server import MotoServer, start_moto_server
 from metrics_orchestrator.infrastructure.aws.provisioning import Topology, provision
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import MessageTypeDef
@@ -48,6 +53,11 @@ def sns_client(aws_endpoint_url: str) -> SNSClient:
 @pytest.fixture(scope="session")
 def sqs_client(aws_endpoint_url: str) -> SQSClient:
     return create_sqs_client(AWS_REGION, aws_endpoint_url)
+
+
+@pytest.fixture(scope="session")
+def s3_client(aws_endpoint_url: str) -> S3Client:
+    return create_s3_client(AWS_REGION, aws_endpoint_url)
 
 
 @pytest.fixture

@@ -18,13 +18,20 @@ from metrics_orchestrator.application.catalog import CatalogService
 from metrics_orchestrator.application.dispatch import RUN_QUEUED_CHANNEL, Dispatcher
 from metrics_orchestrator.application.health import HealthService
 from metrics_orchestrator.application.intake import Orchestrator
+from metrics_orchestrator.application.outputs import OutputService
 from metrics_orchestrator.application.ports import Clock
 from metrics_orchestrator.application.queries import QueryService
 from metrics_orchestrator.application.router import EventRouter
 from metrics_orchestrator.application.runs import FeedbackService, RunOperations, Sweeper
-from metrics_orchestrator.infrastructure.aws.clients import sns_client_from, sqs_client_from
+from metrics_orchestrator.infrastructure.aws.clients import (
+    create_s3_client,
+    s3_client_from,
+    sns_client_from,
+    sqs_client_from,
+)
 from metrics_orchestrator.infrastructure.aws.moto_server import start_moto_server
-from metrics_orchestrator.infrastructure.aws.provisioning import provision
+from metrics_orchestrator.infrastructure.aws.provisioning import provision, provision_worker
+from metrics_orchestrator.infrastructure.aws.s3 import S3OutputReader
 from metrics_orchestrator.infrastructure.aws.sns import SnsRunRequestPublisher
 from metrics_orchestrator.infrastructure.aws.sqs import SqsConsumer
 from metrics_orchestrator.infrastructure.clock import SystemClock
@@ -44,11 +51,17 @@ from metrics_orchestrator.infrastructure.postgres.migrations import (
 )
 from metrics_orchestrator.infrastructure.postgres.unit_of_work import PostgresUnitOfWork
 from metrics_orchestrator.infrastructure.prometheus import PrometheusTelemetry
-from metrics_orchestrator.infrastructure.settings import Settings, SettingsError, load_settings
+from metrics_orchestrator.infrastructure.settings import (
+    LogFormat,
+    Settings,
+    SettingsError,
+    load_settings,
+)
 
 __all__ = [
     "AwsWiring",
     "Container",
+    "LogFormat",
     "MigrationError",
     "Settings",
     "SettingsError",
@@ -57,6 +70,7 @@ __all__ = [
     "build_consumers",
     "build_dispatcher",
     "configure_logging",
+    "create_s3_client",
     "default_data_dir",
     "load_settings",
     "migrate",
@@ -110,6 +124,7 @@ class Container:
     queries: QueryService
     health: HealthService
     telemetry: PrometheusTelemetry
+    outputs: OutputService
     resources: ExitStack = field(default_factory=ExitStack)
 
     def close(self) -> None:
@@ -134,6 +149,7 @@ def _assemble(
     telemetry = PrometheusTelemetry(gauges=queries.run_gauges)
     orchestrator = Orchestrator(uow_factory, clock, settings.output_base_path, telemetry=telemetry)
     feedback = FeedbackService(uow_factory, clock, telemetry=telemetry)
+    runs = RunOperations(uow_factory, clock)
     return Container(
         settings=settings,
         database_url=url,
@@ -144,7 +160,7 @@ def _assemble(
         orchestrator=orchestrator,
         feedback=feedback,
         router=EventRouter(uow_factory, clock, orchestrator, feedback, telemetry=telemetry),
-        runs=RunOperations(uow_factory, clock),
+        runs=runs,
         sweeper=Sweeper(
             uow_factory,
             clock,
@@ -156,8 +172,17 @@ def _assemble(
         queries=queries,
         health=HealthService(PostgresSchemaProbe(url)),
         telemetry=telemetry,
+        outputs=build_output_service(settings, runs, settings.aws_endpoint_url),
         resources=resources,
     )
+
+
+def build_output_service(
+    settings: Settings, runs: RunOperations, endpoint_url: str | None
+) -> OutputService:
+    """Reads run outputs from S3 (`GET /runs/{id}/output`); the client connects on first use."""
+    reader = S3OutputReader(lambda: s3_client_from(settings, endpoint_url))
+    return OutputService(lambda run_id: runs.get_run(run_id).run, reader, settings.output_bucket)
 
 
 def bootstrap(
@@ -187,6 +212,10 @@ class AwsWiring:
     run_feedback_queue_urls: tuple[str, ...]
     embedded: bool
     worker_queue_url: str | None = None
+    # Embedded mode: the topic the reference worker publishes feedback to (delivered to the
+    # run-feedback queue) and the bucket it writes outputs to.
+    feedback_topic_arn: str | None = None
+    output_bucket: str | None = None
     # Long-poll wait of the consumers; it also bounds how long a stop waits for a receive.
     # The local emulator costs nothing per poll, so it gets short waits and snappy Ctrl-C.
     wait_seconds: int = 20
@@ -215,6 +244,13 @@ def resolve_aws(settings: Settings, resources: ExitStack) -> AwsWiring:
         fifo=False,
         raw_delivery=True,
     )
+    worker = provision_worker(
+        sns_client_from(settings, moto.endpoint_url),
+        s3_client_from(settings, moto.endpoint_url),
+        sqs_client_from(settings, moto.endpoint_url),
+        topology,
+        output_bucket=settings.output_bucket,
+    )
     return AwsWiring(
         endpoint_url=moto.endpoint_url,
         topic_arn=topology.topic_arn,
@@ -222,6 +258,8 @@ def resolve_aws(settings: Settings, resources: ExitStack) -> AwsWiring:
         run_feedback_queue_urls=(topology.run_feedback_queue.url,),
         embedded=True,
         worker_queue_url=topology.worker_queue.url,
+        feedback_topic_arn=worker.feedback_topic_arn,
+        output_bucket=worker.output_bucket,
         wait_seconds=min(settings.sqs_wait_seconds, EMBEDDED_WAIT_SECONDS),
     )
 

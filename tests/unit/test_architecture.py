@@ -1,8 +1,11 @@
 """The layering rule: interfaces → application → domain; infrastructure → application/domain.
 
 Interfaces reach infrastructure only through the composition root (`bootstrap.py`), which
-builds the object graph and imports no interface. Every import in every module is checked,
-including those inside functions.
+builds the object graph and imports no interface. The reference worker (`worker/`) is a second
+application: it may import `domain` (and the AWS client helpers of `infrastructure`), never the
+control plane's application or interfaces; the control plane never imports the worker, except
+the two CLI commands that start it or write its sample data. Every import in every module is
+checked, including those inside functions.
 """
 
 from __future__ import annotations
@@ -23,7 +26,19 @@ FORBIDDEN = {
     "infrastructure": {"interfaces", "bootstrap"},
     "interfaces": {"infrastructure"},
     "bootstrap": {"interfaces"},
+    "worker": {"application", "interfaces", "bootstrap"},
 }
+CONTROL_PLANE = ("domain", "application", "infrastructure", "interfaces")
+# The only control-plane modules allowed to import the worker (they start it).
+WORKER_ENTRY_POINTS = frozenset(
+    {
+        Path("interfaces/cli/worker.py"),
+        Path("interfaces/cli/sample_data.py"),
+    }
+)
+# The worker's core (use case, evaluator, ports) reaches the outside only through its adapters.
+WORKER_CORE_FORBIDDEN = {"infrastructure"}
+WORKER_OUTER = ("adapters", "app.py")
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
@@ -51,6 +66,37 @@ def test_layer_imports_only_inward(layer: str) -> None:
             if parts[0] == PACKAGE and len(parts) > 1 and parts[1] in FORBIDDEN[layer]:
                 violations.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
     assert violations == []
+
+
+def test_the_control_plane_never_imports_the_worker() -> None:
+    violations = []
+    paths = [p for layer in CONTROL_PLANE for p in _modules(layer)] + [ROOT / "bootstrap.py"]
+    for path in paths:
+        if path.relative_to(ROOT) in WORKER_ENTRY_POINTS:
+            continue
+        for line, module in _imports(path):
+            parts = module.split(".")
+            if parts[:2] == [PACKAGE, "worker"]:
+                violations.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    assert violations == []
+
+
+def test_the_worker_core_reaches_infrastructure_only_through_its_adapters() -> None:
+    violations = []
+    for path in _modules("worker"):
+        relative = path.relative_to(ROOT / "worker")
+        if relative.parts[0] in WORKER_OUTER:
+            continue
+        for line, module in _imports(path):
+            parts = module.split(".")
+            if parts[0] == PACKAGE and len(parts) > 1 and parts[1] in WORKER_CORE_FORBIDDEN:
+                violations.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    assert violations == []
+
+
+def test_the_worker_entry_points_exist() -> None:
+    """The exemptions above name real files (a rename must not silently widen the rule)."""
+    assert all((ROOT / path).is_file() for path in WORKER_ENTRY_POINTS)
 
 
 def test_domain_uses_only_the_standard_library() -> None:

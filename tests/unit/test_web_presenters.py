@@ -19,7 +19,7 @@ from metrics_orchestrator.domain.model import (
     RunTrigger,
 )
 from metrics_orchestrator.interfaces.web.graph import build_graph
-from metrics_orchestrator.interfaces.web.output import OutputPoint, RunOutput, run_output
+from metrics_orchestrator.interfaces.web.output import OutputPoint, RunOutput
 from metrics_orchestrator.interfaces.web.presenters import (
     cancel_button,
     duration,
@@ -178,4 +178,3 @@ def test_the_output_chart_renders_points_once_a_run_has_output() -> None:
     assert '"points": [1.5, 2.0]' in html
     assert "2026-01-02 12:00:00+00:00" in html
     assert "no output" in str(macros.output_chart(None))  # type: ignore[attr-defined]
-    assert run_output(uuid4()) is None  # until GET /runs/{id}/output exists

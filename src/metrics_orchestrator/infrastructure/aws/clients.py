@@ -16,6 +16,7 @@ from botocore.config import Config
 from metrics_orchestrator.infrastructure.settings import Settings
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
@@ -70,6 +71,19 @@ def create_sqs_client(region: str, endpoint_url: str | None = None) -> SQSClient
     )
 
 
+def create_s3_client(region: str, endpoint_url: str | None = None) -> S3Client:
+    """Path-style addressing: emulators (and bucket names with dots) need it; AWS accepts it."""
+    config = client_config().merge(Config(s3={"addressing_style": "path"}))
+    return boto3.client(
+        "s3",
+        region_name=region,
+        endpoint_url=endpoint_url,
+        config=config,
+        aws_access_key_id=_emulator_key(endpoint_url),
+        aws_secret_access_key=_emulator_key(endpoint_url),
+    )
+
+
 def sns_client_from(settings: Settings, endpoint_url: str | None = None) -> SNSClient:
     """`endpoint_url` overrides the configured one (for example an embedded emulator)."""
     return create_sns_client(settings.aws_region, endpoint_url or settings.aws_endpoint_url)
@@ -77,3 +91,7 @@ def sns_client_from(settings: Settings, endpoint_url: str | None = None) -> SNSC
 
 def sqs_client_from(settings: Settings, endpoint_url: str | None = None) -> SQSClient:
     return create_sqs_client(settings.aws_region, endpoint_url or settings.aws_endpoint_url)
+
+
+def s3_client_from(settings: Settings, endpoint_url: str | None = None) -> S3Client:
+    return create_s3_client(settings.aws_region, endpoint_url or settings.aws_endpoint_url)

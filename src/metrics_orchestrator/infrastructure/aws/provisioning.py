@@ -6,6 +6,7 @@ returns the existing one, so the embedded `serve` may call it on every start.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ import structlog
 from metrics_orchestrator.application.log_events import ON_AWS_PROVISIONED
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
@@ -142,3 +144,53 @@ def _subscribe(sns: SNSClient, topic_arn: str, queue: QueueRef, *, raw_delivery:
         ReturnSubscriptionArn=True,
     )
     return response["SubscriptionArn"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerTopology:
+    """What the reference worker needs beside the control plane's topology (embedded mode)."""
+
+    feedback_topic_arn: str
+    feedback_subscription_arn: str
+    output_bucket: str
+
+
+def provision_worker(
+    sns: SNSClient, s3: S3Client, sqs: SQSClient, topology: Topology, *, output_bucket: str
+) -> WorkerTopology:
+    """The output bucket, and a run-feedback topic delivering (raw) to the feedback queue.
+
+    Workers publish feedback to the topic (SPEC §6.2 `SNS_RUN_FEEDBACK_TOPIC_ARN`); the control
+    plane keeps consuming its feedback queue. Idempotent like `provision`.
+    """
+    _create_bucket(s3, output_bucket)
+    prefix = (
+        topology.topic_arn.rsplit(":", 1)[-1].removesuffix(".fifo").removesuffix("-run-requests")
+    )
+    feedback_topic = _create_topic(sns, f"{prefix}-run-feedback", fifo=False)
+    _allow_topic_to_send(sqs, topology.run_feedback_queue, feedback_topic)
+    subscription = _subscribe(sns, feedback_topic, topology.run_feedback_queue, raw_delivery=True)
+    log.info(
+        ON_AWS_PROVISIONED,
+        message="worker resources ready",
+        feedback_topic_arn=feedback_topic,
+        output_bucket=output_bucket,
+    )
+    return WorkerTopology(feedback_topic, subscription, output_bucket)
+
+
+def create_bucket(s3: S3Client, name: str) -> None:
+    """Create `name` if it does not exist yet (ours already: fine)."""
+    _create_bucket(s3, name)
+
+
+def _create_bucket(s3: S3Client, name: str) -> None:
+    region = s3.meta.region_name
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        if region in (None, "us-east-1"):
+            s3.create_bucket(Bucket=name)
+        else:  # outside us-east-1 S3 wants the region spelled out
+            s3.create_bucket(
+                Bucket=name,
+                CreateBucketConfiguration={"LocationConstraint": region},  # type: ignore[typeddict-item]
+            )

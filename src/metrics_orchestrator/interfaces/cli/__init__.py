@@ -66,14 +66,18 @@ def _register_subcommands() -> None:
     from metrics_orchestrator.interfaces.cli.catalog import catalog_app
     from metrics_orchestrator.interfaces.cli.demo import demo_command
     from metrics_orchestrator.interfaces.cli.ingest import ingest_command
+    from metrics_orchestrator.interfaces.cli.sample_data import sample_data_command
     from metrics_orchestrator.interfaces.cli.send_update import send_update_command
     from metrics_orchestrator.interfaces.cli.serve import serve_command
+    from metrics_orchestrator.interfaces.cli.worker import worker_command
 
     app.add_typer(catalog_app, name="catalog")
     app.command("ingest")(ingest_command)
     app.command("serve")(serve_command)
     app.command("send-update")(send_update_command)
     app.command("demo")(demo_command)
+    app.command("worker")(worker_command)
+    app.command("sample-data")(sample_data_command)
 
 
 _register_subcommands()

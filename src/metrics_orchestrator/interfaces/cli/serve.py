@@ -37,11 +37,26 @@ def serve_command(
         help="Also answer run requests with the bundled sample worker, which SIMULATES "
         "computations (embedded AWS emulator only).",
     ),
+    worker: bool = typer.Option(
+        False,
+        "--worker",
+        help="Also run the reference worker, which computes for real (embedded AWS emulator "
+        "only; needs the [worker] extra).",
+    ),
+    sample_data: bool = typer.Option(
+        False,
+        "--sample-data",
+        help="Load the bundled catalogs and a generated sample world into the embedded S3 and "
+        "process its projection updates (embedded AWS emulator only).",
+    ),
 ) -> None:
     """Run the service until SIGTERM or Ctrl-C; in-flight work finishes before exit."""
     from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, fail, settings_or_exit
 
     settings = settings_or_exit()
+    if sample_worker and worker:
+        # Both would consume the one worker queue, each answering a random half of the runs.
+        raise fail("choose one of --sample-worker (simulates) and --worker (computes)")
     overrides = {
         k: v for k, v in {"http_host": http_host, "http_port": http_port}.items() if v is not None
     }
@@ -73,6 +88,11 @@ def serve_command(
                 raise fail("--sample-worker needs the embedded AWS emulator (no AWS settings)")
             runtime.loops.append(Loop("sample-worker", _sample_worker(settings, aws).run_forever))
             typer.echo("sample worker on: it SIMULATES computations (nothing is computed)")
+        if worker:
+            runtime.loops.append(_reference_worker(settings, aws))
+            typer.echo(f"reference worker on: computes into s3://{aws.output_bucket}/")
+        if sample_data:
+            typer.echo(_seed(container, settings, aws))
         if aws.embedded:
             typer.echo(f"embedded AWS emulator (moto) at {aws.endpoint_url}")
             typer.echo(f"  run-request topic:        {aws.topic_arn}")
@@ -100,6 +120,30 @@ def _sample_worker(settings: Settings, aws: AwsWiring) -> SampleWorker:
         heartbeats=2,
         step_seconds=0.5,
     )
+
+
+def _reference_worker(settings: Settings, aws: AwsWiring) -> Loop:
+    from metrics_orchestrator.interfaces.cli import fail
+    from metrics_orchestrator.interfaces.cli.worker import WorkerUnavailable, embedded_worker_loop
+
+    try:
+        return embedded_worker_loop(settings, aws)
+    except WorkerUnavailable as exc:
+        raise fail(str(exc)) from None
+
+
+def _seed(container: Container, settings: Settings, aws: AwsWiring) -> str:
+    from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, fail
+    from metrics_orchestrator.interfaces.cli.sample_data import seed_sample_world
+    from metrics_orchestrator.interfaces.cli.worker import MISSING_EXTRA
+
+    if not aws.embedded:
+        raise fail("--sample-data needs the embedded AWS emulator (no AWS settings)")
+    try:
+        count = seed_sample_world(container, settings, aws)
+    except ImportError:
+        raise fail(MISSING_EXTRA, EXIT_FAILURE) from None
+    return f"sample world written to the embedded S3; {count} projection updates processed"
 
 
 def _database(settings: Settings, resources: ExitStack) -> str:

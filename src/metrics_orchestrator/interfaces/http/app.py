@@ -70,6 +70,7 @@ def _provide(app: FastAPI, container: Container) -> None:
     state.health = container.health
     state.exposition = container.telemetry
     state.clock = container.clock
+    state.outputs = container.outputs
     token = container.settings.api_token
     state.api_token = token.get_secret_value() if token is not None else None
 

@@ -13,6 +13,7 @@ from fastapi import Depends, Query, Request
 from metrics_orchestrator.application.catalog import CatalogService
 from metrics_orchestrator.application.health import HealthService
 from metrics_orchestrator.application.intake import Orchestrator
+from metrics_orchestrator.application.outputs import OutputService
 from metrics_orchestrator.application.ports import Clock
 from metrics_orchestrator.application.queries import MAX_PAGE_SIZE, QueryService
 from metrics_orchestrator.application.router import EventRouter
@@ -54,6 +55,11 @@ def health_service(request: Request) -> HealthService:
     return service
 
 
+def output_service(request: Request) -> OutputService:
+    service: OutputService = request.app.state.outputs
+    return service
+
+
 def clock(request: Request) -> Clock:
     service: Clock = request.app.state.clock
     return service
@@ -72,6 +78,7 @@ QueriesDep = Annotated[QueryService, Depends(query_service)]
 HealthDep = Annotated[HealthService, Depends(health_service)]
 ExpositionDep = Annotated[Exposition, Depends(exposition)]
 ClockDep = Annotated[Clock, Depends(clock)]
+OutputsDep = Annotated[OutputService, Depends(output_service)]
 
 Limit = Annotated[
     int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"Page size (max {MAX_PAGE_SIZE}).")

@@ -200,6 +200,7 @@ _DESCRIPTIONS = {
     409: "Conflicts with the current state (for example an illegal run transition).",
     413: "Request body too large.",
     422: "Invalid request; `errors` lists every problem with its JSON path.",
+    502: "An upstream store (S3) could not be read.",
     503: "The database is unavailable or not migrated.",
 }
 

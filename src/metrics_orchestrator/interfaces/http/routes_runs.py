@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime
 
+from metrics_orchestrator.application.outputs import MAX_OUTPUT_PAGE, OutputUnavailable
 from metrics_orchestrator.domain.model import RunStatus
 from metrics_orchestrator.interfaces.http.dependencies import (
     AUTHENTICATED,
@@ -16,6 +17,7 @@ from metrics_orchestrator.interfaces.http.dependencies import (
     Cursor,
     Limit,
     OrchestratorDep,
+    OutputsDep,
     RunsDep,
 )
 from metrics_orchestrator.interfaces.http.models import (
@@ -28,7 +30,8 @@ from metrics_orchestrator.interfaces.http.models import (
     RunOut,
     RunPage,
 )
-from metrics_orchestrator.interfaces.http.problems import problem_responses
+from metrics_orchestrator.interfaces.http.output_models import RunOutputOut, decode_offset
+from metrics_orchestrator.interfaces.http.problems import ApiProblem, problem_responses
 from metrics_orchestrator.interfaces.http.routes_catalog import DatasetId, MetricCode
 from metrics_orchestrator.interfaces.http.views import impact_view, readiness_view
 
@@ -62,6 +65,30 @@ def list_runs(
 )
 def get_run(run_id: UUID, runs: RunsDep) -> RunDetailOut:
     return RunDetailOut.of_detail(runs.get_run(run_id))
+
+
+@router.get(
+    "/runs/{run_id}/output",
+    tags=["runs"],
+    summary="The values a succeeded run wrote, a page at a time, with its manifest",
+    description="Read from S3 through the run's output manifest (SPEC §4.4). 404 when the run "
+    "has no output; 502 when S3 cannot be read.",
+    responses=problem_responses(404, 502),
+)
+def get_run_output(
+    run_id: UUID,
+    outputs: OutputsDep,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_OUTPUT_PAGE, description=f"Rows per page (max {MAX_OUTPUT_PAGE}).")
+    ] = 500,
+    cursor: Cursor = None,
+) -> RunOutputOut:
+    try:
+        output = outputs.read(run_id, offset=decode_offset(cursor), limit=limit)
+    except OutputUnavailable as exc:
+        detail = f"the run's output cannot be read: {exc}"
+        raise ApiProblem(502, "output-unavailable", detail) from exc
+    return RunOutputOut.of(output)
 
 
 @router.post(

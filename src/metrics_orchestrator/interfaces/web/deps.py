@@ -14,6 +14,7 @@ from metrics_orchestrator.interfaces.http.dependencies import (
     CatalogDep,
     ClockDep,
     OrchestratorDep,
+    OutputsDep,
     QueriesDep,
     RouterDep,
     RunsDep,
@@ -31,6 +32,16 @@ Queries = QueriesDep
 Orchestration = OrchestratorDep
 Catalog = CatalogDep
 Router = RouterDep
+Outputs = OutputsDep
 ApiToken = Annotated[str | None, Depends(api_token)]
 
-__all__ = ["ApiToken", "Catalog", "ClockDep", "Orchestration", "Queries", "Router", "Runs"]
+__all__ = [
+    "ApiToken",
+    "Catalog",
+    "ClockDep",
+    "Orchestration",
+    "Outputs",
+    "Queries",
+    "Router",
+    "Runs",
+]

@@ -1,15 +1,17 @@
-"""A run's output values for the chart: the one place that will call `GET /runs/{id}/output`.
-
-That endpoint (the values a succeeded run wrote, read through its output manifest) is being
-built separately; until it lands, every run shows "no output". When it does, this function
-calls the application service behind it and returns its points.
-"""
+"""A run's output values for the chart, read through the same service as `GET /runs/{id}/output`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
+
+from metrics_orchestrator.application.outputs import MAX_OUTPUT_PAGE, OutputService
+from metrics_orchestrator.application.outputs import OutputUnavailable as _Unavailable
+from metrics_orchestrator.domain.errors import NotFound
+
+# A chart of more points than this is drawn from the first ones (a person reads a shape).
+CHART_POINTS = MAX_OUTPUT_PAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +26,11 @@ class RunOutput:
     points: tuple[OutputPoint, ...]
 
 
-def run_output(run_id: UUID) -> RunOutput | None:
-    """The run's output as a time series, or None when there is none to show (yet)."""
-    del run_id  # read through the run-output service once it exists
-    return None
+def run_output(outputs: OutputService, run_id: UUID, label: str) -> RunOutput | None:
+    """The run's output as a time series, or None when it has none (or S3 cannot be read)."""
+    try:
+        output = outputs.read(run_id, limit=CHART_POINTS)
+    except (NotFound, _Unavailable):
+        return None
+    points = tuple(OutputPoint(p.obs_time, p.value) for p in output.points if p.value is not None)
+    return RunOutput(label, points) if points else None

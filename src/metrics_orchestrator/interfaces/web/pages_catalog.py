@@ -17,6 +17,7 @@ from metrics_orchestrator.interfaces.web.deps import (
     Catalog,
     ClockDep,
     Orchestration,
+    Outputs,
     Queries,
     Runs,
 )
@@ -79,6 +80,7 @@ def metric_page(
     catalog: Catalog,
     orchestrator: Orchestration,
     runs: Runs,
+    outputs: Outputs,
     clock: ClockDep,
     token: ApiToken,
 ) -> HTMLResponse:
@@ -98,7 +100,7 @@ def metric_page(
         "readiness": readiness_view(inputs, evaluation, now),
         "history": history,
         "status_classes": STATUS_CLASSES,
-        "output": run_output(latest_success.run.id) if latest_success else None,
+        "output": run_output(outputs, latest_success.run.id, code) if latest_success else None,
         "run_now": action_button(is_signed_in(request, token)),
         "now": now,
     }

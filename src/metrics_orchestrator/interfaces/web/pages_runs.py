@@ -18,7 +18,7 @@ from metrics_orchestrator.domain.errors import (
     ValidationError,
 )
 from metrics_orchestrator.domain.model import RunStatus
-from metrics_orchestrator.interfaces.web.deps import ApiToken, ClockDep, Queries, Runs
+from metrics_orchestrator.interfaces.web.deps import ApiToken, ClockDep, Outputs, Queries, Runs
 from metrics_orchestrator.interfaces.web.output import run_output
 from metrics_orchestrator.interfaces.web.presenters import (
     STATUS_CLASSES,
@@ -158,7 +158,12 @@ def _list(runs: Runs, filters: dict[str, Any], cursor: str | None) -> tuple[list
 
 @router.get("/ui/runs/{run_id}", response_class=HTMLResponse)
 def run_page(
-    request: Request, run_id: str, runs: Runs, clock: ClockDep, token: ApiToken
+    request: Request,
+    run_id: str,
+    runs: Runs,
+    outputs: Outputs,
+    clock: ClockDep,
+    token: ApiToken,
 ) -> HTMLResponse:
     try:
         detail = runs.get_run(UUID(run_id))
@@ -179,7 +184,7 @@ def run_page(
         "waiting_since": run.created_at if pending else None,
         "cancel": cancel_button(run, signed_in),
         "retry": retry_button(run, signed_in),
-        "output": run_output(run.id),
+        "output": run_output(outputs, run.id, detail.metric_code),
         "now": clock.now(),
     }
     return render(request, "run.html", context, token=token, active="/ui/runs")

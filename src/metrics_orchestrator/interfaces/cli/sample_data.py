@@ -1,0 +1,111 @@
+"""`metrics-orchestrator sample-data`: a deterministic sample world in S3 (SPEC §4.4).
+
+It writes one version of every dataset of the bundled catalogs (or of the catalog files
+given) into S3 and prints the `projection_update` events announcing them, one JSON object a
+line, so they can be piped into `ingest` or sent with `--send`. `serve --worker --sample-data`
+does the same inside the embedded stack and feeds the updates to the service directly
+(`seed_sample_world`), so every metric of both catalogs computes on it.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+import yaml
+
+from metrics_orchestrator.bootstrap import (
+    AwsWiring,
+    Container,
+    Settings,
+    SettingsError,
+    create_s3_client,
+    projection_update_sender,
+)
+from metrics_orchestrator.interfaces.cli.worker import MISSING_EXTRA
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+BUNDLED_CATALOGS = ("bcra_catalog.yaml", "multi_dataset_catalog.yaml")
+SOURCE = "sample-data"
+
+
+def sample_data_command(
+    catalog: list[Path] = typer.Option(
+        [], "--catalog", help="Catalog file(s) whose datasets to fill (default: both bundled)."
+    ),
+    endpoint_url: str | None = typer.Option(
+        None, help="S3 endpoint, e.g. the one `serve` prints (default: AWS_ENDPOINT_URL)."
+    ),
+    version: str | None = typer.Option(None, help="Version id (default: from the time)."),
+    send: bool = typer.Option(
+        False, "--send", help="Also send the updates to SQS_PROJECTION_UPDATE_QUEUE_URL."
+    ),
+) -> None:
+    """Write a generated sample world into S3 and print its projection updates."""
+    from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, fail, settings_or_exit
+
+    settings = settings_or_exit()
+    try:
+        documents = [_read_catalog(path) for path in catalog] or bundled_catalogs()
+    except (OSError, yaml.YAMLError) as exc:
+        raise fail(f"cannot read catalog: {exc}") from None
+    s3 = create_s3_client(settings.aws_region, endpoint_url or settings.aws_endpoint_url)
+    try:
+        updates = write_world(s3, documents, version=version)
+    except ImportError:
+        raise fail(MISSING_EXTRA, EXIT_FAILURE) from None
+    sender = None
+    if send:
+        try:
+            sender = projection_update_sender(settings)
+        except SettingsError as exc:
+            raise fail(str(exc)) from None
+    for update in updates:
+        body = json.dumps(update)
+        typer.echo(body)
+        if sender is not None:
+            sender(body)
+
+
+def bundled_catalogs() -> list[dict[str, Any]]:
+    folder = resources.files("metrics_orchestrator.interfaces.demo_catalogs")
+    return [yaml.safe_load(folder.joinpath(name).read_text("utf-8")) for name in BUNDLED_CATALOGS]
+
+
+def write_world(
+    s3: S3Client, documents: list[dict[str, Any]], *, version: str | None = None
+) -> list[dict[str, Any]]:
+    """Every catalog's datasets written once (a dataset in two catalogs is written once)."""
+    from metrics_orchestrator.worker.sample_world import write_sample_world
+
+    seen: set[str] = set()
+    updates = []
+    for document in documents:
+        datasets = [d for d in document.get("datasets", []) if d.get("id") not in seen]
+        seen |= {str(d.get("id")) for d in datasets}
+        updates += write_sample_world(s3, {**document, "datasets": datasets}, version=version)
+    return updates
+
+
+def seed_sample_world(container: Container, settings: Settings, aws: AwsWiring) -> int:
+    """Embedded `serve`: load the bundled catalogs, write the world, process its updates."""
+    documents = bundled_catalogs()
+    for document in documents:
+        container.catalog.load_catalog(document)
+    s3 = create_s3_client(settings.aws_region, aws.endpoint_url)
+    updates = write_world(s3, documents)
+    for update in updates:
+        container.router.handle(json.dumps(update), source=SOURCE)
+    return len(updates)
+
+
+def _read_catalog(path: Path) -> dict[str, Any]:
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(document, dict):
+        raise yaml.YAMLError(f"{path}: not a catalog document")
+    return document

@@ -1,0 +1,61 @@
+"""Response model of `GET /runs/{id}/output` and its offset cursor."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from metrics_orchestrator.application.outputs import RunOutput
+from metrics_orchestrator.domain.errors import FieldError, ValidationError
+
+
+class OutputPointOut(BaseModel):
+    obs_time: datetime
+    value: float | None = Field(description="null where the metric is missing (SPEC §3.1).")
+
+
+class RunOutputOut(BaseModel):
+    run_id: UUID
+    manifest_uri: str = Field(description="The run's output manifest in S3.")
+    metadata: dict[str, Any] = Field(
+        description="The manifest (SPEC §4.4): run_id, metric_code, version_ts, row_count, "
+        "files, inputs, and what the worker added."
+    )
+    total: int = Field(description="Rows in the output, nulls included.")
+    items: list[OutputPointOut]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, output: RunOutput) -> RunOutputOut:
+        next_offset = output.next_offset
+        return cls(
+            run_id=output.run_id,
+            manifest_uri=output.manifest_uri,
+            metadata=dict(output.manifest),
+            total=output.total,
+            items=[OutputPointOut(obs_time=p.obs_time, value=p.value) for p in output.points],
+            next_cursor=encode_offset(next_offset) if next_offset is not None else None,
+        )
+
+
+def encode_offset(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode().rstrip("=")
+
+
+def decode_offset(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        offset = json.loads(raw)["offset"]
+    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
+        offset = None
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise ValidationError([FieldError("cursor", "is not a cursor this endpoint returned")])
+    return offset

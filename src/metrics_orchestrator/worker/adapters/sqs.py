@@ -1,0 +1,157 @@
+"""Consumes run requests from the worker's SQS queue, `concurrency` at a time.
+
+Competing consumers: any number of these, in any number of processes on any number of
+machines, share one queue; SQS hides a received message from the others for its visibility
+timeout, which every heartbeat extends while the run is in hand. A message is deleted only
+after its completed event was published; if publishing fails it stays, is received again after
+the timeout, and the run's marker keeps it from being computed twice. An abandoned run's
+message is made visible again at once, so another worker can take it without waiting.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING
+
+import structlog
+
+from metrics_orchestrator.worker import log_events
+from metrics_orchestrator.worker.compute import Outcome, RunRequestHandler
+from metrics_orchestrator.worker.request import read_message
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
+log = structlog.get_logger(__name__)
+
+MAX_BATCH = 10
+
+
+class RunRequestConsumer:
+    def __init__(
+        self,
+        client: SQSClient,
+        queue_url: str,
+        handler: RunRequestHandler,
+        *,
+        concurrency: int = 1,
+        wait_seconds: int = 20,
+        visibility_timeout: int = 60,
+        error_backoff: float = 1.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        self._client = client
+        self._queue_url = queue_url
+        self._handler = handler
+        self._concurrency = concurrency
+        self._wait_seconds = wait_seconds
+        self._visibility_timeout = visibility_timeout
+        self._error_backoff = error_backoff
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Take requests until `stop` is set; then let the runs in hand finish or abandon."""
+        log.info(
+            log_events.ON_STARTUP,
+            message="reference worker consuming run requests",
+            queue_url=self._queue_url,
+            concurrency=self._concurrency,
+        )
+        in_flight: set[Future[None]] = set()
+        with ThreadPoolExecutor(self._concurrency, thread_name_prefix="run") as pool:
+            while not stop.is_set():
+                in_flight = {f for f in in_flight if not f.done()}
+                free = self._concurrency - len(in_flight)
+                if free <= 0:
+                    wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+                    continue
+                for message in self._receive(min(free, MAX_BATCH), stop):
+                    in_flight.add(pool.submit(self._process, message, stop))
+            wait(in_flight)
+        log.info(log_events.ON_SHUTDOWN, message="reference worker stopped")
+
+    def _receive(self, count: int, stop: threading.Event) -> list[MessageTypeDef]:
+        try:
+            response = self._client.receive_message(
+                QueueUrl=self._queue_url,
+                MaxNumberOfMessages=count,
+                WaitTimeSeconds=self._wait_seconds,
+                VisibilityTimeout=self._visibility_timeout,
+            )
+        except Exception as exc:
+            log.error(
+                log_events.ON_CONSUMER_ERROR,
+                message="receiving run requests failed; backing off",
+                error=str(exc),
+            )
+            stop.wait(self._error_backoff)
+            return []
+        return list(response.get("Messages", []))
+
+    def _process(self, message: MessageTypeDef, stop: threading.Event) -> None:
+        receipt = message["ReceiptHandle"]
+        request = read_message(message.get("Body", ""))
+        if request is None:
+            log.warning(
+                log_events.ON_EVENT_REJECTED,
+                message="not a run request; deleted",
+                message_id=message.get("MessageId", ""),
+            )
+            self._delete(receipt)
+            return
+        log.info(
+            log_events.ON_RUN_REQUEST_RECEIVED,
+            message="run request received",
+            run_id=request.run_id,
+            attempt=request.attempt,
+        )
+
+        def keep_alive() -> None:
+            self._set_visibility(receipt, self._visibility_timeout)
+
+        try:
+            outcome = self._handler.handle(request, stop, keep_alive)
+        except Exception as exc:
+            log.error(
+                log_events.ON_CONSUMER_ERROR,
+                message="run request not answered (feedback could not be sent); "
+                "left in the queue for redelivery",
+                run_id=request.run_id,
+                error=str(exc),
+                exc_info=True,
+            )
+            return
+        if outcome is Outcome.ABANDONED:
+            self._release(receipt)
+        else:
+            self._delete(receipt)
+
+    def _delete(self, receipt: str) -> None:
+        try:
+            self._client.delete_message(QueueUrl=self._queue_url, ReceiptHandle=receipt)
+        except Exception as exc:  # it comes back; the marker absorbs it
+            log.warning(
+                log_events.ON_CONSUMER_ERROR,
+                message="delete failed; the message will be redelivered",
+                error=str(exc),
+            )
+            return
+        log.debug(log_events.ON_MESSAGE_ACKNOWLEDGED, message="run request deleted")
+
+    def _release(self, receipt: str) -> None:
+        try:
+            self._set_visibility(receipt, 0)
+        except Exception as exc:
+            log.warning(
+                log_events.ON_CONSUMER_ERROR,
+                message="could not release an abandoned run request; it reappears after its "
+                "visibility timeout",
+                error=str(exc),
+            )
+
+    def _set_visibility(self, receipt: str, seconds: int) -> None:
+        self._client.change_message_visibility(
+            QueueUrl=self._queue_url, ReceiptHandle=receipt, VisibilityTimeout=seconds
+        )

@@ -1,0 +1,395 @@
+"""The worker's use case: answer one run request (SPEC §4.2-§4.4, §3.1).
+
+    marker present?  -> send its completed event again, done (a redelivery is not recomputed)
+    started
+    read inputs      -> FAILURE `INPUT_READ_ERROR: …` if a manifest or file cannot be read
+    evaluate         -> FAILURE `EXPRESSION_EVAL_ERROR: …` if the expression cannot be computed
+    write output     -> FAILURE `OUTPUT_WRITE_ERROR: …` if S3 refuses the output
+    completed        (SUCCESS with rowCount, versionTs, outputManifest)
+
+Heartbeats with the current progress go out every `heartbeat_interval` seconds from a
+background thread for as long as the run is in hand; each tick also calls `keep_alive` (the
+queue adapter extends the message's visibility there).
+
+A stop request (SIGTERM) abandons a run at the next checkpoint before its output is written:
+no completed event is sent, so the control plane's timeout and retry take over (or another
+worker receives the message again). Once writing has begun the run is finished, since writing
+and reporting take moments and an abandoned, half-written output would only be overwritten.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import polars as pl
+import structlog
+
+from metrics_orchestrator.worker import log_events
+from metrics_orchestrator.worker.evaluator import (
+    OBS_TIME,
+    VALUE,
+    EvaluationError,
+    empty_series,
+    evaluate,
+)
+from metrics_orchestrator.worker.outputs import (
+    JSON_TYPE,
+    PARQUET_TYPE,
+    current_manifest_location,
+    data_location,
+    failure_event,
+    heartbeat_event,
+    json_bytes,
+    manifest_location,
+    marker_location,
+    output_manifest,
+    started_event,
+    success_event,
+    version_ts,
+)
+from metrics_orchestrator.worker.ports import Clock, FeedbackPublisher, ObjectNotFound, ObjectStore
+from metrics_orchestrator.worker.request import (
+    DatasetVersion,
+    InvalidRequest,
+    RunRequest,
+    S3Location,
+)
+
+log = structlog.get_logger(__name__)
+
+INPUT_READ_ERROR = "INPUT_READ_ERROR"
+EXPRESSION_EVAL_ERROR = "EXPRESSION_EVAL_ERROR"
+OUTPUT_WRITE_ERROR = "OUTPUT_WRITE_ERROR"
+WORKER_ERROR = "WORKER_ERROR"
+# A failure's error text is for people; keep it well inside any message limit.
+MAX_ERROR_CHARS = 2_000
+
+# Progress milestones reported in heartbeats.
+_READ_DONE = 0.6
+_PACED = 0.8
+_EVALUATED = 0.9
+
+
+class Outcome(StrEnum):
+    COMPLETED = "completed"
+    RESENT = "resent"  # a redelivery: the earlier completed event was sent again
+    ABANDONED = "abandoned"
+
+
+class _Abandon(Exception):
+    """A stop was requested before the output was written."""
+
+
+class RunFailed(Exception):
+    def __init__(self, kind: str, detail: str) -> None:
+        self.error = f"{kind}: {detail}"[:MAX_ERROR_CHARS]
+        super().__init__(self.error)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    heartbeat_interval: float = 10.0
+    # Hold every run at least this long (demos, tests): progress then shows in heartbeats.
+    min_run_seconds: float = 0.0
+
+
+class _Progress:
+    def __init__(self) -> None:
+        self._value = 0.0
+        self._lock = threading.Lock()
+
+    def set(self, value: float) -> None:
+        with self._lock:
+            self._value = max(self._value, value)
+
+    def get(self) -> float:
+        with self._lock:
+            return self._value
+
+
+class RunRequestHandler:
+    def __init__(
+        self,
+        store: ObjectStore,
+        publisher: FeedbackPublisher,
+        clock: Clock,
+        options: WorkerOptions | None = None,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._clock = clock
+        self._options = options or WorkerOptions()
+
+    def handle(
+        self,
+        request: RunRequest | InvalidRequest,
+        stop: threading.Event,
+        keep_alive: Callable[[], None] = lambda: None,
+    ) -> Outcome:
+        """Answer the request. Raises if a feedback event could not be published (the message
+        must then stay in the queue)."""
+        if isinstance(request, InvalidRequest):
+            self._publish_completed(
+                request.run_id, failure_event(request.run_id, request.metric_code, request.error)
+            )
+            return Outcome.COMPLETED
+        earlier = self._completed_before(request)
+        if earlier is not None:
+            log.info(
+                log_events.ON_DUPLICATE_EVENT,
+                message="run already completed (redelivery): completed event sent again",
+                run_id=request.run_id,
+                attempt=request.attempt,
+            )
+            self._publish_completed(request.run_id, earlier)
+            return Outcome.RESENT
+        self._publisher.publish(started_event(request.run_id, self._clock.now()))
+        log.info(
+            log_events.ON_RUN_STARTED,
+            message="run started",
+            run_id=request.run_id,
+            attempt=request.attempt,
+            metric_code=request.metric_code,
+        )
+        progress = _Progress()
+        with self._heartbeats(request.run_id, progress, keep_alive):
+            try:
+                event = self._compute(request, progress, stop)
+            except _Abandon:
+                log.warning(
+                    log_events.ON_RUN_ABANDONED,
+                    message="stop requested: run abandoned before writing its output "
+                    "(no completed event; the control plane times it out and retries)",
+                    run_id=request.run_id,
+                    attempt=request.attempt,
+                )
+                return Outcome.ABANDONED
+            except RunFailed as failed:
+                event = failure_event(request.run_id, request.metric_code, failed.error)
+            except Exception as exc:  # a bug must fail the run, not loop it through the queue
+                log.exception(
+                    log_events.ON_CONSUMER_ERROR,
+                    message="unexpected error computing the run; reported as a FAILURE",
+                    run_id=request.run_id,
+                )
+                error = f"{WORKER_ERROR}: {type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+                event = failure_event(request.run_id, request.metric_code, error)
+        self._publish_completed(request.run_id, event)
+        return Outcome.COMPLETED
+
+    # -- the computation --------------------------------------------------------------------
+
+    def _compute(
+        self, request: RunRequest, progress: _Progress, stop: threading.Event
+    ) -> dict[str, Any]:
+        series = self._read_inputs(request, progress, stop)
+        self._pace(progress, stop)
+        try:
+            frame = evaluate(request.expression, series)
+        except (EvaluationError, pl.exceptions.PolarsError) as exc:
+            raise RunFailed(EXPRESSION_EVAL_ERROR, str(exc)) from exc
+        progress.set(_EVALUATED)
+        if stop.is_set():
+            raise _Abandon
+        return self._write_output(request, frame)
+
+    def _read_inputs(
+        self, request: RunRequest, progress: _Progress, stop: threading.Event
+    ) -> dict[str, pl.LazyFrame]:
+        plan = [
+            (series, file)
+            for dataset in request.datasets.values()
+            if request.series_of(dataset.dataset_id)
+            for series, file in self._files_to_read(request, dataset)
+        ]
+        parts: dict[str, list[pl.DataFrame]] = {
+            code: [] for code in request.expression.series_codes()
+        }
+        for done, (series, file) in enumerate(plan, 1):
+            if stop.is_set():
+                raise _Abandon
+            parts[series].append(self._read_parquet(file))
+            progress.set(_READ_DONE * done / len(plan))
+        progress.set(_READ_DONE)
+        return {
+            code: pl.concat(frames, how="vertical_relaxed").lazy() if frames else empty_series()
+            for code, frames in parts.items()
+        }
+
+    def _files_to_read(
+        self, request: RunRequest, dataset: DatasetVersion
+    ) -> list[tuple[str, S3Location]]:
+        """Exactly the manifest's files of the series this run needs from `dataset`."""
+        manifest = self._read_manifest(dataset)
+        files = manifest.get("parquet_files")
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise RunFailed(
+                INPUT_READ_ERROR, f"manifest {dataset.manifest.uri}: parquet_files is not a list"
+            )
+        listed = manifest.get("series_codes")
+        wanted = []
+        for code in request.series_of(dataset.dataset_id):
+            if code not in request.expression.series_codes():
+                continue
+            mine = [f for f in files if _relative(f, dataset).split("/", 1)[0] == code]
+            if not mine and isinstance(listed, list) and code not in listed:
+                raise RunFailed(
+                    INPUT_READ_ERROR,
+                    f"manifest {dataset.manifest.uri} (dataset {dataset.dataset_id}) "
+                    f"has no series {code}",
+                )
+            wanted += [(code, dataset.projections.child(_relative(f, dataset))) for f in mine]
+        return wanted
+
+    def _read_manifest(self, dataset: DatasetVersion) -> dict[str, Any]:
+        raw = self._get(dataset.manifest, what=f"manifest of dataset {dataset.dataset_id}")
+        try:
+            document = json.loads(raw)
+        except ValueError as exc:
+            raise RunFailed(
+                INPUT_READ_ERROR, f"manifest {dataset.manifest.uri} is not JSON: {exc}"
+            ) from exc
+        if not isinstance(document, dict):
+            raise RunFailed(INPUT_READ_ERROR, f"manifest {dataset.manifest.uri} is not an object")
+        return document
+
+    def _read_parquet(self, location: S3Location) -> pl.DataFrame:
+        raw = self._get(location, what="projection file")
+        try:
+            # Column pruning: only the two columns §3.1 uses are decoded.
+            return pl.read_parquet(io.BytesIO(raw), columns=[OBS_TIME, VALUE])
+        except Exception as exc:  # polars raises several families for a bad file
+            raise RunFailed(
+                INPUT_READ_ERROR, f"{location.uri} is not a readable projection file: {exc}"
+            ) from exc
+
+    def _get(self, location: S3Location, *, what: str) -> bytes:
+        try:
+            return self._store.get(location)
+        except ObjectNotFound as exc:
+            raise RunFailed(INPUT_READ_ERROR, f"{what} {location.uri} does not exist") from exc
+        except Exception as exc:
+            raise RunFailed(INPUT_READ_ERROR, f"{what} {location.uri}: {exc}") from exc
+
+    def _pace(self, progress: _Progress, stop: threading.Event) -> None:
+        total = self._options.min_run_seconds
+        started = time.monotonic()
+        while (elapsed := time.monotonic() - started) < total:
+            progress.set(_READ_DONE + (_PACED - _READ_DONE) * elapsed / total)
+            if stop.wait(min(0.1, total - elapsed)):
+                raise _Abandon
+        if stop.is_set():
+            raise _Abandon
+
+    def _write_output(self, request: RunRequest, frame: pl.DataFrame) -> dict[str, Any]:
+        now = self._clock.now()
+        version = version_ts(now)
+        times = frame[OBS_TIME]
+        manifest = output_manifest(
+            request,
+            version=version,
+            row_count=frame.height,
+            created_at=now,
+            date_range=(times.min(), times.max()) if frame.height else (None, None),  # type: ignore[arg-type]
+        )
+        location = manifest_location(request, version)
+        event = success_event(
+            request.run_id,
+            request.metric_code,
+            version=version,
+            manifest=location,
+            row_count=frame.height,
+        )
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer)
+        try:
+            self._store.put(data_location(request, version), buffer.getvalue(), PARQUET_TYPE)
+            self._store.put(location, json_bytes(manifest), JSON_TYPE)
+            self._store.put(current_manifest_location(request), json_bytes(manifest), JSON_TYPE)
+            # Last: the marker exists only once the whole output does.
+            self._store.put(marker_location(request), json_bytes(event), JSON_TYPE)
+        except Exception as exc:
+            raise RunFailed(OUTPUT_WRITE_ERROR, f"{request.output_base.uri}: {exc}") from exc
+        return event
+
+    # -- feedback ---------------------------------------------------------------------------
+
+    def _completed_before(self, request: RunRequest) -> dict[str, Any] | None:
+        try:
+            raw = self._store.get(marker_location(request))
+        except ObjectNotFound:
+            return None
+        except Exception as exc:
+            # Unknown: compute again; the output is rewritten under a new version.
+            log.warning(
+                log_events.ON_CONSUMER_ERROR,
+                message="could not read the run's marker; computing",
+                run_id=request.run_id,
+                error=str(exc),
+            )
+            return None
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            return None
+        return event if isinstance(event, dict) else None
+
+    def _publish_completed(self, run_id: str, event: dict[str, Any]) -> None:
+        self._publisher.publish(event)
+        log.info(
+            log_events.ON_RUN_COMPLETED,
+            message="run completed",
+            run_id=run_id,
+            status=event.get("status"),
+            row_count=event.get("rowCount"),
+            error=event.get("error"),
+        )
+
+    @contextmanager
+    def _heartbeats(
+        self, run_id: str, progress: _Progress, keep_alive: Callable[[], None]
+    ) -> Iterator[None]:
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self._options.heartbeat_interval):
+                try:
+                    keep_alive()
+                    self._publisher.publish(
+                        heartbeat_event(run_id, progress.get(), self._clock.now())
+                    )
+                except Exception as exc:  # a lost heartbeat is not worth losing the run
+                    log.warning(
+                        log_events.ON_CONSUMER_ERROR,
+                        message="heartbeat failed; the run goes on",
+                        run_id=run_id,
+                        error=str(exc),
+                    )
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{run_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+
+def _relative(file: str, dataset: DatasetVersion) -> str:
+    """A manifest's file path relative to `projectionsPath` (also accepting full keys/URIs)."""
+    path = file
+    full = dataset.projections.uri.rstrip("/") + "/"
+    if path.startswith(full):
+        return path[len(full) :]
+    key_prefix = dataset.projections.key.rstrip("/") + "/"
+    if path.startswith(key_prefix):
+        return path[len(key_prefix) :]
+    return path.lstrip("/")

@@ -1,0 +1,121 @@
+"""Where and how a run's output is written (SPEC §4.4), and the worker's feedback events (§4.2).
+
+    {basePath}{versionTs}/data/part-0.parquet   columns obs_time (timestamp, UTC), value
+    {basePath}{versionTs}/manifest.json         run_id, metric_code, version_ts, row_count,
+                                                files, inputs (+ attempt, created_at, columns,
+                                                date_range, expression)
+    {basePath}current/manifest.json             a copy of the newest run's manifest
+    {basePath}runs/{runId}-{attempt}.ok         marker: the completed event sent for the run
+
+`versionTs` is the ISO-8601 *basic* form of the time the output was produced, in UTC
+(`20251111T014305.123456Z`): it carries its zone as §4.2 asks and has no `:`, so it is a
+plain S3 key segment and sorts in time order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from metrics_orchestrator.worker.request import RunRequest, S3Location
+
+DATA_FILE = "data/part-0.parquet"
+MANIFEST = "manifest.json"
+CURRENT_MANIFEST = "current/manifest.json"
+JSON_TYPE = "application/json"
+PARQUET_TYPE = "application/vnd.apache.parquet"
+
+
+def version_ts(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def data_location(request: RunRequest, version: str) -> S3Location:
+    return request.output_base.child(f"{version}/{DATA_FILE}")
+
+
+def manifest_location(request: RunRequest, version: str) -> S3Location:
+    return request.output_base.child(f"{version}/{MANIFEST}")
+
+
+def current_manifest_location(request: RunRequest) -> S3Location:
+    return request.output_base.child(CURRENT_MANIFEST)
+
+
+def marker_location(request: RunRequest) -> S3Location:
+    return request.output_base.child(f"runs/{request.run_id}-{request.attempt}.ok")
+
+
+def output_manifest(
+    request: RunRequest,
+    *,
+    version: str,
+    row_count: int,
+    created_at: datetime,
+    date_range: tuple[datetime | None, datetime | None],
+) -> dict[str, Any]:
+    first, last = date_range
+    return {
+        "run_id": request.run_id,
+        "attempt": request.attempt,
+        "metric_code": request.metric_code,
+        "version_ts": version,
+        "created_at": timestamp(created_at),
+        "row_count": row_count,
+        "columns": {"obs_time": "timestamp[us, UTC]", "value": "float64"},
+        "date_range": {
+            "min_obs_time": timestamp(first) if first else None,
+            "max_obs_time": timestamp(last) if last else None,
+        },
+        "files": [data_location(request, version).uri],
+        "inputs": dict(request.catalog),
+        "expression_type": request.expression.expression_type.value,
+        "expression": request.expression.canonical,
+    }
+
+
+def json_bytes(document: Mapping[str, Any]) -> bytes:
+    return json.dumps(document, indent=2, sort_keys=False).encode()
+
+
+# -- feedback events (SPEC §4.2) ------------------------------------------------------------
+
+
+def started_event(run_id: str, now: datetime) -> dict[str, Any]:
+    return {"type": "metric_run_started", "runId": run_id, "startedAt": timestamp(now)}
+
+
+def heartbeat_event(run_id: str, progress: float, now: datetime) -> dict[str, Any]:
+    return {
+        "type": "metric_run_heartbeat",
+        "runId": run_id,
+        "progress": round(min(max(progress, 0.0), 1.0), 4),
+        "ts": timestamp(now),
+    }
+
+
+def success_event(
+    run_id: str, metric_code: str, *, version: str, manifest: S3Location, row_count: int
+) -> dict[str, Any]:
+    return {
+        "type": "metric_run_completed",
+        "runId": run_id,
+        "metricCode": metric_code,
+        "status": "SUCCESS",
+        "versionTs": version,
+        "outputManifest": manifest.uri,
+        "rowCount": row_count,
+    }
+
+
+def failure_event(run_id: str, metric_code: str | None, error: str) -> dict[str, Any]:
+    event: dict[str, Any] = {"type": "metric_run_completed", "runId": run_id}
+    if metric_code is not None:
+        event["metricCode"] = metric_code
+    return {**event, "status": "FAILURE", "error": error}
