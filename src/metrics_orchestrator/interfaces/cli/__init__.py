@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from contextlib import ExitStack
+from types import FrameType
 
 import typer
 
@@ -74,7 +76,20 @@ def _register_subcommands() -> None:
 _register_subcommands()
 
 
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def exit_cleanly_on_termination() -> None:
+    """SIGTERM and SIGHUP unwind the stack like Ctrl-C does, so cleanups (above all, stopping
+    the embedded PostgreSQL) run; their default action would kill the process on the spot.
+    `serve` replaces these handlers with its own graceful stop while it runs."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
+
+
 def main() -> None:
+    exit_cleanly_on_termination()
     try:
         app()
     except KeyboardInterrupt:
