@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from psycopg import Connection
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
@@ -26,7 +29,17 @@ from metrics_orchestrator.infrastructure.aws.provisioning import provision
 from metrics_orchestrator.infrastructure.aws.sns import SnsRunRequestPublisher
 from metrics_orchestrator.infrastructure.aws.sqs import SqsConsumer
 from metrics_orchestrator.infrastructure.clock import SystemClock
-from metrics_orchestrator.infrastructure.embedded_postgres import start_embedded_postgres
+from metrics_orchestrator.infrastructure.embedded_postgres import (
+    default_data_dir,
+    start_embedded_postgres,
+)
+from metrics_orchestrator.infrastructure.local_state import (
+    LocalServe,
+    LocalStateError,
+    read_local_serve,
+    remove_local_serve,
+    write_local_serve,
+)
 from metrics_orchestrator.infrastructure.postgres.database import create_pool
 from metrics_orchestrator.infrastructure.postgres.dispatch_repository import (
     PostgresRunQueuedListener,
@@ -307,3 +320,78 @@ def projection_update_sender(settings: Settings) -> Callable[[str], str]:
         return client.send_message(QueueUrl=url, MessageBody=body)["MessageId"]
 
     return send
+
+
+# -- The local serve, as the other CLI commands find it ------------------------------------
+
+
+class SendFailed(Exception):
+    """A message could not be sent; the message says why, in one line."""
+
+
+def embedded_data_dir(settings: Settings) -> Path:
+    """The embedded data directory (EMBEDDED_DATA_DIR, else the per-user default)."""
+    return (settings.embedded_data_dir or default_data_dir()).expanduser().resolve()
+
+
+def record_local_serve(
+    settings: Settings, aws: AwsWiring, resources: ExitStack, *, http: bool
+) -> Path | None:
+    """Write where this local serve listens (removed again with `resources`); None if not local."""
+    if not aws.embedded or aws.endpoint_url is None:
+        return None
+    data_dir = embedded_data_dir(settings)
+    state = LocalServe(
+        pid=os.getpid(),
+        aws_endpoint_url=aws.endpoint_url,
+        topic_arn=aws.topic_arn,
+        projection_update_queue_url=aws.projection_update_queue_url,
+        run_feedback_queue_urls=aws.run_feedback_queue_urls,
+        worker_queue_url=aws.worker_queue_url,
+        http_url=f"http://{settings.http_host}:{settings.http_port}" if http else None,
+    )
+    path = write_local_serve(data_dir, state)
+    resources.callback(remove_local_serve, data_dir)
+    return path
+
+
+def find_local_serve(settings: Settings) -> LocalServe | None:
+    """The running local serve, when no AWS settings point elsewhere."""
+    if not settings.uses_embedded_aws:
+        return None
+    try:
+        return read_local_serve(embedded_data_dir(settings))
+    except LocalStateError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def projection_update_queue(settings: Settings) -> tuple[str, Callable[[str], str]] | None:
+    """The queue `send-update` should use and a sender for it: the configured queue, else the
+    running local serve's; None when neither exists. The sender raises `SendFailed`."""
+    try:
+        local = read_local_serve(embedded_data_dir(settings))
+    except LocalStateError as exc:
+        raise SettingsError(str(exc)) from None
+    if settings.sqs_projection_update_queue_url:
+        url = settings.sqs_projection_update_queue_url
+        endpoint = settings.aws_endpoint_url
+        if endpoint is None and local is not None and url.startswith(local.aws_endpoint_url):
+            endpoint = local.aws_endpoint_url  # the URL `serve` printed, given without its endpoint
+    elif settings.uses_embedded_aws and local is not None and local.projection_update_queue_url:
+        url, endpoint = local.projection_update_queue_url, local.aws_endpoint_url
+    else:
+        return None
+    client = sqs_client_from(settings, endpoint)
+
+    def send(body: str) -> str:
+        try:
+            return client.send_message(QueueUrl=url, MessageBody=body)["MessageId"]
+        except NoCredentialsError:
+            raise SendFailed(
+                f"no AWS credentials to send to {url}: set AWS_ACCESS_KEY_ID/AWS_PROFILE, "
+                "or AWS_ENDPOINT_URL for an emulator"
+            ) from None
+        except (BotoCoreError, ClientError) as exc:
+            raise SendFailed(f"cannot send to {url}: {exc}") from None
+
+    return url, send

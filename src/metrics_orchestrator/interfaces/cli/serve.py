@@ -14,6 +14,7 @@ from metrics_orchestrator.bootstrap import (
     ServeParts,
     bootstrap,
     build_runtime,
+    record_local_serve,
     resolve_aws,
     resolve_database_url,
 )
@@ -69,6 +70,7 @@ def serve_command(
             runtime = build_runtime(container, aws, parts, http_app=http_app)
         except SettingsError as exc:
             raise fail(str(exc)) from None
+        state_file = record_local_serve(settings, aws, resources, http=http)
         if sample_worker:
             if not aws.embedded:
                 raise fail("--sample-worker needs the embedded AWS emulator (no AWS settings)")
@@ -80,6 +82,8 @@ def serve_command(
             typer.echo(f"  projection-update queue:  {aws.projection_update_queue_url}")
             typer.echo(f"  run-feedback queue:       {', '.join(aws.run_feedback_queue_urls)}")
             typer.echo(f"  worker queue (subscribed): {aws.worker_queue_url}")
+        if state_file is not None:
+            typer.echo(f"  (recorded in {state_file}: send-update and the read commands use it)")
         if http:
             typer.echo(
                 f"HTTP API on http://{settings.http_host}:{settings.http_port} (docs: /docs)"
