@@ -12,7 +12,8 @@ from typing import Any
 
 import uvicorn
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-from psycopg import Connection
+from psycopg import Connection, ProgrammingError
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
@@ -59,6 +60,7 @@ def resolve_database_url(
     The embedded database is migrated automatically: it exists for newcomers, who should
     not need to know about `migrate`. A configured database is migrated by its operator.
     """
+    _announce_database(settings)
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
     embedded = start_embedded_postgres(settings.embedded_data_dir)
@@ -395,3 +397,31 @@ def projection_update_queue(settings: Settings) -> tuple[str, Callable[[str], st
             raise SendFailed(f"cannot send to {url}: {exc}") from None
 
     return url, send
+
+
+# -- Which database a command uses, said once (issue 13) ----------------------------------
+
+_database_announcers: list[Callable[[str], None]] = []
+
+
+def announce_database_with(callback: Callable[[str], None]) -> None:
+    """Call `callback` with a description (no secrets) of each database a command resolves."""
+    _database_announcers.append(callback)
+
+
+def describe_database(settings: Settings) -> str:
+    if settings.database_url is None:
+        return f"embedded PostgreSQL, data in {embedded_data_dir(settings)}"
+    try:
+        parts = conninfo_to_dict(settings.database_url.get_secret_value())
+    except ProgrammingError:
+        return "the DATABASE_URL database (unparsable URL)"
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"PostgreSQL {user}{parts.get('host') or 'localhost'}{port}/{parts.get('dbname', '')}"
+
+
+def _announce_database(settings: Settings) -> None:
+    description = describe_database(settings)
+    for callback in _database_announcers:
+        callback(description)

@@ -9,7 +9,8 @@ from types import FrameType
 
 import typer
 
-from metrics_orchestrator.bootstrap import resolve_database_url
+from metrics_orchestrator import __version__
+from metrics_orchestrator.bootstrap import announce_database_with, resolve_database_url
 from metrics_orchestrator.infrastructure.logging import configure_logging
 from metrics_orchestrator.infrastructure.postgres.migrations import MigrationError, migrate
 from metrics_orchestrator.infrastructure.settings import Settings, SettingsError, load_settings
@@ -27,6 +28,39 @@ app = typer.Typer(
 )
 
 
+_announced: set[str] = set()
+
+
+def _say_database(description: str) -> None:
+    """Once per command, on stderr (stdout stays for the command's own output)."""
+    if description not in _announced:
+        _announced.add(description)
+        typer.echo(f"database: {description}", err=True)
+
+
+announce_database_with(_say_database)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"metrics-orchestrator {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the version and exit.",
+        is_eager=True,
+        callback=_print_version,
+    ),
+) -> None:
+    """Reactive control plane for metric computations."""
+    _announced.clear()
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
@@ -41,7 +75,6 @@ def settings_or_exit() -> Settings:
     return settings
 
 
-@app.command("migrate")
 def migrate_command() -> None:
     """Apply pending database migrations (safe to run twice, or from two processes)."""
     settings = settings_or_exit()
@@ -63,14 +96,23 @@ def _register_subcommands() -> None:
     from metrics_orchestrator.interfaces.cli.catalog import catalog_app
     from metrics_orchestrator.interfaces.cli.demo import demo_command
     from metrics_orchestrator.interfaces.cli.ingest import ingest_command
+    from metrics_orchestrator.interfaces.cli.read_events import events_app
+    from metrics_orchestrator.interfaces.cli.read_orchestration import datasets_app, metrics_app
+    from metrics_orchestrator.interfaces.cli.read_runs import runs_app
     from metrics_orchestrator.interfaces.cli.send_update import send_update_command
     from metrics_orchestrator.interfaces.cli.serve import serve_command
 
-    app.add_typer(catalog_app, name="catalog")
-    app.command("ingest")(ingest_command)
-    app.command("serve")(serve_command)
-    app.command("send-update")(send_update_command)
+    # In the order a newcomer meets them: try it, run it, feed it, read it, operate it.
     app.command("demo")(demo_command)
+    app.command("serve")(serve_command)
+    app.add_typer(catalog_app, name="catalog")
+    app.command("send-update")(send_update_command)
+    app.command("ingest")(ingest_command)
+    app.add_typer(runs_app, name="runs")
+    app.add_typer(metrics_app, name="metrics")
+    app.add_typer(datasets_app, name="datasets")
+    app.add_typer(events_app, name="events")
+    app.command("migrate")(migrate_command)
 
 
 _register_subcommands()
