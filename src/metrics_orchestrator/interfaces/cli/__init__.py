@@ -14,6 +14,9 @@ from metrics_orchestrator.bootstrap import announce_database_with, resolve_datab
 from metrics_orchestrator.infrastructure.logging import configure_logging
 from metrics_orchestrator.infrastructure.postgres.migrations import MigrationError, migrate
 from metrics_orchestrator.infrastructure.settings import Settings, SettingsError, load_settings
+from metrics_orchestrator.interfaces.cli import help_format
+
+help_format.apply()
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -102,17 +105,18 @@ def _register_subcommands() -> None:
     from metrics_orchestrator.interfaces.cli.send_update import send_update_command
     from metrics_orchestrator.interfaces.cli.serve import serve_command
 
-    # In the order a newcomer meets them: try it, run it, feed it, read it, operate it.
-    app.command("demo")(demo_command)
-    app.command("serve")(serve_command)
-    app.add_typer(catalog_app, name="catalog")
-    app.command("send-update")(send_update_command)
-    app.command("ingest")(ingest_command)
-    app.add_typer(runs_app, name="runs")
-    app.add_typer(metrics_app, name="metrics")
-    app.add_typer(datasets_app, name="datasets")
-    app.add_typer(events_app, name="events")
-    app.command("migrate")(migrate_command)
+    # Panels in the order a newcomer meets them: try it, feed it, read it, operate it.
+    start, feed, read, operate = "Start here", "Feed it", "Read it", "Operate it"
+    app.command("demo", rich_help_panel=start)(demo_command)
+    app.command("serve", rich_help_panel=start)(serve_command)
+    app.add_typer(catalog_app, name="catalog", rich_help_panel=feed)
+    app.command("send-update", rich_help_panel=feed)(send_update_command)
+    app.command("ingest", rich_help_panel=feed)(ingest_command)
+    app.add_typer(runs_app, name="runs", rich_help_panel=read)
+    app.add_typer(metrics_app, name="metrics", rich_help_panel=read)
+    app.add_typer(datasets_app, name="datasets", rich_help_panel=read)
+    app.add_typer(events_app, name="events", rich_help_panel=read)
+    app.command("migrate", rich_help_panel=operate)(migrate_command)
 
 
 _register_subcommands()

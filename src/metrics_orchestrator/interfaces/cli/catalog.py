@@ -99,8 +99,11 @@ def load_command(
 ) -> None:
     """Create or update series, datasets and metrics from FILE, all or nothing.
 
-    Loading the same file again changes nothing. On bad input nothing is written and every
-    problem is printed, one line each, as `error: <path>: <message>` (exit code 2).
+    Loading the same file again changes nothing.
+
+    On bad input nothing is written and every problem is printed at once (exit code 2).
+
+    Each problem is one line: `error: <path>: <message>`.
     """
     settings = settings_or_exit()
     try:
