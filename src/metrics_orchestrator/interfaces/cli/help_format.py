@@ -32,10 +32,11 @@ def _usage_name(self: Any) -> str:
 
 
 def apply() -> None:
-    option, argument = getattr(core, "TyperOption", None), getattr(core, "TyperArgument", None)
-    if option is not None and hasattr(option, "display_type_rich"):
-        if not getattr(option, "_mo_patched", False):
-            option.display_type_rich = _flag_without_type(option.display_type_rich)
-            option._mo_patched = True
-    if argument is not None and hasattr(argument, "_usage_display_name"):
+    option: Any = getattr(core, "TyperOption", None)
+    argument: Any = getattr(core, "TyperArgument", None)
+    patchable = hasattr(option, "display_type_rich")
+    if patchable and not getattr(option, "_mo_patched", False):
+        option.display_type_rich = _flag_without_type(option.display_type_rich)
+        option._mo_patched = True
+    if hasattr(argument, "_usage_display_name"):
         argument._usage_display_name = _usage_name
