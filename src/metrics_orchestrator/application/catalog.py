@@ -259,6 +259,8 @@ class CatalogRepository(Protocol):
 
     def get_series(self, code: str) -> Series | None: ...
 
+    def list_series(self) -> list[Series]: ...
+
     def update_metric_settings(
         self,
         code: str,
@@ -870,6 +872,15 @@ class CatalogService:
 
     def list_datasets(self) -> list[Dataset]:
         return self._transaction(lambda uow: uow.catalog.list_datasets())
+
+    def get_series(self, code: str) -> Series:
+        series = self._transaction(lambda uow: uow.catalog.get_series(code))
+        if series is None:
+            raise NotFound(f"unknown series '{code}'")
+        return series
+
+    def list_series(self) -> list[Series]:
+        return self._transaction(lambda uow: uow.catalog.list_series())
 
     # operational changes
 
