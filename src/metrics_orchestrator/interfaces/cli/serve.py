@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
@@ -62,6 +63,10 @@ def serve_command(
             check_bind_address(settings.http_host, token)
         except ValueError as exc:
             raise fail(str(exc)) from None
+        # Before anything starts: a second `make run` must not say "running" and then fail.
+        in_use = port_in_use(settings.http_host, settings.http_port)
+        if in_use is not None:
+            raise fail(in_use, EXIT_FAILURE)
     with ExitStack() as resources:
         try:
             url = _database(settings, resources)
@@ -93,6 +98,21 @@ def serve_command(
     typer.echo("stopped")
     if not clean:
         raise typer.Exit(EXIT_FAILURE)
+
+
+def port_in_use(host: str, port: int) -> str | None:
+    """Why the HTTP server could not listen on host:port, or None if it can."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # As uvicorn does: a port left in TIME_WAIT by a stopped serve is free to use.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return (
+                f"cannot listen on {host}:{port} ({exc.strerror}); is another serve running? "
+                "Stop it, or choose another port with --http-port or HTTP_PORT"
+            )
+    return None
 
 
 def _sample_worker(settings: Settings, aws: AwsWiring) -> SampleWorker:
