@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
 
 from tests.conftest import drop_database
 from tests.integration.http_helpers import Api, assert_problem, running_api
@@ -218,3 +219,27 @@ def test_openapi_documents_problems_and_the_bearer_scheme(api: Api) -> None:
     assert "security" not in schema["paths"]["/runs"]["get"]
     replay = schema["paths"]["/events/{event_key}/replay"]["post"]
     assert replay["parameters"][0]["name"] == "event_key"
+
+
+# --- access log --------------------------------------------------------------------------------
+
+
+def test_each_request_writes_one_access_line_without_secrets(database_url: str) -> None:
+    env = {"API_TOKEN": "tok-very-secret-123"}
+    with running_api(database_url, MutableClock(), env=env) as api, capture_logs() as logs:
+        api.client.get("/datasets", params={"limit": 5})
+        api.client.post(
+            "/series",
+            json={"code": "S1"},
+            headers={"Authorization": "Bearer tok-very-secret-123"},
+        )
+        api.client.get("/runs/not-a-uuid")
+    access = [entry for entry in logs if entry["event"] == "ON_HTTP_REQUEST"]
+    assert [(e["method"], e["path"], e["status"]) for e in access] == [
+        ("GET", "/datasets", 200),
+        ("POST", "/series", 200),
+        ("GET", "/runs/not-a-uuid", 422),
+    ]
+    assert all(e["log_level"] == "info" for e in access)
+    assert access[0]["query"] == "limit=5"
+    assert "tok-very-secret-123" not in repr(logs)
