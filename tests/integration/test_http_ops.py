@@ -100,6 +100,14 @@ def test_counters_move_when_events_are_processed(api: Api) -> None:
     assert _value(after, "dispatcher_backlog") == 3
 
 
+def test_the_exposition_has_no_created_series(api: Api) -> None:
+    api.send_update("fx_daily", "v1")
+    names = {name for name, _ in _samples(api)}
+    assert "metrics_orchestrator_events_received_total" in names
+    assert not [name for name in names if name.endswith("_created")]
+    assert "_created" not in api.client.get("/prometheus").text
+
+
 def test_the_backlog_counts_only_runs_due_for_dispatch(api: Api) -> None:
     api.send_update("reserves_daily", "r1")
     (run,) = api.runs_of("reserves.sma_20")
