@@ -116,7 +116,11 @@ def test_a_file_that_is_not_yaml_exits_2_with_one_line(database_url: str, tmp_pa
     assert result.exit_code == 2
     lines = _stderr(result).splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith(f"error: {file}: not valid YAML: ")
+    assert lines[0] == (
+        f"error: {file}: not valid YAML at line 3, column 1: expected ',' or '}}', but got "
+        "'<stream end>' (while parsing a flow mapping that starts at line 2, column 5)"
+    )
+    assert "<unicode string>" not in lines[0]
 
 
 def test_a_file_that_is_not_json_exits_2(database_url: str, tmp_path: Path) -> None:
