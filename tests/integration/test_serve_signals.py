@@ -43,17 +43,20 @@ def _env(data_dir: Path, port: int) -> dict[str, str]:
 
 
 def _start_ready(env: dict[str, str], cwd: Path, port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [str(CLI), "serve", "--no-consumers", "--no-dispatcher", "--no-sweeper"],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    stderr = cwd / f"serve-{time.monotonic_ns()}.err"
+    with stderr.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(CLI), "serve", "--no-consumers", "--no-dispatcher", "--no-sweeper"],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"serve exited early with {process.returncode}")
+            tail = stderr.read_text(errors="replace")[-2000:]
+            pytest.fail(f"serve exited early with {process.returncode}:\n{tail}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=5):
                 return process
