@@ -97,7 +97,7 @@ def show_run_command(
     )
     if detail.pending:
         print_table(
-            "waiting for",
+            "inputs it waited for",
             ["dataset", "held update", "received"],
             [[p.dataset_id, p.version_manifest_path, p.received_at] for p in detail.pending],
         )
