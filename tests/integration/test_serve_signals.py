@@ -139,3 +139,21 @@ def test_an_unreadable_handles_file_is_reset(tmp_path: Path) -> None:
 
     assert prune_dead_handles(tmp_path) == []
     assert json.loads((tmp_path / HANDLES_FILE).read_text()) == []
+
+
+@pytest.mark.slow
+def test_a_plain_migrate_after_a_dead_owner_leaves_no_server(tmp_path: Path) -> None:
+    data_dir = tmp_path / "pg"
+    env = _env(data_dir, _free_port())
+    first = subprocess.run([str(CLI), "migrate"], env=env, cwd=tmp_path, capture_output=True)
+    assert first.returncode == 0, first.stderr
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    # What a serve killed by SIGHUP used to leave behind: its pid, listed as an owner.
+    (data_dir / HANDLES_FILE).write_text(json.dumps([finished.pid]))
+
+    again = subprocess.run([str(CLI), "migrate"], env=env, cwd=tmp_path, capture_output=True)
+
+    assert again.returncode == 0, again.stderr
+    _wait_no_postgres(data_dir)
+    assert json.loads((data_dir / HANDLES_FILE).read_text()) == []
