@@ -1,9 +1,10 @@
 """What every benchmark needs: bench databases, the machine's description, small statistics.
 
 Databases are named `bench_*` and created on the server given by `BENCH_DATABASE_URL`
-(default: the local server). A migrated template is built once per suite run; each
-measurement clones it (or a clone with a synthetic catalog loaded), so runs never see each
-other's rows. Everything created is dropped when the suite ends, even on failure.
+(default: the embedded PostgreSQL every other `make` target uses, started for the run). A
+migrated template is built once per suite run; each measurement clones it (or a clone with a
+synthetic catalog loaded), so runs never see each other's rows. Everything created is dropped
+when the suite ends, even on failure.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -24,16 +26,24 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bench.catalog import CatalogShape, generate_catalog
-from metrics_orchestrator.bootstrap import bootstrap
+from metrics_orchestrator.bootstrap import bootstrap, resolve_database_url
 from metrics_orchestrator.infrastructure.postgres.migrations import migrate
 from metrics_orchestrator.infrastructure.settings import load_settings
 
-DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def server_url() -> str:
-    return os.environ.get("BENCH_DATABASE_URL", DEFAULT_SERVER_URL)
+def server_url() -> str | None:
+    """`BENCH_DATABASE_URL`, or None for the embedded server."""
+    return os.environ.get("BENCH_DATABASE_URL") or None
+
+
+def embedded_server(resources: ExitStack) -> str:
+    """The embedded PostgreSQL (stopped with `resources`); its data directory as for `serve`."""
+    settings = load_settings().model_copy(update={"database_url": None})
+    url = resolve_database_url(settings, resources, auto_migrate=False)
+    print(f"bench databases on the embedded PostgreSQL ({url})", file=sys.stderr)
+    return url
 
 
 def _admin(url: str) -> psycopg.Connection[Any]:
@@ -97,11 +107,12 @@ class BenchDatabases:
 
 @contextmanager
 def bench_databases(server: str | None = None) -> Iterator[BenchDatabases]:
-    databases = BenchDatabases(server or server_url())
-    try:
-        yield databases
-    finally:
-        databases.close()
+    with ExitStack() as resources:
+        databases = BenchDatabases(server or server_url() or embedded_server(resources))
+        try:
+            yield databases
+        finally:
+            databases.close()
 
 
 def load_catalog(database_url: str, shape: CatalogShape) -> None:

@@ -6,11 +6,15 @@ of it is re-exported below (`__all__`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from psycopg import Connection
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from psycopg import Connection, ProgrammingError
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
@@ -38,6 +42,13 @@ from metrics_orchestrator.infrastructure.clock import SystemClock
 from metrics_orchestrator.infrastructure.embedded_postgres import (
     default_data_dir,
     start_embedded_postgres,
+)
+from metrics_orchestrator.infrastructure.local_state import (
+    LocalServe,
+    LocalStateError,
+    read_local_serve,
+    remove_local_serve,
+    write_local_serve,
 )
 from metrics_orchestrator.infrastructure.logging import configure_logging
 from metrics_orchestrator.infrastructure.postgres.database import create_pool
@@ -89,6 +100,7 @@ def resolve_database_url(
     The embedded database is migrated automatically: it exists for newcomers, who should
     not need to know about `migrate`. A configured database is migrated by its operator.
     """
+    _announce_database(settings)
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
     embedded = start_embedded_postgres(settings.embedded_data_dir)
@@ -319,3 +331,106 @@ def projection_update_sender(settings: Settings) -> Callable[[str], str]:
         return client.send_message(QueueUrl=url, MessageBody=body)["MessageId"]
 
     return send
+
+
+# -- The local serve, as the other CLI commands find it ------------------------------------
+
+
+class SendFailed(Exception):
+    """A message could not be sent; the message says why, in one line."""
+
+
+def embedded_data_dir(settings: Settings) -> Path:
+    """The embedded data directory (EMBEDDED_DATA_DIR, else the per-user default)."""
+    return (settings.embedded_data_dir or default_data_dir()).expanduser().resolve()
+
+
+def record_local_serve(
+    settings: Settings, aws: AwsWiring, resources: ExitStack, *, http: bool
+) -> Path | None:
+    """Write where this local serve listens (removed again with `resources`); None if not local."""
+    if not aws.embedded or aws.endpoint_url is None:
+        return None
+    data_dir = embedded_data_dir(settings)
+    state = LocalServe(
+        pid=os.getpid(),
+        aws_endpoint_url=aws.endpoint_url,
+        topic_arn=aws.topic_arn,
+        projection_update_queue_url=aws.projection_update_queue_url,
+        run_feedback_queue_urls=aws.run_feedback_queue_urls,
+        worker_queue_url=aws.worker_queue_url,
+        http_url=f"http://{settings.http_host}:{settings.http_port}" if http else None,
+    )
+    path = write_local_serve(data_dir, state)
+    resources.callback(remove_local_serve, data_dir)
+    return path
+
+
+def find_local_serve(settings: Settings) -> LocalServe | None:
+    """The running local serve, when no AWS settings point elsewhere."""
+    if not settings.uses_embedded_aws:
+        return None
+    try:
+        return read_local_serve(embedded_data_dir(settings))
+    except LocalStateError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def projection_update_queue(settings: Settings) -> tuple[str, Callable[[str], str]] | None:
+    """The queue `send-update` should use and a sender for it: the configured queue, else the
+    running local serve's; None when neither exists. The sender raises `SendFailed`."""
+    try:
+        local = read_local_serve(embedded_data_dir(settings))
+    except LocalStateError as exc:
+        raise SettingsError(str(exc)) from None
+    if settings.sqs_projection_update_queue_url:
+        url = settings.sqs_projection_update_queue_url
+        endpoint = settings.aws_endpoint_url
+        if endpoint is None and local is not None and url.startswith(local.aws_endpoint_url):
+            endpoint = local.aws_endpoint_url  # the URL `serve` printed, given without its endpoint
+    elif settings.uses_embedded_aws and local is not None and local.projection_update_queue_url:
+        url, endpoint = local.projection_update_queue_url, local.aws_endpoint_url
+    else:
+        return None
+    client = sqs_client_from(settings, endpoint)
+
+    def send(body: str) -> str:
+        try:
+            return client.send_message(QueueUrl=url, MessageBody=body)["MessageId"]
+        except NoCredentialsError:
+            raise SendFailed(
+                f"no AWS credentials to send to {url}: set AWS_ACCESS_KEY_ID/AWS_PROFILE, "
+                "or AWS_ENDPOINT_URL for an emulator"
+            ) from None
+        except (BotoCoreError, ClientError) as exc:
+            raise SendFailed(f"cannot send to {url}: {exc}") from None
+
+    return url, send
+
+
+# -- Which database a command uses, said once (issue 13) ----------------------------------
+
+_database_announcers: list[Callable[[str], None]] = []
+
+
+def announce_database_with(callback: Callable[[str], None]) -> None:
+    """Call `callback` with a description (no secrets) of each database a command resolves."""
+    _database_announcers.append(callback)
+
+
+def describe_database(settings: Settings) -> str:
+    if settings.database_url is None:
+        return f"embedded PostgreSQL, data in {embedded_data_dir(settings)}"
+    try:
+        parts = conninfo_to_dict(settings.database_url.get_secret_value())
+    except ProgrammingError:
+        return "the DATABASE_URL database (unparsable URL)"
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"PostgreSQL {user}{parts.get('host') or 'localhost'}{port}/{parts.get('dbname', '')}"
+
+
+def _announce_database(settings: Settings) -> None:
+    description = describe_database(settings)
+    for callback in _database_announcers:
+        callback(description)

@@ -224,6 +224,21 @@ def test_datasets_are_listed_in_keyset_pages(api: Api) -> None:
     assert second["next_cursor"] is None
 
 
+def test_series_are_listed_like_datasets_and_metrics(api: Api) -> None:
+    for code in ("C", "A", "B"):
+        api.client.post("/series", json={"code": code, "unit": f"u{code}"})
+
+    first = api.client.get("/series", params={"limit": 2})
+    assert first.status_code == 200, first.text
+    second = api.client.get("/series", params={"limit": 2, "cursor": first.json()["next_cursor"]})
+
+    assert [s["code"] for s in first.json()["items"]] == ["A", "B"]
+    assert [s["code"] for s in second.json()["items"]] == ["C"]
+    assert second.json()["next_cursor"] is None
+    assert api.client.get("/series/B").json()["unit"] == "uB"
+    assert_problem(api.client.get("/series/NOPE"), 404)
+
+
 def test_text_postgres_cannot_store_is_refused_with_422(api: Api) -> None:
     body = assert_problem(api.client.post("/series", json={"code": "A\u0000B"}), 422)
     assert body["errors"][0]["path"] == "code"

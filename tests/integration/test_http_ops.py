@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
 
 from metrics_orchestrator.infrastructure.postgres.migrations import available_migrations
 from tests.conftest import drop_database
@@ -98,6 +99,14 @@ def test_counters_move_when_events_are_processed(api: Api) -> None:
     assert delta(transitions, from_status="none", to_status="queued") == 2  # fx.gap, sma_20
     assert _value(after, "runs_pending") == 1  # reserves.real_pesos waits for prices
     assert _value(after, "dispatcher_backlog") == 3
+
+
+def test_the_exposition_has_no_created_series(api: Api) -> None:
+    api.send_update("fx_daily", "v1")
+    names = {name for name, _ in _samples(api)}
+    assert "metrics_orchestrator_events_received_total" in names
+    assert not [name for name in names if name.endswith("_created")]
+    assert "_created" not in api.client.get("/prometheus").text
 
 
 def test_the_backlog_counts_only_runs_due_for_dispatch(api: Api) -> None:
@@ -219,3 +228,27 @@ def test_openapi_documents_problems_and_the_bearer_scheme(api: Api) -> None:
     assert "security" not in schema["paths"]["/runs"]["get"]
     replay = schema["paths"]["/events/{event_key}/replay"]["post"]
     assert replay["parameters"][0]["name"] == "event_key"
+
+
+# --- access log --------------------------------------------------------------------------------
+
+
+def test_each_request_writes_one_access_line_without_secrets(database_url: str) -> None:
+    env = {"API_TOKEN": "tok-very-secret-123"}
+    with running_api(database_url, MutableClock(), env=env) as api, capture_logs() as logs:
+        api.client.get("/datasets", params={"limit": 5})
+        api.client.post(
+            "/series",
+            json={"code": "S1"},
+            headers={"Authorization": "Bearer tok-very-secret-123"},
+        )
+        api.client.get("/runs/not-a-uuid")
+    access = [entry for entry in logs if entry["event"] == "ON_HTTP_REQUEST"]
+    assert [(e["method"], e["path"], e["status"]) for e in access] == [
+        ("GET", "/datasets", 200),
+        ("POST", "/series", 200),
+        ("GET", "/runs/not-a-uuid", 422),
+    ]
+    assert all(e["log_level"] == "info" for e in access)
+    assert access[0]["query"] == "limit=5"
+    assert "tok-very-secret-123" not in repr(logs)

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from metrics_orchestrator.infrastructure.local_state import STATE_FILE
+
 CLI = Path(sys.executable).with_name("metrics-orchestrator")
 _SERVICE_PREFIXES = ("DATABASE_", "AWS_", "SNS_", "SQS_", "HTTP_", "API_TOKEN", "LOG_", "RUN_")
 
@@ -43,6 +45,22 @@ def _wait_ready(port: int, process: subprocess.Popen[str], timeout: float = 90) 
             pass
         time.sleep(0.5)
     pytest.fail("serve did not become ready")
+
+
+def _cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CLI), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def _wait_for_runs(port: int, path: str, timeout: float = 30) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        items: list[Any] = _get(port, path)["items"]
+        if items:
+            return items
+        time.sleep(0.3)
+    pytest.fail(f"no runs at {path}")
 
 
 def _start(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
@@ -82,25 +100,36 @@ def test_serve_without_configuration_keeps_its_data_across_restarts(
             capture_output=True,
             timeout=120,
         )
-        sent = subprocess.run(
-            [str(CLI), "send-update", "--dataset-id", "reserves_daily", "--version", "r1"],
-            env=env,
-            cwd=tmp_path,
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=60,
+        state = json.loads((tmp_path / "pg" / STATE_FILE).read_text())
+        assert state["http_url"] == f"http://127.0.0.1:{port}"
+        # No settings at all: the CLI finds the local queue on its own.
+        sent = _cli(
+            env, tmp_path, "send-update", "--dataset-id", "reserves_daily", "--version", "r1"
         )
-        assert "-> 200" in sent.stdout
-        runs = _get(port, "/runs?metric=reserves.sma_20")["items"]
+        assert sent.returncode == 0, sent.stderr
+        assert f"sent to {state['projection_update_queue_url']}" in sent.stdout
+        runs = _wait_for_runs(port, "/runs?metric=reserves.sma_20")
         assert len(runs) == 1
         run_id = runs[0]["id"]
         assert runs[0]["status"] in {"queued", "dispatched"}
+        # The queue URL serve printed, alone (no endpoint, no credentials), works too.
+        printed = env | {"SQS_PROJECTION_UPDATE_QUEUE_URL": state["projection_update_queue_url"]}
+        again = _cli(printed, tmp_path, "send-update", "-d", "reserves_daily", "--version", "r2")
+        assert again.returncode == 0, again.stderr
+        invalid = _cli(env, tmp_path, "send-update", "-d", "fx_daily", "--occurred-at", "yesterday")
+        assert invalid.returncode == 2
+        assert invalid.stderr.strip().count("\n") == 0
+        assert "--occurred-at 'yesterday' is not an ISO-8601 time" in invalid.stderr
     finally:
         out = _stop(first)
     assert "embedded PostgreSQL" in out
     assert "embedded AWS emulator" in out
     assert "stopped" in out
+    assert not (tmp_path / "pg" / STATE_FILE).exists()
+    unreachable = _cli(env | {"HTTP_PORT": str(_free_port())}, tmp_path, "send-update", "-d", "x")
+    assert unreachable.returncode == 1
+    assert unreachable.stderr.startswith("error: cannot reach the API")
+    assert unreachable.stderr.strip().count("\n") == 0
 
     second = _start(env, tmp_path)
     try:

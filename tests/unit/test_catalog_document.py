@@ -187,6 +187,13 @@ def test_duplicates_name_the_first_occurrence() -> None:
     ]
 
 
+def test_a_duplicate_code_is_reported_with_the_entry_s_other_errors() -> None:
+    broken = _metric(id="m2", expression={"op": "sma", "window": 5})
+    errors = _errors({"metrics": [_metric(), broken]})
+    assert "metrics[1].code: duplicate code 'm.one' (first at metrics[0])" in errors
+    assert any(error.startswith("metrics[1].expression") for error in errors)
+
+
 def test_every_error_of_a_file_is_reported_at_once() -> None:
     errors = _errors(
         {

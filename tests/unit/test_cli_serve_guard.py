@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -20,3 +23,19 @@ def test_invalid_configuration_stops_start_up_naming_the_variable(
     result = CliRunner().invoke(app, ["serve"])
     assert result.exit_code == 2
     assert "HTTP_PORT" in result.output
+
+
+def test_a_port_in_use_stops_serve_before_anything_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("API_TOKEN", raising=False)
+    monkeypatch.setenv("EMBEDDED_DATA_DIR", str(tmp_path / "pg"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["serve", "--http-port", str(port)])
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "running" not in result.stdout
+    assert not (tmp_path / "pg").exists()  # no database was started

@@ -367,10 +367,13 @@ def read_catalog_document(raw: object) -> tuple[CatalogDocument, tuple[FieldErro
     series = _read_section(raw, "series", read_series, errors)
     datasets = _read_section(raw, "datasets", read_dataset, errors)
     metrics = _read_section(raw, "metrics", read_metric, errors)
-    _report_duplicates(series, "code", lambda s: s.code, errors)
-    _report_duplicates(datasets, "id", lambda d: d.id, errors)
-    _report_duplicates(metrics, "id", lambda m: m.id, errors)
-    _report_duplicates(metrics, "code", lambda m: m.code, errors)
+    for section, key in (
+        ("series", "code"),
+        ("datasets", "id"),
+        ("metrics", "id"),
+        ("metrics", "code"),
+    ):
+        _report_duplicates(_written_values(raw, section, key), key, str, errors)
     document = CatalogDocument(tuple(series), tuple(datasets), tuple(metrics))
     return document, tuple(errors)
 
@@ -405,6 +408,19 @@ def _read_section(
         if parsed is not None:
             located.append(Located(path, parsed))
     return located
+
+
+def _written_values(raw: Mapping[Any, object], section: str, key: str) -> list[Located[str]]:
+    """Each entry's `key` as written, entries with other problems included: a duplicate is
+    reported with the rest of the file's errors, not once they are fixed."""
+    items = raw.get(section)
+    if not isinstance(items, list | tuple):
+        return []
+    return [
+        Located(f"{section}[{index}]", item[key])
+        for index, item in enumerate(items)
+        if isinstance(item, Mapping) and isinstance(item.get(key), str) and item[key].strip()
+    ]
 
 
 def _report_duplicates(
@@ -751,6 +767,15 @@ class CatalogService:
 
     def list_datasets(self) -> list[Dataset]:
         return self._transaction(lambda uow: uow.catalog.list_datasets())
+
+    def get_series(self, code: str) -> Series:
+        series = self._transaction(lambda uow: uow.catalog.get_series(code))
+        if series is None:
+            raise NotFound(f"unknown series '{code}'")
+        return series
+
+    def list_series(self) -> list[Series]:
+        return self._transaction(lambda uow: uow.catalog.list_series())
 
     # operational changes
 

@@ -131,4 +131,21 @@ class PrometheusTelemetry:
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition of every metric, and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(_WithoutCreatedSeries(self.registry)), CONTENT_TYPE_LATEST
+
+
+class _WithoutCreatedSeries:
+    """The registry's metrics minus the `*_created` samples of counters and histograms.
+
+    They hold each series' creation time, which Prometheus's text format does not need (rates
+    and resets work without them) and operators kept mistaking for metrics of their own. This
+    filter is local: the process-wide `disable_created_metrics()` would change every registry.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._registry.collect():
+            metric.samples = [s for s in metric.samples if not s.name.endswith("_created")]
+            yield metric

@@ -1,10 +1,12 @@
 """`metrics-orchestrator demo`: the whole product in under a minute, on an embedded stack.
 
 It starts a throw-away embedded PostgreSQL and an in-process AWS emulator, loads the two
-bundled catalogs, runs the real service loops (consumers, dispatcher, sweeper) and a sample
-worker that SIMULATES computations, then publishes a scripted story of projection updates to
-the real projection-update queue. Each chapter waits until the service has caught up, and
-the demo ends with a table of every run and the dataset versions it used.
+bundled catalogs, runs the real service loops (consumers, dispatcher) and a sample worker that
+SIMULATES computations, then tells a story in chapters (`story()`): each publishes projection
+updates to the real projection-update queue, or lets the real sweeper act, and ends when its
+effects are in the database. The demo drives the sweeper itself, in the chapters that announce
+a retry or a timeout, so that nothing happens before it is told. It ends with a table of every
+run and the dataset versions it used. A new chapter is one more `Chapter` in `story()`.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -37,13 +38,14 @@ from metrics_orchestrator.bootstrap import (
     sqs_client_from,
 )
 from metrics_orchestrator.domain.model import RunStatus
+from metrics_orchestrator.interfaces.demo_narration import Narrator, Snapshot, versions_of
 from metrics_orchestrator.interfaces.runtime import ServeParts, build_runtime
 from metrics_orchestrator.interfaces.sample_worker import SampleWorker, WorkerPlan
 
 CATALOGS = ("bcra_catalog.yaml", "multi_dataset_catalog.yaml")
 # The worker of these (metric code, attempt) pairs misbehaves, so that retries show.
 FAILS = ("mon.respaldo_real", 1)
-GOES_SILENT = ("delta.base_30d", 1)
+GOES_SILENT = ("prices.real_wages", 1)
 CHAPTER_DEADLINE = 20.0
 
 
@@ -98,70 +100,160 @@ def update(dataset_id: str, version: str, occurred_at: datetime | None = None) -
     return json.dumps(event)
 
 
+@dataclass
+class Stage:
+    """What a chapter can act on: the queue the producers write to, and the service itself."""
+
+    container: Container
+    _send: Callable[[str], None]
+    sent: int = 0
+
+    def send(self, body: str) -> None:
+        self._send(body)
+        self.sent += 1
+
+
 @dataclass(frozen=True)
 class Chapter:
+    """One step of the story: what happens, what to expect, and when it has visibly happened.
+
+    `done` reads the database (a `Snapshot`), never the clock: a chapter ends when its effects
+    are there, however fast or slow the machine. With `sweeps`, the demo runs the sweeper
+    during the chapter (and only then), so timeouts and retries happen where they are told.
+    """
+
     title: str
-    bodies: tuple[str, ...]
     expect: str
+    act: Callable[[Stage], None]
+    done: Callable[[Snapshot], bool]
+    sweeps: bool = False
+
+
+def sending(*bodies: str) -> Callable[[Stage], None]:
+    def act(stage: Stage) -> None:
+        for body in bodies:
+            stage.send(body)
+
+    return act
+
+
+def nothing(_stage: Stage) -> None:
+    """The chapter's events come from the service itself (the sweeper), not a producer."""
+
+
+def statuses(snapshot: Snapshot, expected: dict[str, list[RunStatus]]) -> bool:
+    """Each metric's runs are in exactly these statuses (in input-version, attempt order)."""
+    return all(snapshot.statuses(code) == runs for code, runs in expected.items())
+
+
+OK, FAILED, TIMED_OUT = RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT
+WAITING, RUNNING = RunStatus.PENDING_DEPENDENCIES, RunStatus.RUNNING
+BCRA_METRICS = (
+    "delta.base_30d",
+    "delta.reserves_7d",
+    "mon.base_ampliada_ars",
+    "mon.pasivos_rem_ars",
+    "ratio.reserves_to_base",
+)
 
 
 def story(now: datetime) -> list[Chapter]:
     recent = now - timedelta(hours=1)
+    fx = update("fx_daily", "f1", recent + timedelta(minutes=5))
     return [
         Chapter(
             "BCRA publishes a new version of its single dataset",
-            (update("bcra_infomondia_series", "v20251111_014138_730866", recent),),
-            "all six BCRA metrics run at once (one of them will fail, one will go silent)",
+            "all six BCRA metrics run at once; the worker fails mon.respaldo_real (as told)",
+            sending(update("bcra_infomondia_series", "v20251111_014138_730866", recent)),
+            lambda s: (
+                statuses(s, {"mon.respaldo_real": [FAILED]} | {m: [OK] for m in BCRA_METRICS})
+                and not s.in_flight()
+            ),
+        ),
+        Chapter(
+            "The sweeper retries the failed run",
+            "after a 1 s back-off mon.respaldo_real gets retry 2 of 3, which succeeds",
+            nothing,
+            lambda s: statuses(s, {"mon.respaldo_real": [FAILED, OK]}) and not s.in_flight(),
+            sweeps=True,
         ),
         Chapter(
             "Reserves update three times before FX catches up",
-            tuple(
-                update("reserves_daily", f"r{n}", recent + timedelta(minutes=n)) for n in (1, 2, 3)
+            "reserves.sma_20 runs on every version; reserves.at_parallel and reserves.real_pesos "
+            "wait for fx_daily",
+            sending(
+                *(
+                    update("reserves_daily", f"r{n}", recent + timedelta(minutes=n))
+                    for n in (1, 2, 3)
+                )
             ),
-            "reserves.sma_20 runs on every version; reserves.at_parallel waits for fx_daily",
+            lambda s: (
+                statuses(
+                    s,
+                    {
+                        "reserves.sma_20": [OK, OK, OK],
+                        "reserves.at_parallel": [WAITING],
+                        "reserves.real_pesos": [WAITING],
+                    },
+                )
+                and not s.in_flight()
+            ),
         ),
         Chapter(
             "FX publishes",
-            (update("fx_daily", "f1", recent + timedelta(minutes=5)),),
-            "reserves.at_parallel runs once on the newest reserves (r3) and f1: coalesced",
+            "reserves.at_parallel runs once on the newest reserves (r3) and f1 (coalesced), "
+            "fx.gap runs; reserves.real_pesos now waits only for prices",
+            sending(fx),
+            lambda s: (
+                statuses(
+                    s,
+                    {
+                        "reserves.at_parallel": [OK],
+                        "fx.gap": [OK],
+                        "reserves.real_pesos": [WAITING],
+                    },
+                )
+                and not s.in_flight()
+            ),
         ),
         Chapter(
             "An old prices version arrives (60 days old: stale)",
-            (update("prices_monthly", "p_old", now - timedelta(days=60)),),
             "nothing runs: reserves.real_pesos keeps waiting for a fresh prices version",
+            sending(update("prices_monthly", "p_old", now - timedelta(days=60))),
+            lambda s: (
+                statuses(s, {"reserves.real_pesos": [WAITING], "prices.real_wages": []})
+                and not s.in_flight()
+            ),
         ),
         Chapter(
             "A fresh prices version arrives",
-            (update("prices_monthly", "p1", recent + timedelta(minutes=6)),),
-            "reserves.real_pesos and prices.real_wages run",
+            "reserves.real_pesos and prices.real_wages run; the worker of prices.real_wages "
+            "goes silent after starting (as told)",
+            sending(update("prices_monthly", "p1", recent + timedelta(minutes=6))),
+            lambda s: (
+                statuses(s, {"reserves.real_pesos": [OK], "prices.real_wages": [RUNNING]})
+                and not s.in_flight(except_running=True)
+            ),
+        ),
+        Chapter(
+            "The silent run times out and is retried",
+            "no heartbeat for 2 s: the sweeper times prices.real_wages out, then retry 2 of 3 "
+            "succeeds",
+            nothing,
+            lambda s: statuses(s, {"prices.real_wages": [TIMED_OUT, OK]}) and not s.in_flight(),
+            sweeps=True,
         ),
         Chapter(
             "Upstream redelivers the FX event, and a broken producer sends junk",
-            (
-                update("fx_daily", "f1", recent + timedelta(minutes=5)),
+            "the duplicate changes nothing; both malformed messages are rejected and logged",
+            sending(
+                fx,
                 "{this is not json",
                 json.dumps({"event": "projection_update", "dataset_id": "fx_daily"}),
             ),
-            "the duplicate changes nothing; both malformed messages are rejected and logged",
+            lambda s: s.event_counts()["duplicate"] == 1 and s.event_counts()["rejected"] == 2,
         ),
     ]
-
-
-@dataclass
-class Progress:
-    """What the sample worker reported, for the live log."""
-
-    console: Console
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def feedback(self, event: dict[str, Any]) -> None:
-        kind = str(event.get("type", "")).removeprefix("metric_run_")
-        if kind == "heartbeat":
-            return
-        detail = event.get("status", "") if kind == "completed" else ""
-        with self.lock:
-            run = str(event.get("runId"))[:8]
-            self.console.print(f"    [dim]worker (simulated)[/dim] {kind:<9} {run} {detail}")
 
 
 def run_demo(console: Console, base: Settings) -> None:
@@ -180,39 +272,57 @@ def run_demo(console: Console, base: Settings) -> None:
         for name in CATALOGS:
             result = container.catalog.load_catalog(bundled_catalog(name))
             console.print(
-                f"catalog {name}: {result.metrics.created} metrics, "
-                f"{result.datasets.created} datasets, {result.series.created} series"
+                f"catalog {name}: {plural(result.metrics.created, 'metric')}, "
+                f"{plural(result.datasets.created, 'dataset')}, "
+                f"{plural(result.series.created, 'series', 'series')}"
             )
+        narrator = Narrator(
+            max_attempts={m.code: m.max_attempts for m in container.catalog.list_metrics()},
+            goes_silent=lambda code, attempt: (code, attempt) == GOES_SILENT,
+        )
         stack.enter_context(_service(container, aws))
-        stack.enter_context(_worker(container.settings, aws, Progress(console)))
-        send = _sender(settings, aws)
-        sent = 0
+        stack.enter_context(_worker(container.settings, aws, narrator))
+        stage = Stage(container, _sender(settings, aws))
         for number, chapter in enumerate(story(datetime.now(UTC)), start=1):
             console.print(f"\n[bold cyan]{number}. {chapter.title}[/bold cyan]")
             console.print(f"   [dim]expect: {chapter.expect}[/dim]")
-            for body in chapter.bodies:
-                send(body)
-            sent += len(chapter.bodies)
-            _wait(partial(_events_logged_at_least, container, sent), "events to be processed")
-            _wait(lambda: _settled(container, allow_running=True), "runs to be picked up")
+            chapter.act(stage)
+            _play(container, chapter, narrator, stage.sent)
+            for line in narrator.chapter_lines(snapshot(container)):
+                console.print(line)
             _print_statuses(console, container)
-        console.print(
-            "\n[bold cyan]7. Waiting for the failed and the silent run to be retried[/bold cyan]"
-        )
-        console.print(
-            "   [dim]expect: the silent run times out (no heartbeat for 2 s); both get attempt 2"
-            "[/dim]"
-        )
-        _wait(lambda: _settled(container, allow_running=False), "retries to finish", 30.0)
         console.print()
         console.print(runs_table(_all_runs(container)))
         console.print(_events_summary(container))
         console.print(f"[green]demo finished in {time.monotonic() - started:.1f} s[/green]")
 
 
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    return f"{count} {singular if count == 1 else (plural_form or singular + 's')}"
+
+
+def _play(container: Container, chapter: Chapter, narrator: Narrator, sent: int) -> None:
+    """Wait until the chapter's effects are in the database (sweeping, if it sweeps)."""
+
+    def finished() -> bool:
+        if chapter.sweeps:
+            narrator.swept(container.sweeper.sweep_once())
+        now = snapshot(container)
+        return len(now.events) >= sent and chapter.done(now) and narrator.caught_up(now)
+
+    _wait(finished, f"chapter {chapter.title!r} to happen")
+
+
+def snapshot(container: Container) -> Snapshot:
+    events = container.queries.list_events(limit=500).events
+    updates = [e for e in events if not e.event_type.startswith("metric_run_")]
+    return Snapshot(_all_runs(container), updates)
+
+
 @contextmanager
 def _service(container: Container, aws: AwsWiring) -> Iterator[None]:
-    runtime = build_runtime(container, aws, ServeParts(http=False))
+    # No sweeper loop: the chapters that announce a timeout or a retry sweep themselves.
+    runtime = build_runtime(container, aws, ServeParts(http=False, sweeper=False))
     runtime.start()
     try:
         yield
@@ -221,7 +331,7 @@ def _service(container: Container, aws: AwsWiring) -> Iterator[None]:
 
 
 @contextmanager
-def _worker(settings: Settings, aws: AwsWiring, progress: Progress) -> Iterator[None]:
+def _worker(settings: Settings, aws: AwsWiring, narrator: Narrator) -> Iterator[None]:
     assert aws.worker_queue_url is not None
     worker = SampleWorker(
         sqs_client_from(settings, aws.endpoint_url),
@@ -230,7 +340,7 @@ def _worker(settings: Settings, aws: AwsWiring, progress: Progress) -> Iterator[
         behaviour=demo_behaviour,
         heartbeats=2,
         step_seconds=0.1,
-        on_feedback=progress.feedback,
+        on_feedback=narrator.feedback,
     )
     stop = threading.Event()
     thread = threading.Thread(target=worker.run_forever, args=(stop,), name="sample-worker")
@@ -266,42 +376,11 @@ def _all_runs(container: Container) -> list[RunSummary]:
     return sorted(runs, key=lambda r: (r.metric_code, r.run.attempt, r.run.created_at))
 
 
-def _events_logged_at_least(container: Container, count: int) -> bool:
-    return _events_logged(container) >= count
-
-
-def _events_logged(container: Container) -> int:
-    """Messages of the projection-update queue recorded so far (worker feedback excluded)."""
-    events = container.queries.list_events(limit=500).events
-    return sum(not e.event_type.startswith("metric_run_") for e in events)
-
-
-IN_FLIGHT = {RunStatus.QUEUED, RunStatus.DISPATCHED, RunStatus.RUNNING}
-
-
-def _settled(container: Container, *, allow_running: bool) -> bool:
-    """No run waiting to be published or answered (a silent one may stay running)."""
-    busy = {RunStatus.QUEUED, RunStatus.DISPATCHED} if allow_running else IN_FLIGHT
-    runs = _all_runs(container)
-    retry_due = any(
-        r.run.status in {RunStatus.FAILED, RunStatus.TIMED_OUT}
-        and r.run.attempt < 2
-        and not any(o.run.retry_of == r.run.id for o in runs)
-        for r in runs
-    )
-    return not any(r.run.status in busy for r in runs) and (allow_running or not retry_due)
-
-
 def _print_statuses(console: Console, container: Container) -> None:
     counts: dict[str, int] = {}
     for summary in _all_runs(container):
         counts[summary.run.status.value] = counts.get(summary.run.status.value, 0) + 1
     console.print("   runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-
-
-def _version_of(manifest_path: str) -> str:
-    parts = manifest_path.split("/")
-    return parts[-2] if len(parts) >= 2 else manifest_path
 
 
 def _duration(summary: RunSummary) -> str:
@@ -321,19 +400,10 @@ def runs_table(runs: list[RunSummary]) -> Table:
             summary.metric_code,
             summary.run.status.value,
             str(summary.run.attempt),
-            _versions_from_payload(summary),
+            versions_of(summary),
             _duration(summary),
         )
     return table
-
-
-def _versions_from_payload(summary: RunSummary) -> str:
-    datasets = (summary.run.request_payload or {}).get("catalog", {}).get("datasets", {})
-    if not datasets:
-        return "(waiting for inputs)"
-    return ", ".join(
-        f"{ds}={_version_of(entry['manifestPath'])}" for ds, entry in sorted(datasets.items())
-    )
 
 
 def _events_summary(container: Container) -> str:

@@ -1,6 +1,7 @@
 """The long-running process of `serve`: background loops plus the HTTP server, one stop signal.
 
-Every part is a loop `target(stop)` on its own thread. SIGTERM or SIGINT sets `stop`; each loop
+Every part is a loop `target(stop)` on its own thread. SIGTERM, SIGINT or SIGHUP (a closed
+terminal) sets `stop`; each loop
 finishes what it has in hand (a consumer its in-flight batch, the dispatcher its claim) and
 returns; then the process exits 0.
 """
@@ -29,6 +30,11 @@ from metrics_orchestrator.bootstrap import (
 )
 
 logger = structlog.get_logger(__name__)
+
+
+# SIGHUP is what closing the terminal of `make run` sends; left at its default it would kill the
+# process without any cleanup, leaking the embedded PostgreSQL.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,7 @@ class ServiceRuntime:
         return clean
 
     def run_until_signalled(self) -> bool:
-        """Start, block until SIGTERM/SIGINT (or a crashed loop), then stop cleanly."""
+        """Start, block until SIGTERM/SIGINT/SIGHUP (or a crashed loop), then stop cleanly."""
 
         def request_stop(signum: int, _frame: FrameType | None) -> None:
             logger.info(
@@ -85,9 +91,7 @@ class ServiceRuntime:
             )
             self.stop_event.set()
 
-        previous = {
-            sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)
-        }
+        previous = {sig: signal.signal(sig, request_stop) for sig in STOP_SIGNALS}
         try:
             self.start()
             while not self.stop_event.wait(0.5):

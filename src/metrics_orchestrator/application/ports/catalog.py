@@ -134,6 +134,8 @@ class CatalogRepository(Protocol):
 
     def get_series(self, code: str) -> Series | None: ...
 
+    def list_series(self) -> list[Series]: ...
+
     def update_metric_settings(
         self,
         code: str,

@@ -319,3 +319,6 @@ class PostgresCatalogRepository:
     def get_series(self, code: str) -> Series | None:
         row = self._conn.execute(_sql("series_by_code"), {"code": code}).fetchone()
         return None if row is None else Series(*row)
+
+    def list_series(self) -> list[Series]:
+        return [Series(*row) for row in self._rows("all_series", {})]

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from contextlib import ExitStack
+from types import FrameType
 
 import typer
 
+from metrics_orchestrator import __version__
 from metrics_orchestrator.bootstrap import (
     MigrationError,
     Settings,
     SettingsError,
+    announce_database_with,
     configure_logging,
     load_settings,
     migrate,
     resolve_database_url,
 )
+from metrics_orchestrator.interfaces.cli import help_format
+
+help_format.apply()
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -28,6 +35,39 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+_announced: set[str] = set()
+
+
+def _say_database(description: str) -> None:
+    """Once per command, on stderr (stdout stays for the command's own output)."""
+    if description not in _announced:
+        _announced.add(description)
+        typer.echo(f"database: {description}", err=True)
+
+
+announce_database_with(_say_database)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"metrics-orchestrator {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the version and exit.",
+        is_eager=True,
+        callback=_print_version,
+    ),
+) -> None:
+    """Reactive control plane for metric computations."""
+    _announced.clear()
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
@@ -44,7 +84,6 @@ def settings_or_exit() -> Settings:
     return settings
 
 
-@app.command("migrate")
 def migrate_command() -> None:
     """Apply pending database migrations (safe to run twice, or from two processes)."""
     settings = settings_or_exit()
@@ -66,24 +105,47 @@ def _register_subcommands() -> None:
     from metrics_orchestrator.interfaces.cli.catalog import catalog_app
     from metrics_orchestrator.interfaces.cli.demo import demo_command
     from metrics_orchestrator.interfaces.cli.ingest import ingest_command
+    from metrics_orchestrator.interfaces.cli.read_events import events_app
+    from metrics_orchestrator.interfaces.cli.read_orchestration import datasets_app, metrics_app
+    from metrics_orchestrator.interfaces.cli.read_runs import runs_app
     from metrics_orchestrator.interfaces.cli.sample_data import sample_data_command
     from metrics_orchestrator.interfaces.cli.send_update import send_update_command
     from metrics_orchestrator.interfaces.cli.serve import serve_command
     from metrics_orchestrator.interfaces.cli.worker import worker_command
 
-    app.add_typer(catalog_app, name="catalog")
-    app.command("ingest")(ingest_command)
-    app.command("serve")(serve_command)
-    app.command("send-update")(send_update_command)
-    app.command("demo")(demo_command)
-    app.command("worker")(worker_command)
-    app.command("sample-data")(sample_data_command)
+    # Panels in the order a newcomer meets them: try it, feed it, read it, operate it.
+    start, feed, read, operate = "Start here", "Feed it", "Read it", "Operate it"
+    app.command("demo", rich_help_panel=start)(demo_command)
+    app.command("serve", rich_help_panel=start)(serve_command)
+    app.add_typer(catalog_app, name="catalog", rich_help_panel=feed)
+    app.command("send-update", rich_help_panel=feed)(send_update_command)
+    app.command("ingest", rich_help_panel=feed)(ingest_command)
+    app.add_typer(runs_app, name="runs", rich_help_panel=read)
+    app.add_typer(metrics_app, name="metrics", rich_help_panel=read)
+    app.add_typer(datasets_app, name="datasets", rich_help_panel=read)
+    app.add_typer(events_app, name="events", rich_help_panel=read)
+    app.command("sample-data", rich_help_panel=feed)(sample_data_command)
+    app.command("migrate", rich_help_panel=operate)(migrate_command)
+    app.command("worker", rich_help_panel=operate)(worker_command)
 
 
 _register_subcommands()
 
 
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def exit_cleanly_on_termination() -> None:
+    """SIGTERM and SIGHUP unwind the stack like Ctrl-C does, so cleanups (above all, stopping
+    the embedded PostgreSQL) run; their default action would kill the process on the spot.
+    `serve` replaces these handlers with its own graceful stop while it runs."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
+
+
 def main() -> None:
+    exit_cleanly_on_termination()
     try:
         app()
     except KeyboardInterrupt:

@@ -67,10 +67,28 @@ def read_catalog_file(path: Path) -> object:
     try:
         document = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
-        raise CatalogFileError(f"not valid YAML: {_one_line(str(exc))}") from None
+        raise CatalogFileError(yaml_problem(exc)) from None
     if document is None:
         raise CatalogFileError("file is empty; expected keys series, datasets, metrics")
     return document
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one readable line: where, what, and in which construct.
+
+    Its own str() names the input `<unicode string>` and repeats positions; the path is
+    printed by the caller already, so only line and column (1-based) are kept.
+    """
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return f"not valid YAML: {_one_line(str(exc))}"
+    mark = exc.problem_mark
+    message = f"not valid YAML at line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    context, where = exc.context, exc.context_mark
+    if context and where is not None and (where.line, where.column) != (mark.line, mark.column):
+        message += f" ({context} that starts at line {where.line + 1}, column {where.column + 1})"
+    elif context:
+        message += f" ({context})"
+    return message
 
 
 def _one_line(text: str) -> str:
@@ -99,8 +117,11 @@ def load_command(
 ) -> None:
     """Create or update series, datasets and metrics from FILE, all or nothing.
 
-    Loading the same file again changes nothing. On bad input nothing is written and every
-    problem is printed, one line each, as `error: <path>: <message>` (exit code 2).
+    Loading the same file again changes nothing.
+
+    On bad input nothing is written and every problem is printed at once (exit code 2).
+
+    Each problem is one line: `error: <path>: <message>`.
     """
     settings = settings_or_exit()
     try:

@@ -49,6 +49,21 @@ def post_to_api(api: str, body: str, token: str | None) -> tuple[int, str]:
         return exc.code, exc.read().decode("utf-8")
 
 
+def validate_occurred_at(value: str | None) -> str | None:
+    """ISO-8601 with a zone (SPEC §3.2), checked before anything is sent."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"--occurred-at {value!r} is not an ISO-8601 time (e.g. 2026-01-31T12:00:00Z)"
+        ) from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"--occurred-at {value!r} has no time zone (add Z or +00:00)")
+    return value
+
+
 def send_update_command(
     dataset_id: str = typer.Option(
         ..., "--dataset-id", "-d", help="Dataset that has a new version."
@@ -57,25 +72,51 @@ def send_update_command(
     manifest: str | None = typer.Option(None, help="version_manifest_path (default from version)."),
     projections: str | None = typer.Option(None, help="projections_path."),
     bucket: str | None = typer.Option(None, help="Bucket (default: the dataset's)."),
-    occurred_at: str | None = typer.Option(None, help="ISO-8601 time the version was produced."),
+    occurred_at: str | None = typer.Option(
+        None, help="ISO-8601 time with a zone the version was produced."
+    ),
     api: str | None = typer.Option(
         None,
         help="Send to this API (e.g. http://127.0.0.1:8000) instead of the queue. Default: the "
-        "configured SQS_PROJECTION_UPDATE_QUEUE_URL, else the local API on HTTP_HOST:HTTP_PORT.",
+        "configured SQS_PROJECTION_UPDATE_QUEUE_URL, else the queue of the local `serve`, "
+        "else the API on HTTP_HOST:HTTP_PORT.",
     ),
 ) -> None:
     """Publish one projection_update event to the configured queue or to the API."""
-    from metrics_orchestrator.bootstrap import projection_update_sender
+    from metrics_orchestrator.bootstrap import (
+        SendFailed,
+        SettingsError,
+        find_local_serve,
+        projection_update_queue,
+    )
     from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, fail, settings_or_exit
 
     settings = settings_or_exit()
+    try:
+        occurred_at = validate_occurred_at(occurred_at)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    if not dataset_id.strip():
+        raise fail("--dataset-id must not be empty")
     body = json.dumps(build_update(dataset_id, version, manifest, projections, bucket, occurred_at))
-    if api is None and settings.sqs_projection_update_queue_url:
-        message_id = projection_update_sender(settings)(body)
-        typer.echo(f"sent to {settings.sqs_projection_update_queue_url} (message {message_id})")
+    try:
+        queue = None if api is not None else projection_update_queue(settings)
+        local = find_local_serve(settings)
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+    if queue is not None:
+        url, send = queue
+        try:
+            message_id = send(body)
+        except SendFailed as exc:
+            raise fail(f"{exc}; is `serve` running?", EXIT_FAILURE) from None
+        typer.echo(f"sent to {url} (message {message_id})")
         typer.echo(body)
         return
-    target = api or f"http://{settings.http_host}:{settings.http_port}"
+    default_api = (local.http_url if local else None) or (
+        f"http://{settings.http_host}:{settings.http_port}"
+    )
+    target = api or default_api
     token = settings.api_token.get_secret_value() if settings.api_token else None
     try:
         status, text = post_to_api(target, body, token)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
@@ -14,6 +15,7 @@ from metrics_orchestrator.bootstrap import (
     Settings,
     SettingsError,
     bootstrap,
+    record_local_serve,
     resolve_aws,
     resolve_database_url,
     sqs_client_from,
@@ -75,6 +77,10 @@ def serve_command(
             check_bind_address(settings.http_host, token)
         except ValueError as exc:
             raise fail(str(exc)) from None
+        # Before anything starts: a second `make run` must not say "running" and then fail.
+        in_use = port_in_use(settings.http_host, settings.http_port)
+        if in_use is not None:
+            raise fail(in_use, EXIT_FAILURE)
     with ExitStack() as resources:
         try:
             url = _database(settings, resources)
@@ -83,6 +89,7 @@ def serve_command(
             runtime = build_runtime(container, aws, parts, http_app=http_app)
         except SettingsError as exc:
             raise fail(str(exc)) from None
+        state_file = record_local_serve(settings, aws, resources, http=http)
         if sample_worker:
             if not aws.embedded:
                 raise fail("--sample-worker needs the embedded AWS emulator (no AWS settings)")
@@ -99,6 +106,8 @@ def serve_command(
             typer.echo(f"  projection-update queue:  {aws.projection_update_queue_url}")
             typer.echo(f"  run-feedback queue:       {', '.join(aws.run_feedback_queue_urls)}")
             typer.echo(f"  worker queue (subscribed): {aws.worker_queue_url}")
+        if state_file is not None:
+            typer.echo(f"  (recorded in {state_file}: send-update and the read commands use it)")
         if http:
             typer.echo(
                 f"HTTP API on http://{settings.http_host}:{settings.http_port} (docs: /docs)"
@@ -109,6 +118,21 @@ def serve_command(
     typer.echo("stopped")
     if not clean:
         raise typer.Exit(EXIT_FAILURE)
+
+
+def port_in_use(host: str, port: int) -> str | None:
+    """Why the HTTP server could not listen on host:port, or None if it can."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # As uvicorn does: a port left in TIME_WAIT by a stopped serve is free to use.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return (
+                f"cannot listen on {host}:{port} ({exc.strerror}); is another serve running? "
+                "Stop it, or choose another port with --http-port or HTTP_PORT"
+            )
+    return None
 
 
 def _sample_worker(settings: Settings, aws: AwsWiring) -> SampleWorker:

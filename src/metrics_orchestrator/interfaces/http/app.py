@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI
+import structlog
+from fastapi import FastAPI, Request, Response
 
 from metrics_orchestrator import __version__
+from metrics_orchestrator.application import log_events
 from metrics_orchestrator.bootstrap import Container
 from metrics_orchestrator.interfaces.http import (
     routes_catalog,
@@ -52,6 +56,7 @@ def create_app(container: Container) -> FastAPI:
         redoc_url=None,
     )
     _provide(app, container)
+    app.middleware("http")(log_request)
     install_problem_handlers(app)
     for module in (routes_ops, routes_catalog, routes_runs, routes_events):
         app.include_router(module.router)
@@ -73,6 +78,35 @@ def _provide(app: FastAPI, container: Container) -> None:
     state.outputs = container.outputs
     token = container.settings.api_token
     state.api_token = token.get_secret_value() if token is not None else None
+
+
+access_log = structlog.get_logger("metrics_orchestrator.http.access")
+
+
+async def log_request(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """One INFO line per request: method, path, status, duration and client.
+
+    Deliberately no headers (Authorization carries the API token) and no bodies.
+    """
+    started = time.perf_counter()
+    status = 500  # what the client gets if the handler raises past the problem handlers
+    try:
+        response = await call_next(request)
+        status = response.status_code
+        return response
+    finally:
+        access_log.info(
+            log_events.ON_HTTP_REQUEST,
+            message=f"{request.method} {request.url.path} {status}",
+            method=request.method,
+            path=request.url.path,
+            query=request.url.query or None,
+            status=status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            client=request.client.host if request.client else None,
+        )
 
 
 def _with_problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:

@@ -122,6 +122,11 @@ class SeriesOut(_ReadModelOut):
     frequency: str
 
 
+class SeriesPage(BaseModel):
+    items: list[SeriesOut]
+    next_cursor: str | None
+
+
 class DatasetIn(_Request):
     id: Key
     name: Text = ""

@@ -30,6 +30,7 @@ from metrics_orchestrator.interfaces.http.models import (
     MetricPatch,
     SeriesIn,
     SeriesOut,
+    SeriesPage,
 )
 from metrics_orchestrator.interfaces.http.pagination import keyset_page
 from metrics_orchestrator.interfaces.http.problems import problem_responses
@@ -40,6 +41,9 @@ MetricCode = Annotated[
     str, Path(min_length=1, max_length=MAX_KEY, pattern=NO_NUL, description="The metric's code.")
 ]
 DatasetId = Annotated[str, Path(min_length=1, max_length=MAX_KEY, pattern=NO_NUL)]
+SeriesCode = Annotated[
+    str, Path(min_length=1, max_length=MAX_KEY, pattern=NO_NUL, description="The series' code.")
+]
 
 
 @router.get("/metrics", tags=["metrics"], summary="List metrics, by code")
@@ -167,3 +171,18 @@ def register_series(body: SeriesIn, catalog: CatalogDep) -> SeriesOut:
         frequency=body.frequency,
     )
     return SeriesOut.model_validate(catalog.register_series(spec))
+
+
+@router.get("/series", tags=["datasets"], summary="List series, by code")
+def list_series(
+    catalog: CatalogDep, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
+) -> SeriesPage:
+    page, next_cursor = keyset_page(catalog.list_series(), lambda s: s.code, limit, cursor)
+    return SeriesPage(items=[SeriesOut.model_validate(s) for s in page], next_cursor=next_cursor)
+
+
+@router.get(
+    "/series/{code}", tags=["datasets"], summary="One series", responses=problem_responses(404)
+)
+def get_series(code: SeriesCode, catalog: CatalogDep) -> SeriesOut:
+    return SeriesOut.model_validate(catalog.get_series(code))

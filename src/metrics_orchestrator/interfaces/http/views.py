@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from metrics_orchestrator.application.ports.intake import MetricInputs
+from metrics_orchestrator.application.verdicts import explain
 from metrics_orchestrator.domain.orchestration import (
     Evaluation,
     InputAssessment,
-    InputStatus,
     Outcome,
     fresh_until,
 )
@@ -42,7 +42,7 @@ def readiness_view(mi: MetricInputs, evaluation: Evaluation, now: datetime) -> R
         outcome=evaluation.outcome,
         ready=evaluation.outcome is Outcome.READY,
         waiting_for=blocking,
-        explanation=_explain(mi, evaluation, blocking),
+        explanation=explain(mi, evaluation, blocking),
         pending_run_id=mi.pending_run_id,
         inputs=[_input_view(mi, assessment) for assessment in evaluation.inputs],
     )
@@ -90,32 +90,3 @@ def _input_view(mi: MetricInputs, assessment: InputAssessment) -> InputReadiness
         fresh_until=fresh_until(freshest, mi.metric.required_days) if freshest else None,
         last_run_update_id=facts.last_used.id if facts.last_used is not None else None,
     )
-
-
-def _explain(mi: MetricInputs, evaluation: Evaluation, blocking: list[str]) -> str:
-    policy = mi.metric.trigger_policy.value
-    if evaluation.outcome is Outcome.READY:
-        return f"ready: every input has a fresh version and the {policy} policy holds"
-    reasons = [
-        _blocking_reason(a, mi.metric.required_days)
-        for a in evaluation.inputs
-        if a.dataset_id in blocking
-    ]
-    if evaluation.outcome is Outcome.WAITING:
-        return f"waiting ({policy}): " + "; ".join(reasons)
-    if reasons:
-        return f"not ready ({policy}): " + "; ".join(reasons)
-    return (
-        f"up to date ({policy}): no input has a version newer than the one the last automatic "
-        "run used; the next new version of any input runs it"
-    )
-
-
-def _blocking_reason(assessment: InputAssessment, required_days: int) -> str:
-    dataset_id = assessment.dataset_id
-    if assessment.status is InputStatus.MISSING:
-        return f"{dataset_id} has no update yet"
-    if assessment.status is InputStatus.STALE and assessment.freshest is not None:
-        until = fresh_until(assessment.freshest, required_days).isoformat()
-        return f"{dataset_id} is stale (its freshest update stopped being fresh at {until})"
-    return f"{dataset_id} has no version newer than the one the last automatic run used"

@@ -183,6 +183,9 @@ SELECT dataset_id, series_code FROM dataset_series ORDER BY dataset_id, series_c
 -- name: series_by_code
 SELECT code, name, description, unit, frequency FROM series WHERE code = %(code)s;
 
+-- name: all_series
+SELECT code, name, description, unit, frequency FROM series ORDER BY code;
+
 -- name: update_metric_settings
 UPDATE metrics
 SET enabled = coalesce(%(enabled)s, enabled),

@@ -1,0 +1,115 @@
+"""`metrics readiness CODE` (why not yet) and `datasets impact ID` (dry run), at a terminal."""
+
+from __future__ import annotations
+
+import typer
+
+from metrics_orchestrator.application.ports.intake import MetricInputs
+from metrics_orchestrator.application.verdicts import IMPACT_ACTIONS, explain
+from metrics_orchestrator.domain.orchestration import Evaluation, Outcome, fresh_until
+from metrics_orchestrator.interfaces.cli.reading import (
+    JSON_OPTION,
+    print_json,
+    print_table,
+    read_container,
+)
+
+metrics_app = typer.Typer(help="Ask about metrics.", no_args_is_help=True)
+datasets_app = typer.Typer(help="Ask about datasets.", no_args_is_help=True)
+
+
+@metrics_app.command("readiness")
+def readiness_command(
+    code: str = typer.Argument(..., metavar="CODE", help="The metric's code."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Why not yet: each input's freshest update and freshness, and the verdict."""
+    with read_container() as container:
+        now = container.clock.now()
+        inputs, evaluation = container.orchestrator.readiness(code)
+    report = readiness_report(inputs, evaluation)
+    rows = readiness_inputs(inputs, evaluation)
+    if as_json:
+        print_json(report | {"evaluated_at": now})
+        return
+    typer.echo(f"{code}: {report['explanation']}")
+    print_table(
+        f"inputs of {code} ({inputs.metric.trigger_policy.value}, "
+        f"{inputs.metric.required_days} days fresh)",
+        ["dataset", "status", "new", "freshest version", "received", "fresh until"],
+        [_input_row(i) for i in rows],
+    )
+
+
+def _input_row(i: dict[str, object]) -> list[object]:
+    new = "yes" if i["is_new"] else "no"
+    return [
+        i["dataset_id"],
+        i["status"],
+        new,
+        i["freshest_version"],
+        i["freshest_received_at"],
+        i["fresh_until"],
+    ]
+
+
+def readiness_inputs(mi: MetricInputs, evaluation: Evaluation) -> list[dict[str, object]]:
+    inputs: list[dict[str, object]] = []
+    for assessment in evaluation.inputs:
+        freshest = assessment.freshest
+        consumed = mi.updates.get(freshest.id) if freshest is not None else None
+        inputs.append(
+            {
+                "dataset_id": assessment.dataset_id,
+                "status": assessment.status.value,
+                "is_new": assessment.is_new,
+                "freshest_update_id": freshest.id if freshest else None,
+                "freshest_version": consumed.manifest_path if consumed else None,
+                "freshest_received_at": freshest.received_at if freshest else None,
+                "fresh_until": fresh_until(freshest, mi.metric.required_days) if freshest else None,
+            }
+        )
+    return inputs
+
+
+def readiness_report(mi: MetricInputs, evaluation: Evaluation) -> dict[str, object]:
+    blocking = list(evaluation.waiting_for(mi.metric.trigger_policy))
+    return {
+        "metric_code": mi.metric.code,
+        "trigger_policy": mi.metric.trigger_policy.value,
+        "required_days": mi.metric.required_days,
+        "outcome": evaluation.outcome.value,
+        "ready": evaluation.outcome is Outcome.READY,
+        "waiting_for": blocking,
+        "explanation": explain(mi, evaluation, blocking),
+        "pending_run_id": mi.pending_run_id,
+        "inputs": readiness_inputs(mi, evaluation),
+    }
+
+
+@datasets_app.command("impact")
+def impact_command(
+    dataset_id: str = typer.Argument(..., metavar="ID", help="The dataset's id."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Dry run: what a new version of this dataset arriving now would do."""
+    with read_container() as container:
+        now = container.clock.now()
+        results = container.orchestrator.impact(dataset_id)
+    metrics = [
+        {
+            "metric_code": mi.metric.code,
+            "action": IMPACT_ACTIONS[evaluation.outcome],
+            "waiting_for": list(evaluation.waiting_for(mi.metric.trigger_policy)),
+        }
+        for mi, evaluation in sorted(results, key=lambda result: result[0].metric.code)
+    ]
+    if as_json:
+        print_json({"dataset_id": dataset_id, "evaluated_at": now, "metrics": metrics})
+        return
+    print_table(
+        f"a new version of {dataset_id} now would affect {len(metrics)} "
+        f"metric{'' if len(metrics) == 1 else 's'}",
+        ["metric", "action", "still waiting for"],
+        [[m["metric_code"], m["action"], ", ".join(m["waiting_for"]) or "-"] for m in metrics],
+    )

@@ -1,0 +1,143 @@
+"""`metrics-orchestrator runs list` and `runs show ID`: the API's run views, at a terminal."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import typer
+
+from metrics_orchestrator.application.ports.runs import RunSummary
+from metrics_orchestrator.application.runs import RunDetail
+from metrics_orchestrator.domain.model import RunStatus
+from metrics_orchestrator.interfaces.cli.reading import (
+    JSON_OPTION,
+    jsonable,
+    print_fields,
+    print_json,
+    print_table,
+    read_container,
+)
+
+runs_app = typer.Typer(help="Read runs (what ran, what waits, what failed).", no_args_is_help=True)
+
+
+def _aware(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO-8601 time") from None
+    if parsed.tzinfo is None:
+        raise typer.BadParameter("give a time zone, e.g. 2026-01-31T00:00:00Z")
+    return parsed
+
+
+@runs_app.command("list")
+def list_runs_command(
+    status: RunStatus | None = typer.Option(None, help="Only runs in this status."),
+    metric: str | None = typer.Option(None, help="Only runs of this metric code."),
+    since: str | None = typer.Option(
+        None, help="Only runs created at or after this ISO-8601 time (with a zone)."
+    ),
+    limit: int = typer.Option(50, min=1, max=500, help="At most this many runs."),
+    cursor: str | None = typer.Option(None, help="The next-page cursor of a previous list."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List runs, newest first (the filters of GET /runs)."""
+    created_since = _aware(since)
+    with read_container() as container:
+        runs, next_cursor = container.runs.list_runs(
+            status=status, metric_code=metric, since=created_since, limit=limit, cursor=cursor
+        )
+    if as_json:
+        print_json({"items": [summary_dict(r) for r in runs], "next_cursor": next_cursor})
+        return
+    print_table(
+        f"{len(runs)} run{'' if len(runs) == 1 else 's'}",
+        ["id", "metric", "status", "trigger", "attempt", "created", "completed"],
+        [_run_row(r) for r in runs],
+    )
+    if next_cursor:
+        typer.echo(f"more: --cursor {next_cursor}")
+
+
+@runs_app.command("show")
+def show_run_command(
+    run_id: UUID = typer.Argument(..., metavar="ID", help="The run's id."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """One run in full: status, timings, what it waits for, lineage, attempts, request."""
+    with read_container() as container:
+        detail = container.runs.get_run(run_id)
+    if as_json:
+        print_json(detail_dict(detail))
+        return
+    run = detail.run
+    print_fields(
+        f"run {run.id}",
+        [
+            ("metric", detail.metric_code),
+            ("status", run.status),
+            ("reason", run.status_reason),
+            ("error", run.error),
+            ("trigger", run.trigger),
+            ("attempt", run.attempt),
+            ("retry of", run.retry_of),
+            ("created", run.created_at),
+            ("queued", run.queued_at),
+            ("dispatched", run.dispatched_at),
+            ("started", run.started_at),
+            ("last heartbeat", run.last_heartbeat_at),
+            ("completed", run.completed_at),
+            ("progress", run.progress),
+            ("output", run.output_manifest),
+            ("rows", run.row_count),
+        ],
+    )
+    if detail.pending:
+        print_table(
+            "inputs it waited for",
+            ["dataset", "held update", "received"],
+            [[p.dataset_id, p.version_manifest_path, p.received_at] for p in detail.pending],
+        )
+    print_table(
+        "lineage (dataset versions used)",
+        ["dataset", "version manifest", "effective"],
+        [[e.dataset_id, e.version_manifest_path, e.effective_at] for e in detail.lineage],
+    )
+    print_table(
+        "attempts",
+        ["id", "attempt", "trigger", "status", "created", "completed"],
+        [
+            [a.id, a.attempt, a.trigger, a.status, a.created_at, a.completed_at]
+            for a in detail.attempts
+        ],
+    )
+
+
+def _run_row(r: RunSummary) -> list[object]:
+    run = r.run
+    return [
+        run.id,
+        r.metric_code,
+        run.status,
+        run.trigger,
+        run.attempt,
+        run.created_at,
+        run.completed_at,
+    ]
+
+
+def summary_dict(summary: RunSummary) -> dict[str, object]:
+    run: dict[str, object] = jsonable(summary.run)
+    return {"id": run.pop("id"), "metric_code": summary.metric_code} | run
+
+
+def detail_dict(detail: RunDetail) -> dict[str, object]:
+    return summary_dict(RunSummary(detail.run, detail.metric_code)) | {
+        "pending": jsonable(detail.pending),
+        "lineage": jsonable(detail.lineage),
+        "attempts": jsonable(detail.attempts),
+    }
