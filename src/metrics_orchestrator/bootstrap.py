@@ -113,7 +113,14 @@ def _assemble(
         catalog=CatalogService(uow_factory, clock, settings.default_required_days),
         orchestrator=orchestrator,
         feedback=feedback,
-        router=EventRouter(uow_factory, clock, orchestrator, feedback, telemetry=telemetry),
+        router=EventRouter(
+            uow_factory,
+            clock,
+            orchestrator,
+            feedback,
+            telemetry=telemetry,
+            max_clock_skew=settings.max_clock_skew,
+        ),
         runs=RunOperations(uow_factory, clock),
         sweeper=Sweeper(
             uow_factory,

@@ -13,7 +13,7 @@ from tests.integration.intake_helpers import load_catalog_file, update_body
 from tests.support import MutableClock
 
 
-def test_ingest_file_mixing_good_duplicate_and_malformed_lines(
+def test_ingest_file_mixing_good_duplicate_and_malformed_lines_exits_2(
     database_url: str,
     uow_factory: UnitOfWorkFactory,
     fixtures_dir: Path,
@@ -39,7 +39,7 @@ def test_ingest_file_mixing_good_duplicate_and_malformed_lines(
 
     result = CliRunner().invoke(app, ["ingest", str(events)])
 
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output  # some lines were rejected
     out = result.stdout
     assert "processed: 2, duplicates: 1, rejected: 4" in out
     # r1 queues sma_20 at once; f1 then completes at_parallel: two runs queued, and
