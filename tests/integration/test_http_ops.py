@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from metrics_orchestrator.infrastructure.postgres.migrations import available_migrations
 from tests.conftest import drop_database
 from tests.integration.http_helpers import Api, assert_problem, running_api
 from tests.support import MutableClock
@@ -57,7 +58,9 @@ def test_readiness_fails_while_migrations_are_pending(empty_database_url: str) -
     with running_api(empty_database_url, MutableClock()) as api:
         body = assert_problem(api.client.get("/health/ready"), 503, detail_contains="migrate")
 
-    assert body["pending_migrations"] == ["001_initial_schema"]
+    every = [f"{m.version}_{m.name}" for m in available_migrations()]
+    assert body["pending_migrations"] == every
+    assert every[0] == "001_initial_schema"
 
 
 def test_without_its_database_the_api_answers_503_not_500(
