@@ -71,16 +71,12 @@ def read_json_object(body: bytes, *, what: str = "body") -> dict[str, Any]:
         raise UndecodableEvent(
             f"{what} is not valid UTF-8 ({exc.reason} at byte {exc.start})"
         ) from None
-    depth = nesting_depth(body)
-    if depth > MAX_JSON_DEPTH:
+    # Fewer opening brackets than the limit cannot nest deeper: skip the scan (the usual case).
+    few_brackets = body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH
+    if not few_brackets and nesting_depth(body) > MAX_JSON_DEPTH:
         raise UndecodableEvent(f"{what} is JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        value = json.loads(
-            text,
-            parse_constant=_non_finite_constant,
-            parse_int=_bounded_int,
-            parse_float=_finite_float,
-        )
+        value = _DECODER.decode(text)
     except ValueError as exc:  # JSONDecodeError is a ValueError
         raise UndecodableEvent(f"{what} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
@@ -101,8 +97,24 @@ def nesting_depth(body: bytes) -> int:
     return deepest
 
 
+def is_jsonb_storable(document: Any) -> bool:
+    """Whether PostgreSQL JSONB can hold `document`: the C encoder's quick answer.
+
+    It refuses non-finite floats and the stand-ins of refused numbers; what it writes must
+    then hold no NUL escape and encode to UTF-8 (no lone surrogate).
+    """
+    try:
+        text = json.dumps(document, allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+        return False
+    return "\\u0000" not in text
+
+
 def unstorable_values(document: Any) -> list[str]:
     """`path: problem` for every value of `document` no event may carry, at most 10."""
+    if is_jsonb_storable(document):
+        return []
     problems = []
     for path, problem in _unstorable(document, "$"):
         problems.append(f"{path}: {problem}")
@@ -160,6 +172,12 @@ def _finite_float(literal: str) -> float | _Unrepresentable:
     if not math.isfinite(number):
         return _Unrepresentable(literal, "non-finite number")
     return number
+
+
+# Built once: json.loads with hooks would construct a decoder per call.
+_DECODER = json.JSONDecoder(
+    parse_constant=_non_finite_constant, parse_int=_bounded_int, parse_float=_finite_float
+)
 
 
 def _shortened(text: str, limit: int = 40) -> str:

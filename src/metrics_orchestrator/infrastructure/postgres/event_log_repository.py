@@ -8,7 +8,7 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
 from metrics_orchestrator.application.events import EventRecord, EventStatus, LoggedEvent
-from metrics_orchestrator.domain.decoding import unstorable_values
+from metrics_orchestrator.domain.decoding import is_jsonb_storable
 from metrics_orchestrator.infrastructure.postgres.queries import query
 
 
@@ -25,7 +25,7 @@ def storable_payload(payload: dict[str, Any] | None) -> Jsonb | None:
     The decoder rejects such payloads before they get here; this keeps the promise that a
     rejection can always be recorded even if a caller hands one over anyway.
     """
-    if payload is None or unstorable_values(payload):
+    if payload is None or not is_jsonb_storable(payload):
         return None
     return Jsonb(payload)
 
