@@ -130,3 +130,18 @@ def test_a_catalog_file_with_a_bad_identifier_exits_2_naming_it(
     )
     assert result.exit_code == 2, result.output
     assert "series[0].code: 'A/B' must be 1-128 characters" in result.output
+
+
+def test_max_clock_skew_is_read_from_the_settings(database_url: str) -> None:
+    clock = MutableClock()
+    ahead = clock.now().replace(hour=13).isoformat()  # an hour after the receipt
+    body = (
+        '{"dataset_id": "d1", "version_manifest_path": "m", "projections_path": "p",'
+        f' "occurred_at": "{ahead}"}}'
+    )
+    with running_api(database_url, clock) as default:
+        assert_problem(_post(default, body), 422, detail_contains="occurred_at: is in the future")
+    with running_api(database_url, clock, env={"MAX_CLOCK_SKEW": "PT2H"}) as lenient:
+        # allowed two hours of skew, the same body gets past occurred_at and stops at the
+        # catalog (this test seeds no dataset)
+        assert_problem(_post(lenient, body), 422, detail_contains="unknown dataset 'd1'")
