@@ -102,6 +102,8 @@ def test_several_invalid_values_are_all_named() -> None:
         ("DISPATCH_MAX_ATTEMPTS", "101"),
         ("MAX_CLOCK_SKEW", "P2D"),
         ("MAX_CLOCK_SKEW", "-1"),
+        ("RETRY_BASE_DELAY", "0"),
+        ("SWEEP_INTERVAL", "-0.5"),
         ("RUN_START_TIMEOUT", "1e308"),
     ],
 )
@@ -138,7 +140,7 @@ def test_nothing_computed_from_the_largest_retry_delay_overflows() -> None:
     from metrics_orchestrator.domain.retries import retry_delay
     from metrics_orchestrator.infrastructure.settings import DURATION_BOUNDS
 
-    _, largest = DURATION_BOUNDS["retry_base_delay"]
+    largest = DURATION_BOUNDS["retry_base_delay"]
     delay = retry_delay(largest, attempt=100)
     # still a valid moment long after today, in Python (and in PostgreSQL, which goes further)
     assert datetime(2100, 1, 1, tzinfo=UTC) + delay < datetime(9999, 1, 1, tzinfo=UTC)

@@ -18,14 +18,16 @@ from metrics_orchestrator.domain.model import MAX_REQUIRED_DAYS
 # computed from the value overflows: the largest retry delay, RETRY_BASE_DELAY * 2^20
 # (domain/retries.py MAX_DOUBLINGS), is under 3,000 years, so `now + delay` stays a valid
 # timestamp in Python and PostgreSQL until long after year 7000.
-DURATION_BOUNDS: dict[str, tuple[timedelta, timedelta]] = {
-    "run_start_timeout": (timedelta(milliseconds=1), timedelta(days=30)),
-    "run_heartbeat_timeout": (timedelta(milliseconds=1), timedelta(days=30)),
-    "retry_base_delay": (timedelta(milliseconds=1), timedelta(days=1)),
-    "sweep_interval": (timedelta(milliseconds=1), timedelta(hours=1)),
-    "dispatch_poll_interval": (timedelta(milliseconds=1), timedelta(hours=1)),
-    "max_clock_skew": (timedelta(0), timedelta(days=1)),
+# Upper bounds of the durations; each must also be positive, except MAX_CLOCK_SKEW (may be 0).
+DURATION_BOUNDS: dict[str, timedelta] = {
+    "run_start_timeout": timedelta(days=30),
+    "run_heartbeat_timeout": timedelta(days=30),
+    "retry_base_delay": timedelta(days=1),
+    "sweep_interval": timedelta(hours=1),
+    "dispatch_poll_interval": timedelta(hours=1),
+    "max_clock_skew": timedelta(days=1),
 }
+MAY_BE_ZERO = frozenset({"max_clock_skew"})
 MAX_DISPATCH_ATTEMPTS = 100
 
 
@@ -110,9 +112,11 @@ class Settings(BaseSettings):
     @field_validator(*DURATION_BOUNDS)
     @classmethod
     def _bounded_duration(cls, value: timedelta, info: ValidationInfo) -> timedelta:
-        low, high = DURATION_BOUNDS[str(info.field_name)]
-        if not low <= value <= high or (low > timedelta(0) and value <= timedelta(0)):
-            lowest = "more than 0" if low > timedelta(0) else f"at least {_iso(low)}"
+        name = str(info.field_name)
+        high, zero_allowed = DURATION_BOUNDS[name], name in MAY_BE_ZERO
+        low_ok = value >= timedelta(0) if zero_allowed else value > timedelta(0)
+        if not low_ok or value > high:
+            lowest = "at least 0" if zero_allowed else "more than 0"
             raise ValueError(
                 f"must be a duration {lowest} and at most {_iso(high)} "
                 "(seconds or ISO-8601, e.g. 30 or PT30S)"
@@ -143,8 +147,6 @@ class Settings(BaseSettings):
 
 def _iso(duration: timedelta) -> str:
     seconds = int(duration.total_seconds())
-    if seconds == 0:
-        return "0"
     if seconds % 86400 == 0:
         return f"P{seconds // 86400}D"
     if seconds % 3600 == 0:
