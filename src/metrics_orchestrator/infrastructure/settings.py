@@ -16,8 +16,8 @@ from metrics_orchestrator.domain.model import MAX_REQUIRED_DAYS
 
 # The documented ranges of SPEC §6.2 (docs/limits.md). Each bound is chosen so that nothing
 # computed from the value overflows: the largest retry delay, RETRY_BASE_DELAY * 2^20
-# (domain/retries.py MAX_DOUBLINGS), is under 3,000 years, so `now + delay` stays a valid
-# timestamp in Python and PostgreSQL until long after year 7000.
+# (domain/retries.py MAX_DOUBLINGS), is under 2,900 years, so `now + delay` (around year 4900
+# today) stays a valid timestamp in Python (year 9999) and PostgreSQL.
 # Upper bounds of the durations; each must also be positive, except MAX_CLOCK_SKEW (may be 0).
 DURATION_BOUNDS: dict[str, timedelta] = {
     "run_start_timeout": timedelta(days=30),
