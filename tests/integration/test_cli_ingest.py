@@ -117,7 +117,7 @@ def test_a_line_with_an_invalid_utf8_byte_is_rejected_and_the_others_processed(
     assert result.exit_code == 2, result.output
     assert "processed: 2, duplicates: 0, rejected: 2" in result.stdout
     assert "line 2: rejected: body is not valid UTF-8" in result.stdout
-    assert "line 3: rejected: body is not valid JSON: Unexpected UTF-8 BOM" in result.stdout
+    assert "line 3: rejected: body starts with a byte order mark" in result.stdout
     with psycopg.connect(database_url) as conn:
         raw = conn.execute(
             "SELECT raw_body FROM event_log WHERE status = 'rejected' ORDER BY id"

@@ -102,7 +102,7 @@ def test_the_size_limit_is_checked_before_parsing() -> None:
 
 def test_invalid_utf8_and_a_byte_order_mark_are_refused() -> None:
     assert "not valid UTF-8 (invalid start byte at byte 0)" in _reason(b"\xff{}")
-    assert "not valid JSON" in _reason(b"\xef\xbb\xbf" + json.dumps(UPDATE).encode())
+    assert "starts with a byte order mark" in _reason(b"\xef\xbb\xbf" + json.dumps(UPDATE).encode())
 
 
 def test_text_postgresql_cannot_store_is_refused_naming_the_field() -> None:

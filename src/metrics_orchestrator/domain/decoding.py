@@ -71,6 +71,8 @@ def read_json_object(body: bytes, *, what: str = "body") -> dict[str, Any]:
         raise UndecodableEvent(
             f"{what} is not valid UTF-8 ({exc.reason} at byte {exc.start})"
         ) from None
+    if text.startswith("\ufeff"):
+        raise UndecodableEvent(f"{what} starts with a byte order mark; send JSON without one")
     # Fewer opening brackets than the limit cannot nest deeper: skip the scan (the usual case).
     few_brackets = body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH
     if not few_brackets and nesting_depth(body) > MAX_JSON_DEPTH:
