@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from metrics_orchestrator.domain.model import MetricDependency, RunStatus, RunTrigger
+from metrics_orchestrator.domain.orchestration import UpdateVersion, freshest
 from metrics_orchestrator.domain.run_request import ConsumedUpdate, build_run_request
 
 DEFAULT_NOW = datetime(2025, 11, 11, 12, 0, tzinfo=UTC)
@@ -87,7 +88,22 @@ def seed_update(
             Jsonb(payload),
         ),
     )
+    _record_freshest(conn, dataset_id, update_id)
     return update_id
+
+
+def _record_freshest(conn: Connection[Any], dataset_id: str, update_id: UUID) -> None:
+    """What intake does after recording an update: the domain's `freshest` picks the winner."""
+    rows = conn.execute(
+        "SELECT u.id, u.effective_at, u.received_at, u.seq FROM dataset_updates u"
+        " WHERE u.id = %s OR u.id = (SELECT freshest_update_id FROM datasets WHERE id = %s)",
+        (update_id, dataset_id),
+    ).fetchall()
+    winner = freshest([UpdateVersion(r[0], dataset_id, r[1], r[2], r[3]) for r in rows])
+    assert winner is not None
+    conn.execute(
+        "UPDATE datasets SET freshest_update_id = %s WHERE id = %s", (winner.id, dataset_id)
+    )
 
 
 def seed_run(

@@ -171,7 +171,14 @@ def _assemble(
         catalog=CatalogService(uow_factory, clock, settings.default_required_days),
         orchestrator=orchestrator,
         feedback=feedback,
-        router=EventRouter(uow_factory, clock, orchestrator, feedback, telemetry=telemetry),
+        router=EventRouter(
+            uow_factory,
+            clock,
+            orchestrator,
+            feedback,
+            telemetry=telemetry,
+            max_clock_skew=settings.max_clock_skew,
+        ),
         runs=runs,
         sweeper=Sweeper(
             uow_factory,

@@ -1,19 +1,27 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import Connection
+from psycopg.rows import TupleRow
+from psycopg_pool import ConnectionPool
 from typer.testing import CliRunner
 
+from metrics_orchestrator.application.intake import Orchestrator
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
+from metrics_orchestrator.application.router import EventRouter
+from metrics_orchestrator.application.runs import FeedbackService
 from metrics_orchestrator.interfaces.cli import app
+from metrics_orchestrator.interfaces.cli.ingest import ingest_lines
 from tests.integration.intake_helpers import load_catalog_file, update_body
 from tests.support import MutableClock
 
 
-def test_ingest_file_mixing_good_duplicate_and_malformed_lines(
+def test_ingest_file_mixing_good_duplicate_and_malformed_lines_exits_2(
     database_url: str,
     uow_factory: UnitOfWorkFactory,
     fixtures_dir: Path,
@@ -39,7 +47,7 @@ def test_ingest_file_mixing_good_duplicate_and_malformed_lines(
 
     result = CliRunner().invoke(app, ["ingest", str(events)])
 
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output  # some lines were rejected
     out = result.stdout
     assert "processed: 2, duplicates: 1, rejected: 4" in out
     # r1 queues sma_20 at once; f1 then completes at_parallel: two runs queued, and
@@ -79,3 +87,80 @@ def test_ingest_missing_file_exits_2(
     result = CliRunner().invoke(app, ["ingest", str(tmp_path / "nope.jsonl")])
     assert result.exit_code == 2
     assert "no such file" in result.output
+
+
+def test_a_line_with_an_invalid_utf8_byte_is_rejected_and_the_others_processed(
+    database_url: str,
+    uow_factory: UnitOfWorkFactory,
+    fixtures_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    load_catalog_file(uow_factory, MutableClock(), fixtures_dir / "multi_dataset_catalog.yaml")
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(
+        b"\xef\xbb\xbf"  # a byte order mark at the start of the file is tolerated
+        + update_body("reserves_daily", "r1").encode()
+        + b"\n"
+        + b'{"dataset_id": "fx_daily\xff"}\n'
+        + b"\xef\xbb\xbf"  # anywhere else it is part of the line, which is rejected
+        + update_body("fx_daily", "f0").encode()
+        + b"\n"
+        + update_body("fx_daily", "f1").encode()
+        + b"\n"
+    )
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+
+    result = CliRunner().invoke(app, ["ingest", str(events)])
+
+    assert result.exit_code == 2, result.output
+    assert "processed: 2, duplicates: 0, rejected: 2" in result.stdout
+    assert "line 2: rejected: body is not valid UTF-8" in result.stdout
+    assert "line 3: rejected: body starts with a byte order mark" in result.stdout
+    with psycopg.connect(database_url) as conn:
+        raw = conn.execute(
+            "SELECT raw_body FROM event_log WHERE status = 'rejected' ORDER BY id"
+        ).fetchall()
+        updates = conn.execute("SELECT count(*) FROM dataset_updates").fetchone()
+    assert raw[0] == ('{"dataset_id": "fx_daily\\xff"}',)
+    assert updates == (2,)
+
+
+def test_a_file_of_processed_and_duplicate_lines_exits_0(
+    database_url: str,
+    uow_factory: UnitOfWorkFactory,
+    fixtures_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    load_catalog_file(uow_factory, MutableClock(), fixtures_dir / "multi_dataset_catalog.yaml")
+    events = tmp_path / "events.jsonl"
+    events.write_text(update_body("fx_daily", "f1") + "\n" + update_body("fx_daily", "f1") + "\n")
+    monkeypatch.setenv("DATABASE_URL", database_url)
+
+    result = CliRunner().invoke(app, ["ingest", str(events)])
+
+    assert result.exit_code == 0, result.output
+    assert "processed: 1, duplicates: 1, rejected: 0" in result.stdout
+
+
+def test_an_unavailable_database_stops_at_that_line_with_exit_1(
+    database_url: str, uow_factory: UnitOfWorkFactory, pool: ConnectionPool[Connection[TupleRow]]
+) -> None:
+    clock = MutableClock()
+    orchestrator = Orchestrator(uow_factory, clock, lambda code: f"s3://out/{code}/")
+    router = EventRouter(uow_factory, clock, orchestrator, FeedbackService(uow_factory, clock))
+
+    def lines() -> Iterator[bytes]:
+        yield b"{not json"
+        pool.close()  # the database goes away between line 1 and line 2
+        yield b"{not json either"
+
+    summary = ingest_lines(router, lines(), source="test")
+
+    assert summary.exit_code == 1
+    assert summary.outcomes["rejected"] == 1
+    assert summary.failure is not None
+    assert summary.failure[0] == 2
+    assert any("line 2: not handled, stopped" in line for line in summary.lines())

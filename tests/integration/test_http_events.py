@@ -92,21 +92,27 @@ def test_bad_bodies_are_rejected_logged_and_named(api: Api, body: str, detail: s
     assert detail in logged["error"]
 
 
-def test_worker_events_are_refused_here_without_being_processed(api: Api) -> None:
+def test_worker_events_are_rejected_and_recorded_here_without_being_processed(api: Api) -> None:
     body = json.dumps(
         {"type": "metric_run_started", "runId": "00000000-0000-0000-0000-000000000000"}
     )
 
     assert_problem(_post_raw(api, body), 422, detail_contains="not metric_run_started")
-    assert _events(api) == []
+    (logged,) = _events(api)
+    assert logged["status"] == "rejected"
+    assert logged["event_type"] == "metric_run_started"
+    assert "worker events go to the run-feedback queue" in logged["error"]
 
 
-def test_text_the_event_log_cannot_store_is_refused(api: Api) -> None:
+def test_text_the_event_log_cannot_store_is_rejected_and_recorded_escaped(api: Api) -> None:
     body = update_body("bcra_infomondia_series", "v\u0000")
     assert_problem(_post_raw(api, body), 422, detail_contains="\\u0000")
     raw = api.client.post("/events/projection-update", content=b"\xff\xfe{}")
     assert_problem(raw, 422, detail_contains="not valid UTF-8")
-    assert _events(api) == []
+    invalid_utf8, nul = _events(api)
+    assert invalid_utf8["raw_body"] == "\\xff\\xfe{}"
+    assert nul["payload"] is None
+    assert "\\u0000" in nul["raw_body"]
 
 
 def test_an_oversized_body_is_rejected_unparsed_or_refused_outright(api: Api) -> None:

@@ -63,6 +63,7 @@ def test_rollback_removes_schema_and_migrate_restores_it(empty_database_url: str
         rolled_back = rollback_last(empty_database_url)
         assert rolled_back is not None
         assert rolled_back.version == migration.version
+    assert rollback_last(empty_database_url) is None
     assert not (TABLES & _tables(empty_database_url))
     assert pending_migrations(empty_database_url) != []
     migrate(empty_database_url)

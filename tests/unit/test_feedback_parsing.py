@@ -364,7 +364,10 @@ def test_any_non_negative_row_count_is_kept(row_count: int) -> None:
     [
         ({"runId": "run-1", "status": "SUCCESS"}, {"runId": "must be a UUID"}),
         ({"status": "DONE"}, {"status": "must be 'SUCCESS' or 'FAILURE'"}),
-        ({"status": "SUCCESS", "rowCount": -1}, {"rowCount": "must be a non-negative integer"}),
+        (
+            {"status": "SUCCESS", "rowCount": -1},
+            {"rowCount": "must be a non-negative integer, at most 9223372036854775807 (2^63-1)"},
+        ),
         ({"status": "SUCCESS", "error": 42}, {"error": "must be a string"}),
     ],
 )

@@ -83,3 +83,64 @@ def test_several_invalid_values_are_all_named() -> None:
         load_settings(env={"HTTP_PORT": "x", "LOG_LEVEL": "LOUD"})
     assert "HTTP_PORT:" in str(error.value)
     assert "LOG_LEVEL:" in str(error.value)
+
+
+# --- bounds (issue 10, SPEC §5.8, §6.2; docs/limits.md) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("RETRY_BASE_DELAY", "P99999999D"),  # wedged every sweep after the first failure
+        ("RETRY_BASE_DELAY", "P2D"),
+        ("DEFAULT_REQUIRED_DAYS", "99999999"),  # broke every update of a dependent dataset
+        ("DEFAULT_REQUIRED_DAYS", "36501"),
+        ("RUN_START_TIMEOUT", "P31D"),
+        ("RUN_HEARTBEAT_TIMEOUT", "P31D"),
+        ("SWEEP_INTERVAL", "PT2H"),
+        ("DISPATCH_POLL_INTERVAL", "PT2H"),
+        ("DISPATCH_MAX_ATTEMPTS", "101"),
+        ("MAX_CLOCK_SKEW", "P2D"),
+        ("MAX_CLOCK_SKEW", "-1"),
+        ("RETRY_BASE_DELAY", "0"),
+        ("SWEEP_INTERVAL", "-0.5"),
+        ("RUN_START_TIMEOUT", "1e308"),
+    ],
+)
+def test_values_out_of_their_documented_range_are_refused_naming_the_variable(
+    variable: str, value: str
+) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        load_settings(env={variable: value})
+
+
+def test_the_largest_values_in_range_are_accepted() -> None:
+    settings = load_settings(
+        env={
+            "RETRY_BASE_DELAY": "P1D",
+            "DEFAULT_REQUIRED_DAYS": "36500",
+            "RUN_START_TIMEOUT": "P30D",
+            "RUN_HEARTBEAT_TIMEOUT": "P30D",
+            "DISPATCH_MAX_ATTEMPTS": "100",
+            "MAX_CLOCK_SKEW": "P1D",
+        }
+    )
+    assert settings.retry_base_delay == timedelta(days=1)
+    assert settings.max_clock_skew == timedelta(days=1)
+
+
+def test_max_clock_skew_defaults_to_five_minutes_and_may_be_zero() -> None:
+    assert load_settings(env={}).max_clock_skew == timedelta(minutes=5)
+    assert load_settings(env={"MAX_CLOCK_SKEW": "0"}).max_clock_skew == timedelta(0)
+
+
+def test_nothing_computed_from_the_largest_retry_delay_overflows() -> None:
+    from datetime import UTC, datetime
+
+    from metrics_orchestrator.domain.retries import retry_delay
+    from metrics_orchestrator.infrastructure.settings import DURATION_BOUNDS
+
+    largest = DURATION_BOUNDS["retry_base_delay"]
+    delay = retry_delay(largest, attempt=100)
+    # still a valid moment long after today, in Python (and in PostgreSQL, which goes further)
+    assert datetime(2100, 1, 1, tzinfo=UTC) + delay < datetime(9999, 1, 1, tzinfo=UTC)

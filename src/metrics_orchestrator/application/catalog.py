@@ -35,6 +35,7 @@ from metrics_orchestrator.domain.errors import (
     ValidationError,
 )
 from metrics_orchestrator.domain.expressions import Expression, SeriesReference, parse_expression
+from metrics_orchestrator.domain.identifiers import identifier_problem
 from metrics_orchestrator.domain.json_values import json_type
 from metrics_orchestrator.domain.model import (
     MAX_ATTEMPTS,
@@ -204,6 +205,15 @@ class _Fields:
             return None
         return value
 
+    def identifier(self, key: str) -> str | None:
+        """A required identifier (SPEC §2): the rule is domain.identifiers'."""
+        value = self.required_text(key)
+        problem = identifier_problem(value) if value is not None else None
+        if problem is not None:
+            self.error(_at(self.path, key), problem)
+            return None
+        return value
+
     def text(self, key: str) -> str:
         value = self.raw.get(key)
         if value is None:
@@ -275,7 +285,7 @@ def read_series(raw: object, path: str, errors: list[FieldError]) -> SeriesSpec 
     if obj is None:
         return None
     reader = _Fields(obj, path, SERIES_KEYS, errors)
-    code = reader.required_text("code")
+    code = reader.identifier("code")
     name, description = reader.text("name"), reader.text("description")
     unit, frequency = reader.text("unit"), reader.text("frequency")
     if code is None:
@@ -288,7 +298,7 @@ def read_dataset(raw: object, path: str, errors: list[FieldError]) -> DatasetSpe
     if obj is None:
         return None
     reader = _Fields(obj, path, DATASET_KEYS, errors)
-    dataset_id = reader.required_text("id")
+    dataset_id = reader.identifier("id")
     name, description, bucket = (
         reader.text("name"),
         reader.text("description"),
@@ -307,8 +317,8 @@ def read_metric(raw: object, path: str, errors: list[FieldError]) -> MetricDefin
     if obj is None:
         return None
     reader = _Fields(obj, path, METRIC_KEYS, errors)
-    metric_id = reader.required_text("id")
-    code = reader.required_text("code")
+    metric_id = reader.identifier("id")
+    code = reader.identifier("code")
     expression = _read_expression(obj, path, errors)
     frequency, unit = reader.text("frequency"), reader.text("unit")
     description = reader.text("description")

@@ -48,8 +48,6 @@ from metrics_orchestrator.domain.events import (
     PROJECTION_UPDATE,
     DecodedEvent,
     ProjectionUpdate,
-    body_digest_key,
-    parse_projection_update,
 )
 from metrics_orchestrator.domain.model import (
     RunStatus,
@@ -442,7 +440,7 @@ class Orchestrator:
 
 def _receive(event: DecodedEvent) -> _Received:
     try:
-        update = parse_projection_update(event.payload)
+        update = event.projection_update()
     except ValidationError as exc:
         return _Received(event, _key_of_invalid(event), None, str(exc))
     return _Received(event, update.event_key, update)
@@ -525,11 +523,8 @@ def _waiting_run(mi: MetricInputs, ev: Evaluation) -> WaitingRun:
 
 
 def _key_of_invalid(event: DecodedEvent) -> str:
-    dataset_id = event.payload.get("dataset_id")
-    manifest = event.payload.get("version_manifest_path")
-    if isinstance(dataset_id, str) and dataset_id and isinstance(manifest, str) and manifest:
-        return f"{dataset_id}:{manifest}"
-    return body_digest_key(PROJECTION_UPDATE, event.raw_body)
+    # natural when its parts are valid identifiers/paths, else the body's digest (SPEC §5.1)
+    return event.event_key
 
 
 def _log_retry(attempt: int, error: Exception) -> None:

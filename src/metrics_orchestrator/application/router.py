@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import structlog
@@ -21,11 +21,13 @@ from metrics_orchestrator.application.ports.events import EventRecord, EventStat
 from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
 from metrics_orchestrator.domain.errors import Conflict, NotFound
 from metrics_orchestrator.domain.events import (
+    DEFAULT_MAX_CLOCK_SKEW,
     PROJECTION_UPDATE,
     DecodedEvent,
     UndecodableEvent,
     body_digest_key,
     decode_event,
+    event_text,
 )
 
 logger = structlog.get_logger(__name__)
@@ -37,6 +39,9 @@ class FeedbackResult(Protocol):
 
     @property
     def reason(self) -> str | None: ...
+
+    @property
+    def event_key(self) -> str: ...
 
 
 class FeedbackHandler(Protocol):
@@ -51,6 +56,7 @@ class RoutedEvent:
     status: EventStatus
     error: str | None
     intake: IntakeResult | None = None
+    event_key: str | None = None
 
 
 class EventRouter:
@@ -62,33 +68,49 @@ class EventRouter:
         feedback: FeedbackHandler,
         *,
         telemetry: Telemetry | None = None,
+        max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
     ) -> None:
         self._uow_factory = uow_factory
+        self._max_clock_skew = max_clock_skew
         self._clock = clock
         self._orchestrator = orchestrator
         self._feedback = feedback
         self._telemetry = telemetry or NullTelemetry()
 
-    def handle(self, raw_body: str, *, source: str) -> RoutedEvent:
+    def handle(self, raw_body: bytes | str, *, source: str, only: str | None = None) -> RoutedEvent:
+        """Decode, apply and record one body: bytes (HTTP, `ingest`) or text (SQS).
+
+        Whatever the body, it ends as exactly one event_log row; only an unavailable
+        database raises (SPEC §5.8). With `only`, an event of another type is rejected
+        (and recorded) instead of applied: the HTTP intake takes projection updates only.
+        """
         started = time.perf_counter()
-        routed = self._route(raw_body, source)
+        routed = self._route(raw_body, source, only)
         self._telemetry.event_processed(
             routed.event_type, routed.status.value, time.perf_counter() - started
         )
         return routed
 
-    def _route(self, raw_body: str, source: str) -> RoutedEvent:
+    def _route(self, raw_body: bytes | str, source: str, only: str | None) -> RoutedEvent:
         received_at = self._clock.now()
         try:
-            decoded = decode_event(raw_body)
+            decoded = decode_event(
+                raw_body, received_at=received_at, max_clock_skew=self._max_clock_skew
+            )
+            if only is not None and decoded.event_type != only:
+                raise UndecodableEvent(_not_accepted(decoded.event_type, only), decoded.event_type)
         except UndecodableEvent as exc:
-            self._record_undecodable(raw_body, exc, source, received_at)
-            return RoutedEvent(exc.event_type, EventStatus.REJECTED, exc.reason)
+            key = self._record_undecodable(event_text(raw_body), exc, source, received_at)
+            return RoutedEvent(exc.event_type, EventStatus.REJECTED, exc.reason, event_key=key)
         if decoded.event_type == PROJECTION_UPDATE:
             result = self._orchestrator.ingest(decoded, source=source, received_at=received_at)
-            return RoutedEvent(decoded.event_type, result.status, result.error, result)
+            return RoutedEvent(
+                decoded.event_type, result.status, result.error, result, result.event_key
+            )
         outcome = self._feedback.handle(decoded, source=source, received_at=received_at)
-        return RoutedEvent(decoded.event_type, outcome.status, outcome.reason)
+        return RoutedEvent(
+            decoded.event_type, outcome.status, outcome.reason, event_key=outcome.event_key
+        )
 
     def replay(self, event_key: str) -> RoutedEvent:
         """Re-run a rejected event through intake, e.g. once the catalog knows its dataset."""
@@ -115,7 +137,7 @@ class EventRouter:
 
     def _record_undecodable(
         self, raw_body: str, error: UndecodableEvent, source: str, received_at: datetime
-    ) -> None:
+    ) -> str:
         record = EventRecord(
             event_key=body_digest_key(error.event_type, raw_body),
             event_type=error.event_type,
@@ -133,3 +155,11 @@ class EventRouter:
             error=error.reason,
             source=source,
         )
+        return record.event_key
+
+
+def _not_accepted(event_type: str, only: str) -> str:
+    return (
+        f"this endpoint receives {only} events, not {event_type}; "
+        "worker events go to the run-feedback queue"
+    )

@@ -1,16 +1,28 @@
-"""Decoding and validating received events (SPEC §4.1, §4.2, §5.1, §5.8). Pure functions."""
+"""Decoding and validating received events (SPEC §4.1, §4.2, §5.1, §5.8). Pure functions.
+
+`decode_event` is the one boundary every received body crosses (queue, HTTP, `ingest`): bytes
+in, a `DecodedEvent` out, or `UndecodableEvent` naming why it cannot be an event. The JSON
+limits are in `decoding`; the rules of each event's fields are here and in `feedback`.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from metrics_orchestrator.domain.decoding import (
+    MAX_BODY_BYTES,
+    UndecodableEvent,
+    as_bytes,
+    read_json_object,
+    unstorable_values,
+)
 from metrics_orchestrator.domain.errors import FieldError, ValidationError
+from metrics_orchestrator.domain.identifiers import identifier_problem
 
-MAX_BODY_BYTES = 256 * 1024
+__all__ = ["MAX_BODY_BYTES", "UndecodableEvent"]
 
 PROJECTION_UPDATE = "projection_update"
 RUN_STARTED = "metric_run_started"
@@ -18,85 +30,126 @@ RUN_HEARTBEAT = "metric_run_heartbeat"
 RUN_COMPLETED = "metric_run_completed"
 KNOWN_EVENT_TYPES = frozenset({PROJECTION_UPDATE, RUN_STARTED, RUN_HEARTBEAT, RUN_COMPLETED})
 
-
-class UndecodableEvent(Exception):
-    """A body that cannot be an event at all: oversized, not JSON, not an object, unknown type.
-
-    `event_type` is what could be read of the type (or "unknown"), for the event log.
-    """
-
-    def __init__(self, reason: str, event_type: str = "unknown") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.event_type = event_type
+# SPEC §4.1, §4.2: the limits of event fields.
+MAX_PATH_LENGTH = 1024
+# A path is part of the event key, which PostgreSQL indexes (a btree entry holds ~2,700
+# bytes): 1,024 characters of 4-byte UTF-8 would not fit, so paths are bounded in bytes too.
+MAX_PATH_BYTES = 2048
+MIN_BUCKET_LENGTH, MAX_BUCKET_LENGTH = 3, 63
+# Free text a worker reports (error, versionTs, outputManifest): bounded by the body size only
+# for `error`; these two are path-like and end up in listings.
+MAX_LABEL_LENGTH = 1024
+EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+DEFAULT_MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
 class DecodedEvent:
-    """A message body reduced to its event: type and JSON object, envelope removed."""
+    """A message body reduced to its event: type and JSON object, envelope removed.
+
+    For a projection update decoded with its time of receipt, `update` or `invalid` holds the
+    result of validating its fields against that time (SPEC §4.1).
+    """
 
     event_type: str
     payload: dict[str, Any]
     raw_body: str
+    update: ProjectionUpdate | None = None
+    invalid: ValidationError | None = None
+
+    def projection_update(self) -> ProjectionUpdate:
+        """The validated update; raises ValidationError naming every offending field."""
+        if self.invalid is not None:
+            raise self.invalid
+        if self.update is not None:
+            return self.update
+        return parse_projection_update(self.payload)
+
+    @property
+    def event_key(self) -> str:
+        """The update's natural key when its parts are valid, else the key of its body."""
+        if self.update is not None:
+            return self.update.event_key
+        dataset_id = self.payload.get("dataset_id")
+        manifest = self.payload.get("version_manifest_path")
+        if identifier_problem(dataset_id) is None and _path_problem(manifest) is None:
+            return f"{dataset_id}:{manifest}"
+        return body_digest_key(self.event_type, self.raw_body)
 
 
 def body_digest_key(event_type: str, raw_body: str) -> str:
     """Key of events without a natural one: a redelivered copy maps to the same key."""
-    return f"{event_type}:{hashlib.sha256(raw_body.encode('utf-8')).hexdigest()}"
+    digest = hashlib.sha256(raw_body.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{event_type}:{digest}"
 
 
-def decode_event(raw_body: str) -> DecodedEvent:
-    """Read a queue message body, raw or in an SNS notification envelope, into an event."""
-    if len(raw_body.encode("utf-8")) > MAX_BODY_BYTES:
-        raise UndecodableEvent(f"payload larger than {MAX_BODY_BYTES} bytes; not parsed")
-    document = _json_object(raw_body, what="body")
+def event_text(body: bytes | str) -> str:
+    """The body as text, whatever its bytes (invalid UTF-8 as backslash escapes)."""
+    if isinstance(body, str):
+        return body
+    return body.decode("utf-8", "backslashreplace")
+
+
+def decode_event(
+    body: bytes | str,
+    *,
+    received_at: datetime | None = None,
+    max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
+) -> DecodedEvent:
+    """Read a message body, raw or in an SNS notification envelope, into an event.
+
+    With `received_at`, a projection update's fields are validated too, `occurred_at`
+    against that time (at most `max_clock_skew` after it).
+    """
+    raw = as_bytes(body)
+    document = read_json_object(raw)
     if document.get("Type") == "Notification" and "Message" in document:
         message = document["Message"]
         if not isinstance(message, str):
             raise UndecodableEvent("SNS envelope: Message must be a JSON string")
-        document = _json_object(message, what="SNS envelope Message")
-    unstorable = _unstorable_text(document)
+        document = read_json_object(as_bytes(message), what="SNS envelope Message")
+    event_type = _event_type(document)
+    unstorable = unstorable_values(document)
     if unstorable:
-        raise UndecodableEvent(f"payload contains {unstorable}, which cannot be stored")
+        known = event_type if event_type in KNOWN_EVENT_TYPES else "unknown"
+        raise UndecodableEvent("payload rejected: " + "; ".join(unstorable), event_type=known)
+    if event_type is None:
+        raise UndecodableEvent("missing event type: expected a 'type' or 'event' string field")
+    if event_type not in KNOWN_EVENT_TYPES:
+        raise UndecodableEvent(f"unknown event type {_shown(event_type)}", event_type="unknown")
+    decoded = DecodedEvent(event_type=event_type, payload=document, raw_body=event_text(body))
+    if event_type != PROJECTION_UPDATE or received_at is None:
+        return decoded
+    try:
+        update = parse_projection_update(
+            document, received_at=received_at, max_clock_skew=max_clock_skew
+        )
+    except ValidationError as exc:
+        return DecodedEvent(event_type, document, decoded.raw_body, invalid=exc)
+    return DecodedEvent(event_type, document, decoded.raw_body, update=update)
+
+
+def _event_type(document: dict[str, Any]) -> str | None:
     event_type = document.get("type", document.get("event"))
     if event_type is None and "dataset_id" in document:
         # SPEC §4.1: `event` is optional on a projection update
-        event_type = PROJECTION_UPDATE
+        return PROJECTION_UPDATE
     if not isinstance(event_type, str) or not event_type:
-        raise UndecodableEvent("missing event type: expected a 'type' or 'event' string field")
-    if event_type not in KNOWN_EVENT_TYPES:
-        raise UndecodableEvent(f"unknown event type {event_type!r}", event_type="unknown")
-    return DecodedEvent(event_type=event_type, payload=document, raw_body=raw_body)
+        return None
+    return event_type
 
 
-def _unstorable_text(document: Any) -> str | None:
-    """PostgreSQL text cannot hold NUL, and UTF-8 cannot hold lone surrogates ("\\ud800")."""
-    stack = [document]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, str):
-            if "\x00" in value:
-                return "a NUL character (\\u0000)"
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                return "a lone surrogate escape (e.g. \\ud800)"
-        elif isinstance(value, dict):
-            stack.extend(value.keys())
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
+def _shown(text: str, limit: int = 80) -> str:
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def _path_problem(value: object) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return "must be a non-empty string"
+    if len(value) > MAX_PATH_LENGTH or len(value.encode("utf-8", "replace")) > MAX_PATH_BYTES:
+        return f"must be at most {MAX_PATH_LENGTH} characters and {MAX_PATH_BYTES} UTF-8 bytes"
     return None
-
-
-def _json_object(text: str, *, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise UndecodableEvent(f"{what} is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise UndecodableEvent(f"{what} must be a JSON object, got {type(value).__name__}")
-    return value
 
 
 class FieldReader:
@@ -106,7 +159,10 @@ class FieldReader:
         self.payload = payload
         self.errors: list[FieldError] = []
 
-    def string(self, name: str, *, required: bool) -> str | None:
+    def string(
+        self, name: str, *, required: bool, min_length: int = 1, max_length: int | None = None
+    ) -> str | None:
+        """A non-blank string of `min_length` to `max_length` characters."""
         value = self.payload.get(name)
         if value is None:
             if required:
@@ -115,25 +171,84 @@ class FieldReader:
         if not isinstance(value, str) or not value.strip():
             self.errors.append(FieldError(name, "must be a non-empty string"))
             return None
+        if len(value) < min_length or (max_length is not None and len(value) > max_length):
+            upper = f"-{max_length:,}" if max_length is not None else " or more"
+            self.errors.append(
+                FieldError(name, f"must be {min_length}{upper} characters (got {len(value):,})")
+            )
+            return None
         return value
 
-    def timestamp(self, name: str, *, required: bool) -> datetime | None:
-        text = self.string(name, required=required)
+    def path(self, name: str, *, required: bool) -> str | None:
+        """A path of SPEC §4.1: 1-1,024 characters (and at most MAX_PATH_BYTES bytes)."""
+        value = self.payload.get(name)
+        if value is None:
+            if required:
+                self.errors.append(FieldError(name, "is required"))
+            return None
+        problem = _path_problem(value)
+        if problem is not None:
+            self.errors.append(FieldError(name, problem))
+            return None
+        assert isinstance(value, str)
+        return value
+
+    def identifier(self, name: str, *, required: bool) -> str | None:
+        """An identifier of SPEC §2 (`domain.identifiers`)."""
+        value = self.string(name, required=required)
+        if value is None:
+            return None
+        problem = identifier_problem(value)
+        if problem is not None:
+            self.errors.append(FieldError(name, problem))
+            return None
+        return value
+
+    def timestamp(
+        self, name: str, *, required: bool, not_after: datetime | None = None
+    ) -> datetime | None:
+        """An ISO-8601 timestamp with a zone, 1970-9999 in UTC, and not after `not_after`."""
+        text = self.string(name, required=required, max_length=64)
         if text is None:
             return None
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            self.errors.append(FieldError(name, "must be an ISO-8601 timestamp"))
+        parsed = _timestamp(text)
+        if isinstance(parsed, str):
+            self.errors.append(FieldError(name, parsed))
             return None
-        if parsed.tzinfo is None:
-            self.errors.append(FieldError(name, "must include a time zone (e.g. Z or +00:00)"))
+        if not_after is not None and parsed > not_after:
+            self.errors.append(
+                FieldError(name, f"is in the future: later than {not_after.isoformat()}")
+            )
             return None
         return parsed
 
     def finish(self) -> None:
         if self.errors:
             raise ValidationError(self.errors)
+
+
+def _timestamp(text: str) -> datetime | str:
+    """The parsed timestamp, or why it is not one SPEC §4 accepts."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return "must be an ISO-8601 timestamp"
+    if parsed.tzinfo is None:
+        return "must include a time zone (e.g. Z or +00:00)"
+    range_rule = "must be between 1970-01-01 and 9999-12-31 in UTC"
+    try:
+        in_utc = parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return range_rule
+    if not EARLIEST_TIMESTAMP <= in_utc <= LATEST_TIMESTAMP:
+        return range_rule
+    return parsed
+
+
+def timestamp_problem(text: str) -> str | None:
+    """Why `text` is not a timestamp SPEC §4 accepts, or None."""
+    parsed = _timestamp(text)
+    return parsed if isinstance(parsed, str) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,17 +264,29 @@ class ProjectionUpdate:
         return f"{self.dataset_id}:{self.version_manifest_path}"
 
 
-def parse_projection_update(payload: dict[str, Any]) -> ProjectionUpdate:
-    """Validate a projection_update event, naming every offending field at once."""
+def parse_projection_update(
+    payload: dict[str, Any],
+    *,
+    received_at: datetime | None = None,
+    max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
+) -> ProjectionUpdate:
+    """Validate a projection_update event, naming every offending field at once.
+
+    `occurred_at` may be at most `max_clock_skew` after `received_at` (when given): a producer
+    whose clock runs ahead must not make its version the freshest for good (SPEC §4.1).
+    """
     fields = FieldReader(payload)
     event = payload.get("event")
     if event is not None and event != PROJECTION_UPDATE:
         fields.errors.append(FieldError("event", f"must be {PROJECTION_UPDATE!r}"))
-    dataset_id = fields.string("dataset_id", required=True)
-    manifest = fields.string("version_manifest_path", required=True)
-    projections = fields.string("projections_path", required=True)
-    bucket = fields.string("bucket", required=False)
-    occurred_at = fields.timestamp("occurred_at", required=False)
+    dataset_id = fields.identifier("dataset_id", required=True)
+    manifest = fields.path("version_manifest_path", required=True)
+    projections = fields.path("projections_path", required=True)
+    bucket = fields.string(
+        "bucket", required=False, min_length=MIN_BUCKET_LENGTH, max_length=MAX_BUCKET_LENGTH
+    )
+    latest = received_at + max_clock_skew if received_at is not None else None
+    occurred_at = fields.timestamp("occurred_at", required=False, not_after=latest)
     fields.finish()
     assert dataset_id is not None
     assert manifest is not None

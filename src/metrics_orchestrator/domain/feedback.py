@@ -8,16 +8,23 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from metrics_orchestrator.domain.decoding import MAX_JSON_INTEGER
 from metrics_orchestrator.domain.errors import FieldError
 from metrics_orchestrator.domain.events import (
+    MAX_LABEL_LENGTH,
     RUN_COMPLETED,
     RUN_HEARTBEAT,
     RUN_STARTED,
     FieldReader,
+    timestamp_problem,
 )
 from metrics_orchestrator.domain.model import Cause, RunStatus, StatusChange, check_transition
 
 COMPLETION_STATUSES = {"SUCCESS": True, "FAILURE": False}
+# rowCount is stored as a PostgreSQL bigint (SPEC §4.2: 0 ... 2^63-1).
+MAX_ROW_COUNT = MAX_JSON_INTEGER
+# versionTs names the run's output folder (SPEC §4.4): a path segment, not free text.
+MAX_VERSION_TS_LENGTH = 128
 PROGRESS_RULE = "must be a fraction in [0, 1] or a percentage in (1, 100]"
 
 
@@ -96,10 +103,10 @@ def parse_run_heartbeat(payload: dict[str, Any]) -> RunHeartbeat:
 def parse_run_completed(payload: dict[str, Any]) -> RunCompleted:
     fields = FieldReader(payload)
     run_id = _run_id(fields)
-    metric_code = fields.string("metricCode", required=False)
+    metric_code = fields.identifier("metricCode", required=False)
     succeeded = _completion_status(fields)
-    version_ts = fields.string("versionTs", required=False)
-    output_manifest = fields.string("outputManifest", required=False)
+    version_ts = _version_ts(fields)
+    output_manifest = fields.string("outputManifest", required=False, max_length=MAX_LABEL_LENGTH)
     row_count = _row_count(fields)
     error = _optional_text(fields, "error")
     fields.finish()
@@ -174,10 +181,28 @@ def _row_count(fields: FieldReader) -> int | None:
     value = fields.payload.get("rowCount")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        fields.errors.append(FieldError("rowCount", "must be a non-negative integer"))
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ROW_COUNT:
+        rule = f"must be a non-negative integer, at most {MAX_ROW_COUNT} (2^63-1)"
+        fields.errors.append(FieldError("rowCount", rule))
         return None
     return value
+
+
+def _version_ts(fields: FieldReader) -> str | None:
+    """Reported as a label (`2025-11-11T01-43-05`, a path segment) or an ISO-8601 timestamp;
+    kept as text. A value that reads as ISO-8601 must have a zone and a year 1970-9999."""
+    text = fields.string("versionTs", required=False, max_length=MAX_VERSION_TS_LENGTH)
+    if text is None:
+        return None
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return text  # a label, not a timestamp
+    problem = timestamp_problem(text)
+    if problem is not None:
+        fields.errors.append(FieldError("versionTs", problem))
+        return None
+    return text
 
 
 def _optional_text(fields: FieldReader, name: str) -> str | None:

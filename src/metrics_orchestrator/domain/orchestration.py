@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
@@ -43,8 +43,15 @@ def freshest(updates: Sequence[UpdateVersion | None]) -> UpdateVersion | None:
 
 
 def fresh_until(update: UpdateVersion, required_days: int) -> datetime:
-    """The moment this update stops being fresh for a metric with this window."""
-    return update.effective_at + timedelta(days=required_days)
+    """The moment this update stops being fresh for a metric with this window.
+
+    Clamped to the latest representable moment: an update stored before occurred_at was
+    bounded (year 9999) must not make readiness overflow (SPEC §5.8).
+    """
+    try:
+        return update.effective_at + timedelta(days=required_days)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def is_fresh(update: UpdateVersion, required_days: int, now: datetime) -> bool:

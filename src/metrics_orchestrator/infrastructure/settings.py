@@ -8,8 +8,27 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from metrics_orchestrator.domain.events import DEFAULT_MAX_CLOCK_SKEW
+from metrics_orchestrator.domain.model import MAX_REQUIRED_DAYS
+
+# The documented ranges of SPEC §6.2 (docs/limits.md). Each bound is chosen so that nothing
+# computed from the value overflows: the largest retry delay, RETRY_BASE_DELAY * 2^20
+# (domain/retries.py MAX_DOUBLINGS), is under 2,900 years, so `now + delay` (around year 4900
+# today) stays a valid timestamp in Python (year 9999) and PostgreSQL.
+# Upper bounds of the durations; each must also be positive, except MAX_CLOCK_SKEW (may be 0).
+DURATION_BOUNDS: dict[str, timedelta] = {
+    "run_start_timeout": timedelta(days=30),
+    "run_heartbeat_timeout": timedelta(days=30),
+    "retry_base_delay": timedelta(days=1),
+    "sweep_interval": timedelta(hours=1),
+    "dispatch_poll_interval": timedelta(hours=1),
+    "max_clock_skew": timedelta(days=1),
+}
+MAY_BE_ZERO = frozenset({"max_clock_skew"})
+MAX_DISPATCH_ATTEMPTS = 100
 
 
 class LogFormat(StrEnum):
@@ -46,13 +65,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.CONSOLE
 
-    default_required_days: int = Field(default=7, ge=1)
+    default_required_days: int = Field(default=7, ge=1, le=MAX_REQUIRED_DAYS)
     run_start_timeout: timedelta = timedelta(minutes=15)
     run_heartbeat_timeout: timedelta = timedelta(minutes=5)
     retry_base_delay: timedelta = timedelta(seconds=30)
-    dispatch_max_attempts: int = Field(default=5, ge=1)
+    dispatch_max_attempts: int = Field(default=5, ge=1, le=MAX_DISPATCH_ATTEMPTS)
     sweep_interval: timedelta = timedelta(seconds=10)
     dispatch_poll_interval: timedelta = timedelta(seconds=2)
+    max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
     sqs_wait_seconds: int = Field(default=20, ge=0, le=20)
     sqs_visibility_timeout: int = Field(default=60, ge=1, le=43200)
 
@@ -77,6 +97,7 @@ class Settings(BaseSettings):
         "retry_base_delay",
         "sweep_interval",
         "dispatch_poll_interval",
+        "max_clock_skew",
         mode="before",
     )
     @classmethod
@@ -88,17 +109,18 @@ class Settings(BaseSettings):
                 return value
         return value
 
-    @field_validator(
-        "run_start_timeout",
-        "run_heartbeat_timeout",
-        "retry_base_delay",
-        "sweep_interval",
-        "dispatch_poll_interval",
-    )
+    @field_validator(*DURATION_BOUNDS)
     @classmethod
-    def _positive_duration(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be a positive duration (seconds or ISO-8601, e.g. 30 or PT30S)")
+    def _bounded_duration(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+        name = str(info.field_name)
+        high, zero_allowed = DURATION_BOUNDS[name], name in MAY_BE_ZERO
+        low_ok = value >= timedelta(0) if zero_allowed else value > timedelta(0)
+        if not low_ok or value > high:
+            lowest = "at least 0" if zero_allowed else "more than 0"
+            raise ValueError(
+                f"must be a duration {lowest} and at most {_iso(high)} "
+                "(seconds or ISO-8601, e.g. 30 or PT30S)"
+            )
         return value
 
     @field_validator("output_prefix")
@@ -121,6 +143,15 @@ class Settings(BaseSettings):
     def output_base_path(self, metric_code: str) -> str:
         prefix = f"{self.output_prefix}/" if self.output_prefix else ""
         return f"s3://{self.output_bucket}/{prefix}{metric_code}/"
+
+
+def _iso(duration: timedelta) -> str:
+    seconds = int(duration.total_seconds())
+    if seconds % 86400 == 0:
+        return f"P{seconds // 86400}D"
+    if seconds % 3600 == 0:
+        return f"PT{seconds // 3600}H"
+    return f"PT{seconds}S"
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -8,6 +8,7 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
 from metrics_orchestrator.application.ports.events import EventRecord, EventStatus, LoggedEvent
+from metrics_orchestrator.domain.decoding import is_jsonb_storable
 from metrics_orchestrator.infrastructure.postgres.queries import query
 
 
@@ -16,6 +17,17 @@ def storable_text(raw: str | None) -> str | None:
     if raw is None:
         return None
     return raw.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def storable_payload(payload: dict[str, Any] | None) -> Jsonb | None:
+    """The payload as JSONB, or None when JSONB cannot hold it (the raw body still tells).
+
+    The decoder rejects such payloads before they get here; this keeps the promise that a
+    rejection can always be recorded even if a caller hands one over anyway.
+    """
+    if payload is None or not is_jsonb_storable(payload):
+        return None
+    return Jsonb(payload)
 
 
 def _logged(row: tuple[Any, ...]) -> LoggedEvent:
@@ -45,7 +57,7 @@ class PostgresEventLogRepository:
                 "event_key": event.event_key,
                 "event_type": event.event_type,
                 "source": event.source,
-                "payload": Jsonb(event.payload) if event.payload is not None else None,
+                "payload": storable_payload(event.payload),
                 "raw_body": storable_text(event.raw_body),
                 "status": event.status.value,
                 "error": event.error,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Path, Request
@@ -15,9 +15,8 @@ from metrics_orchestrator.domain.errors import NotFound
 from metrics_orchestrator.domain.events import (
     MAX_BODY_BYTES,
     PROJECTION_UPDATE,
-    UndecodableEvent,
     body_digest_key,
-    decode_event,
+    event_text,
 )
 from metrics_orchestrator.interfaces.http.dependencies import (
     AUTHENTICATED,
@@ -68,10 +67,14 @@ _PROJECTION_UPDATE_BODY = {
     responses=problem_responses(401, 413),
 )
 async def receive_projection_update(request: Request, router: RouterDep) -> EventResultOut:
-    text = _storable_text(await _read_body(request))
-    _refuse_other_event_types(text)
-    routed = await run_in_threadpool(router.handle, text, source="http")
-    return _result_or_problem(routed, _event_key(routed, text))
+    # The bytes go to the one decoding boundary as they are: whatever they hold, the router
+    # records one event_log row, and a rejection is a 422 (worker events included: they
+    # belong on the run-feedback queue).
+    body = await _read_body(request)
+    routed = await run_in_threadpool(
+        partial(router.handle, body, source="http", only=PROJECTION_UPDATE)
+    )
+    return _result_or_problem(routed, _event_key(routed, body))
 
 
 @router.get("/events", tags=["events"], summary="The event log, newest first")
@@ -130,65 +133,10 @@ def _too_large() -> ApiProblem:
     )
 
 
-def _storable_text(body: bytes) -> str:
-    """The body as text the event log can store; refused (not recorded) otherwise."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _invalid_body(
-            f"the body is not valid UTF-8 ({exc.reason} at byte {exc.start})"
-        ) from None
-    if "\x00" in text:
-        raise _invalid_body("the body contains a NUL character")
-    try:
-        document = json.loads(text)
-    except (ValueError, RecursionError):
-        return text  # not JSON: intake rejects and records it
-    if not _json_storable(document):
-        raise _invalid_body("the body contains \\u0000 or a lone surrogate in a JSON string")
-    return text
-
-
-def _json_storable(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" not in value and _encodable(value)
-    if isinstance(value, dict):
-        return all(_json_storable(k) and _json_storable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_json_storable(item) for item in value)
-    return True
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _invalid_body(detail: str) -> ApiProblem:
-    return ApiProblem(422, "validation-error", detail, errors=[{"path": "", "message": detail}])
-
-
-def _refuse_other_event_types(text: str) -> None:
-    """Worker feedback belongs on the feedback queue; this endpoint only takes updates."""
-    try:
-        decoded = decode_event(text)
-    except UndecodableEvent:
-        return  # intake rejects and records it
-    if decoded.event_type != PROJECTION_UPDATE:
-        detail = (
-            f"this endpoint receives {PROJECTION_UPDATE} events, not {decoded.event_type}; "
-            "worker events go to the run-feedback queue"
-        )
-        raise _invalid_body(detail)
-
-
-def _event_key(routed: RoutedEvent, text: str) -> str:
-    if routed.intake is not None:
-        return routed.intake.event_key
-    return body_digest_key(routed.event_type, text)
+def _event_key(routed: RoutedEvent, body: bytes) -> str:
+    if routed.event_key is not None:
+        return routed.event_key
+    return body_digest_key(routed.event_type, event_text(body))
 
 
 def _result_or_problem(routed: RoutedEvent, event_key: str) -> EventResultOut:

@@ -1,0 +1,9 @@
+ALTER TABLE metric_runs DROP CONSTRAINT IF EXISTS metric_runs_readable_times;
+ALTER TABLE dataset_updates DROP CONSTRAINT IF EXISTS dataset_updates_readable_times;
+ALTER TABLE dataset_updates DROP CONSTRAINT IF EXISTS dataset_updates_path_lengths;
+ALTER TABLE metrics DROP CONSTRAINT IF EXISTS metrics_max_attempts_bound;
+ALTER TABLE metrics DROP CONSTRAINT IF EXISTS metrics_required_days_bound;
+ALTER TABLE metrics DROP CONSTRAINT IF EXISTS metrics_code_identifier;
+ALTER TABLE metrics DROP CONSTRAINT IF EXISTS metrics_id_identifier;
+ALTER TABLE series DROP CONSTRAINT IF EXISTS series_code_identifier;
+ALTER TABLE datasets DROP CONSTRAINT IF EXISTS datasets_id_identifier;
