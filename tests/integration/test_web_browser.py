@@ -195,7 +195,9 @@ def test_replay_a_rejected_event_from_the_inbox(page: Page, served: Served) -> N
     row = page.locator("tr[data-event-key^='not_in_catalog:']")
     expect(row.locator(".reason")).to_contain_text("unknown dataset")
     shoot(page, "events")
-    status, body = served.post("/datasets", {"id": "not_in_catalog", "bucket": "b", "series": []})
+    status, body = served.post(
+        "/datasets", {"id": "not_in_catalog", "bucket": "ingestor-datasets", "series": []}
+    )
     assert status == 200, body
 
     row.get_by_role("button", name="Replay").click()

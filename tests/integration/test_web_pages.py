@@ -70,7 +70,7 @@ def test_the_overview_charts_the_last_24_hours_by_hour_and_status(api: Api) -> N
 
 def test_the_rejected_count_drops_once_the_event_is_replayed(api: Api) -> None:
     api.container.catalog.load_catalog(
-        {"datasets": [{"id": "not_in_catalog", "bucket": "b", "series": []}]}
+        {"datasets": [{"id": "not_in_catalog", "bucket": "ingestor-datasets", "series": []}]}
     )
     (rejected,) = api.container.queries.list_events(status=EventStatus.REJECTED).events
     api.container.router.replay(rejected.event_key)
@@ -362,7 +362,7 @@ def test_replay_from_the_inbox_once_the_dataset_is_known(api: Api) -> None:
     key = re.search(r'data-event-key="([^"]+)"', page(api, "/ui/events"))
     assert key is not None
     api.container.catalog.load_catalog(
-        {"datasets": [{"id": "not_in_catalog", "bucket": "b", "series": []}]}
+        {"datasets": [{"id": "not_in_catalog", "bucket": "ingestor-datasets", "series": []}]}
     )
 
     response = api.client.post(

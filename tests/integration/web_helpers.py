@@ -15,7 +15,7 @@ from tests.support import MutableClock
 # Where a dashboard POST comes from in the tests: the TestClient's own host.
 SAME_ORIGIN = {"Origin": "http://testserver"}
 UNKNOWN_DATASET_BODY = (
-    '{"event": "projection_update", "dataset_id": "not_in_catalog", "bucket": "b", '
+    '{"event": "projection_update", "dataset_id": "not_in_catalog", "bucket": "ingestor-datasets", '
     '"version_manifest_path": "datasets/not_in_catalog/versions/v1/manifest.json", '
     '"projections_path": "datasets/not_in_catalog/projections"}'
 )

@@ -6,7 +6,8 @@ them, so a route names what it needs and nothing else (no container to reach thr
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 
@@ -25,60 +26,25 @@ from metrics_orchestrator.interfaces.http.models import NO_NUL
 DEFAULT_PAGE_SIZE = 50
 
 
-def catalog_service(request: Request) -> CatalogService:
-    service: CatalogService = request.app.state.catalog
-    return service
+def _from_state(name: str) -> Callable[[Request], Any]:
+    """A dependency returning the service `create_app` stored as `app.state.<name>`."""
+
+    def provide(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    provide.__name__ = f"{name}_service"
+    return provide
 
 
-def orchestrator(request: Request) -> Orchestrator:
-    service: Orchestrator = request.app.state.orchestrator
-    return service
-
-
-def run_operations(request: Request) -> RunOperations:
-    service: RunOperations = request.app.state.runs
-    return service
-
-
-def event_router(request: Request) -> EventRouter:
-    service: EventRouter = request.app.state.router
-    return service
-
-
-def query_service(request: Request) -> QueryService:
-    service: QueryService = request.app.state.queries
-    return service
-
-
-def health_service(request: Request) -> HealthService:
-    service: HealthService = request.app.state.health
-    return service
-
-
-def output_service(request: Request) -> OutputService:
-    service: OutputService = request.app.state.outputs
-    return service
-
-
-def clock(request: Request) -> Clock:
-    service: Clock = request.app.state.clock
-    return service
-
-
-def exposition(request: Request) -> Exposition:
-    service: Exposition = request.app.state.exposition
-    return service
-
-
-CatalogDep = Annotated[CatalogService, Depends(catalog_service)]
-OrchestratorDep = Annotated[Orchestrator, Depends(orchestrator)]
-RunsDep = Annotated[RunOperations, Depends(run_operations)]
-RouterDep = Annotated[EventRouter, Depends(event_router)]
-QueriesDep = Annotated[QueryService, Depends(query_service)]
-HealthDep = Annotated[HealthService, Depends(health_service)]
-ExpositionDep = Annotated[Exposition, Depends(exposition)]
-ClockDep = Annotated[Clock, Depends(clock)]
-OutputsDep = Annotated[OutputService, Depends(output_service)]
+CatalogDep = Annotated[CatalogService, Depends(_from_state("catalog"))]
+OrchestratorDep = Annotated[Orchestrator, Depends(_from_state("orchestrator"))]
+RunsDep = Annotated[RunOperations, Depends(_from_state("runs"))]
+RouterDep = Annotated[EventRouter, Depends(_from_state("router"))]
+QueriesDep = Annotated[QueryService, Depends(_from_state("queries"))]
+HealthDep = Annotated[HealthService, Depends(_from_state("health"))]
+ExpositionDep = Annotated[Exposition, Depends(_from_state("exposition"))]
+ClockDep = Annotated[Clock, Depends(_from_state("clock"))]
+OutputsDep = Annotated[OutputService, Depends(_from_state("outputs"))]
 
 Limit = Annotated[
     int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"Page size (max {MAX_PAGE_SIZE}).")
