@@ -1,12 +1,18 @@
 """`metrics-orchestrator demo`: the whole product in under a minute, on an embedded stack.
 
 It starts a throw-away embedded PostgreSQL and an in-process AWS emulator, loads the two
-bundled catalogs, runs the real service loops (consumers, dispatcher) and a sample worker that
-SIMULATES computations, then tells a story in chapters (`story()`): each publishes projection
-updates to the real projection-update queue, or lets the real sweeper act, and ends when its
-effects are in the database. The demo drives the sweeper itself, in the chapters that announce
-a retry or a timeout, so that nothing happens before it is told. It ends with a table of every
-run and the dataset versions it used. A new chapter is one more `Chapter` in `story()`.
+bundled catalogs, writes the generated sample world (every dataset version the story announces)
+into the emulator's S3, and runs the real service loops (consumers, dispatcher) and the
+REFERENCE worker, which computes every run for real. In front of it, on the run-request queue,
+sits the sample worker as a fault injector: it SIMULATES the two misbehaving runs the story
+needs (a failure, a worker that goes silent) and passes every other request on, untouched, to
+the reference worker's own queue; so each queue has one reader and the story is the same on
+every run. Then it tells a story in chapters (`story()`): each publishes projection updates to
+the real projection-update queue, or lets the real sweeper act, and ends when its effects are in
+the database. The demo drives the sweeper itself, in the chapters that announce a retry or a
+timeout, so that nothing happens before it is told. It ends with a table of every run, the
+dataset versions it used and, for a succeeded run, its row count and latest computed value. A
+new chapter is one more `Chapter` in `story()`.
 """
 
 from __future__ import annotations
@@ -17,27 +23,37 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import yaml
 from rich.console import Console
 from rich.table import Table
 
+from metrics_orchestrator.application.outputs import OutputPoint, OutputUnavailable
 from metrics_orchestrator.application.ports.runs import RunSummary
 from metrics_orchestrator.bootstrap import (
     AwsWiring,
     Container,
     Settings,
     bootstrap,
+    create_s3_client,
     resolve_aws,
     resolve_database_url,
     sqs_client_from,
 )
+from metrics_orchestrator.domain.errors import NotFound
 from metrics_orchestrator.domain.model import RunStatus
+from metrics_orchestrator.interfaces.cli.sample_data import write_world
+from metrics_orchestrator.interfaces.cli.worker import (
+    MISSING_EXTRA,
+    WorkerUnavailable,
+    embedded_worker_loop,
+)
 from metrics_orchestrator.interfaces.demo_narration import Narrator, Snapshot, versions_of
 from metrics_orchestrator.interfaces.runtime import ServeParts, build_runtime
 from metrics_orchestrator.interfaces.sample_worker import SampleWorker, WorkerPlan
@@ -47,6 +63,21 @@ CATALOGS = ("bcra_catalog.yaml", "multi_dataset_catalog.yaml")
 FAILS = ("mon.respaldo_real", 1)
 GOES_SILENT = ("prices.real_wages", 1)
 CHAPTER_DEADLINE = 20.0
+BCRA_VERSION = "v20251111_014138_730866"
+# Every dataset version the story announces: the sample world has each of them in S3.
+STORY_VERSIONS = (
+    ("bcra_infomondia_series", BCRA_VERSION),
+    ("reserves_daily", "r1"),
+    ("reserves_daily", "r2"),
+    ("reserves_daily", "r3"),
+    ("fx_daily", "f1"),
+    ("prices_monthly", "p_old"),
+    ("prices_monthly", "p1"),
+)
+# The reference worker's own queue: only the sample worker (the fault injector) writes to it.
+COMPUTE_QUEUE = "metrics-orchestrator-demo-compute"
+# Heartbeats well inside the demo's 2 s RUN_HEARTBEAT_TIMEOUT; four runs computed at once.
+REFERENCE_WORKER = {"worker_heartbeat_interval": 0.5, "worker_concurrency": 4}
 
 
 class DemoFailed(Exception):
@@ -72,13 +103,18 @@ def demo_settings(base: Settings, data_dir: Path) -> Settings:
     )
 
 
+def simulated(metric_code: str, attempt: int) -> bool:
+    """Whether the sample worker answers this run itself (with a scripted fault)."""
+    return (metric_code, attempt) in (FAILS, GOES_SILENT)
+
+
 def demo_behaviour(request: dict[str, Any]) -> WorkerPlan:
     key = (request.get("metricCode"), request.get("attempt"))
     if key == FAILS:
         return WorkerPlan.fail()
     if key == GOES_SILENT:
         return WorkerPlan.go_silent()
-    return WorkerPlan.succeed()
+    return WorkerPlan.pass_on()
 
 
 def bundled_catalog(name: str) -> dict[str, Any]:
@@ -164,7 +200,7 @@ def story(now: datetime) -> list[Chapter]:
         Chapter(
             "BCRA publishes a new version of its single dataset",
             "all six BCRA metrics run at once; the worker fails mon.respaldo_real (as told)",
-            sending(update("bcra_infomondia_series", "v20251111_014138_730866", recent)),
+            sending(update("bcra_infomondia_series", BCRA_VERSION, recent)),
             lambda s: (
                 statuses(s, {"mon.respaldo_real": [FAILED]} | {m: [OK] for m in BCRA_METRICS})
                 and not s.in_flight()
@@ -276,12 +312,26 @@ def run_demo(console: Console, base: Settings) -> None:
                 f"{plural(result.datasets.created, 'dataset')}, "
                 f"{plural(result.series.created, 'series', 'series')}"
             )
+        writing = time.monotonic()
+        written = _write_sample_world(settings, aws)
+        console.print(
+            f"sample world in the emulator's S3: {plural(written, 'dataset version')}, about "
+            f"two years of generated points each ({time.monotonic() - writing:.1f} s)"
+        )
         narrator = Narrator(
             max_attempts={m.code: m.max_attempts for m in container.catalog.list_metrics()},
             goes_silent=lambda code, attempt: (code, attempt) == GOES_SILENT,
+            simulated=simulated,
         )
+        compute_queue_url = _create_compute_queue(settings, aws)
         stack.enter_context(_service(container, aws))
-        stack.enter_context(_worker(container.settings, aws, narrator))
+        stack.enter_context(_reference_worker(container.settings, aws, compute_queue_url))
+        stack.enter_context(_worker(container.settings, aws, narrator, compute_queue_url))
+        console.print(
+            "reference worker computing; in front of it a sample worker SIMULATES two faults "
+            f"({FAILS[0]} attempt {FAILS[1]} fails, {GOES_SILENT[0]} attempt "
+            f"{GOES_SILENT[1]} goes silent) and passes every other request on"
+        )
         stage = Stage(container, _sender(settings, aws))
         for number, chapter in enumerate(story(datetime.now(UTC)), start=1):
             console.print(f"\n[bold cyan]{number}. {chapter.title}[/bold cyan]")
@@ -292,7 +342,8 @@ def run_demo(console: Console, base: Settings) -> None:
                 console.print(line)
             _print_statuses(console, container)
         console.print()
-        console.print(runs_table(_all_runs(container)))
+        runs = _all_runs(container)
+        console.print(runs_table(runs, _outputs(container, runs)))
         console.print(_events_summary(container))
         console.print(f"[green]demo finished in {time.monotonic() - started:.1f} s[/green]")
 
@@ -308,6 +359,7 @@ def _play(container: Container, chapter: Chapter, narrator: Narrator, sent: int)
         if chapter.sweeps:
             narrator.swept(container.sweeper.sweep_once())
         now = snapshot(container)
+        narrator.observe(now)
         return len(now.events) >= sent and chapter.done(now) and narrator.caught_up(now)
 
     _wait(finished, f"chapter {chapter.title!r} to happen")
@@ -330,9 +382,54 @@ def _service(container: Container, aws: AwsWiring) -> Iterator[None]:
         runtime.stop(timeout=10)
 
 
+def _write_sample_world(settings: Settings, aws: AwsWiring) -> int:
+    """Each (dataset, version) of the story written once, in the SPEC §4.4 layout."""
+    s3 = create_s3_client(settings.aws_region, aws.endpoint_url)
+    documents = [bundled_catalog(name) for name in CATALOGS]
+    for dataset_id, version in STORY_VERSIONS:
+        document = next(d for d in documents if any(s["id"] == dataset_id for s in d["datasets"]))
+        only = [s for s in document["datasets"] if s["id"] == dataset_id]
+        try:
+            write_world(s3, [{**document, "datasets": only}], version=version)
+        except ImportError as exc:
+            raise DemoFailed(f"{MISSING_EXTRA} ({exc})") from exc
+    return len(STORY_VERSIONS)
+
+
+def _create_compute_queue(settings: Settings, aws: AwsWiring) -> str:
+    client = sqs_client_from(settings, aws.endpoint_url)
+    return client.create_queue(QueueName=COMPUTE_QUEUE)["QueueUrl"]
+
+
 @contextmanager
-def _worker(settings: Settings, aws: AwsWiring, narrator: Narrator) -> Iterator[None]:
+def _reference_worker(settings: Settings, aws: AwsWiring, queue_url: str) -> Iterator[None]:
+    try:
+        loop = embedded_worker_loop(
+            settings, replace(aws, worker_queue_url=queue_url), **REFERENCE_WORKER
+        )
+    except WorkerUnavailable as exc:
+        raise DemoFailed(str(exc)) from exc
+    stop = threading.Event()
+    thread = threading.Thread(target=loop.target, args=(stop,), name=loop.name)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+@contextmanager
+def _worker(
+    settings: Settings, aws: AwsWiring, narrator: Narrator, compute_queue_url: str
+) -> Iterator[None]:
+    """The sample worker on the run-request queue: the scripted faults, or a hand-over."""
     assert aws.worker_queue_url is not None
+    sqs = sqs_client_from(settings, aws.endpoint_url)
+
+    def pass_on(body: str) -> None:
+        sqs.send_message(QueueUrl=compute_queue_url, MessageBody=body)
+
     worker = SampleWorker(
         sqs_client_from(settings, aws.endpoint_url),
         aws.worker_queue_url,
@@ -341,6 +438,7 @@ def _worker(settings: Settings, aws: AwsWiring, narrator: Narrator) -> Iterator[
         heartbeats=2,
         step_seconds=0.1,
         on_feedback=narrator.feedback,
+        pass_on=pass_on,
     )
     stop = threading.Event()
     thread = threading.Thread(target=worker.run_forever, args=(stop,), name="sample-worker")
@@ -391,27 +489,74 @@ def _duration(summary: RunSummary) -> str:
     return f"{(run.completed_at - start).total_seconds():.1f} s"
 
 
-def runs_table(runs: list[RunSummary]) -> Table:
+Latest = tuple[int, OutputPoint | None]
+
+
+def _outputs(container: Container, runs: list[RunSummary]) -> dict[UUID, Latest]:
+    """Row count and latest valued point of each succeeded run's output, as the API reads it."""
+    found: dict[UUID, Latest] = {}
+    for summary in runs:
+        if summary.run.status is not RunStatus.SUCCEEDED:
+            continue
+        try:
+            found[summary.run.id] = container.outputs.latest(summary.run.id)
+        except (NotFound, OutputUnavailable):
+            continue  # shown as no output: the table tells, the demo goes on
+    return found
+
+
+COLUMNS = (
+    "metric",
+    "status",
+    "attempt",
+    "dataset versions used",
+    "rows",
+    "latest",
+    "value",
+    "duration",
+)
+
+
+def runs_table(runs: list[RunSummary], outputs: dict[UUID, Latest]) -> Table:
     table = Table(title="Runs", show_lines=False)
-    for column in ("metric", "status", "attempt", "dataset versions used", "duration"):
-        table.add_column(column)
+    for column in COLUMNS:
+        table.add_column(column, justify="right" if column in ("rows", "value") else "left")
     for summary in runs:
         table.add_row(
             summary.metric_code,
             summary.run.status.value,
             str(summary.run.attempt),
             versions_of(summary),
+            *_output_cells(summary, outputs),
             _duration(summary),
         )
     return table
 
 
+def _output_cells(summary: RunSummary, outputs: dict[UUID, Latest]) -> tuple[str, str, str]:
+    if summary.run.status is not RunStatus.SUCCEEDED:
+        return ("", "", "")
+    if summary.run.id not in outputs:
+        return ("-", "(no output)", "")
+    rows, point = outputs[summary.run.id]
+    if point is None or point.value is None:
+        return (str(rows), "(no value)", "")
+    return (str(rows), f"{point.obs_time:%Y-%m-%d}", format_value(point.value))
+
+
+def format_value(value: float) -> str:
+    """Four decimals, thousands separated: the same digits on every machine."""
+    return f"{value:,.4f}"
+
+
 def _events_summary(container: Container) -> str:
-    events = container.queries.list_events(limit=500).events
+    # Projection updates only: how many heartbeats the reference worker sent depends on the
+    # machine's speed, and the story prints the same on every run.
+    events = snapshot(container).events
     counts: dict[str, int] = {}
     for event in events:
         counts[event.status.value] = counts.get(event.status.value, 0) + 1
     rejected = [e.error for e in events if e.status.value == "rejected"]
-    lines = ["events: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))]
+    lines = ["projection updates: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))]
     lines += [f"  rejected: {reason}" for reason in rejected]
     return "\n".join(lines)

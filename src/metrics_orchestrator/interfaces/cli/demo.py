@@ -19,7 +19,7 @@ def demo_command() -> None:
     # The story is told on stdout; only errors go to the log.
     configure_logging("ERROR", settings.log_format)
     # Piped output (CI, tests) gets a table wide enough for the dataset versions.
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    console = Console(width=None if sys.stdout.isatty() else 180)
     try:
         run_demo(console, settings)
     except DemoFailed as exc:
