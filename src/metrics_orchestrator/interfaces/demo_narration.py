@@ -4,8 +4,8 @@ The workers and the sweeper act on their own threads, in whatever order messages
 The narrator only collects what they did (the simulated worker tells it each event it sends;
 what the reference worker did is read from the database, where its feedback lands); at the
 end of a chapter (once its effects are in the database) it prints the chapter's lines sorted
-by metric, input versions and attempt, so the same story prints in the same order every time. Every line names the metric and what the run
-is: "first attempt", "retry 2 of 3", "manual run".
+by metric, input versions and attempt, so the same story prints in the same order every time.
+Every line names the metric and what the run is: "first attempt", "retry 2 of 3", "manual run".
 """
 
 from __future__ import annotations
