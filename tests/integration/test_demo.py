@@ -13,7 +13,8 @@ import polars as pl
 import pytest
 
 from metrics_orchestrator.domain.expressions import parse_expression
-from metrics_orchestrator.interfaces.demo import bundled_catalog, format_value
+from metrics_orchestrator.interfaces.demo import bundled_catalog
+from metrics_orchestrator.interfaces.demo_report import format_value
 from metrics_orchestrator.worker.evaluator import evaluate
 from metrics_orchestrator.worker.sample_world import SampleSeries, sample_points
 

@@ -28,13 +28,10 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import yaml
 from rich.console import Console
-from rich.table import Table
 
-from metrics_orchestrator.application.outputs import OutputPoint, OutputUnavailable
 from metrics_orchestrator.application.ports.runs import RunSummary
 from metrics_orchestrator.bootstrap import (
     AwsWiring,
@@ -46,7 +43,6 @@ from metrics_orchestrator.bootstrap import (
     resolve_database_url,
     sqs_client_from,
 )
-from metrics_orchestrator.domain.errors import NotFound
 from metrics_orchestrator.domain.model import RunStatus
 from metrics_orchestrator.interfaces.cli.sample_data import write_world
 from metrics_orchestrator.interfaces.cli.worker import (
@@ -54,7 +50,8 @@ from metrics_orchestrator.interfaces.cli.worker import (
     WorkerUnavailable,
     embedded_worker_loop,
 )
-from metrics_orchestrator.interfaces.demo_narration import Narrator, Snapshot, versions_of
+from metrics_orchestrator.interfaces.demo_narration import Narrator, Snapshot
+from metrics_orchestrator.interfaces.demo_report import events_summary, outputs_of, runs_table
 from metrics_orchestrator.interfaces.runtime import ServeParts, build_runtime
 from metrics_orchestrator.interfaces.sample_worker import SampleWorker, WorkerPlan
 
@@ -343,8 +340,8 @@ def run_demo(console: Console, base: Settings) -> None:
             _print_statuses(console, container)
         console.print()
         runs = _all_runs(container)
-        console.print(runs_table(runs, _outputs(container, runs)))
-        console.print(_events_summary(container))
+        console.print(runs_table(runs, outputs_of(container, runs)))
+        console.print(events_summary(snapshot(container).events))
         console.print(f"[green]demo finished in {time.monotonic() - started:.1f} s[/green]")
 
 
@@ -479,84 +476,3 @@ def _print_statuses(console: Console, container: Container) -> None:
     for summary in _all_runs(container):
         counts[summary.run.status.value] = counts.get(summary.run.status.value, 0) + 1
     console.print("   runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-
-
-def _duration(summary: RunSummary) -> str:
-    run = summary.run
-    start = run.started_at or run.dispatched_at
-    if start is None or run.completed_at is None:
-        return "-"
-    return f"{(run.completed_at - start).total_seconds():.1f} s"
-
-
-Latest = tuple[int, OutputPoint | None]
-
-
-def _outputs(container: Container, runs: list[RunSummary]) -> dict[UUID, Latest]:
-    """Row count and latest valued point of each succeeded run's output, as the API reads it."""
-    found: dict[UUID, Latest] = {}
-    for summary in runs:
-        if summary.run.status is not RunStatus.SUCCEEDED:
-            continue
-        try:
-            found[summary.run.id] = container.outputs.latest(summary.run.id)
-        except (NotFound, OutputUnavailable):
-            continue  # shown as no output: the table tells, the demo goes on
-    return found
-
-
-COLUMNS = (
-    "metric",
-    "status",
-    "attempt",
-    "dataset versions used",
-    "rows",
-    "latest",
-    "value",
-    "duration",
-)
-
-
-def runs_table(runs: list[RunSummary], outputs: dict[UUID, Latest]) -> Table:
-    table = Table(title="Runs", show_lines=False)
-    for column in COLUMNS:
-        table.add_column(column, justify="right" if column in ("rows", "value") else "left")
-    for summary in runs:
-        table.add_row(
-            summary.metric_code,
-            summary.run.status.value,
-            str(summary.run.attempt),
-            versions_of(summary),
-            *_output_cells(summary, outputs),
-            _duration(summary),
-        )
-    return table
-
-
-def _output_cells(summary: RunSummary, outputs: dict[UUID, Latest]) -> tuple[str, str, str]:
-    if summary.run.status is not RunStatus.SUCCEEDED:
-        return ("", "", "")
-    if summary.run.id not in outputs:
-        return ("-", "(no output)", "")
-    rows, point = outputs[summary.run.id]
-    if point is None or point.value is None:
-        return (str(rows), "(no value)", "")
-    return (str(rows), f"{point.obs_time:%Y-%m-%d}", format_value(point.value))
-
-
-def format_value(value: float) -> str:
-    """Four decimals, thousands separated: the same digits on every machine."""
-    return f"{value:,.4f}"
-
-
-def _events_summary(container: Container) -> str:
-    # Projection updates only: how many heartbeats the reference worker sent depends on the
-    # machine's speed, and the story prints the same on every run.
-    events = snapshot(container).events
-    counts: dict[str, int] = {}
-    for event in events:
-        counts[event.status.value] = counts.get(event.status.value, 0) + 1
-    rejected = [e.error for e in events if e.status.value == "rejected"]
-    lines = ["projection updates: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))]
-    lines += [f"  rejected: {reason}" for reason in rejected]
-    return "\n".join(lines)
