@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from rich.console import Console
@@ -55,11 +55,16 @@ from metrics_orchestrator.interfaces.demo_report import events_summary, outputs_
 from metrics_orchestrator.interfaces.runtime import ServeParts, build_runtime
 from metrics_orchestrator.interfaces.sample_worker import SampleWorker, WorkerPlan
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 CATALOGS = ("bcra_catalog.yaml", "multi_dataset_catalog.yaml")
 # The worker of these (metric code, attempt) pairs misbehaves, so that retries show.
 FAILS = ("mon.respaldo_real", 1)
 GOES_SILENT = ("prices.real_wages", 1)
 CHAPTER_DEADLINE = 20.0
+# Where the story's datasets live (the bundled catalogs' bucket for them).
+WORLD_BUCKET = "ingestor-datasets"
 BCRA_VERSION = "v20251111_014138_730866"
 # Every dataset version the story announces: the sample world has each of them in S3.
 STORY_VERSIONS = (
@@ -124,7 +129,7 @@ def update(dataset_id: str, version: str, occurred_at: datetime | None = None) -
     event: dict[str, Any] = {
         "event": "projection_update",
         "dataset_id": dataset_id,
-        "bucket": "ingestor-datasets",
+        "bucket": WORLD_BUCKET,
         "version_manifest_path": f"datasets/{dataset_id}/versions/{version}/manifest.json",
         "projections_path": f"datasets/{dataset_id}/projections",
     }
@@ -380,17 +385,37 @@ def _service(container: Container, aws: AwsWiring) -> Iterator[None]:
 
 
 def _write_sample_world(settings: Settings, aws: AwsWiring) -> int:
-    """Each (dataset, version) of the story written once, in the SPEC §4.4 layout."""
+    """Each (dataset, version) of the story, in the SPEC §4.4 layout. A dataset's data is
+    written once: its later versions are manifests listing the same (identical) files."""
     s3 = create_s3_client(settings.aws_region, aws.endpoint_url)
     documents = [bundled_catalog(name) for name in CATALOGS]
+    first: dict[str, str] = {}
     for dataset_id, version in STORY_VERSIONS:
+        if dataset_id in first:
+            _copy_manifest(s3, dataset_id, first[dataset_id], version)
+            continue
         document = next(d for d in documents if any(s["id"] == dataset_id for s in d["datasets"]))
         only = [s for s in document["datasets"] if s["id"] == dataset_id]
         try:
             write_world(s3, [{**document, "datasets": only}], version=version)
         except ImportError as exc:
             raise DemoFailed(f"{MISSING_EXTRA} ({exc})") from exc
+        first[dataset_id] = version
     return len(STORY_VERSIONS)
+
+
+def _copy_manifest(s3: S3Client, dataset_id: str, source: str, version: str) -> None:
+    def key(v: str) -> str:
+        return f"datasets/{dataset_id}/versions/{v}/manifest.json"
+
+    body = s3.get_object(Bucket=WORLD_BUCKET, Key=key(source))["Body"].read()
+    manifest = {**json.loads(body), "version_id": version}
+    s3.put_object(
+        Bucket=WORLD_BUCKET,
+        Key=key(version),
+        Body=json.dumps(manifest).encode(),
+        ContentType="application/json",
+    )
 
 
 def _create_compute_queue(settings: Settings, aws: AwsWiring) -> str:
