@@ -6,12 +6,35 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
 import pytest
 
+from metrics_orchestrator.domain.expressions import parse_expression
+from metrics_orchestrator.interfaces.demo import bundled_catalog
+from metrics_orchestrator.interfaces.demo_report import format_value
+from metrics_orchestrator.worker.evaluator import evaluate
+from metrics_orchestrator.worker.sample_world import SampleSeries, sample_points
+
 CLI = Path(sys.executable).with_name("metrics-orchestrator")
-_SERVICE_PREFIXES = ("DATABASE_", "AWS_", "SNS_", "SQS_", "HTTP_", "API_TOKEN", "LOG_", "RUN_")
+_SERVICE_PREFIXES = (
+    "DATABASE_",
+    "AWS_",
+    "SNS_",
+    "SQS_",
+    "HTTP_",
+    "API_TOKEN",
+    "LOG_",
+    "RUN_",
+    "WORKER_",
+)
+WORKER_LINE = (
+    r"worker \((simulated|reference)\) +[a-z_]+\.[a-z_0-9]+ +(first attempt|retry \d of \d)"
+)
+# The product promise: `make demo` tells its story in under a minute.
+DEMO_SECONDS = 60
 
 
 @pytest.mark.slow
@@ -31,8 +54,8 @@ def test_demo_tells_the_story_and_ends_with_the_runs_table(tmp_path: Path) -> No
     assert "SIMULATED" in out.upper() or "simulated" in out
     rows = _table_rows(out)
     by_metric: dict[str, list[tuple[str, str, str]]] = {}
-    for metric, status, attempt, versions in rows:
-        by_metric.setdefault(metric, []).append((status, attempt, versions))
+    for row in rows:
+        by_metric.setdefault(row.metric, []).append((row.status, row.attempt, row.versions))
 
     bcra = "bcra_infomondia_series=v20251111_014138_730866"
     # single-dataset metrics ran at once on the BCRA version
@@ -60,8 +83,46 @@ def test_demo_tells_the_story_and_ends_with_the_runs_table(tmp_path: Path) -> No
         ("succeeded", "1", "fx_daily=f1, prices_monthly=p1, reserves_daily=r3")
     ]
     assert "p_old" not in out.split("Runs")[-1]
-    assert re.search(r"events: 1 duplicate, \d+ processed, 2 rejected", out)
+    assert "projection updates: 1 duplicate, 7 processed, 2 rejected" in out
     _assert_each_chapter_tells_only_its_own_story(out)
+    _assert_every_succeeded_run_shows_its_computed_output(rows)
+    finished = re.search(r"demo finished in (\d+\.\d) s", out)
+    assert finished is not None
+    assert float(finished[1]) < DEMO_SECONDS
+
+
+def _assert_every_succeeded_run_shows_its_computed_output(rows: list[Row]) -> None:
+    succeeded = [row for row in rows if row.status == "succeeded"]
+    assert len(succeeded) == 13
+    for row in succeeded:
+        assert int(row.rows) > 0, row
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", row.latest), row
+        float(row.value.replace(",", ""))
+    assert all(row.rows == row.latest == row.value == "" for row in rows if row not in succeeded)
+    # one metric of each catalog, recomputed here by the evaluator on the same sample world
+    for catalog, metric in (
+        ("bcra_catalog.yaml", "ratio.reserves_to_base"),
+        ("multi_dataset_catalog.yaml", "fx.gap"),
+        ("multi_dataset_catalog.yaml", "prices.real_wages"),  # monthly, and the retried run
+    ):
+        (shown,) = [row for row in succeeded if row.metric == metric]
+        assert (shown.rows, shown.latest, shown.value) == _expected_output(catalog, metric)
+
+
+def _expected_output(catalog: str, metric_code: str) -> tuple[str, str, str]:
+    """(row count, date of the latest valued point, its value) as the table prints them."""
+    document = bundled_catalog(catalog)
+    metric = next(m for m in document["metrics"] if m["code"] == metric_code)
+    expression = parse_expression(metric["expression_type"], metric["expression"])
+    monthly = {s["code"] for s in document["series"] if s.get("frequency") == "monthly"}
+    series = {
+        code: sample_points(SampleSeries(code, code in monthly)).lazy()
+        for code in expression.series_codes()
+    }
+    output = evaluate(expression, series)
+    latest = output.filter(pl.col("value").is_not_null()).sort("obs_time").row(-1, named=True)
+    assert isinstance(latest["value"], float)  # a real number, not a made-up one
+    return (str(output.height), f"{latest['obs_time']:%Y-%m-%d}", format_value(latest["value"]))
 
 
 def _chapters(out: str) -> dict[int, str]:
@@ -74,12 +135,15 @@ def _chapters(out: str) -> dict[int, str]:
 def _assert_each_chapter_tells_only_its_own_story(out: str) -> None:
     chapters = _chapters(out)
     assert len(chapters) == 8
-    worker_lines = [line for line in out.splitlines() if "worker (simulated)" in line]
-    assert worker_lines
+    worker_lines = [line for line in out.splitlines() if "worker (" in line]
+    simulated = [line for line in worker_lines if "worker (simulated)" in line]
+    # the simulated worker only plays the two scripted faults; the reference worker computes
+    assert len(simulated) == 3
+    assert all("first attempt" in line for line in simulated)
+    assert len(worker_lines) == 3 + 2 * 13
     for line in worker_lines:  # each names the metric and what the run is
-        assert re.search(
-            r"worker \(simulated\) +[a-z_]+\.[a-z_0-9]+ +(first attempt|retry \d of \d)", line
-        )
+        assert re.search(WORKER_LINE, line), line
+    assert re.search(r"worker \(reference\) +fx\.gap +first attempt +succeeded: \d+ rows", out)
     # the retry is in the chapter that announces it, and only there
     assert "mon.respaldo_real        retry 2 of 3     succeeded" in chapters[2]
     assert all(
@@ -116,10 +180,21 @@ def _run_demo(cwd: Path) -> str:
     return result.stdout
 
 
-def _table_rows(out: str) -> list[tuple[str, str, str, str]]:
+@dataclass(frozen=True)
+class Row:
+    metric: str
+    status: str
+    attempt: str
+    versions: str
+    rows: str
+    latest: str
+    value: str
+
+
+def _table_rows(out: str) -> list[Row]:
     rows = []
     for line in out.splitlines():
         cells = [c.strip() for c in line.strip().strip("│").split("│")]
-        if len(cells) == 5 and cells[2].isdigit():
-            rows.append((cells[0], cells[1], cells[2], cells[3]))
+        if len(cells) == 8 and cells[2].isdigit():
+            rows.append(Row(*cells[:7]))
     return rows

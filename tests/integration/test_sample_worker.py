@@ -201,6 +201,35 @@ def test_behaviour_makes_a_run_fail_or_go_silent(
     assert not parsed.succeeded
 
 
+def test_a_request_passed_on_reaches_the_pass_on_sender_untouched_and_is_not_answered(
+    sqs_client: SQSClient, queues: tuple[str, str]
+) -> None:
+    worker_queue, feedback_queue = queues
+    passed, failing = run_request("passed"), run_request("failing")
+    send_batch(sqs_client, worker_queue, [envelope(passed), json.dumps(failing)])
+    handed_over: list[str] = []
+    worker = SampleWorker(
+        sqs_client,
+        worker_queue,
+        feedback_queue,
+        behaviour=lambda r: (
+            WorkerPlan.pass_on() if r["metricCode"] == "passed" else WorkerPlan.fail()
+        ),
+        heartbeats=0,
+        step_seconds=0,
+        wait_seconds=0,
+        pass_on=handed_over.append,
+    )
+
+    answered = sum(worker.poll_once() for _ in range(3))
+
+    assert answered == 2
+    assert [json.loads(body) for body in handed_over] == [passed]  # unwrapped, as sent
+    events = feedback_events(sqs_client, feedback_queue, 2)
+    assert {e["runId"] for e in events} == {failing["runId"]}
+    assert receive_messages(sqs_client, worker_queue, 0, timeout=0.3) == []
+
+
 def test_a_redelivered_request_is_acknowledged_without_a_second_answer(
     sqs_client: SQSClient, queues: tuple[str, str]
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 
@@ -87,3 +88,46 @@ def test_not_caught_up_until_every_end_in_the_database_was_heard() -> None:
     for event in FEEDBACK[:-1]:
         narrator.feedback(event)
     assert not narrator.caught_up(Snapshot(RUNS, []))
+
+
+def _with(summary: RunSummary, **changes: object) -> RunSummary:
+    return RunSummary(dataclasses.replace(summary.run, **changes), summary.metric_code)  # type: ignore[arg-type]
+
+
+def test_the_reference_workers_runs_are_told_from_the_database_once_each() -> None:
+    # b.metric attempt 1 is the simulated worker's (a scripted fault); the rest are computed.
+    narrator = Narrator(
+        max_attempts={"b.metric": 3},
+        goes_silent=lambda _code, _attempt: False,
+        simulated=lambda code, attempt: (code, attempt) == ("b.metric", 1),
+    )
+    running = [_with(r, status=RunStatus.RUNNING, row_count=None) for r in RUNS]
+    done = [_with(r, row_count=507) for r in RUNS]
+    narrator.observe(Snapshot(running, []))
+    for _ in range(2):  # a chapter polls the database many times
+        narrator.observe(Snapshot(done, []))
+    narrator.feedback({"type": "metric_run_started", "runId": str(RUNS[0].run.id)})
+    assert not narrator.caught_up(Snapshot(done, []))  # the simulated failure is not heard yet
+    narrator.feedback(
+        {
+            "type": "metric_run_completed",
+            "runId": str(RUNS[0].run.id),
+            "status": "FAILURE",
+            "error": "boom",
+        }
+    )
+    assert narrator.caught_up(Snapshot(done, []))
+    lines = [
+        " ".join(line.replace("[dim]", "").replace("[/dim]", "").split())
+        for line in narrator.chapter_lines(Snapshot(done, []))
+    ]
+    assert lines == [
+        "worker (reference) a.metric first attempt on ds=v1 started",
+        "worker (reference) a.metric first attempt on ds=v1 succeeded: 507 rows",
+        "worker (reference) a.metric first attempt on ds=v2 started",
+        "worker (reference) a.metric first attempt on ds=v2 succeeded: 507 rows",
+        "worker (simulated) b.metric first attempt started",
+        "worker (simulated) b.metric first attempt failed: boom",
+        "worker (reference) b.metric retry 2 of 3 started",
+        "worker (reference) b.metric retry 2 of 3 succeeded: 507 rows",
+    ]

@@ -1,12 +1,18 @@
 """`metrics-orchestrator demo`: the whole product in under a minute, on an embedded stack.
 
 It starts a throw-away embedded PostgreSQL and an in-process AWS emulator, loads the two
-bundled catalogs, runs the real service loops (consumers, dispatcher) and a sample worker that
-SIMULATES computations, then tells a story in chapters (`story()`): each publishes projection
-updates to the real projection-update queue, or lets the real sweeper act, and ends when its
-effects are in the database. The demo drives the sweeper itself, in the chapters that announce
-a retry or a timeout, so that nothing happens before it is told. It ends with a table of every
-run and the dataset versions it used. A new chapter is one more `Chapter` in `story()`.
+bundled catalogs, writes the generated sample world (every dataset version the story announces)
+into the emulator's S3, and runs the real service loops (consumers, dispatcher) and the
+REFERENCE worker, which computes every run for real. In front of it, on the run-request queue,
+sits the sample worker as a fault injector: it SIMULATES the two misbehaving runs the story
+needs (a failure, a worker that goes silent) and passes every other request on, untouched, to
+the reference worker's own queue; so each queue has one reader and the story is the same on
+every run. Then it tells a story in chapters (`story()`): each publishes projection updates to
+the real projection-update queue, or lets the real sweeper act, and ends when its effects are in
+the database. The demo drives the sweeper itself, in the chapters that announce a retry or a
+timeout, so that nothing happens before it is told. It ends with a table of every run, the
+dataset versions it used and, for a succeeded run, its row count and latest computed value. A
+new chapter is one more `Chapter` in `story()`.
 """
 
 from __future__ import annotations
@@ -17,15 +23,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from rich.console import Console
-from rich.table import Table
 
 from metrics_orchestrator.application.ports.runs import RunSummary
 from metrics_orchestrator.bootstrap import (
@@ -33,20 +38,48 @@ from metrics_orchestrator.bootstrap import (
     Container,
     Settings,
     bootstrap,
+    create_s3_client,
     resolve_aws,
     resolve_database_url,
     sqs_client_from,
 )
 from metrics_orchestrator.domain.model import RunStatus
-from metrics_orchestrator.interfaces.demo_narration import Narrator, Snapshot, versions_of
+from metrics_orchestrator.interfaces.cli.sample_data import write_world
+from metrics_orchestrator.interfaces.cli.worker import (
+    MISSING_EXTRA,
+    WorkerUnavailable,
+    embedded_worker_loop,
+)
+from metrics_orchestrator.interfaces.demo_narration import Narrator, Snapshot
+from metrics_orchestrator.interfaces.demo_report import events_summary, outputs_of, runs_table
 from metrics_orchestrator.interfaces.runtime import ServeParts, build_runtime
 from metrics_orchestrator.interfaces.sample_worker import SampleWorker, WorkerPlan
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 CATALOGS = ("bcra_catalog.yaml", "multi_dataset_catalog.yaml")
 # The worker of these (metric code, attempt) pairs misbehaves, so that retries show.
 FAILS = ("mon.respaldo_real", 1)
 GOES_SILENT = ("prices.real_wages", 1)
 CHAPTER_DEADLINE = 20.0
+# Where the story's datasets live (the bundled catalogs' bucket for them).
+WORLD_BUCKET = "ingestor-datasets"
+BCRA_VERSION = "v20251111_014138_730866"
+# Every dataset version the story announces: the sample world has each of them in S3.
+STORY_VERSIONS = (
+    ("bcra_infomondia_series", BCRA_VERSION),
+    ("reserves_daily", "r1"),
+    ("reserves_daily", "r2"),
+    ("reserves_daily", "r3"),
+    ("fx_daily", "f1"),
+    ("prices_monthly", "p_old"),
+    ("prices_monthly", "p1"),
+)
+# The reference worker's own queue: only the sample worker (the fault injector) writes to it.
+COMPUTE_QUEUE = "metrics-orchestrator-demo-compute"
+# Heartbeats well inside the demo's 2 s RUN_HEARTBEAT_TIMEOUT; four runs computed at once.
+REFERENCE_WORKER = {"worker_heartbeat_interval": 0.5, "worker_concurrency": 4}
 
 
 class DemoFailed(Exception):
@@ -72,13 +105,18 @@ def demo_settings(base: Settings, data_dir: Path) -> Settings:
     )
 
 
+def simulated(metric_code: str, attempt: int) -> bool:
+    """Whether the sample worker answers this run itself (with a scripted fault)."""
+    return (metric_code, attempt) in (FAILS, GOES_SILENT)
+
+
 def demo_behaviour(request: dict[str, Any]) -> WorkerPlan:
     key = (request.get("metricCode"), request.get("attempt"))
     if key == FAILS:
         return WorkerPlan.fail()
     if key == GOES_SILENT:
         return WorkerPlan.go_silent()
-    return WorkerPlan.succeed()
+    return WorkerPlan.pass_on()
 
 
 def bundled_catalog(name: str) -> dict[str, Any]:
@@ -91,7 +129,7 @@ def update(dataset_id: str, version: str, occurred_at: datetime | None = None) -
     event: dict[str, Any] = {
         "event": "projection_update",
         "dataset_id": dataset_id,
-        "bucket": "ingestor-datasets",
+        "bucket": WORLD_BUCKET,
         "version_manifest_path": f"datasets/{dataset_id}/versions/{version}/manifest.json",
         "projections_path": f"datasets/{dataset_id}/projections",
     }
@@ -164,7 +202,7 @@ def story(now: datetime) -> list[Chapter]:
         Chapter(
             "BCRA publishes a new version of its single dataset",
             "all six BCRA metrics run at once; the worker fails mon.respaldo_real (as told)",
-            sending(update("bcra_infomondia_series", "v20251111_014138_730866", recent)),
+            sending(update("bcra_infomondia_series", BCRA_VERSION, recent)),
             lambda s: (
                 statuses(s, {"mon.respaldo_real": [FAILED]} | {m: [OK] for m in BCRA_METRICS})
                 and not s.in_flight()
@@ -276,12 +314,26 @@ def run_demo(console: Console, base: Settings) -> None:
                 f"{plural(result.datasets.created, 'dataset')}, "
                 f"{plural(result.series.created, 'series', 'series')}"
             )
+        writing = time.monotonic()
+        written = _write_sample_world(settings, aws)
+        console.print(
+            f"sample world in the emulator's S3: {plural(written, 'dataset version')}, about "
+            f"two years of generated points each ({time.monotonic() - writing:.1f} s)"
+        )
         narrator = Narrator(
             max_attempts={m.code: m.max_attempts for m in container.catalog.list_metrics()},
             goes_silent=lambda code, attempt: (code, attempt) == GOES_SILENT,
+            simulated=simulated,
         )
+        compute_queue_url = _create_compute_queue(settings, aws)
         stack.enter_context(_service(container, aws))
-        stack.enter_context(_worker(container.settings, aws, narrator))
+        stack.enter_context(_reference_worker(container.settings, aws, compute_queue_url))
+        stack.enter_context(_worker(container.settings, aws, narrator, compute_queue_url))
+        console.print(
+            "reference worker computing; in front of it a sample worker SIMULATES two faults "
+            f"({FAILS[0]} attempt {FAILS[1]} fails, {GOES_SILENT[0]} attempt "
+            f"{GOES_SILENT[1]} goes silent) and passes every other request on"
+        )
         stage = Stage(container, _sender(settings, aws))
         for number, chapter in enumerate(story(datetime.now(UTC)), start=1):
             console.print(f"\n[bold cyan]{number}. {chapter.title}[/bold cyan]")
@@ -292,8 +344,9 @@ def run_demo(console: Console, base: Settings) -> None:
                 console.print(line)
             _print_statuses(console, container)
         console.print()
-        console.print(runs_table(_all_runs(container)))
-        console.print(_events_summary(container))
+        runs = _all_runs(container)
+        console.print(runs_table(runs, outputs_of(container, runs)))
+        console.print(events_summary(snapshot(container).events))
         console.print(f"[green]demo finished in {time.monotonic() - started:.1f} s[/green]")
 
 
@@ -308,6 +361,7 @@ def _play(container: Container, chapter: Chapter, narrator: Narrator, sent: int)
         if chapter.sweeps:
             narrator.swept(container.sweeper.sweep_once())
         now = snapshot(container)
+        narrator.observe(now)
         return len(now.events) >= sent and chapter.done(now) and narrator.caught_up(now)
 
     _wait(finished, f"chapter {chapter.title!r} to happen")
@@ -330,9 +384,74 @@ def _service(container: Container, aws: AwsWiring) -> Iterator[None]:
         runtime.stop(timeout=10)
 
 
+def _write_sample_world(settings: Settings, aws: AwsWiring) -> int:
+    """Each (dataset, version) of the story, in the SPEC §4.4 layout. A dataset's data is
+    written once: its later versions are manifests listing the same (identical) files."""
+    s3 = create_s3_client(settings.aws_region, aws.endpoint_url)
+    documents = [bundled_catalog(name) for name in CATALOGS]
+    first: dict[str, str] = {}
+    for dataset_id, version in STORY_VERSIONS:
+        if dataset_id in first:
+            _copy_manifest(s3, dataset_id, first[dataset_id], version)
+            continue
+        document = next(d for d in documents if any(s["id"] == dataset_id for s in d["datasets"]))
+        only = [s for s in document["datasets"] if s["id"] == dataset_id]
+        try:
+            write_world(s3, [{**document, "datasets": only}], version=version)
+        except ImportError as exc:
+            raise DemoFailed(f"{MISSING_EXTRA} ({exc})") from exc
+        first[dataset_id] = version
+    return len(STORY_VERSIONS)
+
+
+def _copy_manifest(s3: S3Client, dataset_id: str, source: str, version: str) -> None:
+    def key(v: str) -> str:
+        return f"datasets/{dataset_id}/versions/{v}/manifest.json"
+
+    body = s3.get_object(Bucket=WORLD_BUCKET, Key=key(source))["Body"].read()
+    manifest = {**json.loads(body), "version_id": version}
+    s3.put_object(
+        Bucket=WORLD_BUCKET,
+        Key=key(version),
+        Body=json.dumps(manifest).encode(),
+        ContentType="application/json",
+    )
+
+
+def _create_compute_queue(settings: Settings, aws: AwsWiring) -> str:
+    client = sqs_client_from(settings, aws.endpoint_url)
+    return client.create_queue(QueueName=COMPUTE_QUEUE)["QueueUrl"]
+
+
 @contextmanager
-def _worker(settings: Settings, aws: AwsWiring, narrator: Narrator) -> Iterator[None]:
+def _reference_worker(settings: Settings, aws: AwsWiring, queue_url: str) -> Iterator[None]:
+    try:
+        loop = embedded_worker_loop(
+            settings, replace(aws, worker_queue_url=queue_url), **REFERENCE_WORKER
+        )
+    except WorkerUnavailable as exc:
+        raise DemoFailed(str(exc)) from exc
+    stop = threading.Event()
+    thread = threading.Thread(target=loop.target, args=(stop,), name=loop.name)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+@contextmanager
+def _worker(
+    settings: Settings, aws: AwsWiring, narrator: Narrator, compute_queue_url: str
+) -> Iterator[None]:
+    """The sample worker on the run-request queue: the scripted faults, or a hand-over."""
     assert aws.worker_queue_url is not None
+    sqs = sqs_client_from(settings, aws.endpoint_url)
+
+    def pass_on(body: str) -> None:
+        sqs.send_message(QueueUrl=compute_queue_url, MessageBody=body)
+
     worker = SampleWorker(
         sqs_client_from(settings, aws.endpoint_url),
         aws.worker_queue_url,
@@ -341,6 +460,7 @@ def _worker(settings: Settings, aws: AwsWiring, narrator: Narrator) -> Iterator[
         heartbeats=2,
         step_seconds=0.1,
         on_feedback=narrator.feedback,
+        pass_on=pass_on,
     )
     stop = threading.Event()
     thread = threading.Thread(target=worker.run_forever, args=(stop,), name="sample-worker")
@@ -381,37 +501,3 @@ def _print_statuses(console: Console, container: Container) -> None:
     for summary in _all_runs(container):
         counts[summary.run.status.value] = counts.get(summary.run.status.value, 0) + 1
     console.print("   runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-
-
-def _duration(summary: RunSummary) -> str:
-    run = summary.run
-    start = run.started_at or run.dispatched_at
-    if start is None or run.completed_at is None:
-        return "-"
-    return f"{(run.completed_at - start).total_seconds():.1f} s"
-
-
-def runs_table(runs: list[RunSummary]) -> Table:
-    table = Table(title="Runs", show_lines=False)
-    for column in ("metric", "status", "attempt", "dataset versions used", "duration"):
-        table.add_column(column)
-    for summary in runs:
-        table.add_row(
-            summary.metric_code,
-            summary.run.status.value,
-            str(summary.run.attempt),
-            versions_of(summary),
-            _duration(summary),
-        )
-    return table
-
-
-def _events_summary(container: Container) -> str:
-    events = container.queries.list_events(limit=500).events
-    counts: dict[str, int] = {}
-    for event in events:
-        counts[event.status.value] = counts.get(event.status.value, 0) + 1
-    rejected = [e.error for e in events if e.status.value == "rejected"]
-    lines = ["events: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))]
-    lines += [f"  rejected: {reason}" for reason in rejected]
-    return "\n".join(lines)

@@ -1,10 +1,11 @@
 """How the demo tells what happened: database snapshots, and one line per thing that happened.
 
-The sample worker and the sweeper act on their own threads, in whatever order messages arrive.
-The narrator only collects what they did; at the end of a chapter (once its effects are in the
-database) it prints the chapter's lines sorted by metric, input versions and attempt, so the
-same story prints in the same order every time. Every line names the metric and what the run
-is: "first attempt", "retry 2 of 3", "manual run".
+The workers and the sweeper act on their own threads, in whatever order messages arrive.
+The narrator only collects what they did (the simulated worker tells it each event it sends;
+what the reference worker did is read from the database, where its feedback lands); at the
+end of a chapter (once its effects are in the database) it prints the chapter's lines sorted
+by metric, input versions and attempt, so the same story prints in the same order every time.
+Every line names the metric and what the run is: "first attempt", "retry 2 of 3", "manual run".
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ TIMEOUT_REASONS = {
     "start_timeout": "not started within RUN_START_TIMEOUT",
 }
 IN_FLIGHT = frozenset({RunStatus.QUEUED, RunStatus.DISPATCHED, RunStatus.RUNNING})
+SIMULATED, REFERENCE = "worker (simulated)", "worker (reference)"
 # Where a line goes within one run's story.
 _STARTED, _COMPLETED, _TIMED_OUT, _SCHEDULED = 1, 2, 3, 0
 
@@ -64,6 +66,10 @@ def versions_of(summary: RunSummary) -> str:
     )
 
 
+def _everything_simulated(_code: str, _attempt: int) -> bool:
+    return True
+
+
 def _version_of(manifest_path: str) -> str:
     parts = manifest_path.split("/")
     return parts[-2] if len(parts) >= 2 else manifest_path
@@ -83,6 +89,8 @@ class Narrator:
 
     max_attempts: dict[str, int]
     goes_silent: Callable[[str, int], bool]
+    # Which (metric, attempt) the simulated worker answers; the reference worker does the rest.
+    simulated: Callable[[str, int], bool] = _everything_simulated
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _happened: list[_Happening] = field(default_factory=list)
     _seen: set[tuple[UUID, int]] = field(default_factory=set)
@@ -95,12 +103,31 @@ class Narrator:
             return
         run_id = UUID(str(event.get("runId")))
         if kind == "started":
-            self._add(_Happening(run_id, _STARTED, "worker (simulated)", "started"))
+            self._add(_Happening(run_id, _STARTED, SIMULATED, "started"))
         elif event.get("status") == "SUCCESS":
-            self._add(_Happening(run_id, _COMPLETED, "worker (simulated)", "succeeded"))
+            self._add(_Happening(run_id, _COMPLETED, SIMULATED, "succeeded"))
         else:
             error = event.get("error", "")
-            self._add(_Happening(run_id, _COMPLETED, "worker (simulated)", f"failed: {error}"))
+            self._add(_Happening(run_id, _COMPLETED, SIMULATED, f"failed: {error}"))
+
+    def observe(self, snapshot: Snapshot) -> None:
+        """What the reference worker did, as far as the database shows: its feedback went
+        through the service, so a start or an end is heard once the service stored it."""
+        with self._lock:
+            seen = set(self._seen)
+        for summary in snapshot.runs:
+            run = summary.run
+            if self.simulated(summary.metric_code, run.attempt):
+                continue
+            if run.started_at is not None and (run.id, _STARTED) not in seen:
+                self._add(_Happening(run.id, _STARTED, REFERENCE, "started"))
+            if (run.id, _COMPLETED) in seen:
+                continue
+            if run.status is RunStatus.SUCCEEDED:
+                rows = "?" if run.row_count is None else str(run.row_count)
+                self._add(_Happening(run.id, _COMPLETED, REFERENCE, f"succeeded: {rows} rows"))
+            elif run.status is RunStatus.FAILED:
+                self._add(_Happening(run.id, _COMPLETED, REFERENCE, f"failed: {run.error}"))
 
     def swept(self, report: SweepReport) -> None:
         for run in report.timed_out:

@@ -6,8 +6,10 @@ of SPEC §4.2 — `metric_run_started`, a few `metric_run_heartbeat` with rising
 `metric_run_completed`. Nothing is computed and nothing is written to S3: the version, output
 manifest (always under `.../simulated/...`) and row count it reports are made up.
 
-A `behaviour` callback chooses, per request, whether the simulated run succeeds, fails, or goes
-silent after `started` (a worker that died: the service's sweeper will time the run out).
+A `behaviour` callback chooses, per request, whether the simulated run succeeds, fails, goes
+silent after `started` (a worker that died: the service's sweeper will time the run out), or is
+passed on untouched to another queue (`pass_on`): the demo puts the sample worker in front of
+the reference worker as a fault injector, so the runs it does not spoil are really computed.
 
 The messages of one received batch advance in lockstep (all started, then each heartbeat round,
 then all completed), so a batch of ten runs takes as long as one. A request already answered
@@ -47,6 +49,7 @@ class Outcome(StrEnum):
     SUCCEED = "succeed"
     FAIL = "fail"
     GO_SILENT = "go_silent"
+    PASS_ON = "pass_on"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,11 @@ class WorkerPlan:
     def go_silent(cls) -> WorkerPlan:
         """Send `started`, then nothing: the run looks like its worker died."""
         return cls(Outcome.GO_SILENT)
+
+    @classmethod
+    def pass_on(cls) -> WorkerPlan:
+        """Answer nothing; hand the request, as received, to the `pass_on` sender."""
+        return cls(Outcome.PASS_ON)
 
 
 Behaviour = Callable[[dict[str, Any]], WorkerPlan]
@@ -110,9 +118,11 @@ class SampleWorker:
         send: FeedbackSender | None = None,
         on_feedback: FeedbackObserver | None = None,
         now: Callable[[], datetime] | None = None,
+        pass_on: FeedbackSender | None = None,
     ) -> None:
         """`send` replaces SendMessage to `feedback_queue_url` (e.g. to publish to an SNS
-        topic); `on_feedback` sees every feedback event sent (e.g. to show progress)."""
+        topic); `on_feedback` sees every feedback event sent (e.g. to show progress);
+        `pass_on` receives the body of every request whose plan is `WorkerPlan.pass_on()`."""
         if heartbeats < 0:
             raise ValueError("heartbeats must be >= 0")
         if not 0 <= wait_seconds <= 20:
@@ -127,6 +137,7 @@ class SampleWorker:
         self._send = send or self._send_to_feedback_queue
         self._on_feedback = on_feedback
         self._now = now or (lambda: datetime.now(UTC))
+        self._pass_on = pass_on
         self._answered: OrderedDict[tuple[str, int], None] = OrderedDict()
 
     def run_forever(self, stop: threading.Event) -> None:
@@ -197,6 +208,10 @@ class SampleWorker:
             self._answered.popitem(last=False)
 
     def _simulate(self, jobs: list[_Job]) -> None:
+        passed = [job for job in jobs if job.plan.outcome is Outcome.PASS_ON]
+        for job in passed:
+            self._hand_over(job)
+        jobs = [job for job in jobs if job.plan.outcome is not Outcome.PASS_ON]
         if not jobs:
             return
         for job in jobs:
@@ -217,6 +232,17 @@ class SampleWorker:
                 )
             else:
                 self._emit(job, completed_event(job.request, job.plan, self._now()))
+
+    def _hand_over(self, job: _Job) -> None:
+        if self._pass_on is None:
+            raise ValueError("a plan passes a request on, but the worker has no pass_on sender")
+        self._pass_on(json.dumps(job.request))
+        log.info(
+            log_events.ON_RUN_DISPATCHED,
+            message="sample worker: request passed on untouched, as told",
+            run_id=job.run_id,
+            metric_code=job.request.get("metricCode"),
+        )
 
     def _pause(self) -> None:
         if self._step_seconds > 0:

@@ -11,15 +11,15 @@ from metrics_orchestrator.bootstrap import configure_logging
 
 
 def demo_command() -> None:
-    """Run a scripted story on an embedded stack with a simulated worker (under a minute)."""
+    """Run a scripted story on an embedded stack: real computations, scripted faults (<1 min)."""
     from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, fail, settings_or_exit
     from metrics_orchestrator.interfaces.demo import DemoFailed, run_demo
 
     settings = settings_or_exit()
     # The story is told on stdout; only errors go to the log.
     configure_logging("ERROR", settings.log_format)
-    # Piped output (CI, tests) gets a table wide enough for the dataset versions.
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    # Piped output (CI, tests) gets a table wide enough for the dataset versions and values.
+    console = Console(width=None if sys.stdout.isatty() else 180)
     try:
         run_demo(console, settings)
     except DemoFailed as exc:

@@ -73,8 +73,10 @@ def worker_loop(overrides: dict[str, Any], *, configure: bool = False) -> Loop:
     return Loop("reference-worker", run)
 
 
-def embedded_worker_loop(settings: Settings, aws: AwsWiring) -> Loop:
-    """The reference worker beside an embedded `serve`: its queue, topic and endpoint."""
+def embedded_worker_loop(settings: Settings, aws: AwsWiring, **overrides: Any) -> Loop:
+    """The reference worker beside an embedded `serve`: its queue, topic and endpoint.
+
+    `overrides` set other worker settings (the demo: short heartbeats, more concurrency)."""
     if not aws.embedded or aws.worker_queue_url is None or aws.feedback_topic_arn is None:
         raise WorkerUnavailable(
             "--worker needs the embedded AWS emulator (no AWS settings); against real AWS run "
@@ -89,4 +91,5 @@ def embedded_worker_loop(settings: Settings, aws: AwsWiring) -> Loop:
             "sns_run_feedback_topic_arn": aws.feedback_topic_arn,
             "sqs_wait_seconds": aws.wait_seconds,
         }
+        | overrides
     )
