@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from metrics_orchestrator.application.catalog import MetricSpec
+from metrics_orchestrator.application.catalog_document import MetricSpec
 from metrics_orchestrator.application.ports.catalog import DatasetSpec, SeriesSpec
 from metrics_orchestrator.interfaces.http.dependencies import (
     AUTHENTICATED,
