@@ -12,12 +12,9 @@ import psycopg
 import pytest
 import yaml
 
-from metrics_orchestrator.application.catalog import (
-    CatalogLoadResult,
-    CatalogService,
-    KindCounts,
-    MetricSpec,
-)
+from metrics_orchestrator.application.catalog import CatalogService
+from metrics_orchestrator.application.catalog_document import MetricSpec
+from metrics_orchestrator.application.catalog_plan import CatalogLoadResult, KindCounts
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.ports.catalog import DatasetSpec, SeriesSpec
 from metrics_orchestrator.domain.errors import Conflict, NotFound, ValidationError

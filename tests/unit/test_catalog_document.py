@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from metrics_orchestrator.application.catalog import (
+from metrics_orchestrator.application.catalog_document import (
     CatalogDocument,
     in_document_order,
     parse_catalog_document,

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from metrics_orchestrator.application.pagination import check_page_size
 from metrics_orchestrator.domain.errors import FieldError, NotFound, ValidationError
 from metrics_orchestrator.domain.model import MetricRun, RunStatus
 
@@ -78,8 +79,7 @@ class OutputService:
     def read(self, run_id: UUID, *, offset: int = 0, limit: int = 500) -> RunOutput:
         if offset < 0:
             raise ValidationError([FieldError("cursor", "must not point before the start")])
-        if not 1 <= limit <= MAX_OUTPUT_PAGE:
-            raise ValidationError([FieldError("limit", f"must be between 1 and {MAX_OUTPUT_PAGE}")])
+        check_page_size(limit, MAX_OUTPUT_PAGE)
         run = self._find_run(run_id)
         if run.status is not RunStatus.SUCCEEDED or not run.output_manifest:
             raise NotFound(

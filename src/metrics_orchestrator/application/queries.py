@@ -6,19 +6,20 @@ interfaces never touch a repository themselves.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from metrics_orchestrator.application.pagination import (
+    check_page_size,
+    cut_page,
+    decode_event_cursor,
+    encode_event_cursor,
+)
 from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventStatus, LoggedEvent
 from metrics_orchestrator.application.ports.queries import HourlyRunCount, RunGauges, RunWaits
-from metrics_orchestrator.domain.errors import FieldError, ValidationError
 from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
 
-MAX_PAGE_SIZE = 500
 RECENT_UPDATES = 20
 OVERVIEW_WINDOW = timedelta(hours=24)
 
@@ -52,9 +53,8 @@ class QueryService:
         before_id = decode_event_cursor(cursor) if cursor else None
         with self._uow_factory() as uow:
             rows = uow.events.list(status=status, limit=limit + 1, before_id=before_id)
-        page = rows[:limit]
-        more = len(rows) > limit
-        return EventPage(page, encode_event_cursor(page[-1].id) if more else None)
+        page, next_cursor = cut_page(rows, limit, lambda last: encode_event_cursor(last.id))
+        return EventPage(page, next_cursor)
 
     def recent_updates(self, dataset_id: str, limit: int = RECENT_UPDATES) -> list[DatasetUpdate]:
         with self._uow_factory() as uow:
@@ -79,24 +79,3 @@ class QueryService:
     def latest_run_status_by_metric(self) -> dict[str, RunStatus | None]:
         with self._uow_factory() as uow:
             return uow.queries.latest_run_status_by_metric()
-
-
-def check_page_size(limit: int) -> None:
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValidationError([FieldError("limit", f"must be between 1 and {MAX_PAGE_SIZE}")])
-
-
-def encode_event_cursor(last_id: int) -> str:
-    raw = json.dumps({"before_id": last_id}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_event_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        before_id = json.loads(raw)["before_id"]
-    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
-        before_id = None
-    if not isinstance(before_id, int) or isinstance(before_id, bool) or not 1 <= before_id < 2**63:
-        raise ValidationError([FieldError("cursor", "is not a cursor this API returned")])
-    return before_id

@@ -6,9 +6,6 @@ replicas may process feedback and sweep side by side.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +16,12 @@ from uuid import UUID, uuid4
 import structlog
 
 from metrics_orchestrator.application import log_events
+from metrics_orchestrator.application.pagination import (
+    check_page_size,
+    cut_page,
+    decode_run_cursor,
+    encode_run_cursor,
+)
 from metrics_orchestrator.application.ports import (
     Clock,
     UnitOfWork,
@@ -42,7 +45,6 @@ from metrics_orchestrator.application.ports.runs import (
 from metrics_orchestrator.application.telemetry import NEW_RUN, NullTelemetry, Telemetry
 from metrics_orchestrator.domain.errors import (
     Conflict,
-    FieldError,
     IllegalTransition,
     NotFound,
     ValidationError,
@@ -77,7 +79,6 @@ from metrics_orchestrator.domain.run_request import format_timestamp
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-MAX_PAGE_SIZE = 500
 
 # status_reason codes of worker outcomes; the sweeper writes its cause ('start_timeout',
 # 'heartbeat_timeout'), the dispatcher 'dispatch_failed', cancel the operator's reason.
@@ -558,37 +559,23 @@ class RunOperations:
         cursor: str | None = None,
     ) -> tuple[list[RunSummary], str | None]:
         """A page of runs, newest first, and the cursor of the next page (None at the end)."""
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise ValidationError([FieldError("limit", f"must be between 1 and {MAX_PAGE_SIZE}")])
-        after = decode_cursor(cursor) if cursor else None
+        check_page_size(limit)
+        after = decode_run_cursor(cursor) if cursor else None
         rows = _transact(
             self._uow_factory,
             lambda uow: uow.runs.list(
                 status=status, metric_code=metric_code, since=since, after=after, limit=limit + 1
             ),
         )
-        page = rows[:limit]
-        if len(rows) <= limit:
-            return page, None
-        last = page[-1].run
-        return page, encode_cursor(RunPageKey(last.created_at, last.id))
+        return cut_page(
+            rows,
+            limit,
+            lambda last: encode_run_cursor(RunPageKey(last.run.created_at, last.run.id)),
+        )
 
 
-def encode_cursor(key: RunPageKey) -> str:
-    raw = json.dumps([key.created_at.isoformat(), str(key.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> RunPageKey:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, run_id = json.loads(raw)
-        key = RunPageKey(datetime.fromisoformat(created_at), UUID(run_id))
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
-        raise ValidationError([FieldError("cursor", "is not a cursor this API returned")]) from None
-    if key.created_at.tzinfo is None:
-        raise ValidationError([FieldError("cursor", "is not a cursor this API returned")])
-    return key
+def _run_cursor(last: RunSummary) -> str:
+    return encode_run_cursor(RunPageKey(last.run.created_at, last.run.id))
 
 
 def _lock_existing(uow: UnitOfWork, run_id: UUID) -> LockedRun:

@@ -30,6 +30,7 @@ from metrics_orchestrator.domain.model import (
     TriggerPolicy,
 )
 from metrics_orchestrator.infrastructure.postgres.queries import query
+from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
 
 _FILE = "catalog.sql"
 
@@ -38,8 +39,8 @@ def _sql(name: str) -> LiteralString:
     return query(_FILE, name)
 
 
-def _outcomes(rows: Sequence[TupleRow]) -> dict[str, Outcome]:
-    return {key: Outcome.CREATED if created else Outcome.UPDATED for key, created in rows}
+def _outcomes(rows: Sequence[Row], key: str) -> dict[str, Outcome]:
+    return {row[key]: Outcome.CREATED if row["created"] else Outcome.UPDATED for row in rows}
 
 
 def _pairs(pairs: Collection[DatasetSeriesPair]) -> dict[str, list[str]]:
@@ -58,52 +59,55 @@ def _canonical(expression_type: str, stored: dict[str, Any]) -> dict[str, Any]:
         return stored
 
 
-def _metric(row: TupleRow, dependencies: Sequence[MetricDependency]) -> Metric:
-    (
-        metric_id,
-        code,
-        expression_type,
-        expression_json,
-        frequency,
-        unit,
-        description,
-        required_days,
-        trigger_policy,
-        max_attempts,
-        enabled,
-    ) = row
+def _metric(row: Row, dependencies: Sequence[MetricDependency]) -> Metric:
     return Metric(
-        id=metric_id,
-        code=code,
-        expression_type=expression_type,
-        expression_json=_canonical(expression_type, expression_json),
-        required_days=required_days,
-        frequency=frequency,
-        unit=unit,
-        description=description,
-        trigger_policy=TriggerPolicy(trigger_policy),
-        max_attempts=max_attempts,
-        enabled=enabled,
+        id=row["id"],
+        code=row["code"],
+        expression_type=row["expression_type"],
+        expression_json=_canonical(row["expression_type"], row["expression_json"]),
+        required_days=row["required_days"],
+        frequency=row["frequency"],
+        unit=row["unit"],
+        description=row["description"],
+        trigger_policy=TriggerPolicy(row["trigger_policy"]),
+        max_attempts=row["max_attempts"],
+        enabled=row["enabled"],
         dependencies=tuple(dependencies),
     )
 
 
-def _dataset(row: TupleRow, series: Sequence[str]) -> Dataset:
-    dataset_id, name, description, bucket, enabled = row
-    return Dataset(dataset_id, name, description, bucket, enabled, tuple(series))
+def _dataset(row: Row, series: Sequence[str]) -> Dataset:
+    return Dataset(
+        id=row["id"],
+        name=row["name"],
+        description=row["description"],
+        bucket=row["bucket"],
+        enabled=row["enabled"],
+        series=tuple(series),
+    )
 
 
-def _group_dependencies(rows: Sequence[TupleRow]) -> dict[str, list[MetricDependency]]:
+def _series(row: Row) -> Series:
+    return Series(
+        code=row["code"],
+        name=row["name"],
+        description=row["description"],
+        unit=row["unit"],
+        frequency=row["frequency"],
+    )
+
+
+def _group_dependencies(rows: Sequence[Row]) -> dict[str, list[MetricDependency]]:
     grouped: dict[str, list[MetricDependency]] = defaultdict(list)
-    for metric_id, series_code, dataset_id in rows:
-        grouped[metric_id].append(MetricDependency(series_code, dataset_id))
+    for row in rows:
+        grouped[row["metric_id"]].append(MetricDependency(row["series_code"], row["dataset_id"]))
     return grouped
 
 
-def _group_series(rows: Sequence[TupleRow]) -> dict[str, list[str]]:
+def _group_series(rows: Sequence[Row]) -> dict[str, list[str]]:
     grouped: dict[str, list[str]] = defaultdict(list)
-    for dataset_id, series_code in rows:
-        grouped[dataset_id].append(series_code)
+    for row in rows:
+        grouped[row["dataset_id"]].append(row["series_code"])
     return grouped
 
 
@@ -111,26 +115,29 @@ class PostgresCatalogRepository:
     def __init__(self, conn: Connection[TupleRow]) -> None:
         self._conn = conn
 
-    def _rows(self, name: str, params: Mapping[str, object]) -> list[TupleRow]:
-        return self._conn.execute(_sql(name), params).fetchall()
+    def _rows(self, name: str, params: Mapping[str, object]) -> list[Row]:
+        return fetch_all(self._conn, _sql(name), params)
+
+    def _row(self, name: str, params: Mapping[str, object]) -> Row | None:
+        return fetch_one(self._conn, _sql(name), params)
 
     # reads used while planning
 
     def existing_series(self, codes: Collection[str]) -> set[str]:
         if not codes:
             return set()
-        return {code for (code,) in self._rows("existing_series", {"codes": list(codes)})}
+        return {row["code"] for row in self._rows("existing_series", {"codes": list(codes)})}
 
     def existing_datasets(self, ids: Collection[str]) -> set[str]:
         if not ids:
             return set()
-        return {i for (i,) in self._rows("existing_datasets", {"ids": list(ids)})}
+        return {row["id"] for row in self._rows("existing_datasets", {"ids": list(ids)})}
 
     def providers(self, series_codes: Collection[str]) -> dict[str, set[str]]:
         found: dict[str, set[str]] = defaultdict(set)
         if series_codes:
-            for code, dataset_id in self._rows("providers", {"codes": list(series_codes)}):
-                found[code].add(dataset_id)
+            for row in self._rows("providers", {"codes": list(series_codes)}):
+                found[row["series_code"]].add(row["dataset_id"])
         return dict(found)
 
     def lock_datasets(self, ids: Collection[str]) -> dict[str, Dataset]:
@@ -138,27 +145,28 @@ class PostgresCatalogRepository:
             return {}
         rows = self._rows("lock_datasets", {"ids": sorted(ids)})
         series = _group_series(self._rows("dataset_series_of", {"ids": sorted(ids)}))
-        return {row[0]: _dataset(row, series.get(row[0], [])) for row in rows}
+        return {row["id"]: _dataset(row, series.get(row["id"], [])) for row in rows}
 
     def dependents(self, pairs: Collection[DatasetSeriesPair]) -> list[MetricDependent]:
         if not pairs:
             return []
         return [
-            MetricDependent(metric_id, dataset_id, series_code)
-            for metric_id, dataset_id, series_code in self._rows("dependents", _pairs(pairs))
+            MetricDependent(row["metric_id"], row["dataset_id"], row["series_code"])
+            for row in self._rows("dependents", _pairs(pairs))
         ]
 
     def metric_ids_by_code(self, codes: Collection[str]) -> dict[str, str]:
         if not codes:
             return {}
-        return dict(self._rows("metric_ids_by_code", {"codes": list(codes)}))
+        rows = self._rows("metric_ids_by_code", {"codes": list(codes)})
+        return {row["code"]: row["id"] for row in rows}
 
     def lock_metrics(self, ids: Collection[str]) -> dict[str, Metric]:
         if not ids:
             return {}
         rows = self._rows("lock_metrics", {"ids": sorted(ids)})
-        dependencies = self.dependencies([row[0] for row in rows])
-        return {row[0]: _metric(row, dependencies.get(row[0], ())) for row in rows}
+        dependencies = self.dependencies([row["id"] for row in rows])
+        return {row["id"]: _metric(row, dependencies.get(row["id"], ())) for row in rows}
 
     def dependencies(self, metric_ids: Collection[str]) -> dict[str, tuple[MetricDependency, ...]]:
         if not metric_ids:
@@ -179,7 +187,7 @@ class PostgresCatalogRepository:
             "units": [s.unit for s in series],
             "frequencies": [s.frequency for s in series],
         }
-        return _outcomes(self._rows("upsert_series", params))
+        return _outcomes(self._rows("upsert_series", params), "code")
 
     def upsert_datasets(self, datasets: Sequence[DatasetSpec], now: datetime) -> dict[str, Outcome]:
         if not datasets:
@@ -192,7 +200,7 @@ class PostgresCatalogRepository:
             "buckets": [d.bucket for d in datasets],
             "enabled": [d.enabled for d in datasets],
         }
-        return _outcomes(self._rows("upsert_datasets", params))
+        return _outcomes(self._rows("upsert_datasets", params), "id")
 
     def add_dataset_series(self, pairs: Collection[DatasetSeriesPair], now: datetime) -> None:
         if pairs:
@@ -219,7 +227,7 @@ class PostgresCatalogRepository:
             "max_attempts": [m.max_attempts for m in metrics],
             "enabled": [m.enabled for m in metrics],
         }
-        return _outcomes(self._rows("upsert_metrics", params))
+        return _outcomes(self._rows("upsert_metrics", params), "id")
 
     def replace_dependencies(
         self, dependencies: Mapping[str, Sequence[MetricDependency]], now: datetime
@@ -229,7 +237,7 @@ class PostgresCatalogRepository:
         ids = sorted(dependencies)
         self._conn.execute(_sql("delete_dependencies"), {"ids": ids})
         rows = [
-            (metric_id, dep.series_code, dep.dataset_id, position)
+            (metric_id, position, dep)
             for metric_id in ids
             for position, dep in enumerate(dependencies[metric_id])
         ]
@@ -239,10 +247,10 @@ class PostgresCatalogRepository:
             _sql("insert_dependencies"),
             {
                 "now": now,
-                "metric_ids": [r[0] for r in rows],
-                "series_codes": [r[1] for r in rows],
-                "dataset_ids": [r[2] for r in rows],
-                "positions": [r[3] for r in rows],
+                "metric_ids": [metric_id for metric_id, _, _ in rows],
+                "series_codes": [dep.series_code for _, _, dep in rows],
+                "dataset_ids": [dep.dataset_id for _, _, dep in rows],
+                "positions": [position for _, position, _ in rows],
             },
         )
 
@@ -258,7 +266,7 @@ class PostgresCatalogRepository:
             "reason": reason,
             "now": now,
         }
-        return [metric_id for (metric_id,) in self._rows("cancel_pending_runs", params)]
+        return [row["metric_id"] for row in self._rows("cancel_pending_runs", params)]
 
     def update_metric_settings(
         self,
@@ -278,12 +286,12 @@ class PostgresCatalogRepository:
             "trigger_policy": trigger_policy.value if trigger_policy is not None else None,
             "now": now,
         }
-        row = self._conn.execute(_sql("update_metric_settings"), params).fetchone()
-        return None if row is None else str(row[0])
+        row = self._row("update_metric_settings", params)
+        return None if row is None else str(row["id"])
 
     def set_dataset_enabled(self, dataset_id: str, enabled: bool, now: datetime) -> bool:
         params = {"id": dataset_id, "enabled": enabled, "now": now}
-        return self._conn.execute(_sql("set_dataset_enabled"), params).fetchone() is not None
+        return self._row("set_dataset_enabled", params) is not None
 
     # reads for callers
 
@@ -294,18 +302,18 @@ class PostgresCatalogRepository:
         return self._one_metric("metric_by_id", {"id": metric_id})
 
     def _one_metric(self, name: str, params: Mapping[str, object]) -> Metric | None:
-        row = self._conn.execute(_sql(name), params).fetchone()
+        row = self._row(name, params)
         if row is None:
             return None
-        return _metric(row, self.dependencies([row[0]]).get(row[0], ()))
+        return _metric(row, self.dependencies([row["id"]]).get(row["id"], ()))
 
     def list_metrics(self) -> list[Metric]:
         rows = self._rows("all_metrics", {})
         dependencies = _group_dependencies(self._rows("all_dependencies", {}))
-        return [_metric(row, dependencies.get(row[0], [])) for row in rows]
+        return [_metric(row, dependencies.get(row["id"], [])) for row in rows]
 
     def get_dataset(self, dataset_id: str) -> Dataset | None:
-        row = self._conn.execute(_sql("dataset_by_id"), {"id": dataset_id}).fetchone()
+        row = self._row("dataset_by_id", {"id": dataset_id})
         if row is None:
             return None
         series = _group_series(self._rows("dataset_series_of", {"ids": [dataset_id]}))
@@ -314,11 +322,11 @@ class PostgresCatalogRepository:
     def list_datasets(self) -> list[Dataset]:
         rows = self._rows("all_datasets", {})
         series = _group_series(self._rows("all_dataset_series", {}))
-        return [_dataset(row, series.get(row[0], [])) for row in rows]
+        return [_dataset(row, series.get(row["id"], [])) for row in rows]
 
     def get_series(self, code: str) -> Series | None:
-        row = self._conn.execute(_sql("series_by_code"), {"code": code}).fetchone()
-        return None if row is None else Series(*row)
+        row = self._row("series_by_code", {"code": code})
+        return None if row is None else _series(row)
 
     def list_series(self) -> list[Series]:
-        return [Series(*row) for row in self._rows("all_series", {})]
+        return [_series(row) for row in self._rows("all_series", {})]

@@ -18,6 +18,7 @@ from metrics_orchestrator.application.ports.dispatch import (
 )
 from metrics_orchestrator.domain.model import RunStatus, StatusChange
 from metrics_orchestrator.infrastructure.postgres.queries import query
+from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all
 
 _FILE = "dispatch.sql"
 
@@ -27,9 +28,11 @@ class PostgresDispatchRepository:
         self._conn = conn
 
     def claim_dispatchable(self, status: RunStatus, now: datetime, limit: int) -> list[ClaimedRun]:
-        rows = self._conn.execute(
-            query(_FILE, "claim_dispatchable"), {"from": status.value, "now": now, "limit": limit}
-        ).fetchall()
+        rows = fetch_all(
+            self._conn,
+            query(_FILE, "claim_dispatchable"),
+            {"from": status.value, "now": now, "limit": limit},
+        )
         return [_claimed_run(row) for row in rows]
 
     def mark_dispatched(self, run_ids: Sequence[UUID], change: StatusChange, now: datetime) -> int:
@@ -67,15 +70,15 @@ def _statuses(change: StatusChange) -> dict[str, str]:
     return {"from": change.source.value, "to": change.target.value}
 
 
-def _claimed_run(row: TupleRow) -> ClaimedRun:
-    run_id, attempt, status, metric_code, payload, dispatch_attempts = row
+def _claimed_run(row: Row) -> ClaimedRun:
+    payload = row["request_payload"]
     return ClaimedRun(
-        run_id=run_id,
-        attempt=attempt,
-        status=RunStatus(status),
-        metric_code=metric_code,
+        run_id=row["id"],
+        attempt=row["attempt"],
+        status=RunStatus(row["status"]),
+        metric_code=row["metric_code"],
         payload=payload if isinstance(payload, dict) else None,
-        dispatch_attempts=dispatch_attempts,
+        dispatch_attempts=row["dispatch_attempts"],
     )
 
 

@@ -10,6 +10,7 @@ from psycopg.types.json import Jsonb
 from metrics_orchestrator.application.ports.events import EventRecord, EventStatus, LoggedEvent
 from metrics_orchestrator.domain.decoding import is_jsonb_storable
 from metrics_orchestrator.infrastructure.postgres.queries import query
+from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
 
 
 def storable_text(raw: str | None) -> str | None:
@@ -30,19 +31,19 @@ def storable_payload(payload: dict[str, Any] | None) -> Jsonb | None:
     return Jsonb(payload)
 
 
-def _logged(row: tuple[Any, ...]) -> LoggedEvent:
+def _logged(row: Row) -> LoggedEvent:
     return LoggedEvent(
-        id=row[0],
-        event_key=row[1],
-        event_type=row[2],
-        status=EventStatus(row[3]),
-        source=row[4],
-        payload=row[5],
-        raw_body=row[6],
-        error=row[7],
-        received_at=row[8],
-        processed_at=row[9],
-        replayed_at=row[10],
+        id=row["id"],
+        event_key=row["event_key"],
+        event_type=row["event_type"],
+        status=EventStatus(row["status"]),
+        source=row["source"],
+        payload=row["payload"],
+        raw_body=row["raw_body"],
+        error=row["error"],
+        received_at=row["received_at"],
+        processed_at=row["processed_at"],
+        replayed_at=row["replayed_at"],
     )
 
 
@@ -51,7 +52,8 @@ class PostgresEventLogRepository:
         self._conn = conn
 
     def record(self, event: EventRecord, processed_at: datetime) -> int:
-        row = self._conn.execute(
+        row = fetch_one(
+            self._conn,
             query("event_log.sql", "record_event"),
             {
                 "event_key": event.event_key,
@@ -64,36 +66,38 @@ class PostgresEventLogRepository:
                 "received_at": event.received_at,
                 "processed_at": processed_at,
             },
-        ).fetchone()
+        )
         assert row is not None
-        return int(row[0])
+        return int(row["id"])
 
     def was_processed(self, event_key: str) -> bool:
-        row = self._conn.execute(
-            query("event_log.sql", "was_processed"), {"event_key": event_key}
-        ).fetchone()
-        return bool(row and row[0])
+        row = fetch_one(
+            self._conn, query("event_log.sql", "was_processed"), {"event_key": event_key}
+        )
+        return bool(row and row["processed"])
 
     def get(self, event_id: int) -> LoggedEvent | None:
-        row = self._conn.execute(query("event_log.sql", "get_event"), {"id": event_id}).fetchone()
+        row = fetch_one(self._conn, query("event_log.sql", "get_event"), {"id": event_id})
         return _logged(row) if row else None
 
     def latest_with_key(
         self, event_key: str, status: EventStatus | None = None
     ) -> LoggedEvent | None:
-        row = self._conn.execute(
+        row = fetch_one(
+            self._conn,
             query("event_log.sql", "latest_with_key"),
             {"event_key": event_key, "status": status.value if status else None},
-        ).fetchone()
+        )
         return _logged(row) if row else None
 
     def list(
         self, *, status: EventStatus | None, limit: int, before_id: int | None
     ) -> list[LoggedEvent]:
-        rows = self._conn.execute(
+        rows = fetch_all(
+            self._conn,
             query("event_log.sql", "list_events"),
             {"status": status.value if status else None, "limit": limit, "before_id": before_id},
-        ).fetchall()
+        )
         return [_logged(r) for r in rows]
 
     def mark_replayed(self, event_id: int, at: datetime) -> None:

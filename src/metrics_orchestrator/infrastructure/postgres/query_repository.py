@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from psycopg import Connection
@@ -10,6 +11,7 @@ from psycopg.rows import TupleRow
 from metrics_orchestrator.application.ports.queries import HourlyRunCount, RunGauges, RunWaits
 from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
 from metrics_orchestrator.infrastructure.postgres.queries import query
+from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
 
 _SQL = "queries.sql"
 
@@ -18,47 +20,57 @@ class PostgresQueryRepository:
     def __init__(self, conn: Connection[TupleRow]) -> None:
         self._conn = conn
 
+    def _rows(self, name: str, params: Mapping[str, object] | None = None) -> list[Row]:
+        return fetch_all(self._conn, query(_SQL, name), params or {})
+
+    def _row(self, name: str, params: Mapping[str, object]) -> Row:
+        row = fetch_one(self._conn, query(_SQL, name), params)
+        assert row is not None  # an aggregate always returns its one row
+        return row
+
     def recent_dataset_updates(self, dataset_id: str, limit: int) -> list[DatasetUpdate]:
-        rows = self._conn.execute(
-            query(_SQL, "recent_dataset_updates"), {"dataset_id": dataset_id, "limit": limit}
-        ).fetchall()
+        rows = self._rows("recent_dataset_updates", {"dataset_id": dataset_id, "limit": limit})
         return [
             DatasetUpdate(
-                id=row[0],
-                event_key=row[1],
-                dataset_id=row[2],
-                bucket=row[3],
-                version_manifest_path=row[4],
-                projections_path=row[5],
-                occurred_at=row[6],
-                received_at=row[7],
-                seq=row[8],
+                id=row["id"],
+                event_key=row["event_key"],
+                dataset_id=row["dataset_id"],
+                bucket=row["bucket"],
+                version_manifest_path=row["version_manifest_path"],
+                projections_path=row["projections_path"],
+                occurred_at=row["occurred_at"],
+                received_at=row["received_at"],
+                seq=row["seq"],
             )
             for row in rows
         ]
 
     def run_gauges(self, now: datetime) -> RunGauges:
-        row = self._conn.execute(query(_SQL, "run_gauges"), {"now": now}).fetchone()
-        assert row is not None
-        return RunGauges(pending_runs=int(row[0]), dispatcher_backlog=int(row[1]))
+        row = self._row("run_gauges", {"now": now})
+        return RunGauges(
+            pending_runs=int(row["pending_runs"]),
+            dispatcher_backlog=int(row["dispatcher_backlog"]),
+        )
 
     def runs_by_status(self) -> dict[RunStatus, int]:
-        rows = self._conn.execute(query(_SQL, "runs_by_status")).fetchall()
-        return {RunStatus(row[0]): int(row[1]) for row in rows}
+        return {RunStatus(row["status"]): int(row["count"]) for row in self._rows("runs_by_status")}
 
     def runs_by_hour_and_status(self, since: datetime) -> list[HourlyRunCount]:
-        rows = self._conn.execute(
-            query(_SQL, "runs_by_hour_and_status"), {"since": since}
-        ).fetchall()
-        return [HourlyRunCount(row[0], RunStatus(row[1]), int(row[2])) for row in rows]
+        rows = self._rows("runs_by_hour_and_status", {"since": since})
+        return [
+            HourlyRunCount(row["hour"], RunStatus(row["status"]), int(row["count"])) for row in rows
+        ]
 
     def run_waits(self, now: datetime) -> RunWaits:
-        row = self._conn.execute(query(_SQL, "run_waits"), {"now": now}).fetchone()
-        assert row is not None
+        row = self._row("run_waits", {"now": now})
         return RunWaits(
-            oldest_pending_since=row[0], dispatcher_backlog=int(row[1]), rejected_events=int(row[2])
+            oldest_pending_since=row["oldest_pending"],
+            dispatcher_backlog=int(row["dispatcher_backlog"]),
+            rejected_events=int(row["rejected_events"]),
         )
 
     def latest_run_status_by_metric(self) -> dict[str, RunStatus | None]:
-        rows = self._conn.execute(query(_SQL, "latest_run_status_by_metric")).fetchall()
-        return {row[0]: RunStatus(row[1]) if row[1] is not None else None for row in rows}
+        return {
+            row["code"]: RunStatus(row["status"]) if row["status"] is not None else None
+            for row in self._rows("latest_run_status_by_metric")
+        }

@@ -26,43 +26,49 @@ from metrics_orchestrator.application.ports.runs import (
 from metrics_orchestrator.domain.model import MetricRun, RunStatus, RunTrigger, StatusChange
 from metrics_orchestrator.domain.retries import EndedRun
 from metrics_orchestrator.infrastructure.postgres.queries import query
+from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
 
 _FILE = "runs.sql"
 
 
-def _run_summary(row: tuple[Any, ...]) -> RunSummary:
+_RUN_COLUMNS = (
+    "id",
+    "metric_id",
+    "attempt",
+    "created_at",
+    "retry_of",
+    "inputs_fingerprint",
+    "request_payload",
+    "not_before",
+    "progress",
+    "dispatch_attempts",
+    "status_reason",
+    "error",
+    "queued_at",
+    "dispatched_at",
+    "started_at",
+    "last_heartbeat_at",
+    "completed_at",
+    "version_ts",
+    "output_manifest",
+    "row_count",
+)
+
+
+def _run_summary(row: Row) -> RunSummary:
     """A row of the get_run / list_runs column list."""
-    lineage: dict[str, Any] = row[22] or {}
+    lineage: dict[str, Any] = row["lineage"] or {}
     run = MetricRun(
-        id=row[0],
-        metric_id=row[1],
-        status=RunStatus(row[2]),
-        trigger=RunTrigger(row[3]),
-        attempt=row[4],
-        created_at=row[5],
-        retry_of=row[6],
-        inputs_fingerprint=row[7],
-        request_payload=row[8],
-        not_before=row[9],
-        progress=row[10],
-        dispatch_attempts=row[11],
-        status_reason=row[12],
-        error=row[13],
-        queued_at=row[14],
-        dispatched_at=row[15],
-        started_at=row[16],
-        last_heartbeat_at=row[17],
-        completed_at=row[18],
-        version_ts=row[19],
-        output_manifest=row[20],
-        row_count=row[21],
+        **{column: row[column] for column in _RUN_COLUMNS},
+        status=RunStatus(row["status"]),
+        trigger=RunTrigger(row["trigger"]),
         lineage={dataset: UUID(update) for dataset, update in lineage.items()},
     )
-    return RunSummary(run=run, metric_code=row[23])
+    return RunSummary(run=run, metric_code=row["metric_code"])
 
 
-def _timed_out(row: tuple[Any, ...]) -> TimedOutRun:
-    return TimedOutRun(id=row[0], metric_id=row[1], reason=row[2])
+def _timed_out(row: Row) -> TimedOutRun:
+    return TimedOutRun(id=row["id"], metric_id=row["metric_id"], reason=row["status_reason"])
 
 
 class PostgresRunRepository:
@@ -70,21 +76,20 @@ class PostgresRunRepository:
         self._conn = conn
 
     def lock(self, run_id: UUID) -> LockedRun | None:
-        row = self._conn.execute(query(_FILE, "lock_run"), {"id": run_id}).fetchone()
+        row = fetch_one(self._conn, query(_FILE, "lock_run"), {"id": run_id})
         if row is None:
             return None
-        run_id, status, attempt, has_request, metric_code, metric_enabled = row
         return LockedRun(
-            id=run_id,
-            status=RunStatus(status),
-            attempt=attempt,
-            metric_code=metric_code,
-            metric_enabled=metric_enabled,
-            has_request=has_request,
+            id=row["id"],
+            status=RunStatus(row["status"]),
+            attempt=row["attempt"],
+            metric_code=row["metric_code"],
+            metric_enabled=row["metric_enabled"],
+            has_request=row["has_request"],
         )
 
     def get(self, run_id: UUID) -> RunSummary | None:
-        row = self._conn.execute(query(_FILE, "get_run"), {"id": run_id}).fetchone()
+        row = fetch_one(self._conn, query(_FILE, "get_run"), {"id": run_id})
         return _run_summary(row) if row else None
 
     def _change(self, name: str, change: StatusChange, params: dict[str, Any]) -> int:
@@ -136,20 +141,21 @@ class PostgresRunRepository:
         return self._change("cancel_run", change, {"id": run_id, "reason": reason, "now": at})
 
     def lock_automatic_retry(self, run_id: UUID) -> LockedRun | None:
-        row = self._conn.execute(
+        row = fetch_one(
+            self._conn,
             query(_FILE, "lock_automatic_retry"),
             {"id": run_id, "trigger": RunTrigger.RETRY.value},
-        ).fetchone()
+        )
         if row is None:
             return None
-        retry_id, status, attempt = row
         # only id, status and attempt are read; the rest is not needed to supersede it
-        return LockedRun(retry_id, RunStatus(status), attempt, "", True, True)
+        return LockedRun(row["id"], RunStatus(row["status"]), row["attempt"], "", True, True)
 
     def create_manual_retry(
         self, run_id: UUID, *, new_id: UUID, requested_at: str, at: datetime
     ) -> UUID:
-        row = self._conn.execute(
+        row = fetch_one(
+            self._conn,
             query(_FILE, "create_manual_retry"),
             {
                 "id": run_id,
@@ -159,9 +165,9 @@ class PostgresRunRepository:
                 "status": RunStatus.QUEUED.value,
                 "trigger": RunTrigger.MANUAL.value,
             },
-        ).fetchone()
+        )
         assert row is not None, f"run {run_id} vanished while locked"
-        return UUID(str(row[0]))
+        return UUID(str(row["id"]))
 
     def time_out(
         self,
@@ -172,7 +178,8 @@ class PostgresRunRepository:
         at: datetime,
         limit: int,
     ) -> list[TimedOutRun]:
-        rows = self._conn.execute(
+        rows = fetch_all(
+            self._conn,
             query(_FILE, "time_out_runs"),
             {
                 "from": change.source.value,
@@ -183,33 +190,35 @@ class PostgresRunRepository:
                 "error": error,
                 "limit": limit,
             },
-        ).fetchall()
+        )
         return [_timed_out(r) for r in rows]
 
     def retry_candidates(self, statuses: Collection[RunStatus], limit: int) -> list[RetryCandidate]:
-        rows = self._conn.execute(
+        rows = fetch_all(
+            self._conn,
             query(_FILE, "retry_candidates"),
             {"statuses": sorted(s.value for s in statuses), "limit": limit},
-        ).fetchall()
+        )
         return [
             RetryCandidate(
-                id=run_id,
+                id=row["id"],
                 facts=EndedRun(
-                    status=RunStatus(status),
-                    attempt=attempt,
-                    ended_at=ended_at,
-                    max_attempts=max_attempts,
-                    metric_enabled=enabled,
-                    has_request=has_request,
+                    status=RunStatus(row["status"]),
+                    attempt=row["attempt"],
+                    ended_at=row["completed_at"],
+                    max_attempts=row["max_attempts"],
+                    metric_enabled=row["enabled"],
+                    has_request=row["has_request"],
                 ),
             )
-            for run_id, status, attempt, ended_at, max_attempts, enabled, has_request in rows
+            for row in rows
         ]
 
     def insert_retries(
         self, retries: Sequence[NewRetry], *, requested_at: str, at: datetime
     ) -> list[ScheduledRetry]:
-        rows = self._conn.execute(
+        rows = fetch_all(
+            self._conn,
             query(_FILE, "insert_retries"),
             {
                 "ids": [r.id for r in retries],
@@ -220,9 +229,15 @@ class PostgresRunRepository:
                 "requested_at": requested_at,
                 "now": at,
             },
-        ).fetchall()
+        )
         return [
-            ScheduledRetry(id=r[0], retry_of=r[1], metric_id=r[2], attempt=r[3], not_before=r[4])
+            ScheduledRetry(
+                id=r["id"],
+                retry_of=r["retry_of"],
+                metric_id=r["metric_id"],
+                attempt=r["attempt"],
+                not_before=r["not_before"],
+            )
             for r in rows
         ]
 
@@ -233,42 +248,45 @@ class PostgresRunRepository:
         self._conn.execute(query(_FILE, "notify_runs_queued"))
 
     def pending_inputs(self, run_id: UUID) -> list[PendingInput]:
-        rows = self._conn.execute(query(_FILE, "pending_inputs"), {"id": run_id}).fetchall()
+        rows = fetch_all(self._conn, query(_FILE, "pending_inputs"), {"id": run_id})
         return [
             PendingInput(
-                dataset_id=r[0], update_id=r[1], received_at=r[2], version_manifest_path=r[3]
+                dataset_id=r["dataset_id"],
+                update_id=r["update_id"],
+                received_at=r["received_at"],
+                version_manifest_path=r["version_manifest_path"],
             )
             for r in rows
         ]
 
     def lineage(self, run_id: UUID) -> list[LineageEntry]:
-        rows = self._conn.execute(query(_FILE, "lineage"), {"id": run_id}).fetchall()
+        rows = fetch_all(self._conn, query(_FILE, "lineage"), {"id": run_id})
         return [
             LineageEntry(
-                dataset_id=r[0],
-                update_id=r[1],
-                event_key=r[2],
-                bucket=r[3],
-                version_manifest_path=r[4],
-                projections_path=r[5],
-                occurred_at=r[6],
-                received_at=r[7],
-                effective_at=r[8],
+                dataset_id=r["dataset_id"],
+                update_id=r["id"],  # the dataset update's id (u.id)
+                event_key=r["event_key"],
+                bucket=r["bucket"],
+                version_manifest_path=r["version_manifest_path"],
+                projections_path=r["projections_path"],
+                occurred_at=r["occurred_at"],
+                received_at=r["received_at"],
+                effective_at=r["effective_at"],
             )
             for r in rows
         ]
 
     def attempt_chain(self, run_id: UUID) -> list[AttemptSummary]:
-        rows = self._conn.execute(query(_FILE, "attempt_chain"), {"id": run_id}).fetchall()
+        rows = fetch_all(self._conn, query(_FILE, "attempt_chain"), {"id": run_id})
         return [
             AttemptSummary(
-                id=r[0],
-                attempt=r[1],
-                trigger=r[2],
-                status=RunStatus(r[3]),
-                retry_of=r[4],
-                created_at=r[5],
-                completed_at=r[6],
+                id=r["id"],
+                attempt=r["attempt"],
+                trigger=r["trigger"],
+                status=RunStatus(r["status"]),
+                retry_of=r["retry_of"],
+                created_at=r["created_at"],
+                completed_at=r["completed_at"],
             )
             for r in rows
         ]
@@ -282,7 +300,8 @@ class PostgresRunRepository:
         after: RunPageKey | None,
         limit: int,
     ) -> list[RunSummary]:
-        rows = self._conn.execute(
+        rows = fetch_all(
+            self._conn,
             query(_FILE, "list_runs"),
             {
                 "status": status.value if status else None,
@@ -292,5 +311,5 @@ class PostgresRunRepository:
                 "after_id": after.id if after else None,
                 "limit": limit,
             },
-        ).fetchall()
+        )
         return [_run_summary(r) for r in rows]

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 import yaml
 
-from metrics_orchestrator.application.catalog import CatalogLoadResult
+from metrics_orchestrator.application.catalog_plan import CatalogLoadResult
 from metrics_orchestrator.bootstrap import bootstrap
 from metrics_orchestrator.domain.errors import Conflict, FieldError, ValidationError
 from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, EXIT_USAGE, fail, settings_or_exit

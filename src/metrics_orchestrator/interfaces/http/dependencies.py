@@ -15,8 +15,9 @@ from metrics_orchestrator.application.catalog import CatalogService
 from metrics_orchestrator.application.health import HealthService
 from metrics_orchestrator.application.intake import Orchestrator
 from metrics_orchestrator.application.outputs import OutputService
+from metrics_orchestrator.application.pagination import MAX_PAGE_SIZE
 from metrics_orchestrator.application.ports import Clock
-from metrics_orchestrator.application.queries import MAX_PAGE_SIZE, QueryService
+from metrics_orchestrator.application.queries import QueryService
 from metrics_orchestrator.application.router import EventRouter
 from metrics_orchestrator.application.runs import RunOperations
 from metrics_orchestrator.application.telemetry import Exposition

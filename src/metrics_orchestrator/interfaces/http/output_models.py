@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -12,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from metrics_orchestrator.application.outputs import RunOutput
-from metrics_orchestrator.domain.errors import FieldError, ValidationError
+from metrics_orchestrator.application.pagination import encode_offset_cursor
 
 
 class OutputPointOut(BaseModel):
@@ -40,22 +37,5 @@ class RunOutputOut(BaseModel):
             metadata=dict(output.manifest),
             total=output.total,
             items=[OutputPointOut(obs_time=p.obs_time, value=p.value) for p in output.points],
-            next_cursor=encode_offset(next_offset) if next_offset is not None else None,
+            next_cursor=encode_offset_cursor(next_offset) if next_offset is not None else None,
         )
-
-
-def encode_offset(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode().rstrip("=")
-
-
-def decode_offset(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        offset = json.loads(raw)["offset"]
-    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
-        offset = None
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise ValidationError([FieldError("cursor", "is not a cursor this endpoint returned")])
-    return offset

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from metrics_orchestrator.application.catalog import MetricSpec
+from metrics_orchestrator.application.catalog_document import MetricSpec
+from metrics_orchestrator.application.pagination import keyset_page
 from metrics_orchestrator.application.ports.catalog import DatasetSpec, SeriesSpec
 from metrics_orchestrator.interfaces.http.dependencies import (
     AUTHENTICATED,
@@ -32,7 +33,6 @@ from metrics_orchestrator.interfaces.http.models import (
     SeriesOut,
     SeriesPage,
 )
-from metrics_orchestrator.interfaces.http.pagination import keyset_page
 from metrics_orchestrator.interfaces.http.problems import problem_responses
 
 router = APIRouter(responses=problem_responses(422, 503))

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime
 
 from metrics_orchestrator.application.outputs import MAX_OUTPUT_PAGE, OutputUnavailable
+from metrics_orchestrator.application.pagination import decode_offset_cursor
 from metrics_orchestrator.domain.model import RunStatus
 from metrics_orchestrator.interfaces.http.dependencies import (
     AUTHENTICATED,
@@ -30,7 +31,7 @@ from metrics_orchestrator.interfaces.http.models import (
     RunOut,
     RunPage,
 )
-from metrics_orchestrator.interfaces.http.output_models import RunOutputOut, decode_offset
+from metrics_orchestrator.interfaces.http.output_models import RunOutputOut
 from metrics_orchestrator.interfaces.http.problems import ApiProblem, problem_responses
 from metrics_orchestrator.interfaces.http.routes_catalog import DatasetId, MetricCode
 from metrics_orchestrator.interfaces.http.views import impact_view, readiness_view
@@ -84,7 +85,7 @@ def get_run_output(
     cursor: Cursor = None,
 ) -> RunOutputOut:
     try:
-        output = outputs.read(run_id, offset=decode_offset(cursor), limit=limit)
+        output = outputs.read(run_id, offset=decode_offset_cursor(cursor), limit=limit)
     except OutputUnavailable as exc:
         detail = f"the run's output cannot be read: {exc}"
         raise ApiProblem(502, "output-unavailable", detail) from exc

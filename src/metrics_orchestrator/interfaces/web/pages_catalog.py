@@ -8,9 +8,9 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from metrics_orchestrator.application.pagination import keyset_page
 from metrics_orchestrator.domain.errors import Conflict, NotFound, ValidationError
 from metrics_orchestrator.interfaces.http.models import ReadinessOut
-from metrics_orchestrator.interfaces.http.pagination import keyset_page
 from metrics_orchestrator.interfaces.http.views import impact_view, readiness_view
 from metrics_orchestrator.interfaces.web.deps import (
     ApiToken,

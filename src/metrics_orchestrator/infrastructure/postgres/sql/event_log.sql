@@ -6,7 +6,7 @@ VALUES (%(event_key)s, %(event_type)s, %(source)s, %(payload)s, %(raw_body)s, %(
 RETURNING id;
 
 -- name: was_processed
-SELECT EXISTS (SELECT 1 FROM event_log WHERE event_key = %(event_key)s AND status = 'processed');
+SELECT EXISTS (SELECT 1 FROM event_log WHERE event_key = %(event_key)s AND status = 'processed') AS processed;
 
 -- name: get_event
 SELECT id, event_key, event_type, status, source, payload, raw_body, error, received_at,

@@ -1,0 +1,282 @@
+"""Planning and writing a catalog registration (SPEC §2).
+
+`Planner` reads what the database already knows (set-based, the datasets row-locked), checks
+the document against it and asks the domain to resolve every metric's series to one dataset
+(`domain/resolution.py`), collecting every problem; `Writer` writes a plan that has none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from metrics_orchestrator.application.catalog_document import (
+    CatalogDocument,
+    MetricDefinition,
+    at_path,
+)
+from metrics_orchestrator.application.ports.catalog import (
+    CatalogRepository,
+    DatasetSeriesPair,
+    DatasetSpec,
+    MetricRow,
+    Outcome,
+    SeriesSpec,
+)
+from metrics_orchestrator.domain.errors import FieldError
+from metrics_orchestrator.domain.model import (
+    Cause,
+    Dataset,
+    Metric,
+    MetricDependency,
+    RunStatus,
+    change_for,
+)
+from metrics_orchestrator.domain.resolution import CatalogFacts, resolve_dependencies
+
+DEFINITION_CHANGED = "metric definition changed"
+METRIC_DISABLED = "metric disabled"
+# SPEC §2: a changed or disabled metric's open pending run is canceled
+CANCEL_PENDING = change_for(Cause.CANCEL, RunStatus.PENDING_DEPENDENCIES)
+
+
+@dataclass(frozen=True, slots=True)
+class KindCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @classmethod
+    def of(cls, outcomes: Iterable[Outcome]) -> KindCounts:
+        seen = list(outcomes)
+        return cls(
+            created=seen.count(Outcome.CREATED),
+            updated=seen.count(Outcome.UPDATED),
+            unchanged=seen.count(Outcome.UNCHANGED),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged"
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogLoadResult:
+    series: KindCounts = KindCounts()
+    datasets: KindCounts = KindCounts()
+    metrics: KindCounts = KindCounts()
+    # ids of the metrics whose open pending run was canceled by this load
+    canceled_runs: tuple[str, ...] = ()
+
+
+@dataclass
+class Plan:
+    """Everything a registration will write, worked out before anything is written."""
+
+    series: list[SeriesSpec] = field(default_factory=list)
+    datasets: list[DatasetSpec] = field(default_factory=list)
+    added_pairs: set[DatasetSeriesPair] = field(default_factory=set)
+    removed_pairs: set[DatasetSeriesPair] = field(default_factory=set)
+    changed_series_sets: set[str] = field(default_factory=set)
+    metrics: list[MetricRow] = field(default_factory=list)
+    dependencies: dict[str, tuple[MetricDependency, ...]] = field(default_factory=dict)
+    errors: list[FieldError] = field(default_factory=list)
+
+
+class Planner:
+    def __init__(self, repo: CatalogRepository, default_required_days: int) -> None:
+        self.repo = repo
+        self.default_required_days = default_required_days
+
+    def plan(self, document: CatalogDocument) -> Plan:
+        plan = Plan(
+            series=sorted((e.item for e in document.series), key=lambda s: s.code),
+            datasets=sorted((e.item for e in document.datasets), key=lambda d: d.id),
+        )
+        known_series = self._known_series(document)
+        self._check_dataset_series(document, known_series, plan)
+        current = self.repo.lock_datasets([d.id for d in plan.datasets])
+        self._plan_dataset_series(plan, current)
+        providers = self._providers(document, current)
+        self._plan_metrics(document, known_series, providers, plan)
+        self._check_removals(document, plan)
+        return plan
+
+    def _known_series(self, document: CatalogDocument) -> set[str]:
+        defined = {e.item.code for e in document.series}
+        referenced = {code for e in document.datasets for code in e.item.series}
+        referenced |= {code for e in document.metrics for code in e.item.expression.series_codes()}
+        return defined | self.repo.existing_series(referenced - defined)
+
+    def _check_dataset_series(
+        self, document: CatalogDocument, known_series: set[str], plan: Plan
+    ) -> None:
+        for entry in document.datasets:
+            for index, code in enumerate(entry.item.series):
+                if code not in known_series:
+                    path = at_path(entry.path, f"series[{index}]")
+                    plan.errors.append(FieldError(path, f"unknown series '{code}'"))
+
+    def _plan_dataset_series(self, plan: Plan, current: Mapping[str, Dataset]) -> None:
+        for dataset in plan.datasets:
+            existing = current.get(dataset.id)
+            before = set(existing.series) if existing is not None else set()
+            after = set(dataset.series)
+            plan.added_pairs |= {(dataset.id, code) for code in after - before}
+            plan.removed_pairs |= {(dataset.id, code) for code in before - after}
+            if existing is not None and before != after:
+                plan.changed_series_sets.add(dataset.id)
+
+    def _providers(
+        self, document: CatalogDocument, current: Mapping[str, Dataset]
+    ) -> dict[str, set[str]]:
+        """Who provides each referenced series once this registration is applied."""
+        codes = {code for e in document.metrics for code in e.item.expression.series_codes()}
+        replaced = {e.item.id for e in document.datasets}
+        providers = {
+            code: {d for d in ids if d not in replaced}
+            for code, ids in self.repo.providers(codes).items()
+        }
+        for entry in document.datasets:
+            for code in entry.item.series:
+                providers.setdefault(code, set()).add(entry.item.id)
+        return providers
+
+    def _plan_metrics(
+        self,
+        document: CatalogDocument,
+        known_series: set[str],
+        providers: Mapping[str, set[str]],
+        plan: Plan,
+    ) -> None:
+        pins = {
+            ref.dataset_id
+            for e in document.metrics
+            for ref in e.item.expression.references
+            if ref.dataset_id is not None
+        }
+        known_datasets = {e.item.id for e in document.datasets}
+        known_datasets |= self.repo.existing_datasets(pins - known_datasets)
+        owners = self.repo.metric_ids_by_code([e.item.code for e in document.metrics])
+        facts = CatalogFacts(known_series, known_datasets, providers)
+        for entry in sorted(document.metrics, key=lambda e: e.item.id):
+            metric = entry.item
+            owner = owners.get(metric.code)
+            if owner is not None and owner != metric.id:
+                plan.errors.append(
+                    FieldError(
+                        at_path(entry.path, "code"),
+                        f"code '{metric.code}' is already used by metric '{owner}'",
+                    )
+                )
+            resolution = resolve_dependencies(metric.expression.references, facts)
+            plan.errors.extend(resolution.errors)
+            if resolution.resolved:
+                plan.dependencies[metric.id] = resolution.dependencies
+            plan.metrics.append(self._row(metric))
+
+    def _row(self, metric: MetricDefinition) -> MetricRow:
+        return MetricRow(
+            id=metric.id,
+            code=metric.code,
+            expression_type=metric.expression.expression_type.value,
+            expression_json=metric.expression.canonical,
+            frequency=metric.frequency,
+            unit=metric.unit,
+            description=metric.description,
+            required_days=metric.required_days or self.default_required_days,
+            trigger_policy=metric.trigger_policy,
+            max_attempts=metric.max_attempts,
+            enabled=metric.enabled,
+        )
+
+    def _check_removals(self, document: CatalogDocument, plan: Plan) -> None:
+        """A dataset may stop providing a series only if no metric keeps depending on it."""
+        if not plan.removed_pairs:
+            return
+        reresolved = {e.item.id for e in document.metrics}
+        paths = {e.item.id: e.path for e in document.datasets}
+        for dependent in self.repo.dependents(plan.removed_pairs):
+            if dependent.metric_id in reresolved:
+                continue
+            plan.errors.append(
+                FieldError(
+                    at_path(paths[dependent.dataset_id], "series"),
+                    f"cannot stop providing series '{dependent.series_code}': "
+                    f"metric '{dependent.metric_id}' depends on it through this dataset",
+                )
+            )
+
+
+class Writer:
+    """Writes a checked plan. Order matters for the foreign keys: series, datasets and what
+    they provide, metrics and their dependencies, and last the provisions no longer offered."""
+
+    def __init__(self, repo: CatalogRepository, now: datetime) -> None:
+        self.repo = repo
+        self.now = now
+
+    def write(self, plan: Plan) -> CatalogLoadResult:
+        series = self.repo.upsert_series(plan.series, self.now)
+        datasets = self._write_datasets(plan)
+        metrics, canceled = self._write_metrics(plan)
+        self.repo.remove_dataset_series(plan.removed_pairs)
+        return CatalogLoadResult(
+            series=KindCounts.of(series.get(s.code, Outcome.UNCHANGED) for s in plan.series),
+            datasets=KindCounts.of(datasets),
+            metrics=KindCounts.of(metrics),
+            canceled_runs=tuple(canceled),
+        )
+
+    def _write_datasets(self, plan: Plan) -> list[Outcome]:
+        rows = self.repo.upsert_datasets(plan.datasets, self.now)
+        self.repo.add_dataset_series(plan.added_pairs, self.now)
+        outcomes = []
+        for dataset in plan.datasets:
+            outcome = rows.get(dataset.id, Outcome.UNCHANGED)
+            if outcome is Outcome.UNCHANGED and dataset.id in plan.changed_series_sets:
+                outcome = Outcome.UPDATED
+            outcomes.append(outcome)
+        return outcomes
+
+    def _write_metrics(self, plan: Plan) -> tuple[list[Outcome], list[str]]:
+        ids = [m.id for m in plan.metrics]
+        before = self.repo.lock_metrics(ids)
+        rows = self.repo.upsert_metrics(plan.metrics, self.now)
+        stored = self.repo.dependencies(ids)
+        changed_dependencies = {
+            metric_id: deps
+            for metric_id, deps in plan.dependencies.items()
+            if stored.get(metric_id, ()) != deps
+        }
+        self.repo.replace_dependencies(changed_dependencies, self.now)
+        outcomes: list[Outcome] = []
+        redefined: list[str] = []
+        for row in plan.metrics:
+            outcome = rows.get(row.id, Outcome.UNCHANGED)
+            if outcome is Outcome.UNCHANGED and row.id in changed_dependencies:
+                outcome = Outcome.UPDATED
+            outcomes.append(outcome)
+            if _definition_changed(before.get(row.id), row, outcome, changed_dependencies):
+                redefined.append(row.id)
+        canceled = self.repo.cancel_pending_runs(
+            redefined, CANCEL_PENDING, DEFINITION_CHANGED, self.now
+        )
+        disabled = [m.id for m in plan.metrics if m.enabled is False and m.id not in redefined]
+        canceled += self.repo.cancel_pending_runs(
+            disabled, CANCEL_PENDING, METRIC_DISABLED, self.now
+        )
+        return outcomes, sorted(canceled)
+
+
+def _definition_changed(
+    before: Metric | None,
+    row: MetricRow,
+    outcome: Outcome,
+    changed_dependencies: Mapping[str, object],
+) -> bool:
+    """Did the expression or the dependencies of an existing metric change (§2)?"""
+    if before is None:
+        # Created now, or concurrently by another load we cannot compare with: be safe.
+        return outcome is Outcome.UPDATED
+    return before.expression_json != row.expression_json or row.id in changed_dependencies
