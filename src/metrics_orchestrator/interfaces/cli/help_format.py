@@ -4,7 +4,7 @@ The typer release this project runs prints a type after every option, `<bool>` e
 `--help` and on/off flags, and writes required arguments as `{file}` in usage lines. Neither
 helps anyone: a flag takes no value, and usage lines conventionally name arguments `FILE`.
 These are typer internals, so the patch checks they exist and leaves typer alone otherwise;
-tests/integration/test_cli_help.py fails if an upgrade brings the old rendering back.
+tests/unit/test_cli_help.py fails if an upgrade brings the old rendering back.
 """
 
 from __future__ import annotations
