@@ -248,3 +248,30 @@ def test_errors_sort_in_document_order() -> None:
         "metrics[2].code",
         "metrics[10].code",
     ]
+
+
+def test_a_file_obeys_the_same_text_limits_as_an_http_body() -> None:
+    errors = _errors(
+        {
+            "series": [{"code": "A", "name": "nul\x00here", "unit": "u" * 10_001}],
+            "metrics": [
+                _metric(
+                    description="\ud800",
+                    expression={"op": "sma", "series": {"series_code": "S\x00"}, "window": 5},
+                )
+            ],
+        }
+    )
+    assert errors == [
+        "series[0].name: must not contain NUL characters",
+        "series[0].unit: String should have at most 10000 characters",
+        "metrics[0].expression: must not contain NUL characters",
+        "metrics[0].description: must be valid Unicode (no lone surrogates)",
+    ]
+
+
+def test_null_counts_as_omitted_and_the_spec_is_the_one_the_api_takes() -> None:
+    document = parse_catalog_document(
+        {"datasets": [{"id": "d", "series": ["A"], "enabled": None, "name": None}]}
+    )
+    assert document.datasets[0].item == DatasetSpec(id="d", series=["A"])

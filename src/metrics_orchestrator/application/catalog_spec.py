@@ -193,7 +193,8 @@ def spec_errors(model: type[Spec], problems: list[Any], path: str) -> list[Field
     delegated: tuple[str, ...] = getattr(model, "delegated", ())
     for problem in problems:
         loc = tuple(problem["loc"])
-        if loc and loc[0] in delegated:
+        # The parser words shape errors of the expression; storability is checked here only.
+        if loc and loc[0] in delegated and problem["type"] != "value_error":
             continue
         where = path
         for part in loc:
@@ -218,6 +219,10 @@ def _message(model: type[Spec], problem: Any, loc: tuple[Any, ...]) -> str:
         return f"must be a string, got {_got(value)}"
     if kind == "string_too_short":
         return "must not be empty"
+    if kind == "string_pattern_mismatch":  # NO_NUL is the specs' only pattern
+        return "must not contain NUL characters"
+    if kind == "string_unicode":
+        return "must be valid Unicode (no lone surrogates)"
     if kind == "bool_type":
         return f"must be true or false, got {_got(value)}"
     return str(problem["msg"]).removeprefix("Value error, ")
