@@ -13,10 +13,9 @@ import pytest
 import yaml
 
 from metrics_orchestrator.application.catalog import CatalogService
-from metrics_orchestrator.application.catalog_document import MetricSpec
 from metrics_orchestrator.application.catalog_plan import CatalogLoadResult, KindCounts
+from metrics_orchestrator.application.catalog_spec import DatasetSpec, MetricSpec, SeriesSpec
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
-from metrics_orchestrator.application.ports.catalog import DatasetSpec, SeriesSpec
 from metrics_orchestrator.domain.errors import Conflict, NotFound, ValidationError
 from metrics_orchestrator.domain.model import MetricDependency, TriggerPolicy
 from tests.support import MutableClock
@@ -92,7 +91,7 @@ def _fx_gap(**changes: Any) -> MetricSpec:
         },
         required_days=2,
     )
-    return MetricSpec(**{**{f: getattr(spec, f) for f in spec.__slots__}, **changes})
+    return MetricSpec.model_validate({**spec.model_dump(), **changes})
 
 
 # --- loading the fixture catalogs ------------------------------------------------------------
@@ -371,7 +370,7 @@ def test_one_pin_decides_for_every_reference_to_the_series(
 
 
 def test_a_series_no_dataset_provides_is_refused(catalog: CatalogService) -> None:
-    catalog.register_series(SeriesSpec("ORPHAN_D", unit="u"))
+    catalog.register_series(SeriesSpec(code="ORPHAN_D", unit="u"))
 
     with pytest.raises(ValidationError) as caught:
         catalog.load_catalog(
@@ -628,10 +627,10 @@ def test_a_dataset_series_list_replaces_the_stored_one(
     catalog: CatalogService, multi: dict[str, Any]
 ) -> None:
     catalog.load_catalog(multi)
-    catalog.register_series(SeriesSpec("FX_CCL_D", name="CCL rate"))
+    catalog.register_series(SeriesSpec(code="FX_CCL_D", name="CCL rate"))
 
     dataset = catalog.register_dataset(
-        DatasetSpec("fx_mirror", name="FX rates (mirror)", series=("FX_OFFICIAL_D", "FX_CCL_D"))
+        DatasetSpec(id="fx_mirror", name="FX rates (mirror)", series=["FX_OFFICIAL_D", "FX_CCL_D"])
     )
 
     assert dataset.series == ("FX_CCL_D", "FX_OFFICIAL_D")
@@ -646,7 +645,7 @@ def test_a_dataset_cannot_stop_providing_a_series_a_metric_uses(
     catalog.load_catalog(multi)
 
     with pytest.raises(ValidationError) as caught:
-        catalog.register_dataset(DatasetSpec("fx_daily", series=("FX_PARALLEL_D",)))
+        catalog.register_dataset(DatasetSpec(id="fx_daily", series=["FX_PARALLEL_D"]))
 
     assert _errors(caught) == [
         "series: cannot stop providing series 'FX_OFFICIAL_D': metric 'm-fx-gap' depends on it "

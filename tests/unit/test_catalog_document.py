@@ -14,7 +14,7 @@ from metrics_orchestrator.application.catalog_document import (
     parse_catalog_document,
     read_catalog_document,
 )
-from metrics_orchestrator.application.ports.catalog import DatasetSpec, SeriesSpec
+from metrics_orchestrator.application.catalog_spec import DatasetSpec, SeriesSpec
 from metrics_orchestrator.domain.errors import FieldError, ValidationError
 from metrics_orchestrator.domain.model import TriggerPolicy
 
@@ -47,7 +47,7 @@ def test_the_fixture_catalogs_parse(fixtures_dir: Path) -> None:
         id="fx_daily",
         name="FX rates",
         bucket="ingestor-datasets",
-        series=("FX_OFFICIAL_D", "FX_PARALLEL_D"),
+        series=["FX_OFFICIAL_D", "FX_PARALLEL_D"],
     )
     assert multi.datasets[3].path == "datasets[3]"
 
@@ -74,18 +74,18 @@ def test_a_metric_keeps_its_settings_and_canonical_expression() -> None:
     )
     metric = document.metrics[0].item
     assert metric.required_days == 3
-    assert metric.trigger_policy is TriggerPolicy.ANY_NEW
+    assert metric.policy is TriggerPolicy.ANY_NEW
     assert (metric.max_attempts, metric.enabled, metric.unit) == (2, False, "ratio")
-    assert list(metric.expression.canonical) == ["op", "left", "right"]
-    assert metric.expression.canonical["right"] == {"series_code": "B", "dataset_id": "d2"}
-    assert metric.expression.series_codes() == ("A", "B")
+    assert list(metric.parsed_expression.canonical) == ["op", "left", "right"]
+    assert metric.parsed_expression.canonical["right"] == {"series_code": "B", "dataset_id": "d2"}
+    assert metric.parsed_expression.series_codes() == ("A", "B")
 
 
 def test_omitted_settings_are_left_to_defaults() -> None:
     metric = parse_catalog_document({"metrics": [_metric()]}).metrics[0].item
     assert metric.required_days is None  # the configured default, applied on registration
     assert metric.enabled is None  # keep the stored value, true for a new metric
-    assert (metric.trigger_policy, metric.max_attempts) == (TriggerPolicy.ALL_NEW, 3)
+    assert (metric.policy, metric.max_attempts) == (TriggerPolicy.ALL_NEW, 3)
 
 
 def test_empty_sections_and_an_empty_object_are_fine() -> None:
@@ -231,7 +231,7 @@ def test_entries_with_a_bad_optional_field_are_kept_for_cross_checks() -> None:
         "series[0].unit: must be a string, got a number",
         "metrics[0].max_attempts: must be an integer between 1 and 100",
     ]
-    assert [e.item for e in document.series] == [SeriesSpec("A")]
+    assert [e.item for e in document.series] == [SeriesSpec(code="A")]
     assert [e.item.id for e in document.metrics] == ["m1"]
 
 
@@ -248,3 +248,30 @@ def test_errors_sort_in_document_order() -> None:
         "metrics[2].code",
         "metrics[10].code",
     ]
+
+
+def test_a_file_obeys_the_same_text_limits_as_an_http_body() -> None:
+    errors = _errors(
+        {
+            "series": [{"code": "A", "name": "nul\x00here", "unit": "u" * 10_001}],
+            "metrics": [
+                _metric(
+                    description="\ud800",
+                    expression={"op": "sma", "series": {"series_code": "S\x00"}, "window": 5},
+                )
+            ],
+        }
+    )
+    assert errors == [
+        "series[0].name: must not contain NUL characters",
+        "series[0].unit: String should have at most 10000 characters",
+        "metrics[0].expression: must not contain NUL characters",
+        "metrics[0].description: must be valid Unicode (no lone surrogates)",
+    ]
+
+
+def test_null_counts_as_omitted_and_the_spec_is_the_one_the_api_takes() -> None:
+    document = parse_catalog_document(
+        {"datasets": [{"id": "d", "series": ["A"], "enabled": None, "name": None}]}
+    )
+    assert document.datasets[0].item == DatasetSpec(id="d", series=["A"])

@@ -15,14 +15,12 @@ from typing import TypeVar
 
 from metrics_orchestrator.application.catalog_document import (
     CatalogDocument,
-    MetricSpec,
-    check_settings,
+    check_dataset,
+    check_metric,
+    check_series,
     in_document_order,
     read_catalog_document,
-    read_dataset,
-    read_metric,
-    read_series,
-    read_single,
+    read_settings,
 )
 from metrics_orchestrator.application.catalog_plan import (
     CANCEL_PENDING,
@@ -31,17 +29,14 @@ from metrics_orchestrator.application.catalog_plan import (
     Planner,
     Writer,
 )
+from metrics_orchestrator.application.catalog_spec import DatasetSpec, MetricSpec, SeriesSpec
 from metrics_orchestrator.application.ports import (
     Clock,
     UnitOfWork,
     UnitOfWorkFactory,
     in_transaction,
 )
-from metrics_orchestrator.application.ports.catalog import (
-    CatalogRepository,
-    DatasetSpec,
-    SeriesSpec,
-)
+from metrics_orchestrator.application.ports.catalog import CatalogRepository
 from metrics_orchestrator.domain.errors import Conflict, FieldError, NotFound, ValidationError
 from metrics_orchestrator.domain.model import Dataset, Metric, Series, TriggerPolicy
 
@@ -66,7 +61,7 @@ class CatalogService:
         return in_transaction(self._uow_factory, lambda uow: self._apply(uow, parsed, errors))
 
     def register_series(self, spec: SeriesSpec) -> Series:
-        located = read_single(spec, read_series)
+        located = check_series(spec)
         result = self._transaction(
             lambda uow: self._apply_then(
                 uow, CatalogDocument(series=(located,)), lambda repo: repo.get_series(spec.code)
@@ -77,7 +72,7 @@ class CatalogService:
 
     def register_dataset(self, spec: DatasetSpec) -> Dataset:
         """Create or update a dataset; its series list replaces the stored one."""
-        located = read_single(spec, read_dataset)
+        located = check_dataset(spec)
         result = self._transaction(
             lambda uow: self._apply_then(
                 uow, CatalogDocument(datasets=(located,)), lambda repo: repo.get_dataset(spec.id)
@@ -91,7 +86,7 @@ class CatalogService:
 
         Raises ValidationError (every problem, with JSON paths) or Conflict (code taken).
         """
-        located = read_single(spec, read_metric)
+        located = check_metric(spec)
 
         def work(uow: UnitOfWork) -> Metric | None:
             owner = uow.catalog.metric_ids_by_code([spec.code]).get(spec.code)
@@ -145,16 +140,24 @@ class CatalogService:
         trigger_policy: TriggerPolicy | str | None = None,
     ) -> Metric:
         """Change a metric's settings (not its expression). Disabling cancels its pending run."""
-        policy = check_settings(enabled, required_days, max_attempts, trigger_policy)
+        settings = read_settings(
+            {
+                "enabled": enabled,
+                "required_days": required_days,
+                "max_attempts": max_attempts,
+                # a TriggerPolicy is a str: the spec takes its name
+                "trigger_policy": None if trigger_policy is None else str(trigger_policy),
+            }
+        )
 
         def work(uow: UnitOfWork) -> Metric | None:
             now = self._clock.now()
             metric_id = uow.catalog.update_metric_settings(
                 code,
-                enabled=enabled,
-                required_days=required_days,
-                max_attempts=max_attempts,
-                trigger_policy=policy,
+                enabled=settings.enabled,
+                required_days=settings.required_days,
+                max_attempts=settings.max_attempts,
+                trigger_policy=settings.policy,
                 now=now,
             )
             if metric_id is None:

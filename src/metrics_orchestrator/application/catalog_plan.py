@@ -11,18 +11,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from metrics_orchestrator.application.catalog_document import (
-    CatalogDocument,
-    MetricDefinition,
+from metrics_orchestrator.application.catalog_document import CatalogDocument
+from metrics_orchestrator.application.catalog_spec import (
+    DatasetSpec,
+    MetricSpec,
+    SeriesSpec,
     at_path,
 )
 from metrics_orchestrator.application.ports.catalog import (
     CatalogRepository,
     DatasetSeriesPair,
-    DatasetSpec,
-    MetricRow,
     Outcome,
-    SeriesSpec,
 )
 from metrics_orchestrator.domain.errors import FieldError
 from metrics_orchestrator.domain.model import (
@@ -78,7 +77,7 @@ class Plan:
     added_pairs: set[DatasetSeriesPair] = field(default_factory=set)
     removed_pairs: set[DatasetSeriesPair] = field(default_factory=set)
     changed_series_sets: set[str] = field(default_factory=set)
-    metrics: list[MetricRow] = field(default_factory=list)
+    metrics: list[MetricSpec] = field(default_factory=list)
     dependencies: dict[str, tuple[MetricDependency, ...]] = field(default_factory=dict)
     errors: list[FieldError] = field(default_factory=list)
 
@@ -105,7 +104,9 @@ class Planner:
     def _known_series(self, document: CatalogDocument) -> set[str]:
         defined = {e.item.code for e in document.series}
         referenced = {code for e in document.datasets for code in e.item.series}
-        referenced |= {code for e in document.metrics for code in e.item.expression.series_codes()}
+        referenced |= {
+            code for e in document.metrics for code in e.item.parsed_expression.series_codes()
+        }
         return defined | self.repo.existing_series(referenced - defined)
 
     def _check_dataset_series(
@@ -131,7 +132,7 @@ class Planner:
         self, document: CatalogDocument, current: Mapping[str, Dataset]
     ) -> dict[str, set[str]]:
         """Who provides each referenced series once this registration is applied."""
-        codes = {code for e in document.metrics for code in e.item.expression.series_codes()}
+        codes = {code for e in document.metrics for code in e.item.parsed_expression.series_codes()}
         replaced = {e.item.id for e in document.datasets}
         providers = {
             code: {d for d in ids if d not in replaced}
@@ -152,7 +153,7 @@ class Planner:
         pins = {
             ref.dataset_id
             for e in document.metrics
-            for ref in e.item.expression.references
+            for ref in e.item.parsed_expression.references
             if ref.dataset_id is not None
         }
         known_datasets = {e.item.id for e in document.datasets}
@@ -169,26 +170,17 @@ class Planner:
                         f"code '{metric.code}' is already used by metric '{owner}'",
                     )
                 )
-            resolution = resolve_dependencies(metric.expression.references, facts)
+            resolution = resolve_dependencies(metric.parsed_expression.references, facts)
             plan.errors.extend(resolution.errors)
             if resolution.resolved:
                 plan.dependencies[metric.id] = resolution.dependencies
             plan.metrics.append(self._row(metric))
 
-    def _row(self, metric: MetricDefinition) -> MetricRow:
-        return MetricRow(
-            id=metric.id,
-            code=metric.code,
-            expression_type=metric.expression.expression_type.value,
-            expression_json=metric.expression.canonical,
-            frequency=metric.frequency,
-            unit=metric.unit,
-            description=metric.description,
-            required_days=metric.required_days or self.default_required_days,
-            trigger_policy=metric.trigger_policy,
-            max_attempts=metric.max_attempts,
-            enabled=metric.enabled,
-        )
+    def _row(self, metric: MetricSpec) -> MetricSpec:
+        """What is stored: the canonical expression (already) and the freshness window."""
+        if metric.required_days is not None:
+            return metric
+        return metric.model_copy(update={"required_days": self.default_required_days})
 
     def _check_removals(self, document: CatalogDocument, plan: Plan) -> None:
         """A dataset may stop providing a series only if no metric keeps depending on it."""
@@ -271,7 +263,7 @@ class Writer:
 
 def _definition_changed(
     before: Metric | None,
-    row: MetricRow,
+    row: MetricSpec,
     outcome: Outcome,
     changed_dependencies: Mapping[str, object],
 ) -> bool:
@@ -279,4 +271,4 @@ def _definition_changed(
     if before is None:
         # Created now, or concurrently by another load we cannot compare with: be safe.
         return outcome is Outcome.UPDATED
-    return before.expression_json != row.expression_json or row.id in changed_dependencies
+    return before.expression_json != row.expression or row.id in changed_dependencies

@@ -1,4 +1,4 @@
-"""The catalog's repository port and the rows it writes (SPEC §2)."""
+"""The catalog's repository port (SPEC §2); it writes the input specs of catalog_spec."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
+from metrics_orchestrator.application.catalog_spec import DatasetSpec, MetricSpec, SeriesSpec
 from metrics_orchestrator.domain.model import (
     Dataset,
     Metric,
@@ -20,48 +21,10 @@ from metrics_orchestrator.domain.model import (
 DatasetSeriesPair = tuple[str, str]  # (dataset_id, series_code)
 
 
-@dataclass(frozen=True, slots=True)
-class SeriesSpec:
-    code: str
-    name: str = ""
-    description: str = ""
-    unit: str = ""
-    frequency: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class DatasetSpec:
-    """A dataset and the complete set of series it provides (the set is replaced)."""
-
-    id: str
-    name: str = ""
-    description: str = ""
-    bucket: str = ""
-    series: tuple[str, ...] = ()
-    enabled: bool | None = None  # None: keep the current value (true for a new dataset)
-
-
 class Outcome(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
-
-
-@dataclass(frozen=True, slots=True)
-class MetricRow:
-    """A metrics row to upsert. `enabled` None keeps the stored value (true when new)."""
-
-    id: str
-    code: str
-    expression_type: str
-    expression_json: dict[str, Any]
-    frequency: str
-    unit: str
-    description: str
-    required_days: int
-    trigger_policy: TriggerPolicy
-    max_attempts: int
-    enabled: bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +69,10 @@ class CatalogRepository(Protocol):
 
     def remove_dataset_series(self, pairs: Collection[DatasetSeriesPair]) -> None: ...
 
-    def upsert_metrics(self, metrics: Sequence[MetricRow], now: datetime) -> dict[str, Outcome]: ...
+    def upsert_metrics(self, metrics: Sequence[MetricSpec], now: datetime) -> dict[str, Outcome]:
+        """Each spec with its canonical expression and `required_days` given; `enabled`
+        None keeps the stored value (true when new)."""
+        ...
 
     def dependencies(self, metric_ids: Collection[str]) -> dict[str, tuple[MetricDependency, ...]]:
         """metric id -> its dependency rows in position order (absent: none)."""

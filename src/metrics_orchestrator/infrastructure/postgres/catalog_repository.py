@@ -11,13 +11,11 @@ from psycopg import Connection
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
+from metrics_orchestrator.application.catalog_spec import DatasetSpec, MetricSpec, SeriesSpec
 from metrics_orchestrator.application.ports.catalog import (
     DatasetSeriesPair,
-    DatasetSpec,
     MetricDependent,
-    MetricRow,
     Outcome,
-    SeriesSpec,
 )
 from metrics_orchestrator.domain.errors import ValidationError
 from metrics_orchestrator.domain.expressions import parse_expression
@@ -210,7 +208,7 @@ class PostgresCatalogRepository:
         if pairs:
             self._conn.execute(_sql("remove_dataset_series"), _pairs(pairs))
 
-    def upsert_metrics(self, metrics: Sequence[MetricRow], now: datetime) -> dict[str, Outcome]:
+    def upsert_metrics(self, metrics: Sequence[MetricSpec], now: datetime) -> dict[str, Outcome]:
         if not metrics:
             return {}
         params = {
@@ -218,12 +216,12 @@ class PostgresCatalogRepository:
             "ids": [m.id for m in metrics],
             "codes": [m.code for m in metrics],
             "expression_types": [m.expression_type for m in metrics],
-            "expressions": [Jsonb(m.expression_json) for m in metrics],
+            "expressions": [Jsonb(m.expression) for m in metrics],
             "frequencies": [m.frequency for m in metrics],
             "units": [m.unit for m in metrics],
             "descriptions": [m.description for m in metrics],
             "required_days": [m.required_days for m in metrics],
-            "trigger_policies": [m.trigger_policy.value for m in metrics],
+            "trigger_policies": [m.trigger_policy for m in metrics],
             "max_attempts": [m.max_attempts for m in metrics],
             "enabled": [m.enabled for m in metrics],
         }

@@ -1,6 +1,7 @@
 """Request and response bodies of the HTTP API (SPEC §6.3), with their OpenAPI schemas.
 
-Request models check shape and types (strictly: no silent coercion of "3" to 3); the
+The catalog's request bodies are the application's input specs (application/catalog_spec.py,
+shared with catalog files and the CLI): pydantic checks their shape and types strictly, the
 application services then check meaning (expressions, references) and report every problem
 with its JSON path. Response models are built from the application's read models.
 """
@@ -8,17 +9,19 @@ with its JSON path. Response models are built from the application's read models
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+# The request bodies of the catalog are the application's input specs (one model per concept).
+from metrics_orchestrator.application.catalog_spec import MAX_KEY as MAX_KEY
+from metrics_orchestrator.application.catalog_spec import NO_NUL as NO_NUL
+from metrics_orchestrator.application.catalog_spec import Text
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.ports.runs import PendingInput, RunSummary
 from metrics_orchestrator.application.runs import RunDetail
 from metrics_orchestrator.domain.model import (
-    MAX_ATTEMPTS,
-    MAX_REQUIRED_DAYS,
     Metric,
     MetricRun,
     RunStatus,
@@ -26,44 +29,6 @@ from metrics_orchestrator.domain.model import (
     TriggerPolicy,
 )
 from metrics_orchestrator.domain.orchestration import InputStatus, Outcome
-
-# Beyond a century a freshness window means nothing, and date arithmetic would overflow.
-MAX_TEXT = 10_000
-MAX_KEY = 500
-NO_NUL = r"^[^\x00]*$"
-
-
-def _storable(text: str) -> str:
-    """PostgreSQL text holds neither NUL nor lone surrogates; refuse them up front (422)."""
-    if "\x00" in text:
-        raise ValueError("must not contain NUL characters")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (no lone surrogates)") from None
-    return text
-
-
-def _storable_json(value: Any) -> Any:
-    if isinstance(value, str):
-        _storable(value)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _storable(key)
-            _storable_json(item)
-    elif isinstance(value, list):
-        for item in value:
-            _storable_json(item)
-    return value
-
-
-Text = Annotated[str, Field(max_length=MAX_TEXT, pattern=NO_NUL), AfterValidator(_storable)]
-Key = Annotated[
-    str, Field(min_length=1, max_length=MAX_KEY, pattern=NO_NUL), AfterValidator(_storable)
-]
-JsonObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
-ExpressionType = Literal["series_math", "window_op", "composite"]
-TriggerPolicyName = Literal["all_new", "any_new"]
 
 
 class _Request(BaseModel):
@@ -106,14 +71,6 @@ class Problem(BaseModel):
 # --- catalog --------------------------------------------------------------------------------
 
 
-class SeriesIn(_Request):
-    code: Key
-    name: Text = ""
-    description: Text = ""
-    unit: Text = ""
-    frequency: Text = ""
-
-
 class SeriesOut(_ReadModelOut):
     code: str
     name: str
@@ -125,17 +82,6 @@ class SeriesOut(_ReadModelOut):
 class SeriesPage(BaseModel):
     items: list[SeriesOut]
     next_cursor: str | None
-
-
-class DatasetIn(_Request):
-    id: Key
-    name: Text = ""
-    description: Text = ""
-    bucket: Text = ""
-    series: list[Key] = Field(
-        description="Codes of every series the dataset provides (replaces the stored list)."
-    )
-    enabled: bool | None = Field(default=None, description="Omit to keep the current value.")
 
 
 class DatasetOut(_ReadModelOut):
@@ -167,29 +113,6 @@ class DatasetDetailOut(DatasetOut):
 class DatasetPage(BaseModel):
     items: list[DatasetOut]
     next_cursor: str | None
-
-
-class MetricIn(_Request):
-    id: Key
-    code: Key
-    expression_type: ExpressionType
-    expression: JsonObject = Field(description="The expression tree (SPEC §3).")
-    frequency: Text = ""
-    unit: Text = ""
-    description: Text = ""
-    required_days: int | None = Field(
-        default=None, ge=1, le=MAX_REQUIRED_DAYS, description="Omit for the configured default."
-    )
-    trigger_policy: TriggerPolicyName = "all_new"
-    max_attempts: int = Field(default=3, ge=1, le=MAX_ATTEMPTS)
-    enabled: bool | None = Field(default=None, description="Omit to keep the current value.")
-
-
-class MetricPatch(_Request):
-    enabled: bool | None = None
-    required_days: int | None = Field(default=None, ge=1, le=MAX_REQUIRED_DAYS)
-    max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS)
-    trigger_policy: TriggerPolicyName | None = None
 
 
 class DependencyOut(_ReadModelOut):

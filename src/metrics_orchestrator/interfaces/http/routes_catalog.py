@@ -6,9 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from metrics_orchestrator.application.catalog_document import MetricSpec
+from metrics_orchestrator.application.catalog_spec import (
+    DatasetSpec,
+    MetricSettings,
+    MetricSpec,
+    SeriesSpec,
+)
 from metrics_orchestrator.application.pagination import keyset_page
-from metrics_orchestrator.application.ports.catalog import DatasetSpec, SeriesSpec
 from metrics_orchestrator.interfaces.http.dependencies import (
     AUTHENTICATED,
     DEFAULT_PAGE_SIZE,
@@ -21,15 +25,11 @@ from metrics_orchestrator.interfaces.http.models import (
     MAX_KEY,
     NO_NUL,
     DatasetDetailOut,
-    DatasetIn,
     DatasetOut,
     DatasetPage,
     DatasetUpdateOut,
-    MetricIn,
     MetricOut,
     MetricPage,
-    MetricPatch,
-    SeriesIn,
     SeriesOut,
     SeriesPage,
 )
@@ -71,21 +71,8 @@ def get_metric(code: MetricCode, catalog: CatalogDep) -> MetricOut:
     dependencies=AUTHENTICATED,
     responses=problem_responses(401, 409),
 )
-def register_metric(body: MetricIn, catalog: CatalogDep) -> MetricOut:
-    spec = MetricSpec(
-        id=body.id,
-        code=body.code,
-        expression_type=body.expression_type,
-        expression=body.expression,
-        frequency=body.frequency,
-        unit=body.unit,
-        description=body.description,
-        required_days=body.required_days,
-        trigger_policy=body.trigger_policy,
-        max_attempts=body.max_attempts,
-        enabled=body.enabled,
-    )
-    return MetricOut.of(catalog.register_metric(spec))
+def register_metric(body: MetricSpec, catalog: CatalogDep) -> MetricOut:
+    return MetricOut.of(catalog.register_metric(body))
 
 
 @router.patch(
@@ -97,15 +84,8 @@ def register_metric(body: MetricIn, catalog: CatalogDep) -> MetricOut:
     dependencies=AUTHENTICATED,
     responses=problem_responses(401, 404),
 )
-def update_metric(code: MetricCode, body: MetricPatch, catalog: CatalogDep) -> MetricOut:
-    metric = catalog.update_metric(
-        code,
-        enabled=body.enabled,
-        required_days=body.required_days,
-        max_attempts=body.max_attempts,
-        trigger_policy=body.trigger_policy,
-    )
-    return MetricOut.of(metric)
+def update_metric(code: MetricCode, body: MetricSettings, catalog: CatalogDep) -> MetricOut:
+    return MetricOut.of(catalog.update_metric(code, **body.model_dump()))
 
 
 @router.get("/datasets", tags=["datasets"], summary="List datasets, by id")
@@ -143,16 +123,8 @@ def get_dataset(
     dependencies=AUTHENTICATED,
     responses=problem_responses(401),
 )
-def register_dataset(body: DatasetIn, catalog: CatalogDep) -> DatasetOut:
-    spec = DatasetSpec(
-        id=body.id,
-        name=body.name,
-        description=body.description,
-        bucket=body.bucket,
-        series=tuple(body.series),
-        enabled=body.enabled,
-    )
-    return DatasetOut.model_validate(catalog.register_dataset(spec))
+def register_dataset(body: DatasetSpec, catalog: CatalogDep) -> DatasetOut:
+    return DatasetOut.model_validate(catalog.register_dataset(body))
 
 
 @router.post(
@@ -162,15 +134,8 @@ def register_dataset(body: DatasetIn, catalog: CatalogDep) -> DatasetOut:
     dependencies=AUTHENTICATED,
     responses=problem_responses(401),
 )
-def register_series(body: SeriesIn, catalog: CatalogDep) -> SeriesOut:
-    spec = SeriesSpec(
-        code=body.code,
-        name=body.name,
-        description=body.description,
-        unit=body.unit,
-        frequency=body.frequency,
-    )
-    return SeriesOut.model_validate(catalog.register_series(spec))
+def register_series(body: SeriesSpec, catalog: CatalogDep) -> SeriesOut:
+    return SeriesOut.model_validate(catalog.register_series(body))
 
 
 @router.get("/series", tags=["datasets"], summary="List series, by code")

@@ -1,0 +1,232 @@
+"""The one input model of the catalog (SPEC §2, §3): what a series, a dataset or a metric is
+when someone submits it, whether through an HTTP body, a `catalog load` file or the CLI.
+
+Pydantic checks shape and types here, strictly (no silent coercion of "3" to 3); what needs
+more than one field or the domain (identifiers, a dataset listing a series twice, the
+expression tree) is checked by `catalog_document`. `spec_errors` turns pydantic's errors into
+the domain's `FieldError`s, each at its JSON path, with the catalog file's wording.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
+
+import pydantic
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr
+
+from metrics_orchestrator.domain.errors import FieldError
+from metrics_orchestrator.domain.expressions import Expression
+from metrics_orchestrator.domain.json_values import json_type
+from metrics_orchestrator.domain.model import MAX_ATTEMPTS, MAX_REQUIRED_DAYS, TriggerPolicy
+
+MAX_TEXT = 10_000
+MAX_KEY = 500
+NO_NUL = r"^[^\x00]*$"
+
+
+def _storable(text: str) -> str:
+    """PostgreSQL text holds neither NUL nor lone surrogates; refuse them up front."""
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return text
+
+
+def _storable_json(value: Any) -> Any:
+    if isinstance(value, str):
+        _storable(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key)
+            _storable_json(item)
+    elif isinstance(value, list):
+        for item in value:
+            _storable_json(item)
+    return value
+
+
+Text = Annotated[str, Field(max_length=MAX_TEXT, pattern=NO_NUL), AfterValidator(_storable)]
+Key = Annotated[
+    str, Field(min_length=1, max_length=MAX_KEY, pattern=NO_NUL), AfterValidator(_storable)
+]
+JsonObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
+ExpressionType = Literal["series_math", "window_op", "composite"]
+TriggerPolicyName = Literal["all_new", "any_new"]
+
+
+class Spec(BaseModel):
+    """Base of every input spec. `_messages` words a field's every error in one sentence
+    (`{got}` is the JSON type of the value, `{shown}` the value itself when a string)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    _messages: ClassVar[dict[str, str]] = {}
+
+
+class SeriesSpec(Spec):
+    code: Key
+    name: Text = ""
+    description: Text = ""
+    unit: Text = ""
+    frequency: Text = ""
+
+
+class DatasetSpec(Spec):
+    """A dataset and the complete set of series it provides (the set is replaced)."""
+
+    id: Key
+    name: Text = ""
+    description: Text = ""
+    bucket: Text = ""
+    enabled: bool | None = Field(default=None, description="Omit to keep the current value.")
+    series: list[Key] = Field(
+        description="Codes of every series the dataset provides (replaces the stored list)."
+    )
+
+    _messages: ClassVar[dict[str, str]] = {"series": "must be a list of series codes, got {got}"}
+
+
+_POLICY_MESSAGE = "unknown trigger policy {shown}; expected one of " + ", ".join(TriggerPolicy)
+
+
+class MetricSettings(Spec):
+    """An operational change of a metric (not its definition); None keeps the stored value."""
+
+    enabled: bool | None = None
+    required_days: int | None = Field(default=None, ge=1, le=MAX_REQUIRED_DAYS)
+    max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS)
+    trigger_policy: TriggerPolicyName | None = None
+
+    _messages: ClassVar[dict[str, str]] = {
+        "required_days": f"must be an integer between 1 and {MAX_REQUIRED_DAYS}",
+        "max_attempts": f"must be an integer between 1 and {MAX_ATTEMPTS}",
+        "trigger_policy": _POLICY_MESSAGE,
+    }
+
+    @property
+    def policy(self) -> TriggerPolicy | None:
+        return None if self.trigger_policy is None else TriggerPolicy(self.trigger_policy)
+
+
+class MetricSpec(Spec):
+    """A metric as submitted. `expression` is raw JSON: the domain parses it (§3), and
+    `with_expression` keeps the parsed tree beside its canonical form."""
+
+    id: Key
+    code: Key
+    expression_type: ExpressionType
+    expression: JsonObject = Field(description="The expression tree (SPEC §3).")
+    frequency: Text = ""
+    unit: Text = ""
+    description: Text = ""
+    required_days: int | None = Field(
+        default=None, ge=1, le=MAX_REQUIRED_DAYS, description="Omit for the configured default."
+    )
+    trigger_policy: TriggerPolicyName = "all_new"
+    max_attempts: int = Field(default=3, ge=1, le=MAX_ATTEMPTS)
+    enabled: bool | None = Field(default=None, description="Omit to keep the current value.")
+
+    _messages: ClassVar[dict[str, str]] = MetricSettings._messages
+    # Reported by the domain's expression parser, which knows the language (§3).
+    delegated: ClassVar[tuple[str, ...]] = ("expression_type", "expression")
+    _parsed: Expression | None = PrivateAttr(default=None)
+
+    @property
+    def policy(self) -> TriggerPolicy:
+        return TriggerPolicy(self.trigger_policy)
+
+    @property
+    def parsed_expression(self) -> Expression:
+        if self._parsed is None:
+            raise ValueError(f"metric '{self.id}': expression not parsed yet")
+        return self._parsed
+
+    def with_expression(self, expression: Expression) -> MetricSpec:
+        """This spec with its expression parsed and in canonical form."""
+        copy = self.model_copy(update={"expression": expression.canonical})
+        copy._parsed = expression
+        return copy
+
+
+S = TypeVar("S", bound=Spec)
+
+
+def at_path(path: str, key: object) -> str:
+    """The JSON path of `key` inside the object at `path` ("" is the top level)."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
+
+
+def validate_spec(
+    model: type[S], raw: Mapping[Any, object], path: str, errors: list[FieldError]
+) -> S | None:
+    """`raw` as a `model`, every problem appended to `errors` at its JSON path under `path`.
+
+    A missing or null key takes its default, as in a catalog file. When only optional fields
+    are wrong the spec is still returned, with defaults in those fields, so that checks
+    against the rest of the catalog run too; the errors make sure it is never written.
+    """
+    present = {key: value for key, value in raw.items() if value is not None}
+    try:
+        return model.model_validate(present)
+    except pydantic.ValidationError as exc:
+        problems = exc.errors()
+    errors.extend(spec_errors(model, problems, path))
+    wrong = {problem["loc"][0] for problem in problems if problem["loc"]}
+    required = {name for name, info in model.model_fields.items() if info.is_required()}
+    if wrong & required or not all(isinstance(key, str) for key in wrong):
+        return None
+    kept = {key: value for key, value in present.items() if key not in wrong}
+    try:
+        return model.model_validate(kept)
+    except pydantic.ValidationError:
+        return None
+
+
+def spec_errors(model: type[Spec], problems: list[Any], path: str) -> list[FieldError]:
+    """Pydantic's errors as FieldErrors: one per field, in the catalog file's wording."""
+    found: dict[str, FieldError] = {}
+    delegated: tuple[str, ...] = getattr(model, "delegated", ())
+    for problem in problems:
+        loc = tuple(problem["loc"])
+        # The parser words shape errors of the expression; storability is checked here only.
+        if loc and loc[0] in delegated and problem["type"] != "value_error":
+            continue
+        where = path
+        for part in loc:
+            where = at_path(where, part)
+        message = _message(model, problem, loc)
+        found.setdefault(where, FieldError(where, message))
+    return list(found.values())
+
+
+def _message(model: type[Spec], problem: Any, loc: tuple[Any, ...]) -> str:
+    kind, value = problem["type"], problem.get("input")
+    if kind == "extra_forbidden":
+        return f"unknown key; expected {', '.join(model.model_fields)}"
+    if kind == "missing":
+        return "is required" + (" (a list of series codes)" if loc == ("series",) else "")
+    if len(loc) == 2 and loc[0] == "series" and kind in {"string_type", "string_too_short"}:
+        return f"must be a series code, got {_got(value)}"
+    if len(loc) == 1 and loc[0] in model._messages:
+        shown = repr(value) if isinstance(value, str) else _got(value)
+        return model._messages[loc[0]].format(got=_got(value), shown=shown)
+    if kind == "string_type":
+        return f"must be a string, got {_got(value)}"
+    if kind == "string_too_short":
+        return "must not be empty"
+    if kind == "string_pattern_mismatch":  # NO_NUL is the specs' only pattern
+        return "must not contain NUL characters"
+    if kind == "string_unicode":
+        return "must be valid Unicode (no lone surrogates)"
+    if kind == "bool_type":
+        return f"must be true or false, got {_got(value)}"
+    return str(problem["msg"]).removeprefix("Value error, ")
+
+
+def _got(value: object) -> str:
+    return json_type(value, array="a list")
