@@ -459,3 +459,33 @@ def test_a_string_with_only_a_lower_bound_says_or_more() -> None:
     assert fields.string("y", required=True, min_length=3) == "abc"
     assert fields.string("x", required=True, min_length=3) is None
     assert [str(e) for e in fields.errors] == ["x: must be 3 or more characters (got 2)"]
+
+
+# --- event keys (SPEC §5.1: the idempotency key, stored under a unique index) ---------------------
+
+
+def test_the_natural_key_of_an_update_is_its_dataset_and_manifest() -> None:
+    key = "d1:datasets/d1/versions/v1/manifest.json"
+    assert parse_projection_update(UPDATE).event_key == key
+    assert decode_event(json.dumps(UPDATE), received_at=NOW).event_key == key
+    assert decode_event(json.dumps(UPDATE)).event_key == key
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"version_manifest_path": 5},
+        {"version_manifest_path": "   "},
+        {"version_manifest_path": "m" * 1025},
+        {"dataset_id": "bad id"},
+    ],
+)
+def test_an_update_with_an_invalid_key_part_is_keyed_by_its_body(fields: dict[str, Any]) -> None:
+    body = json.dumps({**UPDATE, **fields})
+    decoded = decode_event(body, received_at=NOW)
+    assert decoded.event_key == body_digest_key(PROJECTION_UPDATE, body)
+
+
+def test_closing_brackets_count_one_level_each() -> None:
+    assert nesting_depth(b"[][[]]") == 2
+    assert nesting_depth(b"{}{}{[[]]}") == 3
