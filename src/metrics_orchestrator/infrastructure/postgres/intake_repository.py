@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import Connection, errors
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
+from metrics_orchestrator.application.ports import TransientDatabaseError
 from metrics_orchestrator.application.ports.intake import (
     DatasetInfo,
     MetricForIntake,
@@ -19,8 +20,10 @@ from metrics_orchestrator.application.ports.intake import (
     QueuedRun,
     RecordedUpdates,
     RecordOutcome,
+    UpdateNotStorable,
     WaitingRun,
 )
+from metrics_orchestrator.domain.errors import DomainError
 from metrics_orchestrator.domain.model import (
     Cause,
     MetricDependency,
@@ -116,6 +119,30 @@ class PostgresIntakeRepository:
             "set_freshest_updates",
             {"dataset_ids": list(freshest), "update_ids": list(freshest.values())},
         )
+
+    def lock_for_batch(self, dataset_ids: Sequence[str]) -> None:
+        ids = sorted(dataset_ids)
+        self._all("lock_datasets", {"dataset_ids": ids})
+        self.lock_dependent_metrics(ids)
+
+    @contextmanager
+    def isolated(self) -> Iterator[None]:
+        # Plain SQL rather than conn.transaction(): the batch's transaction is always open
+        # here (the locks were taken), so this is a savepoint and never a BEGIN/COMMIT.
+        self._conn.execute("SAVEPOINT intake_update")
+        try:
+            yield
+        except errors.UniqueViolation as exc:
+            # a concurrent insert of the same row: decided again in a new transaction
+            self._conn.execute("ROLLBACK TO SAVEPOINT intake_update")
+            raise TransientDatabaseError(str(exc)) from exc
+        except (errors.DataError, errors.IntegrityError) as exc:
+            self._conn.execute("ROLLBACK TO SAVEPOINT intake_update")
+            raise UpdateNotStorable(str(exc)) from exc
+        except DomainError:
+            self._conn.execute("ROLLBACK TO SAVEPOINT intake_update")
+            raise
+        self._conn.execute("RELEASE SAVEPOINT intake_update")
 
     def lock_dependent_metrics(self, dataset_ids: Sequence[str]) -> list[MetricForIntake]:
         rows = self._all("lock_dependent_metrics", {"dataset_ids": list(dataset_ids)})
