@@ -21,9 +21,10 @@ import pytest
 from metrics_orchestrator.infrastructure.postgres.queries import load_queries
 
 GROWING = {"metric_runs", "run_dataset_updates"}
-# what one update's transaction runs (intake_repository.py, in order)
+# what an intake transaction runs (intake_repository.py, in order)
 INTAKE_STATEMENTS = [
     "lock_datasets",
+    "metrics_of_datasets",
     "freshest_updates",
     "record_updates",
     "set_freshest_updates",

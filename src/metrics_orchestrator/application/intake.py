@@ -173,22 +173,30 @@ class Orchestrator:
         self, uow: UnitOfWork, received: Sequence[_Received], context: _Context
     ) -> list[IntakeResult]:
         datasets = sorted({item.update.dataset_id for item in received if item.update})
-        if datasets:
-            # Every lock the batch needs, up front and in the global order (datasets, then
-            # metrics, then pending runs, each by id): taking them update by update would let
-            # two batches each hold what the other waits for. The steps below re-lock subsets
-            # of these rows, which never waits.
-            uow.intake.lock_for_batch(datasets)
-        return [self._ingest_isolated(uow, item, context) for item in received]
+        # Every lock the batch needs, up front and in the global order (datasets, then
+        # metrics, then pending runs, each by id): taking them update by update would let
+        # two batches each hold what the other waits for. What is locked here cannot change
+        # before commit, so each update takes its dependents from it (no statement of its
+        # own); a pending run created by an earlier update of the batch is this
+        # transaction's own row.
+        dependents = uow.intake.lock_for_batch(datasets) if datasets else {}
+        return [self._ingest_isolated(uow, item, dependents, context) for item in received]
 
-    def _ingest_isolated(self, uow: UnitOfWork, item: _Received, context: _Context) -> IntakeResult:
+    def _ingest_isolated(
+        self,
+        uow: UnitOfWork,
+        item: _Received,
+        dependents: dict[str, list[MetricForIntake]],
+        context: _Context,
+    ) -> IntakeResult:
         """One event of the batch, in a savepoint: refused, it is rolled back and rejected."""
         now = self._clock.now()
         if item.update is None:
             return self._rejected(uow, item, item.error or "invalid event", context, now)
         try:
             with uow.intake.isolated():
-                return self._ingest_in(uow, item, item.update, context, now)
+                metrics = dependents.get(item.update.dataset_id, [])
+                return self._ingest_in(uow, item, item.update, metrics, context, now)
         except (UpdateNotStorable, DomainError) as exc:
             reason = f"the update cannot be stored: {exc}"
             return self._rejected(uow, item, reason, context, now)
@@ -198,6 +206,7 @@ class Orchestrator:
         uow: UnitOfWork,
         item: _Received,
         update: ProjectionUpdate,
+        metrics: Sequence[MetricForIntake],
         context: _Context,
         now: datetime,
     ) -> IntakeResult:
@@ -207,7 +216,6 @@ class Orchestrator:
             return self._rejected(uow, item, reason, context, now)
         if recorded.outcome is RecordOutcome.DUPLICATE:
             return self._duplicate(uow, item, update, context, now)
-        metrics = uow.intake.lock_dependent_metrics([update.dataset_id])
         plan = self._plan(uow, metrics, now)
         with uow.intake.pipelined():
             self._apply(uow, plan, now)

@@ -118,10 +118,11 @@ class IntakeRepository(Protocol):
         """Store each dataset's freshest update, as the domain chose it."""
         ...
 
-    def lock_for_batch(self, dataset_ids: Sequence[str]) -> None:
+    def lock_for_batch(self, dataset_ids: Sequence[str]) -> dict[str, list[MetricForIntake]]:
         """Everything a batch of updates of these datasets can touch, locked in the global
         intake order: the datasets, then their enabled dependent metrics, then those
-        metrics' pending runs, each in id order."""
+        metrics' pending runs, each in id order. Per dataset: its locked dependents, in id
+        order."""
         ...
 
     def isolated(self) -> AbstractContextManager[None]:

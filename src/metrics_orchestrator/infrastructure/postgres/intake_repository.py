@@ -120,15 +120,25 @@ class PostgresIntakeRepository:
             {"dataset_ids": list(freshest), "update_ids": list(freshest.values())},
         )
 
-    def lock_for_batch(self, dataset_ids: Sequence[str]) -> None:
+    def lock_for_batch(self, dataset_ids: Sequence[str]) -> dict[str, list[MetricForIntake]]:
         ids = sorted(dataset_ids)
         self._all("lock_datasets", {"dataset_ids": ids})
-        self.lock_dependent_metrics(ids)
+        metrics = {m.id: m for m in self.lock_dependent_metrics(ids)}
+        dependents: dict[str, list[MetricForIntake]] = {ds: [] for ds in ids}
+        if metrics:
+            rows = self._all(
+                "metrics_of_datasets", {"dataset_ids": ids, "metric_ids": list(metrics)}
+            )
+            for dataset_id, metric_id in sorted(rows):
+                dependents[dataset_id].append(metrics[metric_id])
+        return dependents
 
     @contextmanager
     def isolated(self) -> Iterator[None]:
         # Plain SQL rather than conn.transaction(): the batch's transaction is always open
         # here (the locks were taken), so this is a savepoint and never a BEGIN/COMMIT.
+        # Not released after success (one round trip less per update): a later
+        # ROLLBACK TO goes to the newest savepoint of that name, this update's own.
         self._conn.execute("SAVEPOINT intake_update")
         try:
             yield
@@ -142,7 +152,6 @@ class PostgresIntakeRepository:
         except DomainError:
             self._conn.execute("ROLLBACK TO SAVEPOINT intake_update")
             raise
-        self._conn.execute("RELEASE SAVEPOINT intake_update")
 
     def lock_dependent_metrics(self, dataset_ids: Sequence[str]) -> list[MetricForIntake]:
         rows = self._all("lock_dependent_metrics", {"dataset_ids": list(dataset_ids)})
