@@ -6,6 +6,10 @@ ingests a warm-up share of the stream, waits for the others at a barrier and the
 its share (event `i` goes to worker `i % workers`, like consumers sharing one queue) for a
 fixed time. Throughput is the total over the wall time from the first start to the last
 finish. Decoding the body is included (a consumer does it too); SQS is not (figure 3).
+
+Right after each intake measurement, the same cell (catalog, stream, workers, events per
+transaction) measures its ceiling on a fresh database: the same rows written with no logic
+(bench/row_ceiling.py). Every figure is stated as a fraction of that ceiling.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from psycopg_pool import ConnectionPool
 
 from bench.catalog import CatalogShape
 from bench.environment import BenchDatabases, connection, median
+from bench.row_ceiling import RowsReport, write_rows_share
 from bench.stream import EventStream, StreamShape
 from bench.workers import Task, WorkerPool
 from metrics_orchestrator.application.intake import IntakeResult, Orchestrator
@@ -173,6 +178,19 @@ class CellResult:
     transactions_per_second: list[float] = field(default_factory=list)
     # CPU milliseconds per update: (client, server), one pair per repeat
     cpu_ms: list[tuple[float, float]] = field(default_factory=list)
+    # the same rows with no logic, same cell, measured right after each repeat
+    ceiling_per_second: list[float] = field(default_factory=list)
+
+    @property
+    def ceiling(self) -> float:
+        return median(self.ceiling_per_second)
+
+    @property
+    def of_ceiling(self) -> float:
+        """Median over the repeats of intake / ceiling, each pair measured back to back."""
+        return median(
+            [u / c for u, c in zip(self.updates_per_second, self.ceiling_per_second, strict=True)]
+        )
 
     @property
     def client_cpu_ms(self) -> float:
@@ -242,7 +260,8 @@ def run_throughput(
         progress(
             f"  {cell.label()}: {result.updates:8,.0f} updates/s "
             f"(runs {result.runs:8,.0f}/s; repeats {result.spread()}; CPU ms/update "
-            f"client {result.client_cpu_ms:.2f} server {result.server_cpu_ms:.2f})"
+            f"client {result.client_cpu_ms:.2f} server {result.server_cpu_ms:.2f}); "
+            f"same rows, no logic: {result.ceiling:8,.0f}/s ({result.of_ceiling:.0%})"
         )
         results.append(result)
     return ThroughputResult(config, results)
@@ -289,6 +308,43 @@ def _measure(
             sum(r.server_cpu for r in reports) / events * 1000,
         )
     )
+    runs_per_update = sum(r.queued for r in reports) / events
+    into.ceiling_per_second.append(
+        _measure_ceiling(pool, databases, config, cell, stream, runs_per_update)
+    )
+
+
+def _measure_ceiling(
+    pool: WorkerPool,
+    databases: BenchDatabases,
+    config: ThroughputConfig,
+    cell: Cell,
+    stream: StreamShape,
+    runs_per_update: float,
+) -> float:
+    url = databases.with_catalog(CatalogShape(datasets=DATASETS, fan_out=cell.fan_out))
+    try:
+        tasks = [
+            Task(
+                write_rows_share,
+                {
+                    "database_url": url,
+                    "stream": stream,
+                    "worker": worker,
+                    "workers": cell.workers,
+                    "batch": cell.batch,
+                    "runs_per_update": runs_per_update,
+                    "warmup_events": config.warmup_events,
+                    "duration": config.duration,
+                },
+            )
+            for worker in range(cell.workers)
+        ]
+        reports: list[RowsReport] = pool.run(tasks)
+    finally:
+        databases.drop(url)
+    wall = max(r.finished for r in reports) - min(r.started for r in reports)
+    return sum(r.events for r in reports) / wall
 
 
 def _check_recorded(url: str, reports: Sequence[ShareReport]) -> None:

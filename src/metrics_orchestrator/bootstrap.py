@@ -7,7 +7,7 @@ of it is re-exported below (`__all__`).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -311,14 +311,15 @@ def build_consumers(container: Container, aws: AwsWiring) -> list[SqsConsumer]:
             continue
         source = f"sqs:{name}"
 
-        def handle(body: str, _message_id: str, source: str = source) -> None:
-            container.router.handle(body, source=source)
+        def handle(messages: Sequence[tuple[str, str]], source: str = source) -> None:
+            # one receive, one intake transaction (docs/messaging.md)
+            container.router.handle_batch([body for body, _ in messages], source=source)
 
         consumers.append(
             SqsConsumer(
                 sqs_client_from(settings, aws.endpoint_url),
                 url,
-                handle,
+                batch_handler=handle,
                 wait_seconds=aws.wait_seconds,
                 visibility_timeout=settings.sqs_visibility_timeout,
                 name=name,

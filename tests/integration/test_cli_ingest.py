@@ -16,7 +16,7 @@ from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.router import EventRouter
 from metrics_orchestrator.application.runs import FeedbackService
 from metrics_orchestrator.interfaces.cli import app
-from metrics_orchestrator.interfaces.cli.ingest import ingest_lines
+from metrics_orchestrator.interfaces.cli.ingest import SLICE, ingest_lines, worker_of
 from tests.integration.intake_helpers import load_catalog_file, update_body
 from tests.support import MutableClock
 
@@ -145,7 +145,7 @@ def test_a_file_of_processed_and_duplicate_lines_exits_0(
     assert "processed: 1, duplicates: 1, rejected: 0" in result.stdout
 
 
-def test_an_unavailable_database_stops_at_that_line_with_exit_1(
+def test_an_unavailable_database_stops_at_that_slice_with_exit_1(
     database_url: str, uow_factory: UnitOfWorkFactory, pool: ConnectionPool[Connection[TupleRow]]
 ) -> None:
     clock = MutableClock()
@@ -153,14 +153,64 @@ def test_an_unavailable_database_stops_at_that_line_with_exit_1(
     router = EventRouter(uow_factory, clock, orchestrator, FeedbackService(uow_factory, clock))
 
     def lines() -> Iterator[bytes]:
-        yield b"{not json"
-        pool.close()  # the database goes away between line 1 and line 2
+        # lines go in slices of SLICE: the first slice is handled before the next is read
+        for n in range(SLICE):
+            yield b"{not json %d" % n
+        pool.close()  # the database goes away between the first slice and the second
         yield b"{not json either"
+        yield b"{nor this"
 
     summary = ingest_lines(router, lines(), source="test")
 
     assert summary.exit_code == 1
-    assert summary.outcomes["rejected"] == 1
+    assert summary.outcomes["rejected"] == SLICE
     assert summary.failure is not None
-    assert summary.failure[0] == 2
-    assert any("line 2: not handled, stopped" in line for line in summary.lines())
+    assert summary.failure[0] == SLICE + 1
+    assert any(f"line {SLICE + 1}: not handled, stopped" in line for line in summary.lines())
+
+
+def test_ingest_with_workers_shares_the_file_and_keeps_each_datasets_file_order(
+    database_url: str,
+    uow_factory: UnitOfWorkFactory,
+    fixtures_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    load_catalog_file(uow_factory, MutableClock(), fixtures_dir / "multi_dataset_catalog.yaml")
+    datasets = ("reserves_daily", "fx_daily", "prices_monthly", "fx_mirror")
+    # no occurred_at: each version is fresher than the one before it in the file
+    lines = [update_body(datasets[n % 4], f"v{n:02d}") for n in range(48)]
+    lines += [lines[5], "{not json"]
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+
+    result = CliRunner().invoke(app, ["ingest", "--workers", "3", str(events)])
+
+    assert result.exit_code == 2, result.output
+    assert "processed: 48, duplicates: 1, rejected: 1" in result.stdout
+    assert "line 50: rejected: body is not valid JSON" in result.stdout
+    with psycopg.connect(database_url) as conn:
+        logged = conn.execute("SELECT count(*) FROM event_log").fetchone()
+        # one worker per dataset: its updates were received in file order
+        out_of_order = conn.execute(
+            "SELECT count(*) FROM (SELECT dataset_id, version_manifest_path,"
+            " lag(version_manifest_path) OVER (PARTITION BY dataset_id ORDER BY seq) AS before"
+            " FROM dataset_updates) t WHERE before > version_manifest_path"
+        ).fetchone()
+        sma_runs = conn.execute(
+            "SELECT count(*) FROM metric_runs r JOIN metrics m ON m.id = r.metric_id"
+            " WHERE m.code = 'reserves.sma_20'"
+        ).fetchone()
+    assert logged == (50,)
+    assert out_of_order == (0,)
+    # a single-input metric ran on every one of its dataset's 12 versions
+    assert sma_runs == (12,)
+
+
+def test_lines_go_to_one_worker_per_dataset() -> None:
+    assert worker_of(update_body("fx_daily", "a"), 4) == worker_of(update_body("fx_daily", "b"), 4)
+    assert worker_of("{not json", 4) == 0
+    assert worker_of('["a list"]', 4) == 0
+    assert {worker_of(update_body(f"ds{n}", "v"), 3) for n in range(30)} == {0, 1, 2}

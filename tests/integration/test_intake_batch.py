@@ -78,7 +78,7 @@ def test_each_event_of_a_batch_gets_its_own_outcome_and_event_log_row(
     assert rows(database_url, "SELECT count(*) FROM dataset_updates") == [(2,)]
 
 
-def test_a_batch_is_evaluated_once_with_its_freshest_versions(
+def test_a_batch_is_evaluated_in_arrival_order(
     orchestrator: Orchestrator, clock: MutableClock, database_url: str
 ) -> None:
     batch = [
@@ -91,26 +91,26 @@ def test_a_batch_is_evaluated_once_with_its_freshest_versions(
 
     single = metric_code(0, 0)
     pair = metric_code(0, 1)  # reads datasets 0 and 1, all_new
-    runs = dict(
-        rows(
-            database_url,
-            "SELECT m.code, array_agg(u.version_manifest_path ORDER BY u.dataset_id)"
-            " FROM metric_runs r JOIN metrics m ON m.id = r.metric_id"
-            " JOIN run_dataset_updates l ON l.run_id = r.id"
-            " JOIN dataset_updates u ON u.id = l.update_id"
-            " WHERE r.status = 'queued' GROUP BY m.code",
-        )
-    )
-    assert runs[single] == [f"datasets/{dataset_id(0)}/versions/new/manifest.json"]
-    assert runs[pair] == [
-        f"datasets/{dataset_id(0)}/versions/new/manifest.json",
-        f"datasets/{dataset_id(1)}/versions/v1/manifest.json",
-    ]
-    # every run is reported once, with the last event of the batch the metric depends on
+    runs: dict[str, list[list[str]]] = {}
+    for code, versions in rows(
+        database_url,
+        "SELECT m.code, array_agg(u.version_manifest_path ORDER BY u.dataset_id)"
+        " FROM metric_runs r JOIN metrics m ON m.id = r.metric_id"
+        " JOIN run_dataset_updates l ON l.run_id = r.id"
+        " JOIN dataset_updates u ON u.id = l.update_id"
+        " WHERE r.status = 'queued' GROUP BY m.code, r.id ORDER BY m.code, min(u.seq)",
+    ):
+        runs.setdefault(code, []).append(versions)
+    manifest = "datasets/{}/versions/{}/manifest.json".format
+    # the single-input metric runs on every new version, as one by one
+    assert runs[single] == [[manifest(dataset_id(0), "old")], [manifest(dataset_id(0), "new")]]
+    assert runs[pair] == [[manifest(dataset_id(0), "new"), manifest(dataset_id(1), "v1")]]
+    # each run is reported with the event that queued it
     reported = [run for r in results for run in r.queued_runs]
-    assert len(reported) == len(set(reported)) == len(runs) == 3
-    assert results[0].queued_runs == ()
+    assert len(reported) == len(set(reported)) == sum(len(v) for v in runs.values())
+    assert len(results[0].queued_runs) == 1
     assert len(results[1].queued_runs) == 1
+    assert results[1].pending_runs == results[0].pending_runs != ()
 
 
 def test_one_event_through_the_batch_path_matches_ingest(
@@ -132,3 +132,37 @@ def test_a_batch_holds_one_to_ten_events(
         orchestrator.ingest_many(
             [update(clock, 0, f"v{n}") for n in range(size)], source="t", received_at=clock.now()
         )
+
+
+def test_an_update_the_database_refuses_is_rejected_alone(
+    orchestrator: Orchestrator, clock: MutableClock, database_url: str
+) -> None:
+    # A constraint stands for whatever the database may refuse in one update's writes.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "ALTER TABLE dataset_updates ADD CONSTRAINT no_poison"
+            " CHECK (version_manifest_path NOT LIKE '%poison%')"
+        )
+    batch = [update(clock, 0, "v1"), update(clock, 1, "poison"), update(clock, 1, "v2")]
+
+    results = orchestrator.ingest_many(batch, source="test", received_at=clock.now())
+
+    assert [r.status for r in results] == [
+        EventStatus.PROCESSED,
+        EventStatus.REJECTED,
+        EventStatus.PROCESSED,
+    ]
+    assert results[1].error is not None
+    assert "no_poison" in results[1].error
+    assert rows(database_url, "SELECT status, raw_body IS NOT NULL FROM event_log ORDER BY id") == [
+        ("processed", False),
+        ("rejected", True),
+        ("processed", False),
+    ]
+    assert rows(database_url, "SELECT version_manifest_path FROM dataset_updates ORDER BY seq") == [
+        (f"datasets/{dataset_id(0)}/versions/v1/manifest.json",),
+        (f"datasets/{dataset_id(1)}/versions/v2/manifest.json",),
+    ]
+    # the others' runs are kept
+    assert results[0].queued_runs
+    assert results[2].queued_runs

@@ -6,7 +6,8 @@ import json
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -15,7 +16,7 @@ from metrics_orchestrator.infrastructure.aws.provisioning import (
     Topology,
     provision,
 )
-from metrics_orchestrator.infrastructure.aws.sqs import SqsConsumer
+from metrics_orchestrator.infrastructure.aws.sqs import DELETE_ATTEMPTS, SqsConsumer
 from tests.aws_fixtures import receive_messages
 from tests.integration.messaging_helpers import queue_depth
 
@@ -255,3 +256,135 @@ def test_provisioning_is_idempotent_and_wires_redrive_policies(
         assert int(policy["maxReceiveCount"]) == MAX_RECEIVE_COUNT
     subscriptions = sns_client.list_subscriptions_by_topic(TopicArn=first.topic_arn)
     assert [s["Endpoint"] for s in subscriptions["Subscriptions"]] == [first.worker_queue.arn]
+
+
+# --- one receive, one handler call, one DeleteMessageBatch ------------------------------
+
+
+class BatchRecorder:
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[list[str]] = []
+        self.fail = fail
+
+    def __call__(self, messages: Sequence[tuple[str, str]]) -> None:
+        self.calls.append([body for body, _ in messages])
+        if self.fail:
+            raise RuntimeError("database unavailable")
+
+
+class SpoilingDeletes:
+    """A real client whose DeleteMessageBatch sends a wrong receipt handle for `body`
+    (`times` times): SQS then reports that entry failed, as it may for any entry."""
+
+    def __init__(self, client: SQSClient, body: str, times: int) -> None:
+        self._client = client
+        self._body = body
+        self._left = times
+        self._bodies: dict[str, str] = {}
+        self.calls: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def receive_message(self, **kwargs: Any) -> Any:
+        response = self._client.receive_message(**kwargs)
+        for m in response.get("Messages", []):
+            self._bodies[m["ReceiptHandle"]] = m["Body"]
+        return response
+
+    def delete_message_batch(self, **kwargs: Any) -> Any:
+        entries = kwargs["Entries"]
+        self.calls.append(len(entries))
+        if self._left > 0:
+            self._left -= 1
+            entries = [
+                {**e, "ReceiptHandle": "spoiled"}
+                if self._bodies.get(e["ReceiptHandle"]) == self._body
+                else e
+                for e in entries
+            ]
+        return self._client.delete_message_batch(QueueUrl=kwargs["QueueUrl"], Entries=entries)
+
+
+def test_a_batch_handler_gets_the_whole_receive_and_it_is_deleted_in_one_call(
+    sqs_client: SQSClient, queue_url: str
+) -> None:
+    send(sqs_client, queue_url, *(f"m{i}" for i in range(10)))
+    recorder = BatchRecorder()
+    client = SpoilingDeletes(sqs_client, "none", times=0)
+    consumer = SqsConsumer(
+        cast("SQSClient", client), queue_url, batch_handler=recorder, wait_seconds=1
+    )
+
+    assert consumer.poll_once() == 10
+
+    assert len(recorder.calls) == 1
+    assert sorted(recorder.calls[0]) == [f"m{i}" for i in range(10)]
+    assert client.calls == [10]
+    assert queue_depth(sqs_client, queue_url) == (0, 0)
+
+
+def test_a_failed_batch_handler_leaves_every_message_for_redelivery(
+    sqs_client: SQSClient, queue_url: str
+) -> None:
+    send(sqs_client, queue_url, "a", "b")
+    recorder = BatchRecorder(fail=True)
+    consumer = SqsConsumer(
+        sqs_client, queue_url, batch_handler=recorder, wait_seconds=1, visibility_timeout=1
+    )
+    received = 0
+    while received < 2:
+        received += consumer.poll_once()
+
+    assert queue_depth(sqs_client, queue_url)[0] + queue_depth(sqs_client, queue_url)[1] == 2
+    deadline = time.monotonic() + 5
+    while sum(len(c) for c in recorder.calls) < 4 and time.monotonic() < deadline:
+        consumer.poll_once()
+    assert sorted(b for c in recorder.calls for b in c) == ["a", "a", "b", "b"]
+
+
+def test_entries_a_batch_delete_failed_are_retried(sqs_client: SQSClient, queue_url: str) -> None:
+    send(sqs_client, queue_url, "a", "b", "c")
+    client = SpoilingDeletes(sqs_client, "b", times=1)
+    consumer = SqsConsumer(
+        cast("SQSClient", client), queue_url, batch_handler=BatchRecorder(), wait_seconds=1
+    )
+    received = 0
+    while received < 3:
+        received += consumer.poll_once()
+
+    assert received == 3
+    # all three, then only the one that failed
+    assert client.calls[-1] == 1
+    assert queue_depth(sqs_client, queue_url) == (0, 0)
+
+
+def test_an_entry_that_keeps_failing_to_delete_is_redelivered(
+    sqs_client: SQSClient, queue_url: str
+) -> None:
+    send(sqs_client, queue_url, "stuck")
+    recorder = BatchRecorder()
+    client = SpoilingDeletes(sqs_client, "stuck", times=DELETE_ATTEMPTS)
+    consumer = SqsConsumer(
+        cast("SQSClient", client),
+        queue_url,
+        batch_handler=recorder,
+        wait_seconds=1,
+        visibility_timeout=1,
+    )
+    assert consumer.poll_once() == 1
+    assert client.calls == [1] * DELETE_ATTEMPTS
+
+    deadline = time.monotonic() + 5
+    while len(recorder.calls) < 2 and time.monotonic() < deadline:
+        consumer.poll_once()
+    # handled again (intake finds it a duplicate), and this time deleted
+    assert recorder.calls == [["stuck"], ["stuck"]]
+    assert queue_depth(sqs_client, queue_url) == (0, 0)
+
+
+def test_a_consumer_takes_one_kind_of_handler(sqs_client: SQSClient, queue_url: str) -> None:
+    with pytest.raises(ValueError, match="either a handler or a batch_handler"):
+        SqsConsumer(sqs_client, queue_url)
+    with pytest.raises(ValueError, match="either a handler or a batch_handler"):
+        SqsConsumer(sqs_client, queue_url, Recorder(), batch_handler=BatchRecorder())

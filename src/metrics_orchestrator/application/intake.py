@@ -1,8 +1,9 @@
 """Projection-update intake and run formation (SPEC §5.1-§5.4).
 
-One update is processed in one transaction:
-1. record the update (`ON CONFLICT (event_key) DO NOTHING`: a second copy is a duplicate);
-2. lock the enabled metrics that depend on its dataset, in id order;
+One update is processed as:
+1. record the update (`ON CONFLICT (event_key) DO NOTHING`: a second copy is a duplicate) and,
+   if it is new, let the domain's `freshest` decide whether it is its dataset's freshest;
+2. lock the enabled metrics that depend on its dataset, in id order, and their pending runs;
 3. load, for all of them at once, the freshest update of every input and the update their
    last automatic run used;
 4. let the domain (`evaluate_metric`) decide per metric: ready, waiting or unchanged;
@@ -10,9 +11,13 @@ One update is processed in one transaction:
    request payload (the outbox), and pending runs with what they hold.
 Nothing is published here; the dispatcher does that after commit.
 
-`ingest_many` runs the same steps for up to `MAX_BATCH` updates in one transaction: each is
-recorded (or found a duplicate, or rejected) on its own, the metrics of all new updates are
-locked together in id order and evaluated once (see `ingest_many`).
+`ingest_many` processes up to `MAX_BATCH` updates in ONE transaction with exactly the outcome
+of processing them one by one, in arrival order (SPEC §7): it first locks everything any of
+them can touch (their datasets, then their dependent metrics and pending runs, each in id
+order: the same global order as every other intake transaction, so concurrent batches cannot
+deadlock), then runs the five steps above for each update in turn, each seeing the effects
+of the ones before it. Each update runs in a savepoint of its own: one the database refuses
+to store is rolled back alone and recorded as rejected; the others are kept.
 """
 
 from __future__ import annotations
@@ -40,10 +45,11 @@ from metrics_orchestrator.application.ports.intake import (
     NewDatasetUpdate,
     QueuedRun,
     RecordOutcome,
+    UpdateNotStorable,
     WaitingRun,
 )
 from metrics_orchestrator.application.telemetry import NEW_RUN, NullTelemetry, Telemetry
-from metrics_orchestrator.domain.errors import Conflict, NotFound, ValidationError
+from metrics_orchestrator.domain.errors import Conflict, DomainError, NotFound, ValidationError
 from metrics_orchestrator.domain.events import (
     PROJECTION_UPDATE,
     DecodedEvent,
@@ -88,19 +94,6 @@ class IntakeResult:
 class _Plan:
     waiting: list[WaitingRun] = field(default_factory=list)
     queued: list[QueuedRun] = field(default_factory=list)
-    # metric id -> the datasets it requires, for every metric evaluated
-    requires: dict[str, frozenset[str]] = field(default_factory=dict)
-
-    def owned_by(self, owners: dict[str, int], index: int) -> _Plan:
-        """The part of the plan reported with event `index` of the batch."""
-        return _Plan(
-            waiting=[r for r in self.waiting if owners.get(r.metric_id) == index],
-            queued=[r for r in self.queued if owners.get(r.metric_id) == index],
-            requires=self.requires,
-        )
-
-    def dependents_of(self, dataset_id: str) -> int:
-        return sum(dataset_id in required for required in self.requires.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +110,6 @@ class _Received:
 class _Recorded:
     update_id: UUID
     outcome: RecordOutcome
-
-    @property
-    def is_new(self) -> bool:
-        return self.outcome is RecordOutcome.INSERTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,12 +148,10 @@ class Orchestrator:
     ) -> list[IntakeResult]:
         """Process up to `MAX_BATCH` events in one transaction; one result per event, in order.
 
-        Each event is checked and recorded on its own: an invalid body, an unknown dataset or
-        a duplicate concerns only that event. The metrics that depend on any new update are
-        locked together, in id order, and evaluated once against everything recorded — as if
-        the batch's updates had arrived at the same moment. So a metric two of them make
-        ready gets one run, on both (the coalescing SPEC §5.3 allows), and its run is
-        reported with the last event of the batch it depends on.
+        The outcome is the one-by-one outcome (SPEC §7): the events are evaluated in arrival
+        order, each seeing what the ones before it recorded and queued, so a single-input
+        metric runs on every new version the batch brings. An invalid body, an unknown
+        dataset, a duplicate or an update the database refuses concerns only that event.
         """
         if not 1 <= len(events) <= MAX_BATCH:
             raise ValueError(f"between 1 and {MAX_BATCH} events per batch, got {len(events)}")
@@ -172,7 +159,7 @@ class Orchestrator:
         context = _Context(source, received_at)
         results = in_transaction(
             self._uow_factory,
-            lambda uow: self._ingest_in(uow, received, context),
+            lambda uow: self._ingest_batch_in(uow, received, context),
             attempts=self._attempts,
             on_retry=_log_retry,
         )
@@ -182,78 +169,97 @@ class Orchestrator:
                 self._telemetry.run_transition(from_status, to_status, count)
         return results
 
-    def _ingest_in(
+    def _ingest_batch_in(
         self, uow: UnitOfWork, received: Sequence[_Received], context: _Context
     ) -> list[IntakeResult]:
-        now = self._clock.now()
-        recorded = _record_updates(uow, received, context.received_at)
-        new_datasets = sorted(
-            {
-                item.update.dataset_id
-                for item, rec in zip(received, recorded, strict=True)
-                if item.update is not None and rec is not None and rec.is_new
-            }
-        )
-        metrics = uow.intake.lock_dependent_metrics(new_datasets) if new_datasets else []
-        plan = self._plan(uow, metrics, now)
-        owners = _owners(plan, received, recorded)
-        with uow.intake.pipelined():
-            self._apply(uow, plan, now)
-            return [
-                self._conclude(uow, item, rec, plan.owned_by(owners, index), context, now)
-                for index, (item, rec) in enumerate(zip(received, recorded, strict=True))
-            ]
+        datasets = sorted({item.update.dataset_id for item in received if item.update})
+        # Every lock the batch needs, up front and in the global order (datasets, then
+        # metrics, then pending runs, each by id): taking them update by update would let
+        # two batches each hold what the other waits for. What is locked here cannot change
+        # before commit, so each update takes its dependents from it (no statement of its
+        # own); a pending run created by an earlier update of the batch is this
+        # transaction's own row.
+        dependents = uow.intake.lock_for_batch(datasets) if datasets else {}
+        return [self._ingest_isolated(uow, item, dependents, context) for item in received]
 
-    def _conclude(
+    def _ingest_isolated(
         self,
         uow: UnitOfWork,
         item: _Received,
-        recorded: _Recorded | None,
-        owned: _Plan,
+        dependents: dict[str, list[MetricForIntake]],
+        context: _Context,
+    ) -> IntakeResult:
+        """One event of the batch, in a savepoint: refused, it is rolled back and rejected."""
+        now = self._clock.now()
+        if item.update is None:
+            return self._rejected(uow, item, item.error or "invalid event", context, now)
+        try:
+            with uow.intake.isolated():
+                metrics = dependents.get(item.update.dataset_id, [])
+                return self._ingest_in(uow, item, item.update, metrics, context, now)
+        except (UpdateNotStorable, DomainError) as exc:
+            reason = f"the update cannot be stored: {exc}"
+            return self._rejected(uow, item, reason, context, now)
+
+    def _ingest_in(
+        self,
+        uow: UnitOfWork,
+        item: _Received,
+        update: ProjectionUpdate,
+        metrics: Sequence[MetricForIntake],
         context: _Context,
         now: datetime,
     ) -> IntakeResult:
-        """Record one event's outcome in the event log and say what it did."""
-        if item.update is None or recorded is None:
-            return self._rejected(uow, item, item.error or "invalid event", context, now)
-        dataset_id = item.update.dataset_id
+        recorded = _record_update(uow, item, update, context.received_at)
         if recorded.outcome in (RecordOutcome.UNKNOWN_DATASET, RecordOutcome.DISABLED_DATASET):
-            reason = f"{recorded.outcome.value} {dataset_id!r}"
+            reason = f"{recorded.outcome.value} {update.dataset_id!r}"
             return self._rejected(uow, item, reason, context, now)
         if recorded.outcome is RecordOutcome.DUPLICATE:
-            self._record(uow, item, EventStatus.DUPLICATE, None, context, now)
-            logger.info(
-                log_events.ON_DUPLICATE_EVENT,
-                message="duplicate projection update",
-                event_key=item.key,
-                dataset_id=dataset_id,
-            )
-            return IntakeResult(EventStatus.DUPLICATE, item.key)
-        self._record(uow, item, EventStatus.PROCESSED, None, context, now)
+            return self._duplicate(uow, item, update, context, now)
+        plan = self._plan(uow, metrics, now)
+        with uow.intake.pipelined():
+            self._apply(uow, plan, now)
+            self._record(uow, item, EventStatus.PROCESSED, None, context, now)
         logger.info(
             log_events.ON_PROJECTION_UPDATE,
             message="projection update processed",
-            dataset_id=dataset_id,
+            dataset_id=update.dataset_id,
             event_key=item.key,
-            metrics=owned.dependents_of(dataset_id),
-            queued=len(owned.queued),
-            waiting=len(owned.waiting),
+            metrics=len(metrics),
+            queued=len(plan.queued),
+            waiting=len(plan.waiting),
         )
         return IntakeResult(
             EventStatus.PROCESSED,
             item.key,
             update_id=recorded.update_id,
-            queued_runs=tuple(r.run_id for r in owned.queued),
-            pending_runs=tuple(r.run_id for r in owned.waiting),
-            transitions=_transitions(owned),
+            queued_runs=tuple(r.run_id for r in plan.queued),
+            pending_runs=tuple(r.run_id for r in plan.waiting),
+            transitions=_transitions(plan),
         )
+
+    def _duplicate(
+        self,
+        uow: UnitOfWork,
+        item: _Received,
+        update: ProjectionUpdate,
+        context: _Context,
+        now: datetime,
+    ) -> IntakeResult:
+        self._record(uow, item, EventStatus.DUPLICATE, None, context, now)
+        logger.info(
+            log_events.ON_DUPLICATE_EVENT,
+            message="duplicate projection update",
+            event_key=item.key,
+            dataset_id=update.dataset_id,
+        )
+        return IntakeResult(EventStatus.DUPLICATE, item.key)
 
     def _plan(self, uow: UnitOfWork, metrics: Sequence[MetricForIntake], now: datetime) -> _Plan:
         plan = _Plan()
         if not metrics:
             return plan
         inputs = uow.intake.load_inputs(metrics)
-        plan.requires = {mi.metric.id: frozenset(f.dataset_id for f in mi.facts) for mi in inputs}
         evaluations = [
             (mi, evaluate_metric(mi.metric.trigger_policy, mi.metric.required_days, mi.facts, now))
             for mi in inputs
@@ -446,60 +452,33 @@ def _receive(event: DecodedEvent) -> _Received:
     return _Received(event, update.event_key, update)
 
 
-def _record_updates(
-    uow: UnitOfWork, received: Sequence[_Received], received_at: datetime
-) -> list[_Recorded | None]:
-    """Per event: the id given to its update and what recording it found (None: invalid).
+def _record_update(
+    uow: UnitOfWork, item: _Received, update: ProjectionUpdate, received_at: datetime
+) -> _Recorded:
+    """The id given to the update and what recording it found.
 
-    Each inserted update, in arrival order, competes with its dataset's freshest so far
-    (SPEC §5.2, decided by `freshest`); the winners are stored for run formation to read.
+    An inserted update competes with its dataset's freshest so far (SPEC §5.2, decided by
+    `freshest`); a winner is stored for run formation to read.
     """
-    valid = [(index, item.update, item.event) for index, item in enumerate(received) if item.update]
-    new = [
-        NewDatasetUpdate(
-            id=uuid4(),
-            event_key=update.event_key,
-            dataset_id=update.dataset_id,
-            bucket=update.bucket or None,
-            version_manifest_path=update.version_manifest_path,
-            projections_path=update.projections_path,
-            occurred_at=update.occurred_at,
-            received_at=received_at,
-            effective_at=effective_time(update.occurred_at, received_at),
-            payload=event.payload,
-        )
-        for _, update, event in valid
-    ]
-    recorded: list[_Recorded | None] = [None] * len(received)
-    if not new:
-        return recorded
-    found = uow.intake.record_updates(new)
-    best = dict(found.freshest_before)
-    changed: dict[str, UUID] = {}
-    for (index, _, _), row, (outcome, seq) in zip(valid, new, found.outcomes, strict=True):
-        recorded[index] = _Recorded(row.id, outcome)
-        if outcome is RecordOutcome.INSERTED and seq is not None:
-            version = UpdateVersion(row.id, row.dataset_id, row.effective_at, received_at, seq)
-            if freshest([best.get(row.dataset_id), version]) is version:
-                best[row.dataset_id] = version
-                changed[row.dataset_id] = version.id
-    if changed:
-        uow.intake.set_freshest(changed)
-    return recorded
-
-
-def _owners(
-    plan: _Plan, received: Sequence[_Received], recorded: Sequence[_Recorded | None]
-) -> dict[str, int]:
-    """Metric id -> the last new update of the batch it depends on (its runs are reported there)."""
-    owners: dict[str, int] = {}
-    for index, (item, rec) in enumerate(zip(received, recorded, strict=True)):
-        if item.update is None or rec is None or not rec.is_new:
-            continue
-        for metric_id, required in plan.requires.items():
-            if item.update.dataset_id in required:
-                owners[metric_id] = index
-    return owners
+    row = NewDatasetUpdate(
+        id=uuid4(),
+        event_key=update.event_key,
+        dataset_id=update.dataset_id,
+        bucket=update.bucket or None,
+        version_manifest_path=update.version_manifest_path,
+        projections_path=update.projections_path,
+        occurred_at=update.occurred_at,
+        received_at=received_at,
+        effective_at=effective_time(update.occurred_at, received_at),
+        payload=item.event.payload,
+    )
+    found = uow.intake.record_updates([row])
+    ((outcome, seq),) = found.outcomes
+    if outcome is RecordOutcome.INSERTED and seq is not None:
+        version = UpdateVersion(row.id, row.dataset_id, row.effective_at, received_at, seq)
+        if freshest([found.freshest_before.get(row.dataset_id), version]) is version:
+            uow.intake.set_freshest({row.dataset_id: version.id})
+    return _Recorded(row.id, outcome)
 
 
 def _transitions(plan: _Plan) -> dict[tuple[str, str], int]:

@@ -8,6 +8,7 @@ so every path applies the same rules and records the same `event_log` rows.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -91,8 +92,51 @@ class EventRouter:
         )
         return routed
 
+    def handle_batch(self, raw_bodies: Sequence[bytes | str], *, source: str) -> list[RoutedEvent]:
+        """Decode, apply and record ≤ 10 bodies (an SQS receive); one result per body.
+
+        The projection updates among them are processed in ONE transaction, in arrival
+        order, with the one-by-one outcome (`Orchestrator.ingest_many`, SPEC §7). Bodies
+        that are no event, and feedback events, are recorded in a transaction each, after
+        the updates. Only an unavailable database raises.
+        """
+        started = time.perf_counter()
+        received_at = self._clock.now()
+        decoded = [self._decode(body, source, received_at, None) for body in raw_bodies]
+        routed: list[RoutedEvent | None] = [
+            item if isinstance(item, RoutedEvent) else None for item in decoded
+        ]
+        updates = [
+            (index, item)
+            for index, item in enumerate(decoded)
+            if isinstance(item, DecodedEvent) and item.event_type == PROJECTION_UPDATE
+        ]
+        if updates:
+            results = self._orchestrator.ingest_many(
+                [event for _, event in updates], source=source, received_at=received_at
+            )
+            for (index, _), result in zip(updates, results, strict=True):
+                routed[index] = _routed_update(result)
+        for index, item in enumerate(decoded):
+            if routed[index] is None and isinstance(item, DecodedEvent):
+                routed[index] = self._apply(item, source, received_at)
+        elapsed = time.perf_counter() - started
+        done = [r for r in routed if r is not None]
+        for event in done:
+            self._telemetry.event_processed(event.event_type, event.status.value, elapsed)
+        return done
+
     def _route(self, raw_body: bytes | str, source: str, only: str | None) -> RoutedEvent:
         received_at = self._clock.now()
+        decoded = self._decode(raw_body, source, received_at, only)
+        if isinstance(decoded, RoutedEvent):
+            return decoded
+        return self._apply(decoded, source, received_at)
+
+    def _decode(
+        self, raw_body: bytes | str, source: str, received_at: datetime, only: str | None
+    ) -> DecodedEvent | RoutedEvent:
+        """The event, or the recorded rejection of a body that is none (or not `only`)."""
         try:
             decoded = decode_event(
                 raw_body, received_at=received_at, max_clock_skew=self._max_clock_skew
@@ -102,11 +146,12 @@ class EventRouter:
         except UndecodableEvent as exc:
             key = self._record_undecodable(event_text(raw_body), exc, source, received_at)
             return RoutedEvent(exc.event_type, EventStatus.REJECTED, exc.reason, event_key=key)
+        return decoded
+
+    def _apply(self, decoded: DecodedEvent, source: str, received_at: datetime) -> RoutedEvent:
         if decoded.event_type == PROJECTION_UPDATE:
             result = self._orchestrator.ingest(decoded, source=source, received_at=received_at)
-            return RoutedEvent(
-                decoded.event_type, result.status, result.error, result, result.event_key
-            )
+            return _routed_update(result)
         outcome = self._feedback.handle(decoded, source=source, received_at=received_at)
         return RoutedEvent(
             decoded.event_type, outcome.status, outcome.reason, event_key=outcome.event_key
@@ -156,6 +201,10 @@ class EventRouter:
             source=source,
         )
         return record.event_key
+
+
+def _routed_update(result: IntakeResult) -> RoutedEvent:
+    return RoutedEvent(PROJECTION_UPDATE, result.status, result.error, result, result.event_key)
 
 
 def _not_accepted(event_type: str, only: str) -> str:

@@ -95,6 +95,11 @@ class QueuedRun:
     lineage: dict[str, UUID]
 
 
+class UpdateNotStorable(Exception):
+    """The database refused what one update would write (its data, not a conflict): the
+    update is rejected on its own, the rest of its batch is kept."""
+
+
 @dataclass(frozen=True, slots=True)
 class DatasetInfo:
     bucket: str
@@ -111,6 +116,18 @@ class IntakeRepository(Protocol):
 
     def set_freshest(self, freshest: dict[str, UUID]) -> None:
         """Store each dataset's freshest update, as the domain chose it."""
+        ...
+
+    def lock_for_batch(self, dataset_ids: Sequence[str]) -> dict[str, list[MetricForIntake]]:
+        """Everything a batch of updates of these datasets can touch, locked in the global
+        intake order: the datasets, then their enabled dependent metrics, then those
+        metrics' pending runs, each in id order. Per dataset: its locked dependents, in id
+        order."""
+        ...
+
+    def isolated(self) -> AbstractContextManager[None]:
+        """A savepoint: what fails inside is rolled back alone; a refusal of the data is
+        raised as UpdateNotStorable, a conflict as TransientDatabaseError."""
         ...
 
     def lock_dependent_metrics(self, dataset_ids: Sequence[str]) -> list[MetricForIntake]:

@@ -5,12 +5,18 @@ that raises leaves the message in the queue: SQS makes it visible again after it
 timeout, and after `maxReceiveCount` receipts the queue's redrive policy moves it to the DLQ
 (SPEC §5.8). While a batch is slow, a background timer keeps extending the visibility of the
 messages not yet handled, so no other consumer receives them meanwhile.
+
+With a batch handler, a whole receive (≤ 10 messages) is handed over at once (one
+transaction for its projection updates) and, once it has returned, every message is deleted
+with one DeleteMessageBatch; entries that fail are retried, and one that still fails is
+redelivered later and recorded as a duplicate (docs/messaging.md).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -26,6 +32,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import (
         ChangeMessageVisibilityBatchRequestEntryTypeDef,
+        DeleteMessageBatchRequestEntryTypeDef,
         MessageTypeDef,
     )
 
@@ -34,7 +41,12 @@ log = structlog.get_logger()
 MessageHandler = Callable[[str, str], None]
 """`handler(body, message_id)`: returns when the message is processed; raises to retry it."""
 
+BatchHandler = Callable[[Sequence[tuple[str, str]]], None]
+"""`handler([(body, message_id), ...])`: returns when all are processed; raises to retry all."""
+
 MAX_BATCH = 10
+# DeleteMessageBatch calls per receive: the first, then retries of the entries that failed
+DELETE_ATTEMPTS = 3
 MAX_WAIT_SECONDS = 20
 
 
@@ -43,8 +55,9 @@ class SqsConsumer:
         self,
         client: SQSClient,
         queue_url: str,
-        handler: MessageHandler,
+        handler: MessageHandler | None = None,
         *,
+        batch_handler: BatchHandler | None = None,
         batch_size: int = 10,
         wait_seconds: int = 20,
         visibility_timeout: int = 30,
@@ -58,9 +71,12 @@ class SqsConsumer:
             raise ValueError(f"wait_seconds must be between 0 and {MAX_WAIT_SECONDS}")
         if visibility_timeout < 1:
             raise ValueError("visibility_timeout must be at least 1 second")
+        if (handler is None) == (batch_handler is None):
+            raise ValueError("give either a handler or a batch_handler")
         self._client = client
         self._queue_url = queue_url
         self._handler = handler
+        self._batch_handler = batch_handler
         self._batch_size = batch_size
         self._wait_seconds = wait_seconds
         self._visibility_timeout = visibility_timeout
@@ -113,6 +129,15 @@ class SqsConsumer:
             consumer=self._name,
         )
         extender.start()
+        if self._batch_handler is not None:
+            try:
+                handled = self._handle_together(self._batch_handler, messages)
+            finally:
+                # Stopped before the delete, so the extender never touches a deleted message.
+                extender.stop()
+            if handled:
+                self._acknowledge_together(messages)
+            return
         try:
             for message in messages:
                 handled = self._handle(message)
@@ -122,6 +147,69 @@ class SqsConsumer:
                     self._acknowledge(message)
         finally:
             extender.stop()
+
+    def _handle_together(self, handler: BatchHandler, messages: list[MessageTypeDef]) -> bool:
+        """Run the batch handler; True when it succeeded and the messages may be deleted."""
+        log.debug(
+            ON_MESSAGE_RECEIVED,
+            message="messages received",
+            consumer=self._name,
+            message_ids=[m.get("MessageId", "") for m in messages],
+        )
+        try:
+            handler([(m.get("Body", ""), m.get("MessageId", "")) for m in messages])
+        except Exception as exc:
+            log.error(
+                ON_CONSUMER_ERROR,
+                message="handler failed; the messages stay in the queue for redelivery",
+                consumer=self._name,
+                message_ids=[m.get("MessageId", "") for m in messages],
+                error=str(exc),
+                exc_info=True,
+            )
+            return False
+        return True
+
+    def _acknowledge_together(self, messages: list[MessageTypeDef]) -> None:
+        """One DeleteMessageBatch; the entries that failed are retried (bounded)."""
+        unacknowledged = {str(index): message for index, message in enumerate(messages)}
+        for attempt in range(1, DELETE_ATTEMPTS + 1):
+            unacknowledged, error = self._delete_batch(unacknowledged)
+            if not unacknowledged:
+                log.debug(
+                    ON_MESSAGE_ACKNOWLEDGED,
+                    message="messages deleted",
+                    consumer=self._name,
+                    messages=len(messages),
+                )
+                return
+            if attempt < DELETE_ATTEMPTS:
+                time.sleep(0.05 * attempt)
+        # The work is committed; a redelivered copy is recognised as a duplicate.
+        for message in unacknowledged.values():
+            log.warning(
+                ON_CONSUMER_ERROR,
+                message="deleting a processed message failed; it may be redelivered",
+                consumer=self._name,
+                message_id=message.get("MessageId", ""),
+                error=error,
+            )
+
+    def _delete_batch(
+        self, messages: dict[str, MessageTypeDef]
+    ) -> tuple[dict[str, MessageTypeDef], str]:
+        """Delete the messages; those that failed (all, if the call did) and why."""
+        entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
+            {"Id": entry_id, "ReceiptHandle": message["ReceiptHandle"]}
+            for entry_id, message in messages.items()
+        ]
+        try:
+            response = self._client.delete_message_batch(QueueUrl=self._queue_url, Entries=entries)
+        except Exception as exc:
+            return messages, str(exc)
+        failed = response.get("Failed", [])
+        reasons = "; ".join(f"{f.get('Code')}: {f.get('Message')}" for f in failed)
+        return {f["Id"]: messages[f["Id"]] for f in failed}, reasons
 
     def _handle(self, message: MessageTypeDef) -> bool:
         """Run the handler; True when it succeeded and the message may be deleted."""
@@ -137,6 +225,7 @@ class SqsConsumer:
             size=len(body.encode()),
         )
         try:
+            assert self._handler is not None
             self._handler(body, message_id)
         except Exception as exc:
             log.error(

@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import Connection, errors
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
+from metrics_orchestrator.application.ports import TransientDatabaseError
 from metrics_orchestrator.application.ports.intake import (
     DatasetInfo,
     MetricForIntake,
@@ -19,8 +20,10 @@ from metrics_orchestrator.application.ports.intake import (
     QueuedRun,
     RecordedUpdates,
     RecordOutcome,
+    UpdateNotStorable,
     WaitingRun,
 )
+from metrics_orchestrator.domain.errors import DomainError
 from metrics_orchestrator.domain.model import (
     Cause,
     MetricDependency,
@@ -116,6 +119,39 @@ class PostgresIntakeRepository:
             "set_freshest_updates",
             {"dataset_ids": list(freshest), "update_ids": list(freshest.values())},
         )
+
+    def lock_for_batch(self, dataset_ids: Sequence[str]) -> dict[str, list[MetricForIntake]]:
+        ids = sorted(dataset_ids)
+        self._all("lock_datasets", {"dataset_ids": ids})
+        metrics = {m.id: m for m in self.lock_dependent_metrics(ids)}
+        dependents: dict[str, list[MetricForIntake]] = {ds: [] for ds in ids}
+        if metrics:
+            rows = self._all(
+                "metrics_of_datasets", {"dataset_ids": ids, "metric_ids": list(metrics)}
+            )
+            for dataset_id, metric_id in sorted(rows):
+                dependents[dataset_id].append(metrics[metric_id])
+        return dependents
+
+    @contextmanager
+    def isolated(self) -> Iterator[None]:
+        # Plain SQL rather than conn.transaction(): the batch's transaction is always open
+        # here (the locks were taken), so this is a savepoint and never a BEGIN/COMMIT.
+        # Not released after success (one round trip less per update): a later
+        # ROLLBACK TO goes to the newest savepoint of that name, this update's own.
+        self._conn.execute("SAVEPOINT intake_update")
+        try:
+            yield
+        except errors.UniqueViolation as exc:
+            # a concurrent insert of the same row: decided again in a new transaction
+            self._conn.execute("ROLLBACK TO SAVEPOINT intake_update")
+            raise TransientDatabaseError(str(exc)) from exc
+        except (errors.DataError, errors.IntegrityError) as exc:
+            self._conn.execute("ROLLBACK TO SAVEPOINT intake_update")
+            raise UpdateNotStorable(str(exc)) from exc
+        except DomainError:
+            self._conn.execute("ROLLBACK TO SAVEPOINT intake_update")
+            raise
 
     def lock_dependent_metrics(self, dataset_ids: Sequence[str]) -> list[MetricForIntake]:
         rows = self._all("lock_dependent_metrics", {"dataset_ids": list(dataset_ids)})

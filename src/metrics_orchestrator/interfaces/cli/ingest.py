@@ -6,13 +6,24 @@ message while the other lines are processed. A UTF-8 byte order mark at the very
 file is tolerated (editors on Windows write one); anywhere else it is part of the line and the
 line is rejected. Exit codes: 0 every line processed or a duplicate, 2 any line rejected (the
 summary lists them), 1 an infrastructure failure (the summary says how far it got).
+
+Lines go to the router in slices of `SLICE` (10) non-blank lines: the projection updates of a
+slice are processed in one transaction, in file order, with exactly the outcome of one line
+at a time (SPEC §7). With `--workers N`, N processes share the file: each line goes to the
+worker `crc32(dataset_id) % N` (a line with no readable `dataset_id` to worker 0), so the
+updates of one dataset are processed in file order by one worker; updates of different
+datasets are processed concurrently, in no guaranteed order relative to each other — the
+same guarantee as several replicas consuming one queue (docs/orchestration.md).
 """
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 import sys
+import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -24,6 +35,9 @@ from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.router import EventRouter
 
 UTF8_BOM = b"\xef\xbb\xbf"
+# lines per intake transaction: an SQS receive's worth
+SLICE = 10
+MAX_WORKERS = 16
 
 
 @dataclass
@@ -58,26 +72,102 @@ class IngestSummary:
 def ingest_lines(
     router: EventRouter, lines: Iterable[bytes | str], *, source: str
 ) -> IngestSummary:
-    """Route every non-blank line; an infrastructure failure stops at that line."""
-    summary = IngestSummary()
+    """Route every non-blank line, a slice at a time; an infrastructure failure stops there."""
+    return ingest_numbered(router, numbered_lines(lines), source=source)
+
+
+def numbered_lines(lines: Iterable[bytes | str]) -> Iterator[tuple[int, bytes | str]]:
+    """The non-blank lines, stripped, with their 1-based line numbers."""
     for number, line in enumerate(lines, start=1):
         body = _without_bom(line) if number == 1 else line
-        if not body.strip():
-            continue
+        if body.strip():
+            yield number, body.strip()
+
+
+def ingest_numbered(
+    router: EventRouter, lines: Iterable[tuple[int, bytes | str]], *, source: str
+) -> IngestSummary:
+    summary = IngestSummary()
+    for piece in _slices(lines):
         try:
-            routed = router.handle(body.strip(), source=source)
-        except Exception as exc:  # the database or AWS: nothing after this line is handled
-            summary.failure = (number, f"{type(exc).__name__}: {exc}")
+            routed = router.handle_batch([body for _, body in piece], source=source)
+        except Exception as exc:  # the database or AWS: nothing from this slice on is handled
+            summary.failure = (piece[0][0], f"{type(exc).__name__}: {exc}")
             break
-        summary.outcomes[routed.status] += 1
-        if routed.status is EventStatus.REJECTED:
-            summary.rejections.append((number, routed.error or "rejected"))
-        if routed.intake is not None:
-            summary.queued_runs.extend(routed.intake.queued_runs)
-            summary.pending_runs.update(routed.intake.pending_runs)
+        for (number, _), event in zip(piece, routed, strict=True):
+            summary.outcomes[event.status] += 1
+            if event.status is EventStatus.REJECTED:
+                summary.rejections.append((number, event.error or "rejected"))
+            if event.intake is not None:
+                summary.queued_runs.extend(event.intake.queued_runs)
+                summary.pending_runs.update(event.intake.pending_runs)
     # a run that waited and was then queued in the same file counts once, as queued
     summary.pending_runs.difference_update(summary.queued_runs)
     return summary
+
+
+def _slices(
+    lines: Iterable[tuple[int, bytes | str]],
+) -> Iterator[list[tuple[int, bytes | str]]]:
+    piece: list[tuple[int, bytes | str]] = []
+    for line in lines:
+        piece.append(line)
+        if len(piece) == SLICE:
+            yield piece
+            piece = []
+    if piece:
+        yield piece
+
+
+def worker_of(body: bytes | str, workers: int) -> int:
+    """The worker a line goes to: one per dataset, so a dataset's updates keep file order."""
+    try:
+        event = json.loads(body)
+        dataset = event.get("dataset_id") if isinstance(event, dict) else None
+    except ValueError:
+        dataset = None
+    if not isinstance(dataset, str):
+        return 0
+    return zlib.crc32(dataset.encode("utf-8")) % workers
+
+
+def merge(summaries: Sequence[IngestSummary]) -> IngestSummary:
+    merged = IngestSummary()
+    for part in summaries:
+        merged.outcomes.update(part.outcomes)
+        merged.rejections += part.rejections
+        merged.queued_runs += part.queued_runs
+        merged.pending_runs |= part.pending_runs
+        if part.failure is not None and (
+            merged.failure is None or part.failure[0] < merged.failure[0]
+        ):
+            merged.failure = part.failure
+    merged.rejections.sort()
+    merged.pending_runs.difference_update(merged.queued_runs)
+    return merged
+
+
+def _ingest_in_worker(
+    database_url: str, lines: list[tuple[int, bytes | str]], source: str
+) -> IngestSummary:
+    from metrics_orchestrator.bootstrap import bootstrap
+    from metrics_orchestrator.interfaces.cli import settings_or_exit
+
+    with bootstrap(settings_or_exit(), database_url=database_url) as container:
+        return ingest_numbered(container.router, lines, source=source)
+
+
+def ingest_parallel(
+    database_url: str, lines: Iterable[bytes | str], *, source: str, workers: int
+) -> IngestSummary:
+    """`workers` processes, each a share of the lines (see the module docstring)."""
+    shares: list[list[tuple[int, bytes | str]]] = [[] for _ in range(workers)]
+    for number, body in numbered_lines(lines):
+        shares[worker_of(body, workers)].append((number, body))
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers) as pool:
+        parts = pool.starmap(_ingest_in_worker, [(database_url, s, source) for s in shares])
+    return merge(parts)
 
 
 def _without_bom(line: bytes | str) -> bytes | str:
@@ -89,6 +179,13 @@ def _without_bom(line: bytes | str) -> bytes | str:
 def ingest_command(
     file: str = typer.Argument(
         ..., help="JSON-lines file of events, raw or SNS-enveloped; - for stdin"
+    ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        max=MAX_WORKERS,
+        help="processes sharing the file; each dataset's updates stay in file order",
     ),
 ) -> None:
     """Feed events through the same intake as the queue consumer, then print a summary.
@@ -109,7 +206,12 @@ def ingest_command(
             raise fail(f"{file}: no such file")
         stream = path.open("rb")
     with stream, bootstrap(settings) as container:
-        summary = ingest_lines(container.router, stream, source=f"cli:{file}")
+        if workers == 1:
+            summary = ingest_lines(container.router, stream, source=f"cli:{file}")
+        else:
+            summary = ingest_parallel(
+                container.database_url, stream, source=f"cli:{file}", workers=workers
+            )
     for line in summary.lines():
         typer.echo(line)
     if summary.exit_code:

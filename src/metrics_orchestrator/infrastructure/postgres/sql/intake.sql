@@ -67,6 +67,13 @@ WHERE m.enabled
 ORDER BY m.id
 FOR UPDATE OF m;
 
+-- name: metrics_of_datasets
+-- Which of the given metrics read which of the given datasets (a batch's locked metrics).
+SELECT dataset_id, metric_id
+FROM metric_dependencies
+WHERE dataset_id = ANY(%(dataset_ids)b) AND metric_id = ANY(%(metric_ids)b)
+GROUP BY dataset_id, metric_id;
+
 -- name: input_facts
 -- Per metric and required dataset: the series the metric reads from it (with their positions
 -- in the expression), the freshest update (SPEC §5.2, as intake recorded it), the update of that dataset in the
