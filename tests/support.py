@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psutil
 
 
 class MutableClock:
@@ -25,3 +28,16 @@ class MutableClock:
     def set(self, moment: datetime) -> None:
         with self._lock:
             self._now = moment
+
+
+def running_postmaster_pid(data_dir: Path) -> int | None:
+    """The pid of a PostgreSQL serving `data_dir` right now, if any (from postmaster.pid)."""
+    try:
+        first_line = (data_dir / "postmaster.pid").read_text(encoding="utf-8").splitlines()[0]
+        pid = int(first_line.strip())
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
+    try:
+        return pid if psutil.Process(pid).name().startswith("postgres") else None
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from bench.environment import bench_databases
 
-from metrics_orchestrator.infrastructure.embedded_postgres import running_postmaster_pid
+from tests.support import running_postmaster_pid
 
 
 @pytest.mark.slow

@@ -23,8 +23,8 @@ import pytest
 from metrics_orchestrator.infrastructure.embedded_postgres import (
     HANDLES_FILE,
     prune_dead_handles,
-    running_postmaster_pid,
 )
+from tests.support import running_postmaster_pid
 
 CLI = Path(sys.executable).with_name("metrics-orchestrator")
 _SERVICE_PREFIXES = ("DATABASE_", "AWS_", "SNS_", "SQS_", "HTTP_", "API_TOKEN", "LOG_", "RUN_")

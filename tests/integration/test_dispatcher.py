@@ -426,7 +426,7 @@ def test_notify_wakes_an_idle_dispatcher_at_once(
         assert publisher.published == []  # without a notification it would wait a minute
         started = time.monotonic()
         with uow_factory() as uow:
-            uow.dispatch.notify_runs_queued()
+            uow.runs.notify_queued()
 
         assert wait_until(lambda: statuses(pool, [run_id]) == ["dispatched"], timeout=3)
         assert time.monotonic() - started < 2

@@ -20,7 +20,6 @@ from metrics_orchestrator.domain.expressions import (
     Expression,
     ExpressionType,
     SeriesReference,
-    infer_node_type,
     parse_expression,
 )
 
@@ -661,30 +660,6 @@ def test_errors_in_every_branch_are_reported_together() -> None:
         "expression.right.operands[1].right",
         "expression.scale",
     ]
-
-
-# --- infer_node_type --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("node", "expected"),
-    [
-        ({"op": "ratio", "left": A, "right": B}, ExpressionType.SERIES_MATH),
-        ({"left": A}, ExpressionType.SERIES_MATH),
-        ({"op": "sma", "series": A, "window": 3}, ExpressionType.WINDOW_OP),
-        ({"window": 3}, ExpressionType.WINDOW_OP),
-        ({"op": "sum", "operands": []}, ExpressionType.COMPOSITE),
-        ({"op": "sma", "series": A, "window": 3, "scale": 2}, ExpressionType.WINDOW_OP),
-        ({"op": "sum", "operands": [A, B], "window": 3}, None),
-        ({"series_code": "A"}, None),
-        ({"op": "ratio"}, None),
-        ({}, None),
-    ],
-)
-def test_infer_node_type_reads_the_type_from_the_keys(
-    node: dict[str, object], expected: ExpressionType | None
-) -> None:
-    assert infer_node_type(node) is expected
 
 
 # --- size limits ------------------------------------------------------------------------------

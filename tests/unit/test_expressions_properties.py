@@ -24,7 +24,6 @@ from metrics_orchestrator.domain.expressions import (
     MAX_DEPTH,
     MAX_NODES,
     ExpressionType,
-    infer_node_type,
     parse_expression,
 )
 
@@ -229,14 +228,6 @@ def test_references_and_series_codes_follow_a_depth_first_canonical_traversal(ra
         if p.node[code_key(p.node)] not in first_seen:
             first_seen.append(p.node[code_key(p.node)])
     assert expression.series_codes() == tuple(first_seen)
-
-
-@FEW_EXAMPLES
-@given(expressions)
-def test_infer_node_type_agrees_with_the_generated_shape(raw: Raw) -> None:
-    for position in positions(raw):
-        expected = None if position.kind == REF else ExpressionType(position.kind)
-        assert infer_node_type(position.node) is expected
 
 
 # --- injected defects -------------------------------------------------------------------------

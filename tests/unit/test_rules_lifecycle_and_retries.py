@@ -16,7 +16,6 @@ from metrics_orchestrator.domain.errors import DomainError, IllegalTransition
 from metrics_orchestrator.domain.model import (
     ALLOWED_TRANSITIONS,
     RunStatus,
-    can_transition,
     check_transition,
 )
 from metrics_orchestrator.domain.retries import (
@@ -33,11 +32,6 @@ S = RunStatus
 
 def test_every_status_has_a_row_in_the_table() -> None:
     assert set(ALLOWED_TRANSITIONS) == set(RunStatus)
-
-
-@given(st.sampled_from(RunStatus), st.sampled_from(RunStatus))
-def test_can_transition_is_membership_in_the_table(current: RunStatus, target: RunStatus) -> None:
-    assert can_transition(current, target) is (target in ALLOWED_TRANSITIONS[current])
 
 
 def test_a_refused_transition_names_both_ends_and_what_is_allowed() -> None:

@@ -56,11 +56,6 @@ def as_bytes(body: bytes | str) -> bytes:
     return body.encode("utf-8", "surrogatepass")
 
 
-def body_text(body: bytes) -> str:
-    """The body as text whatever its bytes: invalid UTF-8 becomes backslash escapes."""
-    return body.decode("utf-8", "backslashreplace")
-
-
 def read_json_object(body: bytes, *, what: str = "body") -> dict[str, Any]:
     """Parse `body` (UTF-8 JSON) into an object, or raise UndecodableEvent saying why."""
     if len(body) > MAX_BODY_BYTES:

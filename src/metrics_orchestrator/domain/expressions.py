@@ -102,19 +102,6 @@ def parse_expression(
     return Expression(declared, canonical, tuple(walker.references))
 
 
-def infer_node_type(node: Mapping[str, object]) -> ExpressionType | None:
-    """Type of a nested node read from its keys; None if it is not recognisably a node.
-
-    The type whose distinguishing keys the node has most of wins, so one stray key (say a
-    `scale` on a window_op) is reported as an unknown key rather than making the node
-    unrecognisable. A tie, or no distinguishing key at all, gives None.
-    """
-    if not isinstance(node, Mapping):
-        return None
-    candidates = _candidate_types(node)
-    return candidates[0] if len(candidates) == 1 else None
-
-
 def _candidate_types(node: Mapping[Any, object]) -> list[ExpressionType]:
     """The node types tied for the most distinguishing keys present (empty if none present)."""
     keys = {key for key in node if isinstance(key, str)}

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import re
 
-from metrics_orchestrator.domain.errors import FieldError, ValidationError
-
 MAX_IDENTIFIER_LENGTH = 128
 IDENTIFIER_CHARACTERS = "A-Z a-z 0-9 _ . -"
 # Also the regular expression of the CHECK constraints of migration 003 (keep them equal).
@@ -28,13 +26,6 @@ def identifier_problem(value: object) -> str | None:
     if is_identifier(value):
         return None
     return f"{_shown(value)} {IDENTIFIER_RULE}"
-
-
-def check_identifier(path: str, value: object) -> None:
-    """Raise ValidationError naming `path` and the value unless `value` is an identifier."""
-    problem = identifier_problem(value)
-    if problem is not None:
-        raise ValidationError([FieldError(path, problem)])
 
 
 def _shown(value: object, limit: int = 60) -> str:

@@ -63,7 +63,7 @@ def _move(sources: set[RunStatus], targets: set[RunStatus]) -> Move:
 _S = RunStatus
 # SPEC §5.5, the one place the lifecycle is written down: per cause, the statuses a run may
 # leave and the ones it may enter. SQL that changes a status takes its from-statuses from
-# here (`sources_for`) and every write checks the rows it changed. A late `completed` event
+# here (`change_for`) and every write checks the rows it changed. A late `completed` event
 # after a timeout still records the outcome, so timed_out is terminal yet has exits.
 LIFECYCLE: dict[Cause, Move] = {
     Cause.READY: _move({_S.PENDING_DEPENDENCIES}, {_S.QUEUED}),
@@ -91,14 +91,10 @@ def _allowed_transitions() -> dict[RunStatus, frozenset[RunStatus]]:
 ALLOWED_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = _allowed_transitions()
 
 
-def can_transition(current: RunStatus, target: RunStatus) -> bool:
-    return target in ALLOWED_TRANSITIONS[current]
-
-
 def check_transition(current: RunStatus, target: RunStatus, cause: Cause | None = None) -> None:
     """Raise IllegalTransition unless SPEC §5.5 allows `current -> target` (for `cause`)."""
     if cause is None:
-        if not can_transition(current, target):
+        if target not in ALLOWED_TRANSITIONS[current]:
             allowed = ", ".join(sorted(ALLOWED_TRANSITIONS[current])) or "none"
             raise IllegalTransition(
                 f"run cannot move from {current} to {target} (allowed from {current}: {allowed})"

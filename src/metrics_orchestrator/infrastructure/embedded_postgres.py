@@ -74,19 +74,6 @@ def prune_dead_handles(data_dir: Path) -> list[int]:
     return dead
 
 
-def running_postmaster_pid(data_dir: Path) -> int | None:
-    """The pid of a PostgreSQL serving `data_dir` right now, if any (from postmaster.pid)."""
-    try:
-        first_line = (data_dir / "postmaster.pid").read_text(encoding="utf-8").splitlines()[0]
-        pid = int(first_line.strip())
-    except (FileNotFoundError, IndexError, ValueError):
-        return None
-    try:
-        return pid if psutil.Process(pid).name().startswith("postgres") else None
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
-
-
 def start_embedded_postgres(
     data_dir: Path | None = None, *, database: str = "postgres"
 ) -> EmbeddedPostgres:

@@ -79,10 +79,6 @@ class DispatchRepository(Protocol):
         self, give_ups: Sequence[DispatchGiveUp], change: StatusChange, now: datetime
     ) -> int: ...
 
-    def notify_runs_queued(self) -> None:
-        """Wake dispatchers once the current transaction commits (call after queueing runs)."""
-        ...
-
 
 class RunQueuedListener(Protocol):
     """Waits for a `metric_run_queued` notification."""

@@ -62,9 +62,6 @@ class PostgresDispatchRepository:
         } | _statuses(change)
         return self._conn.execute(query(_FILE, "give_up_dispatch"), params).rowcount
 
-    def notify_runs_queued(self) -> None:
-        self._conn.execute(query(_FILE, "notify_runs_queued"))
-
 
 def _statuses(change: StatusChange) -> dict[str, str]:
     return {"from": change.source.value, "to": change.target.value}

@@ -53,6 +53,3 @@ SET status = %(to)s,
 FROM unnest(%(ids)s::uuid[], %(errors)s::text[]) AS f(id, error)
 WHERE r.id = f.id
   AND r.status = %(from)s
-
--- name: notify_runs_queued
-SELECT pg_notify('metric_run_queued', '')
