@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection, errors
-from psycopg.rows import TupleRow
+from psycopg import Connection, Cursor, errors
+from psycopg.rows import TupleRow, dict_row
 from psycopg.types.json import Jsonb
 
 from metrics_orchestrator.application.ports import TransientDatabaseError
@@ -36,6 +36,7 @@ from metrics_orchestrator.domain.model import (
 from metrics_orchestrator.domain.orchestration import InputFacts, UpdateVersion
 from metrics_orchestrator.domain.run_request import ConsumedUpdate
 from metrics_orchestrator.infrastructure.postgres.queries import query
+from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all
 
 _SQL = "intake.sql"
 _PROMOTE = change_for(Cause.READY)
@@ -58,15 +59,15 @@ def _record_outcome(
     return (RecordOutcome.INSERTED, seq) if seq is not None else (RecordOutcome.DUPLICATE, None)
 
 
-def _metric(row: tuple[Any, ...]) -> MetricForIntake:
+def _metric(row: Row) -> MetricForIntake:
     return MetricForIntake(
-        id=row[0],
-        code=row[1],
-        expression_type=row[2],
-        expression_json=row[3],
-        required_days=row[4],
-        trigger_policy=TriggerPolicy(row[5]),
-        enabled=row[6],
+        id=row["id"],
+        code=row["code"],
+        expression_type=row["expression_type"],
+        expression_json=row["expression_json"],
+        required_days=row["required_days"],
+        trigger_policy=TriggerPolicy(row["trigger_policy"]),
+        enabled=row["enabled"],
     )
 
 
@@ -74,25 +75,27 @@ class PostgresIntakeRepository:
     def __init__(self, conn: Connection[TupleRow]) -> None:
         self._conn = conn
 
-    def _all(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        return self._conn.execute(query(_SQL, name), params).fetchall()
+    def _all(self, name: str, params: dict[str, Any]) -> list[Row]:
+        return fetch_all(self._conn, query(_SQL, name), params)
+
+    def _send(self, name: str, params: dict[str, Any]) -> Cursor[Row]:
+        """Execute inside a pipeline; the rows are read (by name) once fetched."""
+        return self._conn.cursor(row_factory=dict_row).execute(query(_SQL, name), params)
 
     def _run(self, name: str, params: dict[str, Any]) -> None:
         self._conn.execute(query(_SQL, name), params)
 
     def dataset_for_update(self, dataset_id: str) -> DatasetInfo | None:
         rows = self._all("dataset_for_update", {"dataset_id": dataset_id})
-        return DatasetInfo(bucket=rows[0][0], enabled=rows[0][1]) if rows else None
+        return DatasetInfo(bucket=rows[0]["bucket"], enabled=rows[0]["enabled"]) if rows else None
 
     def record_updates(self, updates: Sequence[NewDatasetUpdate]) -> RecordedUpdates:
         dataset_ids = sorted({u.dataset_id for u in updates})
         with self._conn.pipeline():
-            locking = self._conn.execute(query(_SQL, "lock_datasets"), {"dataset_ids": dataset_ids})
-            locked = self._conn.execute(
-                query(_SQL, "freshest_updates"), {"dataset_ids": dataset_ids}
-            )
-            recorded = self._conn.execute(
-                query(_SQL, "record_updates"),
+            locking = self._send("lock_datasets", {"dataset_ids": dataset_ids})
+            locked = self._send("freshest_updates", {"dataset_ids": dataset_ids})
+            recorded = self._send(
+                "record_updates",
                 {
                     "ids": [u.id for u in updates],
                     "event_keys": [u.event_key for u in updates],
@@ -108,10 +111,19 @@ class PostgresIntakeRepository:
             )
             locking.fetchall()
             freshest: dict[str, UpdateVersion | None] = {
-                dataset_id: UpdateVersion(uid, dataset_id, effective, received, seq)
-                for dataset_id, uid, effective, received, seq in locked.fetchall()
+                row["dataset_id"]: UpdateVersion(
+                    row["update_id"],
+                    row["dataset_id"],
+                    row["effective_at"],
+                    row["received_at"],
+                    row["seq"],
+                )
+                for row in locked.fetchall()
             }
-            outcomes = [_record_outcome(*row) for row in recorded.fetchall()]
+            outcomes = [
+                _record_outcome(row["known"], row["enabled"], row["seq"])
+                for row in recorded.fetchall()
+            ]
         return RecordedUpdates(freshest_before=freshest, outcomes=outcomes)
 
     def set_freshest(self, freshest: dict[str, UUID]) -> None:
@@ -129,7 +141,7 @@ class PostgresIntakeRepository:
             rows = self._all(
                 "metrics_of_datasets", {"dataset_ids": ids, "metric_ids": list(metrics)}
             )
-            for dataset_id, metric_id in sorted(rows):
+            for dataset_id, metric_id in sorted((r["dataset_id"], r["metric_id"]) for r in rows):
                 dependents[dataset_id].append(metrics[metric_id])
         return dependents
 
@@ -179,23 +191,41 @@ class PostgresIntakeRepository:
         pending: dict[str, UUID] = {}
         updates: dict[UUID, ConsumedUpdate] = {}
         for row in self._all("input_facts", {"metric_ids": ids}):
-            metric_id, dataset_id = row[0], row[1]
+            metric_id, dataset_id = row["metric_id"], row["dataset_id"]
             freshest = None
-            if row[2] is not None:
-                freshest = UpdateVersion(row[2], dataset_id, row[3], row[4], row[5])
-                updates[row[2]] = ConsumedUpdate(row[2], dataset_id, row[6], row[7], row[8])
+            if row["freshest_id"] is not None:
+                freshest = UpdateVersion(
+                    row["freshest_id"],
+                    dataset_id,
+                    row["freshest_effective_at"],
+                    row["freshest_received_at"],
+                    row["freshest_seq"],
+                )
+                updates[row["freshest_id"]] = ConsumedUpdate(
+                    row["freshest_id"],
+                    dataset_id,
+                    row["bucket"],
+                    row["version_manifest_path"],
+                    row["projections_path"],
+                )
             last_used = (
-                UpdateVersion(row[9], dataset_id, row[10], row[11], row[12])
-                if row[9] is not None
+                UpdateVersion(
+                    row["used_id"],
+                    dataset_id,
+                    row["used_effective_at"],
+                    row["used_received_at"],
+                    row["used_seq"],
+                )
+                if row["used_id"] is not None
                 else None
             )
             facts[metric_id].append(InputFacts(dataset_id, freshest, last_used))
             dependencies[metric_id] += [
                 (position, MetricDependency(series, dataset_id))
-                for series, position in zip(row[13], row[14], strict=True)
+                for series, position in zip(row["series_codes"], row["positions"], strict=True)
             ]
-            if row[15] is not None:
-                pending[metric_id] = row[15]
+            if row["pending_run_id"] is not None:
+                pending[metric_id] = row["pending_run_id"]
         return [
             MetricInputs(
                 metric=m,
@@ -220,7 +250,7 @@ class PostgresIntakeRepository:
                 "fingerprints": [f for _, f in candidates],
             },
         )
-        return {(r[0], r[1]) for r in rows}
+        return {(r["metric_id"], r["fingerprint"]) for r in rows}
 
     def save_waiting(self, runs: Sequence[WaitingRun], now: datetime) -> None:
         new = [r for r in runs if r.is_new_run]

@@ -15,7 +15,7 @@ SELECT id FROM datasets WHERE id = ANY(%(dataset_ids)b) ORDER BY id FOR NO KEY U
 
 -- name: freshest_updates
 -- A statement of its own, after lock_datasets: its snapshot sees the last committed choice.
-SELECT d.id, f.id, f.effective_at, f.received_at, f.seq
+SELECT d.id AS dataset_id, f.id AS update_id, f.effective_at, f.received_at, f.seq
 FROM datasets d
 JOIN dataset_updates f ON f.id = d.freshest_update_id
 WHERE d.id = ANY(%(dataset_ids)b);
@@ -45,7 +45,7 @@ WITH input AS (
     ON CONFLICT (event_key) DO NOTHING
     RETURNING id, seq
 )
-SELECT d.id IS NOT NULL, coalesce(d.enabled, false), ins.seq
+SELECT d.id IS NOT NULL AS known, coalesce(d.enabled, false) AS enabled, ins.seq
 FROM input i
 LEFT JOIN datasets d ON d.id = i.dataset_id
 LEFT JOIN inserted ins ON ins.id = i.id
@@ -94,10 +94,12 @@ WITH required AS (
     WHERE d.id IN (SELECT dataset_id FROM required)
 )
 SELECT r.metric_id, r.dataset_id,
-       f.id, f.effective_at, f.received_at, f.seq, f.bucket, f.version_manifest_path,
-       f.projections_path,
-       lu.id, lu.effective_at, lu.received_at, lu.seq,
-       r.series_codes, r.positions, pending.id
+       f.id AS freshest_id, f.effective_at AS freshest_effective_at,
+       f.received_at AS freshest_received_at, f.seq AS freshest_seq, f.bucket,
+       f.version_manifest_path, f.projections_path,
+       lu.id AS used_id, lu.effective_at AS used_effective_at,
+       lu.received_at AS used_received_at, lu.seq AS used_seq,
+       r.series_codes, r.positions, pending.id AS pending_run_id
 FROM required r
 JOIN metrics m ON m.id = r.metric_id
 JOIN freshest f ON f.dataset_id = r.dataset_id
