@@ -59,6 +59,7 @@ from metrics_orchestrator.infrastructure.postgres.migrations import (
     MigrationError,
     PostgresSchemaProbe,
     migrate,
+    rollback_last,
 )
 from metrics_orchestrator.infrastructure.postgres.unit_of_work import PostgresUnitOfWork
 from metrics_orchestrator.infrastructure.prometheus import PrometheusTelemetry
@@ -88,6 +89,7 @@ __all__ = [
     "projection_update_sender",
     "resolve_aws",
     "resolve_database_url",
+    "rollback_last",
     "sqs_client_from",
 ]
 

@@ -105,3 +105,20 @@ def test_migrate_command_twice_against_an_empty_database(
     assert second.exit_code == 0, second.output
     assert "nothing to apply" in second.output
     assert _tables(empty_database_url) >= TABLES
+
+
+def test_migrate_rollback_undoes_the_newest_migration_through_the_cli(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", empty_database_url)
+    runner = CliRunner()
+    assert runner.invoke(app, ["migrate"]).exit_code == 0
+    newest = available_migrations()[-1]
+
+    undone = runner.invoke(app, ["migrate", "--rollback"])
+
+    assert undone.exit_code == 0, undone.output
+    assert f"rolled back {newest.version}_{newest.name}" in undone.output
+    assert [m.version for m in pending_migrations(empty_database_url)] == [newest.version]
+    assert runner.invoke(app, ["migrate"]).exit_code == 0
+    assert pending_migrations(empty_database_url) == []

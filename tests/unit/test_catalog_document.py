@@ -11,12 +11,19 @@ import yaml
 from metrics_orchestrator.application.catalog_document import (
     CatalogDocument,
     in_document_order,
-    parse_catalog_document,
     read_catalog_document,
 )
 from metrics_orchestrator.application.catalog_spec import DatasetSpec, SeriesSpec
 from metrics_orchestrator.domain.errors import FieldError, ValidationError
 from metrics_orchestrator.domain.model import TriggerPolicy
+
+
+def parse_catalog_document(raw: object) -> CatalogDocument:
+    """What `catalog load` reads of a file, or a ValidationError listing every problem."""
+    document, errors = read_catalog_document(raw)
+    if errors:
+        raise ValidationError(errors)
+    return document
 
 
 def _errors(document: object) -> list[str]:

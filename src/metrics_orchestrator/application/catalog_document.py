@@ -192,17 +192,6 @@ def read_catalog_document(raw: object) -> tuple[CatalogDocument, tuple[FieldErro
     return document, tuple(errors)
 
 
-def parse_catalog_document(raw: object) -> CatalogDocument:
-    """Validate a catalog file's structure and expressions; ValidationError lists every problem.
-
-    Pure: references between entries and to what the database holds are checked on load.
-    """
-    document, errors = read_catalog_document(raw)
-    if errors:
-        raise ValidationError(errors)
-    return document
-
-
 def _read_section(
     raw: Mapping[Any, object],
     key: str,

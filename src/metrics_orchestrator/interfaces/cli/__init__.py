@@ -19,6 +19,7 @@ from metrics_orchestrator.bootstrap import (
     load_settings,
     migrate,
     resolve_database_url,
+    rollback_last,
 )
 from metrics_orchestrator.interfaces.cli import help_format
 
@@ -84,12 +85,26 @@ def settings_or_exit() -> Settings:
     return settings
 
 
-def migrate_command() -> None:
+def migrate_command(
+    rollback: bool = typer.Option(
+        False,
+        "--rollback",
+        help="Undo the newest applied migration with its rollback script, instead.",
+    ),
+) -> None:
     """Apply pending database migrations (safe to run twice, or from two processes)."""
     settings = settings_or_exit()
     with ExitStack() as resources:
         url = resolve_database_url(settings, resources, auto_migrate=False)
         try:
+            if rollback:
+                undone = rollback_last(url)
+                typer.echo(
+                    f"rolled back {undone.version}_{undone.name}"
+                    if undone
+                    else "no migration is applied; nothing to roll back"
+                )
+                return
             applied = migrate(url)
         except MigrationError as exc:
             raise fail(str(exc), EXIT_FAILURE) from None
