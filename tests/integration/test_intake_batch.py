@@ -166,3 +166,47 @@ def test_an_update_the_database_refuses_is_rejected_alone(
     # the others' runs are kept
     assert results[0].queued_runs
     assert results[2].queued_runs
+
+
+def test_a_pending_run_promoted_and_a_new_one_held_in_one_batch(
+    orchestrator: Orchestrator, clock: MutableClock, database_url: str
+) -> None:
+    pair = metric_code(0, 1)  # reads datasets 0 and 1, all_new
+    orchestrator.ingest_many([update(clock, 0, "v1")], source="t", received_at=clock.now())
+    pending_sql = (
+        "SELECT r.id FROM metric_runs r JOIN metrics m ON m.id = r.metric_id"
+        " WHERE m.code = %s AND r.status = 'pending_dependencies'"
+    )
+    ((waiting,),) = rows(database_url, pending_sql, pair)
+    clock.advance(timedelta(minutes=1))
+    # the first update completes the waiting run; the second starts a new wait
+    batch = [update(clock, 1, "v1"), update(clock, 0, "v2")]
+
+    completed, again = orchestrator.ingest_many(batch, source="t", received_at=clock.now())
+
+    assert waiting in completed.queued_runs
+    ((held,),) = rows(database_url, pending_sql, pair)
+    assert held != waiting
+    assert held in again.pending_runs
+    statuses = rows(
+        database_url,
+        "SELECT r.id, r.status, r.queued_at IS NOT NULL FROM metric_runs r"
+        " JOIN metrics m ON m.id = r.metric_id WHERE m.code = %s",
+        pair,
+    )
+    assert sorted((s, q) for _, s, q in statuses) == [
+        ("pending_dependencies", False),
+        ("queued", True),
+    ]
+    # the promoted run's rows record the updates it consumed; the new one holds dataset 0's v2
+    holds = {
+        (run_id, ds): uid is not None
+        for run_id, ds, uid in rows(
+            database_url,
+            "SELECT run_id, dataset_id, update_id FROM metric_run_pending_datasets",
+        )
+    }
+    assert holds[(waiting, dataset_id(0))]
+    assert holds[(waiting, dataset_id(1))]
+    assert holds[(held, dataset_id(0))]
+    assert not holds[(held, dataset_id(1))]

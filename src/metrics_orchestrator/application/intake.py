@@ -31,6 +31,7 @@ from uuid import UUID, uuid4
 import structlog
 
 from metrics_orchestrator.application import log_events
+from metrics_orchestrator.application.intake_plan import ArrivalPlan, BatchPlan
 from metrics_orchestrator.application.ports import (
     Clock,
     UnitOfWork,
@@ -39,14 +40,14 @@ from metrics_orchestrator.application.ports import (
 )
 from metrics_orchestrator.application.ports.events import EventRecord, EventStatus
 from metrics_orchestrator.application.ports.intake import (
-    HeldUpdate,
-    MetricForIntake,
+    IntakeWrites,
     MetricInputs,
     NewDatasetUpdate,
     QueuedRun,
+    QueuedRunWrite,
+    RecordedUpdate,
     RecordOutcome,
     UpdateNotStorable,
-    WaitingRun,
 )
 from metrics_orchestrator.application.telemetry import NEW_RUN, NullTelemetry, Telemetry
 from metrics_orchestrator.domain.errors import Conflict, DomainError, NotFound, ValidationError
@@ -64,13 +65,11 @@ from metrics_orchestrator.domain.model import (
 from metrics_orchestrator.domain.orchestration import (
     Evaluation,
     InputFacts,
-    Outcome,
     UpdateVersion,
     evaluate_metric,
-    freshest,
     inputs_fingerprint,
 )
-from metrics_orchestrator.domain.run_request import build_run_request
+from metrics_orchestrator.domain.run_request import ConsumedUpdate, build_run_request
 
 logger = structlog.get_logger(__name__)
 
@@ -90,12 +89,6 @@ class IntakeResult:
     transitions: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class _Plan:
-    waiting: list[WaitingRun] = field(default_factory=list)
-    queued: list[QueuedRun] = field(default_factory=list)
-
-
 @dataclass(frozen=True, slots=True)
 class _Received:
     """One event of a batch: its key and update, or why it cannot be one."""
@@ -107,9 +100,11 @@ class _Received:
 
 
 @dataclass(frozen=True, slots=True)
-class _Recorded:
-    update_id: UUID
-    outcome: RecordOutcome
+class _Arrival:
+    """An event of a batch and the moment it is processed (its runs' and event row's time)."""
+
+    item: _Received
+    now: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,126 +167,111 @@ class Orchestrator:
     def _ingest_batch_in(
         self, uow: UnitOfWork, received: Sequence[_Received], context: _Context
     ) -> list[IntakeResult]:
-        datasets = sorted({item.update.dataset_id for item in received if item.update})
-        # Every lock the batch needs, up front and in the global order (datasets, then
-        # metrics, then pending runs, each by id): taking them update by update would let
-        # two batches each hold what the other waits for. What is locked here cannot change
-        # before commit, so each update takes its dependents from it (no statement of its
-        # own); a pending run created by an earlier update of the batch is this
-        # transaction's own row.
-        dependents = uow.intake.lock_for_batch(datasets) if datasets else {}
-        return [self._ingest_isolated(uow, item, dependents, context) for item in received]
+        arrivals = [_Arrival(item, self._clock.now()) for item in received]
+        if len(arrivals) > 1:
+            try:
+                with uow.intake.isolated():
+                    return self._ingest_together(uow, arrivals, context)
+            except (UpdateNotStorable, DomainError):
+                pass  # one of them cannot be stored: find which, one at a time
+            # Every lock the batch needs, again up front and in the global order (datasets,
+            # then metrics, then pending runs, each by id): taking them event by event
+            # would let two batches each hold what the other waits for.
+            datasets = sorted({a.item.update.dataset_id for a in arrivals if a.item.update})
+            if datasets:
+                uow.intake.lock_for_batch(datasets)
+        return [self._ingest_alone(uow, arrival, context) for arrival in arrivals]
 
-    def _ingest_isolated(
-        self,
-        uow: UnitOfWork,
-        item: _Received,
-        dependents: dict[str, list[MetricForIntake]],
-        context: _Context,
-    ) -> IntakeResult:
-        """One event of the batch, in a savepoint: refused, it is rolled back and rejected."""
-        now = self._clock.now()
-        if item.update is None:
-            return self._rejected(uow, item, item.error or "invalid event", context, now)
+    def _ingest_alone(self, uow: UnitOfWork, arrival: _Arrival, context: _Context) -> IntakeResult:
+        """One event, in a savepoint: refused, it is rolled back and rejected."""
         try:
             with uow.intake.isolated():
-                metrics = dependents.get(item.update.dataset_id, [])
-                return self._ingest_in(uow, item, item.update, metrics, context, now)
+                (result,) = self._ingest_together(uow, [arrival], context)
+                return result
         except (UpdateNotStorable, DomainError) as exc:
-            reason = f"the update cannot be stored: {exc}"
-            return self._rejected(uow, item, reason, context, now)
+            result = _rejection(arrival.item, f"the update cannot be stored: {exc}")
+            _log_outcome(arrival.item, None, result)
+            uow.events.record(_event_record(arrival.item, result, context), arrival.now)
+            return result
 
-    def _ingest_in(
-        self,
-        uow: UnitOfWork,
-        item: _Received,
-        update: ProjectionUpdate,
-        metrics: Sequence[MetricForIntake],
-        context: _Context,
-        now: datetime,
-    ) -> IntakeResult:
-        recorded = _record_update(uow, item, update, context.received_at)
-        if recorded.outcome in (RecordOutcome.UNKNOWN_DATASET, RecordOutcome.DISABLED_DATASET):
-            reason = f"{recorded.outcome.value} {update.dataset_id!r}"
-            return self._rejected(uow, item, reason, context, now)
-        if recorded.outcome is RecordOutcome.DUPLICATE:
-            return self._duplicate(uow, item, update, context, now)
-        plan = self._plan(uow, metrics, now)
+    def _ingest_together(
+        self, uow: UnitOfWork, arrivals: Sequence[_Arrival], context: _Context
+    ) -> list[IntakeResult]:
+        """Events in arrival order, each deciding as if alone; written together at the end."""
+        rows = {
+            n: _new_update(a.item, a.item.update, context.received_at)
+            for n, a in enumerate(arrivals)
+            if a.item.update is not None
+        }
+        facts = uow.intake.begin_batch(list(rows.values())) if rows else None
+        found = dict(zip(rows, facts.recorded.outcomes, strict=True)) if facts else {}
+        plan = BatchPlan(
+            facts.inputs if facts else [],
+            facts.recorded.freshest_before if facts else {},
+            already_run=uow.intake.existing_automatic_fingerprints,
+            make_run=lambda mi, candidates, fingerprint, now: self._queued_run(
+                mi, candidates, RunTrigger.AUTOMATIC, now, fingerprint
+            ),
+        )
+        dependents = facts.dependents if facts else {}
+        results = []
+        for n, arrival in enumerate(arrivals):
+            row = rows.get(n)
+            if row is None:
+                result = _rejection(arrival.item, arrival.item.error or "invalid event")
+            else:
+                metrics = dependents.get(row.dataset_id, [])
+                result = self._arrive(plan, arrival, row, found[n], metrics)
+            _log_outcome(arrival.item, row, result)
+            results.append(result)
+        writes = plan.writes()
         with uow.intake.pipelined():
-            self._apply(uow, plan, now)
-            self._record(uow, item, EventStatus.PROCESSED, None, context, now)
-        logger.info(
-            log_events.ON_PROJECTION_UPDATE,
-            message="projection update processed",
-            dataset_id=update.dataset_id,
-            event_key=item.key,
-            metrics=len(metrics),
-            queued=len(plan.queued),
-            waiting=len(plan.waiting),
-        )
-        return IntakeResult(
-            EventStatus.PROCESSED,
-            item.key,
-            update_id=recorded.update_id,
-            queued_runs=tuple(r.run_id for r in plan.queued),
-            pending_runs=tuple(r.run_id for r in plan.waiting),
-            transitions=_transitions(plan),
-        )
+            uow.intake.save(writes)
+            if writes.queued:
+                uow.intake.notify_queued()
+            uow.events.record_many(
+                [
+                    (_event_record(a.item, r, context), a.now)
+                    for a, r in zip(arrivals, results, strict=True)
+                ]
+            )
+        return results
 
-    def _duplicate(
-        self,
-        uow: UnitOfWork,
-        item: _Received,
-        update: ProjectionUpdate,
-        context: _Context,
-        now: datetime,
+    @staticmethod
+    def _arrive(
+        plan: BatchPlan,
+        arrival: _Arrival,
+        row: NewDatasetUpdate,
+        recorded: RecordedUpdate,
+        metrics: Sequence[str],
     ) -> IntakeResult:
-        self._record(uow, item, EventStatus.DUPLICATE, None, context, now)
-        logger.info(
-            log_events.ON_DUPLICATE_EVENT,
-            message="duplicate projection update",
-            event_key=item.key,
-            dataset_id=update.dataset_id,
+        key = arrival.item.key
+        if recorded.outcome in (RecordOutcome.UNKNOWN_DATASET, RecordOutcome.DISABLED_DATASET):
+            return _rejection(arrival.item, f"{recorded.outcome.value} {row.dataset_id!r}")
+        if recorded.outcome is RecordOutcome.DUPLICATE or recorded.seq is None:
+            return IntakeResult(EventStatus.DUPLICATE, key)
+        version = UpdateVersion(
+            row.id, row.dataset_id, row.effective_at, row.received_at, recorded.seq
         )
-        return IntakeResult(EventStatus.DUPLICATE, item.key)
-
-    def _plan(self, uow: UnitOfWork, metrics: Sequence[MetricForIntake], now: datetime) -> _Plan:
-        plan = _Plan()
-        if not metrics:
-            return plan
-        inputs = uow.intake.load_inputs(metrics)
-        evaluations = [
-            (mi, evaluate_metric(mi.metric.trigger_policy, mi.metric.required_days, mi.facts, now))
-            for mi in inputs
-        ]
-        ready = [(mi.metric.id, ev.fingerprint) for mi, ev in evaluations if ev.fingerprint]
-        # SPEC §5.3: never twice automatically on the same input set
-        already_run = uow.intake.existing_automatic_fingerprints(ready)
-        for mi, ev in evaluations:
-            if ev.fingerprint is not None:
-                if (mi.metric.id, ev.fingerprint) not in already_run:
-                    plan.queued.append(
-                        self._queued_run(mi, ev.candidates, RunTrigger.AUTOMATIC, now)
-                    )
-            elif ev.outcome is Outcome.WAITING:
-                plan.waiting.append(_waiting_run(mi, ev))
-        return plan
-
-    def _apply(self, uow: UnitOfWork, plan: _Plan, now: datetime) -> None:
-        if plan.waiting:
-            uow.intake.save_waiting(plan.waiting, now)
-        if plan.queued:
-            uow.intake.save_queued(plan.queued, now)
-            uow.intake.notify_queued()
-        for run in plan.queued:
-            logger.info(
+        consumed = ConsumedUpdate(
+            row.id,
+            row.dataset_id,
+            recorded.bucket or "",
+            row.version_manifest_path,
+            row.projections_path,
+        )
+        arrived = plan.arrive(version, consumed, metrics, arrival.now)
+        # Per run at DEBUG: the INFO line of the update counts them (one line per run was a
+        # tenth of the intake's CPU at fan-out 10; docs/operations.md).
+        for run in arrived.queued:
+            logger.debug(
                 log_events.ON_RUN_QUEUED,
                 message="run queued",
                 run_id=str(run.run_id),
                 metric_code=run.payload["metricCode"],
                 trigger=run.trigger.value,
             )
-        for waiting in plan.waiting:
+        for waiting in arrived.waiting:
             logger.debug(
                 log_events.ON_RUN_PENDING,
                 message="run waiting for inputs",
@@ -299,6 +279,14 @@ class Orchestrator:
                 metric_id=waiting.metric_id,
                 waiting_for=[ds for ds, held in waiting.held.items() if held is None],
             )
+        return IntakeResult(
+            EventStatus.PROCESSED,
+            key,
+            update_id=row.id,
+            queued_runs=tuple(r.run_id for r in arrived.queued),
+            pending_runs=tuple(r.run_id for r in arrived.waiting),
+            transitions=_transitions(arrived),
+        )
 
     def _queued_run(
         self,
@@ -306,6 +294,7 @@ class Orchestrator:
         candidates: dict[str, UpdateVersion],
         trigger: RunTrigger,
         now: datetime,
+        fingerprint: str | None = None,
     ) -> QueuedRun:
         reuse_pending = trigger is RunTrigger.AUTOMATIC and mi.pending_run_id is not None
         run_id = mi.pending_run_id if reuse_pending and mi.pending_run_id else uuid4()
@@ -326,7 +315,7 @@ class Orchestrator:
             metric_id=mi.metric.id,
             is_new_run=not reuse_pending,
             trigger=trigger,
-            fingerprint=inputs_fingerprint(candidates),
+            fingerprint=fingerprint or inputs_fingerprint(candidates),
             payload=payload,
             lineage={ds: c.id for ds, c in candidates.items()},
         )
@@ -359,7 +348,7 @@ class Orchestrator:
         # A manual run ignores freshness and history: the operator asked for it explicitly.
         latest = {f.dataset_id: f.freshest for f in mi.facts if f.freshest is not None}
         run = self._queued_run(mi, latest, RunTrigger.MANUAL, now)
-        uow.intake.save_queued([run], now)
+        uow.intake.save(IntakeWrites(queued=[QueuedRunWrite(run, queued_at=now, created_at=now)]))
         uow.intake.notify_queued()
         logger.info(
             log_events.ON_RUN_QUEUED,
@@ -405,44 +394,6 @@ class Orchestrator:
             )
         return results
 
-    # -- the event log -------------------------------------------------------------------
-
-    def _rejected(
-        self, uow: UnitOfWork, item: _Received, reason: str, context: _Context, now: datetime
-    ) -> IntakeResult:
-        self._record(uow, item, EventStatus.REJECTED, reason, context, now)
-        logger.warning(
-            log_events.ON_EVENT_REJECTED,
-            message="projection update rejected",
-            event_key=item.key,
-            error=reason,
-        )
-        return IntakeResult(EventStatus.REJECTED, item.key, error=reason)
-
-    @staticmethod
-    def _record(
-        uow: UnitOfWork,
-        item: _Received,
-        status: EventStatus,
-        error: str | None,
-        context: _Context,
-        now: datetime,
-    ) -> None:
-        uow.events.record(
-            EventRecord(
-                event_key=item.key,
-                event_type=PROJECTION_UPDATE,
-                status=status,
-                source=context.source,
-                received_at=context.received_at,
-                payload=item.event.payload,
-                # the raw body is what a replay re-reads; processed events keep the payload only
-                raw_body=item.event.raw_body if status is EventStatus.REJECTED else None,
-                error=error,
-            ),
-            processed_at=now,
-        )
-
 
 def _receive(event: DecodedEvent) -> _Received:
     try:
@@ -452,15 +403,10 @@ def _receive(event: DecodedEvent) -> _Received:
     return _Received(event, update.event_key, update)
 
 
-def _record_update(
-    uow: UnitOfWork, item: _Received, update: ProjectionUpdate, received_at: datetime
-) -> _Recorded:
-    """The id given to the update and what recording it found.
-
-    An inserted update competes with its dataset's freshest so far (SPEC §5.2, decided by
-    `freshest`); a winner is stored for run formation to read.
-    """
-    row = NewDatasetUpdate(
+def _new_update(
+    item: _Received, update: ProjectionUpdate, received_at: datetime
+) -> NewDatasetUpdate:
+    return NewDatasetUpdate(
         id=uuid4(),
         event_key=update.event_key,
         dataset_id=update.dataset_id,
@@ -472,16 +418,54 @@ def _record_update(
         effective_at=effective_time(update.occurred_at, received_at),
         payload=item.event.payload,
     )
-    found = uow.intake.record_updates([row])
-    ((outcome, seq),) = found.outcomes
-    if outcome is RecordOutcome.INSERTED and seq is not None:
-        version = UpdateVersion(row.id, row.dataset_id, row.effective_at, received_at, seq)
-        if freshest([found.freshest_before.get(row.dataset_id), version]) is version:
-            uow.intake.set_freshest({row.dataset_id: version.id})
-    return _Recorded(row.id, outcome)
 
 
-def _transitions(plan: _Plan) -> dict[tuple[str, str], int]:
+def _rejection(item: _Received, reason: str) -> IntakeResult:
+    return IntakeResult(EventStatus.REJECTED, item.key, error=reason)
+
+
+def _event_record(item: _Received, result: IntakeResult, context: _Context) -> EventRecord:
+    rejected = result.status is EventStatus.REJECTED
+    return EventRecord(
+        event_key=item.key,
+        event_type=PROJECTION_UPDATE,
+        status=result.status,
+        source=context.source,
+        received_at=context.received_at,
+        payload=item.event.payload,
+        # the raw body is what a replay re-reads; processed events keep the payload only
+        raw_body=item.event.raw_body if rejected else None,
+        error=result.error,
+    )
+
+
+def _log_outcome(item: _Received, row: NewDatasetUpdate | None, result: IntakeResult) -> None:
+    if result.status is EventStatus.REJECTED:
+        logger.warning(
+            log_events.ON_EVENT_REJECTED,
+            message="projection update rejected",
+            event_key=item.key,
+            error=result.error,
+        )
+    elif result.status is EventStatus.DUPLICATE:
+        logger.info(
+            log_events.ON_DUPLICATE_EVENT,
+            message="duplicate projection update",
+            event_key=item.key,
+            dataset_id=row.dataset_id if row else None,
+        )
+    else:
+        logger.info(
+            log_events.ON_PROJECTION_UPDATE,
+            message="projection update processed",
+            dataset_id=row.dataset_id if row else None,
+            event_key=item.key,
+            queued=len(result.queued_runs),
+            waiting=len(result.pending_runs),
+        )
+
+
+def _transitions(plan: ArrivalPlan) -> dict[tuple[str, str], int]:
     pending, queued = RunStatus.PENDING_DEPENDENCIES.value, RunStatus.QUEUED.value
     counted: Counter[tuple[str, str]] = Counter()
     for run in plan.queued:
@@ -490,15 +474,6 @@ def _transitions(plan: _Plan) -> dict[tuple[str, str], int]:
         if waiting.is_new_run:
             counted[(NEW_RUN, pending)] += 1
     return dict(counted)
-
-
-def _waiting_run(mi: MetricInputs, ev: Evaluation) -> WaitingRun:
-    held = {
-        ds: HeldUpdate(u.id, u.received_at) if u is not None else None
-        for ds, u in ev.held(mi.metric.trigger_policy).items()
-    }
-    run_id = mi.pending_run_id or uuid4()
-    return WaitingRun(run_id, mi.metric.id, mi.pending_run_id is None, held)
 
 
 def _key_of_invalid(event: DecodedEvent) -> str:

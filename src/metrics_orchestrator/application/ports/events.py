@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -44,6 +45,10 @@ class LoggedEvent:
 class EventLogRepository(Protocol):
     def record(self, event: EventRecord, processed_at: datetime) -> int:
         """Append one row; returns its id."""
+        ...
+
+    def record_many(self, events: Sequence[tuple[EventRecord, datetime]]) -> None:
+        """Append one row per (event, processed_at), in order."""
         ...
 
     def was_processed(self, event_key: str) -> bool:

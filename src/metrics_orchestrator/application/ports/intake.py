@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -61,13 +61,23 @@ class RecordOutcome(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class RecordedUpdate:
+    """What recording one update found; an inserted one has its receipt sequence and the
+    bucket it was stored with (its own, or its dataset's)."""
+
+    outcome: RecordOutcome
+    seq: int | None = None
+    bucket: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RecordedUpdates:
     """What recording a batch of updates found."""
 
     # per dataset named by the batch: its freshest update before the batch
     freshest_before: dict[str, UpdateVersion | None]
-    # per update, in order: the outcome, and the receipt sequence it got if inserted
-    outcomes: list[tuple[RecordOutcome, int | None]]
+    # per update, in order
+    outcomes: list[RecordedUpdate]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +105,55 @@ class QueuedRun:
     lineage: dict[str, UUID]
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedRunWrite:
+    """A run queued by a transaction: inserted as queued, or an existing pending run promoted.
+
+    `created_at` is None for an existing pending run. `held` is what the run held while it
+    waited earlier in the same transaction (None if it did not): those rows are written,
+    then filled with the updates the run consumed, as for a run that waited in an earlier
+    transaction.
+    """
+
+    run: QueuedRun
+    queued_at: datetime
+    created_at: datetime | None
+    held: dict[str, HeldUpdate | None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRunWrite:
+    """A run left waiting by a transaction, with what it holds now; `created_at` is None for
+    a run that was already pending (checked to be still pending)."""
+
+    run_id: UUID
+    metric_id: str
+    created_at: datetime | None
+    held: dict[str, HeldUpdate | None]
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeWrites:
+    """Everything one intake transaction decided, to be written together."""
+
+    freshest: dict[str, UUID] = field(default_factory=dict)
+    queued: list[QueuedRunWrite] = field(default_factory=list)
+    waiting: list[PendingRunWrite] = field(default_factory=list)
+    # per metric, its last automatic run after the transaction
+    last_automatic: dict[str, UUID] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFacts:
+    """What a batch of updates found on arrival, with everything it can touch locked."""
+
+    # per dataset of the batch: its enabled dependent metrics, in id order
+    dependents: dict[str, list[str]]
+    recorded: RecordedUpdates
+    # every dependent metric's inputs, before the batch
+    inputs: list[MetricInputs]
+
+
 class UpdateNotStorable(Exception):
     """The database refused what one update would write (its data, not a conflict): the
     update is rejected on its own, the rest of its batch is kept."""
@@ -109,20 +168,16 @@ class DatasetInfo:
 class IntakeRepository(Protocol):
     def dataset_for_update(self, dataset_id: str) -> DatasetInfo | None: ...
 
-    def record_updates(self, updates: Sequence[NewDatasetUpdate]) -> RecordedUpdates:
-        """Lock the named datasets (id order), then insert, in order, the updates of known,
-        enabled datasets unless their event key exists (or repeats earlier in `updates`)."""
-        ...
-
-    def set_freshest(self, freshest: dict[str, UUID]) -> None:
-        """Store each dataset's freshest update, as the domain chose it."""
-        ...
-
-    def lock_for_batch(self, dataset_ids: Sequence[str]) -> dict[str, list[MetricForIntake]]:
+    def lock_for_batch(self, dataset_ids: Sequence[str]) -> None:
         """Everything a batch of updates of these datasets can touch, locked in the global
         intake order: the datasets, then their enabled dependent metrics, then those
-        metrics' pending runs, each in id order. Per dataset: its locked dependents, in id
-        order."""
+        metrics' pending runs, each in id order."""
+        ...
+
+    def begin_batch(self, updates: Sequence[NewDatasetUpdate]) -> BatchFacts:
+        """Take the locks of `lock_for_batch` for the updates' datasets, insert, in order,
+        the updates of known, enabled datasets unless their event key exists (or repeats
+        earlier in `updates`), and load the facts of every dependent metric."""
         ...
 
     def isolated(self) -> AbstractContextManager[None]:
@@ -130,15 +185,10 @@ class IntakeRepository(Protocol):
         raised as UpdateNotStorable, a conflict as TransientDatabaseError."""
         ...
 
-    def lock_dependent_metrics(self, dataset_ids: Sequence[str]) -> list[MetricForIntake]:
-        """Enabled metrics depending on any of the datasets, row-locked in id order, and then
-        their open pending runs (so none is canceled while this transaction decides)."""
-        ...
-
     def lock_metric_by_code(self, code: str) -> MetricForIntake | None: ...
 
     def dependent_metrics(self, dataset_id: str) -> list[MetricForIntake]:
-        """Like lock_dependent_metrics, without locks (for read-only views)."""
+        """The enabled metrics reading the dataset, in id order (for read-only views)."""
         ...
 
     def metric_by_code(self, code: str) -> MetricForIntake | None: ...
@@ -149,14 +199,10 @@ class IntakeRepository(Protocol):
         self, candidates: Sequence[tuple[str, str]]
     ) -> set[tuple[str, str]]: ...
 
-    def save_waiting(self, runs: Sequence[WaitingRun], now: datetime) -> None:
-        """Create new pending runs, replace what each holds; StaleRun if one is no longer
-        pending."""
-        ...
-
-    def save_queued(self, runs: Sequence[QueuedRun], now: datetime) -> None:
-        """Insert new queued runs, promote pending ones (StaleRun if one is no longer
-        pending), write lineage and the metrics' last automatic run."""
+    def save(self, writes: IntakeWrites) -> None:
+        """Write what a transaction decided: freshest updates, new pending and queued runs,
+        promotions (StaleRun if one is no longer pending), holds, lineage and the metrics'
+        last automatic run."""
         ...
 
     def notify_queued(self) -> None: ...

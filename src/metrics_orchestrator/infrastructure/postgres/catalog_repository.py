@@ -9,7 +9,6 @@ from typing import Any, LiteralString
 
 from psycopg import Connection
 from psycopg.rows import TupleRow
-from psycopg.types.json import Jsonb
 
 from metrics_orchestrator.application.catalog_spec import DatasetSpec, MetricSpec, SeriesSpec
 from metrics_orchestrator.application.ports.catalog import (
@@ -27,6 +26,7 @@ from metrics_orchestrator.domain.model import (
     StatusChange,
     TriggerPolicy,
 )
+from metrics_orchestrator.infrastructure.postgres.jsonb import jsonb
 from metrics_orchestrator.infrastructure.postgres.queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
 
@@ -216,7 +216,7 @@ class PostgresCatalogRepository:
             "ids": [m.id for m in metrics],
             "codes": [m.code for m in metrics],
             "expression_types": [m.expression_type for m in metrics],
-            "expressions": [Jsonb(m.expression) for m in metrics],
+            "expressions": [jsonb(m.expression) for m in metrics],
             "frequencies": [m.frequency for m in metrics],
             "units": [m.unit for m in metrics],
             "descriptions": [m.description for m in metrics],

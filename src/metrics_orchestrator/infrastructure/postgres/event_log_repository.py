@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ from psycopg.types.json import Jsonb
 
 from metrics_orchestrator.application.ports.events import EventRecord, EventStatus, LoggedEvent
 from metrics_orchestrator.domain.decoding import is_jsonb_storable
+from metrics_orchestrator.infrastructure.postgres.jsonb import jsonb
 from metrics_orchestrator.infrastructure.postgres.queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
 
@@ -28,7 +30,21 @@ def storable_payload(payload: dict[str, Any] | None) -> Jsonb | None:
     """
     if payload is None or not is_jsonb_storable(payload):
         return None
-    return Jsonb(payload)
+    return jsonb(payload)
+
+
+def _params(event: EventRecord, processed_at: datetime) -> dict[str, Any]:
+    return {
+        "event_key": event.event_key,
+        "event_type": event.event_type,
+        "source": event.source,
+        "payload": storable_payload(event.payload),
+        "raw_body": storable_text(event.raw_body),
+        "status": event.status.value,
+        "error": event.error,
+        "received_at": event.received_at,
+        "processed_at": processed_at,
+    }
 
 
 def _logged(row: Row) -> LoggedEvent:
@@ -53,22 +69,18 @@ class PostgresEventLogRepository:
 
     def record(self, event: EventRecord, processed_at: datetime) -> int:
         row = fetch_one(
-            self._conn,
-            query("event_log.sql", "record_event"),
-            {
-                "event_key": event.event_key,
-                "event_type": event.event_type,
-                "source": event.source,
-                "payload": storable_payload(event.payload),
-                "raw_body": storable_text(event.raw_body),
-                "status": event.status.value,
-                "error": event.error,
-                "received_at": event.received_at,
-                "processed_at": processed_at,
-            },
+            self._conn, query("event_log.sql", "record_event"), _params(event, processed_at)
         )
         assert row is not None
         return int(row["id"])
+
+    def record_many(self, events: Sequence[tuple[EventRecord, datetime]]) -> None:
+        # executemany sends the rows in one pipeline: one round trip for the batch
+        with self._conn.cursor() as cursor:
+            cursor.executemany(
+                query("event_log.sql", "record_event"),
+                [_params(event, processed_at) for event, processed_at in events],
+            )
 
     def was_processed(self, event_key: str) -> bool:
         row = fetch_one(

@@ -3,25 +3,24 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from psycopg import Connection, Cursor, errors
 from psycopg.rows import TupleRow, dict_row
-from psycopg.types.json import Jsonb
 
 from metrics_orchestrator.application.ports import TransientDatabaseError
 from metrics_orchestrator.application.ports.intake import (
+    BatchFacts,
     DatasetInfo,
+    IntakeWrites,
     MetricForIntake,
     MetricInputs,
     NewDatasetUpdate,
-    QueuedRun,
+    RecordedUpdate,
     RecordedUpdates,
     RecordOutcome,
     UpdateNotStorable,
-    WaitingRun,
 )
 from metrics_orchestrator.domain.errors import DomainError
 from metrics_orchestrator.domain.model import (
@@ -35,6 +34,7 @@ from metrics_orchestrator.domain.model import (
 )
 from metrics_orchestrator.domain.orchestration import InputFacts, UpdateVersion
 from metrics_orchestrator.domain.run_request import ConsumedUpdate
+from metrics_orchestrator.infrastructure.postgres.jsonb import jsonb
 from metrics_orchestrator.infrastructure.postgres.queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all
 
@@ -49,14 +49,14 @@ def _position(entry: tuple[int, MetricDependency]) -> int:
     return entry[0]
 
 
-def _record_outcome(
-    known: bool, enabled: bool, seq: int | None
-) -> tuple[RecordOutcome, int | None]:
-    if not known:
-        return RecordOutcome.UNKNOWN_DATASET, None
-    if not enabled:
-        return RecordOutcome.DISABLED_DATASET, None
-    return (RecordOutcome.INSERTED, seq) if seq is not None else (RecordOutcome.DUPLICATE, None)
+def _recorded(row: Row) -> RecordedUpdate:
+    if not row["known"]:
+        return RecordedUpdate(RecordOutcome.UNKNOWN_DATASET)
+    if not row["enabled"]:
+        return RecordedUpdate(RecordOutcome.DISABLED_DATASET)
+    if row["seq"] is None:
+        return RecordedUpdate(RecordOutcome.DUPLICATE)
+    return RecordedUpdate(RecordOutcome.INSERTED, row["seq"], row["bucket"])
 
 
 def _metric(row: Row) -> MetricForIntake:
@@ -69,6 +69,70 @@ def _metric(row: Row) -> MetricForIntake:
         trigger_policy=TriggerPolicy(row["trigger_policy"]),
         enabled=row["enabled"],
     )
+
+
+def _version(row: Row, prefix: str) -> UpdateVersion | None:
+    """The update whose columns carry this prefix (none if its id is NULL)."""
+    if row[f"{prefix}id"] is None:
+        return None
+    return UpdateVersion(
+        row[f"{prefix}id"],
+        row["dataset_id"],
+        row[f"{prefix}effective_at"],
+        row[f"{prefix}received_at"],
+        row[f"{prefix}seq"],
+    )
+
+
+def _metric_inputs(metrics: Sequence[MetricForIntake], rows: Sequence[Row]) -> list[MetricInputs]:
+    dependencies: dict[str, list[tuple[int, MetricDependency]]] = defaultdict(list)
+    facts: dict[str, list[InputFacts]] = defaultdict(list)
+    pending: dict[str, UUID] = {}
+    updates: dict[UUID, ConsumedUpdate] = {}
+    for row in rows:
+        metric_id, dataset_id = row["metric_id"], row["dataset_id"]
+        freshest = _version(row, "freshest_")
+        if freshest is not None:
+            updates[freshest.id] = ConsumedUpdate(
+                freshest.id,
+                dataset_id,
+                row["bucket"],
+                row["version_manifest_path"],
+                row["projections_path"],
+            )
+        facts[metric_id].append(InputFacts(dataset_id, freshest, _version(row, "used_")))
+        dependencies[metric_id] += [
+            (position, MetricDependency(series, dataset_id))
+            for series, position in zip(row["series_codes"], row["positions"], strict=True)
+        ]
+        if row["pending_run_id"] is not None:
+            pending[metric_id] = row["pending_run_id"]
+    return [
+        MetricInputs(
+            metric=m,
+            # the order of the series in the expression: the order of the request's inputs
+            dependencies=tuple(dep for _, dep in sorted(dependencies[m.id], key=_position)),
+            facts=tuple(facts[m.id]),
+            updates=updates,
+            pending_run_id=pending.get(m.id),
+        )
+        for m in metrics
+    ]
+
+
+def _update_columns(updates: Sequence[NewDatasetUpdate]) -> dict[str, Any]:
+    return {
+        "ids": [u.id for u in updates],
+        "event_keys": [u.event_key for u in updates],
+        "dataset_ids": [u.dataset_id for u in updates],
+        "buckets": [u.bucket for u in updates],
+        "manifests": [u.version_manifest_path for u in updates],
+        "projections": [u.projections_path for u in updates],
+        "occurred_ats": [u.occurred_at for u in updates],
+        "received_ats": [u.received_at for u in updates],
+        "effective_ats": [u.effective_at for u in updates],
+        "payloads": [jsonb(u.payload) for u in updates],
+    }
 
 
 class PostgresIntakeRepository:
@@ -89,61 +153,54 @@ class PostgresIntakeRepository:
         rows = self._all("dataset_for_update", {"dataset_id": dataset_id})
         return DatasetInfo(bucket=rows[0]["bucket"], enabled=rows[0]["enabled"]) if rows else None
 
-    def record_updates(self, updates: Sequence[NewDatasetUpdate]) -> RecordedUpdates:
+    def lock_for_batch(self, dataset_ids: Sequence[str]) -> None:
+        with self._conn.pipeline():
+            for cursor in self._send_locks(sorted(dataset_ids)):
+                cursor.fetchall()
+
+    def begin_batch(self, updates: Sequence[NewDatasetUpdate]) -> BatchFacts:
+        # One round trip: the statements run one after another, each with its own snapshot
+        # (the ones after the locks see what was committed before the locks were granted).
         dataset_ids = sorted({u.dataset_id for u in updates})
         with self._conn.pipeline():
-            locking = self._send("lock_datasets", {"dataset_ids": dataset_ids})
-            locked = self._send("freshest_updates", {"dataset_ids": dataset_ids})
-            recorded = self._send(
-                "record_updates",
-                {
-                    "ids": [u.id for u in updates],
-                    "event_keys": [u.event_key for u in updates],
-                    "dataset_ids": [u.dataset_id for u in updates],
-                    "buckets": [u.bucket for u in updates],
-                    "manifests": [u.version_manifest_path for u in updates],
-                    "projections": [u.projections_path for u in updates],
-                    "occurred_ats": [u.occurred_at for u in updates],
-                    "received_ats": [u.received_at for u in updates],
-                    "effective_ats": [u.effective_at for u in updates],
-                    "payloads": [Jsonb(u.payload) for u in updates],
-                },
-            )
+            # The intake's statements run as prepared statements; with custom plans,
+            # PostgreSQL plans input_facts anew on every execution (about a millisecond).
+            # Their generic plans reach run history through index conditions only
+            # (tests/integration/test_intake_generic_plans.py), so this transaction uses them.
+            self._conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            locking, metrics, pending, dependencies = self._send_locks(dataset_ids)
+            freshest = self._send("freshest_updates", {"dataset_ids": dataset_ids})
+            recorded = self._send("record_updates", _update_columns(updates))
+            facts = self._send("input_facts", {"metric_ids": [], "dataset_ids": dataset_ids})
             locking.fetchall()
-            freshest: dict[str, UpdateVersion | None] = {
-                row["dataset_id"]: UpdateVersion(
-                    row["update_id"],
-                    row["dataset_id"],
-                    row["effective_at"],
-                    row["received_at"],
-                    row["seq"],
-                )
-                for row in locked.fetchall()
+            pending.fetchall()
+            locked = [_metric(row) for row in metrics.fetchall()]
+            dependents: dict[str, list[str]] = {ds: [] for ds in dataset_ids}
+            for row in sorted(
+                dependencies.fetchall(), key=lambda r: (r["dataset_id"], r["metric_id"])
+            ):
+                dependents[row["dataset_id"]].append(row["metric_id"])
+            freshest_before = {
+                row["dataset_id"]: _version(row, "freshest_") for row in freshest.fetchall()
             }
-            outcomes = [
-                _record_outcome(row["known"], row["enabled"], row["seq"])
-                for row in recorded.fetchall()
-            ]
-        return RecordedUpdates(freshest_before=freshest, outcomes=outcomes)
-
-    def set_freshest(self, freshest: dict[str, UUID]) -> None:
-        self._run(
-            "set_freshest_updates",
-            {"dataset_ids": list(freshest), "update_ids": list(freshest.values())},
+            outcomes = [_recorded(row) for row in recorded.fetchall()]
+            inputs = _metric_inputs(locked, facts.fetchall())
+        return BatchFacts(
+            dependents=dependents,
+            recorded=RecordedUpdates(freshest_before=freshest_before, outcomes=outcomes),
+            inputs=inputs,
         )
 
-    def lock_for_batch(self, dataset_ids: Sequence[str]) -> dict[str, list[MetricForIntake]]:
-        ids = sorted(dataset_ids)
-        self._all("lock_datasets", {"dataset_ids": ids})
-        metrics = {m.id: m for m in self.lock_dependent_metrics(ids)}
-        dependents: dict[str, list[MetricForIntake]] = {ds: [] for ds in ids}
-        if metrics:
-            rows = self._all(
-                "metrics_of_datasets", {"dataset_ids": ids, "metric_ids": list(metrics)}
-            )
-            for dataset_id, metric_id in sorted((r["dataset_id"], r["metric_id"]) for r in rows):
-                dependents[dataset_id].append(metrics[metric_id])
-        return dependents
+    def _send_locks(self, dataset_ids: list[str]) -> tuple[Cursor[Row], ...]:
+        """The batch's locks in the global intake order (datasets, metrics, pending runs),
+        and which locked metric reads which dataset."""
+        params = {"dataset_ids": dataset_ids}
+        return (
+            self._send("lock_datasets", params),
+            self._send("lock_dependent_metrics", params),
+            self._send("lock_pending_runs", params),
+            self._send("metrics_of_datasets", params),
+        )
 
     @contextmanager
     def isolated(self) -> Iterator[None]:
@@ -165,13 +222,6 @@ class PostgresIntakeRepository:
             self._conn.execute("ROLLBACK TO SAVEPOINT intake_update")
             raise
 
-    def lock_dependent_metrics(self, dataset_ids: Sequence[str]) -> list[MetricForIntake]:
-        rows = self._all("lock_dependent_metrics", {"dataset_ids": list(dataset_ids)})
-        metrics = [_metric(r) for r in rows]
-        if metrics:
-            self._all("lock_pending_runs", {"metric_ids": [m.id for m in metrics]})
-        return metrics
-
     def dependent_metrics(self, dataset_id: str) -> list[MetricForIntake]:
         rows = self._all("dependent_metrics", {"dataset_id": dataset_id})
         return [_metric(r) for r in rows]
@@ -185,58 +235,8 @@ class PostgresIntakeRepository:
         return _metric(rows[0]) if rows else None
 
     def load_inputs(self, metrics: Sequence[MetricForIntake]) -> list[MetricInputs]:
-        ids = [m.id for m in metrics]
-        dependencies: dict[str, list[tuple[int, MetricDependency]]] = defaultdict(list)
-        facts: dict[str, list[InputFacts]] = defaultdict(list)
-        pending: dict[str, UUID] = {}
-        updates: dict[UUID, ConsumedUpdate] = {}
-        for row in self._all("input_facts", {"metric_ids": ids}):
-            metric_id, dataset_id = row["metric_id"], row["dataset_id"]
-            freshest = None
-            if row["freshest_id"] is not None:
-                freshest = UpdateVersion(
-                    row["freshest_id"],
-                    dataset_id,
-                    row["freshest_effective_at"],
-                    row["freshest_received_at"],
-                    row["freshest_seq"],
-                )
-                updates[row["freshest_id"]] = ConsumedUpdate(
-                    row["freshest_id"],
-                    dataset_id,
-                    row["bucket"],
-                    row["version_manifest_path"],
-                    row["projections_path"],
-                )
-            last_used = (
-                UpdateVersion(
-                    row["used_id"],
-                    dataset_id,
-                    row["used_effective_at"],
-                    row["used_received_at"],
-                    row["used_seq"],
-                )
-                if row["used_id"] is not None
-                else None
-            )
-            facts[metric_id].append(InputFacts(dataset_id, freshest, last_used))
-            dependencies[metric_id] += [
-                (position, MetricDependency(series, dataset_id))
-                for series, position in zip(row["series_codes"], row["positions"], strict=True)
-            ]
-            if row["pending_run_id"] is not None:
-                pending[metric_id] = row["pending_run_id"]
-        return [
-            MetricInputs(
-                metric=m,
-                # the order of the series in the expression: the order of the request's inputs
-                dependencies=tuple(dep for _, dep in sorted(dependencies[m.id], key=_position)),
-                facts=tuple(facts[m.id]),
-                updates=updates,
-                pending_run_id=pending.get(m.id),
-            )
-            for m in metrics
-        ]
+        rows = self._all("input_facts", {"metric_ids": [m.id for m in metrics], "dataset_ids": []})
+        return _metric_inputs(metrics, rows)
 
     def existing_automatic_fingerprints(
         self, candidates: Sequence[tuple[str, str]]
@@ -252,25 +252,101 @@ class PostgresIntakeRepository:
         )
         return {(r["metric_id"], r["fingerprint"]) for r in rows}
 
-    def save_waiting(self, runs: Sequence[WaitingRun], now: datetime) -> None:
-        new = [r for r in runs if r.is_new_run]
-        held = [r.run_id for r in runs if not r.is_new_run]
-        if held:
-            touched = self._all("still_pending_runs", {"run_ids": held, "status": _PENDING.value})
-            check_rows_changed(len(touched), len(held), _STILL_PENDING)
-        if new:
+    def save(self, writes: IntakeWrites) -> None:
+        # One pipeline: the statements go out together and the two checks of rows changed
+        # are read at the end (a failed one rolls the whole transaction back anyway).
+        with self._conn.pipeline():
+            if writes.freshest:
+                self._run(
+                    "set_freshest_updates",
+                    {
+                        "dataset_ids": list(writes.freshest),
+                        "update_ids": list(writes.freshest.values()),
+                    },
+                )
+            # promotions first: a metric's run promoted by one update of the batch and its
+            # new pending run from a later one would otherwise be two pending runs at once
+            still_pending, promoted = self._check_pending(writes)
+            self._insert_runs(writes)
+            self._write_holds(writes)
+            self._write_lineage(writes)
+            if writes.last_automatic:
+                self._run(
+                    "set_last_automatic_runs",
+                    {
+                        "metric_ids": list(writes.last_automatic),
+                        "run_ids": list(writes.last_automatic.values()),
+                    },
+                )
+            if still_pending is not None:
+                expected = sum(1 for w in writes.waiting if w.created_at is None)
+                check_rows_changed(len(still_pending.fetchall()), expected, _STILL_PENDING)
+            if promoted is not None:
+                expected = sum(1 for q in writes.queued if q.created_at is None)
+                check_rows_changed(len(promoted.fetchall()), expected, _PROMOTE)
+
+    def _insert_runs(self, writes: IntakeWrites) -> None:
+        new_pending = [w for w in writes.waiting if w.created_at is not None]
+        if new_pending:
             self._run(
                 "insert_pending_runs",
                 {
-                    "run_ids": [r.run_id for r in new],
-                    "metric_ids": [r.metric_id for r in new],
+                    "run_ids": [w.run_id for w in new_pending],
+                    "metric_ids": [w.metric_id for w in new_pending],
+                    "created_ats": [w.created_at for w in new_pending],
                     "status": _PENDING.value,
                     "trigger": RunTrigger.AUTOMATIC.value,
-                    "now": now,
                 },
             )
-        self._run("replace_pending_rows_delete", {"run_ids": [r.run_id for r in runs]})
-        rows = [(r.run_id, ds, held) for r in runs for ds, held in r.held.items()]
+        new_queued = [q for q in writes.queued if q.created_at is not None]
+        if new_queued:
+            self._run(
+                "insert_queued_runs",
+                {
+                    "status": _PROMOTE.target.value,
+                    "run_ids": [q.run.run_id for q in new_queued],
+                    "metric_ids": [q.run.metric_id for q in new_queued],
+                    "triggers": [q.run.trigger.value for q in new_queued],
+                    "fingerprints": [q.run.fingerprint for q in new_queued],
+                    "payloads": [jsonb(q.run.payload) for q in new_queued],
+                    "created_ats": [q.created_at for q in new_queued],
+                    "queued_ats": [q.queued_at for q in new_queued],
+                },
+            )
+
+    def _check_pending(self, writes: IntakeWrites) -> tuple[Cursor[Row] | None, Cursor[Row] | None]:
+        """Sent, not read: the runs still pending and the runs promoted from pending."""
+        held = [w.run_id for w in writes.waiting if w.created_at is None]
+        still_pending = (
+            self._send("still_pending_runs", {"run_ids": held, "status": _PENDING.value})
+            if held
+            else None
+        )
+        promoted = [q for q in writes.queued if q.created_at is None]
+        changed = (
+            self._send(
+                "promote_pending_runs",
+                {
+                    "run_ids": [q.run.run_id for q in promoted],
+                    "fingerprints": [q.run.fingerprint for q in promoted],
+                    "payloads": [jsonb(q.run.payload) for q in promoted],
+                    "queued_ats": [q.queued_at for q in promoted],
+                    "from": _PROMOTE.source.value,
+                    "to": _PROMOTE.target.value,
+                },
+            )
+            if promoted
+            else None
+        )
+        return still_pending, changed
+
+    def _write_holds(self, writes: IntakeWrites) -> None:
+        holds = {w.run_id: w.held for w in writes.waiting}
+        holds.update({q.run.run_id: q.held for q in writes.queued if q.held is not None})
+        if not holds:
+            return
+        self._run("replace_pending_rows_delete", {"run_ids": list(holds)})
+        rows = [(run_id, ds, h) for run_id, held in holds.items() for ds, h in held.items()]
         self._run(
             "replace_pending_rows_insert",
             {
@@ -281,36 +357,10 @@ class PostgresIntakeRepository:
             },
         )
 
-    def save_queued(self, runs: Sequence[QueuedRun], now: datetime) -> None:
-        for trigger in {r.trigger for r in runs if r.is_new_run}:
-            new = [r for r in runs if r.is_new_run and r.trigger is trigger]
-            self._run(
-                "insert_queued_runs",
-                {
-                    "status": _PROMOTE.target.value,
-                    "trigger": trigger.value,
-                    "run_ids": [r.run_id for r in new],
-                    "metric_ids": [r.metric_id for r in new],
-                    "fingerprints": [r.fingerprint for r in new],
-                    "payloads": [Jsonb(r.payload) for r in new],
-                    "now": now,
-                },
-            )
-        promoted = [r for r in runs if not r.is_new_run]
-        if promoted:
-            changed = self._all(
-                "promote_pending_runs",
-                {
-                    "run_ids": [r.run_id for r in promoted],
-                    "fingerprints": [r.fingerprint for r in promoted],
-                    "payloads": [Jsonb(r.payload) for r in promoted],
-                    "from": _PROMOTE.source.value,
-                    "to": _PROMOTE.target.value,
-                    "now": now,
-                },
-            )
-            check_rows_changed(len(changed), len(promoted), _PROMOTE)
-        lineage = [(r.run_id, ds, u) for r in runs for ds, u in r.lineage.items()]
+    def _write_lineage(self, writes: IntakeWrites) -> None:
+        if not writes.queued:
+            return
+        lineage = [(q.run.run_id, ds, u) for q in writes.queued for ds, u in q.run.lineage.items()]
         self._run(
             "insert_lineage",
             {
@@ -319,17 +369,10 @@ class PostgresIntakeRepository:
                 "update_ids": [u for _, _, u in lineage],
             },
         )
-        if promoted:
-            self._run("fill_pending_rows_from_lineage", {"run_ids": [r.run_id for r in promoted]})
-        automatic = [r for r in runs if r.trigger is RunTrigger.AUTOMATIC]
-        if automatic:
-            self._run(
-                "set_last_automatic_runs",
-                {
-                    "metric_ids": [r.metric_id for r in automatic],
-                    "run_ids": [r.run_id for r in automatic],
-                },
-            )
+        # a run that waited keeps its rows as the record of what it waited for, filled now
+        waited = [q.run.run_id for q in writes.queued if q.created_at is None or q.held is not None]
+        if waited:
+            self._run("fill_pending_rows_from_lineage", {"run_ids": waited})
 
     def notify_queued(self) -> None:
         self._run("notify_queued", {})

@@ -15,7 +15,8 @@ SELECT id FROM datasets WHERE id = ANY(%(dataset_ids)b) ORDER BY id FOR NO KEY U
 
 -- name: freshest_updates
 -- A statement of its own, after lock_datasets: its snapshot sees the last committed choice.
-SELECT d.id AS dataset_id, f.id AS update_id, f.effective_at, f.received_at, f.seq
+SELECT d.id AS dataset_id, f.id AS freshest_id, f.effective_at AS freshest_effective_at,
+       f.received_at AS freshest_received_at, f.seq AS freshest_seq
 FROM datasets d
 JOIN dataset_updates f ON f.id = d.freshest_update_id
 WHERE d.id = ANY(%(dataset_ids)b);
@@ -43,9 +44,9 @@ WITH input AS (
     FROM input i JOIN datasets d ON d.id = i.dataset_id AND d.enabled
     ORDER BY i.n
     ON CONFLICT (event_key) DO NOTHING
-    RETURNING id, seq
+    RETURNING id, seq, bucket
 )
-SELECT d.id IS NOT NULL AS known, coalesce(d.enabled, false) AS enabled, ins.seq
+SELECT d.id IS NOT NULL AS known, coalesce(d.enabled, false) AS enabled, ins.seq, ins.bucket
 FROM input i
 LEFT JOIN datasets d ON d.id = i.dataset_id
 LEFT JOIN inserted ins ON ins.id = i.id
@@ -68,23 +69,32 @@ ORDER BY m.id
 FOR UPDATE OF m;
 
 -- name: metrics_of_datasets
--- Which of the given metrics read which of the given datasets (a batch's locked metrics).
-SELECT dataset_id, metric_id
-FROM metric_dependencies
-WHERE dataset_id = ANY(%(dataset_ids)b) AND metric_id = ANY(%(metric_ids)b)
-GROUP BY dataset_id, metric_id;
+-- Which enabled metrics read which of the given datasets (a batch's dependents).
+SELECT md.dataset_id, md.metric_id
+FROM metric_dependencies md
+JOIN metrics m ON m.id = md.metric_id AND m.enabled
+WHERE md.dataset_id = ANY(%(dataset_ids)b)
+GROUP BY md.dataset_id, md.metric_id;
 
 -- name: input_facts
 -- Per metric and required dataset: the series the metric reads from it (with their positions
--- in the expression), the freshest update (SPEC §5.2, as intake recorded it), the update of that dataset in the
--- metric's last automatic run, and the metric's open pending run. One statement for all the
--- metrics an update affects.
-WITH required AS (
+-- in the expression), the freshest update (SPEC §5.2, as intake recorded it), the update of
+-- that dataset in the metric's last automatic run, and the metric's open pending run. One
+-- statement for the given metrics and the enabled dependents of the given datasets (what a
+-- batch of updates of those datasets can affect).
+WITH chosen AS (
+    SELECT unnest(%(metric_ids)b::text[]) AS metric_id
+    UNION
+    SELECT md.metric_id
+    FROM metric_dependencies md
+    JOIN metrics m ON m.id = md.metric_id AND m.enabled
+    WHERE md.dataset_id = ANY(%(dataset_ids)b)
+), required AS (
     SELECT metric_id, dataset_id, min(position) AS position,
            array_agg(series_code ORDER BY position) AS series_codes,
            array_agg(position ORDER BY position) AS positions
     FROM metric_dependencies
-    WHERE metric_id = ANY(%(metric_ids)b)
+    WHERE metric_id IN (SELECT metric_id FROM chosen)
     GROUP BY metric_id, dataset_id
 ), freshest AS (
     SELECT d.id AS dataset_id, u.id, u.effective_at, u.received_at, u.seq, u.bucket,
@@ -106,20 +116,30 @@ JOIN freshest f ON f.dataset_id = r.dataset_id
 LEFT JOIN run_dataset_updates used
        ON used.run_id = m.last_automatic_run_id AND used.dataset_id = r.dataset_id
 LEFT JOIN dataset_updates lu ON lu.id = used.update_id
--- the literal matches the partial index metric_runs_one_pending_per_metric
-LEFT JOIN metric_runs pending
-       ON pending.metric_id = r.metric_id AND pending.status = 'pending_dependencies'
+-- the literal matches the partial index metric_runs_one_pending_per_metric; LATERAL makes
+-- it a probe per metric under any plan
+LEFT JOIN LATERAL (
+    SELECT p.id FROM metric_runs p
+    WHERE p.metric_id = r.metric_id AND p.status = 'pending_dependencies'
+    LIMIT 1  -- at most one by that index; also keeps the probe from being flattened
+) pending ON true
 ORDER BY r.metric_id, r.position;
 
 -- name: lock_pending_runs
 -- After the metrics: a pending run canceled meanwhile is not returned (and not promoted);
 -- one locked here cannot be canceled until this transaction ends (SPEC §5.5). The literal
--- matches the partial index metric_runs_one_pending_per_metric.
-SELECT id, metric_id
-FROM metric_runs
-WHERE metric_id = ANY(%(metric_ids)b) AND status = 'pending_dependencies'
-ORDER BY metric_id
-FOR UPDATE;
+-- matches the partial index metric_runs_one_pending_per_metric; the metric ids as an array
+-- make it a probe per metric under any plan.
+SELECT r.id, r.metric_id
+FROM metric_runs r
+WHERE r.metric_id = ANY(ARRAY(
+        SELECT md.metric_id
+        FROM metric_dependencies md
+        JOIN metrics m ON m.id = md.metric_id AND m.enabled
+        WHERE md.dataset_id = ANY(%(dataset_ids)b)))
+  AND r.status = 'pending_dependencies'
+ORDER BY r.metric_id
+FOR UPDATE OF r;
 
 -- name: existing_automatic_fingerprints
 -- Probes the unique index per candidate: its cost does not grow with the run history, even
@@ -135,8 +155,9 @@ CROSS JOIN LATERAL (
 
 -- name: insert_pending_runs
 INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, created_at, updated_at)
-SELECT id, metric_id, %(status)s, %(trigger)s, 1, %(now)s, %(now)s
-FROM unnest(%(run_ids)b::uuid[], %(metric_ids)b::text[]) AS t(id, metric_id);
+SELECT id, metric_id, %(status)s, %(trigger)s, 1, created_at, created_at
+FROM unnest(%(run_ids)b::uuid[], %(metric_ids)b::text[], %(created_ats)b::timestamptz[])
+     AS t(id, metric_id, created_at);
 
 -- name: still_pending_runs
 -- What a waiting run holds changes only while it is still pending (lock_pending_runs holds
@@ -152,19 +173,24 @@ SELECT * FROM unnest(%(run_ids)b::uuid[], %(dataset_ids)b::text[], %(update_ids)
                      %(received_ats)b::timestamptz[]);
 
 -- name: insert_queued_runs
+-- A run that waited earlier in the same transaction is inserted queued, with the moment it
+-- was created.
 INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, inputs_fingerprint,
                          request_payload, not_before, created_at, queued_at, updated_at)
-SELECT id, metric_id, %(status)s, %(trigger)s, 1, fingerprint, payload, %(now)s, %(now)s,
-       %(now)s, %(now)s
-FROM unnest(%(run_ids)b::uuid[], %(metric_ids)b::text[], %(fingerprints)b::text[],
-            %(payloads)b::jsonb[]) AS t(id, metric_id, fingerprint, payload);
+SELECT id, metric_id, %(status)s, trigger, 1, fingerprint, payload, queued_at, created_at,
+       queued_at, queued_at
+FROM unnest(%(run_ids)b::uuid[], %(metric_ids)b::text[], %(triggers)b::text[],
+            %(fingerprints)b::text[], %(payloads)b::jsonb[], %(created_ats)b::timestamptz[],
+            %(queued_ats)b::timestamptz[])
+     AS t(id, metric_id, trigger, fingerprint, payload, created_at, queued_at);
 
 -- name: promote_pending_runs
 UPDATE metric_runs r
 SET status = %(to)s, inputs_fingerprint = t.fingerprint, request_payload = t.payload,
-    not_before = %(now)s, queued_at = %(now)s, updated_at = %(now)s
-FROM unnest(%(run_ids)b::uuid[], %(fingerprints)b::text[], %(payloads)b::jsonb[])
-     AS t(id, fingerprint, payload)
+    not_before = t.queued_at, queued_at = t.queued_at, updated_at = t.queued_at
+FROM unnest(%(run_ids)b::uuid[], %(fingerprints)b::text[], %(payloads)b::jsonb[],
+            %(queued_ats)b::timestamptz[])
+     AS t(id, fingerprint, payload, queued_at)
 WHERE r.id = t.id AND r.status = %(from)s
 RETURNING r.id;
 
