@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 DATASETS = 16
 TICK = 0.1
+# a p99 above this means messages wait in the queue: the path does not keep up
+SUSTAINED_P99_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,17 @@ class LatencyResult:
 
     def at(self, rate: float) -> RatePoint | None:
         return next((p for p in self.points if p.rate == rate), None)
+
+    def sustained(self, path: str) -> float | None:
+        """The highest rate at which that path ("service" or "floor") lost nothing and kept
+        p99 under SUSTAINED_P99_S: above it, the queue backs up."""
+        ok = [
+            p.rate
+            for p in self.points
+            for samples in [p.service if path == "service" else p.floor]
+            if samples.latencies and samples.lost == 0 and samples.p(0.99) < SUSTAINED_P99_S * 1000
+        ]
+        return max(ok, default=None)
 
 
 def run_latency(

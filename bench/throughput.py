@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +31,7 @@ from bench.row_ceiling import RowsReport, write_rows_share
 from bench.stream import EventStream, StreamShape
 from bench.workers import Task, WorkerPool
 from metrics_orchestrator.application.intake import IntakeResult, Orchestrator
-from metrics_orchestrator.bootstrap import bootstrap
+from metrics_orchestrator.bootstrap import Container, bootstrap
 from metrics_orchestrator.domain.events import decode_event
 from metrics_orchestrator.infrastructure.settings import load_settings
 
@@ -65,9 +66,15 @@ def ingest_share(
     batch: int,
     warmup_events: int,
     duration: float,
+    keep_open: bool = False,
 ) -> ShareReport:
-    """The job of one worker process (see the module docstring)."""
-    with bootstrap(load_settings(env={}), database_url=database_url) as container:
+    """The job of one worker process (see the module docstring).
+
+    With `keep_open`, the object graph (its pool, and so its one connection with the
+    statements it prepared) outlives the job: the next job of this process on the same
+    database goes on with it, as a long-running `serve` would (`close_kept` ends it).
+    """
+    with _container(database_url, keep_open) as container:
         ingest = _ingester(container.orchestrator, batch)
         bodies = EventStream(stream).bodies(worker=worker, workers=workers)
         warmed = 0
@@ -98,6 +105,31 @@ def ingest_share(
         client_cpu=client_cpu,
         server_cpu=server_cpu,
     )
+
+
+# per database: the object graph a `keep_open` job left running in this worker process
+_KEPT: dict[str, tuple[ExitStack, Container]] = {}
+
+
+@contextmanager
+def _container(database_url: str, keep_open: bool) -> Iterator[Container]:
+    if not keep_open:
+        with bootstrap(load_settings(env={}), database_url=database_url) as container:
+            yield container
+        return
+    if database_url not in _KEPT:
+        stack = ExitStack()
+        container = stack.enter_context(bootstrap(load_settings(env={}), database_url=database_url))
+        _KEPT[database_url] = (stack, container)
+    yield _KEPT[database_url][1]
+
+
+def close_kept(start: Callable[[], None]) -> None:
+    """A job: close what `keep_open` jobs left running in this worker process."""
+    del start  # nothing to synchronise
+    while _KEPT:
+        _, (stack, _) = _KEPT.popitem()
+        stack.close()
 
 
 def _backend_pid(pool: ConnectionPool[Any]) -> int:

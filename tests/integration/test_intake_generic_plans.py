@@ -24,7 +24,6 @@ GROWING = {"metric_runs", "run_dataset_updates"}
 # what an intake transaction runs (intake_repository.py, in order)
 INTAKE_STATEMENTS = [
     "lock_datasets",
-    "metrics_of_datasets",
     "freshest_updates",
     "record_updates",
     "set_freshest_updates",

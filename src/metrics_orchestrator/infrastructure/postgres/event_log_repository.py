@@ -75,12 +75,25 @@ class PostgresEventLogRepository:
         return int(row["id"])
 
     def record_many(self, events: Sequence[tuple[EventRecord, datetime]]) -> None:
-        # executemany sends the rows in one pipeline: one round trip for the batch
-        with self._conn.cursor() as cursor:
-            cursor.executemany(
-                query("event_log.sql", "record_event"),
-                [_params(event, processed_at) for event, processed_at in events],
-            )
+        rows = [_params(event, processed_at) for event, processed_at in events]
+
+        def column(name: str) -> list[Any]:
+            return [row[name] for row in rows]
+
+        self._conn.execute(
+            query("event_log.sql", "record_events"),
+            {
+                "event_keys": column("event_key"),
+                "event_types": column("event_type"),
+                "sources": column("source"),
+                "payloads": column("payload"),
+                "raw_bodies": column("raw_body"),
+                "statuses": column("status"),
+                "errors": column("error"),
+                "received_ats": column("received_at"),
+                "processed_ats": column("processed_at"),
+            },
+        )
 
     def was_processed(self, event_key: str) -> bool:
         row = fetch_one(

@@ -168,23 +168,24 @@ class PostgresIntakeRepository:
             # Their generic plans reach run history through index conditions only
             # (tests/integration/test_intake_generic_plans.py), so this transaction uses them.
             self._conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            locking, metrics, pending, dependencies = self._send_locks(dataset_ids)
+            locking, metrics, pending = self._send_locks(dataset_ids)
             freshest = self._send("freshest_updates", {"dataset_ids": dataset_ids})
             recorded = self._send("record_updates", _update_columns(updates))
             facts = self._send("input_facts", {"metric_ids": [], "dataset_ids": dataset_ids})
             locking.fetchall()
             pending.fetchall()
             locked = [_metric(row) for row in metrics.fetchall()]
+            fact_rows = facts.fetchall()
+            # the locked metrics (in id order) that read each dataset of the batch
             dependents: dict[str, list[str]] = {ds: [] for ds in dataset_ids}
-            for row in sorted(
-                dependencies.fetchall(), key=lambda r: (r["dataset_id"], r["metric_id"])
-            ):
-                dependents[row["dataset_id"]].append(row["metric_id"])
+            for row in fact_rows:  # ordered by metric
+                if row["dataset_id"] in dependents:
+                    dependents[row["dataset_id"]].append(row["metric_id"])
             freshest_before = {
                 row["dataset_id"]: _version(row, "freshest_") for row in freshest.fetchall()
             }
             outcomes = [_recorded(row) for row in recorded.fetchall()]
-            inputs = _metric_inputs(locked, facts.fetchall())
+            inputs = _metric_inputs(locked, fact_rows)
         return BatchFacts(
             dependents=dependents,
             recorded=RecordedUpdates(freshest_before=freshest_before, outcomes=outcomes),
@@ -192,14 +193,12 @@ class PostgresIntakeRepository:
         )
 
     def _send_locks(self, dataset_ids: list[str]) -> tuple[Cursor[Row], ...]:
-        """The batch's locks in the global intake order (datasets, metrics, pending runs),
-        and which locked metric reads which dataset."""
+        """The batch's locks in the global intake order (datasets, metrics, pending runs)."""
         params = {"dataset_ids": dataset_ids}
         return (
             self._send("lock_datasets", params),
             self._send("lock_dependent_metrics", params),
             self._send("lock_pending_runs", params),
-            self._send("metrics_of_datasets", params),
         )
 
     @contextmanager

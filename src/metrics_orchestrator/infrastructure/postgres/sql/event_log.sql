@@ -5,6 +5,20 @@ VALUES (%(event_key)s, %(event_type)s, %(source)s, %(payload)s, %(raw_body)s, %(
         %(error)s, %(received_at)s, %(processed_at)s)
 RETURNING id;
 
+-- name: record_events
+-- Several rows in one statement, in the order given (their ids follow it).
+INSERT INTO event_log (event_key, event_type, source, payload, raw_body, status, error,
+                       received_at, processed_at)
+SELECT event_key, event_type, source, payload, raw_body, status, error, received_at,
+       processed_at
+FROM unnest(%(event_keys)b::text[], %(event_types)b::text[], %(sources)b::text[],
+            %(payloads)b::jsonb[], %(raw_bodies)b::text[], %(statuses)b::text[],
+            %(errors)b::text[], %(received_ats)b::timestamptz[],
+            %(processed_ats)b::timestamptz[]) WITH ORDINALITY
+     AS t(event_key, event_type, source, payload, raw_body, status, error, received_at,
+          processed_at, n)
+ORDER BY n;
+
 -- name: was_processed
 SELECT EXISTS (SELECT 1 FROM event_log WHERE event_key = %(event_key)s AND status = 'processed') AS processed;
 

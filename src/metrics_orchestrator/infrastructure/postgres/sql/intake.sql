@@ -68,14 +68,6 @@ WHERE m.enabled
 ORDER BY m.id
 FOR UPDATE OF m;
 
--- name: metrics_of_datasets
--- Which enabled metrics read which of the given datasets (a batch's dependents).
-SELECT md.dataset_id, md.metric_id
-FROM metric_dependencies md
-JOIN metrics m ON m.id = md.metric_id AND m.enabled
-WHERE md.dataset_id = ANY(%(dataset_ids)b)
-GROUP BY md.dataset_id, md.metric_id;
-
 -- name: input_facts
 -- Per metric and required dataset: the series the metric reads from it (with their positions
 -- in the expression), the freshest update (SPEC §5.2, as intake recorded it), the update of
