@@ -23,7 +23,7 @@ to store is rolled back alone and recorded as rejected; the others are kept.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID, uuid4
@@ -209,8 +209,14 @@ class Orchestrator:
             facts.inputs if facts else [],
             facts.recorded.freshest_before if facts else {},
             already_run=uow.intake.existing_automatic_fingerprints,
-            make_run=lambda mi, candidates, fingerprint, now: self._queued_run(
-                mi, candidates, RunTrigger.AUTOMATIC, now, fingerprint
+            make_run=lambda mi, candidates, fingerprint, now, reuse, updates: self._queued_run(
+                mi,
+                candidates,
+                RunTrigger.AUTOMATIC,
+                now,
+                reuse=reuse,
+                updates=updates,
+                fingerprint=fingerprint,
             ),
         )
         dependents = facts.dependents if facts else {}
@@ -294,11 +300,16 @@ class Orchestrator:
         candidates: dict[str, UpdateVersion],
         trigger: RunTrigger,
         now: datetime,
+        *,
+        reuse: UUID | None = None,
+        updates: Mapping[UUID, ConsumedUpdate] | None = None,
         fingerprint: str | None = None,
     ) -> QueuedRun:
-        reuse_pending = trigger is RunTrigger.AUTOMATIC and mi.pending_run_id is not None
-        run_id = mi.pending_run_id if reuse_pending and mi.pending_run_id else uuid4()
-        consumed = {ds: mi.updates[c.id] for ds, c in candidates.items()}
+        """`reuse`: the pending run that becomes this run; `updates`: where to find the
+        candidates' locations (default: the ones loaded with `mi`)."""
+        run_id = reuse or uuid4()
+        known = mi.updates if updates is None else updates
+        consumed = {ds: known[c.id] for ds, c in candidates.items()}
         payload = build_run_request(
             run_id=run_id,
             attempt=1,
@@ -313,7 +324,7 @@ class Orchestrator:
         return QueuedRun(
             run_id=run_id,
             metric_id=mi.metric.id,
-            is_new_run=not reuse_pending,
+            is_new_run=reuse is None,
             trigger=trigger,
             fingerprint=fingerprint or inputs_fingerprint(candidates),
             payload=payload,

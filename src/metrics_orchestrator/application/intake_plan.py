@@ -13,8 +13,8 @@ set-based statements instead of a dozen per update.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -39,8 +39,19 @@ from metrics_orchestrator.domain.run_request import ConsumedUpdate
 
 # (metric id, fingerprint) pairs -> those an automatic run already has
 AlreadyRun = Callable[[Sequence[tuple[str, str]]], set[tuple[str, str]]]
-# the run to queue for a metric on these candidates (with their fingerprint), at this moment
-MakeRun = Callable[[MetricInputs, dict[str, UpdateVersion], str, datetime], QueuedRun]
+# The run to queue for a metric on these candidates (with their fingerprint), at this
+# moment, becoming the given pending run (if any), the candidates' locations in the mapping.
+MakeRun = Callable[
+    [
+        MetricInputs,
+        dict[str, UpdateVersion],
+        str,
+        datetime,
+        UUID | None,
+        Mapping[UUID, ConsumedUpdate],
+    ],
+    QueuedRun,
+]
 
 
 @dataclass(slots=True)
@@ -178,18 +189,24 @@ class BatchPlan:
             for f in m.inputs.facts
         )
 
-    def _current(self, m: _Metric) -> MetricInputs:
-        return replace(m.inputs, updates=self._updates, pending_run_id=m.pending_run_id)
-
     def _queue(
         self, m: _Metric, candidates: dict[str, UpdateVersion], fingerprint: str, now: datetime
     ) -> QueuedRun:
-        queued = self._make_run(self._current(m), candidates, fingerprint, now)
+        queued = self._make_run(
+            m.inputs, candidates, fingerprint, now, m.pending_run_id, self._updates
+        )
         run = self._runs.get(queued.run_id)
         if run is None:
             created = None if m.pending_run_id == queued.run_id else now
             run = self._runs[queued.run_id] = _Run(queued.run_id, queued.metric_id, created)
         run.queued, run.queued_at = queued, now
+        if run.held is not None:
+            # it waited earlier in this batch: its rows, the record of what it waited for,
+            # now hold the updates it consumed
+            run.held = {
+                ds: HeldUpdate(c.id, c.received_at) if (c := candidates.get(ds)) else held
+                for ds, held in run.held.items()
+            }
         metric_id = m.inputs.metric.id
         m.pending_run_id = None
         m.last_used = {f.dataset_id: candidates.get(f.dataset_id) for f in m.inputs.facts}

@@ -109,10 +109,10 @@ class QueuedRun:
 class QueuedRunWrite:
     """A run queued by a transaction: inserted as queued, or an existing pending run promoted.
 
-    `created_at` is None for an existing pending run. `held` is what the run held while it
-    waited earlier in the same transaction (None if it did not): those rows are written,
-    then filled with the updates the run consumed, as for a run that waited in an earlier
-    transaction.
+    `created_at` is None for an existing pending run. `held` is, for a run that waited
+    earlier in the same transaction, its pending rows as they end: what it waited for, filled
+    with the updates it consumed. A run that waited only in earlier transactions has its
+    rows filled from its lineage by the repository.
     """
 
     run: QueuedRun

@@ -144,7 +144,9 @@ class PostgresIntakeRepository:
 
     def _send(self, name: str, params: dict[str, Any]) -> Cursor[Row]:
         """Execute inside a pipeline; the rows are read (by name) once fetched."""
-        return self._conn.cursor(row_factory=dict_row).execute(query(_SQL, name), params)
+        return self._conn.cursor(row_factory=dict_row, binary=True).execute(
+            query(_SQL, name), params
+        )
 
     def _run(self, name: str, params: dict[str, Any]) -> None:
         self._conn.execute(query(_SQL, name), params)
@@ -368,8 +370,9 @@ class PostgresIntakeRepository:
                 "update_ids": [u for _, _, u in lineage],
             },
         )
-        # a run that waited keeps its rows as the record of what it waited for, filled now
-        waited = [q.run.run_id for q in writes.queued if q.created_at is None or q.held is not None]
+        # a run that waited in an earlier transaction keeps its rows as the record of what
+        # it waited for, filled now with the updates it consumed
+        waited = [q.run.run_id for q in writes.queued if q.created_at is None and q.held is None]
         if waited:
             self._run("fill_pending_rows_from_lineage", {"run_ids": waited})
 
