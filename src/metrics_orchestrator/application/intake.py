@@ -267,24 +267,6 @@ class Orchestrator:
             row.projections_path,
         )
         arrived = plan.arrive(version, consumed, metrics, arrival.now)
-        # Per run at DEBUG: the INFO line of the update counts them (one line per run was a
-        # tenth of the intake's CPU at fan-out 10; docs/operations.md).
-        for run in arrived.queued:
-            logger.debug(
-                log_events.ON_RUN_QUEUED,
-                message="run queued",
-                run_id=str(run.run_id),
-                metric_code=run.payload["metricCode"],
-                trigger=run.trigger.value,
-            )
-        for waiting in arrived.waiting:
-            logger.debug(
-                log_events.ON_RUN_PENDING,
-                message="run waiting for inputs",
-                run_id=str(waiting.run_id),
-                metric_id=waiting.metric_id,
-                waiting_for=[ds for ds, held in waiting.held.items() if held is None],
-            )
         return IntakeResult(
             EventStatus.PROCESSED,
             key,
@@ -471,8 +453,10 @@ def _log_outcome(item: _Received, row: NewDatasetUpdate | None, result: IntakeRe
             message="projection update processed",
             dataset_id=row.dataset_id if row else None,
             event_key=item.key,
-            queued=len(result.queued_runs),
-            waiting=len(result.pending_runs),
+            # the runs it queued or left waiting, by id: one line per update, not per run
+            # (a line per run was a tenth of the intake's CPU at fan-out 10)
+            queued_runs=[str(run_id) for run_id in result.queued_runs],
+            waiting_runs=[str(run_id) for run_id in result.pending_runs],
         )
 
 
