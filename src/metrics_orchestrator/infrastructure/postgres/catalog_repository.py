@@ -27,6 +27,7 @@ from metrics_orchestrator.domain.model import (
     TriggerPolicy,
 )
 from metrics_orchestrator.infrastructure.postgres.jsonb import jsonb
+from metrics_orchestrator.infrastructure.postgres.params import columns
 from metrics_orchestrator.infrastructure.postgres.queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
 
@@ -179,11 +180,14 @@ class PostgresCatalogRepository:
             return {}
         params = {
             "now": now,
-            "codes": [s.code for s in series],
-            "names": [s.name for s in series],
-            "descriptions": [s.description for s in series],
-            "units": [s.unit for s in series],
-            "frequencies": [s.frequency for s in series],
+            **columns(
+                series,
+                codes="code",
+                names="name",
+                descriptions="description",
+                units="unit",
+                frequencies="frequency",
+            ),
         }
         return _outcomes(self._rows("upsert_series", params), "code")
 
@@ -192,11 +196,14 @@ class PostgresCatalogRepository:
             return {}
         params = {
             "now": now,
-            "ids": [d.id for d in datasets],
-            "names": [d.name for d in datasets],
-            "descriptions": [d.description for d in datasets],
-            "buckets": [d.bucket for d in datasets],
-            "enabled": [d.enabled for d in datasets],
+            **columns(
+                datasets,
+                ids="id",
+                names="name",
+                descriptions="description",
+                buckets="bucket",
+                enabled="enabled",
+            ),
         }
         return _outcomes(self._rows("upsert_datasets", params), "id")
 
@@ -213,17 +220,20 @@ class PostgresCatalogRepository:
             return {}
         params = {
             "now": now,
-            "ids": [m.id for m in metrics],
-            "codes": [m.code for m in metrics],
-            "expression_types": [m.expression_type for m in metrics],
-            "expressions": [jsonb(m.expression) for m in metrics],
-            "frequencies": [m.frequency for m in metrics],
-            "units": [m.unit for m in metrics],
-            "descriptions": [m.description for m in metrics],
-            "required_days": [m.required_days for m in metrics],
-            "trigger_policies": [m.trigger_policy for m in metrics],
-            "max_attempts": [m.max_attempts for m in metrics],
-            "enabled": [m.enabled for m in metrics],
+            **columns(
+                metrics,
+                ids="id",
+                codes="code",
+                expression_types="expression_type",
+                expressions=lambda m: jsonb(m.expression),
+                frequencies="frequency",
+                units="unit",
+                descriptions="description",
+                required_days="required_days",
+                trigger_policies="trigger_policy",
+                max_attempts="max_attempts",
+                enabled="enabled",
+            ),
         }
         return _outcomes(self._rows("upsert_metrics", params), "id")
 

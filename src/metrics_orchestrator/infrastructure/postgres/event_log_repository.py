@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from psycopg import Connection
@@ -11,6 +12,7 @@ from psycopg.types.json import Jsonb
 from metrics_orchestrator.application.ports.events import EventRecord, EventStatus, LoggedEvent
 from metrics_orchestrator.domain.decoding import is_jsonb_storable
 from metrics_orchestrator.infrastructure.postgres.jsonb import jsonb
+from metrics_orchestrator.infrastructure.postgres.params import columns
 from metrics_orchestrator.infrastructure.postgres.queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
 
@@ -76,23 +78,20 @@ class PostgresEventLogRepository:
 
     def record_many(self, events: Sequence[tuple[EventRecord, datetime]]) -> None:
         rows = [_params(event, processed_at) for event, processed_at in events]
-
-        def column(name: str) -> list[Any]:
-            return [row[name] for row in rows]
-
         self._conn.execute(
             query("event_log.sql", "record_events"),
-            {
-                "event_keys": column("event_key"),
-                "event_types": column("event_type"),
-                "sources": column("source"),
-                "payloads": column("payload"),
-                "raw_bodies": column("raw_body"),
-                "statuses": column("status"),
-                "errors": column("error"),
-                "received_ats": column("received_at"),
-                "processed_ats": column("processed_at"),
-            },
+            columns(
+                rows,
+                event_keys=itemgetter("event_key"),
+                event_types=itemgetter("event_type"),
+                sources=itemgetter("source"),
+                payloads=itemgetter("payload"),
+                raw_bodies=itemgetter("raw_body"),
+                statuses=itemgetter("status"),
+                errors=itemgetter("error"),
+                received_ats=itemgetter("received_at"),
+                processed_ats=itemgetter("processed_at"),
+            ),
         )
 
     def was_processed(self, event_key: str) -> bool:

@@ -35,6 +35,7 @@ from metrics_orchestrator.domain.model import (
 from metrics_orchestrator.domain.orchestration import InputFacts, UpdateVersion
 from metrics_orchestrator.domain.run_request import ConsumedUpdate
 from metrics_orchestrator.infrastructure.postgres.jsonb import jsonb
+from metrics_orchestrator.infrastructure.postgres.params import columns
 from metrics_orchestrator.infrastructure.postgres.queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all
 
@@ -121,18 +122,19 @@ def _metric_inputs(metrics: Sequence[MetricForIntake], rows: Sequence[Row]) -> l
 
 
 def _update_columns(updates: Sequence[NewDatasetUpdate]) -> dict[str, Any]:
-    return {
-        "ids": [u.id for u in updates],
-        "event_keys": [u.event_key for u in updates],
-        "dataset_ids": [u.dataset_id for u in updates],
-        "buckets": [u.bucket for u in updates],
-        "manifests": [u.version_manifest_path for u in updates],
-        "projections": [u.projections_path for u in updates],
-        "occurred_ats": [u.occurred_at for u in updates],
-        "received_ats": [u.received_at for u in updates],
-        "effective_ats": [u.effective_at for u in updates],
-        "payloads": [jsonb(u.payload) for u in updates],
-    }
+    return columns(
+        updates,
+        ids="id",
+        event_keys="event_key",
+        dataset_ids="dataset_id",
+        buckets="bucket",
+        manifests="version_manifest_path",
+        projections="projections_path",
+        occurred_ats="occurred_at",
+        received_ats="received_at",
+        effective_ats="effective_at",
+        payloads=lambda u: jsonb(u.payload),
+    )
 
 
 class PostgresIntakeRepository:
@@ -292,9 +294,12 @@ class PostgresIntakeRepository:
             self._run(
                 "insert_pending_runs",
                 {
-                    "run_ids": [w.run_id for w in new_pending],
-                    "metric_ids": [w.metric_id for w in new_pending],
-                    "created_ats": [w.created_at for w in new_pending],
+                    **columns(
+                        new_pending,
+                        run_ids="run_id",
+                        metric_ids="metric_id",
+                        created_ats="created_at",
+                    ),
                     "status": _PENDING.value,
                     "trigger": RunTrigger.AUTOMATIC.value,
                 },
@@ -305,13 +310,16 @@ class PostgresIntakeRepository:
                 "insert_queued_runs",
                 {
                     "status": _PROMOTE.target.value,
-                    "run_ids": [q.run.run_id for q in new_queued],
-                    "metric_ids": [q.run.metric_id for q in new_queued],
-                    "triggers": [q.run.trigger.value for q in new_queued],
-                    "fingerprints": [q.run.fingerprint for q in new_queued],
-                    "payloads": [jsonb(q.run.payload) for q in new_queued],
-                    "created_ats": [q.created_at for q in new_queued],
-                    "queued_ats": [q.queued_at for q in new_queued],
+                    **columns(
+                        new_queued,
+                        run_ids="run.run_id",
+                        metric_ids="run.metric_id",
+                        triggers="run.trigger.value",
+                        fingerprints="run.fingerprint",
+                        payloads=lambda q: jsonb(q.run.payload),
+                        created_ats="created_at",
+                        queued_ats="queued_at",
+                    ),
                 },
             )
 
@@ -328,10 +336,13 @@ class PostgresIntakeRepository:
             self._send(
                 "promote_pending_runs",
                 {
-                    "run_ids": [q.run.run_id for q in promoted],
-                    "fingerprints": [q.run.fingerprint for q in promoted],
-                    "payloads": [jsonb(q.run.payload) for q in promoted],
-                    "queued_ats": [q.queued_at for q in promoted],
+                    **columns(
+                        promoted,
+                        run_ids="run.run_id",
+                        fingerprints="run.fingerprint",
+                        payloads=lambda q: jsonb(q.run.payload),
+                        queued_ats="queued_at",
+                    ),
                     "from": _PROMOTE.source.value,
                     "to": _PROMOTE.target.value,
                 },
