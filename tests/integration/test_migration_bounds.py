@@ -10,6 +10,7 @@ from psycopg.types.json import Jsonb
 
 from metrics_orchestrator.domain.identifiers import IDENTIFIER_PATTERN, is_identifier
 from metrics_orchestrator.infrastructure.postgres.migrations import (
+    MigrationError,
     applied_versions,
     migrate,
     rollback_last,
@@ -40,10 +41,11 @@ def test_violating_rows_stop_the_migration_with_their_list_and_stay_unchanged(
         _metric(conn, "m.long_window", required_days=99_999)
         _metric(conn, "m.many_attempts", max_attempts=1000)
 
-    with pytest.raises(psycopg.errors.RaiseException) as raised:
+    with pytest.raises(MigrationError) as raised:
         migrate(empty_database_url)
 
     message = str(raised.value)
+    assert message.startswith("migration 003_bounds was not applied: ")
     assert "datasets.id 'ds:v1'" in message
     assert "m.long_window: required_days 99999 > 36500" in message
     assert "m.many_attempts: max_attempts 1000 > 100" in message

@@ -96,13 +96,21 @@ def migrate(url: str) -> list[Migration]:
                             "was applied; add a new migration instead of editing it"
                         )
                     continue
-                with conn.transaction():
-                    conn.execute(sql.SQL(migration.sql))
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version, name, checksum)"
-                        " VALUES (%s, %s, %s)",
-                        (migration.version, migration.name, migration.checksum),
-                    )
+                try:
+                    with conn.transaction():
+                        conn.execute(sql.SQL(migration.sql))
+                        conn.execute(
+                            "INSERT INTO schema_migrations (version, name, checksum)"
+                            " VALUES (%s, %s, %s)",
+                            (migration.version, migration.name, migration.checksum),
+                        )
+                except psycopg.errors.RaiseException as exc:
+                    # the migration's own check refused the data it found (003_bounds lists
+                    # the rows to fix): a message for the operator, not a traceback
+                    raise MigrationError(
+                        f"migration {migration.version}_{migration.name} was not applied: "
+                        f"{exc.diag.message_primary or exc}"
+                    ) from exc
                 applied.append(migration)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
