@@ -1,23 +1,22 @@
-"""Projection-update intake and run formation (SPEC §5.1-§5.4).
+"""Projection-update intake and run formation (SPEC §5.1-§5.4, §7).
 
-One update is processed as:
-1. record the update (`ON CONFLICT (event_key) DO NOTHING`: a second copy is a duplicate) and,
-   if it is new, let the domain's `freshest` decide whether it is its dataset's freshest;
-2. lock the enabled metrics that depend on its dataset, in id order, and their pending runs;
-3. load, for all of them at once, the freshest update of every input and the update their
-   last automatic run used;
-4. let the domain (`evaluate_metric`) decide per metric: ready, waiting or unchanged;
-5. write the decisions set-based: queued runs with lineage, fingerprint and the complete
-   request payload (the outbox), and pending runs with what they hold.
+`ingest_many` takes up to `MAX_BATCH` updates (`ingest` is a batch of one) in ONE transaction
+with exactly the outcome of processing them one by one, in arrival order (SPEC §7):
+1. one round trip (`begin_batch`): lock the updates' datasets, then their enabled dependent
+   metrics, then those metrics' pending runs, each in id order (the global order of every
+   intake transaction, so concurrent batches wait and never deadlock); record the updates
+   (`ON CONFLICT (event_key) DO NOTHING`: a second copy is a duplicate); load every dependent
+   metric's facts (freshest input updates, the inputs of its last automatic run, its pending
+   run);
+2. `BatchPlan` (application/intake_plan.py) takes the inserted updates in arrival order and
+   asks the domain (`freshest`, `evaluate_metric`) what each does, each seeing what the ones
+   before it decided;
+3. one pipeline writes the decisions set-based (queued runs with lineage, fingerprint and the
+   complete request payload: the outbox; pending runs with what they hold) and one
+   `event_log` row per event.
+If the database refuses the batch's writes, the batch is rolled back to a savepoint and done
+again one update per savepoint: the refused one is recorded as rejected, the others are kept.
 Nothing is published here; the dispatcher does that after commit.
-
-`ingest_many` processes up to `MAX_BATCH` updates in ONE transaction with exactly the outcome
-of processing them one by one, in arrival order (SPEC §7): it first locks everything any of
-them can touch (their datasets, then their dependent metrics and pending runs, each in id
-order: the same global order as every other intake transaction, so concurrent batches cannot
-deadlock), then runs the five steps above for each update in turn, each seeing the effects
-of the ones before it. Each update runs in a savepoint of its own: one the database refuses
-to store is rolled back alone and recorded as rejected; the others are kept.
 """
 
 from __future__ import annotations
@@ -40,12 +39,14 @@ from metrics_orchestrator.application.ports import (
 )
 from metrics_orchestrator.application.ports.events import EventRecord, EventStatus
 from metrics_orchestrator.application.ports.intake import (
+    BatchFacts,
     IntakeWrites,
     MetricInputs,
     NewDatasetUpdate,
     QueuedRun,
     QueuedRunWrite,
     RecordedUpdate,
+    RecordedUpdates,
     RecordOutcome,
     UpdateNotStorable,
 )
@@ -203,11 +204,12 @@ class Orchestrator:
             for n, a in enumerate(arrivals)
             if a.item.update is not None
         }
-        facts = uow.intake.begin_batch(list(rows.values())) if rows else None
-        found = dict(zip(rows, facts.recorded.outcomes, strict=True)) if facts else {}
+        # a batch of bodies that are no updates at all has nothing to lock or record
+        facts = uow.intake.begin_batch(list(rows.values())) if rows else _no_facts()
+        found = dict(zip(rows, facts.recorded.outcomes, strict=True))
         plan = BatchPlan(
-            facts.inputs if facts else [],
-            facts.recorded.freshest_before if facts else {},
+            facts.inputs,
+            facts.recorded.freshest_before,
             already_run=uow.intake.existing_automatic_fingerprints,
             make_run=lambda mi, candidates, fingerprint, now, reuse, updates: self._queued_run(
                 mi,
@@ -219,14 +221,13 @@ class Orchestrator:
                 fingerprint=fingerprint,
             ),
         )
-        dependents = facts.dependents if facts else {}
         results = []
         for n, arrival in enumerate(arrivals):
             row = rows.get(n)
             if row is None:
                 result = _rejection(arrival.item, arrival.item.error or "invalid event")
             else:
-                metrics = dependents.get(row.dataset_id, [])
+                metrics = facts.dependents.get(row.dataset_id, [])
                 result = self._arrive(plan, arrival, row, found[n], metrics)
             _log_outcome(arrival.item, row, result)
             results.append(result)
@@ -411,6 +412,10 @@ def _new_update(
         effective_at=effective_time(update.occurred_at, received_at),
         payload=item.event.payload,
     )
+
+
+def _no_facts() -> BatchFacts:
+    return BatchFacts(dependents={}, recorded=RecordedUpdates({}, []), inputs=[])
 
 
 def _rejection(item: _Received, reason: str) -> IntakeResult:

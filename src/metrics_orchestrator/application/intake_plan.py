@@ -132,7 +132,9 @@ class BatchPlan:
         metrics = [self._metrics[m] for m in metric_ids]
         # (metric, evaluation, fingerprint if ready): a fingerprint is a digest, taken once
         evaluations = [(m, ev, ev.fingerprint) for m in metrics for ev in [self._evaluate(m, now)]]
-        ready = [(m.inputs.metric.id, fp) for m, _, fp in evaluations if fp is not None]
+        ready = {
+            (m.inputs.metric.id, fp): ev.candidates for m, ev, fp in evaluations if fp is not None
+        }
         run = self._ran(ready)  # SPEC §5.3: never twice automatically on the same input set
         plan = ArrivalPlan()
         for m, ev, fp in evaluations:
@@ -166,28 +168,26 @@ class BatchPlan:
         metric = m.inputs.metric
         return evaluate_metric(metric.trigger_policy, metric.required_days, facts, now)
 
-    def _ran(self, ready: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which of these (metric, fingerprint) pairs an automatic run already has.
+    def _ran(
+        self, ready: Mapping[tuple[str, str], Mapping[str, UpdateVersion]]
+    ) -> set[tuple[str, str]]:
+        """Which of these (metric, fingerprint) pairs, each with its candidates, an automatic
+        run already has.
 
         An input set with an update of this batch can only have been run by this batch; one
         made of older updates only is asked of the database, once.
         """
         ask = [
             pair
-            for pair in ready
-            if pair not in self._asked and pair not in self._run_now and self._all_old(pair)
+            for pair, candidates in ready.items()
+            if pair not in self._asked
+            and pair not in self._run_now
+            and not any(c.id in self._new_updates for c in candidates.values())
         ]
         if ask:
             self._asked.update(ask)
             self._ran_before |= self._already_run(ask)
         return {pair for pair in ready if pair in self._run_now or pair in self._ran_before}
-
-    def _all_old(self, pair: tuple[str, str]) -> bool:
-        m = self._metrics[pair[0]]
-        return not any(
-            (u := self._freshest.get(f.dataset_id)) is not None and u.id in self._new_updates
-            for f in m.inputs.facts
-        )
 
     def _queue(
         self, m: _Metric, candidates: dict[str, UpdateVersion], fingerprint: str, now: datetime

@@ -269,7 +269,7 @@ class PostgresIntakeRepository:
                 )
             # promotions first: a metric's run promoted by one update of the batch and its
             # new pending run from a later one would otherwise be two pending runs at once
-            still_pending, promoted = self._check_pending(writes)
+            checks = self._send_pending_checks(writes)
             self._insert_runs(writes)
             self._write_holds(writes)
             self._write_lineage(writes)
@@ -281,12 +281,8 @@ class PostgresIntakeRepository:
                         "run_ids": list(writes.last_automatic.values()),
                     },
                 )
-            if still_pending is not None:
-                expected = sum(1 for w in writes.waiting if w.created_at is None)
-                check_rows_changed(len(still_pending.fetchall()), expected, _STILL_PENDING)
-            if promoted is not None:
-                expected = sum(1 for q in writes.queued if q.created_at is None)
-                check_rows_changed(len(promoted.fetchall()), expected, _PROMOTE)
+            for changed, expected, change in checks:
+                check_rows_changed(len(changed.fetchall()), expected, change)
 
     def _insert_runs(self, writes: IntakeWrites) -> None:
         new_pending = [w for w in writes.waiting if w.created_at is not None]
@@ -323,17 +319,19 @@ class PostgresIntakeRepository:
                 },
             )
 
-    def _check_pending(self, writes: IntakeWrites) -> tuple[Cursor[Row] | None, Cursor[Row] | None]:
-        """Sent, not read: the runs still pending and the runs promoted from pending."""
+    def _send_pending_checks(
+        self, writes: IntakeWrites
+    ) -> list[tuple[Cursor[Row], int, StatusChange]]:
+        """Sent, not read: the runs that must still be pending and the runs promoted from
+        pending, each with how many rows it must return and the change it checks."""
+        checks = []
         held = [w.run_id for w in writes.waiting if w.created_at is None]
-        still_pending = (
-            self._send("still_pending_runs", {"run_ids": held, "status": _PENDING.value})
-            if held
-            else None
-        )
+        if held:
+            cursor = self._send("still_pending_runs", {"run_ids": held, "status": _PENDING.value})
+            checks.append((cursor, len(held), _STILL_PENDING))
         promoted = [q for q in writes.queued if q.created_at is None]
-        changed = (
-            self._send(
+        if promoted:
+            cursor = self._send(
                 "promote_pending_runs",
                 {
                     **columns(
@@ -347,10 +345,8 @@ class PostgresIntakeRepository:
                     "to": _PROMOTE.target.value,
                 },
             )
-            if promoted
-            else None
-        )
-        return still_pending, changed
+            checks.append((cursor, len(promoted), _PROMOTE))
+        return checks
 
     def _write_holds(self, writes: IntakeWrites) -> None:
         holds = {w.run_id: w.held for w in writes.waiting}
