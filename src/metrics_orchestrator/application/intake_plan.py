@@ -139,8 +139,9 @@ class BatchPlan:
         plan = ArrivalPlan()
         for m, ev, fp in evaluations:
             if fp is not None:
-                if (m.inputs.metric.id, fp) not in run:
-                    plan.queued.append(self._queue(m, ev.candidates, fp, now))
+                pair = (m.inputs.metric.id, fp)
+                if pair not in run:
+                    plan.queued.append(self._queue(m, ready[pair], fp, now))
             elif ev.outcome is Outcome.WAITING:
                 plan.waiting.append(self._wait(m, ev, now))
         return plan
