@@ -104,6 +104,17 @@ def test_non_finite_numbers_are_rejected_and_recorded(
     assert run_row(conn, run_id)["progress"] is None
 
 
+def test_a_reason_quoting_a_key_that_holds_nul_is_recorded(queue: Queue) -> None:
+    # The reason names the JSON path through that key; PostgreSQL text cannot hold NUL.
+    body = '{"event": "projection_update", "dataset_id": "d1", "k": {"\\u0000": Infinity}}'
+    row = queue.deliver(body)
+    assert row["status"] == "rejected"
+    assert "key contains a NUL character" in row["error"]
+    assert "non-finite number" in row["error"]
+    assert "\x00" not in row["error"]
+    assert row["raw_body"] == body
+
+
 def test_an_integer_literal_of_thousands_of_digits_is_rejected(queue: Queue) -> None:
     body = '{"event": "projection_update", "dataset_id": "d1", "n": ' + "9" * 5000 + "}"
     _rejected(queue.deliver(body), "$.n", "integer out of the signed 64-bit range")

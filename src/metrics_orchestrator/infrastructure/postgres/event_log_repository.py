@@ -43,7 +43,8 @@ def _params(event: EventRecord, processed_at: datetime) -> dict[str, Any]:
         "payload": storable_payload(event.payload),
         "raw_body": storable_text(event.raw_body),
         "status": event.status.value,
-        "error": event.error,
+        # a rejection's reason can quote the body (a JSON path through a key holding NUL)
+        "error": storable_text(event.error),
         "received_at": event.received_at,
         "processed_at": processed_at,
     }
