@@ -11,6 +11,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 
 import psycopg
@@ -27,8 +28,17 @@ from metrics_orchestrator.infrastructure.postgres.unit_of_work import PostgresUn
 
 pytest_plugins = ["tests.aws_fixtures"]
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-FIXTURES = Path(os.environ.get("METRICS_ORCHESTRATOR_FIXTURES", str(SHARED / "fixtures"))).resolve()
+# Everything the suite reads lives in this repository: the sample catalogs are the ones bundled
+# with the package (the demo loads the same files), the sample events are in tests/fixtures/.
+CATALOGS = Path(str(resources.files("metrics_orchestrator.interfaces.demo_catalogs")))
+EVENTS = Path(__file__).resolve().parent / "fixtures" / "events"
+
+
+def required_folder(folder: Path, what: str) -> Path:
+    """`folder`, or a failed test saying in one line what is missing and where."""
+    if not folder.is_dir():
+        pytest.fail(f"{what} not found at {folder}", pytrace=False)
+    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -39,10 +49,13 @@ def _reset_structlog() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def fixtures_dir() -> Path:
-    if not FIXTURES.is_dir():
-        pytest.fail(f"shared fixtures not found at {FIXTURES}")
-    return FIXTURES
+def catalogs_dir() -> Path:
+    return required_folder(CATALOGS, "the bundled sample catalogs")
+
+
+@pytest.fixture(scope="session")
+def events_dir() -> Path:
+    return required_folder(EVENTS, "the sample events")
 
 
 @pytest.fixture(scope="session")

@@ -83,7 +83,7 @@ def _stop(process: subprocess.Popen[str]) -> str:
 
 @pytest.mark.slow
 def test_serve_without_configuration_keeps_its_data_across_restarts(
-    tmp_path: Path, fixtures_dir: Path
+    tmp_path: Path, catalogs_dir: Path
 ) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SERVICE_PREFIXES)}
@@ -93,7 +93,7 @@ def test_serve_without_configuration_keeps_its_data_across_restarts(
     try:
         _wait_ready(port, first)
         subprocess.run(
-            [str(CLI), "catalog", "load", str(fixtures_dir / "multi_dataset_catalog.yaml")],
+            [str(CLI), "catalog", "load", str(catalogs_dir / "multi_dataset_catalog.yaml")],
             env=env,
             cwd=tmp_path,
             check=True,

@@ -1,7 +1,8 @@
 """The dashboard in a real browser: Chromium (Playwright) against a real `serve` process.
 
 One `serve` (HTTP, real PostgreSQL, moto) runs for the module on the multi-dataset catalog;
-each test drives the pages a person would, and saves a screenshot of each page to docs/ui/.
+each test drives the pages a person would, and saves a screenshot of each page (into a temporary
+folder; `make screenshots` points them at docs/ui/).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    executable = chromium_executable()
+    executable = chromium_executable(playwright)
     chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
     yield chromium
     chromium.close()
@@ -80,9 +81,9 @@ def module_env(
 
 @pytest.fixture(scope="module")
 def served(
-    module_env: dict[str, str], fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    module_env: dict[str, str], catalogs_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
-    load_catalog(module_env, fixtures_dir / "multi_dataset_catalog.yaml")
+    load_catalog(module_env, catalogs_dir / "multi_dataset_catalog.yaml")
     with served_dashboard(module_env, tmp_path_factory.mktemp("web")) as dashboard:
         # fx_daily v1: fx.gap queues, reserves.at_parallel waits for reserves_daily
         status, body = dashboard.post("/events/projection-update", update_body("fx_daily", "v1"))
@@ -90,8 +91,16 @@ def served(
         yield dashboard
 
 
+SCREENSHOTS: dict[str, Path] = {}  # "folder": where `shoot` writes, set once for the module
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _screenshots(tmp_path_factory: pytest.TempPathFactory) -> None:
+    SCREENSHOTS["folder"] = screenshot_dir(tmp_path_factory)
+
+
 def shoot(page: Page, name: str) -> None:
-    page.screenshot(path=str(screenshot_dir() / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS["folder"] / f"{name}.png"), full_page=True)
 
 
 def newest_run(served: Served, metric: str, status: str | None = None) -> dict[str, Any]:

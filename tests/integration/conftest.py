@@ -29,6 +29,6 @@ def conn(pool: ConnectionPool[Connection[TupleRow]]) -> Iterator[Connection[Tupl
 
 
 @pytest.fixture
-def catalog_path(fixtures_dir: Path) -> Path:
+def catalog_path(catalogs_dir: Path) -> Path:
     """The catalog the messaging suites load: metrics whose inputs span several datasets."""
-    return fixtures_dir / "multi_dataset_catalog.yaml"
+    return catalogs_dir / "multi_dataset_catalog.yaml"

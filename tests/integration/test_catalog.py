@@ -33,19 +33,19 @@ def catalog(uow_factory: UnitOfWorkFactory, clock: MutableClock) -> CatalogServi
     return CatalogService(uow_factory, clock, default_required_days=7)
 
 
-def _fixture(fixtures_dir: Path, name: str) -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load((fixtures_dir / name).read_text(encoding="utf-8"))
+def _fixture(catalogs_dir: Path, name: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((catalogs_dir / name).read_text(encoding="utf-8"))
     return document
 
 
 @pytest.fixture
-def multi(fixtures_dir: Path) -> dict[str, Any]:
-    return _fixture(fixtures_dir, "multi_dataset_catalog.yaml")
+def multi(catalogs_dir: Path) -> dict[str, Any]:
+    return _fixture(catalogs_dir, "multi_dataset_catalog.yaml")
 
 
 @pytest.fixture
-def bcra(fixtures_dir: Path) -> dict[str, Any]:
-    return _fixture(fixtures_dir, "bcra_catalog.yaml")
+def bcra(catalogs_dir: Path) -> dict[str, Any]:
+    return _fixture(catalogs_dir, "bcra_catalog.yaml")
 
 
 def _rows(database_url: str, sql: str, *params: object) -> list[tuple[Any, ...]]:

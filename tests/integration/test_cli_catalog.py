@@ -40,16 +40,16 @@ def _write_yaml(tmp_path: Path, document: object, name: str = "catalog.yaml") ->
     return path
 
 
-def _multi(fixtures_dir: Path) -> dict[str, Any]:
-    path = fixtures_dir / "multi_dataset_catalog.yaml"
+def _multi(catalogs_dir: Path) -> dict[str, Any]:
+    path = catalogs_dir / "multi_dataset_catalog.yaml"
     document: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
     return document
 
 
 def test_load_prints_a_summary_and_a_second_load_changes_nothing(
-    fixtures_dir: Path, database_url: str
+    catalogs_dir: Path, database_url: str
 ) -> None:
-    file = fixtures_dir / "bcra_catalog.yaml"
+    file = catalogs_dir / "bcra_catalog.yaml"
 
     first = _load(file, database_url)
     second = _load(file, database_url)
@@ -63,9 +63,9 @@ def test_load_prints_a_summary_and_a_second_load_changes_nothing(
     assert _count(database_url, "metrics") == 6
 
 
-def test_a_json_catalog_loads_too(fixtures_dir: Path, database_url: str, tmp_path: Path) -> None:
+def test_a_json_catalog_loads_too(catalogs_dir: Path, database_url: str, tmp_path: Path) -> None:
     file = tmp_path / "catalog.json"
-    file.write_text(json.dumps(_multi(fixtures_dir)), encoding="utf-8")
+    file.write_text(json.dumps(_multi(catalogs_dir)), encoding="utf-8")
 
     result = _load(file, database_url)
 
@@ -75,9 +75,9 @@ def test_a_json_catalog_loads_too(fixtures_dir: Path, database_url: str, tmp_pat
 
 
 def test_bad_input_exits_2_with_one_line_per_error_and_writes_nothing(
-    fixtures_dir: Path, database_url: str, tmp_path: Path
+    catalogs_dir: Path, database_url: str, tmp_path: Path
 ) -> None:
-    document = _multi(fixtures_dir)
+    document = _multi(catalogs_dir)
     del document["metrics"][0]["expression"]["right"]["dataset_id"]
     document["metrics"][1]["expression"]["op"] = "divide"
     document["datasets"][1]["series"].append("GOLD_D")
@@ -164,9 +164,9 @@ def test_a_document_that_is_not_an_object_is_reported_against_the_file(
     ]
 
 
-def test_other_failures_exit_1(fixtures_dir: Path, empty_database_url: str) -> None:
+def test_other_failures_exit_1(catalogs_dir: Path, empty_database_url: str) -> None:
     # A database without the schema: not the input's fault.
-    result = _load(fixtures_dir / "bcra_catalog.yaml", empty_database_url)
+    result = _load(catalogs_dir / "bcra_catalog.yaml", empty_database_url)
 
     assert result.exit_code == 1
     assert _stderr(result).startswith("error: catalog load failed: ")

@@ -24,11 +24,12 @@ from tests.support import MutableClock
 def test_ingest_file_mixing_good_duplicate_and_malformed_lines_exits_2(
     database_url: str,
     uow_factory: UnitOfWorkFactory,
-    fixtures_dir: Path,
+    catalogs_dir: Path,
+    events_dir: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    load_catalog_file(uow_factory, MutableClock(), fixtures_dir / "multi_dataset_catalog.yaml")
+    load_catalog_file(uow_factory, MutableClock(), catalogs_dir / "multi_dataset_catalog.yaml")
     enveloped = json.dumps({"Type": "Notification", "Message": update_body("fx_daily", "f1")})
     lines = [
         update_body("reserves_daily", "r1"),
@@ -38,7 +39,7 @@ def test_ingest_file_mixing_good_duplicate_and_malformed_lines_exits_2(
         json.dumps({"event": "projection_update", "dataset_id": "fx_daily"}),
         update_body("unknown_ds", "u1"),
         enveloped,
-        (fixtures_dir / "events" / "projection_update.json").read_text().strip(),
+        (events_dir / "projection_update.json").read_text().strip(),
     ]
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join(lines) + "\n")
@@ -92,11 +93,11 @@ def test_ingest_missing_file_exits_2(
 def test_a_line_with_an_invalid_utf8_byte_is_rejected_and_the_others_processed(
     database_url: str,
     uow_factory: UnitOfWorkFactory,
-    fixtures_dir: Path,
+    catalogs_dir: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    load_catalog_file(uow_factory, MutableClock(), fixtures_dir / "multi_dataset_catalog.yaml")
+    load_catalog_file(uow_factory, MutableClock(), catalogs_dir / "multi_dataset_catalog.yaml")
     events = tmp_path / "events.jsonl"
     events.write_bytes(
         b"\xef\xbb\xbf"  # a byte order mark at the start of the file is tolerated
@@ -130,11 +131,11 @@ def test_a_line_with_an_invalid_utf8_byte_is_rejected_and_the_others_processed(
 def test_a_file_of_processed_and_duplicate_lines_exits_0(
     database_url: str,
     uow_factory: UnitOfWorkFactory,
-    fixtures_dir: Path,
+    catalogs_dir: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    load_catalog_file(uow_factory, MutableClock(), fixtures_dir / "multi_dataset_catalog.yaml")
+    load_catalog_file(uow_factory, MutableClock(), catalogs_dir / "multi_dataset_catalog.yaml")
     events = tmp_path / "events.jsonl"
     events.write_text(update_body("fx_daily", "f1") + "\n" + update_body("fx_daily", "f1") + "\n")
     monkeypatch.setenv("DATABASE_URL", database_url)
@@ -172,11 +173,11 @@ def test_an_unavailable_database_stops_at_that_slice_with_exit_1(
 def test_ingest_with_workers_shares_the_file_and_keeps_each_datasets_file_order(
     database_url: str,
     uow_factory: UnitOfWorkFactory,
-    fixtures_dir: Path,
+    catalogs_dir: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    load_catalog_file(uow_factory, MutableClock(), fixtures_dir / "multi_dataset_catalog.yaml")
+    load_catalog_file(uow_factory, MutableClock(), catalogs_dir / "multi_dataset_catalog.yaml")
     datasets = ("reserves_daily", "fx_daily", "prices_monthly", "fx_mirror")
     # no occurred_at: each version is fresher than the one before it in the file
     lines = [update_body(datasets[n % 4], f"v{n:02d}") for n in range(48)]

@@ -21,9 +21,9 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def loaded(database_url: str, fixtures_dir: Path) -> str:
+def loaded(database_url: str, catalogs_dir: Path) -> str:
     """The multi-dataset catalog, one update of reserves_daily (a run) and one rejected event."""
-    document = yaml.safe_load((fixtures_dir / "multi_dataset_catalog.yaml").read_text())
+    document = yaml.safe_load((catalogs_dir / "multi_dataset_catalog.yaml").read_text())
     settings = load_settings(env={"DATABASE_URL": database_url})
     with bootstrap(settings) as container:
         container.catalog.load_catalog(document)

@@ -471,10 +471,10 @@ def test_rejected_body_redelivered_is_evaluated_again(
 
 
 def test_sns_enveloped_fixture_is_applied(
-    conn: Connection[TupleRow], service: FeedbackService, clock: MutableClock, fixtures_dir: Path
+    conn: Connection[TupleRow], service: FeedbackService, clock: MutableClock, events_dir: Path
 ) -> None:
     run_id = seed_run(conn, status=S.DISPATCHED, now=clock.now())
-    raw = (fixtures_dir / "events" / "sns_envelope.json").read_text(encoding="utf-8")
+    raw = (events_dir / "sns_envelope.json").read_text(encoding="utf-8")
 
     outcome = send(service, clock, raw.replace("REPLACE-WITH-RUN-ID", str(run_id)))
 

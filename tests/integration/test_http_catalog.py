@@ -20,8 +20,8 @@ def api(database_url: str) -> Iterator[Api]:
 
 
 @pytest.fixture
-def bcra(api: Api, fixtures_dir: Path) -> Api:
-    api.load_catalog(fixtures_dir / "bcra_catalog.yaml")
+def bcra(api: Api, catalogs_dir: Path) -> Api:
+    api.load_catalog(catalogs_dir / "bcra_catalog.yaml")
     return api
 
 

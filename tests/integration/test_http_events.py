@@ -17,9 +17,9 @@ from tests.support import MutableClock
 
 
 @pytest.fixture
-def api(database_url: str, fixtures_dir: Path) -> Iterator[Api]:
+def api(database_url: str, catalogs_dir: Path) -> Iterator[Api]:
     with running_api(database_url, MutableClock()) as api:
-        api.load_catalog(fixtures_dir / "bcra_catalog.yaml")
+        api.load_catalog(catalogs_dir / "bcra_catalog.yaml")
         yield api
 
 

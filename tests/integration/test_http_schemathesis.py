@@ -42,10 +42,10 @@ EXAMPLES_PER_OPERATION = 30
 
 
 @pytest.fixture
-def api_schema(database_url: str, fixtures_dir: Path) -> Iterator[Any]:
+def api_schema(database_url: str, catalogs_dir: Path) -> Iterator[Any]:
     with running_api(database_url, MutableClock()) as api:
         # A populated catalog and a few runs, so generated requests also reach existing rows.
-        api.load_catalog(fixtures_dir / "multi_dataset_catalog.yaml")
+        api.load_catalog(catalogs_dir / "multi_dataset_catalog.yaml")
         api.send_update("fx_daily", "v1")
         api.send_update("reserves_daily", "r1")
         yield schemathesis.openapi.from_asgi("/openapi.json", api.client.app)
@@ -90,9 +90,9 @@ def _event_log_rows(conn: Connection[TupleRow]) -> int:
 
 
 @pytest.fixture
-def api(database_url: str, fixtures_dir: Path, conn: Connection[TupleRow]) -> Iterator[Api]:
+def api(database_url: str, catalogs_dir: Path, conn: Connection[TupleRow]) -> Iterator[Api]:
     with running_api(database_url, MutableClock()) as api:
-        api.load_catalog(fixtures_dir / "bcra_catalog.yaml")
+        api.load_catalog(catalogs_dir / "bcra_catalog.yaml")
         yield api
 
 

@@ -72,9 +72,9 @@ def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 10], ids=["one-by-one", "batches-of-10"])
 def test_four_processes_ingesting_one_stream_reach_a_consistent_state(
-    database_url: str, uow_factory: Any, fixtures_dir: Path, batch: int
+    database_url: str, uow_factory: Any, catalogs_dir: Path, batch: int
 ) -> None:
-    load_catalog_file(uow_factory, MutableClock(), fixtures_dir / "multi_dataset_catalog.yaml")
+    load_catalog_file(uow_factory, MutableClock(), catalogs_dir / "multi_dataset_catalog.yaml")
     stream, keys = _stream(seed=7)
     shuffles = [random.Random(i).sample(stream, len(stream)) for i in range(PROCESSES)]
     deadlocks_before = _deadlocks(database_url)

@@ -37,10 +37,10 @@ def h(
     clock: MutableClock,
     orchestrator: Orchestrator,
     database_url: str,
-    fixtures_dir: Path,
+    catalogs_dir: Path,
 ) -> Harness:
-    load_catalog_file(uow_factory, clock, fixtures_dir / "multi_dataset_catalog.yaml")
-    load_catalog_file(uow_factory, clock, fixtures_dir / "bcra_catalog.yaml")
+    load_catalog_file(uow_factory, clock, catalogs_dir / "multi_dataset_catalog.yaml")
+    load_catalog_file(uow_factory, clock, catalogs_dir / "bcra_catalog.yaml")
     return Harness(orchestrator, clock, database_url)
 
 

@@ -292,10 +292,10 @@ def test_a_worker_clock_in_1970_is_not_timed_out_while_it_heartbeats(
 
 
 @pytest.fixture
-def api(database_url: str, fixtures_dir: Path) -> Iterator[Api]:
+def api(database_url: str, catalogs_dir: Path) -> Iterator[Api]:
     clock = MutableClock()
     with running_api(database_url, clock) as api:
-        api.load_catalog(fixtures_dir / "multi_dataset_catalog.yaml")
+        api.load_catalog(catalogs_dir / "multi_dataset_catalog.yaml")
         yield api
 
 

@@ -29,8 +29,8 @@ from tests.support import MutableClock
 
 
 @pytest.fixture
-def api(database_url: str, fixtures_dir: Path) -> Iterator[Api]:
-    with seeded_api(database_url, fixtures_dir) as api:
+def api(database_url: str, catalogs_dir: Path) -> Iterator[Api]:
+    with seeded_api(database_url, catalogs_dir) as api:
         yield api
 
 

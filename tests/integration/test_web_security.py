@@ -22,8 +22,8 @@ PAGES = ("/", "/ui/runs", "/ui/metrics", "/ui/datasets", "/ui/graph", "/ui/event
 
 
 @pytest.fixture
-def api(database_url: str, fixtures_dir: Path) -> Iterator[Api]:
-    with seeded_api(database_url, fixtures_dir) as api:
+def api(database_url: str, catalogs_dir: Path) -> Iterator[Api]:
+    with seeded_api(database_url, catalogs_dir) as api:
         yield api
 
 
@@ -45,10 +45,10 @@ def test_a_cross_site_or_originless_post_is_refused(api: Api) -> None:
 
 
 def test_with_a_token_buttons_need_sign_in_in_an_http_only_strict_cookie(
-    database_url: str, fixtures_dir: Path
+    database_url: str, catalogs_dir: Path
 ) -> None:
     with running_api(database_url, MutableClock(), env={"API_TOKEN": "s3cret"}) as api:
-        api.load_catalog(fixtures_dir / "multi_dataset_catalog.yaml")
+        api.load_catalog(catalogs_dir / "multi_dataset_catalog.yaml")
         api.client.post(
             "/events/projection-update",
             content='{"event": "projection_update", "dataset_id": "fx_daily", '

@@ -1,7 +1,8 @@
 """A real `serve` (HTTP on, real PostgreSQL, moto) and Chromium driven by Playwright.
 
-The browser is Debian's chromium (`$CHROMIUM` or /usr/bin/chromium); Playwright's own
-download is not needed. Without a browser the tests fail, saying how to get one.
+The browser is the first of: `$CHROMIUM`, a Chromium or Chrome on PATH (Debian's chromium in
+CI), Playwright's own build (installed on first use with `python -m playwright install
+chromium`). Without any of them the tests fail, saying in one line how to get one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Playwright
 
 import metrics_orchestrator
 
@@ -36,11 +38,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 NO_BROWSER = (
-    "no Chromium found for the browser tests: install Debian's package "
-    "(`apt-get install -y chromium`, which gives /usr/bin/chromium), point $CHROMIUM at a "
-    "Chromium binary, or run `python -m playwright install chromium` (needs internet) and "
-    "set $CHROMIUM to the binary it downloaded"
+    "no browser for the dashboard tests: none of $CHROMIUM, chromium, chromium-browser, "
+    "google-chrome on PATH, and `python -m playwright install chromium` failed ({reason}); "
+    "install Chromium (Debian: `apt-get install -y chromium`) or set $CHROMIUM to a "
+    "Chromium/Chrome binary"
 )
+BROWSERS_ON_PATH = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # Variables of the test runner's environment that must not configure the served process.
 _SERVICE_PREFIXES = ("DATABASE_", "AWS_", "SNS_", "SQS_", "HTTP_", "API_TOKEN", "LOG_", "RUN_")
 # The served code is this checkout's, whatever `metrics-orchestrator` is installed.
@@ -49,17 +52,48 @@ SERVE = "from metrics_orchestrator.interfaces.cli import main; main()"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def chromium_executable() -> str:
-    candidate = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
-    found = shutil.which(candidate) if not os.path.isabs(candidate) else candidate
-    if not found or not os.access(found, os.X_OK):
-        pytest.fail(NO_BROWSER)
-    return found
+def chromium_executable(playwright: Playwright) -> str:
+    """The browser the tests drive (see the module docstring for the order searched)."""
+    configured = os.environ.get("CHROMIUM")
+    if configured:
+        found = shutil.which(configured)
+        if not found:
+            pytest.fail(f"$CHROMIUM={configured!r} is not an executable browser", pytrace=False)
+        return found
+    for name in BROWSERS_ON_PATH:
+        found = shutil.which(name)
+        if found:
+            return found
+    return _playwright_chromium(playwright)
 
 
-def screenshot_dir() -> Path:
-    """Where page screenshots go: docs/ui/ (committed; docs/ui.md shows them)."""
-    target = Path(os.environ.get("UI_SCREENSHOTS_DIR", REPO_ROOT / "docs" / "ui"))
+def _playwright_chromium(playwright: Playwright) -> str:
+    """Playwright's own Chromium, downloaded once into its cache if it is not there yet."""
+    executable = playwright.chromium.executable_path
+    if not os.access(executable, os.X_OK):
+        install = subprocess.run(
+            [sys.executable, "-m", "playwright", "install", "chromium"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if install.returncode != 0 or not os.access(executable, os.X_OK):
+            last_line = (install.stderr or install.stdout).strip().splitlines()[-1:] or ["?"]
+            pytest.fail(NO_BROWSER.format(reason=last_line[0]), pytrace=False)
+    return executable
+
+
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where page screenshots go: a temporary folder, or `$UI_SCREENSHOTS_DIR`.
+
+    `make screenshots` sets it to docs/ui/ (committed; docs/ui.md shows them): the test suite
+    itself never writes into the checkout.
+    """
+    configured = os.environ.get("UI_SCREENSHOTS_DIR")
+    if not configured:
+        return tmp_path_factory.mktemp("screenshots")
+    target = Path(configured)
     target.mkdir(parents=True, exist_ok=True)
     return target
 

@@ -34,10 +34,10 @@ def seed_activity(api: Api) -> None:
 
 
 @contextmanager
-def seeded_api(database_url: str, fixtures_dir: Path) -> Iterator[Api]:
+def seeded_api(database_url: str, catalogs_dir: Path) -> Iterator[Api]:
     """The app over the multi-dataset catalog after `seed_activity`."""
     with running_api(database_url, MutableClock()) as api:
-        api.load_catalog(fixtures_dir / "multi_dataset_catalog.yaml")
+        api.load_catalog(catalogs_dir / "multi_dataset_catalog.yaml")
         seed_activity(api)
         yield api
 

@@ -43,10 +43,10 @@ def _metric(**overrides: Any) -> dict[str, Any]:
     return metric
 
 
-def test_the_fixture_catalogs_parse(fixtures_dir: Path) -> None:
-    bcra = parse_catalog_document(yaml.safe_load((fixtures_dir / "bcra_catalog.yaml").read_text()))
+def test_the_fixture_catalogs_parse(catalogs_dir: Path) -> None:
+    bcra = parse_catalog_document(yaml.safe_load((catalogs_dir / "bcra_catalog.yaml").read_text()))
     multi = parse_catalog_document(
-        yaml.safe_load((fixtures_dir / "multi_dataset_catalog.yaml").read_text())
+        yaml.safe_load((catalogs_dir / "multi_dataset_catalog.yaml").read_text())
     )
     assert (len(bcra.series), len(bcra.datasets), len(bcra.metrics)) == (5, 1, 6)
     assert (len(multi.series), len(multi.datasets), len(multi.metrics)) == (5, 4, 5)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,14 +20,11 @@ from metrics_orchestrator.domain.expressions import (
     SeriesReference,
     parse_expression,
 )
+from tests.conftest import CATALOGS
 
-# Same location as the `fixtures_dir` fixture; needed at collection time for parametrisation.
-FIXTURES = Path(
-    os.environ.get(
-        "METRICS_ORCHESTRATOR_FIXTURES",
-        str(Path(__file__).resolve().parents[3] / "shared" / "fixtures"),
-    )
-)
+# The `catalogs_dir` fixture's folder; needed at collection time for parametrisation.
+FIXTURES = CATALOGS
+
 
 A = {"series_code": "A"}
 B = {"series_code": "B"}
@@ -52,7 +47,10 @@ def error_paths(expression_type: object, raw: object) -> list[str]:
 
 def fixture_metrics() -> list[dict[str, Any]]:
     metrics: list[dict[str, Any]] = []
-    for catalog_file in sorted(FIXTURES.glob("*.yaml")):
+    catalog_files = sorted(FIXTURES.glob("*.yaml"))
+    if not catalog_files:
+        pytest.fail(f"no sample catalogs (*.yaml) found at {FIXTURES}", pytrace=False)
+    for catalog_file in catalog_files:
         metrics.extend(yaml.safe_load(catalog_file.read_text())["metrics"])
     return metrics
 
