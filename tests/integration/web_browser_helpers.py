@@ -85,7 +85,9 @@ def _playwright_chromium(playwright: Playwright) -> str:
 
 def _first_error(install: subprocess.CompletedProcess[str]) -> str:
     """The line of the installer's output that says why it failed (its first `Error`)."""
-    lines = [line.strip() for line in (install.stderr + install.stdout).splitlines() if line.strip()]
+    lines = [
+        line.strip() for line in (install.stderr + install.stdout).splitlines() if line.strip()
+    ]
     errors = [line for line in lines if "error" in line.lower()]
     return (errors or lines or [f"exit code {install.returncode}"])[0]
 
