@@ -16,7 +16,12 @@ from metrics_orchestrator.worker.compute import (
     RunRequestHandler,
     WorkerOptions,
 )
-from metrics_orchestrator.worker.request import InvalidRequest, RunRequest, read_message
+from metrics_orchestrator.worker.request import (
+    InvalidRequest,
+    RunRequest,
+    Unanswerable,
+    read_message,
+)
 from tests.unit.worker.fakes import (
     INPUT_BUCKET,
     OUTPUT_BASE,
@@ -63,6 +68,11 @@ def parse(document: dict[str, Any]) -> RunRequest | InvalidRequest:
     request = read_message(json.dumps(document))
     assert request is not None
     return request
+
+
+def written_outputs(store: MemoryStore) -> list[str]:
+    """The run's output objects: everything under the base path but the run's claim."""
+    return [u for u in store.objects if u.startswith(OUTPUT_BASE) and not u.endswith(".claim")]
 
 
 def output_values(store: MemoryStore, uri: str) -> list[tuple[Any, Any]]:
@@ -156,7 +166,7 @@ def test_a_missing_manifest_is_an_input_read_error(
     assert completed["status"] == "FAILURE"
     assert completed["error"].startswith("INPUT_READ_ERROR: manifest of dataset d2 s3://")
     assert "does not exist" in completed["error"]
-    assert not any(uri.startswith(OUTPUT_BASE) for uri in store.objects)
+    assert written_outputs(store) == []
 
 
 def test_an_unreadable_file_is_an_input_read_error(
@@ -208,9 +218,26 @@ def test_an_output_that_cannot_be_written_is_an_output_write_error(
     store: MemoryStore, publisher: ListPublisher
 ) -> None:
     document = two_datasets(store)
-    store.refuse_writes = True
+    store.refuse_writes_ending = ".parquet"
     handler(store, publisher).handle(parse(document), threading.Event())
     assert publisher.events[-1]["error"] == f"OUTPUT_WRITE_ERROR: {OUTPUT_BASE}: AccessDenied"
+    assert "retryable" not in publisher.events[-1]
+
+
+def test_a_claim_that_cannot_be_written_fails_the_run_before_it_starts(
+    store: MemoryStore, publisher: ListPublisher
+) -> None:
+    document = two_datasets(store)
+    store.refuse_writes = True
+    assert handler(store, publisher).handle(parse(document), threading.Event()) is (
+        Outcome.COMPLETED
+    )
+    assert publisher.types() == ["completed"]
+    claim = f"{OUTPUT_BASE}runs/11111111-1111-1111-1111-111111111111-1.claim"
+    assert publisher.events[-1]["error"] == (
+        f"OUTPUT_WRITE_ERROR: cannot claim the run at {claim}: AccessDenied"
+    )
+    assert "retryable" not in publisher.events[-1]  # an S3 outage: worth retrying
 
 
 def test_a_value_column_of_strings_is_an_expression_eval_error(
@@ -271,7 +298,7 @@ def test_a_stop_abandons_the_run_without_a_completed_event(
     assert outcome is Outcome.ABANDONED
     assert time.monotonic() - started < 5
     assert publisher.types() == ["started"]
-    assert not any(uri.startswith(OUTPUT_BASE) for uri in store.objects)
+    assert written_outputs(store) == []
 
 
 def test_an_unexpected_error_is_reported_as_a_worker_error(
@@ -308,7 +335,7 @@ class TestReadMessage:
         ["not json", "[]", '{"type": "metric_run_started", "runId": "x"}', '{"type": "x"}'],
     )
     def test_anything_else_is_not_a_run_request(self, body: str) -> None:
-        assert read_message(body) is None
+        assert isinstance(read_message(body), Unanswerable)
 
     def test_full_s3_uris_in_the_catalog_are_accepted(self, store: MemoryStore) -> None:
         document = two_datasets(store)
