@@ -151,10 +151,11 @@ def read_message(body: str | bytes) -> RunRequest | InvalidRequest | Unanswerabl
             return document
     kind = document.get("type", document.get("event"))
     if kind != RUN_REQUESTED:
-        return Unanswerable(f"not a run request (type {_shown(kind)})")
+        return Unanswerable("; ".join([*problems, f"not a run request (type {_shown(kind)})"]))
     run_id = document.get("runId")
     if not isinstance(run_id, str) or not _is_uuid(run_id):
-        return Unanswerable(f"a run request without a usable runId (got {_shown(run_id)})")
+        reason = f"a run request without a usable runId (got {_shown(run_id)})"
+        return Unanswerable("; ".join([*problems, reason]))
     return _Reader(document, run_id, problems).read()
 
 
@@ -167,8 +168,8 @@ def _decode(raw: bytes, what: str) -> tuple[dict[str, Any] | Unanswerable, list[
             return Unanswerable(exc.reason), []
         try:
             return read_json_object(_pruned(raw, MAX_JSON_DEPTH), what=what), [exc.reason]
-        except UndecodableEvent as pruned_exc:
-            return Unanswerable(f"{exc.reason}; {pruned_exc.reason}"), []
+        except UndecodableEvent:  # not JSON or not an object either way: the depth says why
+            return Unanswerable(exc.reason), []
 
 
 def _pruned(raw: bytes, limit: int) -> bytes:

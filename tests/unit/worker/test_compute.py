@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+import structlog
 
 from metrics_orchestrator.worker.compute import (
     Outcome,
@@ -351,3 +352,78 @@ class TestReadMessage:
         request = read_message(json.dumps(document))
         assert isinstance(request, InvalidRequest)
         assert request.problems == ("catalog.datasets: no update for dataset d2",)
+
+
+class TestRetryable:
+    """SPEC §4.2: a FAILURE that would fail the same way again says `retryable: false`."""
+
+    def test_a_series_missing_from_a_manifest_without_series_codes_is_an_input_error(
+        self, store: MemoryStore, publisher: ListPublisher
+    ) -> None:
+        """Issue 20 item 12: it was a SUCCESS with 0 rows."""
+        d1 = put_dataset(store, "d1", {"A": {"2024-01": [(day(1), 1.0)]}})
+        manifest_uri = f"s3://{INPUT_BUCKET}/{d1['manifestPath']}"
+        manifest = store.json(manifest_uri)
+        del manifest["series_codes"]
+        store.objects[manifest_uri] = json.dumps(manifest).encode()
+        document = run_request("series_math", RATIO, {"A": "d1", "B": "d1"}, {"d1": d1})
+
+        handler(store, publisher).handle(parse(document), threading.Event())
+
+        completed = publisher.events[-1]
+        assert completed["status"] == "FAILURE"
+        assert completed["error"] == (
+            f"INPUT_READ_ERROR: manifest {manifest_uri} (dataset d1) has no series B"
+        )
+        assert completed["retryable"] is False
+        assert written_outputs(store) == []
+
+    def test_a_listed_series_without_files_is_empty_not_missing(
+        self, store: MemoryStore, publisher: ListPublisher
+    ) -> None:
+        d1 = put_dataset(store, "d1", {"A": {"2024-01": [(day(1), 1.0)]}})
+        manifest_uri = f"s3://{INPUT_BUCKET}/{d1['manifestPath']}"
+        manifest = store.json(manifest_uri)
+        manifest["series_codes"] = ["A", "B"]
+        store.objects[manifest_uri] = json.dumps(manifest).encode()
+        document = run_request("series_math", RATIO, {"A": "d1", "B": "d1"}, {"d1": d1})
+        handler(store, publisher).handle(parse(document), threading.Event())
+        assert publisher.events[-1]["status"] == "SUCCESS"
+        assert publisher.events[-1]["rowCount"] == 1
+
+    def test_a_missing_manifest_or_file_is_not_retryable(
+        self, store: MemoryStore, publisher: ListPublisher
+    ) -> None:
+        document = two_datasets(store)
+        del store.objects[
+            f"s3://{INPUT_BUCKET}/datasets/d1/projections/A/year=2024/month=02/data.parquet"
+        ]
+        handler(store, publisher).handle(parse(document), threading.Event())
+        assert "does not exist" in publisher.events[-1]["error"]
+        assert publisher.events[-1]["retryable"] is False
+
+    def test_an_s3_outage_is_retryable(self, store: MemoryStore, publisher: ListPublisher) -> None:
+        document = two_datasets(store)
+        store.unreadable.add(f"s3://{INPUT_BUCKET}/datasets/d2/versions/v1/manifest.json")
+        handler(store, publisher).handle(parse(document), threading.Event())
+        assert publisher.events[-1]["error"].endswith(": AccessDenied")
+        assert "retryable" not in publisher.events[-1]
+
+    def test_an_invalid_request_is_not_retryable(
+        self, store: MemoryStore, publisher: ListPublisher
+    ) -> None:
+        document = two_datasets(store)
+        document["expressionType"] = "nonsense"
+        handler(store, publisher).handle(parse(document), threading.Event())
+        assert publisher.events[-1]["retryable"] is False
+
+    def test_failures_are_logged_at_warning(
+        self, store: MemoryStore, publisher: ListPublisher
+    ) -> None:
+        document = two_datasets(store)
+        document["expressionType"] = "nonsense"
+        with structlog.testing.capture_logs() as logs:
+            handler(store, publisher).handle(parse(document), threading.Event())
+            handler(store, publisher).handle(parse(two_datasets(store)), threading.Event())
+        completed = [(e["log_level"], e["status"]) for e in logs if e["event"] == "ON_RUN_COMPLETED"]
+        assert completed == [("warning", "FAILURE"), ("info", "SUCCESS")]
