@@ -425,5 +425,7 @@ class TestRetryable:
         with structlog.testing.capture_logs() as logs:
             handler(store, publisher).handle(parse(document), threading.Event())
             handler(store, publisher).handle(parse(two_datasets(store)), threading.Event())
-        completed = [(e["log_level"], e["status"]) for e in logs if e["event"] == "ON_RUN_COMPLETED"]
+        completed = [
+            (e["log_level"], e["status"]) for e in logs if e["event"] == "ON_RUN_COMPLETED"
+        ]
         assert completed == [("warning", "FAILURE"), ("info", "SUCCESS")]
