@@ -1,7 +1,8 @@
 """`serve` and `metrics-orchestrator worker` as real processes on moto (S3, SNS, SQS over HTTP)
 and a real PostgreSQL: from a projection update to a succeeded run whose output the API returns;
 a redelivered request that is not recomputed; SIGTERM mid-run; an unreadable (corrupt) input
-that fails with a classified error and is retried by the control plane (SPEC §4, §5.6, §6.1 `worker`).
+that fails with a classified error and is retried by the control plane (SPEC §4, §5.6,
+§6.1 `worker`).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import pytest
 
 from metrics_orchestrator.worker.claims import Verdict, verdict
 from metrics_orchestrator.worker.compute import Outcome, RunRequestHandler, WorkerOptions
+from metrics_orchestrator.worker.evaluator import evaluate
 from metrics_orchestrator.worker.request import RunRequest, read_message
 from tests.unit.worker.fakes import (
     OUTPUT_BASE,
@@ -119,15 +120,11 @@ def test_a_delivery_whose_claim_was_taken_over_writes_and_reports_nothing(
     store: MemoryStore, publisher: ListPublisher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Its visibility ran out mid-run and a redelivery took the claim over."""
-    from metrics_orchestrator.worker import compute
-
-    evaluate = compute.evaluate
-
     def taken_over_meanwhile(*args: Any) -> Any:
         store.objects[CLAIM] = claim("message-1", "computing")  # the other taker's write
         return evaluate(*args)
 
-    monkeypatch.setattr(compute, "evaluate", taken_over_meanwhile)
+    monkeypatch.setattr("metrics_orchestrator.worker.compute.evaluate", taken_over_meanwhile)
     run = request(store)
 
     outcome = handler(store, publisher).handle(run, threading.Event(), delivery="message-1")
