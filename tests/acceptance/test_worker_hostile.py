@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import pytest
 import structlog
 
 from metrics_orchestrator.infrastructure.aws.clients import (
@@ -266,3 +267,47 @@ def test_racing_writers_leave_the_latest_version_as_current(
     assert current["version_ts"] == max(versions)
     assert len(written) == len(versions)
     assert any(written)
+
+
+def test_a_bug_while_handling_a_message_is_logged_and_the_message_kept(
+    aws_endpoint_url: str,
+    sqs_client: SQSClient,
+    s3_client: S3Client,
+    topology: Topology,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An exception escaping into the thread pool's future was lost without a log line."""
+
+    def broken(body: str) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr("metrics_orchestrator.worker.adapters.sqs.read_message", broken)
+    consumer = RunRequestConsumer(
+        create_sqs_client(AWS_REGION, aws_endpoint_url),
+        topology.worker_queue.url,
+        RunRequestHandler(
+            S3ObjectStore(create_s3_client(AWS_REGION, aws_endpoint_url)),
+            RecordingPublisher(),
+            UtcClock(),
+        ),
+        wait_seconds=1,
+        visibility_timeout=30,
+    )
+    send_batch(sqs_client, topology.worker_queue.url, ["{}"])
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run_forever, args=(stop,))
+    with structlog.testing.capture_logs() as logs:
+        thread.start()
+        try:
+            wait_until(
+                lambda: any(e["event"] == "ON_CONSUMER_ERROR" for e in logs),
+                timeout=20,
+                what="the error to be logged",
+            )
+        finally:
+            stop.set()
+            thread.join(15)
+    (error,) = [e for e in logs if e["event"] == "ON_CONSUMER_ERROR"]
+    assert error["log_level"] == "error"
+    assert error["exc_info"] is True
+    assert queue_depth(sqs_client, topology.worker_queue.url) == (0, 1)  # in flight, not lost

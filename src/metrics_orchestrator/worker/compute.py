@@ -314,7 +314,7 @@ class RunRequestHandler:
         raw = self._get(dataset.manifest, what=f"manifest of dataset {dataset.dataset_id}")
         try:
             document = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # a manifest may be larger than any event
             raise RunFailed(
                 INPUT_READ_ERROR, f"manifest {dataset.manifest.uri} is not JSON: {exc}"
             ) from exc
@@ -411,7 +411,7 @@ class RunRequestHandler:
             return None
         try:
             event = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         return event if isinstance(event, dict) else None
 

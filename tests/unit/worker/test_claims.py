@@ -120,6 +120,7 @@ def test_a_delivery_whose_claim_was_taken_over_writes_and_reports_nothing(
     store: MemoryStore, publisher: ListPublisher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Its visibility ran out mid-run and a redelivery took the claim over."""
+
     def taken_over_meanwhile(*args: Any) -> Any:
         store.objects[CLAIM] = claim("message-1", "computing")  # the other taker's write
         return evaluate(*args)
