@@ -34,6 +34,9 @@ from metrics_orchestrator.domain.identifiers import identifier_problem
 
 RUN_REQUESTED = "metric_run_requested"
 INVALID_REQUEST = "INVALID_REQUEST"
+# Room for the problems in an error text of 2,000 characters (outputs.MAX_PUBLISHED_TEXT),
+# leaving space for "... and N more problems".
+_PROBLEMS_BUDGET = 1_900
 # The longest key the worker writes under output.basePath: `runs/{uuid}-{attempt}.claim`.
 _LONGEST_OUTPUT_SUFFIX = len("runs/") + 36 + 1 + 19 + len(".claim")
 # A JSON string (escapes included) or a bracket, as the domain's depth scan reads them.
@@ -124,10 +127,6 @@ class InvalidRequest:
         more = len(self.problems) - len(shown)
         tail = f"; ... and {more:,} more problems" if more else ""
         return f"{INVALID_REQUEST}: " + "; ".join(shown) + tail
-
-
-# Room for the problems in an error text of 2,000 characters, leaving space for "and N more".
-_PROBLEMS_BUDGET = 1_900
 
 
 @dataclass(frozen=True, slots=True)
