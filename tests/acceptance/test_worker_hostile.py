@@ -311,3 +311,53 @@ def test_a_bug_while_handling_a_message_is_logged_and_the_message_kept(
     assert error["log_level"] == "error"
     assert error["exc_info"] is True
     assert queue_depth(sqs_client, topology.worker_queue.url) == (0, 1)  # in flight, not lost
+
+
+def test_a_request_published_twice_is_computed_once_by_the_consumers(
+    aws_endpoint_url: str,
+    sns_client: SNSClient,
+    sqs_client: SQSClient,
+    s3_client: S3Client,
+    topology: Topology,
+    aws_prefix: str,
+) -> None:
+    """Two messages with one run request, received at once by two threads of one consumer."""
+    output_bucket = f"{aws_prefix}-out"
+    provision_worker(sns_client, s3_client, sqs_client, topology, output_bucket=output_bucket)
+    update = sample_update(s3_client, aws_prefix)
+    body = json.dumps(request_document(9, update, output_bucket))
+    publisher = RecordingPublisher()
+    consumer = RunRequestConsumer(
+        create_sqs_client(AWS_REGION, aws_endpoint_url),
+        topology.worker_queue.url,
+        RunRequestHandler(
+            S3ObjectStore(create_s3_client(AWS_REGION, aws_endpoint_url)),
+            publisher,
+            UtcClock(),
+            WorkerOptions(heartbeat_interval=0.5, min_run_seconds=1),
+        ),
+        concurrency=2,
+        wait_seconds=1,
+        visibility_timeout=30,
+    )
+    send_batch(sqs_client, topology.worker_queue.url, [body, body])
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run_forever, args=(stop,))
+    thread.start()
+    try:
+        wait_until(
+            lambda: queue_depth(sqs_client, topology.worker_queue.url) == (0, 0),
+            timeout=30,
+            what="both copies to be answered or dropped, and deleted",
+        )
+    finally:
+        stop.set()
+        thread.join(15)
+    kinds = [e["type"] for e in publisher.events if e["type"] != "metric_run_heartbeat"]
+    # The second copy is dropped while the first computes, or answered from its marker after.
+    assert kinds in (
+        ["metric_run_started", "metric_run_completed"],
+        ["metric_run_started", "metric_run_completed", "metric_run_completed"],
+    )
+    assert {e["status"] for e in publisher.events if "status" in e} == {"SUCCESS"}
+    assert len({e["versionTs"] for e in publisher.events if "versionTs" in e}) == 1
