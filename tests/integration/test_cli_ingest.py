@@ -283,10 +283,3 @@ def test_with_workers_enveloped_and_raw_updates_of_one_dataset_keep_file_order(
         f"datasets/prices_monthly/versions/v{n:02d}/manifest.json" for n in range(30)
     ]
     assert freshest == ("datasets/prices_monthly/versions/v29/manifest.json",)
-
-
-def test_lines_go_to_the_worker_of_their_decoded_update() -> None:
-    raw = update_body("prices_monthly", "a")
-    enveloped = json.dumps({"Type": "Notification", "Message": update_body("prices_monthly", "b")})
-    assert worker_of(enveloped, 4) == worker_of(raw, 4) != 0
-    assert worker_of("[" * 50_000 + "]" * 50_000, 4) == 0

@@ -35,7 +35,7 @@ import typer
 
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.router import EventRouter
-from metrics_orchestrator.domain.events import PROJECTION_UPDATE, UndecodableEvent, decode_event
+from metrics_orchestrator.domain.events import UndecodableEvent, decode_event
 from metrics_orchestrator.interfaces.child_processes import ChildLost, run_children
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -130,12 +130,10 @@ def worker_of(body: bytes | str, workers: int) -> int:
     lands with its dataset's other updates whether or not it is SNS-enveloped.
     """
     try:
-        decoded = decode_event(body)
+        dataset = decode_event(body).dataset_id
     except UndecodableEvent:
         return 0  # rejected by the worker that takes it, like any other bad line
-    is_update = decoded.event_type == PROJECTION_UPDATE
-    dataset = decoded.payload.get("dataset_id") if is_update else None
-    if not isinstance(dataset, str):
+    if dataset is None:  # not an update: the order of such lines is kept on worker 0
         return 0
     return zlib.crc32(dataset.encode("utf-8")) % workers
 
