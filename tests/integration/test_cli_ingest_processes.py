@@ -23,7 +23,7 @@ from tests.support import MutableClock
 
 LINES = 5_000
 # Seconds without a new stored update after which the workers count as blocked.
-STALLED_FOR = 2.0
+STALLED_FOR = 3.0
 
 
 def stored_updates(database_url: str) -> int:
