@@ -73,6 +73,8 @@ def started() -> Iterator[list[psutil.Process]]:
     yield processes
     for process in processes:
         with contextlib.suppress(psutil.NoSuchProcess):
+            for descendant in process.children(recursive=True):  # started since it was listed
+                descendant.kill()
             process.kill()
 
 
@@ -119,6 +121,44 @@ def test_killing_ingest_ends_its_workers_and_leaves_no_transaction_open(
         for pipe in (ingest.stdout, ingest.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+def test_workers_killed_under_ingest_are_reported_and_it_exits_1(
+    database_url: str,
+    uow_factory: UnitOfWorkFactory,
+    catalogs_dir: Path,
+    tmp_path: Path,
+    started: list[psutil.Process],
+) -> None:
+    load_catalog_file(uow_factory, MutableClock(), catalogs_dir / "multi_dataset_catalog.yaml")
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(update_body("fx_daily", f"v{n:05d}") + "\n" for n in range(LINES)))
+    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
+    with (tmp_path / "stderr").open("wb") as stderr:
+        ingest = subprocess.Popen(
+            [sys.executable, "-m", "metrics_orchestrator", "ingest", "--workers", "2", str(events)],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+    started.append(psutil.Process(ingest.pid))
+    assert eventually(lambda: stored_updates(database_url) > 0, 60)
+    workers = [
+        child
+        for child in started[0].children()
+        if any("spawn_main" in part for part in child.cmdline())
+    ]
+    started.extend(workers)
+    assert workers
+    for worker in workers:
+        worker.kill()
+
+    # the old pool waited for ever for the lost workers' results
+    out, _ = ingest.communicate(timeout=60)
+
+    assert ingest.returncode == 1, out
+    assert b"line 1: not handled, stopped: its worker process ended (exit code -9)" in out
 
 
 def test_a_child_whose_parent_is_killed_exits_by_the_lifeline_alone(
