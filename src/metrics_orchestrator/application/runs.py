@@ -69,6 +69,7 @@ from metrics_orchestrator.domain.model import (
 )
 from metrics_orchestrator.domain.retries import (
     RETRYABLE_STATUSES,
+    check_latest_attempt,
     check_manual_retry,
     retry_not_before,
     superseded_reason,
@@ -312,6 +313,8 @@ def _completion(feedback: RunCompleted, run: LockedRun, received_at: datetime) -
         row_count=feedback.row_count,
         error=feedback.error,
         status_reason=reason,
+        # a success has nothing to retry; only a failure's word on it is kept
+        retryable=feedback.retryable or feedback.succeeded,
     )
 
 
@@ -337,7 +340,9 @@ def _log_feedback(outcome: FeedbackOutcome) -> None:
     elif outcome.run_status is RunStatus.RUNNING:
         log.debug(log_events.ON_RUN_HEARTBEAT, message="run alive", **context)
     else:
-        log.info(
+        # a worker's failure is something to look at; a success is routine
+        level = log.warning if outcome.run_status is RunStatus.FAILED else log.info
+        level(
             log_events.ON_RUN_COMPLETED,
             message=f"run {outcome.run_status}",
             status=str(outcome.run_status),
@@ -518,6 +523,9 @@ class RunOperations:
         def work(uow: UnitOfWork) -> MetricRun:
             run = _lock_existing(uow, run_id)
             check_metric_can_run(run.metric_code, run.metric_enabled)
+            latest = uow.runs.latest_attempt(run_id)
+            if latest is not None:
+                check_latest_attempt(run.id, run.attempt, latest.id, latest.attempt)
             check_manual_retry(run.id, run.status, run.has_request)
             now = self._clock.now()
             new_id = uow.runs.create_manual_retry(

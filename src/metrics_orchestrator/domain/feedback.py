@@ -50,6 +50,8 @@ class RunCompleted:
     output_manifest: str | None
     row_count: int | None
     error: str | None
+    # SPEC §4.2: False when a FAILURE would fail the same way again (not retried, §5.6)
+    retryable: bool = True
 
     @property
     def target_status(self) -> RunStatus:
@@ -109,6 +111,7 @@ def parse_run_completed(payload: dict[str, Any]) -> RunCompleted:
     output_manifest = fields.string("outputManifest", required=False, max_length=MAX_LABEL_LENGTH)
     row_count = _row_count(fields)
     error = _optional_text(fields, "error")
+    retryable = _retryable(fields)
     fields.finish()
     assert run_id is not None
     assert succeeded is not None
@@ -120,6 +123,7 @@ def parse_run_completed(payload: dict[str, Any]) -> RunCompleted:
         output_manifest=output_manifest,
         row_count=row_count,
         error=error,
+        retryable=retryable,
     )
 
 
@@ -214,3 +218,14 @@ def _optional_text(fields: FieldReader, name: str) -> str | None:
         fields.errors.append(FieldError(name, "must be a string"))
         return None
     return value or None
+
+
+def _retryable(fields: FieldReader) -> bool:
+    """`retryable` is a JSON boolean, true when absent or null; anything else is invalid."""
+    value = fields.payload.get("retryable")
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        fields.errors.append(FieldError("retryable", "must be a boolean (true or false)"))
+        return True
+    return value
