@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 from uuid import UUID, uuid4
@@ -55,6 +55,7 @@ from metrics_orchestrator.domain.feedback import (
     RunHeartbeat,
     RunStarted,
     WorkerFeedback,
+    late_heartbeat_key,
     parse_feedback,
     status_change,
 )
@@ -190,6 +191,10 @@ class FeedbackService:
             change = status_change(feedback, run.status)
             _check_metric_code(feedback, run)
         except (IllegalTransition, Conflict) as exc:
+            late_key = late_heartbeat_key(feedback, run.status)
+            if late_key is not None:
+                late = replace(received, key=late_key)
+                return self._late_heartbeat(uow, late, run, refusal=str(exc))
             return self._finish(uow, received, EventStatus.REJECTED, run=run, reason=str(exc))
         self._write(uow.runs, feedback, run, change, received.received_at)
         superseded = None
@@ -203,6 +208,16 @@ class FeedbackService:
             target=change.target,
             superseded=superseded,
         )
+
+    def _late_heartbeat(
+        self, uow: UnitOfWork, received: _Received, run: LockedRun, *, refusal: str
+    ) -> FeedbackOutcome:
+        """One event_log entry per ended run for all its late heartbeats (issue 20): the
+        first is rejected with the reason, the rest are duplicates of it."""
+        if uow.events.latest_with_key(received.key) is not None:
+            return self._finish(uow, received, EventStatus.DUPLICATE, run=run)
+        reason = f"{refusal}; later heartbeats of this run are recorded as duplicates of this one"
+        return self._finish(uow, received, EventStatus.REJECTED, run=run, reason=reason)
 
     def _write(
         self,

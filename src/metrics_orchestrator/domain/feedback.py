@@ -148,6 +148,25 @@ def status_change(feedback: WorkerFeedback, current: RunStatus) -> StatusChange:
     return StatusChange(cause, current, target)
 
 
+# A run in one of these has ended: nothing a worker says can make it live again.
+ENDED_STATUSES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELED}
+)
+
+
+def late_heartbeat_key(feedback: WorkerFeedback, current: RunStatus) -> str | None:
+    """The one event key every heartbeat of an ended run is recorded under (issue 20).
+
+    A worker that outlives its run's timeout keeps heartbeating until it finishes: each
+    heartbeat has its own body, so without this each would be a rejection of its own. Under
+    one key per run the first is recorded (rejected, with the reason) and the rest are
+    duplicates of it. None when `feedback` is not a heartbeat of an ended run.
+    """
+    if isinstance(feedback, RunHeartbeat) and current in ENDED_STATUSES:
+        return f"{RUN_HEARTBEAT}:late:{feedback.run_id}"
+    return None
+
+
 def _run_id(fields: FieldReader) -> UUID | None:
     text = fields.string("runId", required=True)
     if text is None:

@@ -82,6 +82,7 @@ def show_run_command(
             ("status", run.status),
             ("reason", run.status_reason),
             ("error", run.error),
+            ("retryable", run.retryable),
             ("trigger", run.trigger),
             ("attempt", run.attempt),
             ("retry of", run.retry_of),
