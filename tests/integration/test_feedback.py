@@ -10,9 +10,9 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from structlog.testing import capture_logs
 from psycopg import Connection
 from psycopg.rows import TupleRow
+from structlog.testing import capture_logs
 
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventStatus

@@ -40,7 +40,8 @@ def test_existing_chains_are_filled_and_a_duplicate_attempt_roots_its_own_chain(
 ) -> None:
     migrate(empty_database_url)
     undone = rollback_last(empty_database_url)
-    assert undone is not None and undone.version == "004"
+    assert undone is not None
+    assert undone.version == "004"
     with psycopg.connect(empty_database_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO metrics (id, code, expression_type, expression_json, required_days)"
@@ -58,7 +59,9 @@ def test_existing_chains_are_filled_and_a_duplicate_attempt_roots_its_own_chain(
     migrate(empty_database_url)
 
     with psycopg.connect(empty_database_url) as conn:
-        roots = dict(conn.execute("SELECT id, chain_root FROM metric_runs").fetchall())
+        roots: dict[object, object] = dict(
+            conn.execute("SELECT id, chain_root FROM metric_runs").fetchall()
+        )
     assert roots == {
         first: None,
         second: first,

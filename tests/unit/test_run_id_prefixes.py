@@ -56,9 +56,9 @@ def test_one_match_is_the_run_none_is_unknown_several_are_listed() -> None:
     assert the_one_match("abcd", [one]) == one
     with pytest.raises(NotFound, match="unknown run abcd"):
         the_one_match("abcd", [])
-    with pytest.raises(ValidationError, match=f"ambiguous: it begins {one}, {two}$"):
+    with pytest.raises(ValidationError, match=rf"ambiguous: it begins {one}, {two}$"):
         the_one_match("abcd", [one, two])
     many = [uuid4() for _ in range(SHOWN_MATCHES)]
-    with pytest.raises(ValidationError, match="and more$") as listed:
+    with pytest.raises(ValidationError, match=r"and more$") as listed:
         the_one_match("abcd", many, more=True)
     assert all(str(m) in str(listed.value) for m in many)
