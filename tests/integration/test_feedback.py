@@ -14,9 +14,9 @@ from psycopg import Connection
 from psycopg.rows import TupleRow
 from structlog.testing import capture_logs
 
+from metrics_orchestrator.application.feedback import FeedbackOutcome, FeedbackService
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventStatus
-from metrics_orchestrator.application.runs import FeedbackOutcome, FeedbackService
 from metrics_orchestrator.domain.events import decode_event
 from metrics_orchestrator.domain.model import RunStatus, RunTrigger
 from tests.factories import event_rows, run_row, seed_run
