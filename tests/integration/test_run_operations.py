@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from uuid import uuid4
 
@@ -160,6 +161,32 @@ def test_a_retried_attempt_still_queued_refuses_a_second_retry_of_its_predecesso
         operations.retry(old)
 
     assert run_row(conn, old)["status"] == "failed"
+
+
+def test_two_operators_retrying_the_same_attempt_at_once_make_one_retry(
+    conn: Connection[TupleRow], operations: RunOperations, clock: MutableClock
+) -> None:
+    first = seed_run(conn, status=S.FAILED, now=clock.now())
+    start = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def retry() -> None:
+        start.wait()
+        try:
+            outcomes.append(operations.retry(first).attempt)
+        except NotLatestAttempt as refused:
+            outcomes.append(refused)
+
+    threads = [threading.Thread(target=retry) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(type(o).__name__ for o in outcomes) == ["NotLatestAttempt", "int"]
+    assert 2 in outcomes
+    count = conn.execute("SELECT count(*) FROM metric_runs WHERE retry_of = %s", (first,))
+    assert count.fetchone() == (1,)
 
 
 def test_one_chain_cannot_hold_one_attempt_number_twice(
