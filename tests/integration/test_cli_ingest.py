@@ -11,10 +11,10 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 from typer.testing import CliRunner, Result
 
+from metrics_orchestrator.application.feedback import FeedbackService
 from metrics_orchestrator.application.intake import Orchestrator
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.router import EventRouter
-from metrics_orchestrator.application.runs import FeedbackService
 from metrics_orchestrator.interfaces.cli import app
 from metrics_orchestrator.interfaces.cli.ingest import SLICE, ingest_lines, worker_of
 from tests.integration.intake_helpers import load_catalog_file, update_body
