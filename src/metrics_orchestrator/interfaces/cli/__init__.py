@@ -76,12 +76,21 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
-def settings_or_exit() -> Settings:
+# What a command for a person at a terminal logs unless LOG_LEVEL says otherwise: its own
+# output already tells the outcome, so INFO lines (event replayed, run queued) are noise there.
+QUIET_LOG_LEVEL = "ERROR"
+
+
+def settings_or_exit(*, quiet: bool = False) -> Settings:
+    """Settings from the environment, logging configured (to stderr). `quiet`: a command whose
+    output is for a person logs errors only, unless LOG_LEVEL is set explicitly."""
     try:
         settings = load_settings()
     except SettingsError as exc:
         raise fail(str(exc)) from None
-    configure_logging(settings.log_level, settings.log_format)
+    explicit = "log_level" in settings.model_fields_set
+    level = settings.log_level if explicit or not quiet else QUIET_LOG_LEVEL
+    configure_logging(level, settings.log_format)
     return settings
 
 

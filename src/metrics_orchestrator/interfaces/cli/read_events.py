@@ -13,7 +13,9 @@ from metrics_orchestrator.interfaces.cli.reading import (
     read_container,
 )
 
-events_app = typer.Typer(help="Read the event log; replay rejected events.", no_args_is_help=True)
+events_app = typer.Typer(
+    help="Read the event log; replay or dismiss rejected events.", no_args_is_help=True
+)
 
 
 @events_app.command("list")
@@ -48,6 +50,23 @@ def event_dict(event: LoggedEvent) -> dict[str, object]:
     data: dict[str, object] = jsonable(event)
     data.pop("raw_body", None)
     return data
+
+
+@events_app.command("dismiss")
+def dismiss_event_command(
+    event_key: str = typer.Argument(..., metavar="KEY", help="The rejected event's key."),
+    reason: str = typer.Option(
+        ..., "--reason", help="Why it will never be valid (1-500 characters); kept in the log."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Take a rejected event that can never be valid out of the inbox (kept in the log)."""
+    with read_container() as container:
+        dismissed = container.router.dismiss(event_key, reason)
+    if as_json:
+        print_json(event_dict(dismissed))
+        return
+    typer.echo(f"dismissed {dismissed.event_key}: {dismissed.dismiss_reason}")
 
 
 @events_app.command("replay")
