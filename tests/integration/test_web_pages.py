@@ -391,9 +391,7 @@ def test_dismiss_from_the_inbox_needs_a_reason_and_drops_the_count(api: Api) -> 
         follow_redirects=False,
     )
     assert refused.status_code == 303
-    assert "not dismissed: reason: a reason is required" in page(
-        api, refused.headers["location"]
-    )
+    assert "not dismissed: reason: a reason is required" in page(api, refused.headers["location"])
     response = api.client.post(
         "/ui/events/dismiss",
         data={"event_key": event_key, "reason": "the dataset was retired"},

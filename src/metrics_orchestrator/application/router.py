@@ -26,7 +26,6 @@ from metrics_orchestrator.application.ports import (
 from metrics_orchestrator.application.ports.events import EventRecord, EventStatus, LoggedEvent
 from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
 from metrics_orchestrator.domain.errors import Conflict, NotFound
-from metrics_orchestrator.domain.inbox import dismiss_reason
 from metrics_orchestrator.domain.events import (
     DEFAULT_MAX_CLOCK_SKEW,
     PROJECTION_UPDATE,
@@ -36,6 +35,7 @@ from metrics_orchestrator.domain.events import (
     decode_event,
     event_text,
 )
+from metrics_orchestrator.domain.inbox import dismiss_reason
 
 logger = structlog.get_logger(__name__)
 

@@ -21,6 +21,7 @@ from metrics_orchestrator.application.catalog_spec import Text
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.ports.runs import PendingInput, RunSummary
 from metrics_orchestrator.application.runs import RunDetail
+from metrics_orchestrator.domain.inbox import MAX_DISMISS_REASON
 from metrics_orchestrator.domain.model import (
     Metric,
     MetricRun,
@@ -28,7 +29,6 @@ from metrics_orchestrator.domain.model import (
     RunTrigger,
     TriggerPolicy,
 )
-from metrics_orchestrator.domain.inbox import MAX_DISMISS_REASON
 from metrics_orchestrator.domain.orchestration import InputStatus, Outcome
 
 
