@@ -170,3 +170,43 @@ def test_runs_list_of_an_unknown_metric_says_so(loaded: str) -> None:
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] == "error: unknown metric 'no.such'"
     assert result.stdout == ""
+
+
+def test_metrics_list_shows_policy_enabled_and_the_last_run(loaded: str) -> None:
+    listed = _json(_cli(loaded, "metrics", "list", "--json"))
+    by_code = {m["code"]: m for m in listed["items"]}
+
+    assert list(by_code) == sorted(by_code)
+    assert (
+        by_code["reserves.sma_20"]["last_run_status"],
+        by_code["fx.gap"]["last_run_status"],
+    ) == (
+        "queued",
+        None,
+    )
+    assert by_code["reserves.real_pesos"]["trigger_policy"] == "any_new"
+    assert by_code["reserves.sma_20"]["last_run_created_at"] is not None
+    first = _json(_cli(loaded, "metrics", "list", "--limit", "2", "--json"))
+    rest = _json(_cli(loaded, "metrics", "list", "--cursor", first["next_cursor"], "--json"))
+    assert [m["code"] for m in first["items"] + rest["items"]] == list(by_code)
+    table = _cli(loaded, "metrics", "list")
+    assert table.exit_code == 0, table.output
+    assert "never ran" in table.stdout
+    assert "reserves.sma_20" in table.stdout
+
+
+def test_datasets_list_shows_series_count_and_the_freshest_version(loaded: str) -> None:
+    listed = _json(_cli(loaded, "datasets", "list", "--json"))
+    by_id = {d["id"]: d for d in listed["items"]}
+
+    assert by_id["reserves_daily"]["freshest_version"] == (
+        "datasets/reserves_daily/versions/r1/manifest.json"
+    )
+    assert by_id["reserves_daily"]["freshest_received_at"] is not None
+    assert by_id["fx_daily"]["freshest_version"] is None
+    assert by_id["fx_daily"]["series_count"] == 2
+    table = _cli(loaded, "datasets", "list")
+    assert table.exit_code == 0, table.output
+    assert "none yet" in table.stdout
+    bad = _cli(loaded, "datasets", "list", "--cursor", "nonsense")
+    assert bad.exit_code == 2

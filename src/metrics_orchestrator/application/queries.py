@@ -17,7 +17,12 @@ from metrics_orchestrator.application.pagination import (
 )
 from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventStatus, LoggedEvent
-from metrics_orchestrator.application.ports.queries import HourlyRunCount, RunGauges, RunWaits
+from metrics_orchestrator.application.ports.queries import (
+    HourlyRunCount,
+    LastRun,
+    RunGauges,
+    RunWaits,
+)
 from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
 
 RECENT_UPDATES = 20
@@ -79,3 +84,13 @@ class QueryService:
     def latest_run_status_by_metric(self) -> dict[str, RunStatus | None]:
         with self._uow_factory() as uow:
             return uow.queries.latest_run_status_by_metric()
+
+    def last_run_by_metric(self) -> dict[str, LastRun]:
+        """Each metric's newest run (a metric that never ran is absent), by code."""
+        with self._uow_factory() as uow:
+            return uow.queries.last_run_by_metric()
+
+    def freshest_update_by_dataset(self) -> dict[str, DatasetUpdate]:
+        """Each dataset's freshest update (a dataset that never had one is absent), by id."""
+        with self._uow_factory() as uow:
+            return uow.queries.freshest_update_by_dataset()

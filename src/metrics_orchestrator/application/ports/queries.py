@@ -33,6 +33,15 @@ class RunWaits:
     rejected_events: int  # rejected and not replayed since
 
 
+@dataclass(frozen=True, slots=True)
+class LastRun:
+    """A metric's newest run: its status, when it was created and when it ended (if it did)."""
+
+    status: RunStatus
+    created_at: datetime
+    completed_at: datetime | None
+
+
 class QueryRepository(Protocol):
     def recent_dataset_updates(self, dataset_id: str, limit: int) -> list[DatasetUpdate]:
         """The dataset's updates, freshest first (SPEC §5.2 order)."""
@@ -48,4 +57,12 @@ class QueryRepository(Protocol):
 
     def latest_run_status_by_metric(self) -> dict[str, RunStatus | None]:
         """Every metric's code and its newest run's status (None: it never ran)."""
+        ...
+
+    def last_run_by_metric(self) -> dict[str, LastRun]:
+        """The newest run of every metric that ran, by metric code."""
+        ...
+
+    def freshest_update_by_dataset(self) -> dict[str, DatasetUpdate]:
+        """The freshest update of every dataset that had one, by dataset id."""
         ...

@@ -8,7 +8,12 @@ from datetime import datetime
 from psycopg import Connection
 from psycopg.rows import TupleRow
 
-from metrics_orchestrator.application.ports.queries import HourlyRunCount, RunGauges, RunWaits
+from metrics_orchestrator.application.ports.queries import (
+    HourlyRunCount,
+    LastRun,
+    RunGauges,
+    RunWaits,
+)
 from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
 from metrics_orchestrator.infrastructure.postgres.queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
@@ -30,20 +35,16 @@ class PostgresQueryRepository:
 
     def recent_dataset_updates(self, dataset_id: str, limit: int) -> list[DatasetUpdate]:
         rows = self._rows("recent_dataset_updates", {"dataset_id": dataset_id, "limit": limit})
-        return [
-            DatasetUpdate(
-                id=row["id"],
-                event_key=row["event_key"],
-                dataset_id=row["dataset_id"],
-                bucket=row["bucket"],
-                version_manifest_path=row["version_manifest_path"],
-                projections_path=row["projections_path"],
-                occurred_at=row["occurred_at"],
-                received_at=row["received_at"],
-                seq=row["seq"],
-            )
-            for row in rows
-        ]
+        return [_update(row) for row in rows]
+
+    def freshest_update_by_dataset(self) -> dict[str, DatasetUpdate]:
+        return {row["dataset_id"]: _update(row) for row in self._rows("freshest_update_by_dataset")}
+
+    def last_run_by_metric(self) -> dict[str, LastRun]:
+        return {
+            row["code"]: LastRun(RunStatus(row["status"]), row["created_at"], row["completed_at"])
+            for row in self._rows("last_run_by_metric")
+        }
 
     def run_gauges(self, now: datetime) -> RunGauges:
         row = self._row("run_gauges", {"now": now})
@@ -74,3 +75,17 @@ class PostgresQueryRepository:
             row["code"]: RunStatus(row["status"]) if row["status"] is not None else None
             for row in self._rows("latest_run_status_by_metric")
         }
+
+
+def _update(row: Row) -> DatasetUpdate:
+    return DatasetUpdate(
+        id=row["id"],
+        event_key=row["event_key"],
+        dataset_id=row["dataset_id"],
+        bucket=row["bucket"],
+        version_manifest_path=row["version_manifest_path"],
+        projections_path=row["projections_path"],
+        occurred_at=row["occurred_at"],
+        received_at=row["received_at"],
+        seq=row["seq"],
+    )

@@ -129,6 +129,10 @@ def _register_subcommands() -> None:
     from metrics_orchestrator.interfaces.cli.catalog import catalog_app
     from metrics_orchestrator.interfaces.cli.demo import demo_command
     from metrics_orchestrator.interfaces.cli.ingest import ingest_command
+    from metrics_orchestrator.interfaces.cli.read_catalog import (
+        list_datasets_command,
+        list_metrics_command,
+    )
     from metrics_orchestrator.interfaces.cli.read_events import events_app
     from metrics_orchestrator.interfaces.cli.read_orchestration import datasets_app, metrics_app
     from metrics_orchestrator.interfaces.cli.read_runs import runs_app
@@ -145,6 +149,8 @@ def _register_subcommands() -> None:
     app.command("send-update", rich_help_panel=feed)(send_update_command)
     app.command("ingest", rich_help_panel=feed)(ingest_command)
     app.add_typer(runs_app, name="runs", rich_help_panel=read)
+    metrics_app.command("list")(list_metrics_command)
+    datasets_app.command("list")(list_datasets_command)
     app.add_typer(metrics_app, name="metrics", rich_help_panel=read)
     app.add_typer(datasets_app, name="datasets", rich_help_panel=read)
     app.add_typer(events_app, name="events", rich_help_panel=read)
