@@ -7,8 +7,8 @@ of it is re-exported below (`__all__`).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -405,17 +405,33 @@ def projection_update_queue(settings: Settings) -> tuple[str, Callable[[str], st
     client = sqs_client_from(settings, endpoint)
 
     def send(body: str) -> str:
-        try:
+        with aws_failures(f"send to {url}"):
             return client.send_message(QueueUrl=url, MessageBody=body)["MessageId"]
-        except NoCredentialsError:
-            raise SendFailed(
-                f"no AWS credentials to send to {url}: set AWS_ACCESS_KEY_ID/AWS_PROFILE, "
-                "or AWS_ENDPOINT_URL for an emulator"
-            ) from None
-        except (BotoCoreError, ClientError) as exc:
-            raise SendFailed(f"cannot send to {url}: {exc}") from None
 
     return url, send
+
+
+def cli_aws_endpoint(settings: Settings) -> str | None:
+    """The AWS endpoint a CLI command talks to: AWS_ENDPOINT_URL, else the running local
+    serve's emulator (found as `send-update` finds its queue), else None (AWS itself)."""
+    if settings.aws_endpoint_url:
+        return settings.aws_endpoint_url
+    local = find_local_serve(settings)
+    return local.aws_endpoint_url if local is not None else None
+
+
+@contextmanager
+def aws_failures(action: str) -> Iterator[None]:
+    """botocore's failures (no credentials, endpoint down, refused) as one-line `SendFailed`."""
+    try:
+        yield
+    except NoCredentialsError:
+        raise SendFailed(
+            f"no AWS credentials to {action}: set AWS_ACCESS_KEY_ID/AWS_PROFILE, "
+            "or AWS_ENDPOINT_URL for an emulator"
+        ) from None
+    except (BotoCoreError, ClientError) as exc:
+        raise SendFailed(f"cannot {action}: {exc}") from None
 
 
 # -- Which database a command uses, said once (issue 13) ----------------------------------
