@@ -35,14 +35,25 @@ def list_events_command(
     count = len(page.events)
     print_table(
         f"{count} event{'' if count == 1 else 's'}",
-        ["key", "type", "status", "source", "received", "error"],
+        ["key", "type", "status", "source", "received", "error", "inbox"],
         [
-            [e.event_key, e.event_type, e.status, e.source, e.received_at, e.error]
+            [e.event_key, e.event_type, e.status, e.source, e.received_at, e.error, _inbox(e)]
             for e in page.events
         ],
     )
     if page.next_cursor:
         typer.echo(f"more: --cursor {page.next_cursor}")
+
+
+def _inbox(event: LoggedEvent) -> str | None:
+    """Where a rejected event stands: dismissed (why), replayed (when), or tried again."""
+    if event.dismiss_reason is not None:
+        return f"dismissed: {event.dismiss_reason}"
+    if event.replayed_at is not None:
+        return f"replayed {event.replayed_at:%Y-%m-%d %H:%M:%S%z}"
+    if event.replay_attempts:
+        return f"rejected again {event.replay_attempts}x"
+    return None
 
 
 def event_dict(event: LoggedEvent) -> dict[str, object]:
