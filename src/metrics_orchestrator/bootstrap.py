@@ -86,7 +86,6 @@ __all__ = [
     "default_data_dir",
     "load_settings",
     "migrate",
-    "projection_update_sender",
     "resolve_aws",
     "resolve_database_url",
     "rollback_last",
@@ -328,19 +327,6 @@ def build_consumers(container: Container, aws: AwsWiring) -> list[SqsConsumer]:
             )
         )
     return consumers
-
-
-def projection_update_sender(settings: Settings) -> Callable[[str], str]:
-    """Send one raw body to the configured projection-update queue; returns the message id."""
-    url = settings.sqs_projection_update_queue_url
-    if url is None:
-        raise SettingsError("SQS_PROJECTION_UPDATE_QUEUE_URL: not set")
-    client = sqs_client_from(settings, settings.aws_endpoint_url)
-
-    def send(body: str) -> str:
-        return client.send_message(QueueUrl=url, MessageBody=body)["MessageId"]
-
-    return send
 
 
 # -- The local serve, as the other CLI commands find it ------------------------------------
