@@ -198,7 +198,8 @@ class EventRouter:
         Rejected again, the inbox entry it came from is updated (reason, time, attempts):
         the inbox keeps one entry per event, however often it is replayed.
         """
-        logged = self._inbox_entry(event_key, "replay")
+        with self._uow_factory() as uow:
+            logged = _inbox_entry(uow, event_key, "replay")
         if logged.raw_body is None:
             raise Conflict(f"event {event_key!r} has no stored body to replay")
         routed = self._measured(logged.raw_body, f"replay:{logged.id}", None, logged.id)
@@ -224,7 +225,7 @@ class EventRouter:
         text = dismiss_reason(reason)
 
         def work(uow: UnitOfWork) -> LoggedEvent:
-            logged = self._inbox_entry(event_key, "dismiss", uow)
+            logged = _inbox_entry(uow, event_key, "dismiss")
             changed = uow.events.dismiss(logged.id, text, self._clock.now())
             if changed != 1:
                 raise Conflict(f"event {event_key!r} changed meanwhile; look again")
@@ -240,23 +241,6 @@ class EventRouter:
             reason=text,
         )
         return dismissed
-
-    def _inbox_entry(
-        self, event_key: str, action: str, uow: UnitOfWork | None = None
-    ) -> LoggedEvent:
-        """The event's newest log entry, if it awaits replay (rejected, not replayed)."""
-        if uow is None:
-            with self._uow_factory() as own:
-                logged = own.events.latest_with_key(event_key)
-        else:
-            logged = uow.events.latest_with_key(event_key)
-        if logged is None:
-            raise NotFound(f"unknown event {event_key!r}")
-        if logged.status is not EventStatus.REJECTED:
-            raise Conflict(f"event {event_key!r} is {logged.status}, only rejected events {action}")
-        if logged.replayed_at is not None:
-            raise Conflict(f"event {event_key!r} was replayed already")
-        return logged
 
     def _record_undecodable(
         self,
@@ -285,6 +269,18 @@ class EventRouter:
             source=source,
         )
         return record.event_key
+
+
+def _inbox_entry(uow: UnitOfWork, event_key: str, action: str) -> LoggedEvent:
+    """The event's newest log entry, if it awaits replay (rejected, not replayed)."""
+    logged = uow.events.latest_with_key(event_key)
+    if logged is None:
+        raise NotFound(f"unknown event {event_key!r}")
+    if logged.status is not EventStatus.REJECTED:
+        raise Conflict(f"event {event_key!r} is {logged.status}, only rejected events {action}")
+    if logged.replayed_at is not None:
+        raise Conflict(f"event {event_key!r} was replayed already")
+    return logged
 
 
 def _routed_update(result: IntakeResult) -> RoutedEvent:
