@@ -7,8 +7,8 @@ of it is re-exported below (`__all__`).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,7 +87,6 @@ __all__ = [
     "default_data_dir",
     "load_settings",
     "migrate",
-    "projection_update_sender",
     "resolve_aws",
     "resolve_database_url",
     "rollback_last",
@@ -331,19 +330,6 @@ def build_consumers(container: Container, aws: AwsWiring) -> list[SqsConsumer]:
     return consumers
 
 
-def projection_update_sender(settings: Settings) -> Callable[[str], str]:
-    """Send one raw body to the configured projection-update queue; returns the message id."""
-    url = settings.sqs_projection_update_queue_url
-    if url is None:
-        raise SettingsError("SQS_PROJECTION_UPDATE_QUEUE_URL: not set")
-    client = sqs_client_from(settings, settings.aws_endpoint_url)
-
-    def send(body: str) -> str:
-        return client.send_message(QueueUrl=url, MessageBody=body)["MessageId"]
-
-    return send
-
-
 # -- The local serve, as the other CLI commands find it ------------------------------------
 
 
@@ -406,17 +392,33 @@ def projection_update_queue(settings: Settings) -> tuple[str, Callable[[str], st
     client = sqs_client_from(settings, endpoint)
 
     def send(body: str) -> str:
-        try:
+        with aws_failures(f"send to {url}"):
             return client.send_message(QueueUrl=url, MessageBody=body)["MessageId"]
-        except NoCredentialsError:
-            raise SendFailed(
-                f"no AWS credentials to send to {url}: set AWS_ACCESS_KEY_ID/AWS_PROFILE, "
-                "or AWS_ENDPOINT_URL for an emulator"
-            ) from None
-        except (BotoCoreError, ClientError) as exc:
-            raise SendFailed(f"cannot send to {url}: {exc}") from None
 
     return url, send
+
+
+def cli_aws_endpoint(settings: Settings) -> str | None:
+    """The AWS endpoint a CLI command talks to: AWS_ENDPOINT_URL, else the running local
+    serve's emulator (found as `send-update` finds its queue), else None (AWS itself)."""
+    if settings.aws_endpoint_url:
+        return settings.aws_endpoint_url
+    local = find_local_serve(settings)
+    return local.aws_endpoint_url if local is not None else None
+
+
+@contextmanager
+def aws_failures(action: str) -> Iterator[None]:
+    """botocore's failures (no credentials, endpoint down, refused) as one-line `SendFailed`."""
+    try:
+        yield
+    except NoCredentialsError:
+        raise SendFailed(
+            f"no AWS credentials to {action}: set AWS_ACCESS_KEY_ID/AWS_PROFILE, "
+            "or AWS_ENDPOINT_URL for an emulator"
+        ) from None
+    except (BotoCoreError, ClientError) as exc:
+        raise SendFailed(f"cannot {action}: {exc}") from None
 
 
 # -- Which database a command uses, said once (issue 13) ----------------------------------

@@ -215,6 +215,21 @@ def test_replay_a_rejected_event_from_the_inbox(page: Page, served: Served) -> N
     expect(row).to_contain_text("replayed")
 
 
+def test_dismiss_a_rejected_event_from_the_inbox_with_a_reason(page: Page, served: Served) -> None:
+    # a dataset of its own: the replay test registers not_in_catalog in this module's server
+    body = UNKNOWN_DATASET_BODY.replace("not_in_catalog", "never_in_catalog")
+    status, _problem = served.post("/events/projection-update", body)
+    assert status == 422
+    page.goto(served.base_url + "/ui/events")
+    row = page.locator("tr[data-event-key^='never_in_catalog:']")
+
+    row.get_by_label("Reason for dismissing").fill("never a valid dataset")
+    row.get_by_role("button", name="Dismiss").click()
+
+    expect(page.locator(".notice")).to_contain_text("dismissed")
+    expect(page.locator("tr[data-event-key^='never_in_catalog:']")).to_have_count(0)
+
+
 def test_the_graph_has_one_node_per_catalog_entry(page: Page, served: Served) -> None:
     page.goto(served.base_url + "/ui/graph")
     page.wait_for_selector("#graph[data-rendered]")

@@ -10,7 +10,10 @@ import psycopg
 import yaml
 from typer.testing import CliRunner, Result
 
+from metrics_orchestrator.bootstrap import bootstrap
+from metrics_orchestrator.infrastructure.settings import load_settings
 from metrics_orchestrator.interfaces.cli import app
+from tests.integration.intake_helpers import update_body
 
 runner = CliRunner()
 
@@ -171,3 +174,67 @@ def test_other_failures_exit_1(catalogs_dir: Path, empty_database_url: str) -> N
     assert result.exit_code == 1
     assert _stderr(result).startswith("error: catalog load failed: ")
     assert len(_stderr(result).splitlines()) == 1
+
+
+def _dry_run(file: Path, database_url: str, *extra: str) -> Result:
+    return runner.invoke(
+        app,
+        ["catalog", "load", "--dry-run", *extra, str(file)],
+        env={"DATABASE_URL": database_url, "LOG_LEVEL": "ERROR"},
+    )
+
+
+def _snapshot(database_url: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT (SELECT count(*) FROM series), (SELECT count(*) FROM datasets),"
+            " (SELECT json_agg(m ORDER BY m.id) FROM metrics m),"
+            " (SELECT json_agg(r.status ORDER BY r.id) FROM metric_runs r)"
+        ).fetchall()
+
+
+def test_a_dry_run_names_what_would_change_and_writes_nothing(
+    catalogs_dir: Path, database_url: str, tmp_path: Path
+) -> None:
+    document = _multi(catalogs_dir)
+    assert _load(_write_yaml(tmp_path, document, "first.yaml"), database_url).exit_code == 0
+    settings = load_settings(env={"DATABASE_URL": database_url})
+    with bootstrap(settings) as container:  # fx_daily: at_parallel waits for reserves_daily
+        container.router.handle(update_body("fx_daily", "v1"), source="test")
+    changed = next(m for m in document["metrics"] if m["code"] == "reserves.at_parallel")
+    changed["description"] = "changed"
+    changed["expression"] = {
+        "op": "multiply",
+        "left": {"series_code": "FX_PARALLEL_D"},
+        "right": {"series_code": "RESERVES_USD_D"},
+    }
+    document["series"].append({"code": "NEW_SERIES_D"})
+    before = _snapshot(database_url)
+
+    result = _dry_run(_write_yaml(tmp_path, document), database_url)
+
+    assert result.exit_code == 0, result.output
+    assert "nothing was written" in result.stdout
+    assert "series:   1 created, 0 updated, 5 unchanged" in result.stdout
+    assert "    would create: NEW_SERIES_D" in result.stdout
+    assert "    would change: reserves.at_parallel" in result.stdout
+    assert "would cancel the pending run of these changed metrics (by id): " in result.stdout
+    assert _snapshot(database_url) == before
+    as_json = json.loads(_dry_run(_write_yaml(tmp_path, document), database_url, "--json").stdout)
+    assert as_json["metrics"]["updated"] == ["reserves.at_parallel"]
+    assert as_json["series"]["created"] == ["NEW_SERIES_D"]
+    assert len(as_json["canceled_pending_runs_of"]) == 1
+    assert _snapshot(database_url) == before
+
+
+def test_a_dry_run_of_a_bad_file_lists_its_problems_and_exits_2(
+    catalogs_dir: Path, database_url: str, tmp_path: Path
+) -> None:
+    document = _multi(catalogs_dir)
+    document["datasets"][0]["series"] = ["NO_SUCH_SERIES"]
+
+    result = _dry_run(_write_yaml(tmp_path, document), database_url)
+
+    assert result.exit_code == 2
+    assert "unknown series 'NO_SUCH_SERIES'" in result.stderr
+    assert _count(database_url, "series") == 0

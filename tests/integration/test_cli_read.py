@@ -130,3 +130,83 @@ def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.stdout.strip() == f"metrics-orchestrator {__version__}"
+
+
+def test_a_replay_prints_its_outcome_without_log_lines(loaded: str) -> None:
+    key = "nobody_knows:datasets/nobody_knows/versions/n1/manifest.json"
+
+    # no LOG_LEVEL: a command for a person logs errors only
+    result = runner.invoke(app, ["events", "replay", key], env={"DATABASE_URL": loaded})
+
+    assert result.exit_code == 2
+    assert result.stdout.splitlines() == [
+        f"replayed {key}: rejected",
+        "  error: unknown dataset 'nobody_knows'",
+    ]
+    assert "ON_EVENT" not in result.output
+
+
+def test_events_dismiss_takes_it_out_of_the_inbox_with_its_reason(loaded: str) -> None:
+    key = "nobody_knows:datasets/nobody_knows/versions/n1/manifest.json"
+
+    missing = _cli(loaded, "events", "dismiss", key, "--reason", "")
+    assert missing.exit_code == 2
+    assert missing.stderr.splitlines()[-1].startswith("error: reason: a reason is required")
+    result = _cli(loaded, "events", "dismiss", key, "--reason", "never existed")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"dismissed {key}: never existed"
+    (listed,) = _json(_cli(loaded, "events", "list", "--status", "dismissed", "--json"))["items"]
+    assert (listed["event_key"], listed["dismiss_reason"]) == (key, "never existed")
+    assert _json(_cli(loaded, "events", "list", "--status", "rejected", "--json"))["items"] == []
+    again = _cli(loaded, "events", "dismiss", key, "--reason", "x")
+    assert again.exit_code == 1
+    assert "only rejected events dismiss" in again.stderr
+
+
+def test_runs_list_of_an_unknown_metric_says_so(loaded: str) -> None:
+    result = _cli(loaded, "runs", "list", "--metric", "no.such")
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == "error: unknown metric 'no.such'"
+    assert result.stdout == ""
+
+
+def test_metrics_list_shows_policy_enabled_and_the_last_run(loaded: str) -> None:
+    listed = _json(_cli(loaded, "metrics", "list", "--json"))
+    by_code = {m["code"]: m for m in listed["items"]}
+
+    assert list(by_code) == sorted(by_code)
+    assert (
+        by_code["reserves.sma_20"]["last_run_status"],
+        by_code["fx.gap"]["last_run_status"],
+    ) == (
+        "queued",
+        None,
+    )
+    assert by_code["reserves.real_pesos"]["trigger_policy"] == "any_new"
+    assert by_code["reserves.sma_20"]["last_run_created_at"] is not None
+    first = _json(_cli(loaded, "metrics", "list", "--limit", "2", "--json"))
+    rest = _json(_cli(loaded, "metrics", "list", "--cursor", first["next_cursor"], "--json"))
+    assert [m["code"] for m in first["items"] + rest["items"]] == list(by_code)
+    table = _cli(loaded, "metrics", "list")
+    assert table.exit_code == 0, table.output
+    assert "never ran" in table.stdout
+    assert "reserves.sma_20" in table.stdout
+
+
+def test_datasets_list_shows_series_count_and_the_freshest_version(loaded: str) -> None:
+    listed = _json(_cli(loaded, "datasets", "list", "--json"))
+    by_id = {d["id"]: d for d in listed["items"]}
+
+    assert by_id["reserves_daily"]["freshest_version"] == (
+        "datasets/reserves_daily/versions/r1/manifest.json"
+    )
+    assert by_id["reserves_daily"]["freshest_received_at"] is not None
+    assert by_id["fx_daily"]["freshest_version"] is None
+    assert by_id["fx_daily"]["series_count"] == 2
+    table = _cli(loaded, "datasets", "list")
+    assert table.exit_code == 0, table.output
+    assert "none yet" in table.stdout
+    bad = _cli(loaded, "datasets", "list", "--cursor", "nonsense")
+    assert bad.exit_code == 2

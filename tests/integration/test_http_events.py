@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -169,8 +170,8 @@ def test_an_update_for_an_unknown_dataset_replays_once_the_catalog_has_it(api: A
     assert replayed.status_code == 200, replayed.text
     assert (replayed.json()["status"], replayed.json()["event_key"]) == ("processed", key)
     assert len(replayed.json()["queued_runs"]) == 1
-    newest, oldest = _events(api, status="rejected")  # the failed replay added the newest
-    assert (newest["replayed_at"] is not None, oldest["replayed_at"]) == (True, None)
+    (entry,) = _events(api, status="rejected")  # the failed replay updated it, added none
+    assert (entry["replayed_at"] is not None, entry["replay_attempts"]) == (True, 1)
     assert [r["status"] for r in api.runs_of("new.sma")] == ["queued"]
     again = api.client.post(f"/events/{key}/replay")
     assert_problem(again, 409, detail_contains="only rejected events replay")
@@ -180,3 +181,82 @@ def test_replay_of_an_unknown_key_is_404(api: Api) -> None:
     assert_problem(
         api.client.post("/events/no:such/key/replay"), 404, detail_contains="no:such/key"
     )
+
+
+def _reject_unknown(api: Api, dataset_id: str = "new_ds") -> str:
+    rejected = assert_problem(api.send_update(dataset_id, "v1"), 422)
+    key: str = rejected["event_key"]
+    return key
+
+
+def test_a_replay_rejected_again_updates_its_inbox_entry_instead_of_adding_one(
+    api: Api,
+) -> None:
+    key = _reject_unknown(api)
+    api.clock.advance(timedelta(minutes=5))
+
+    for _ in range(2):
+        assert_problem(api.client.post(f"/events/{key}/replay"), 422)
+
+    (entry,) = _events(api, status="rejected")
+    assert (entry["event_key"], entry["replay_attempts"], entry["replayed_at"]) == (key, 2, None)
+    assert entry["processed_at"] > entry["received_at"]
+    assert api.rows("SELECT count(*) FROM event_log") == [(1,)]
+    assert api.container.queries.run_overview().waits.rejected_events == 1
+
+
+def test_an_undecodable_body_replayed_keeps_one_inbox_entry(api: Api) -> None:
+    rejected = assert_problem(_post_raw(api, '{"event": "projection_update"}'), 422)
+
+    assert_problem(api.client.post(f"/events/{rejected['event_key']}/replay"), 422)
+
+    (entry,) = _events(api, status="rejected")
+    assert entry["replay_attempts"] == 1
+    assert api.rows("SELECT count(*) FROM event_log") == [(1,)]
+
+
+def test_dismiss_takes_an_event_out_of_the_inbox_and_keeps_the_reason(api: Api) -> None:
+    key = _reject_unknown(api)
+
+    response = api.client.post(
+        f"/events/{quote(key, safe='')}/dismiss", json={"reason": "  dataset was retired  "}
+    )
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["status"], body["dismiss_reason"], body["event_key"]) == (
+        "dismissed",
+        "dataset was retired",
+        key,
+    )
+    assert body["dismissed_at"] is not None
+    assert body["error"] == "unknown dataset 'new_ds'"
+    assert _events(api, status="rejected") == []
+    assert [e["event_key"] for e in _events(api, status="dismissed")] == [key]
+    assert api.container.queries.run_overview().waits.rejected_events == 0
+    assert_problem(api.client.post(f"/events/{key}/replay"), 409, detail_contains="dismissed")
+    again = api.client.post(f"/events/{key}/dismiss", json={"reason": "again"})
+    assert_problem(again, 409, detail_contains="only rejected events dismiss")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"reason": ""}, {"reason": "   "}, {"reason": "x" * 501}, {"reason": 5}, [], "text"],
+)
+def test_dismiss_needs_a_reason_of_1_to_500_characters(api: Api, body: object) -> None:
+    key = _reject_unknown(api)
+
+    assert_problem(api.client.post(f"/events/{key}/dismiss", json=body), 422)
+
+    assert [e["event_key"] for e in _events(api, status="rejected")] == [key]
+
+
+def test_dismiss_of_an_unknown_or_processed_event_is_refused(api: Api) -> None:
+    assert_problem(
+        api.client.post("/events/no:such/key/dismiss", json={"reason": "r"}),
+        404,
+        detail_contains="no:such/key",
+    )
+    processed = api.send_update("bcra_infomondia_series", "v1").json()["event_key"]
+    refused = api.client.post(f"/events/{processed}/dismiss", json={"reason": "r"})
+    assert_problem(refused, 409, detail_contains="only rejected events dismiss")

@@ -389,3 +389,45 @@ def test_replay_from_the_inbox_once_the_dataset_is_known(api: Api) -> None:
     html = page(api, response.headers["location"])
     assert ": processed" in html
     assert "replayed 2025-11-11" in html
+
+
+def test_dismiss_from_the_inbox_needs_a_reason_and_drops_the_count(api: Api) -> None:
+    key = re.search(r'data-event-key="([^"]+)"', page(api, "/ui/events"))
+    assert key is not None
+    event_key = key.group(1).replace("&amp;", "&")
+    assert 'action="/ui/events/dismiss"' in page(api, "/ui/events")
+
+    refused = api.client.post(
+        "/ui/events/dismiss",
+        data={"event_key": event_key, "reason": " "},
+        headers=SAME_ORIGIN,
+        follow_redirects=False,
+    )
+    assert refused.status_code == 303
+    assert "not dismissed: reason: a reason is required" in page(api, refused.headers["location"])
+    response = api.client.post(
+        "/ui/events/dismiss",
+        data={"event_key": event_key, "reason": "the dataset was retired"},
+        headers=SAME_ORIGIN,
+        follow_redirects=False,
+    )
+
+    assert response.status_code == 303
+    html = page(api, response.headers["location"])
+    assert f"dismissed {event_key}" in html
+    assert "No rejected events." in html
+    assert re.search(r'href="/ui/events" id="rejected-count">0<', page(api, "/"))
+    (dismissed,) = api.container.queries.list_events(status=EventStatus.DISMISSED).events
+    assert dismissed.dismiss_reason == "the dataset was retired"
+
+
+def test_dismiss_from_another_site_is_refused(api: Api) -> None:
+    response = api.client.post(
+        "/ui/events/dismiss",
+        data={"event_key": "k", "reason": "r"},
+        headers={"Origin": "http://evil.example"},
+        follow_redirects=False,
+    )
+
+    assert response.status_code == 403
+    assert len(api.container.queries.list_events(status=EventStatus.REJECTED).events) == 1

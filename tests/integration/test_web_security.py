@@ -172,3 +172,30 @@ def test_text_embedded_in_the_graph_script_cannot_close_it() -> None:
 
     assert "</script>" not in embedded
     assert "x\\u003c/script\\u003e" in embedded
+
+
+def test_with_a_token_dismiss_needs_sign_in(database_url: str, catalogs_dir: Path) -> None:
+    with running_api(database_url, MutableClock(), env={"API_TOKEN": "s3cret"}) as api:
+        api.load_catalog(catalogs_dir / "multi_dataset_catalog.yaml")
+        api.client.post(
+            "/events/projection-update",
+            content='{"event": "projection_update", "dataset_id": "nope", '
+            '"version_manifest_path": "datasets/nope/versions/v1/manifest.json", '
+            '"projections_path": "p"}',
+            headers={"Authorization": "Bearer s3cret", "Content-Type": "application/json"},
+        )
+        key = "nope:datasets/nope/versions/v1/manifest.json"
+        inbox = page(api, "/ui/events")
+        assert re.search(r'<input type="text" name="reason"[^>]*disabled', inbox)
+
+        refused = api.client.post(
+            "/ui/events/dismiss",
+            data={"event_key": key, "reason": "r"},
+            headers=SAME_ORIGIN,
+            follow_redirects=False,
+        )
+        unauthorised = api.client.post(f"/events/{key}/dismiss", json={"reason": "r"})
+
+        assert refused.status_code == 401
+        assert unauthorised.status_code == 401
+        assert [e["status"] for e in api.client.get("/events").json()["items"]] == ["rejected"]

@@ -43,6 +43,14 @@ from metrics_orchestrator.domain.model import Dataset, Metric, Series, TriggerPo
 T = TypeVar("T")
 
 
+class _RolledBack(Exception):
+    """Ends a preview's transaction by rolling it back, carrying what it would have done."""
+
+    def __init__(self, result: CatalogLoadResult) -> None:
+        super().__init__("preview rolled back")
+        self.result = result
+
+
 class CatalogService:
     def __init__(
         self, uow_factory: UnitOfWorkFactory, clock: Clock, default_required_days: int
@@ -59,6 +67,20 @@ class CatalogService:
         """Apply a whole catalog file in one transaction; ValidationError lists every problem."""
         parsed, errors = read_catalog_document(document)
         return in_transaction(self._uow_factory, lambda uow: self._apply(uow, parsed, errors))
+
+    def preview_catalog(self, document: object) -> CatalogLoadResult:
+        """What `load_catalog` would do, written nothing: the same plan and writes, in a
+        transaction that is rolled back (so the answer is exact, pending-run cancels included)."""
+        parsed, errors = read_catalog_document(document)
+
+        def work(uow: UnitOfWork) -> CatalogLoadResult:
+            raise _RolledBack(self._apply(uow, parsed, errors))
+
+        try:
+            in_transaction(self._uow_factory, work)
+        except _RolledBack as done:
+            return done.result
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def register_series(self, spec: SeriesSpec) -> Series:
         located = check_series(spec)

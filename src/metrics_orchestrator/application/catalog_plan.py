@@ -60,12 +60,24 @@ class KindCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    """What a load did to one entry: its kind (series, datasets, metrics) and key."""
+
+    kind: str
+    key: str
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
 class CatalogLoadResult:
     series: KindCounts = KindCounts()
     datasets: KindCounts = KindCounts()
     metrics: KindCounts = KindCounts()
     # ids of the metrics whose open pending run was canceled by this load
     canceled_runs: tuple[str, ...] = ()
+    # every entry of the document, by kind then key (what `catalog load --dry-run` names);
+    # a detail of the counts above, so not part of a result's equality
+    items: tuple[ItemOutcome, ...] = field(default=(), compare=False)
 
 
 @dataclass
@@ -209,15 +221,28 @@ class Writer:
         self.now = now
 
     def write(self, plan: Plan) -> CatalogLoadResult:
-        series = self.repo.upsert_series(plan.series, self.now)
+        stored = self.repo.upsert_series(plan.series, self.now)
+        series = [stored.get(s.code, Outcome.UNCHANGED) for s in plan.series]
         datasets = self._write_datasets(plan)
         metrics, canceled = self._write_metrics(plan)
         self.repo.remove_dataset_series(plan.removed_pairs)
+        items = [
+            *(ItemOutcome("series", s.code, o) for s, o in zip(plan.series, series, strict=True)),
+            *(
+                ItemOutcome("datasets", d.id, o)
+                for d, o in zip(plan.datasets, datasets, strict=True)
+            ),
+            *(
+                ItemOutcome("metrics", m.code, o)
+                for m, o in zip(plan.metrics, metrics, strict=True)
+            ),
+        ]
         return CatalogLoadResult(
-            series=KindCounts.of(series.get(s.code, Outcome.UNCHANGED) for s in plan.series),
+            series=KindCounts.of(series),
             datasets=KindCounts.of(datasets),
             metrics=KindCounts.of(metrics),
             canceled_runs=tuple(canceled),
+            items=tuple(items),
         )
 
     def _write_datasets(self, plan: Plan) -> list[Outcome]:

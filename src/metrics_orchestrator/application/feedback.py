@@ -70,6 +70,7 @@ class _Received:
     key: str
     source: str
     received_at: datetime
+    replay_of: int | None = None
 
 
 class FeedbackService:
@@ -87,17 +88,24 @@ class FeedbackService:
         self._telemetry = telemetry or NullTelemetry()
 
     def handle(
-        self, decoded: DecodedEvent, *, source: str, received_at: datetime
+        self,
+        decoded: DecodedEvent,
+        *,
+        source: str,
+        received_at: datetime,
+        replay_of: int | None = None,
     ) -> FeedbackOutcome:
         """Apply one worker event and record its outcome in the event log, in one transaction.
 
         `decoded` must be a worker event type (ValueError otherwise): routing is the caller's.
+        `replay_of`: the inbox entry this is a replay of (rejected again, that entry is updated).
         """
         received = _Received(
             event=decoded,
             key=body_digest_key(decoded.event_type, decoded.raw_body),
             source=source,
             received_at=received_at,
+            replay_of=replay_of,
         )
         try:
             feedback = parse_feedback(decoded.event_type, decoded.payload)
@@ -230,6 +238,7 @@ class FeedbackService:
                 payload=received.event.payload,
                 raw_body=received.event.raw_body,
                 error=reason,
+                replaces=received.replay_of if status is EventStatus.REJECTED else None,
             ),
             processed_at=self._clock.now(),
         )

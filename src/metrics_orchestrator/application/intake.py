@@ -112,6 +112,8 @@ class _Arrival:
 class _Context:
     source: str
     received_at: datetime
+    # the inbox entry a replay came from: rejected again, that entry is updated
+    replay_of: int | None = None
 
 
 class Orchestrator:
@@ -134,13 +136,28 @@ class Orchestrator:
 
     # -- intake -------------------------------------------------------------------------
 
-    def ingest(self, event: DecodedEvent, *, source: str, received_at: datetime) -> IntakeResult:
-        """Process one decoded projection_update event; every outcome is recorded."""
-        (result,) = self.ingest_many([event], source=source, received_at=received_at)
+    def ingest(
+        self,
+        event: DecodedEvent,
+        *,
+        source: str,
+        received_at: datetime,
+        replay_of: int | None = None,
+    ) -> IntakeResult:
+        """Process one decoded projection_update event; every outcome is recorded (a replay
+        rejected again updates the inbox entry `replay_of` instead of adding one)."""
+        (result,) = self.ingest_many(
+            [event], source=source, received_at=received_at, replay_of=replay_of
+        )
         return result
 
     def ingest_many(
-        self, events: Sequence[DecodedEvent], *, source: str, received_at: datetime
+        self,
+        events: Sequence[DecodedEvent],
+        *,
+        source: str,
+        received_at: datetime,
+        replay_of: int | None = None,
     ) -> list[IntakeResult]:
         """Process up to `MAX_BATCH` events in one transaction; one result per event, in order.
 
@@ -152,7 +169,7 @@ class Orchestrator:
         if not 1 <= len(events) <= MAX_BATCH:
             raise ValueError(f"between 1 and {MAX_BATCH} events per batch, got {len(events)}")
         received = [_receive(event) for event in events]
-        context = _Context(source, received_at)
+        context = _Context(source, received_at, replay_of)
         results = in_transaction(
             self._uow_factory,
             lambda uow: self._ingest_batch_in(uow, received, context),
@@ -434,6 +451,7 @@ def _event_record(item: _Received, result: IntakeResult, context: _Context) -> E
         # the raw body is what a replay re-reads; processed events keep the payload only
         raw_body=item.event.raw_body if rejected else None,
         error=result.error,
+        replaces=context.replay_of if rejected else None,
     )
 
 

@@ -20,6 +20,7 @@ from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventStatus, LoggedEvent
 from metrics_orchestrator.application.ports.queries import (
     HourlyRunCount,
+    LastRun,
     RunGauges,
     RunMatch,
     RunWaits,
@@ -100,3 +101,13 @@ class QueryService:
         matches = self.runs_by_id_prefix(text, SHOWN_MATCHES + 1)
         ids = [m.id for m in matches]
         return the_one_match(text, ids[:SHOWN_MATCHES], more=len(ids) > SHOWN_MATCHES)
+
+    def last_run_by_metric(self) -> dict[str, LastRun]:
+        """Each metric's newest run (a metric that never ran is absent), by code."""
+        with self._uow_factory() as uow:
+            return uow.queries.last_run_by_metric()
+
+    def freshest_update_by_dataset(self) -> dict[str, DatasetUpdate]:
+        """Each dataset's freshest update (a dataset that never had one is absent), by id."""
+        with self._uow_factory() as uow:
+            return uow.queries.freshest_update_by_dataset()

@@ -17,8 +17,13 @@ import structlog
 
 from metrics_orchestrator.application import log_events
 from metrics_orchestrator.application.intake import IntakeResult, Orchestrator
-from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory, in_transaction
-from metrics_orchestrator.application.ports.events import EventRecord, EventStatus
+from metrics_orchestrator.application.ports import (
+    Clock,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    in_transaction,
+)
+from metrics_orchestrator.application.ports.events import EventRecord, EventStatus, LoggedEvent
 from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
 from metrics_orchestrator.domain.errors import Conflict, NotFound
 from metrics_orchestrator.domain.events import (
@@ -30,6 +35,7 @@ from metrics_orchestrator.domain.events import (
     decode_event,
     event_text,
 )
+from metrics_orchestrator.domain.inbox import dismiss_reason
 
 logger = structlog.get_logger(__name__)
 
@@ -47,7 +53,12 @@ class FeedbackResult(Protocol):
 
 class FeedbackHandler(Protocol):
     def handle(
-        self, decoded: DecodedEvent, *, source: str, received_at: datetime
+        self,
+        decoded: DecodedEvent,
+        *,
+        source: str,
+        received_at: datetime,
+        replay_of: int | None = None,
     ) -> FeedbackResult: ...
 
 
@@ -85,8 +96,13 @@ class EventRouter:
         database raises (SPEC §5.8). With `only`, an event of another type is rejected
         (and recorded) instead of applied: the HTTP intake takes projection updates only.
         """
+        return self._measured(raw_body, source, only, None)
+
+    def _measured(
+        self, raw_body: bytes | str, source: str, only: str | None, replay_of: int | None
+    ) -> RoutedEvent:
         started = time.perf_counter()
-        routed = self._route(raw_body, source, only)
+        routed = self._route(raw_body, source, only, replay_of)
         self._telemetry.event_processed(
             routed.event_type, routed.status.value, time.perf_counter() - started
         )
@@ -126,15 +142,22 @@ class EventRouter:
             self._telemetry.event_processed(event.event_type, event.status.value, elapsed)
         return done
 
-    def _route(self, raw_body: bytes | str, source: str, only: str | None) -> RoutedEvent:
+    def _route(
+        self, raw_body: bytes | str, source: str, only: str | None, replay_of: int | None = None
+    ) -> RoutedEvent:
         received_at = self._clock.now()
-        decoded = self._decode(raw_body, source, received_at, only)
+        decoded = self._decode(raw_body, source, received_at, only, replay_of)
         if isinstance(decoded, RoutedEvent):
             return decoded
-        return self._apply(decoded, source, received_at)
+        return self._apply(decoded, source, received_at, replay_of)
 
     def _decode(
-        self, raw_body: bytes | str, source: str, received_at: datetime, only: str | None
+        self,
+        raw_body: bytes | str,
+        source: str,
+        received_at: datetime,
+        only: str | None,
+        replay_of: int | None = None,
     ) -> DecodedEvent | RoutedEvent:
         """The event, or the recorded rejection of a body that is none (or not `only`)."""
         try:
@@ -144,30 +167,42 @@ class EventRouter:
             if only is not None and decoded.event_type != only:
                 raise UndecodableEvent(_not_accepted(decoded.event_type, only), decoded.event_type)
         except UndecodableEvent as exc:
-            key = self._record_undecodable(event_text(raw_body), exc, source, received_at)
+            key = self._record_undecodable(
+                event_text(raw_body), exc, source, received_at, replay_of
+            )
             return RoutedEvent(exc.event_type, EventStatus.REJECTED, exc.reason, event_key=key)
         return decoded
 
-    def _apply(self, decoded: DecodedEvent, source: str, received_at: datetime) -> RoutedEvent:
+    def _apply(
+        self,
+        decoded: DecodedEvent,
+        source: str,
+        received_at: datetime,
+        replay_of: int | None = None,
+    ) -> RoutedEvent:
         if decoded.event_type == PROJECTION_UPDATE:
-            result = self._orchestrator.ingest(decoded, source=source, received_at=received_at)
+            result = self._orchestrator.ingest(
+                decoded, source=source, received_at=received_at, replay_of=replay_of
+            )
             return _routed_update(result)
-        outcome = self._feedback.handle(decoded, source=source, received_at=received_at)
+        outcome = self._feedback.handle(
+            decoded, source=source, received_at=received_at, replay_of=replay_of
+        )
         return RoutedEvent(
             decoded.event_type, outcome.status, outcome.reason, event_key=outcome.event_key
         )
 
     def replay(self, event_key: str) -> RoutedEvent:
-        """Re-run a rejected event through intake, e.g. once the catalog knows its dataset."""
+        """Re-run a rejected event through intake, e.g. once the catalog knows its dataset.
+
+        Rejected again, the inbox entry it came from is updated (reason, time, attempts):
+        the inbox keeps one entry per event, however often it is replayed.
+        """
         with self._uow_factory() as uow:
-            logged = uow.events.latest_with_key(event_key)
-        if logged is None:
-            raise NotFound(f"unknown event {event_key!r}")
-        if logged.status is not EventStatus.REJECTED:
-            raise Conflict(f"event {event_key!r} is {logged.status}, only rejected events replay")
+            logged = _inbox_entry(uow, event_key, "replay")
         if logged.raw_body is None:
             raise Conflict(f"event {event_key!r} has no stored body to replay")
-        routed = self.handle(logged.raw_body, source=f"replay:{logged.id}")
+        routed = self._measured(logged.raw_body, f"replay:{logged.id}", None, logged.id)
         if routed.status is not EventStatus.REJECTED:
             with self._uow_factory() as uow:
                 uow.events.mark_replayed(logged.id, self._clock.now())
@@ -180,8 +215,40 @@ class EventRouter:
         )
         return routed
 
+    def dismiss(self, event_key: str, reason: str) -> LoggedEvent:
+        """Take a rejected event that can never be valid out of the inbox, saying why.
+
+        The entry stays in the event log (status `dismissed`, its reason, error and body);
+        `events list --status dismissed` lists it. ValidationError for a missing or too long
+        reason, NotFound for an unknown key, Conflict when it is not awaiting replay.
+        """
+        text = dismiss_reason(reason)
+
+        def work(uow: UnitOfWork) -> LoggedEvent:
+            logged = _inbox_entry(uow, event_key, "dismiss")
+            changed = uow.events.dismiss(logged.id, text, self._clock.now())
+            if changed != 1:
+                raise Conflict(f"event {event_key!r} changed meanwhile; look again")
+            dismissed = uow.events.get(logged.id)
+            assert dismissed is not None
+            return dismissed
+
+        dismissed = in_transaction(self._uow_factory, work)
+        logger.info(
+            log_events.ON_EVENT_DISMISSED,
+            message="rejected event dismissed",
+            event_key=event_key,
+            reason=text,
+        )
+        return dismissed
+
     def _record_undecodable(
-        self, raw_body: str, error: UndecodableEvent, source: str, received_at: datetime
+        self,
+        raw_body: str,
+        error: UndecodableEvent,
+        source: str,
+        received_at: datetime,
+        replay_of: int | None = None,
     ) -> str:
         record = EventRecord(
             event_key=body_digest_key(error.event_type, raw_body),
@@ -191,6 +258,7 @@ class EventRouter:
             received_at=received_at,
             raw_body=raw_body,
             error=error.reason,
+            replaces=replay_of,
         )
         in_transaction(self._uow_factory, lambda uow: uow.events.record(record, self._clock.now()))
         logger.warning(
@@ -201,6 +269,18 @@ class EventRouter:
             source=source,
         )
         return record.event_key
+
+
+def _inbox_entry(uow: UnitOfWork, event_key: str, action: str) -> LoggedEvent:
+    """The event's newest log entry, if it awaits replay (rejected, not replayed)."""
+    logged = uow.events.latest_with_key(event_key)
+    if logged is None:
+        raise NotFound(f"unknown event {event_key!r}")
+    if logged.status is not EventStatus.REJECTED:
+        raise Conflict(f"event {event_key!r} is {logged.status}, only rejected events {action}")
+    if logged.replayed_at is not None:
+        raise Conflict(f"event {event_key!r} was replayed already")
+    return logged
 
 
 def _routed_update(result: IntakeResult) -> RoutedEvent:

@@ -13,6 +13,8 @@ class EventStatus(StrEnum):
     PROCESSED = "processed"
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
+    # a rejected event a person closed without replaying it (it can never be valid)
+    DISMISSED = "dismissed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,9 @@ class EventRecord:
     payload: dict[str, Any] | None = None
     raw_body: str | None = None
     error: str | None = None
+    # A replay rejected again: the id of the inbox entry it came from, which is updated
+    # (error, time, attempts) instead of a second entry being added.
+    replaces: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +45,18 @@ class LoggedEvent:
     received_at: datetime
     processed_at: datetime
     replayed_at: datetime | None
+    replay_attempts: int = 0
+    dismissed_at: datetime | None = None
+    dismiss_reason: str | None = None
 
 
 class EventLogRepository(Protocol):
     def record(self, event: EventRecord, processed_at: datetime) -> int:
-        """Append one row; returns its id."""
+        """Append one row, or update the entry `event.replaces` names; returns its id."""
         ...
 
     def record_many(self, events: Sequence[tuple[EventRecord, datetime]]) -> None:
-        """Append one row per (event, processed_at), in order."""
+        """One row per (event, processed_at), in order (as `record`)."""
         ...
 
     def was_processed(self, event_key: str) -> bool:
@@ -68,3 +76,7 @@ class EventLogRepository(Protocol):
         ...
 
     def mark_replayed(self, event_id: int, at: datetime) -> None: ...
+
+    def dismiss(self, event_id: int, reason: str, at: datetime) -> int:
+        """Move a rejected, not replayed entry to `dismissed`; returns the rows changed."""
+        ...

@@ -45,6 +45,15 @@ class RunMatch:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class LastRun:
+    """A metric's newest run: its status, when it was created and when it ended (if it did)."""
+
+    status: RunStatus
+    created_at: datetime
+    completed_at: datetime | None
+
+
 class QueryRepository(Protocol):
     def recent_dataset_updates(self, dataset_id: str, limit: int) -> list[DatasetUpdate]:
         """The dataset's updates, freshest first (SPEC §5.2 order)."""
@@ -64,4 +73,12 @@ class QueryRepository(Protocol):
 
     def runs_in_id_range(self, lowest: UUID, highest: UUID, limit: int) -> list[RunMatch]:
         """Runs with lowest <= id <= highest, in id order, at most `limit`."""
+        ...
+
+    def last_run_by_metric(self) -> dict[str, LastRun]:
+        """The newest run of every metric that ran, by metric code."""
+        ...
+
+    def freshest_update_by_dataset(self) -> dict[str, DatasetUpdate]:
+        """The freshest update of every dataset that had one, by dataset id."""
         ...

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
@@ -63,6 +64,9 @@ def _logged(row: Row) -> LoggedEvent:
         received_at=row["received_at"],
         processed_at=row["processed_at"],
         replayed_at=row["replayed_at"],
+        replay_attempts=row["replay_attempts"],
+        dismissed_at=row["dismissed_at"],
+        dismiss_reason=row["dismiss_reason"],
     )
 
 
@@ -71,14 +75,30 @@ class PostgresEventLogRepository:
         self._conn = conn
 
     def record(self, event: EventRecord, processed_at: datetime) -> int:
+        if event.replaces is not None:
+            return self._record_rejected_again(event, processed_at)
         row = fetch_one(
             self._conn, query("event_log.sql", "record_event"), _params(event, processed_at)
         )
         assert row is not None
         return int(row["id"])
 
+    def _record_rejected_again(self, event: EventRecord, processed_at: datetime) -> int:
+        params = _params(event, processed_at) | {"replaces": event.replaces}
+        row = fetch_one(self._conn, query("event_log.sql", "record_rejected_again"), params)
+        if row is None:
+            # dismissed or replayed meanwhile: the rejection is kept as an entry of its own
+            return self.record(replace(event, replaces=None), processed_at)
+        return int(row["id"])
+
     def record_many(self, events: Sequence[tuple[EventRecord, datetime]]) -> None:
-        rows = [_params(event, processed_at) for event, processed_at in events]
+        for event, processed_at in events:
+            if event.replaces is not None:
+                self._record_rejected_again(event, processed_at)
+        new = [(event, at) for event, at in events if event.replaces is None]
+        if not new:
+            return
+        rows = [_params(event, processed_at) for event, processed_at in new]
         self._conn.execute(
             query("event_log.sql", "record_events"),
             columns(
@@ -127,3 +147,16 @@ class PostgresEventLogRepository:
 
     def mark_replayed(self, event_id: int, at: datetime) -> None:
         self._conn.execute(query("event_log.sql", "mark_replayed"), {"id": event_id, "at": at})
+
+    def dismiss(self, event_id: int, reason: str, at: datetime) -> int:
+        cursor = self._conn.execute(
+            query("event_log.sql", "dismiss_event"),
+            {
+                "id": event_id,
+                "from": EventStatus.REJECTED.value,
+                "to": EventStatus.DISMISSED.value,
+                "reason": reason,
+                "at": at,
+            },
+        )
+        return cursor.rowcount

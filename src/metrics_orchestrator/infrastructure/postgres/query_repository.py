@@ -11,6 +11,7 @@ from psycopg.rows import TupleRow
 
 from metrics_orchestrator.application.ports.queries import (
     HourlyRunCount,
+    LastRun,
     RunGauges,
     RunMatch,
     RunWaits,
@@ -36,20 +37,16 @@ class PostgresQueryRepository:
 
     def recent_dataset_updates(self, dataset_id: str, limit: int) -> list[DatasetUpdate]:
         rows = self._rows("recent_dataset_updates", {"dataset_id": dataset_id, "limit": limit})
-        return [
-            DatasetUpdate(
-                id=row["id"],
-                event_key=row["event_key"],
-                dataset_id=row["dataset_id"],
-                bucket=row["bucket"],
-                version_manifest_path=row["version_manifest_path"],
-                projections_path=row["projections_path"],
-                occurred_at=row["occurred_at"],
-                received_at=row["received_at"],
-                seq=row["seq"],
-            )
-            for row in rows
-        ]
+        return [_update(row) for row in rows]
+
+    def freshest_update_by_dataset(self) -> dict[str, DatasetUpdate]:
+        return {row["dataset_id"]: _update(row) for row in self._rows("freshest_update_by_dataset")}
+
+    def last_run_by_metric(self) -> dict[str, LastRun]:
+        return {
+            row["code"]: LastRun(RunStatus(row["status"]), row["created_at"], row["completed_at"])
+            for row in self._rows("last_run_by_metric")
+        }
 
     def run_gauges(self, now: datetime) -> RunGauges:
         row = self._row("run_gauges", {"now": now})
@@ -95,3 +92,17 @@ class PostgresQueryRepository:
             )
             for row in rows
         ]
+
+
+def _update(row: Row) -> DatasetUpdate:
+    return DatasetUpdate(
+        id=row["id"],
+        event_key=row["event_key"],
+        dataset_id=row["dataset_id"],
+        bucket=row["bucket"],
+        version_manifest_path=row["version_manifest_path"],
+        projections_path=row["projections_path"],
+        occurred_at=row["occurred_at"],
+        received_at=row["received_at"],
+        seq=row["seq"],
+    )

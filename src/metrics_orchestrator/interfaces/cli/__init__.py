@@ -76,12 +76,21 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
-def settings_or_exit() -> Settings:
+# What a command for a person at a terminal logs unless LOG_LEVEL says otherwise: its own
+# output already tells the outcome, so INFO lines (event replayed, run queued) are noise there.
+QUIET_LOG_LEVEL = "ERROR"
+
+
+def settings_or_exit(*, quiet: bool = False) -> Settings:
+    """Settings from the environment, logging configured (to stderr). `quiet`: a command whose
+    output is for a person logs errors only, unless LOG_LEVEL is set explicitly."""
     try:
         settings = load_settings()
     except SettingsError as exc:
         raise fail(str(exc)) from None
-    configure_logging(settings.log_level, settings.log_format)
+    explicit = "log_level" in settings.model_fields_set
+    level = settings.log_level if explicit or not quiet else QUIET_LOG_LEVEL
+    configure_logging(level, settings.log_format)
     return settings
 
 
@@ -120,6 +129,10 @@ def _register_subcommands() -> None:
     from metrics_orchestrator.interfaces.cli.catalog import catalog_app
     from metrics_orchestrator.interfaces.cli.demo import demo_command
     from metrics_orchestrator.interfaces.cli.ingest import ingest_command
+    from metrics_orchestrator.interfaces.cli.read_catalog import (
+        list_datasets_command,
+        list_metrics_command,
+    )
     from metrics_orchestrator.interfaces.cli.read_events import events_app
     from metrics_orchestrator.interfaces.cli.read_orchestration import datasets_app, metrics_app
     from metrics_orchestrator.interfaces.cli.read_runs import runs_app
@@ -141,6 +154,8 @@ def _register_subcommands() -> None:
     app.command("send-update", rich_help_panel=feed)(send_update_command)
     app.command("ingest", rich_help_panel=feed)(ingest_command)
     app.add_typer(runs_app, name="runs", rich_help_panel=read)
+    metrics_app.command("list")(list_metrics_command)
+    datasets_app.command("list")(list_datasets_command)
     app.add_typer(metrics_app, name="metrics", rich_help_panel=read)
     app.add_typer(datasets_app, name="datasets", rich_help_panel=read)
     app.add_typer(events_app, name="events", rich_help_panel=read)

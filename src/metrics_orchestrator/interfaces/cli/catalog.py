@@ -10,11 +10,18 @@ import typer
 import yaml
 
 from metrics_orchestrator.application.catalog_plan import CatalogLoadResult
+from metrics_orchestrator.application.ports.catalog import Outcome
 from metrics_orchestrator.bootstrap import bootstrap
 from metrics_orchestrator.domain.errors import Conflict, FieldError, ValidationError
 from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, EXIT_USAGE, fail, settings_or_exit
 
 catalog_app = typer.Typer(help="Manage the catalog of datasets, series and metrics.")
+
+DRY_RUN_LABELS = {
+    Outcome.CREATED: "would create",
+    Outcome.UPDATED: "would change",
+    Outcome.UNCHANGED: "would leave alone",
+}
 
 
 class CatalogFileError(Exception):
@@ -111,9 +118,45 @@ def _print_summary(file: Path, result: CatalogLoadResult) -> None:
         typer.echo(f"  canceled the pending run of changed metrics: {ids}")
 
 
+def _print_dry_run(file: Path, result: CatalogLoadResult) -> None:
+    typer.echo(f"dry run of catalog {file}: nothing was written")
+    for kind, counts in (
+        ("series", result.series),
+        ("datasets", result.datasets),
+        ("metrics", result.metrics),
+    ):
+        typer.echo(f"  {kind + ':':<10}{counts}")
+        for outcome, label in DRY_RUN_LABELS.items():
+            keys = [i.key for i in result.items if i.kind == kind and i.outcome is outcome]
+            if keys:
+                typer.echo(f"    {label}: {', '.join(keys)}")
+    if result.canceled_runs:
+        ids = ", ".join(result.canceled_runs)
+        typer.echo(f"  would cancel the pending run of these changed metrics (by id): {ids}")
+    else:
+        typer.echo("  would cancel no pending run")
+
+
+def _result_json(result: CatalogLoadResult, *, dry_run: bool) -> dict[str, object]:
+    by_kind: dict[str, object] = {}
+    for kind in ("series", "datasets", "metrics"):
+        by_kind[kind] = {
+            outcome.value: [i.key for i in result.items if i.kind == kind and i.outcome is outcome]
+            for outcome in DRY_RUN_LABELS
+        }
+    return {"dry_run": dry_run, **by_kind, "canceled_pending_runs_of": list(result.canceled_runs)}
+
+
 @catalog_app.command("load")
 def load_command(
     file: Path = typer.Argument(..., help="Catalog file, YAML or JSON (*.json)."),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Print what would be created, changed or left alone, and which pending runs "
+        "would be canceled; write nothing.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts)."),
 ) -> None:
     """Create or update series, datasets and metrics from FILE, all or nothing.
 
@@ -123,14 +166,17 @@ def load_command(
 
     Each problem is one line: `error: <path>: <message>`.
     """
-    settings = settings_or_exit()
+    settings = settings_or_exit(quiet=dry_run)
     try:
         document = read_catalog_file(file)
     except CatalogFileError as exc:
         raise fail(f"{file}: {exc}") from None
     try:
         with bootstrap(settings) as container:
-            result = container.catalog.load_catalog(document)
+            catalog = container.catalog
+            result = (
+                catalog.preview_catalog(document) if dry_run else catalog.load_catalog(document)
+            )
     except ValidationError as exc:
         _print_errors(file, exc.errors)
         raise typer.Exit(EXIT_USAGE) from None
@@ -138,4 +184,9 @@ def load_command(
         raise fail(f"{file}: {exc}") from None
     except Exception as exc:
         raise fail(f"catalog load failed: {_one_line(str(exc))}", EXIT_FAILURE) from None
-    _print_summary(file, result)
+    if as_json:
+        typer.echo(json.dumps(_result_json(result, dry_run=dry_run), indent=2))
+    elif dry_run:
+        _print_dry_run(file, result)
+    else:
+        _print_summary(file, result)

@@ -13,7 +13,9 @@ from metrics_orchestrator.interfaces.cli.reading import (
     read_container,
 )
 
-events_app = typer.Typer(help="Read the event log; replay rejected events.", no_args_is_help=True)
+events_app = typer.Typer(
+    help="Read the event log; replay or dismiss rejected events.", no_args_is_help=True
+)
 
 
 @events_app.command("list")
@@ -33,9 +35,9 @@ def list_events_command(
     count = len(page.events)
     print_table(
         f"{count} event{'' if count == 1 else 's'}",
-        ["key", "type", "status", "source", "received", "error"],
+        ["key", "type", "status", "source", "received", "error", "inbox"],
         [
-            [e.event_key, e.event_type, e.status, e.source, e.received_at, e.error]
+            [e.event_key, e.event_type, e.status, e.source, e.received_at, e.error, _inbox(e)]
             for e in page.events
         ],
     )
@@ -43,11 +45,39 @@ def list_events_command(
         typer.echo(f"more: --cursor {page.next_cursor}")
 
 
+def _inbox(event: LoggedEvent) -> str | None:
+    """Where a rejected event stands: dismissed (why), replayed (when), or tried again."""
+    if event.dismiss_reason is not None:
+        return f"dismissed: {event.dismiss_reason}"
+    if event.replayed_at is not None:
+        return f"replayed {event.replayed_at:%Y-%m-%d %H:%M:%S%z}"
+    if event.replay_attempts:
+        return f"rejected again {event.replay_attempts}x"
+    return None
+
+
 def event_dict(event: LoggedEvent) -> dict[str, object]:
     # The raw body can be large and is in `payload` already when it decoded.
     data: dict[str, object] = jsonable(event)
     data.pop("raw_body", None)
     return data
+
+
+@events_app.command("dismiss")
+def dismiss_event_command(
+    event_key: str = typer.Argument(..., metavar="KEY", help="The rejected event's key."),
+    reason: str = typer.Option(
+        ..., "--reason", help="Why it will never be valid (1-500 characters); kept in the log."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Take a rejected event that can never be valid out of the inbox (kept in the log)."""
+    with read_container() as container:
+        dismissed = container.router.dismiss(event_key, reason)
+    if as_json:
+        print_json(event_dict(dismissed))
+        return
+    typer.echo(f"dismissed {dismissed.event_key}: {dismissed.dismiss_reason}")
 
 
 @events_app.command("replay")

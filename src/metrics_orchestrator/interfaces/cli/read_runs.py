@@ -47,6 +47,9 @@ def list_runs_command(
     """List runs, newest first (the filters of GET /runs)."""
     created_since = _aware(since)
     with read_container() as container:
+        if metric is not None:
+            # a mistyped code is said, not answered with an empty table (exit 2)
+            container.catalog.get_metric(metric)
         runs, next_cursor = container.runs.list_runs(
             status=status, metric_code=metric, since=created_since, limit=limit, cursor=cursor
         )

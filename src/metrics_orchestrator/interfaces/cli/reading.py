@@ -31,7 +31,7 @@ def read_container() -> Iterator[Container]:
     every expected failure ends the command with one line on stderr."""
     from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, fail, settings_or_exit
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(quiet=True)
     try:
         container = bootstrap(settings)
     except SettingsError as exc:

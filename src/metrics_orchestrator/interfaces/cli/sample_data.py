@@ -13,6 +13,7 @@ import json
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import typer
 import yaml
@@ -20,10 +21,13 @@ import yaml
 from metrics_orchestrator.bootstrap import (
     AwsWiring,
     Container,
+    SendFailed,
     Settings,
     SettingsError,
+    aws_failures,
+    cli_aws_endpoint,
     create_s3_client,
-    projection_update_sender,
+    projection_update_queue,
 )
 from metrics_orchestrator.interfaces.cli.worker import MISSING_EXTRA
 
@@ -39,11 +43,16 @@ def sample_data_command(
         [], "--catalog", help="Catalog file(s) whose datasets to fill (default: both bundled)."
     ),
     endpoint_url: str | None = typer.Option(
-        None, help="S3 endpoint, e.g. the one `serve` prints (default: AWS_ENDPOINT_URL)."
+        None,
+        help="S3 endpoint, e.g. http://127.0.0.1:4566 (default: AWS_ENDPOINT_URL, else the "
+        "emulator of the running local `serve`, else AWS).",
     ),
     version: str | None = typer.Option(None, help="Version id (default: from the time)."),
     send: bool = typer.Option(
-        False, "--send", help="Also send the updates to SQS_PROJECTION_UPDATE_QUEUE_URL."
+        False,
+        "--send",
+        help="Also send the updates to the queue `send-update` uses "
+        "(SQS_PROJECTION_UPDATE_QUEUE_URL, else the local `serve`'s).",
     ),
 ) -> None:
     """Write a generated sample world into S3 and print its projection updates."""
@@ -52,24 +61,38 @@ def sample_data_command(
     settings = settings_or_exit()
     try:
         documents = [_read_catalog(path) for path in catalog] or bundled_catalogs()
+        endpoint = check_endpoint_url(endpoint_url) if endpoint_url else cli_aws_endpoint(settings)
+        queue = projection_update_queue(settings) if send else None
     except (OSError, yaml.YAMLError) as exc:
         raise fail(f"cannot read catalog: {exc}") from None
-    s3 = create_s3_client(settings.aws_region, endpoint_url or settings.aws_endpoint_url)
+    except (ValueError, SettingsError) as exc:
+        raise fail(str(exc)) from None
+    if send and queue is None:
+        raise fail("--send: no queue; set SQS_PROJECTION_UPDATE_QUEUE_URL or start `serve`")
+    s3 = create_s3_client(settings.aws_region, endpoint)
     try:
-        updates = write_world(s3, documents, version=version)
+        with aws_failures(f"write the sample world to S3 at {endpoint or 'AWS'}"):
+            updates = write_world(s3, documents, version=version)
+        for update in updates:
+            body = json.dumps(update)
+            typer.echo(body)
+            if queue is not None:
+                queue[1](body)
     except ImportError:
         raise fail(MISSING_EXTRA, EXIT_FAILURE) from None
-    sender = None
-    if send:
-        try:
-            sender = projection_update_sender(settings)
-        except SettingsError as exc:
-            raise fail(str(exc)) from None
-    for update in updates:
-        body = json.dumps(update)
-        typer.echo(body)
-        if sender is not None:
-            sender(body)
+    except SendFailed as exc:
+        raise fail(f"{exc}; is `serve` running?", EXIT_FAILURE) from None
+
+
+def check_endpoint_url(value: str) -> str:
+    """An http(s) URL with a host, checked before boto sees it (which would raise a bare
+    `ValueError: Invalid endpoint`)."""
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(
+            f"--endpoint-url {value!r} is not an http(s) URL; did you mean http://{value}?"
+        )
+    return value
 
 
 def bundled_catalogs() -> list[dict[str, Any]]:

@@ -8,7 +8,13 @@ import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 import typer
+
+from metrics_orchestrator.bootstrap import Settings, bootstrap
+from metrics_orchestrator.domain.errors import NotFound
+
+logger = structlog.get_logger(__name__)
 
 
 def build_update(
@@ -47,6 +53,24 @@ def post_to_api(api: str, body: str, token: str | None) -> tuple[int, str]:
             return response.status, response.read().decode("utf-8")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode("utf-8")
+
+
+def warn_if_unknown_dataset(settings: Settings, dataset_id: str) -> None:
+    """Say on stderr that the catalog lacks the dataset (the update will be rejected, and is
+    replayable once the catalog has it); it is still sent: trying that out is legitimate.
+    Asked only of a configured database or the running local serve's: starting a database
+    just for a warning would make every send slow. A catalog that cannot be read stays silent."""
+    try:
+        with bootstrap(settings) as container:
+            container.catalog.get_dataset(dataset_id)
+    except NotFound:
+        typer.echo(
+            f"warning: dataset {dataset_id!r} is not in the catalog: the update will be "
+            "rejected (replay it with `events replay` once the catalog has it)",
+            err=True,
+        )
+    except Exception:
+        logger.debug("catalog not readable; dataset not checked", exc_info=True)
 
 
 def validate_occurred_at(value: str | None) -> str | None:
@@ -104,6 +128,8 @@ def send_update_command(
         local = find_local_serve(settings)
     except SettingsError as exc:
         raise fail(str(exc)) from None
+    if settings.database_url is not None or local is not None:
+        warn_if_unknown_dataset(settings, dataset_id)
     if queue is not None:
         url, send = queue
         try:

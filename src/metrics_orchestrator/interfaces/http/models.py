@@ -21,6 +21,7 @@ from metrics_orchestrator.application.catalog_spec import Text
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.ports.runs import PendingInput, RunSummary
 from metrics_orchestrator.application.runs import RunDetail
+from metrics_orchestrator.domain.inbox import MAX_DISMISS_REASON
 from metrics_orchestrator.domain.model import (
     Metric,
     MetricRun,
@@ -340,6 +341,15 @@ class CancelIn(_Request):
 # --- events ---------------------------------------------------------------------------------
 
 
+class DismissIn(_Request):
+    reason: str = Field(
+        min_length=1,
+        max_length=MAX_DISMISS_REASON,
+        pattern=NO_NUL,
+        description="Why the event will never be valid; kept in the event log.",
+    )
+
+
 class ProjectionUpdateIn(BaseModel):
     """SPEC §4.1. Documentation only: the raw body goes to intake as the queue's would."""
 
@@ -373,6 +383,9 @@ class EventOut(_ReadModelOut):
     received_at: datetime
     processed_at: datetime
     replayed_at: datetime | None
+    replay_attempts: int = Field(description="Replays that were rejected again.")
+    dismissed_at: datetime | None
+    dismiss_reason: str | None
 
 
 class EventPage(BaseModel):

@@ -28,6 +28,7 @@ from metrics_orchestrator.interfaces.http.dependencies import (
 )
 from metrics_orchestrator.interfaces.http.models import (
     NO_NUL,
+    DismissIn,
     EventOut,
     EventPage,
     EventResultOut,
@@ -111,6 +112,27 @@ def replay_event(event_key: EventKey, router: RouterDep) -> EventResultOut:
         event_key = decoded
     key = routed.intake.event_key if routed.intake is not None else event_key
     return _result_or_problem(routed, key)
+
+
+@router.post(
+    "/events/{event_key:path}/dismiss",
+    tags=["events"],
+    summary="Take a rejected event that can never be valid out of the inbox",
+    description="The entry stays in the event log with status `dismissed` and the reason "
+    "given (GET /events?status=dismissed). Only a rejected event awaiting replay can be "
+    "dismissed. The key may be sent raw or percent-encoded, as for replay.",
+    dependencies=AUTHENTICATED,
+    responses=problem_responses(401, 404, 409),
+)
+def dismiss_event(event_key: EventKey, body: DismissIn, router: RouterDep) -> EventOut:
+    try:
+        dismissed = router.dismiss(event_key, body.reason)
+    except NotFound:
+        decoded = unquote(event_key)
+        if decoded == event_key:
+            raise
+        dismissed = router.dismiss(decoded, body.reason)
+    return EventOut.model_validate(dismissed)
 
 
 async def _read_body(request: Request) -> bytes:

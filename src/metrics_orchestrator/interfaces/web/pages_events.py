@@ -1,4 +1,5 @@
-"""Dashboard pages: the rejected-events inbox with replay, and signing in for the buttons."""
+"""Dashboard pages: the rejected-events inbox with replay and dismiss, and signing in for the
+buttons."""
 
 from __future__ import annotations
 
@@ -60,6 +61,20 @@ async def replay(request: Request, event_router: Router, token: ApiToken) -> Res
     if routed.error and str(routed.status) == "rejected":
         return _to_events(f"replayed {event_key}: rejected again ({routed.error})")
     return _to_events(f"replayed {event_key}: {routed.status}")
+
+
+@router.post("/ui/events/dismiss")
+async def dismiss(request: Request, event_router: Router, token: ApiToken) -> Response:
+    check_button(request, token)
+    form = await _form(request)
+    event_key = form.get("event_key", "")
+    try:
+        event_router.dismiss(event_key, form.get("reason", ""))
+    except NotFound:
+        return render_error(request, 404, f"unknown event {event_key!r}", token)
+    except (Conflict, ValidationError) as exc:
+        return _to_events(f"not dismissed: {exc}")
+    return _to_events(f"dismissed {event_key}")
 
 
 def _to_events(notice: str) -> RedirectResponse:

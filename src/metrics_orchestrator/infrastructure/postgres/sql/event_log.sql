@@ -24,12 +24,12 @@ SELECT EXISTS (SELECT 1 FROM event_log WHERE event_key = %(event_key)s AND statu
 
 -- name: get_event
 SELECT id, event_key, event_type, status, source, payload, raw_body, error, received_at,
-       processed_at, replayed_at
+       processed_at, replayed_at, replay_attempts, dismissed_at, dismiss_reason
 FROM event_log WHERE id = %(id)s;
 
 -- name: latest_with_key
 SELECT id, event_key, event_type, status, source, payload, raw_body, error, received_at,
-       processed_at, replayed_at
+       processed_at, replayed_at, replay_attempts, dismissed_at, dismiss_reason
 FROM event_log
 WHERE event_key = %(event_key)s AND (%(status)s::text IS NULL OR status = %(status)s)
 ORDER BY id DESC
@@ -37,7 +37,7 @@ LIMIT 1;
 
 -- name: list_events
 SELECT id, event_key, event_type, status, source, payload, raw_body, error, received_at,
-       processed_at, replayed_at
+       processed_at, replayed_at, replay_attempts, dismissed_at, dismiss_reason
 FROM event_log
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s)
@@ -46,3 +46,16 @@ LIMIT %(limit)s;
 
 -- name: mark_replayed
 UPDATE event_log SET replayed_at = %(at)s WHERE id = %(id)s;
+
+-- name: record_rejected_again
+-- A replay rejected again updates the inbox entry it came from: the new reason and time, one
+-- more attempt. Only an entry still awaiting replay (rejected, not replayed) is changed.
+UPDATE event_log
+SET error = %(error)s, processed_at = %(processed_at)s, replay_attempts = replay_attempts + 1
+WHERE id = %(replaces)s AND status = %(status)s AND replayed_at IS NULL
+RETURNING id;
+
+-- name: dismiss_event
+UPDATE event_log
+SET status = %(to)s, dismissed_at = %(at)s, dismiss_reason = %(reason)s
+WHERE id = %(id)s AND status = %(from)s AND replayed_at IS NULL;

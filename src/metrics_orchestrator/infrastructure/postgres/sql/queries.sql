@@ -1,5 +1,13 @@
 -- Read-only queries of the API and the metrics endpoint (SPEC §6.3, §6.4).
 
+-- name: freshest_update_by_dataset
+-- Each dataset's freshest update (SPEC §5.2), as intake records it in datasets.freshest_update_id.
+SELECT u.id, u.event_key, u.dataset_id, u.bucket, u.version_manifest_path, u.projections_path,
+       u.occurred_at, u.received_at, u.seq
+FROM datasets d
+JOIN dataset_updates u ON u.id = d.freshest_update_id
+ORDER BY d.id
+
 -- name: recent_dataset_updates
 -- Freshest first (SPEC §5.2 order), served by the dataset_updates_freshest index.
 SELECT id, event_key, dataset_id, bucket, version_manifest_path, projections_path,
@@ -62,3 +70,15 @@ JOIN metrics AS m ON m.id = r.metric_id
 WHERE r.id BETWEEN %(lowest)s AND %(highest)s
 ORDER BY r.id
 LIMIT %(limit)s
+
+-- name: last_run_by_metric
+-- Each metric's newest run (metrics that never ran are left out), through metric_runs_by_metric.
+SELECT m.code, latest.status, latest.created_at, latest.completed_at
+FROM metrics m
+JOIN LATERAL (
+    SELECT r.status, r.created_at, r.completed_at FROM metric_runs r
+    WHERE r.metric_id = m.id
+    ORDER BY r.created_at DESC, r.id DESC
+    LIMIT 1
+) latest ON true
+ORDER BY m.code

@@ -1,0 +1,109 @@
+"""`metrics list` and `datasets list` (SPEC §6.1): the catalog with what happened to it lately.
+
+The same read use cases as GET /metrics and GET /datasets (the catalog service, pages cut by
+key), joined with the newest run of each metric and the freshest update of each dataset.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from metrics_orchestrator.application.pagination import keyset_page
+from metrics_orchestrator.application.ports.queries import LastRun
+from metrics_orchestrator.domain.model import Dataset, DatasetUpdate, Metric
+from metrics_orchestrator.interfaces.cli.reading import (
+    JSON_OPTION,
+    print_json,
+    print_table,
+    read_container,
+)
+
+LIMIT_OPTION = typer.Option(100, min=1, max=500, help="At most this many.")
+CURSOR_OPTION = typer.Option(None, help="The next-page cursor of a previous list.")
+
+
+def list_metrics_command(
+    limit: int = LIMIT_OPTION, cursor: str | None = CURSOR_OPTION, as_json: bool = JSON_OPTION
+) -> None:
+    """Metrics by code: trigger policy, enabled, and their newest run's status and time."""
+    with read_container() as container:
+        metrics, next_cursor = keyset_page(
+            container.catalog.list_metrics(), lambda m: m.code, limit, cursor
+        )
+        last_runs = container.queries.last_run_by_metric()
+    items = [metric_item(m, last_runs.get(m.code)) for m in metrics]
+    if as_json:
+        print_json({"items": items, "next_cursor": next_cursor})
+        return
+    print_table(
+        f"{len(items)} metric{'' if len(items) == 1 else 's'}",
+        ["code", "trigger policy", "enabled", "last run", "created", "ended"],
+        [
+            [
+                i["code"],
+                i["trigger_policy"],
+                "yes" if i["enabled"] else "no",
+                i["last_run_status"] or "never ran",
+                i["last_run_created_at"],
+                i["last_run_completed_at"],
+            ]
+            for i in items
+        ],
+    )
+    if next_cursor:
+        typer.echo(f"more: --cursor {next_cursor}")
+
+
+def metric_item(metric: Metric, last: LastRun | None) -> dict[str, object]:
+    return {
+        "code": metric.code,
+        "id": metric.id,
+        "trigger_policy": metric.trigger_policy,
+        "enabled": metric.enabled,
+        "required_days": metric.required_days,
+        "last_run_status": last.status if last else None,
+        "last_run_created_at": last.created_at if last else None,
+        "last_run_completed_at": last.completed_at if last else None,
+    }
+
+
+def list_datasets_command(
+    limit: int = LIMIT_OPTION, cursor: str | None = CURSOR_OPTION, as_json: bool = JSON_OPTION
+) -> None:
+    """Datasets by id: how many series they provide, their freshest version and when it came."""
+    with read_container() as container:
+        datasets, next_cursor = keyset_page(
+            container.catalog.list_datasets(), lambda d: d.id, limit, cursor
+        )
+        freshest = container.queries.freshest_update_by_dataset()
+    items = [dataset_item(d, freshest.get(d.id)) for d in datasets]
+    if as_json:
+        print_json({"items": items, "next_cursor": next_cursor})
+        return
+    print_table(
+        f"{len(items)} dataset{'' if len(items) == 1 else 's'}",
+        ["id", "enabled", "series", "freshest version", "received"],
+        [
+            [
+                i["id"],
+                "yes" if i["enabled"] else "no",
+                i["series_count"],
+                i["freshest_version"] or "none yet",
+                i["freshest_received_at"],
+            ]
+            for i in items
+        ],
+    )
+    if next_cursor:
+        typer.echo(f"more: --cursor {next_cursor}")
+
+
+def dataset_item(dataset: Dataset, freshest: DatasetUpdate | None) -> dict[str, object]:
+    return {
+        "id": dataset.id,
+        "enabled": dataset.enabled,
+        "series_count": len(dataset.series),
+        "freshest_version": freshest.version_manifest_path if freshest else None,
+        "freshest_received_at": freshest.received_at if freshest else None,
+        "freshest_occurred_at": freshest.occurred_at if freshest else None,
+    }
