@@ -85,6 +85,19 @@ def test_readiness_says_why_not_yet(loaded: str) -> None:
     assert "fx_daily has no update yet" in table.stdout
 
 
+def test_readiness_leads_with_the_metric_state(loaded: str) -> None:
+    waiting = _json(_cli(loaded, "metrics", "readiness", "reserves.at_parallel", "--json"))
+    assert waiting["state"] == "waiting"
+    assert waiting["state_reason"] == "first run waiting for fx_daily (no version yet)"
+    running = _json(_cli(loaded, "metrics", "readiness", "reserves.sma_20", "--json"))
+    assert (running["state"], running["state_reason"]) == ("running", "a run is queued")
+
+    table = _cli(loaded, "metrics", "readiness", "reserves.at_parallel")
+    assert table.stdout.startswith(
+        "reserves.at_parallel: waiting (first run waiting for fx_daily (no version yet))"
+    )
+
+
 def test_impact_is_a_dry_run_per_dependent_metric(loaded: str) -> None:
     body = _json(_cli(loaded, "datasets", "impact", "fx_daily", "--json"))
     actions = {m["metric_code"]: m["action"] for m in body["metrics"]}

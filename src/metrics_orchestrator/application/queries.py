@@ -18,6 +18,8 @@ from metrics_orchestrator.application.pagination import (
 from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventStatus, LoggedEvent
 from metrics_orchestrator.application.ports.queries import HourlyRunCount, RunGauges, RunWaits
+from metrics_orchestrator.domain.errors import NotFound
+from metrics_orchestrator.domain.metric_state import RECENT_RUNS, StateVerdict, metric_state
 from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
 
 RECENT_UPDATES = 20
@@ -76,6 +78,16 @@ class QueryService:
                 waits=uow.queries.run_waits(now),
             )
 
-    def latest_run_status_by_metric(self) -> dict[str, RunStatus | None]:
+    def metric_states(self, codes: list[str] | None = None) -> dict[str, StateVerdict]:
+        """Each metric's state and why (every metric when `codes` is None), by code: one read."""
+        now = self._clock.now()
         with self._uow_factory() as uow:
-            return uow.queries.latest_run_status_by_metric()
+            facts = uow.queries.metric_state_facts(codes, RECENT_RUNS)
+        return {f.code: metric_state(f, now) for f in facts}
+
+    def metric_state(self, code: str) -> StateVerdict:
+        """One metric's state; NotFound for an unknown code."""
+        states = self.metric_states([code])
+        if code not in states:
+            raise NotFound(f"unknown metric '{code}'")
+        return states[code]

@@ -5,8 +5,19 @@
   var STATUS_COLORS = {
     succeeded: "#1f7a3a", failed: "#b3261e", timed_out: "#d9480f", canceled: "#9aa5b4",
     pending_dependencies: "#9a6200", queued: "#2457c5", dispatched: "#4c6ef5", running: "#15aabf",
-    never_ran: "#c2c8d0",
   };
+
+  // A metric node's colour is its state (domain/metric_state.py); waiting is neutral grey-blue.
+  var STATE_COLORS = {
+    healthy: "#1f7a3a", waiting: "#7b8794", running: "#2457c5", failing: "#b3261e", disabled: "#c2c8d0",
+  };
+
+  function shortDate(ms) {
+    // obs_time as a short UTC date; the time of day only when it is not midnight
+    var iso = new Date(ms).toISOString();
+    var time = iso.slice(11, 16);
+    return time === "00:00" ? iso.slice(0, 10) : iso.slice(0, 10) + " " + time;
+  }
 
   function readJson(el) {
     return el ? JSON.parse(el.textContent) : null;
@@ -46,20 +57,32 @@
           options: { animation: false, responsive: true, maintainAspectRatio: false, scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } },
         });
       } else {
+        // A linear axis over epoch milliseconds, so irregularly spaced observations are drawn
+        // at their real distance (the vendored Chart.js has no date adapter for type "time").
+        var points = data.points;  // [{x: epoch ms, y: value}], sorted by obs_time
         new window.Chart(canvas, {
           type: "line",
-          data: { labels: data.labels, datasets: [{ label: data.label, data: data.points, borderColor: "#2457c5", pointRadius: 0 }] },
-          options: { animation: false, responsive: true, maintainAspectRatio: false },
+          data: { datasets: [{ label: data.label, data: points, borderColor: "#2457c5", pointRadius: points.length > 60 ? 0 : 2 }] },
+          options: {
+            animation: false, responsive: true, maintainAspectRatio: false, parsing: false,
+            scales: { x: { type: "linear", ticks: { maxRotation: 0, autoSkip: true, maxTicksLimit: 8, callback: shortDate } } },
+            plugins: { tooltip: { callbacks: { title: function (items) { return items.length ? shortDate(items[0].parsed.x) : ""; } } } },
+          },
         });
       }
     });
+  }
+
+  // Codes have no spaces (BCRA_LELIQ_NOTALIQ_ARS_BN_D): allow a line break after _ . / @ -.
+  function wrappableLabel(node) {
+    return String(node.data("label")).replace(/([_./@-])/g, "$1\u200b");
   }
 
   function nodeColor(node) {
     var kind = node.data("kind");
     if (kind === "dataset") return "#4b5563";
     if (kind === "series") return "#8b9bb4";
-    return STATUS_COLORS[node.data("state")] || "#c2c8d0";
+    return STATE_COLORS[node.data("state")] || "#c2c8d0";
   }
 
   // dagre's crossing minimisation takes many seconds beyond a few hundred nodes. The graph
@@ -89,7 +112,10 @@
 
   function graphLayout(cy, dagreMaxNodes) {
     if (window.cytoscapeDagre && cy.nodes().length <= dagreMaxNodes) {
-      return { name: "dagre", rankDir: "LR", nodeSep: 6, rankSep: 140, animate: false };
+      // Labels sit under their node and wrap (see drawGraph): the layout sizes nodes with their
+      // labels, so labels neither overlap each other nor sit on an edge.
+      return { name: "dagre", rankDir: "LR", nodeSep: 14, rankSep: 90, edgeSep: 8,
+        nodeDimensionsIncludeLabels: true, animate: false };
     }
     return { name: "preset", positions: threeColumnPositions(cy), fit: false };
   }
@@ -106,8 +132,9 @@
       wheelSensitivity: 0.3,
       style: [
         { selector: "node", style: {
-          label: "data(label)", "font-size": 10, "text-valign": "center", "text-halign": "right",
-          "text-margin-x": 4, width: 14, height: 14, "background-color": nodeColor,
+          label: wrappableLabel, "font-size": 10, "text-valign": "bottom", "text-halign": "center",
+          "text-margin-y": 3, "text-wrap": "wrap", "text-max-width": 120, "line-height": 1.1,
+          width: 14, height: 14, "background-color": nodeColor,
           "min-zoomed-font-size": 7, color: getComputedStyle(document.body).color } },
         { selector: "node[kind = 'dataset']", style: { shape: "round-rectangle", width: 18, height: 18 } },
         { selector: "node[kind = 'series']", style: { shape: "diamond", width: 10, height: 10 } },
