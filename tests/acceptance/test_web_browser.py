@@ -232,6 +232,8 @@ def test_the_graph_has_one_node_per_catalog_entry(page: Page, served: Served) ->
     assert rendered == expected_graph_nodes(*_catalog(served))
     # every label sits under its node and no label overlaps another node or label
     assert page.evaluate(OVERLAPPING_LABELS) == []
+    # and no edge crosses a label
+    assert page.evaluate(LABELS_CROSSED_BY_EDGES) == []
     shoot(page, "graph")
 
 
@@ -245,6 +247,29 @@ OVERLAPPING_LABELS = """(() => {
     if (hit(box(a), box(b))) pairs.push([a.id(), b.id()]);
   }));
   return pairs;
+})()"""
+
+# (node, edge) pairs where the edge, as drawn (its bends included), passes through the label.
+LABELS_CROSSED_BY_EDGES = """(() => {
+  const crossed = [];
+  const path = (e) => [e.sourceEndpoint(), ...(e.segmentPoints() || []), e.targetEndpoint()];
+  window.moGraph.nodes().forEach((n) => {
+    const b = n.boundingBox({ includeNodes: false, includeEdges: false, includeLabels: true });
+    window.moGraph.edges().forEach((e) => {
+      const points = path(e);
+      for (let k = 1; k < points.length; k++) {
+        const s = points[k - 1], t = points[k];
+        for (let i = 0; i <= 50; i++) {
+          const x = s.x + (t.x - s.x) * i / 50, y = s.y + (t.y - s.y) * i / 50;
+          if (x > b.x1 && x < b.x2 && y > b.y1 && y < b.y2) {
+            crossed.push([n.id(), e.id()]);
+            return;
+          }
+        }
+      }
+    });
+  });
+  return crossed;
 })()"""
 
 NO_SIDEWAYS_SCROLL = "document.documentElement.scrollWidth <= window.innerWidth"

@@ -139,7 +139,10 @@
         { selector: "node[kind = 'dataset']", style: { shape: "round-rectangle", width: 18, height: 18 } },
         { selector: "node[kind = 'series']", style: { shape: "diamond", width: 10, height: 10 } },
         { selector: "edge", style: { width: 1, "line-color": "#9aa5b4", "target-arrow-color": "#9aa5b4",
-          "target-arrow-shape": "triangle", "arrow-scale": 0.6, "curve-style": "bezier" } },
+          "target-arrow-shape": "triangle", "arrow-scale": 0.6,
+          // right-angled edges: out of a node sideways, turning halfway between two columns,
+          // so an edge never runs through a label (labels sit under their node)
+          "curve-style": "taxi", "taxi-direction": "rightward", "taxi-turn": "50%" } },
       ],
     });
     var layout = graphLayout(cy, Number(container.dataset.dagreMaxNodes || 250));
