@@ -104,7 +104,8 @@
       }
       column.forEach(function (n, index) { place[n.id()] = index / Math.max(column.length - 1, 1); });
     });
-    var height = 18 * Math.max(columns[0].length, columns[1].length, columns[2].length);
+    // 40 px a node: room for its label under it (two wrapped lines) before the next node
+    var height = 40 * Math.max(columns[0].length, columns[1].length, columns[2].length);
     return function (n) {
       return { x: 320 * RANKS[n.data("kind")], y: place[n.id()] * height };
     };
@@ -118,6 +119,34 @@
         nodeDimensionsIncludeLabels: true, animate: false };
     }
     return { name: "preset", positions: threeColumnPositions(cy), fit: false };
+  }
+
+  // Each edge turns down (or up) in the free band between two columns, at an x of its own
+  // target: edges into one node share a vertical, edges into different nodes never merge into
+  // one trunk, and no vertical runs through a label (labels stay inside their column's band).
+  function spreadEdgeTurns(cy) {
+    var byRank = [[], [], []];
+    cy.nodes().forEach(function (n) { byRank[RANKS[n.data("kind")]].push(n); });
+    var right = byRank.map(function (column) {
+      return Math.max.apply(null, column.map(function (n) { return n.boundingBox({ includeLabels: true }).x2; }).concat([-Infinity]));
+    });
+    var left = byRank.map(function (column) {
+      return Math.min.apply(null, column.map(function (n) { return n.boundingBox({ includeLabels: true }).x1; }).concat([Infinity]));
+    });
+    cy.batch(function () {
+      [1, 2].forEach(function (rank) {
+        var targets = byRank[rank].slice().sort(function (a, b) { return a.position("y") - b.position("y"); });
+        var free = left[rank] - right[rank - 1];
+        if (!(free > 0)) return;
+        targets.forEach(function (target, i) {
+          var x = right[rank - 1] + free * (0.15 + 0.7 * (targets.length > 1 ? i / (targets.length - 1) : 0.5));
+          target.incomers("edge").forEach(function (edge) {
+            var start = edge.source().position("x");
+            edge.style("taxi-turn", Math.max(x - start, 1) + "px");
+          });
+        });
+      });
+    });
   }
 
   function drawGraph() {
@@ -147,10 +176,12 @@
     });
     var layout = graphLayout(cy, Number(container.dataset.dagreMaxNodes || 250));
     cy.layout(layout).run();
+    spreadEdgeTurns(cy);
     if (layout.name === "preset") {
       // Too tall to fit readably: open at label-readable zoom on the top; drag or scroll on.
+      // (x: room for the first column's labels, centred under their nodes)
       cy.zoom(Math.min(1, container.clientWidth / 960));
-      cy.pan({ x: 24, y: 24 });
+      cy.pan({ x: 72, y: 24 });
     }
     cy.on("tap", "node", function (event) { window.location.href = event.target.data("href"); });
     window.moGraph = cy;  // the browser tests count nodes through this
