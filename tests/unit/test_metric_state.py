@@ -130,6 +130,15 @@ def test_a_failure_whose_retry_is_scheduled_is_failing_and_says_when() -> None:
     assert metric_state(facts(timed_out, retry), later).state is MetricState.RUNNING
 
 
+def test_a_long_or_multi_line_error_is_one_short_line_in_the_reason() -> None:
+    failed = run(RunStatus.FAILED, 30, message="Traceback:\n  " + "x" * 500, decided=True)
+    reason = metric_state(facts(failed), NOW).reason
+    quoted = reason.split(": ", 1)[1].split("; ")[0]
+    assert quoted.startswith("Traceback: xxx")
+    assert len(quoted) == 160
+    assert quoted.endswith("\N{HORIZONTAL ELLIPSIS}")
+
+
 def test_a_failure_not_retried_says_so() -> None:
     not_retryable = run(RunStatus.FAILED, 30, decided=True)
     assert metric_state(facts(not_retryable), NOW).reason.endswith("; not retried automatically")

@@ -35,6 +35,8 @@ VERDICT_STATUSES = FAILED_STATUSES | {RunStatus.SUCCEEDED}
 # How many of a metric's newest runs the facts carry: enough for the newest chains (a chain has
 # at most max_attempts runs, 3 by default), bounded so a list of 500 metrics stays one cheap read.
 RECENT_RUNS = 12
+# A reason quotes at most this much of a worker's error: it is a one-line summary.
+MAX_MESSAGE = 160
 
 
 class MetricState(StrEnum):
@@ -207,7 +209,7 @@ def _failing_reason(
     if last.completed_at is not None:
         text += f" {_at(last.completed_at)}"
     if last.message:
-        text += f": {last.message}"
+        text += f": {_short(last.message)}"
     retry = next((r for r in runs if r.retry_of == last.id), None)
     if retry is not None and _scheduled_retry(retry, now):
         assert retry.not_before is not None
@@ -219,6 +221,12 @@ def _failing_reason(
     if last.retry_decided:
         return f"{text}; not retried automatically"
     return f"{text}; a retry is being decided"
+
+
+def _short(message: str) -> str:
+    """A worker's error on one line, cut to MAX_MESSAGE characters (the run page has it whole)."""
+    line = " ".join(message.split())
+    return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 1] + "\N{HORIZONTAL ELLIPSIS}"
 
 
 def _at(moment: datetime | None) -> str:
