@@ -74,6 +74,12 @@ def test_demo_tells_the_story_and_ends_with_the_runs_table(tmp_path: Path) -> No
         "reserves_daily=r2",
         "reserves_daily=r3",
     ]
+    # r2 and r3 are manifests listing r1's files: the table says why their values are equal
+    for earlier, later in (("r1", "r2"), ("r2", "r3")):
+        assert (
+            f"note: reserves.sma_20 on reserves_daily={later} reads the same data files as on "
+            f"reserves_daily={earlier}" in out
+        )
     # coalescing: one run on the newest reserves and the first fx
     assert by_metric["reserves.at_parallel"] == [
         ("succeeded", "1", "fx_daily=f1, reserves_daily=r3")

@@ -174,8 +174,12 @@ def test_an_open_run_page_follows_the_run_until_it_ends(page: Page, served: Serv
 
 def test_follow_why_not_yet_for_a_waiting_metric(page: Page, served: Served) -> None:
     page.goto(served.base_url + "/ui/metrics")
-    badge = page.locator('tr[data-metric="reserves.at_parallel"] [data-readiness]')
-    expect(badge).to_have_text("waiting for reserves_daily")
+    row = page.locator('tr[data-metric="reserves.at_parallel"]')
+    expect(row.locator("[data-state]")).to_have_text("waiting")
+    expect(row.locator("[data-state]")).to_have_class(re.compile(r"\bneutral\b"))  # not amber
+    expect(row.locator(".state-reason")).to_have_text(
+        "first run waiting for reserves_daily (no version yet)"
+    )
     shoot(page, "metrics")
 
     page.get_by_role("link", name="reserves.at_parallel", exact=True).click()
@@ -204,6 +208,10 @@ def test_replay_a_rejected_event_from_the_inbox(page: Page, served: Served) -> N
     row = page.locator("tr[data-event-key^='not_in_catalog:']")
     expect(row.locator(".reason")).to_contain_text("unknown dataset")
     shoot(page, "events")
+    # at 800 px the inbox fits: Reason and Replay are on screen, no sideways scroll
+    page.set_viewport_size({"width": 800, "height": 900})
+    assert page.evaluate(NO_SIDEWAYS_SCROLL)
+    expect(row.get_by_role("button", name="Replay")).to_be_in_viewport()
     status, body = served.post(
         "/datasets", {"id": "not_in_catalog", "bucket": "ingestor-datasets", "series": []}
     )
@@ -237,7 +245,73 @@ def test_the_graph_has_one_node_per_catalog_entry(page: Page, served: Served) ->
     rendered = page.evaluate("window.moGraph.nodes().length")
 
     assert rendered == expected_graph_nodes(*_catalog(served))
+    # every label sits under its node and no label overlaps another node or label
+    assert page.evaluate(OVERLAPPING_LABELS) == []
+    # and no edge crosses a label
+    assert page.evaluate(LABELS_CROSSED_BY_EDGES) == []
     shoot(page, "graph")
+
+
+# Pairs of nodes whose boxes, labels included, intersect in the drawn graph.
+OVERLAPPING_LABELS = """(() => {
+  const nodes = window.moGraph.nodes().toArray();
+  const box = (n) => n.boundingBox({ includeLabels: true, includeOverlays: false });
+  const hit = (a, b) => a.x1 < b.x2 && b.x1 < a.x2 && a.y1 < b.y2 && b.y1 < a.y2;
+  const pairs = [];
+  nodes.forEach((a, i) => nodes.slice(i + 1).forEach((b) => {
+    if (hit(box(a), box(b))) pairs.push([a.id(), b.id()]);
+  }));
+  return pairs;
+})()"""
+
+# (node, edge) pairs where the edge, as drawn (its bends included), passes through the label.
+LABELS_CROSSED_BY_EDGES = """(() => {
+  const crossed = [];
+  const path = (e) => [e.sourceEndpoint(), ...(e.segmentPoints() || []), e.targetEndpoint()];
+  window.moGraph.nodes().forEach((n) => {
+    const b = n.boundingBox({ includeNodes: false, includeEdges: false, includeLabels: true });
+    window.moGraph.edges().forEach((e) => {
+      const points = path(e);
+      for (let k = 1; k < points.length; k++) {
+        const s = points[k - 1], t = points[k];
+        for (let i = 0; i <= 50; i++) {
+          const x = s.x + (t.x - s.x) * i / 50, y = s.y + (t.y - s.y) * i / 50;
+          if (x > b.x1 && x < b.x2 && y > b.y1 && y < b.y2) {
+            crossed.push([n.id(), e.id()]);
+            return;
+          }
+        }
+      }
+    });
+  });
+  return crossed;
+})()"""
+
+NO_SIDEWAYS_SCROLL = "document.documentElement.scrollWidth <= window.innerWidth"
+
+
+def test_first_page_load_has_no_404_and_the_status_tiles_share_a_row(
+    browser: Browser, served: Served
+) -> None:
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    tab = context.new_page()
+    missing: list[str] = []
+    tab.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    tab.goto(served.base_url + "/")
+    tab.wait_for_load_state("networkidle")
+    # what a browser asks for whatever the page says
+    icon = tab.request.get(served.base_url + "/favicon.ico")
+    tops = tab.evaluate(
+        "[...document.querySelectorAll('section[aria-labelledby=now-h] .tiles li')]"
+        ".map((li) => Math.round(li.getBoundingClientRect().top))"
+    )
+    context.close()
+
+    assert missing == []
+    assert icon.status == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
+    assert len(tops) == 8
+    assert len(set(tops)) == 1, f"status tiles wrap onto {len(set(tops))} rows: {tops}"
 
 
 def test_api_docs_render_offline(page: Page, served: Served) -> None:

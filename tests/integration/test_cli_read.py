@@ -85,6 +85,19 @@ def test_readiness_says_why_not_yet(loaded: str) -> None:
     assert "fx_daily has no update yet" in table.stdout
 
 
+def test_readiness_leads_with_the_metric_state(loaded: str) -> None:
+    waiting = _json(_cli(loaded, "metrics", "readiness", "reserves.at_parallel", "--json"))
+    assert waiting["state"] == "waiting"
+    assert waiting["state_reason"] == "first run waiting for fx_daily (no version yet)"
+    running = _json(_cli(loaded, "metrics", "readiness", "reserves.sma_20", "--json"))
+    assert (running["state"], running["state_reason"]) == ("running", "a run is queued")
+
+    table = _cli(loaded, "metrics", "readiness", "reserves.at_parallel")
+    assert table.stdout.startswith(
+        "reserves.at_parallel: waiting (first run waiting for fx_daily (no version yet))"
+    )
+
+
 def test_impact_is_a_dry_run_per_dependent_metric(loaded: str) -> None:
     body = _json(_cli(loaded, "datasets", "impact", "fx_daily", "--json"))
     actions = {m["metric_code"]: m["action"] for m in body["metrics"]}
@@ -186,6 +199,12 @@ def test_metrics_list_shows_policy_enabled_and_the_last_run(loaded: str) -> None
     )
     assert by_code["reserves.real_pesos"]["trigger_policy"] == "any_new"
     assert by_code["reserves.sma_20"]["last_run_created_at"] is not None
+    # the one vocabulary of a metric's state, as on the dashboard and the API
+    assert (by_code["reserves.sma_20"]["state"], by_code["fx.gap"]["state"]) == (
+        "running",
+        "waiting",
+    )
+    assert by_code["fx.gap"]["state_reason"]
     first = _json(_cli(loaded, "metrics", "list", "--limit", "2", "--json"))
     rest = _json(_cli(loaded, "metrics", "list", "--cursor", first["next_cursor"], "--json"))
     assert [m["code"] for m in first["items"] + rest["items"]] == list(by_code)
@@ -193,6 +212,7 @@ def test_metrics_list_shows_policy_enabled_and_the_last_run(loaded: str) -> None
     assert table.exit_code == 0, table.output
     assert "never ran" in table.stdout
     assert "reserves.sma_20" in table.stdout
+    assert "running" in table.stdout
 
 
 def test_datasets_list_shows_series_count_and_the_freshest_version(loaded: str) -> None:

@@ -176,5 +176,8 @@ def test_the_dashboard_charts_the_output_of_a_succeeded_run(
     html = api.client.get(f"/ui/runs/{run_id}").text
 
     assert 'data-chart="output"' in html
-    assert '"points": [1.5, 3.0, 4.25]' in html
+    # each point at its obs_time in epoch ms, for the chart's linear time axis (docs/ui.md)
+    points = [(START + timedelta(days=d), v) for d, v in ((0, 1.5), (2, 3.0), (3, 4.25))]
+    drawn = ", ".join(f'{{"x": {at.timestamp() * 1000}, "y": {v}}}' for at, v in points)
+    assert f'"points": [{drawn}]' in html
     assert "no output" not in html

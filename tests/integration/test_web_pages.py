@@ -37,6 +37,14 @@ def api(database_url: str, catalogs_dir: Path) -> Iterator[Api]:
 # --- overview ------------------------------------------------------------------------------
 
 
+def test_every_page_has_an_icon_and_favicon_ico_is_served(api: Api) -> None:
+    assert '<link rel="icon" href="/ui/static/favicon.svg" type="image/svg+xml">' in page(api, "/")
+    icon = api.client.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
+    assert icon.text.startswith("<svg")
+
+
 def test_the_overview_counts_runs_by_status_and_links_each_number(api: Api) -> None:
     html = page(api, "/")
 
@@ -236,16 +244,17 @@ def test_an_unknown_run_is_an_html_404(api: Api) -> None:
 # --- metrics -------------------------------------------------------------------------------
 
 
-def test_the_metrics_list_has_a_readiness_badge_per_metric(api: Api) -> None:
+def test_the_metrics_list_has_a_state_badge_and_reason_per_metric(api: Api) -> None:
     html = page(api, "/ui/metrics")
 
-    row = re.search(r'data-metric="reserves.at_parallel">.*?data-readiness="([^"]+)"', html, re.S)
+    row = re.search(r'data-metric="reserves.at_parallel">.*?data-state="([^"]+)"', html, re.S)
     assert row is not None
-    assert row.group(1) == "waiting for reserves_daily"
-    gap = re.search(r'data-metric="fx.gap">.*?data-readiness="([^"]+)"', html, re.S)
-    # all_new: its last run used fx_daily v1, so it waits for a newer fx_daily version
+    assert row.group(1) == "waiting"
+    assert "first run waiting for reserves_daily (no version yet)" in html
+    gap = re.search(r'data-metric="fx.gap">.*?data-state="([^"]+)"', html, re.S)
+    # fx_daily v1 queued a run of fx.gap
     assert gap is not None
-    assert gap.group(1) == "waiting for fx_daily"
+    assert gap.group(1) == "running"
 
 
 def test_a_metric_page_explains_why_not_yet_with_countdowns(api: Api) -> None:
@@ -355,8 +364,13 @@ def test_the_graph_and_metrics_pages_handle_the_500_metric_catalog(
         datasets = api.container.catalog.list_datasets()
         assert graph_node_count(html) == expected_graph_nodes(datasets, metrics)
         assert "A large graph: drag to pan" in html
-        assert listing.count("data-readiness=") == 50
+        assert listing.count("data-state=") == 50
         assert "Next metrics" in listing
+        # the states of all 500 metrics are one read: the overview and the filtered list
+        never_ran = page(api, "/ui/metrics?state=waiting")
+        assert never_ran.count('data-state="waiting"') == 50
+        assert "Next metrics" in never_ran
+        assert 'data-state-count="waiting">\n      <strong>500</strong>' in page(api, "/")
 
 
 # --- events --------------------------------------------------------------------------------

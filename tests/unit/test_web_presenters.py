@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from types import SimpleNamespace
 from uuid import uuid4
 
 import pytest
 from starlette.requests import Request
 
+from metrics_orchestrator.domain.metric_state import MetricState, StateVerdict
 from metrics_orchestrator.domain.model import (
     Dataset,
     Metric,
@@ -21,11 +21,11 @@ from metrics_orchestrator.domain.model import (
 from metrics_orchestrator.interfaces.web.graph import build_graph
 from metrics_orchestrator.interfaces.web.output import OutputPoint, RunOutput
 from metrics_orchestrator.interfaces.web.presenters import (
+    STATE_CLASSES,
     cancel_button,
     duration,
     expression_tree,
     formula,
-    readiness_badge,
     retry_button,
     run_timeline,
 )
@@ -100,16 +100,22 @@ def test_buttons_say_why_they_are_disabled() -> None:
     assert retry_button(retryable, signed_in=True).enabled
 
 
-def test_the_readiness_badge() -> None:
-    def readiness(ready: bool, waiting: list[str], stale: list[str]) -> SimpleNamespace:
-        inputs = [SimpleNamespace(dataset_id=d, status="stale") for d in stale]
-        return SimpleNamespace(ready=ready, waiting_for=waiting, inputs=inputs)
+def test_the_state_badge_shows_the_state_and_its_reason_in_a_calm_colour_unless_failing() -> None:
+    macros = templates.env.get_template("_macros.html").module
+    waiting = StateVerdict(MetricState.WAITING, "first run waiting for fx_daily (no version yet)")
 
-    assert readiness_badge(None).label == "disabled"
-    assert readiness_badge(readiness(True, [], [])).label == "ready"
-    assert readiness_badge(readiness(False, ["a"], [])).label == "waiting for a"
-    assert readiness_badge(readiness(False, ["a"], ["a"])).label == "stale: a"
-    assert readiness_badge(readiness(False, [], [])).label == "up to date"
+    html = str(macros.state_badge(waiting, STATE_CLASSES))  # type: ignore[attr-defined]
+
+    assert 'class="badge neutral"' in html
+    assert 'data-state="waiting"' in html
+    assert 'title="first run waiting for fx_daily (no version yet)"' in html
+    assert {state: STATE_CLASSES[state] for state in MetricState} == {
+        MetricState.HEALTHY: "ok",
+        MetricState.WAITING: "neutral",
+        MetricState.RUNNING: "active",
+        MetricState.FAILING: "bad",
+        MetricState.DISABLED: "muted",
+    }
 
 
 def test_the_graph_keeps_a_series_per_provider_and_filters() -> None:
@@ -118,11 +124,11 @@ def test_the_graph_keeps_a_series_per_provider_and_filters() -> None:
         Metric("m1", "one", "series_math", {}, 7, dependencies=(MetricDependency("S", "d1"),)),
         Metric("m2", "two", "series_math", {}, 7, dependencies=(MetricDependency("S", "d2"),)),
     ]
-    whole = build_graph(datasets, metrics, {"one": RunStatus.SUCCEEDED})
+    whole = build_graph(datasets, metrics, {"one": MetricState.FAILING, "two": MetricState.HEALTHY})
     assert (whole.count("dataset"), whole.count("series"), whole.count("metric")) == (2, 3, 2)
     states = {n["data"]["id"]: n["data"]["state"] for n in whole.nodes}
-    assert states["metric:one"] == "succeeded"
-    assert states["metric:two"] == "never_ran"
+    assert states["metric:one"] == "failing"
+    assert states["metric:two"] == "healthy"
 
     around_d2 = build_graph(datasets, metrics, {}, dataset_filter="d2")
     assert sorted(n["data"]["id"] for n in around_d2.nodes) == [
@@ -155,6 +161,7 @@ def test_only_same_origin_posts_pass() -> None:
     [
         "templates/base.html",
         "static/app.js",
+        "static/favicon.svg",
         "static/vendor/htmx/htmx.min.js",
         "static/vendor/cytoscape/cytoscape.min.js",
         "static/vendor/cytoscape-dagre/cytoscape-dagre.min.js",
@@ -175,6 +182,6 @@ def test_the_output_chart_renders_points_once_a_run_has_output() -> None:
     html = str(macros.output_chart(output))  # type: ignore[attr-defined]
 
     assert 'data-chart="output"' in html
-    assert '"points": [1.5, 2.0]' in html
-    assert "2026-01-02 12:00:00+00:00" in html
+    # a linear time axis: x is the observation time in epoch milliseconds (docs/ui.md)
+    assert '{"x": 1767268800000.0, "y": 1.5}, {"x": 1767355200000.0, "y": 2.0}' in html
     assert "no output" in str(macros.output_chart(None))  # type: ignore[attr-defined]

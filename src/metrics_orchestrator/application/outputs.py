@@ -112,6 +112,23 @@ class OutputService:
         present = [p for p in points if p.value is not None]
         return output.total, max(present, key=lambda p: p.obs_time) if present else None
 
+    def input_files(self, request_payload: Mapping[str, Any]) -> frozenset[str] | None:
+        """The data files a run request's inputs name: each dataset version's manifest's
+        `parquet_files` under its projections path (SPEC §4.4). None when a manifest cannot be
+        read: two versions are then not known to share files."""
+        datasets = request_payload.get("catalog", {}).get("datasets", {})
+        files: set[str] = set()
+        try:
+            for entry in datasets.values():
+                uri = f"s3://{entry['bucket']}/{str(entry['manifestPath']).lstrip('/')}"
+                listed = self._reader.read_json(uri).get("parquet_files")
+                if not isinstance(listed, list):
+                    return None
+                files |= {f"{entry['projectionsPath']}/{name}" for name in listed}
+        except (OutputObjectMissing, OutputUnavailable, KeyError, AttributeError):
+            return None
+        return frozenset(files)
+
     def manifest_uri(self, reported: str) -> str:
         if reported.startswith("s3://"):
             return reported

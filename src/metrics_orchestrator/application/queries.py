@@ -25,6 +25,8 @@ from metrics_orchestrator.application.ports.queries import (
     RunMatch,
     RunWaits,
 )
+from metrics_orchestrator.domain.errors import NotFound
+from metrics_orchestrator.domain.metric_state import RECENT_RUNS, StateVerdict, metric_state
 from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
 from metrics_orchestrator.domain.run_ids import SHOWN_MATCHES, parse_run_id_prefix, the_one_match
 
@@ -84,9 +86,19 @@ class QueryService:
                 waits=uow.queries.run_waits(now),
             )
 
-    def latest_run_status_by_metric(self) -> dict[str, RunStatus | None]:
+    def metric_states(self, codes: list[str] | None = None) -> dict[str, StateVerdict]:
+        """Each metric's state and why (every metric when `codes` is None), by code: one read."""
+        now = self._clock.now()
         with self._uow_factory() as uow:
-            return uow.queries.latest_run_status_by_metric()
+            facts = uow.queries.metric_state_facts(codes, RECENT_RUNS)
+        return {f.code: metric_state(f, now) for f in facts}
+
+    def metric_state(self, code: str) -> StateVerdict:
+        """One metric's state; NotFound for an unknown code."""
+        states = self.metric_states([code])
+        if code not in states:
+            raise NotFound(f"unknown metric '{code}'")
+        return states[code]
 
     def runs_by_id_prefix(self, text: str, limit: int = SHOWN_MATCHES) -> list[RunMatch]:
         """Up to `limit` runs whose id starts with `text` (SPEC §6.1: a prefix, >= 4 hex

@@ -51,7 +51,12 @@ from metrics_orchestrator.interfaces.cli.worker import (
     embedded_worker_loop,
 )
 from metrics_orchestrator.interfaces.demo_narration import Narrator, Snapshot
-from metrics_orchestrator.interfaces.demo_report import events_summary, outputs_of, runs_table
+from metrics_orchestrator.interfaces.demo_report import (
+    events_summary,
+    outputs_of,
+    runs_table,
+    same_input_files,
+)
 from metrics_orchestrator.interfaces.runtime import ServeParts, build_runtime
 from metrics_orchestrator.interfaces.sample_worker import SampleWorker, WorkerPlan
 
@@ -346,6 +351,8 @@ def run_demo(console: Console, base: Settings) -> None:
         console.print()
         runs = _all_runs(container)
         console.print(runs_table(runs, outputs_of(container, runs)))
+        for note in same_input_files(container, runs):
+            console.print(note, soft_wrap=True)
         console.print(events_summary(snapshot(container).events))
         console.print(f"[green]demo finished in {time.monotonic() - started:.1f} s[/green]")
 

@@ -1,8 +1,10 @@
 """What `metrics-orchestrator demo` prints at the end: the runs table and the event summary.
 
 For each succeeded run the table shows what the reference worker computed: the row count and
-the latest point that has a value, read back through the service's `OutputService` (the same
-reading as `GET /runs/{id}/output`).
+the value at the last observation that has one, read back through the service's
+`OutputService` (the same reading as `GET /runs/{id}/output`). Under the table, a note names
+consecutive runs of a metric whose input versions list the same data files (the demo writes a
+dataset's data once and its later versions reuse it), which is why their values are equal.
 """
 
 from __future__ import annotations
@@ -50,16 +52,18 @@ COLUMNS = (
     "attempt",
     "dataset versions used",
     "rows",
-    "latest",
+    "last obs_time",
     "value",
     "duration",
 )
+NUMERIC = ("rows", "value")
 
 
 def runs_table(runs: list[RunSummary], outputs: dict[UUID, Latest]) -> Table:
-    table = Table(title="Runs", show_lines=False)
+    caption = "rows: points the run wrote; value: the metric at its last obs_time with a value"
+    table = Table(title="Runs", caption=caption)
     for column in COLUMNS:
-        table.add_column(column, justify="right" if column in ("rows", "value") else "left")
+        table.add_column(column, justify="right" if column in NUMERIC else "left")
     for summary in runs:
         table.add_row(
             summary.metric_code,
@@ -81,6 +85,28 @@ def _output_cells(summary: RunSummary, outputs: dict[UUID, Latest]) -> tuple[str
     if point is None or point.value is None:
         return (str(rows), "(no value)", "")
     return (str(rows), f"{point.obs_time:%Y-%m-%d}", format_value(point.value))
+
+
+def same_input_files(container: Container, runs: list[RunSummary]) -> list[str]:
+    """A note per pair of consecutive succeeded runs of a metric, on different dataset
+    versions, whose inputs are the same data files (so they compute the same values)."""
+    notes: list[str] = []
+    previous: dict[str, tuple[RunSummary, frozenset[str] | None]] = {}
+    for summary in sorted(runs, key=lambda s: s.run.created_at):
+        if summary.run.status is not RunStatus.SUCCEEDED or not summary.run.request_payload:
+            continue
+        files = container.outputs.input_files(summary.run.request_payload)
+        before = previous.get(summary.metric_code)
+        previous[summary.metric_code] = (summary, files)
+        if before is None or files is None or before[1] != files:
+            continue
+        earlier, now = versions_of(before[0]), versions_of(summary)
+        if earlier != now:
+            notes.append(
+                f"note: {summary.metric_code} on {now} reads the same data files as on "
+                f"{earlier} (the versions' manifests list identical files): same values"
+            )
+    return notes
 
 
 def format_value(value: float) -> str:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from metrics_orchestrator.domain.metric_state import MetricFacts
 from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
 
 
@@ -67,8 +68,9 @@ class QueryRepository(Protocol):
 
     def run_waits(self, now: datetime) -> RunWaits: ...
 
-    def latest_run_status_by_metric(self) -> dict[str, RunStatus | None]:
-        """Every metric's code and its newest run's status (None: it never ran)."""
+    def metric_state_facts(self, codes: list[str] | None, recent_runs: int) -> list[MetricFacts]:
+        """What a metric's state is decided from, for these metrics (all when None), by code:
+        settings, the newest `recent_runs` runs, each input's freshest version and pending row."""
         ...
 
     def runs_in_id_range(self, lowest: UUID, highest: UUID, limit: int) -> list[RunMatch]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from psycopg import Connection
@@ -16,6 +17,7 @@ from metrics_orchestrator.application.ports.queries import (
     RunMatch,
     RunWaits,
 )
+from metrics_orchestrator.domain.metric_state import InputFact, MetricFacts, RunFact
 from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
 from metrics_orchestrator.infrastructure.postgres.queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
@@ -72,11 +74,19 @@ class PostgresQueryRepository:
             rejected_events=int(row["rejected_events"]),
         )
 
-    def latest_run_status_by_metric(self) -> dict[str, RunStatus | None]:
-        return {
-            row["code"]: RunStatus(row["status"]) if row["status"] is not None else None
-            for row in self._rows("latest_run_status_by_metric")
-        }
+    def metric_state_facts(self, codes: list[str] | None, recent_runs: int) -> list[MetricFacts]:
+        rows = self._rows("metric_state_facts", {"codes": codes, "recent": recent_runs})
+        return [
+            MetricFacts(
+                code=row["code"],
+                enabled=row["enabled"],
+                max_attempts=row["max_attempts"],
+                required_days=row["required_days"],
+                runs=tuple(_run_fact(run) for run in row["runs"]),
+                inputs=tuple(_input_fact(i) for i in row["inputs"]),
+            )
+            for row in rows
+        ]
 
     def runs_in_id_range(self, lowest: UUID, highest: UUID, limit: int) -> list[RunMatch]:
         rows = self._rows(
@@ -92,6 +102,35 @@ class PostgresQueryRepository:
             )
             for row in rows
         ]
+
+
+# jsonb_build_object renders timestamptz as ISO 8601, which fromisoformat reads back exactly.
+def _moment(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def _run_fact(run: dict[str, Any]) -> RunFact:
+    created_at = _moment(run["created_at"])
+    assert created_at is not None  # NOT NULL column
+    return RunFact(
+        id=UUID(run["id"]),
+        retry_of=UUID(run["retry_of"]) if run["retry_of"] else None,
+        status=RunStatus(run["status"]),
+        attempt=int(run["attempt"]),
+        created_at=created_at,
+        not_before=_moment(run["not_before"]),
+        completed_at=_moment(run["completed_at"]),
+        message=run["message"],
+        retry_decided=bool(run["retry_decided"]),
+    )
+
+
+def _input_fact(value: dict[str, Any]) -> InputFact:
+    return InputFact(
+        dataset_id=value["dataset_id"],
+        freshest_effective_at=_moment(value["freshest_effective_at"]),
+        held=bool(value["held"]),
+    )
 
 
 def _update(row: Row) -> DatasetUpdate:

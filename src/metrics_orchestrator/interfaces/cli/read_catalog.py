@@ -10,6 +10,7 @@ import typer
 
 from metrics_orchestrator.application.pagination import keyset_page
 from metrics_orchestrator.application.ports.queries import LastRun
+from metrics_orchestrator.domain.metric_state import StateVerdict
 from metrics_orchestrator.domain.model import Dataset, DatasetUpdate, Metric
 from metrics_orchestrator.interfaces.cli.reading import (
     JSON_OPTION,
@@ -25,24 +26,26 @@ CURSOR_OPTION = typer.Option(None, help="The next-page cursor of a previous list
 def list_metrics_command(
     limit: int = LIMIT_OPTION, cursor: str | None = CURSOR_OPTION, as_json: bool = JSON_OPTION
 ) -> None:
-    """Metrics by code: trigger policy, enabled, and their newest run's status and time."""
+    """Metrics by code: their state and why, trigger policy, and their newest run."""
     with read_container() as container:
         metrics, next_cursor = keyset_page(
             container.catalog.list_metrics(), lambda m: m.code, limit, cursor
         )
         last_runs = container.queries.last_run_by_metric()
-    items = [metric_item(m, last_runs.get(m.code)) for m in metrics]
+        states = container.queries.metric_states([m.code for m in metrics])
+    items = [metric_item(m, states[m.code], last_runs.get(m.code)) for m in metrics]
     if as_json:
         print_json({"items": items, "next_cursor": next_cursor})
         return
     print_table(
         f"{len(items)} metric{'' if len(items) == 1 else 's'}",
-        ["code", "trigger policy", "enabled", "last run", "created", "ended"],
+        ["code", "state", "why", "trigger policy", "last run", "created", "ended"],
         [
             [
                 i["code"],
+                i["state"],
+                i["state_reason"],
                 i["trigger_policy"],
-                "yes" if i["enabled"] else "no",
                 i["last_run_status"] or "never ran",
                 i["last_run_created_at"],
                 i["last_run_completed_at"],
@@ -54,10 +57,12 @@ def list_metrics_command(
         typer.echo(f"more: --cursor {next_cursor}")
 
 
-def metric_item(metric: Metric, last: LastRun | None) -> dict[str, object]:
+def metric_item(metric: Metric, state: StateVerdict, last: LastRun | None) -> dict[str, object]:
     return {
         "code": metric.code,
         "id": metric.id,
+        "state": state.state,
+        "state_reason": state.reason,
         "trigger_policy": metric.trigger_policy,
         "enabled": metric.enabled,
         "required_days": metric.required_days,

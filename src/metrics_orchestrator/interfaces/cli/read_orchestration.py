@@ -23,16 +23,20 @@ def readiness_command(
     code: str = typer.Argument(..., metavar="CODE", help="The metric's code."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Why not yet: each input's freshest update and freshness, and the verdict."""
+    """The metric's state, and why not yet: each input's freshest update and freshness."""
     with read_container() as container:
         now = container.clock.now()
         inputs, evaluation = container.orchestrator.readiness(code)
+        state = container.queries.metric_state(code)
     report = readiness_report(inputs, evaluation)
     rows = readiness_inputs(inputs, evaluation)
     if as_json:
-        print_json(report | {"evaluated_at": now})
+        print_json(
+            report | {"state": state.state.value, "state_reason": state.reason, "evaluated_at": now}
+        )
         return
-    typer.echo(f"{code}: {report['explanation']}")
+    typer.echo(f"{code}: {state.state.value} ({state.reason})")
+    typer.echo(f"readiness: {report['explanation']}")
     print_table(
         f"inputs of {code} ({inputs.metric.trigger_policy.value}, "
         f"{inputs.metric.required_days} days fresh)",

@@ -22,6 +22,7 @@ from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.ports.runs import PendingInput, RunSummary
 from metrics_orchestrator.application.runs import RunDetail
 from metrics_orchestrator.domain.inbox import MAX_DISMISS_REASON
+from metrics_orchestrator.domain.metric_state import MetricState, StateVerdict
 from metrics_orchestrator.domain.model import (
     Metric,
     MetricRun,
@@ -135,9 +136,16 @@ class MetricOut(BaseModel):
     enabled: bool
     dependencies: list[DependencyOut]
     required_datasets: list[str]
+    state: MetricState = Field(
+        description="What a person needs to know, in one word: healthy (the newest run "
+        "succeeded), waiting (the next run waits for an input with no fresh version, or it "
+        "never ran), running (a run is queued, dispatched or running), failing (the newest "
+        "run failed or timed out; a retry may be scheduled) or disabled. See docs/ui.md."
+    )
+    state_reason: str = Field(description="Why, in one sentence (e.g. which input it waits for).")
 
     @classmethod
-    def of(cls, metric: Metric) -> MetricOut:
+    def of(cls, metric: Metric, state: StateVerdict) -> MetricOut:
         return cls(
             id=metric.id,
             code=metric.code,
@@ -152,6 +160,8 @@ class MetricOut(BaseModel):
             enabled=metric.enabled,
             dependencies=[DependencyOut.model_validate(d) for d in metric.dependencies],
             required_datasets=list(metric.required_datasets),
+            state=state.state,
+            state_reason=state.reason,
         )
 
 

@@ -48,17 +48,24 @@ SeriesCode = Annotated[
 
 @router.get("/metrics", tags=["metrics"], summary="List metrics, by code")
 def list_metrics(
-    catalog: CatalogDep, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
+    catalog: CatalogDep,
+    queries: QueriesDep,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+    cursor: Cursor = None,
 ) -> MetricPage:
     page, next_cursor = keyset_page(catalog.list_metrics(), lambda m: m.code, limit, cursor)
-    return MetricPage(items=[MetricOut.of(m) for m in page], next_cursor=next_cursor)
+    states = queries.metric_states([m.code for m in page])
+    return MetricPage(
+        items=[MetricOut.of(m, states[m.code]) for m in page], next_cursor=next_cursor
+    )
 
 
 @router.get(
     "/metrics/{code}", tags=["metrics"], summary="One metric", responses=problem_responses(404)
 )
-def get_metric(code: MetricCode, catalog: CatalogDep) -> MetricOut:
-    return MetricOut.of(catalog.get_metric(code))
+def get_metric(code: MetricCode, catalog: CatalogDep, queries: QueriesDep) -> MetricOut:
+    metric = catalog.get_metric(code)
+    return MetricOut.of(metric, queries.metric_state(metric.code))
 
 
 @router.post(
@@ -71,8 +78,9 @@ def get_metric(code: MetricCode, catalog: CatalogDep) -> MetricOut:
     dependencies=AUTHENTICATED,
     responses=problem_responses(401, 409),
 )
-def register_metric(body: MetricSpec, catalog: CatalogDep) -> MetricOut:
-    return MetricOut.of(catalog.register_metric(body))
+def register_metric(body: MetricSpec, catalog: CatalogDep, queries: QueriesDep) -> MetricOut:
+    metric = catalog.register_metric(body)
+    return MetricOut.of(metric, queries.metric_state(metric.code))
 
 
 @router.patch(
@@ -84,8 +92,11 @@ def register_metric(body: MetricSpec, catalog: CatalogDep) -> MetricOut:
     dependencies=AUTHENTICATED,
     responses=problem_responses(401, 404),
 )
-def update_metric(code: MetricCode, body: MetricSettings, catalog: CatalogDep) -> MetricOut:
-    return MetricOut.of(catalog.update_metric(code, **body.model_dump()))
+def update_metric(
+    code: MetricCode, body: MetricSettings, catalog: CatalogDep, queries: QueriesDep
+) -> MetricOut:
+    metric = catalog.update_metric(code, **body.model_dump())
+    return MetricOut.of(metric, queries.metric_state(metric.code))
 
 
 @router.get("/datasets", tags=["datasets"], summary="List datasets, by id")

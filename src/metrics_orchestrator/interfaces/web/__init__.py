@@ -1,14 +1,15 @@
 """The web dashboard (SPEC §6.3): server-rendered pages over the application services.
 
 `mount_dashboard(app)` adds the pages at `/` and `/ui/...`, the vendored assets at
-`/ui/static`, and a Swagger UI at `/docs` that loads its assets from there (no CDN).
+`/ui/static` (the icon also at `/favicon.ico`), and a Swagger UI at `/docs` that loads its
+assets from there (no CDN).
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from metrics_orchestrator.interfaces.web import pages_catalog, pages_events, pages_runs
@@ -28,6 +29,12 @@ def mount_dashboard(app: FastAPI) -> None:
     async def refused(request: Request, exc: Exception) -> HTMLResponse:
         assert isinstance(exc, DashboardRefusal)
         return render_error(request, exc.status_code, exc.message, api_token(request))
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        # Browsers ask for /favicon.ico whatever the page says; answer with the page's icon
+        # (an SVG) instead of a 404 in every first page load's log.
+        return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:

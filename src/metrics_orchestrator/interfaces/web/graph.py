@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from metrics_orchestrator.domain.model import Dataset, Metric, RunStatus
+from metrics_orchestrator.domain.metric_state import MetricState
+from metrics_orchestrator.domain.model import Dataset, Metric
 
 # Above this many nodes the browser lays the graph out in three columns instead of with dagre,
 # whose crossing minimisation takes many seconds there (static/app.js reads it from the page).
@@ -61,7 +62,7 @@ def metric_node(code: str) -> str:
 def build_graph(
     datasets: Iterable[Dataset],
     metrics: Iterable[Metric],
-    last_status: Mapping[str, RunStatus | None],
+    states: Mapping[str, MetricState],
     *,
     dataset_filter: str | None = None,
     metric_filter: str | None = None,
@@ -95,13 +96,13 @@ def build_graph(
             for code in dataset.series:
                 _add_series(graph, dataset.id, code)
     for metric in chosen:
-        status = last_status.get(metric.code)
+        state = states.get(metric.code)
         graph.add_node(
             metric_node(metric.code),
             metric.code,
             "metric",
             f"/ui/metrics/{quote(metric.code)}",
-            str(status) if status is not None else "never_ran",
+            str(state) if state is not None else "unknown",
         )
         for dep in metric.dependencies:
             _add_series(graph, dep.dataset_id, dep.series_code)

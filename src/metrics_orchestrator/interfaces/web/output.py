@@ -19,11 +19,18 @@ class OutputPoint:
     at: datetime
     value: float
 
+    def chart_xy(self) -> dict[str, float]:
+        """The point for the chart's linear time axis: x in epoch milliseconds (docs/ui.md)."""
+        return {"x": self.at.timestamp() * 1000, "y": self.value}
+
 
 @dataclass(frozen=True, slots=True)
 class RunOutput:
     series_label: str
     points: tuple[OutputPoint, ...]
+
+    def chart_points(self) -> list[dict[str, float]]:
+        return [point.chart_xy() for point in self.points]
 
 
 def run_output(outputs: OutputService, run_id: UUID, label: str) -> RunOutput | None:

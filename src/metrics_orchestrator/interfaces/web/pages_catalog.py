@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
@@ -10,7 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from metrics_orchestrator.application.pagination import keyset_page
 from metrics_orchestrator.domain.errors import Conflict, NotFound, ValidationError
-from metrics_orchestrator.interfaces.http.models import ReadinessOut
+from metrics_orchestrator.domain.metric_state import MetricState
 from metrics_orchestrator.interfaces.http.views import impact_view, readiness_view
 from metrics_orchestrator.interfaces.web.deps import (
     ApiToken,
@@ -24,6 +23,7 @@ from metrics_orchestrator.interfaces.web.deps import (
 from metrics_orchestrator.interfaces.web.graph import DAGRE_MAX_NODES, build_graph
 from metrics_orchestrator.interfaces.web.output import run_output
 from metrics_orchestrator.interfaces.web.presenters import (
+    STATE_CLASSES,
     STATUS_CLASSES,
     action_button,
     expression_tree,
@@ -40,37 +40,36 @@ METRIC_HISTORY = 20
 
 @router.get("/ui/metrics", response_class=HTMLResponse)
 def metrics_page(
-    request: Request,
-    catalog: Catalog,
-    orchestrator: Orchestration,
-    clock: ClockDep,
-    token: ApiToken,
+    request: Request, catalog: Catalog, queries: Queries, token: ApiToken
 ) -> HTMLResponse:
     cursor = request.query_params.get("cursor") or None
+    state_filter = request.query_params.get("state", "").strip()
+    if state_filter and state_filter not in set(MetricState):
+        return render_error(request, 422, f"unknown metric state {state_filter!r}", token)
+    metrics = catalog.list_metrics()
+    # One set-based read of the states (docs/ui.md), never a query per metric: of the page's
+    # metrics, or of all of them when the list is filtered by state.
+    states = queries.metric_states() if state_filter else {}
+    if state_filter:
+        metrics = [m for m in metrics if states[m.code].state == state_filter]
     try:
-        page, next_cursor = keyset_page(
-            catalog.list_metrics(), lambda m: m.code, CATALOG_PAGE_SIZE, cursor
-        )
+        page, next_cursor = keyset_page(metrics, lambda m: m.code, CATALOG_PAGE_SIZE, cursor)
     except ValidationError:
         return render_error(request, 422, "that page cursor is not one this dashboard made", token)
-    # One readiness evaluation per metric on the page: a page is bounded, the catalog is not.
-    now = clock.now()
-    rows = [(m, _readiness(orchestrator, m.code, m.enabled, now)) for m in page]
+    if not state_filter:
+        states = queries.metric_states([m.code for m in page])
+    query = {"state": state_filter} if state_filter else {}
     context = {
         "title": "Metrics",
-        "rows": rows,
-        "next_url": f"/ui/metrics?{urlencode({'cursor': next_cursor})}" if next_cursor else None,
+        "rows": [(m, states[m.code]) for m in page],
+        "state_classes": STATE_CLASSES,
+        "state_filter": state_filter,
+        "states": list(MetricState),
+        "next_url": f"/ui/metrics?{urlencode({**query, 'cursor': next_cursor})}"
+        if next_cursor
+        else None,
     }
     return render(request, "metrics.html", context, token=token, active="/ui/metrics")
-
-
-def _readiness(
-    orchestrator: Orchestration, code: str, enabled: bool, now: datetime
-) -> ReadinessOut | None:
-    if not enabled:
-        return None
-    inputs, evaluation = orchestrator.readiness(code)
-    return readiness_view(inputs, evaluation, now)
 
 
 @router.get("/ui/metrics/{code:path}", response_class=HTMLResponse)
@@ -81,12 +80,14 @@ def metric_page(
     orchestrator: Orchestration,
     runs: Runs,
     outputs: Outputs,
+    queries: Queries,
     clock: ClockDep,
     token: ApiToken,
 ) -> HTMLResponse:
     try:
         metric = catalog.get_metric(code)
         inputs, evaluation = orchestrator.readiness(code)
+        state = queries.metric_state(code)
     except NotFound:
         return render_error(request, 404, f"unknown metric {code!r}", token)
     now = clock.now()
@@ -98,6 +99,8 @@ def metric_page(
         "formula": formula(metric.expression_json),
         "tree": expression_tree(metric.expression_json),
         "readiness": readiness_view(inputs, evaluation, now),
+        "state": state,
+        "state_classes": STATE_CLASSES,
         "history": history,
         "status_classes": STATUS_CLASSES,
         "output": run_output(outputs, latest_success.run.id, code) if latest_success else None,
@@ -173,7 +176,7 @@ def graph_page(
     graph = build_graph(
         datasets,
         metrics,
-        queries.latest_run_status_by_metric(),
+        {code: verdict.state for code, verdict in queries.metric_states().items()},
         dataset_filter=dataset_filter,
         metric_filter=metric_filter,
     )

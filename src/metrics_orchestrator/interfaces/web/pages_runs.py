@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -17,10 +18,12 @@ from metrics_orchestrator.domain.errors import (
     NotFound,
     ValidationError,
 )
+from metrics_orchestrator.domain.metric_state import MetricState
 from metrics_orchestrator.domain.model import RunStatus
 from metrics_orchestrator.interfaces.web.deps import ApiToken, ClockDep, Outputs, Queries, Runs
 from metrics_orchestrator.interfaces.web.output import run_output
 from metrics_orchestrator.interfaces.web.presenters import (
+    STATE_CLASSES,
     STATUS_CLASSES,
     cancel_button,
     newer_attempt,
@@ -47,7 +50,10 @@ def overview(request: Request, runs: Runs, queries: Queries, token: ApiToken) ->
         for summary in runs.list_runs(status=status, limit=RECENT_FAILURES)[0]
     ]
     failures.sort(key=lambda s: s.run.completed_at or s.run.created_at, reverse=True)
+    states = Counter(verdict.state for verdict in queries.metric_states().values())
     context = {
+        "metric_states": [(state, states[state]) for state in MetricState],
+        "state_classes": STATE_CLASSES,
         "title": "Overview",
         "overview": snapshot,
         "statuses": list(RunStatus),

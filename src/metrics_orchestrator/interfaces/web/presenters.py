@@ -9,6 +9,7 @@ from typing import Any
 
 from metrics_orchestrator.application.ports.runs import AttemptSummary
 from metrics_orchestrator.domain.errors import Conflict, IllegalTransition, NotLatestAttempt
+from metrics_orchestrator.domain.metric_state import MetricState
 from metrics_orchestrator.domain.model import Cause, MetricRun, change_for
 from metrics_orchestrator.domain.retries import check_latest_attempt, check_manual_retry
 
@@ -186,22 +187,12 @@ STATUS_CLASSES: Mapping[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Badge:
-    label: str
-    css: str
-
-
-def readiness_badge(readiness: Any) -> Badge:
-    """ready / stale: X / waiting for X / up to date, from a ReadinessOut (or None: disabled)."""
-    if readiness is None:
-        return Badge("disabled", "muted")
-    if readiness.ready:
-        return Badge("ready", "ok")
-    stale = [i.dataset_id for i in readiness.inputs if str(i.status) == "stale"]
-    blocking = list(readiness.waiting_for)
-    if stale and set(stale) & set(blocking):
-        return Badge("stale: " + ", ".join(sorted(set(stale) & set(blocking))), "bad")
-    if blocking:
-        return Badge("waiting for " + ", ".join(blocking), "waiting")
-    return Badge("up to date", "muted")
+# A metric's state (domain/metric_state.py) as a badge class: only failing is a warning; waiting
+# is neutral (a run collecting its inputs is normal), disabled is muted.
+STATE_CLASSES: Mapping[str, str] = {
+    MetricState.HEALTHY: "ok",
+    MetricState.WAITING: "neutral",
+    MetricState.RUNNING: "active",
+    MetricState.FAILING: "bad",
+    MetricState.DISABLED: "muted",
+}

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
-from metrics_orchestrator.interfaces.web.presenters import ago, duration, readiness_badge, when
+from metrics_orchestrator.interfaces.web.presenters import ago, duration, when
 from metrics_orchestrator.interfaces.web.security import is_signed_in
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -24,7 +24,6 @@ templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.filters["when"] = when
 templates.env.filters["ago"] = ago
 templates.env.filters["duration"] = duration
-templates.env.filters["readiness_badge"] = readiness_badge
 
 
 def _json_script(value: Any) -> Markup:

@@ -49,16 +49,39 @@ SELECT
     (SELECT count(*) FROM event_log WHERE status = 'rejected' AND replayed_at IS NULL)
         AS rejected_events
 
--- name: latest_run_status_by_metric
--- Each metric's newest run status (NULL when it never ran), through metric_runs_by_metric.
-SELECT m.code, latest.status
-FROM metrics m
+-- name: metric_state_facts
+-- What domain/metric_state.py needs of each metric (every metric when %(codes)s is NULL), in
+-- one statement: its settings, its newest %(recent)s runs (metric_runs_by_metric), and each
+-- required dataset's freshest version (datasets.freshest_update_id) and whether the metric's
+-- pending run holds a new version of it.
+SELECT m.code, m.enabled, m.max_attempts, m.required_days,
+       coalesce(recent.runs, '[]'::jsonb) AS runs,
+       coalesce(inputs.inputs, '[]'::jsonb) AS inputs
+FROM metrics AS m
 LEFT JOIN LATERAL (
-    SELECT r.status FROM metric_runs r
-    WHERE r.metric_id = m.id
-    ORDER BY r.created_at DESC, r.id DESC
-    LIMIT 1
-) latest ON true
+    SELECT jsonb_agg(jsonb_build_object(
+               'id', r.id, 'retry_of', r.retry_of, 'status', r.status, 'attempt', r.attempt,
+               'created_at', r.created_at, 'not_before', r.not_before,
+               'completed_at', r.completed_at, 'message', coalesce(r.error, r.status_reason),
+               'retry_decided', r.retry_decided_at IS NOT NULL)) AS runs
+    FROM (SELECT * FROM metric_runs
+          WHERE metric_id = m.id
+          ORDER BY created_at DESC, id DESC
+          LIMIT %(recent)s) AS r
+) AS recent ON true
+LEFT JOIN LATERAL (
+    SELECT jsonb_agg(jsonb_build_object(
+               'dataset_id', d.id, 'freshest_effective_at', u.effective_at,
+               'held', p.update_id IS NOT NULL) ORDER BY d.id) AS inputs
+    FROM (SELECT DISTINCT dataset_id FROM metric_dependencies WHERE metric_id = m.id) AS dep
+    JOIN datasets AS d ON d.id = dep.dataset_id
+    LEFT JOIN dataset_updates AS u ON u.id = d.freshest_update_id
+    LEFT JOIN metric_runs AS pending
+      ON pending.metric_id = m.id AND pending.status = 'pending_dependencies'
+    LEFT JOIN metric_run_pending_datasets AS p
+      ON p.run_id = pending.id AND p.dataset_id = d.id
+) AS inputs ON true
+WHERE %(codes)s::text[] IS NULL OR m.code = ANY(%(codes)s::text[])
 ORDER BY m.code
 
 -- name: runs_in_id_range

@@ -5,8 +5,19 @@
   var STATUS_COLORS = {
     succeeded: "#1f7a3a", failed: "#b3261e", timed_out: "#d9480f", canceled: "#9aa5b4",
     pending_dependencies: "#9a6200", queued: "#2457c5", dispatched: "#4c6ef5", running: "#15aabf",
-    never_ran: "#c2c8d0",
   };
+
+  // A metric node's colour is its state (domain/metric_state.py); waiting is neutral grey-blue.
+  var STATE_COLORS = {
+    healthy: "#1f7a3a", waiting: "#7b8794", running: "#2457c5", failing: "#b3261e", disabled: "#c2c8d0",
+  };
+
+  function shortDate(ms) {
+    // obs_time as a short UTC date; the time of day only when it is not midnight
+    var iso = new Date(ms).toISOString();
+    var time = iso.slice(11, 16);
+    return time === "00:00" ? iso.slice(0, 10) : iso.slice(0, 10) + " " + time;
+  }
 
   function readJson(el) {
     return el ? JSON.parse(el.textContent) : null;
@@ -46,20 +57,32 @@
           options: { animation: false, responsive: true, maintainAspectRatio: false, scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } },
         });
       } else {
+        // A linear axis over epoch milliseconds, so irregularly spaced observations are drawn
+        // at their real distance (the vendored Chart.js has no date adapter for type "time").
+        var points = data.points;  // [{x: epoch ms, y: value}], sorted by obs_time
         new window.Chart(canvas, {
           type: "line",
-          data: { labels: data.labels, datasets: [{ label: data.label, data: data.points, borderColor: "#2457c5", pointRadius: 0 }] },
-          options: { animation: false, responsive: true, maintainAspectRatio: false },
+          data: { datasets: [{ label: data.label, data: points, borderColor: "#2457c5", pointRadius: points.length > 60 ? 0 : 2 }] },
+          options: {
+            animation: false, responsive: true, maintainAspectRatio: false, parsing: false,
+            scales: { x: { type: "linear", ticks: { maxRotation: 0, autoSkip: true, maxTicksLimit: 8, callback: shortDate } } },
+            plugins: { tooltip: { callbacks: { title: function (items) { return items.length ? shortDate(items[0].parsed.x) : ""; } } } },
+          },
         });
       }
     });
+  }
+
+  // Codes have no spaces (BCRA_LELIQ_NOTALIQ_ARS_BN_D): allow a line break after _ . / @ -.
+  function wrappableLabel(node) {
+    return String(node.data("label")).replace(/([_./@-])/g, "$1\u200b");
   }
 
   function nodeColor(node) {
     var kind = node.data("kind");
     if (kind === "dataset") return "#4b5563";
     if (kind === "series") return "#8b9bb4";
-    return STATUS_COLORS[node.data("state")] || "#c2c8d0";
+    return STATE_COLORS[node.data("state")] || "#c2c8d0";
   }
 
   // dagre's crossing minimisation takes many seconds beyond a few hundred nodes. The graph
@@ -81,7 +104,8 @@
       }
       column.forEach(function (n, index) { place[n.id()] = index / Math.max(column.length - 1, 1); });
     });
-    var height = 18 * Math.max(columns[0].length, columns[1].length, columns[2].length);
+    // 40 px a node: room for its label under it (two wrapped lines) before the next node
+    var height = 40 * Math.max(columns[0].length, columns[1].length, columns[2].length);
     return function (n) {
       return { x: 320 * RANKS[n.data("kind")], y: place[n.id()] * height };
     };
@@ -89,9 +113,40 @@
 
   function graphLayout(cy, dagreMaxNodes) {
     if (window.cytoscapeDagre && cy.nodes().length <= dagreMaxNodes) {
-      return { name: "dagre", rankDir: "LR", nodeSep: 6, rankSep: 140, animate: false };
+      // Labels sit under their node and wrap (see drawGraph): the layout sizes nodes with their
+      // labels, so labels neither overlap each other nor sit on an edge.
+      return { name: "dagre", rankDir: "LR", nodeSep: 14, rankSep: 90, edgeSep: 8,
+        nodeDimensionsIncludeLabels: true, animate: false };
     }
     return { name: "preset", positions: threeColumnPositions(cy), fit: false };
+  }
+
+  // Each edge turns down (or up) in the free band between two columns, at an x of its own
+  // target: edges into one node share a vertical, edges into different nodes never merge into
+  // one trunk, and no vertical runs through a label (labels stay inside their column's band).
+  function spreadEdgeTurns(cy) {
+    var byRank = [[], [], []];
+    cy.nodes().forEach(function (n) { byRank[RANKS[n.data("kind")]].push(n); });
+    var right = byRank.map(function (column) {
+      return Math.max.apply(null, column.map(function (n) { return n.boundingBox({ includeLabels: true }).x2; }).concat([-Infinity]));
+    });
+    var left = byRank.map(function (column) {
+      return Math.min.apply(null, column.map(function (n) { return n.boundingBox({ includeLabels: true }).x1; }).concat([Infinity]));
+    });
+    cy.batch(function () {
+      [1, 2].forEach(function (rank) {
+        var targets = byRank[rank].slice().sort(function (a, b) { return a.position("y") - b.position("y"); });
+        var free = left[rank] - right[rank - 1];
+        if (!(free > 0)) return;
+        targets.forEach(function (target, i) {
+          var x = right[rank - 1] + free * (0.15 + 0.7 * (targets.length > 1 ? i / (targets.length - 1) : 0.5));
+          target.incomers("edge").forEach(function (edge) {
+            var start = edge.source().position("x");
+            edge.style("taxi-turn", Math.max(x - start, 1) + "px");
+          });
+        });
+      });
+    });
   }
 
   function drawGraph() {
@@ -106,21 +161,27 @@
       wheelSensitivity: 0.3,
       style: [
         { selector: "node", style: {
-          label: "data(label)", "font-size": 10, "text-valign": "center", "text-halign": "right",
-          "text-margin-x": 4, width: 14, height: 14, "background-color": nodeColor,
+          label: wrappableLabel, "font-size": 10, "text-valign": "bottom", "text-halign": "center",
+          "text-margin-y": 3, "text-wrap": "wrap", "text-max-width": 120, "line-height": 1.1,
+          width: 14, height: 14, "background-color": nodeColor,
           "min-zoomed-font-size": 7, color: getComputedStyle(document.body).color } },
         { selector: "node[kind = 'dataset']", style: { shape: "round-rectangle", width: 18, height: 18 } },
         { selector: "node[kind = 'series']", style: { shape: "diamond", width: 10, height: 10 } },
         { selector: "edge", style: { width: 1, "line-color": "#9aa5b4", "target-arrow-color": "#9aa5b4",
-          "target-arrow-shape": "triangle", "arrow-scale": 0.6, "curve-style": "bezier" } },
+          "target-arrow-shape": "triangle", "arrow-scale": 0.6,
+          // right-angled edges: out of a node sideways, turning halfway between two columns,
+          // so an edge never runs through a label (labels sit under their node)
+          "curve-style": "taxi", "taxi-direction": "rightward", "taxi-turn": "50%" } },
       ],
     });
     var layout = graphLayout(cy, Number(container.dataset.dagreMaxNodes || 250));
     cy.layout(layout).run();
+    spreadEdgeTurns(cy);
     if (layout.name === "preset") {
       // Too tall to fit readably: open at label-readable zoom on the top; drag or scroll on.
+      // (x: room for the first column's labels, centred under their nodes)
       cy.zoom(Math.min(1, container.clientWidth / 960));
-      cy.pan({ x: 24, y: 24 });
+      cy.pan({ x: 72, y: 24 });
     }
     cy.on("tap", "node", function (event) { window.location.href = event.target.data("href"); });
     window.moGraph = cy;  // the browser tests count nodes through this
