@@ -18,6 +18,7 @@ from metrics_orchestrator.application.pagination import (
 from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventStatus, LoggedEvent
 from metrics_orchestrator.application.ports.queries import HourlyRunCount, RunGauges, RunWaits
+from metrics_orchestrator.domain.errors import NotFound
 from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
 
 RECENT_UPDATES = 20
@@ -55,6 +56,14 @@ class QueryService:
             rows = uow.events.list(status=status, limit=limit + 1, before_id=before_id)
         page, next_cursor = cut_page(rows, limit, lambda last: encode_event_cursor(last.id))
         return EventPage(page, next_cursor)
+
+    def get_event(self, event_id: int) -> LoggedEvent:
+        """One event of the log, in full (NotFound if there is none with this id)."""
+        with self._uow_factory() as uow:
+            event = uow.events.get(event_id)
+        if event is None:
+            raise NotFound(f"unknown event {event_id}")
+        return event
 
     def recent_updates(self, dataset_id: str, limit: int = RECENT_UPDATES) -> list[DatasetUpdate]:
         with self._uow_factory() as uow:

@@ -18,6 +18,7 @@ from metrics_orchestrator.interfaces.http import (
     routes_ops,
     routes_runs,
 )
+from metrics_orchestrator.interfaces.http.guards import RequestGuard, TrustedOrigins
 from metrics_orchestrator.interfaces.http.problems import (
     PROBLEM_MEDIA_TYPE,
     install_problem_handlers,
@@ -27,7 +28,10 @@ from metrics_orchestrator.interfaces.web import mount_dashboard
 DESCRIPTION = """\
 Reactive control plane for metric computations: the catalog, runs and their lineage, the
 event log, and operations. Errors are RFC 9457 `application/problem+json`. When the server has
-`API_TOKEN` set, every POST and PATCH needs `Authorization: Bearer <token>`.
+`API_TOKEN` set, every POST and PATCH needs `Authorization: Bearer <token>`. A request body is
+JSON (`Content-Type: application/json`; 415 otherwise; a POST without a body needs none), at
+most 1 MiB (413); a request from a browser page must come from this service's own origin
+(403), and the Host must be one this service is reached by (421; see `PUBLIC_URL`).
 """
 
 TAGS = [
@@ -56,6 +60,11 @@ def create_app(container: Container) -> FastAPI:
         redoc_url=None,
     )
     _provide(app, container)
+    settings = container.settings
+    # Added before the access log, so the log (outermost) records refused requests too.
+    app.add_middleware(
+        RequestGuard, trusted=TrustedOrigins.of(settings.http_host, settings.public_url)
+    )
     app.middleware("http")(log_request)
     install_problem_handlers(app)
     for module in (routes_ops, routes_catalog, routes_runs, routes_events):
