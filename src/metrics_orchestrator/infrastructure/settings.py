@@ -267,5 +267,6 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         problems = []
         for error in exc.errors():
             variable = str(error["loc"][0]).upper() if error["loc"] else "configuration"
-            problems.append(f"{variable}: {error['msg']}")
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{variable}: {message}")
         raise SettingsError("invalid configuration: " + "; ".join(problems)) from None

@@ -140,7 +140,9 @@ def check_source(headers: Mapping[str, str], trusted: TrustedOrigins) -> None:
     fetch_site = headers.get("sec-fetch-site", "").lower()
     if fetch_site not in {"", "same-origin", "none"}:
         raise Refusal(403, "cross-site", f"refused: a {fetch_site} request cannot change anything")
-    source = headers.get("origin") or headers.get("referer")
+    source = headers.get("origin")
+    if source is None:
+        source = headers.get("referer")
     if source is None:
         return
     allowed = _allowed_origins(headers.get("host", ""), trusted)
