@@ -216,3 +216,14 @@ def test_a_read_only_database_answers_503_and_is_not_ready(
     assert_problem(intake, 503, detail_contains="try again")
     assert intake.headers["retry-after"]
     assert_problem(ready, 503, detail_contains="accepts no writes")
+
+
+def test_the_openapi_document_lists_what_the_guards_answer(api: Api) -> None:
+    paths = api.client.get("/openapi.json").json()["paths"]
+
+    cancel = paths["/runs/{run_id}/cancel"]["post"]["responses"]
+    assert {"403", "413", "415", "421"} <= set(cancel)
+    assert "application/problem+json" in cancel["415"]["content"]
+    assert "421" in paths["/runs"]["get"]["responses"]
+    assert "415" not in paths["/runs"]["get"]["responses"]
+    assert "421" not in paths["/health"]["get"]["responses"]

@@ -204,8 +204,6 @@ _DESCRIPTIONS = {
     413: "Request body too large.",
     422: "Invalid request; `errors` lists every problem with its JSON path.",
     502: "An upstream store (S3) could not be read.",
-    415: "The request body is not JSON (`Content-Type: application/json`).",
-    421: "The Host is not one this service is reached by (see PUBLIC_URL).",
     503: "The database is unavailable, read-only or not migrated.",
 }
 
