@@ -314,3 +314,8 @@ def test_the_overview_shows_excerpts_of_long_errors(api: Api) -> None:
     assert len(html) < 100_000
     assert f'href="/ui/runs/{run_id}#error-h" class="full"' in html
     assert error in page(api, f"/ui/runs/{run_id}")
+
+
+def test_an_unknown_event_page_is_an_html_404(api: Api) -> None:
+    assert "unknown event 999999" in page(api, "/ui/events/999999", status=404)
+    assert "unknown event" in page(api, f"/ui/events/{10**30}", status=404)

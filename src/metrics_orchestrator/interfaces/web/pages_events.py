@@ -26,6 +26,7 @@ router = APIRouter(include_in_schema=False)
 
 EVENTS_PAGE_SIZE = 50
 MAX_FORM_BYTES = 8192
+MAX_EVENT_ID = 2**63 - 1  # event_log.id is a bigint
 
 
 @router.get("/ui/events", response_class=HTMLResponse)
@@ -52,6 +53,8 @@ def events_page(request: Request, queries: Queries, token: ApiToken) -> HTMLResp
 def event_page(request: Request, event_id: int, queries: Queries, token: ApiToken) -> HTMLResponse:
     """One event in full: where the inbox's excerpts link to."""
     try:
+        if event_id > MAX_EVENT_ID:
+            raise NotFound(f"unknown event {event_id}")
         event = queries.get_event(event_id)
     except NotFound:
         return render_error(request, 404, f"unknown event {event_id}", token)
