@@ -326,6 +326,29 @@ def test_api_docs_render_offline(page: Page, served: Served) -> None:
     assert outside == []
 
 
+@pytest.mark.parametrize(
+    "path", ["/", "/ui/runs", "/ui/metrics/reserves.at_parallel", "/ui/graph", "/docs"]
+)
+def test_no_page_breaks_the_content_security_policy(page: Page, served: Served, path: str) -> None:
+    """Issue 20 item 4: the policy allows this server's files only; nothing the pages or the
+    vendored libraries do inline may be refused (a refusal is logged on the console)."""
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    response = page.goto(served.base_url + path)
+    assert response is not None
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    page.wait_for_load_state("networkidle")
+    if path == "/docs":
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text("metrics-orchestrator")
+    if path == "/ui/graph":
+        expect(page.locator("#graph canvas").first).to_be_attached()
+
+    assert refused == []
+
+
 def test_the_graph_of_the_500_metric_benchmark_catalog(
     page: Page,
     postgres_server_url: str,

@@ -21,6 +21,9 @@ from tests.integration.intake_helpers import update_body
 from tests.support import MutableClock
 
 PROBLEM_JSON = "application/problem+json"
+# The TestClient sends `Host: testserver`; the app trusts it because the tests say that is its
+# address (PUBLIC_URL), as a deployment behind a proxy does, not by a special case in the app.
+TEST_PUBLIC_URL = "http://testserver"
 
 
 @dataclass
@@ -58,7 +61,7 @@ class Api:
 def running_api(
     database_url: str, clock: MutableClock, env: Mapping[str, str] | None = None
 ) -> Iterator[Api]:
-    settings = load_settings(env=dict(env or {}))
+    settings = load_settings(env={"PUBLIC_URL": TEST_PUBLIC_URL, **(env or {})})
     with (
         bootstrap(settings, clock=clock, database_url=database_url) as container,
         TestClient(create_app(container)) as client,

@@ -108,7 +108,11 @@ def test_worker_events_are_rejected_and_recorded_here_without_being_processed(ap
 def test_text_the_event_log_cannot_store_is_rejected_and_recorded_escaped(api: Api) -> None:
     body = update_body("bcra_infomondia_series", "v\u0000")
     assert_problem(_post_raw(api, body), 422, detail_contains="\\u0000")
-    raw = api.client.post("/events/projection-update", content=b"\xff\xfe{}")
+    raw = api.client.post(
+        "/events/projection-update",
+        content=b"\xff\xfe{}",
+        headers={"Content-Type": "application/json"},
+    )
     assert_problem(raw, 422, detail_contains="not valid UTF-8")
     invalid_utf8, nul = _events(api)
     assert invalid_utf8["raw_body"] == "\\xff\\xfe{}"

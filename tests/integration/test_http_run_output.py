@@ -154,7 +154,7 @@ def test_an_unreadable_output_is_a_502_problem(api: Api, s3_client: S3Client, bu
 
 def test_s3_unreachable_is_a_502_problem(database_url: str) -> None:
     # Nothing listens on port 9 of the loopback: every S3 call is refused at once.
-    env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "OUTPUT_BUCKET": "b"}
+    env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "OUTPUT_BUCKET": "out-bucket"}
     with running_api(database_url, MutableClock(datetime.now(UTC)), env) as api:
         run_id = seed(api, RunStatus.SUCCEEDED, "s3://b/m/manifest.json")
         assert_problem(

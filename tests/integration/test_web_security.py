@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.http_helpers import Api, running_api
+from metrics_orchestrator.interfaces.web.pages_events import MAX_FORM_BYTES
+from metrics_orchestrator.interfaces.web.security import NOTICE_COOKIE, SESSION_COOKIE
+from tests.integration.http_helpers import Api, assert_problem, running_api
 from tests.integration.web_helpers import (
     SAME_ORIGIN,
     external_urls,
@@ -30,18 +33,119 @@ def api(database_url: str, catalogs_dir: Path) -> Iterator[Api]:
 # --- buttons, sign-in and CSRF -------------------------------------------------------------
 
 
-def test_a_cross_site_or_originless_post_is_refused(api: Api) -> None:
+def test_a_cross_site_post_is_refused(api: Api) -> None:
     run_id = run_id_of(api, "fx.gap")
 
     foreign = api.client.post(
         f"/ui/runs/{run_id}/cancel", headers={"Origin": "http://evil.example"}
     )
-    bare = api.client.post(f"/ui/runs/{run_id}/cancel")
+    referred = api.client.post(
+        f"/ui/runs/{run_id}/cancel", headers={"Referer": "http://evil.example/page"}
+    )
+    null = api.client.post(f"/ui/runs/{run_id}/cancel", headers={"Origin": "null"})
 
     assert foreign.status_code == 403
     assert "not from this site" in foreign.text
-    assert bare.status_code == 403
+    assert referred.status_code == 403
+    assert null.status_code == 403
     assert api.runs_of("fx.gap")[0]["status"] == "queued"
+
+
+def test_a_post_with_no_browser_header_is_judged_as_the_api_judges_it(api: Api) -> None:
+    """Issue 20 item 2: one rule for both. A request without Origin, Referer or
+    Sec-Fetch-Site comes from no browser page (nothing to forge); without a token it passes,
+    as `curl -X POST /runs/{id}/cancel` does."""
+    run_id = run_id_of(api, "fx.gap")
+
+    bare = api.client.post(f"/ui/runs/{run_id}/cancel", follow_redirects=False)
+
+    assert bare.status_code == 303
+    assert api.runs_of("fx.gap")[0]["status"] == "canceled"
+
+
+# --- item 1: the form reader --------------------------------------------------------------------
+
+
+def test_a_form_over_its_limit_is_refused_as_it_streams(api: Api) -> None:
+    big = {"event_key": "k" * (MAX_FORM_BYTES + 1)}
+    declared = api.client.post("/ui/events/replay", data=big, headers=SAME_ORIGIN)
+
+    def chunks() -> Iterator[bytes]:
+        yield b"event_key="
+        for _ in range(64):
+            yield b"k" * 1024
+
+    streamed = api.client.post(
+        "/ui/events/replay",
+        content=chunks(),
+        headers={**SAME_ORIGIN, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+    assert_problem(declared, 413, detail_contains=str(MAX_FORM_BYTES))
+    assert_problem(streamed, 413, detail_contains=str(MAX_FORM_BYTES))
+
+
+# --- item 8: the session cookie and notices -----------------------------------------------------
+
+
+def test_the_sign_in_cookie_proves_sign_in_without_holding_the_token(
+    database_url: str, catalogs_dir: Path
+) -> None:
+    with running_api(database_url, MutableClock(), env={"API_TOKEN": "s3cret"}) as api:
+        signed = api.client.post(
+            "/ui/sign-in",
+            data={"token": "s3cret", "next": "/"},
+            headers=SAME_ORIGIN,
+            follow_redirects=False,
+        )
+        cookie = signed.headers["set-cookie"]
+        value = cookie.split(";")[0].split("=", 1)[1]
+        assert "s3cret" not in cookie
+        assert 'action="/ui/sign-out"' in page(api, "/")
+
+        for forged in (
+            "s3cret",
+            value.split(".")[0] + ".0000",
+            "9999999999." + value.split(".")[1],
+        ):
+            api.client.cookies.clear()
+            api.client.cookies.set(SESSION_COOKIE, forged)
+            assert 'action="/ui/sign-out"' not in page(api, "/"), forged
+
+
+def test_a_crafted_link_cannot_put_text_on_a_page(api: Api) -> None:
+    html = page(api, "/ui/runs?notice=Your+session+expired%2C+call+555-0100")
+
+    assert "555-0100" not in html
+    assert 'class="notice"' not in html
+
+
+def test_a_notice_is_shown_once_on_the_page_it_was_left_for(api: Api) -> None:
+    run_id = run_id_of(api, "fx.gap")
+
+    canceled = api.client.post(
+        f"/ui/runs/{run_id}/cancel", headers=SAME_ORIGIN, follow_redirects=False
+    )
+
+    assert "notice" not in canceled.headers["location"]
+    assert "run canceled" not in page(api, "/ui/runs")  # another page
+    assert "run canceled" in page(api, canceled.headers["location"])
+    assert "run canceled" not in page(api, canceled.headers["location"])  # once
+
+
+def test_a_tampered_notice_is_not_shown(api: Api) -> None:
+    run_id = run_id_of(api, "fx.gap")
+    canceled = api.client.post(
+        f"/ui/runs/{run_id}/cancel", headers=SAME_ORIGIN, follow_redirects=False
+    )
+    location = canceled.headers["location"]
+    genuine = api.client.cookies.get(NOTICE_COOKIE)
+    assert genuine
+    forged_text = base64.urlsafe_b64encode(b"call 555-0100").decode().rstrip("=")
+    api.client.cookies.clear()
+    api.client.cookies.set(NOTICE_COOKIE, f"{forged_text}.{genuine.split('.')[1]}")
+
+    assert "555-0100" not in page(api, location)
 
 
 def test_with_a_token_buttons_need_sign_in_in_an_http_only_strict_cookie(
@@ -199,3 +303,46 @@ def test_with_a_token_dismiss_needs_sign_in(database_url: str, catalogs_dir: Pat
         assert refused.status_code == 401
         assert unauthorised.status_code == 401
         assert [e["status"] for e in api.client.get("/events").json()["items"]] == ["rejected"]
+
+
+# --- item 5: pages stay small whatever the input ------------------------------------------------
+
+
+def test_the_inbox_shows_excerpts_of_big_bodies_and_links_to_the_whole(api: Api) -> None:
+    big = "not json " + "x" * 200_000
+    for _ in range(10):
+        response = api.client.post(
+            "/events/projection-update", content=big, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 422
+
+    html = page(api, "/ui/events")
+    links = re.findall(r'href="(/ui/events/\d+)" class="full"', html)
+
+    assert len(html) < 100_000
+    assert len(links) == 10
+    whole = page(api, links[0])
+    assert big in whole
+    assert "not_in_catalog" not in whole  # the newest big event, not the seeded one
+
+
+def test_the_overview_shows_excerpts_of_long_errors(api: Api) -> None:
+    run_id = run_id_of(api, "fx.gap")
+    error = "boom " * 200_000
+    api.rows(
+        "UPDATE metric_runs SET status = 'failed', error = %s, completed_at = now()"
+        " WHERE id = %s RETURNING id",
+        error,
+        run_id,
+    )
+
+    html = page(api, "/")
+
+    assert len(html) < 100_000
+    assert f'href="/ui/runs/{run_id}#error-h" class="full"' in html
+    assert error in page(api, f"/ui/runs/{run_id}")
+
+
+def test_an_unknown_event_page_is_an_html_404(api: Api) -> None:
+    assert "unknown event 999999" in page(api, "/ui/events/999999", status=404)
+    assert "unknown event" in page(api, f"/ui/events/{10**30}", status=404)

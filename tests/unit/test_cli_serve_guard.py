@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from metrics_orchestrator.infrastructure.settings import load_settings
 from metrics_orchestrator.interfaces.cli import app
+from metrics_orchestrator.interfaces.cli.serve import dashboard_url
 
 
 def test_serve_refuses_a_public_address_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,3 +41,22 @@ def test_a_port_in_use_stops_serve_before_anything_starts(
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "running" not in result.stdout
     assert not (tmp_path / "pg").exists()  # no database was started
+
+
+@pytest.mark.parametrize(
+    ("env", "url"),
+    [
+        ({}, "http://127.0.0.1:8000/"),
+        ({"HTTP_HOST": "0.0.0.0", "HTTP_PORT": "9000"}, "http://127.0.0.1:9000/"),
+        ({"HTTP_HOST": "::1"}, "http://[::1]:8000/"),
+        (
+            {"HTTP_HOST": "0.0.0.0", "PUBLIC_URL": "https://m.example.com/"},
+            "https://m.example.com/",
+        ),
+    ],
+)
+def test_serve_prints_a_dashboard_address_the_service_answers(
+    env: dict[str, str], url: str
+) -> None:
+    """A wildcard bind is not an address a browser may use: the Host check answers 421."""
+    assert dashboard_url(load_settings(env=env)) == url

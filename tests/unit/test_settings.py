@@ -1,10 +1,22 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import pytest
 
-from metrics_orchestrator.infrastructure.settings import LogFormat, SettingsError, load_settings
+from metrics_orchestrator.domain.events import MAX_BUCKET_LENGTH
+from metrics_orchestrator.domain.feedback import parse_run_completed
+from metrics_orchestrator.domain.identifiers import MAX_IDENTIFIER_LENGTH
+from metrics_orchestrator.domain.model import MAX_ATTEMPTS
+from metrics_orchestrator.infrastructure.settings import (
+    MAX_OUTPUT_PREFIX_LENGTH,
+    WORKER_SUFFIX_ALLOWANCE,
+    LogFormat,
+    Settings,
+    SettingsError,
+    load_settings,
+)
 
 
 def test_defaults_match_the_spec() -> None:
@@ -135,8 +147,6 @@ def test_max_clock_skew_defaults_to_five_minutes_and_may_be_zero() -> None:
 
 
 def test_nothing_computed_from_the_largest_retry_delay_overflows() -> None:
-    from datetime import UTC, datetime
-
     from metrics_orchestrator.domain.retries import retry_delay
     from metrics_orchestrator.infrastructure.settings import DURATION_BOUNDS
 
@@ -144,3 +154,79 @@ def test_nothing_computed_from_the_largest_retry_delay_overflows() -> None:
     delay = retry_delay(largest, attempt=100)
     # still a valid moment long after today, in Python (and in PostgreSQL, which goes further)
     assert datetime(2100, 1, 1, tzinfo=UTC) + delay < datetime(9999, 1, 1, tzinfo=UTC)
+
+
+# --- settings that end up in paths and messages (issue 20 item 16) ---------------------------
+
+
+def _longest_manifest_uri(settings: Settings) -> str:
+    """The reference worker's longest output path under the longest metric code."""
+    from metrics_orchestrator.worker.outputs import version_ts
+    from metrics_orchestrator.worker.request import parse_s3_uri
+
+    base = parse_s3_uri(settings.output_base_path("m" * MAX_IDENTIFIER_LENGTH))
+    longest = f"runs/{uuid4()}-{MAX_ATTEMPTS}.ok"
+    assert len(longest) <= WORKER_SUFFIX_ALLOWANCE
+    assert len(f"{version_ts(datetime(9999, 12, 31, tzinfo=UTC))}/manifest.json") < len(longest)
+    return base.child("x" * WORKER_SUFFIX_ALLOWANCE).uri
+
+
+def test_the_longest_output_prefix_and_bucket_still_give_accepted_manifests() -> None:
+    settings = load_settings(
+        env={
+            "OUTPUT_PREFIX": "p" * MAX_OUTPUT_PREFIX_LENGTH,
+            "OUTPUT_BUCKET": "b" * MAX_BUCKET_LENGTH,
+        }
+    )
+    completed = {
+        "event": "metric_run_completed",
+        "runId": str(uuid4()),
+        "status": "SUCCESS",
+        "outputManifest": _longest_manifest_uri(settings),
+    }
+
+    parsed = parse_run_completed(completed)  # raises ValidationError if refused
+
+    assert parsed.output_manifest == completed["outputManifest"]
+    key = parsed.output_manifest.removeprefix(f"s3://{settings.output_bucket}/")
+    assert len(key.encode()) <= 1024  # an S3 key's limit
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("OUTPUT_PREFIX", "p" * 1000, f"at most {MAX_OUTPUT_PREFIX_LENGTH}"),
+        ("OUTPUT_PREFIX", "p" * (MAX_OUTPUT_PREFIX_LENGTH + 1), "characters"),
+        ("OUTPUT_PREFIX", "a//b", "single '/'"),
+        ("OUTPUT_PREFIX", "with space", "segments"),
+        ("OUTPUT_PREFIX", "naïve", "segments"),
+        ("OUTPUT_BUCKET", "Upper_Case", "S3 bucket name"),
+        ("OUTPUT_BUCKET", "b" * 64, "S3 bucket name"),
+        ("OUTPUT_BUCKET", "ab", "S3 bucket name"),
+        ("PUBLIC_URL", "metrics.example.com", "http:// or https://"),
+        ("PUBLIC_URL", "ftp://metrics.example.com", "http:// or https://"),
+        ("PUBLIC_URL", "https://user:pw@metrics.example.com", "no user"),
+        ("PUBLIC_URL", "https://metrics.example.com/?q=1", "no user, query"),
+        ("PUBLIC_URL", "https://metrics.example.com:99999", "Port out of range"),
+        ("PUBLIC_URL", "https://" + "a" * 600 + ".com", "at most 512"),
+        ("API_TOKEN", "with space", "visible ASCII"),
+        ("API_TOKEN", "t" * 513, "visible ASCII"),
+        ("API_TOKEN", "tökén", "visible ASCII"),
+        ("HTTP_HOST", "a" * 254, "HTTP_HOST"),
+        ("HTTP_HOST", "http://host", "host name"),
+    ],
+)
+def test_settings_that_reach_paths_and_messages_are_bounded_at_start_up(
+    variable: str, value: str, says: str
+) -> None:
+    with pytest.raises(SettingsError) as error:
+        load_settings(env={variable: value})
+    assert f"{variable}:" in str(error.value)
+    assert says in str(error.value)
+
+
+def test_public_url_is_kept_without_its_trailing_slash() -> None:
+    settings = load_settings(env={"PUBLIC_URL": "https://metrics.example.com/"})
+    assert settings.public_url == "https://metrics.example.com"
+    assert load_settings(env={"PUBLIC_URL": ""}).public_url is None
+    assert load_settings(env={"API_TOKEN": ""}).api_token is None

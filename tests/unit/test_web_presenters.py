@@ -1,4 +1,4 @@
-"""The dashboard's pure parts: formulas, durations, button states, badges, the graph, CSRF."""
+"""The dashboard's pure parts: formulas, durations, button states, badges, the graph."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from importlib import resources
 from uuid import uuid4
 
 import pytest
-from starlette.requests import Request
 
 from metrics_orchestrator.domain.metric_state import MetricState, StateVerdict
 from metrics_orchestrator.domain.model import (
@@ -30,7 +29,6 @@ from metrics_orchestrator.interfaces.web.presenters import (
     run_timeline,
 )
 from metrics_orchestrator.interfaces.web.rendering import templates
-from metrics_orchestrator.interfaces.web.security import DashboardRefusal, check_same_origin
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 X = "\N{MULTIPLICATION SIGN}"
@@ -136,24 +134,6 @@ def test_the_graph_keeps_a_series_per_provider_and_filters() -> None:
         "metric:two",
         "series:d2/S",
     ]
-
-
-def _request(headers: dict[str, str]) -> Request:
-    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-    return Request({"type": "http", "method": "POST", "path": "/", "headers": raw})
-
-
-def test_only_same_origin_posts_pass() -> None:
-    check_same_origin(_request({"Host": "h:8000", "Origin": "http://h:8000"}))
-    check_same_origin(_request({"Host": "h:8000", "Referer": "http://h:8000/ui/runs"}))
-    for headers in (
-        {"Host": "h:8000"},
-        {"Host": "h:8000", "Origin": "null"},
-        {"Host": "h:8000", "Origin": "http://evil:8000"},
-        {"Host": "h:8000", "Origin": "javascript://h:8000"},
-    ):
-        with pytest.raises(DashboardRefusal):
-            check_same_origin(_request(headers))
 
 
 @pytest.mark.parametrize(

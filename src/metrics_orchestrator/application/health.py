@@ -1,4 +1,4 @@
-"""Readiness (SPEC §6.3 `GET /health/ready`): is the database reachable and its schema current?"""
+"""Readiness (SPEC §6.3 `GET /health/ready`): is the database reachable, writable, and current?"""
 
 from __future__ import annotations
 
@@ -10,9 +10,17 @@ class DatabaseUnreachable(Exception):
     """The database did not answer within the probe's time."""
 
 
+@dataclass(frozen=True, slots=True)
+class DatabaseState:
+    pending_migrations: list[str]
+    # A standby (during a failover) or a database set read-only answers, but refuses every
+    # write: intake, feedback and buttons would all fail.
+    read_only: bool
+
+
 class SchemaProbe(Protocol):
-    def pending_migrations(self) -> list[str]:
-        """Names of the migrations not applied yet; DatabaseUnreachable if it cannot tell."""
+    def database_state(self) -> DatabaseState:
+        """Pending migrations and whether writes are refused; DatabaseUnreachable if unknown."""
         ...
 
 
@@ -29,9 +37,14 @@ class HealthService:
 
     def readiness(self) -> Readiness:
         try:
-            pending = self._probe.pending_migrations()
+            state = self._probe.database_state()
         except DatabaseUnreachable as exc:
             return Readiness(False, f"database unreachable: {exc}")
+        if state.read_only:
+            return Readiness(
+                False, "the database accepts no writes (read-only: a standby, or set read-only)"
+            )
+        pending = state.pending_migrations
         if pending:
             return Readiness(
                 False,

@@ -66,6 +66,14 @@ class QueryService:
         page, next_cursor = cut_page(rows, limit, lambda last: encode_event_cursor(last.id))
         return EventPage(page, next_cursor)
 
+    def get_event(self, event_id: int) -> LoggedEvent:
+        """One event of the log, in full (NotFound if there is none with this id)."""
+        with self._uow_factory() as uow:
+            event = uow.events.get(event_id)
+        if event is None:
+            raise NotFound(f"unknown event {event_id}")
+        return event
+
     def recent_updates(self, dataset_id: str, limit: int = RECENT_UPDATES) -> list[DatasetUpdate]:
         with self._uow_factory() as uow:
             return uow.queries.recent_dataset_updates(dataset_id, limit)

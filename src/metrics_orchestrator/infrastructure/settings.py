@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from metrics_orchestrator.domain.events import DEFAULT_MAX_CLOCK_SKEW
+from metrics_orchestrator.domain.events import (
+    DEFAULT_MAX_CLOCK_SKEW,
+    MAX_BUCKET_LENGTH,
+    MAX_LABEL_LENGTH,
+)
+from metrics_orchestrator.domain.identifiers import MAX_IDENTIFIER_LENGTH
 from metrics_orchestrator.domain.model import MAX_REQUIRED_DAYS
 
 # The documented ranges of SPEC §6.2 (docs/limits.md). Each bound is chosen so that nothing
@@ -29,6 +36,31 @@ DURATION_BOUNDS: dict[str, timedelta] = {
 }
 MAY_BE_ZERO = frozenset({"max_clock_skew"})
 MAX_DISPATCH_ATTEMPTS = 100
+
+# Settings that end up in paths and messages are bounded so that what they produce is always
+# accepted where it goes (docs/limits.md). A worker's `outputManifest` is
+# `s3://<bucket>/<prefix>/<metric code>/<what the worker appends>`, and the control plane
+# accepts at most MAX_LABEL_LENGTH characters of it (domain/feedback.py). The reference worker
+# appends at most 48 characters (`runs/<run id>-<attempt>.ok`); a worker may append up to
+# WORKER_SUFFIX_ALLOWANCE. So the longest prefix leaves room for the longest bucket and code.
+WORKER_SUFFIX_ALLOWANCE = 100
+MAX_OUTPUT_PREFIX_LENGTH = (
+    MAX_LABEL_LENGTH
+    - len("s3://")
+    - MAX_BUCKET_LENGTH
+    - len("///")
+    - MAX_IDENTIFIER_LENGTH
+    - WORKER_SUFFIX_ALLOWANCE
+)
+# S3 keys: only characters S3 documents as safe, so a prefix is the same in a URI and a key.
+_OUTPUT_PREFIX = re.compile(r"[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*")
+# S3 bucket naming rules (3-63 lowercase letters, digits, dots and hyphens).
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+MAX_PUBLIC_URL_LENGTH = 512
+MAX_HOST_LENGTH = 253  # a DNS name
+MAX_TOKEN_LENGTH = 512
+# A bearer token travels in a header: visible ASCII, no spaces.
+_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 class LogFormat(StrEnum):
@@ -58,9 +90,12 @@ class Settings(BaseSettings):
     output_bucket: str = "metrics-output"
     output_prefix: str = "metrics"
 
-    http_host: str = "127.0.0.1"
+    http_host: str = Field(default="127.0.0.1", min_length=1, max_length=MAX_HOST_LENGTH)
     http_port: int = Field(default=8000, ge=1, le=65535)
     api_token: SecretStr | None = None
+    # The dashboard's external address (SPEC §6.2, §9): links, and the trusted origin behind
+    # a proxy (docs/decisions.md "Which hosts are trusted").
+    public_url: str | None = None
 
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.CONSOLE
@@ -125,8 +160,55 @@ class Settings(BaseSettings):
 
     @field_validator("output_prefix")
     @classmethod
-    def _strip_slashes(cls, value: str) -> str:
-        return value.strip("/")
+    def _bounded_prefix(cls, value: str) -> str:
+        prefix = value.strip("/")
+        if len(prefix) > MAX_OUTPUT_PREFIX_LENGTH:
+            raise ValueError(
+                f"must be at most {MAX_OUTPUT_PREFIX_LENGTH} characters (it has {len(prefix)}): "
+                f"outputManifest paths under it must stay within {MAX_LABEL_LENGTH}"
+            )
+        if prefix and not _OUTPUT_PREFIX.fullmatch(prefix):
+            raise ValueError(
+                "must be segments of A-Z a-z 0-9 ! _ . * ' ( ) - separated by single '/'"
+            )
+        return prefix
+
+    @field_validator("output_bucket")
+    @classmethod
+    def _bucket_name(cls, value: str) -> str:
+        if not _BUCKET.fullmatch(value) or ".." in value:
+            raise ValueError(
+                f"must be an S3 bucket name: 3-{MAX_BUCKET_LENGTH} lowercase letters, digits, "
+                "dots and hyphens, starting and ending with a letter or digit"
+            )
+        return value
+
+    @field_validator("http_host")
+    @classmethod
+    def _host_name(cls, value: str) -> str:
+        if any(c.isspace() or c in "/?#@" for c in value):
+            raise ValueError("must be a host name or an IP address")
+        return value
+
+    @field_validator("api_token")
+    @classmethod
+    def _header_safe_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or value.get_secret_value() == "":
+            return None  # empty: no token, as if unset
+        token = value.get_secret_value()
+        if len(token) > MAX_TOKEN_LENGTH or not _TOKEN.fullmatch(token):
+            raise ValueError(
+                f"must be 1-{MAX_TOKEN_LENGTH} visible ASCII characters without spaces "
+                "(it is sent in an Authorization header)"
+            )
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return normalised_public_url(value.strip())
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -143,6 +225,26 @@ class Settings(BaseSettings):
     def output_base_path(self, metric_code: str) -> str:
         prefix = f"{self.output_prefix}/" if self.output_prefix else ""
         return f"s3://{self.output_bucket}/{prefix}{metric_code}/"
+
+
+def normalised_public_url(value: str) -> str:
+    """`value` as a base URL without its trailing '/'; ValueError saying what is wrong."""
+    if len(value) > MAX_PUBLIC_URL_LENGTH:
+        raise ValueError(f"must be at most {MAX_PUBLIC_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises ValueError on a port out of range)
+    except ValueError as exc:
+        raise ValueError(f"must be an http(s) URL ({exc})") from None
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(
+            "must be an http:// or https:// URL with a host, e.g. https://metrics.example.com"
+        )
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError("must be a base URL: no user, query or fragment")
+    if any(c.isspace() for c in value):
+        raise ValueError("must not contain spaces")
+    return value.rstrip("/")
 
 
 def _iso(duration: timedelta) -> str:
@@ -165,5 +267,6 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         problems = []
         for error in exc.errors():
             variable = str(error["loc"][0]).upper() if error["loc"] else "configuration"
-            problems.append(f"{variable}: {error['msg']}")
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{variable}: {message}")
         raise SettingsError("invalid configuration: " + "; ".join(problems)) from None

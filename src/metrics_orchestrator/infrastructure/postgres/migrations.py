@@ -16,6 +16,8 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
+from metrics_orchestrator.application.health import DatabaseState, DatabaseUnreachable
+
 _FILE = re.compile(r"^(?P<version>\d{3})_(?P<name>[a-z0-9_]+)\.sql$")
 # An arbitrary, fixed key: "metrics-orchestrator migrations".
 MIGRATION_LOCK_KEY = 0x6D6F5F6D69677261
@@ -76,6 +78,10 @@ def applied_versions(conn: psycopg.Connection[tuple[object, ...]]) -> dict[str, 
 def pending_migrations(url: str) -> list[Migration]:
     with psycopg.connect(url, autocommit=True) as conn:
         done = applied_versions(conn)
+    return _pending(done)
+
+
+def _pending(done: dict[str, str]) -> list[Migration]:
     return [m for m in available_migrations() if m.version not in done]
 
 
@@ -138,7 +144,7 @@ def rollback_last(url: str) -> Migration | None:
 
 
 class PostgresSchemaProbe:
-    """The readiness probe's view of the database: reachable, and which migrations are pending."""
+    """The readiness probe's view of the database: reachable, writable, migrations pending."""
 
     # A readiness probe must answer quickly, whatever state the database is in.
     CONNECT_TIMEOUT_SECONDS = 3
@@ -146,17 +152,21 @@ class PostgresSchemaProbe:
     def __init__(self, url: str) -> None:
         self._url = url
 
-    def pending_migrations(self) -> list[str]:
+    def database_state(self) -> DatabaseState:
         from psycopg.conninfo import make_conninfo
-
-        from metrics_orchestrator.application.health import DatabaseUnreachable
 
         url = make_conninfo(self._url, connect_timeout=self.CONNECT_TIMEOUT_SECONDS)
         try:
-            pending = pending_migrations(url)
+            with psycopg.connect(url, autocommit=True) as conn:
+                done = applied_versions(conn)
+                # on for a standby in recovery and for default_transaction_read_only = on
+                row = conn.execute("SHOW transaction_read_only").fetchone()
         except psycopg.Error as exc:
             text = str(exc).strip()
             raise DatabaseUnreachable(
                 text.splitlines()[0] if text else type(exc).__name__
             ) from None
-        return [f"{m.version}_{m.name}" for m in pending]
+        return DatabaseState(
+            pending_migrations=[f"{m.version}_{m.name}" for m in _pending(done)],
+            read_only=bool(row and row[0] == "on"),
+        )

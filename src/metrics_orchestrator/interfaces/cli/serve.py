@@ -20,6 +20,7 @@ from metrics_orchestrator.bootstrap import (
     resolve_database_url,
     sqs_client_from,
 )
+from metrics_orchestrator.interfaces.http.guards import WILDCARD_HOSTS
 from metrics_orchestrator.interfaces.runtime import Loop, ServeParts, build_runtime
 from metrics_orchestrator.interfaces.sample_worker import SampleWorker
 
@@ -112,12 +113,26 @@ def serve_command(
             typer.echo(
                 f"HTTP API on http://{settings.http_host}:{settings.http_port} (docs: /docs)"
             )
-            typer.echo(f"dashboard: http://{settings.http_host}:{settings.http_port}/")
+            typer.echo(f"dashboard: {dashboard_url(settings)}")
+            if settings.public_url is None and settings.http_host in WILDCARD_HOSTS:
+                typer.echo(
+                    f"  HTTP_HOST={settings.http_host} without PUBLIC_URL: only localhost names "
+                    "are answered (421 otherwise); set PUBLIC_URL to the address people use"
+                )
         typer.echo("running; Ctrl-C to stop")
         clean = runtime.run_until_signalled()
     typer.echo("stopped")
     if not clean:
         raise typer.Exit(EXIT_FAILURE)
+
+
+def dashboard_url(settings: Settings) -> str:
+    """Where a person opens the dashboard: PUBLIC_URL, else this machine's listening address."""
+    if settings.public_url is not None:
+        return f"{settings.public_url}/"
+    host = "127.0.0.1" if settings.http_host in WILDCARD_HOSTS else settings.http_host
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{host}:{settings.http_port}/"
 
 
 def port_in_use(host: str, port: int) -> str | None:

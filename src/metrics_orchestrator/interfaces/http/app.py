@@ -18,6 +18,12 @@ from metrics_orchestrator.interfaces.http import (
     routes_ops,
     routes_runs,
 )
+from metrics_orchestrator.interfaces.http.guards import (
+    HOST_CHECK_EXEMPT,
+    UNSAFE_METHODS,
+    RequestGuard,
+    TrustedOrigins,
+)
 from metrics_orchestrator.interfaces.http.problems import (
     PROBLEM_MEDIA_TYPE,
     install_problem_handlers,
@@ -27,7 +33,10 @@ from metrics_orchestrator.interfaces.web import mount_dashboard
 DESCRIPTION = """\
 Reactive control plane for metric computations: the catalog, runs and their lineage, the
 event log, and operations. Errors are RFC 9457 `application/problem+json`. When the server has
-`API_TOKEN` set, every POST and PATCH needs `Authorization: Bearer <token>`.
+`API_TOKEN` set, every POST and PATCH needs `Authorization: Bearer <token>`. A request body is
+JSON (`Content-Type: application/json`; 415 otherwise; a POST without a body needs none), at
+most 1 MiB (413); a request from a browser page must come from this service's own origin
+(403), and the Host must be one this service is reached by (421; see `PUBLIC_URL`).
 """
 
 TAGS = [
@@ -56,6 +65,11 @@ def create_app(container: Container) -> FastAPI:
         redoc_url=None,
     )
     _provide(app, container)
+    settings = container.settings
+    # Added before the access log, so the log (outermost) records refused requests too.
+    app.add_middleware(
+        RequestGuard, trusted=TrustedOrigins.of(settings.http_host, settings.public_url)
+    )
     app.middleware("http")(log_request)
     install_problem_handlers(app)
     for module in (routes_ops, routes_catalog, routes_runs, routes_events):
@@ -110,11 +124,35 @@ async def log_request(
 
 
 def _with_problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:
-    """Error responses are documented as application/problem+json, which is what they are."""
-    for path_item in schema.get("paths", {}).values():
-        for operation in path_item.values():
-            for status, response in operation.get("responses", {}).items():
+    """Error responses are documented as application/problem+json, which is what they are,
+    with the statuses the request guards answer before any route (interfaces/http/guards.py)."""
+    for path, path_item in schema.get("paths", {}).items():
+        for method, operation in path_item.items():
+            responses = operation.setdefault("responses", {})
+            for status in _guard_statuses(path, method):
+                responses.setdefault(str(status), _problem(GUARD_DESCRIPTIONS[status]))
+            for status, response in responses.items():
                 content = response.get("content", {})
                 if status[:1] in {"4", "5"} and "application/json" in content:
                     content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
     return schema
+
+
+GUARD_DESCRIPTIONS = {
+    403: "Sent from a browser page of another site (Origin, Referer or Sec-Fetch-Site).",
+    413: "Request body too large.",
+    415: "The request body is not JSON (`Content-Type: application/json`).",
+    421: "The Host is not one this service is reached by (see PUBLIC_URL).",
+}
+
+
+def _guard_statuses(path: str, method: str) -> list[int]:
+    statuses = [] if path in HOST_CHECK_EXEMPT else [421]
+    if method.upper() in UNSAFE_METHODS:
+        statuses += [403, 413, 415]
+    return statuses
+
+
+def _problem(description: str) -> dict[str, Any]:
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg import OperationalError
+from psycopg.errors import ReadOnlySqlTransaction
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from metrics_orchestrator.application.log_events import ON_HTTP_ERROR
@@ -183,7 +184,9 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "5"},
         )
 
-    for unavailable_error in (OperationalError, TransientDatabaseError):
+    # A read-only database (SQLSTATE 25006: a standby during a failover) cannot take the
+    # write either; like an outage, it passes, so the client is told to try again.
+    for unavailable_error in (OperationalError, TransientDatabaseError, ReadOnlySqlTransaction):
         app.add_exception_handler(unavailable_error, unavailable)
 
     @app.exception_handler(Exception)
@@ -201,7 +204,7 @@ _DESCRIPTIONS = {
     413: "Request body too large.",
     422: "Invalid request; `errors` lists every problem with its JSON path.",
     502: "An upstream store (S3) could not be read.",
-    503: "The database is unavailable or not migrated.",
+    503: "The database is unavailable, read-only or not migrated.",
 }
 
 

@@ -13,7 +13,6 @@ from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.router import RoutedEvent
 from metrics_orchestrator.domain.errors import NotFound
 from metrics_orchestrator.domain.events import (
-    MAX_BODY_BYTES,
     PROJECTION_UPDATE,
     body_digest_key,
     event_text,
@@ -26,6 +25,7 @@ from metrics_orchestrator.interfaces.http.dependencies import (
     QueriesDep,
     RouterDep,
 )
+from metrics_orchestrator.interfaces.http.guards import MAX_REQUEST_BODY, read_body
 from metrics_orchestrator.interfaces.http.models import (
     NO_NUL,
     DismissIn,
@@ -38,9 +38,8 @@ from metrics_orchestrator.interfaces.http.problems import ApiProblem, problem_re
 
 router = APIRouter(responses=problem_responses(422, 503))
 
-# Bodies up to this size reach intake, which itself rejects (and records) anything over
+# Bodies up to MAX_REQUEST_BODY reach intake, which itself rejects (and records) anything over
 # MAX_BODY_BYTES; beyond it the request is refused before it is read any further.
-MAX_HTTP_BODY = 4 * MAX_BODY_BYTES
 EVENT_REJECTED = "event-rejected"
 EventKey = Annotated[
     str, Path(min_length=1, max_length=4000, pattern=NO_NUL, description="The event's key.")
@@ -71,7 +70,7 @@ async def receive_projection_update(request: Request, router: RouterDep) -> Even
     # The bytes go to the one decoding boundary as they are: whatever they hold, the router
     # records one event_log row, and a rejection is a 422 (worker events included: they
     # belong on the run-feedback queue).
-    body = await _read_body(request)
+    body = await read_body(request, MAX_REQUEST_BODY)
     routed = await run_in_threadpool(
         partial(router.handle, body, source="http", only=PROJECTION_UPDATE)
     )
@@ -133,26 +132,6 @@ def dismiss_event(event_key: EventKey, body: DismissIn, router: RouterDep) -> Ev
             raise
         dismissed = router.dismiss(decoded, body.reason)
     return EventOut.model_validate(dismissed)
-
-
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_HTTP_BODY:
-        raise _too_large()
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_HTTP_BODY:
-            raise _too_large()
-    return bytes(body)
-
-
-def _too_large() -> ApiProblem:
-    return ApiProblem(
-        413,
-        "payload-too-large",
-        f"the body exceeds {MAX_HTTP_BODY} bytes; events are at most {MAX_BODY_BYTES} bytes",
-    )
 
 
 def _event_key(routed: RoutedEvent, body: bytes) -> str:

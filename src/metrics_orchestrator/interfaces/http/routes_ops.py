@@ -19,7 +19,7 @@ def health() -> HealthOut:
 
 @router.get(
     "/health/ready",
-    summary="Readiness: the database is reachable and every migration is applied",
+    summary="Readiness: the database is reachable, accepts writes, and every migration is applied",
     responses=problem_responses(503),
 )
 async def ready(health: HealthDep) -> ReadyOut:

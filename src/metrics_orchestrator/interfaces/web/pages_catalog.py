@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from metrics_orchestrator.application.pagination import keyset_page
 from metrics_orchestrator.domain.errors import Conflict, NotFound, ValidationError
@@ -30,7 +30,11 @@ from metrics_orchestrator.interfaces.web.presenters import (
     formula,
 )
 from metrics_orchestrator.interfaces.web.rendering import render, render_error
-from metrics_orchestrator.interfaces.web.security import check_button, is_signed_in
+from metrics_orchestrator.interfaces.web.security import (
+    check_button,
+    is_signed_in,
+    redirect_with_notice,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -118,10 +122,8 @@ def run_now(request: Request, code: str, orchestrator: Orchestration, token: Api
     except NotFound:
         return render_error(request, 404, f"unknown metric {code!r}", token)
     except Conflict as exc:
-        notice = quote(f"not run: {exc}")
-        return RedirectResponse(f"/ui/metrics/{quote(code)}?notice={notice}", status_code=303)
-    notice = quote("manual run queued")
-    return RedirectResponse(f"/ui/runs/{run_id}?notice={notice}", status_code=303)
+        return redirect_with_notice(f"/ui/metrics/{quote(code)}", f"not run: {exc}", token)
+    return redirect_with_notice(f"/ui/runs/{run_id}", "manual run queued", token)
 
 
 @router.get("/ui/datasets", response_class=HTMLResponse)

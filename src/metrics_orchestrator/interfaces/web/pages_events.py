@@ -3,7 +3,7 @@ buttons."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -11,21 +11,23 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.domain.errors import Conflict, NotFound, ValidationError
 from metrics_orchestrator.interfaces.http.auth import token_matches
+from metrics_orchestrator.interfaces.http.guards import read_body
 from metrics_orchestrator.interfaces.web.deps import ApiToken, Queries, Router
 from metrics_orchestrator.interfaces.web.presenters import action_button
 from metrics_orchestrator.interfaces.web.rendering import render, render_error
 from metrics_orchestrator.interfaces.web.security import (
-    COOKIE_MAX_AGE,
-    TOKEN_COOKIE,
     check_button,
-    check_same_origin,
     is_signed_in,
+    redirect_with_notice,
+    sign_in,
+    sign_out,
 )
 
 router = APIRouter(include_in_schema=False)
 
 EVENTS_PAGE_SIZE = 50
 MAX_FORM_BYTES = 8192
+MAX_EVENT_ID = 2**63 - 1  # event_log.id is a bigint
 
 
 @router.get("/ui/events", response_class=HTMLResponse)
@@ -48,6 +50,19 @@ def events_page(request: Request, queries: Queries, token: ApiToken) -> HTMLResp
     return render(request, "events.html", context, token=token, active="/ui/events")
 
 
+@router.get("/ui/events/{event_id:int}", response_class=HTMLResponse)
+def event_page(request: Request, event_id: int, queries: Queries, token: ApiToken) -> HTMLResponse:
+    """One event in full: where the inbox's excerpts link to."""
+    try:
+        if event_id > MAX_EVENT_ID:
+            raise NotFound(f"unknown event {event_id}")
+        event = queries.get_event(event_id)
+    except NotFound:
+        return render_error(request, 404, f"unknown event {event_id}", token)
+    context = {"title": f"Event {event.id}", "event": event}
+    return render(request, "event.html", context, token=token, active="/ui/events")
+
+
 @router.post("/ui/events/replay")
 async def replay(request: Request, event_router: Router, token: ApiToken) -> Response:
     check_button(request, token)
@@ -57,10 +72,10 @@ async def replay(request: Request, event_router: Router, token: ApiToken) -> Res
     except NotFound:
         return render_error(request, 404, f"unknown event {event_key!r}", token)
     except Conflict as exc:
-        return _to_events(f"not replayed: {exc}")
+        return _to_events(f"not replayed: {exc}", token)
     if routed.error and str(routed.status) == "rejected":
-        return _to_events(f"replayed {event_key}: rejected again ({routed.error})")
-    return _to_events(f"replayed {event_key}: {routed.status}")
+        return _to_events(f"replayed {event_key}: rejected again ({routed.error})", token)
+    return _to_events(f"replayed {event_key}: {routed.status}", token)
 
 
 @router.post("/ui/events/dismiss")
@@ -73,19 +88,17 @@ async def dismiss(request: Request, event_router: Router, token: ApiToken) -> Re
     except NotFound:
         return render_error(request, 404, f"unknown event {event_key!r}", token)
     except (Conflict, ValidationError) as exc:
-        return _to_events(f"not dismissed: {exc}")
-    return _to_events(f"dismissed {event_key}")
+        return _to_events(f"not dismissed: {exc}", token)
+    return _to_events(f"dismissed {event_key}", token)
 
 
-def _to_events(notice: str) -> RedirectResponse:
-    return RedirectResponse(f"/ui/events?notice={quote(notice)}", status_code=303)
+def _to_events(notice: str, token: str | None) -> RedirectResponse:
+    return redirect_with_notice("/ui/events", notice, token)
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """An application/x-www-form-urlencoded body (small: one or two fields)."""
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        return {}
+    """An application/x-www-form-urlencoded body (small: one or two fields; 413 beyond)."""
+    body = await read_body(request, MAX_FORM_BYTES)
     fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
     return {name: values[0] for name, values in fields.items()}
 
@@ -97,8 +110,7 @@ def sign_in_page(request: Request, token: ApiToken) -> HTMLResponse:
 
 
 @router.post("/ui/sign-in")
-async def sign_in(request: Request, token: ApiToken) -> Response:
-    check_same_origin(request)
+async def sign_in_form(request: Request, token: ApiToken) -> Response:
     form = await _form(request)
     target = _safe_next(form.get("next", "/"))
     if token is None:
@@ -107,23 +119,14 @@ async def sign_in(request: Request, token: ApiToken) -> Response:
         context = {"title": "Sign in", "next": target, "problem": "that is not the API token"}
         return render(request, "sign_in.html", context, token=token, status_code=401)
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
-        TOKEN_COOKIE,
-        token,
-        max_age=COOKIE_MAX_AGE,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path="/",
-    )
+    sign_in(response, request, token)
     return response
 
 
 @router.post("/ui/sign-out")
-def sign_out(request: Request) -> Response:
-    check_same_origin(request)
+def sign_out_form() -> Response:
     response = RedirectResponse("/", status_code=303)
-    response.delete_cookie(TOKEN_COOKIE, path="/")
+    sign_out(response)
     return response
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, Request
@@ -31,7 +31,11 @@ from metrics_orchestrator.interfaces.web.presenters import (
     run_timeline,
 )
 from metrics_orchestrator.interfaces.web.rendering import render, render_error
-from metrics_orchestrator.interfaces.web.security import check_button, is_signed_in
+from metrics_orchestrator.interfaces.web.security import (
+    check_button,
+    is_signed_in,
+    redirect_with_notice,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -207,8 +211,8 @@ def cancel(request: Request, run_id: UUID, runs: Runs, token: ApiToken) -> Respo
     except NotFound:
         return render_error(request, 404, f"unknown run {run_id}", token)
     except (Conflict, IllegalTransition) as exc:
-        return _back_to_run(run_id, f"not canceled: {exc}")
-    return _back_to_run(run_id, "run canceled")
+        return _back_to_run(run_id, f"not canceled: {exc}", token)
+    return _back_to_run(run_id, "run canceled", token)
 
 
 @router.post("/ui/runs/{run_id}/retry")
@@ -219,9 +223,9 @@ def retry(request: Request, run_id: UUID, runs: Runs, token: ApiToken) -> Respon
     except NotFound:
         return render_error(request, 404, f"unknown run {run_id}", token)
     except (Conflict, IllegalTransition) as exc:
-        return _back_to_run(run_id, f"not retried: {exc}")
-    return _back_to_run(new_run.id, f"retry queued (attempt {new_run.attempt})")
+        return _back_to_run(run_id, f"not retried: {exc}", token)
+    return _back_to_run(new_run.id, f"retry queued (attempt {new_run.attempt})", token)
 
 
-def _back_to_run(run_id: UUID, notice: str) -> RedirectResponse:
-    return RedirectResponse(f"/ui/runs/{run_id}?notice={quote(notice)}", status_code=303)
+def _back_to_run(run_id: UUID, notice: str, token: str | None) -> RedirectResponse:
+    return redirect_with_notice(f"/ui/runs/{run_id}", notice, token)

@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from metrics_orchestrator.interfaces.web.presenters import ago, duration, when
-from metrics_orchestrator.interfaces.web.security import is_signed_in
+from metrics_orchestrator.interfaces.web.security import forget_notice, is_signed_in, read_notice
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
@@ -33,6 +33,21 @@ def _json_script(value: Any) -> Markup:
 
 
 templates.env.filters["json_script"] = _json_script
+
+# Texts a page shows in a list (a rejected body, a run's error) are cut to this; the whole is
+# one click away (an event's page, a run's page), so a page stays small whatever the input.
+EXCERPT_LENGTH = 500
+
+
+def excerpt(text: str | None, limit: int = EXCERPT_LENGTH) -> str:
+    """The start of `text`, with "…" when it was cut."""
+    if text is None or len(text) <= limit:
+        return text or ""
+    return text[:limit] + "…"
+
+
+templates.env.filters["excerpt"] = excerpt
+templates.env.globals["EXCERPT_LENGTH"] = EXCERPT_LENGTH
 
 NAV = (
     ("/", "Overview"),
@@ -60,11 +75,13 @@ def render(
         "static": STATIC_URL,
         "token_required": token is not None,
         "signed_in": is_signed_in(request, token),
-        "notice": request.query_params.get("notice", ""),
+        "notice": read_notice(request, token),
         "rendered_at": datetime.now(UTC),
         **context,
     }
-    return templates.TemplateResponse(request, template, page, status_code=status_code)
+    response = templates.TemplateResponse(request, template, page, status_code=status_code)
+    forget_notice(request, response)
+    return response
 
 
 def render_error(
