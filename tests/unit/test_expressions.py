@@ -577,7 +577,8 @@ def test_an_unknown_expression_type_still_reports_problems_inside_the_expression
         ([A, B], "expression: must be an object, got an array"),
         (
             A,
-            "expression: must be a composite node (op, operands, align?, max_age_days?), not a series reference",
+            "expression: must be a composite node (op, operands, align?, max_age_days?), "
+            "not a series reference",
         ),
         (
             {"op": "ratio", "left": A, "right": B},
