@@ -1,0 +1,132 @@
+"""Every limit of SPEC §3 holds at any depth through every door an expression comes in by:
+`POST /metrics`, a catalog file (YAML, as `catalog load` and the demo read it), and a run
+request reaching the reference worker. `PATCH /metrics/{code}` takes no expression at all.
+
+Each case is a valid tree with one value out of range at a random depth (tests/expression_bounds);
+the door must refuse it with the error at that value's JSON path, and store nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, assume, given, settings
+
+from metrics_orchestrator.application.catalog_document import read_catalog_document
+from metrics_orchestrator.worker.request import InvalidRequest, read_message
+from tests.expression_bounds import BrokenLimit, broken_limits
+from tests.integration.http_helpers import Api, assert_problem, running_api
+from tests.support import MutableClock
+
+DOOR_SETTINGS = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+CATALOG: dict[str, Any] = {
+    "series": [{"code": code} for code in ("A", "B", "C")],
+    "datasets": [{"id": "d", "series": ["A", "B", "C"]}],
+}
+
+
+def _json_text(case: BrokenLimit) -> str | None:
+    """The metric as a JSON body, or None when the broken value has no JSON spelling (NaN)."""
+    try:
+        return json.dumps(_metric(case), allow_nan=False)
+    except ValueError:
+        return None
+
+
+def _metric(case: BrokenLimit) -> dict[str, Any]:
+    return {
+        "id": "m-limits",
+        "code": "limits",
+        "expression_type": case.expression_type,
+        "expression": case.expression,
+    }
+
+
+@pytest.fixture
+def api(database_url: str) -> Iterator[Api]:
+    with running_api(database_url, MutableClock()) as api:
+        api.container.catalog.load_catalog(CATALOG)
+        yield api
+
+
+@DOOR_SETTINGS
+@given(case=broken_limits())
+def test_post_metrics_refuses_a_limit_broken_at_any_depth(api: Api, case: BrokenLimit) -> None:
+    body = _json_text(case)
+    assume(body is not None)
+    assert body is not None
+
+    response = api.client.post(
+        "/metrics", content=body, headers={"Content-Type": "application/json"}
+    )
+
+    problem = assert_problem(response, 422)
+    assert [(e["path"], e["message"]) for e in problem["errors"]] == [(case.path, case.message)]
+    assert api.client.get("/metrics/limits").status_code == 404
+
+
+@DOOR_SETTINGS
+@given(case=broken_limits(root="metrics[0].expression"))
+def test_a_catalog_file_refuses_a_limit_broken_at_any_depth(case: BrokenLimit) -> None:
+    # Through YAML text: 1e20 is written `1.0e+20` and read back as a float, inf as `.inf`.
+    text = yaml.safe_dump(CATALOG | {"metrics": [_metric(case)]})
+
+    _, errors = read_catalog_document(yaml.safe_load(text))
+
+    assert [(e.path, e.message) for e in errors] == [(case.path, case.message)]
+
+
+@DOOR_SETTINGS
+@given(case=broken_limits(root="expressionJson"))
+def test_the_reference_worker_refuses_a_request_with_a_limit_broken_at_any_depth(
+    case: BrokenLimit,
+) -> None:
+    body = _json_text(case)
+    assume(body is not None)
+    request = {
+        "type": "metric_run_requested",
+        "runId": "00000000-0000-0000-0000-000000000001",
+        "attempt": 1,
+        "metricCode": "limits",
+        "expressionType": case.expression_type,
+        "expressionJson": case.expression,
+        "inputs": [],
+        "catalog": {"datasets": {}},
+        "output": {"basePath": "s3://out/limits/"},
+    }
+
+    parsed = read_message(json.dumps(request))
+
+    assert isinstance(parsed, InvalidRequest)
+    assert f"{case.path}: {case.message}" in parsed.problems
+
+
+def test_patch_takes_no_expression(api: Api) -> None:
+    created = api.client.post(
+        "/metrics",
+        json={
+            "id": "m-sma",
+            "code": "sma",
+            "expression_type": "window_op",
+            "expression": {"op": "sma", "series": {"series_code": "A"}, "window": 3},
+        },
+    )
+    assert created.status_code == 200, created.text
+
+    response = api.client.patch(
+        "/metrics/sma",
+        json={"expression": {"op": "sma", "series": {"series_code": "A"}, "window": 10**20}},
+    )
+
+    problem = assert_problem(response, 422)
+    assert [e["path"] for e in problem["errors"]] == ["expression"]
+    assert api.client.get("/metrics/sma").json()["expression"]["window"] == 3
