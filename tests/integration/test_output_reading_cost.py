@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import TYPE_CHECKING
 from uuid import uuid4
 
@@ -116,7 +117,7 @@ def test_the_chart_asks_for_at_most_chart_points_rows_spread_over_the_output(
     assert reader.stats.rows_decoded == len(chart.points)
     assert chart.points[0].obs_time == START
     assert chart.points[-1].obs_time >= START + timedelta(minutes=ROWS - ROWS // CHART_POINTS)
-    gaps = {b.obs_time - a.obs_time for a, b in zip(chart.points, chart.points[1:], strict=False)}
+    gaps = {b.obs_time - a.obs_time for a, b in pairwise(chart.points)}
     assert len(gaps) == 1  # evenly spread
 
 

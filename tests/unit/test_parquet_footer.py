@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from itertools import pairwise
+from typing import Literal
 
 import polars as pl
 import pytest
@@ -16,8 +18,10 @@ from metrics_orchestrator.infrastructure.aws.parquet_footer import (
     row_groups,
 )
 
+Compression = Literal["lz4", "uncompressed", "snappy", "zstd"]
 
-def _file(rows: int, group_rows: int, compression: str, statistics: bool) -> bytes:
+
+def _file(rows: int, group_rows: int, compression: Compression, statistics: bool) -> bytes:
     frame = pl.DataFrame(
         {"obs_time": pl.int_range(0, rows, eager=True).cast(pl.Datetime("us", "UTC"))}
     ).with_columns(pl.col("obs_time").dt.epoch("us").cast(pl.Float64).alias("value"))
@@ -36,7 +40,7 @@ def _file(rows: int, group_rows: int, compression: str, statistics: bool) -> byt
     statistics=st.booleans(),
 )
 def test_row_groups_cover_every_row_with_disjoint_spans_inside_the_data(
-    rows: int, group_rows: int, compression: str, statistics: bool
+    rows: int, group_rows: int, compression: Compression, statistics: bool
 ) -> None:
     raw = _file(rows, group_rows, compression, statistics)
     length = footer_length(raw[-TAIL:])
@@ -48,7 +52,7 @@ def test_row_groups_cover_every_row_with_disjoint_spans_inside_the_data(
         sum(h.rows for h in groups[:i]) for i in range(len(groups))
     ]
     assert all(4 <= g.start < g.end <= len(raw) - TAIL - length for g in groups)
-    assert all(a.end <= b.start for a, b in zip(groups, groups[1:], strict=False))
+    assert all(a.end <= b.start for a, b in pairwise(groups))
 
 
 @pytest.mark.parametrize("tail", [b"", b"PAR1", b"\x00\x00\x00\x00NOPE"])

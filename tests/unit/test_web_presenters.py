@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from types import SimpleNamespace
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -64,11 +65,21 @@ def test_formulas_read_like_arithmetic() -> None:
 
 
 def test_an_asof_alignment_is_shown_with_its_index_operand_and_max_age() -> None:
-    monthly = {"series_code": "CPI"}
-    asof = {"op": "ratio", "left": {"series_code": "R"}, "right": monthly, "align": "asof"}
-    aged = {"op": "sum", "operands": [{"series_code": "R"}, monthly]}
+    monthly: dict[str, Any] = {"series_code": "CPI"}
+    asof: dict[str, Any] = {
+        "op": "ratio",
+        "left": {"series_code": "R"},
+        "right": monthly,
+        "align": "asof",
+    }
+    aged: dict[str, Any] = {"op": "sum", "operands": [{"series_code": "R"}, monthly]}
     aged |= {"align": "asof", "max_age_days": 62}
-    outer = {"op": "add", "left": {"series_code": "R"}, "right": monthly, "align": "outer"}
+    outer: dict[str, Any] = {
+        "op": "add",
+        "left": {"series_code": "R"},
+        "right": monthly,
+        "align": "outer",
+    }
 
     assert formula(asof) == "(R / CPI) [as of left]"
     assert formula(aged) == "sum(R, CPI) [as of first, \N{LESS-THAN OR EQUAL TO} 62 d]"

@@ -53,8 +53,7 @@ def _aligned(node: Node, operands: Sequence[Series]) -> list[tuple[datetime, lis
         for operand in operands[1:]:
             present = [s for s, v in operand.items() if s <= t and v is not None]
             latest = max(present, default=None)
-            too_old = latest is not None and max_age is not None
-            if too_old and latest is not None and t - latest > timedelta(days=max_age):
+            if latest is not None and max_age is not None and t - latest > timedelta(max_age):
                 latest = None
             values.append(None if latest is None else operand[latest])
         rows.append((t, values))
@@ -95,9 +94,16 @@ def _window_op(node: Node, operand: Series) -> Series:
             out.append(None)
             continue
         present = [v for v in held if v is not None]
-        aggregate = {"sum": sum, "max": max, "min": min}.get(op)
-        out.append(_finite(aggregate(present) if aggregate else sum(present) / window))
+        out.append(_finite(_AGGREGATES[op](present)))
     return dict(zip(times, out, strict=True))
+
+
+_AGGREGATES: Mapping[str, Callable[[list[float]], float]] = {
+    "sum": sum,
+    "max": max,
+    "min": min,
+    "sma": lambda held: sum(held) / len(held),
+}
 
 
 def _lag(operand: Series, times: list[datetime], target: datetime) -> float | None:

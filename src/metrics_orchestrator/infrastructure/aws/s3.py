@@ -130,12 +130,7 @@ class S3OutputReader:
             return None
         footer = self._footer(file.uri)
         for group in reversed(footer.groups):  # the output is in time order: look from its end
-            found = self._parquet(
-                file.uri,
-                footer,
-                [group],
-                lambda frame, g=group: frame.slice(g.first_row, g.rows).filter(_present()).tail(1),
-            )
+            found = self._parquet(file.uri, footer, [group], _last_present_in(group))
             if found:
                 return found[0]
         return None
@@ -200,11 +195,13 @@ class S3OutputReader:
 
     def _get(self, uri: str, byte_range: tuple[int, int] | None = None) -> bytes:
         bucket, key = _split(uri)
-        extra = (
-            {} if byte_range is None else {"Range": f"bytes={byte_range[0]}-{byte_range[1] - 1}"}
-        )
         try:
-            body = self._s3().get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
+            if byte_range is None:
+                response = self._s3().get_object(Bucket=bucket, Key=key)
+            else:  # an HTTP range is inclusive
+                span = f"bytes={byte_range[0]}-{byte_range[1] - 1}"
+                response = self._s3().get_object(Bucket=bucket, Key=key, Range=span)
+            body = response["Body"].read()
         except ClientError as exc:
             raise self._client_error(uri, exc) from exc
         except BotoCoreError as exc:
@@ -234,8 +231,14 @@ def _polars() -> Any:
     return pl
 
 
-def _present() -> Any:
-    return _polars().col("value").is_not_null()
+def _last_present_in(group: RowGroup) -> Callable[[Any], Any]:
+    """The query of the last row of `group` that has a value."""
+
+    def query(frame: Any) -> Any:
+        rows = frame.slice(group.first_row, group.rows)
+        return rows.filter(_polars().col("value").is_not_null()).tail(1)
+
+    return query
 
 
 def _split(uri: str) -> tuple[str, str]:
