@@ -302,3 +302,40 @@ def test_an_output_in_no_known_layout_is_a_clear_502(
     problem = assert_problem(api.client.get(f"/runs/{run_id}/output"), 502, detail_contains=detail)
 
     assert problem["type"].endswith("output-unavailable")
+
+
+def test_pages_run_across_the_files_of_one_output(
+    api: Api, s3_client: S3Client, bucket: str
+) -> None:
+    uris = []
+    for part, days in enumerate([range(0, 3), range(3, 5)]):
+        frame = pl.DataFrame(
+            {
+                "obs_time": [START + timedelta(days=n) for n in days],
+                "value": [float(n) for n in days],
+            },
+            schema={"obs_time": pl.Datetime("us", "UTC"), "value": pl.Float64},
+        )
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer)
+        key = f"parts/v1/data/part-{part}.parquet"
+        s3_client.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+        uris.append(f"s3://{bucket}/{key}")
+    s3_client.put_object(
+        Bucket=bucket, Key="parts/v1/manifest.json", Body=json.dumps({"files": uris}).encode()
+    )
+    run_id = seed(api, RunStatus.SUCCEEDED, f"s3://{bucket}/parts/v1/manifest.json")
+
+    values = []
+    cursor = None
+    for _ in range(3):
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = api.client.get(f"/runs/{run_id}/output", params=params).json()
+        assert page["total"] == 5
+        values += [item["value"] for item in page["items"]]
+        cursor = page["next_cursor"]
+
+    assert values == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert cursor is None
+    total, latest = api.container.outputs.latest(UUID(run_id))
+    assert (total, latest and latest.value) == (5, 4.0)

@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import math
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from metrics_orchestrator.application.pagination import check_page_size
 from metrics_orchestrator.domain.errors import FieldError, NotFound, ValidationError
 from metrics_orchestrator.domain.model import MetricRun, RunStatus
+
+T = TypeVar("T")
 
 MAX_OUTPUT_PAGE = 5_000
 # A chart is drawn from at most this many points, taken evenly over the whole output.
@@ -148,7 +150,8 @@ class OutputService:
             if start >= count:
                 start -= count
                 continue
-            points += self._read(lambda f=file, s=start: self._reader.read_rows(f, s, limit))
+            wanted = limit - len(points)
+            points += self._read(lambda f=file, s=start, n=wanted: self._reader.read_rows(f, s, n))
             start = 0
         return self._output(run_id, located, offset, points[:limit])
 
@@ -171,10 +174,6 @@ class OutputService:
                 return located.total, point
         return located.total, None
 
-    def manifest_uri(self, reported: str) -> str:
-        """Where the manifest a worker reported is read first (see `manifest_candidates`)."""
-        return manifest_candidates(reported, self._default_bucket)[0]
-
     def _locate(self, run_id: UUID) -> _Located:
         run = self._find_run(run_id)
         if run.status is not RunStatus.SUCCEEDED or not run.output_manifest:
@@ -194,7 +193,7 @@ class OutputService:
             return _Located(uri, manifest, _format_of(files), counts)
         raise NotFound(f"run {run_id} has no output: {candidates[0]} does not exist")
 
-    def _read(self, read: Any) -> Any:
+    def _read(self, read: Callable[[], T]) -> T:
         """A data file named by a manifest that exists must exist too: missing is a 502."""
         try:
             return read()
