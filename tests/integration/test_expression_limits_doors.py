@@ -1,5 +1,6 @@
 """Every limit of SPEC §3 holds at any depth through every door an expression comes in by:
-`POST /metrics`, a catalog file (YAML, as `catalog load` and the demo read it), and a run
+`POST /metrics`, a catalog file (YAML, as `catalog load` and the demo read it, and the
+`catalog load` command itself), and a run
 request reaching the reference worker. `PATCH /metrics/{code}` takes no expression at all.
 
 Each case is a valid tree with one value out of range at a random depth (tests/expression_bounds);
@@ -10,15 +11,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
+from typer.testing import CliRunner
 
 from metrics_orchestrator.application.catalog_document import read_catalog_document
+from metrics_orchestrator.interfaces.cli import app
 from metrics_orchestrator.worker.request import InvalidRequest, read_message
-from tests.expression_bounds import BrokenLimit, broken_limits
+from tests.expression_bounds import DAYS_MESSAGE, BrokenLimit, broken_limits
 from tests.integration.http_helpers import Api, assert_problem, running_api
 from tests.support import MutableClock
 
@@ -130,3 +134,45 @@ def test_patch_takes_no_expression(api: Api) -> None:
     problem = assert_problem(response, 422)
     assert [e["path"] for e in problem["errors"]] == ["expression"]
     assert api.client.get("/metrics/sma").json()["expression"]["window"] == 3
+
+
+def test_catalog_load_refuses_out_of_range_values_deep_in_a_file(
+    database_url: str, tmp_path: Path
+) -> None:
+    # As a person writes them: PyYAML reads `1.0e+20` as a float and `1e20` as a string.
+    file = tmp_path / "catalog.yaml"
+    file.write_text(
+        """
+series: [{code: A}, {code: B}]
+datasets: [{id: d, series: [A, B]}]
+metrics:
+  - id: m-deep
+    code: deep
+    expression_type: composite
+    expression:
+      op: sum
+      operands:
+        - {series_code: A}
+        - op: ratio
+          left: {op: sma, series: {op: ema, series: {series_code: A}, window: 1.0e+20}, window: 2}
+          right: {op: lag, series: {series_code: B}, window: 100000000000000000000}
+          align: asof
+          max_age_days: 36501
+        - {op: max, series: {series_code: B}, window: 1e20}
+""",
+        encoding="utf-8",
+    )
+
+    result = CliRunner().invoke(
+        app, ["catalog", "load", str(file)], env={"DATABASE_URL": database_url}
+    )
+
+    assert result.exit_code == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    where = "metrics[0].expression.operands"
+    assert errors == [
+        f"error: {where}[1].left.series.window: {DAYS_MESSAGE}",
+        f"error: {where}[1].right.window: {DAYS_MESSAGE}",
+        f"error: {where}[1].max_age_days: {DAYS_MESSAGE}",
+        f"error: {where}[2].window: {DAYS_MESSAGE}",
+    ]
