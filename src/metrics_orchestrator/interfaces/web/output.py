@@ -14,8 +14,6 @@ from metrics_orchestrator.application.outputs import CHART_POINTS, OutputService
 from metrics_orchestrator.application.outputs import OutputUnavailable as _Unavailable
 from metrics_orchestrator.domain.errors import NotFound
 
-__all__ = ["CHART_POINTS", "OutputPoint", "RunOutput", "run_output"]
-
 
 @dataclass(frozen=True, slots=True)
 class OutputPoint:
