@@ -172,6 +172,13 @@ def seed_run(
             now,
         ),
     )
+    if retry_of is not None:
+        # a retry joins the chain of the run it retries (migration 004), as the use cases do
+        conn.execute(
+            "UPDATE metric_runs SET chain_root ="
+            " (SELECT coalesce(chain_root, id) FROM metric_runs WHERE id = %s) WHERE id = %s",
+            (retry_of, run_id),
+        )
     for dataset_id, update in consumed.items():
         conn.execute(
             "INSERT INTO run_dataset_updates (run_id, dataset_id, update_id) VALUES (%s, %s, %s)",

@@ -20,13 +20,14 @@ from psycopg_pool import ConnectionPool
 
 from metrics_orchestrator.application.catalog import CatalogService
 from metrics_orchestrator.application.dispatch import RUN_QUEUED_CHANNEL, Dispatcher
+from metrics_orchestrator.application.feedback import FeedbackService
 from metrics_orchestrator.application.health import HealthService
 from metrics_orchestrator.application.intake import Orchestrator
 from metrics_orchestrator.application.outputs import OutputService
 from metrics_orchestrator.application.ports import Clock
 from metrics_orchestrator.application.queries import QueryService
 from metrics_orchestrator.application.router import EventRouter
-from metrics_orchestrator.application.runs import FeedbackService, RunOperations, Sweeper
+from metrics_orchestrator.application.runs import RunOperations, Sweeper
 from metrics_orchestrator.infrastructure.aws.clients import (
     create_s3_client,
     s3_client_from,

@@ -20,9 +20,9 @@ from psycopg import Connection
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
+from metrics_orchestrator.application.feedback import FeedbackService
 from metrics_orchestrator.application.intake import Orchestrator
 from metrics_orchestrator.application.router import EventRouter
-from metrics_orchestrator.application.runs import FeedbackService
 from metrics_orchestrator.infrastructure.aws.sqs import SqsConsumer
 from metrics_orchestrator.infrastructure.embedded_postgres import (
     EmbeddedPostgres,

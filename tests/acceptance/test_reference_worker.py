@@ -1,7 +1,8 @@
 """`serve` and `metrics-orchestrator worker` as real processes on moto (S3, SNS, SQS over HTTP)
 and a real PostgreSQL: from a projection update to a succeeded run whose output the API returns;
-a redelivered request that is not recomputed; SIGTERM mid-run; an unreadable input that fails
-with a classified error and is retried by the control plane (SPEC §4, §5.6, §6.1 `worker`).
+a redelivered request that is not recomputed; SIGTERM mid-run; an unreadable (corrupt) input
+that fails with a classified error and is retried by the control plane (SPEC §4, §5.6,
+§6.1 `worker`).
 """
 
 from __future__ import annotations
@@ -327,6 +328,7 @@ def test_an_update_becomes_a_computed_output_the_api_returns_and_redelivery_is_n
             f"{base}{version}/data/part-0.parquet",
             f"{base}{version}/manifest.json",
             f"{base}current/manifest.json",
+            f"{base}runs/{run_id}-1.claim",
             f"{base}runs/{run_id}-1.ok",
         ]
     )
@@ -383,7 +385,9 @@ def test_sigterm_mid_run_abandons_it_and_another_worker_completes_it(
     assert time.monotonic() - started < 10
     assert slow.count("ON_RUN_ABANDONED") == 1, slow.describe()
     assert slow.count("ON_RUN_COMPLETED") == 0
-    assert world.output_keys(s3_client) == []
+    # Nothing written but the run's claim, which the second worker takes over: it receives
+    # the same message (same MessageId), so it is a redelivery, not a duplicate.
+    assert world.output_keys(s3_client) == [f"metrics/{METRIC}/runs/{run_id}-1.claim"]
     # The request went back to the queue at once, for any worker to take.
     assert queue_depth(sqs_client, world.topology.worker_queue.url) == (1, 0)
     assert httpx.get(f"{world.api}/runs/{run_id}", timeout=10).json()["status"] == "running"
@@ -403,7 +407,8 @@ def test_an_unreadable_input_fails_with_a_classified_error_and_the_retry_succeed
     )
     victim = f"{projections}/{manifest['parquet_files'][3]}"
     saved = s3_client.get_object(Bucket=world.input_bucket, Key=victim)["Body"].read()
-    s3_client.delete_object(Bucket=world.input_bucket, Key=victim)
+    # Unreadable, not missing: a file that does not exist fails with `retryable: false`.
+    s3_client.put_object(Bucket=world.input_bucket, Key=victim, Body=b"not parquet")
     world.serve()
     world.worker()
     world.send_update(sqs_client)
@@ -413,9 +418,8 @@ def test_an_unreadable_input_fails_with_a_classified_error_and_the_retry_succeed
     s3_client.put_object(Bucket=world.input_bucket, Key=victim, Body=saved)
 
     failed = httpx.get(f"{world.api}/runs/{failed_id}", timeout=10).json()
-    assert failed["error"].startswith("INPUT_READ_ERROR: projection file s3://")
-    assert victim in failed["error"]
-    assert "does not exist" in failed["error"]
+    assert failed["error"].startswith(f"INPUT_READ_ERROR: s3://{world.input_bucket}/{victim}")
+    assert "is not a readable projection file" in failed["error"]
     retry_id = world.wait_for_status("succeeded", attempt=2)
     retry = httpx.get(f"{world.api}/runs/{retry_id}", timeout=10).json()
     assert retry["retry_of"] == failed_id

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from psycopg import Connection
 from psycopg.rows import TupleRow
 
+from metrics_orchestrator.application.feedback import FeedbackService
 from metrics_orchestrator.application.intake import Orchestrator
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.router import EventRouter
-from metrics_orchestrator.application.runs import FeedbackService
 from metrics_orchestrator.domain.model import RunStatus
 from tests.factories import seed_run
 from tests.hostile_inputs import RUN_ID, hostile_bodies

@@ -16,11 +16,11 @@ import pytest
 from psycopg import Connection
 from psycopg.rows import TupleRow
 
+from metrics_orchestrator.application.feedback import FeedbackService
 from metrics_orchestrator.application.intake import Orchestrator
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.router import EventRouter
-from metrics_orchestrator.application.runs import FeedbackService
 from metrics_orchestrator.domain.model import RunStatus
 from metrics_orchestrator.infrastructure.aws.sqs import SqsConsumer
 from tests.factories import event_rows, run_row, seed_run

@@ -9,12 +9,12 @@ import pytest
 from psycopg import Connection
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
+from metrics_orchestrator.application.feedback import FeedbackService
 from metrics_orchestrator.application.intake import Orchestrator
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.router import EventRouter
-from metrics_orchestrator.application.runs import FeedbackService
 from metrics_orchestrator.interfaces.cli import app
 from metrics_orchestrator.interfaces.cli.ingest import SLICE, ingest_lines, worker_of
 from tests.integration.intake_helpers import load_catalog_file, update_body
@@ -215,3 +215,71 @@ def test_lines_go_to_one_worker_per_dataset() -> None:
     assert worker_of("{not json", 4) == 0
     assert worker_of('["a list"]', 4) == 0
     assert {worker_of(update_body(f"ds{n}", "v"), 3) for n in range(30)} == {0, 1, 2}
+
+
+def _ingest_with_workers(
+    database_url: str, path: Path, lines: list[str], monkeypatch: pytest.MonkeyPatch
+) -> Result:
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    return CliRunner().invoke(app, ["ingest", "--workers", "2", str(path)])
+
+
+def test_with_workers_a_deeply_nested_line_is_one_rejection_and_the_rest_is_stored(
+    database_url: str,
+    uow_factory: UnitOfWorkFactory,
+    catalogs_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    load_catalog_file(uow_factory, MutableClock(), catalogs_dir / "multi_dataset_catalog.yaml")
+    datasets = ("reserves_daily", "fx_daily", "prices_monthly", "fx_mirror")
+    lines = [update_body(datasets[n % 4], f"v{n:02d}") for n in range(20)]
+    # deep enough for json.loads to raise RecursionError, well under the 256 KiB limit
+    lines.insert(7, "[" * 50_000 + "]" * 50_000)
+
+    result = _ingest_with_workers(database_url, tmp_path / "events.jsonl", lines, monkeypatch)
+
+    assert result.exit_code == 2, result.output
+    assert "processed: 20, duplicates: 0, rejected: 1" in result.stdout
+    assert "line 8: rejected: body is JSON nested deeper than 64 levels" in result.stdout
+    with psycopg.connect(database_url) as conn:
+        stored = conn.execute("SELECT count(*) FROM dataset_updates").fetchone()
+        logged = conn.execute("SELECT status, count(*) FROM event_log GROUP BY 1 ORDER BY 1")
+        assert logged.fetchall() == [("processed", 20), ("rejected", 1)]
+    assert stored == (20,)
+
+
+def test_with_workers_enveloped_and_raw_updates_of_one_dataset_keep_file_order(
+    database_url: str,
+    uow_factory: UnitOfWorkFactory,
+    catalogs_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    load_catalog_file(uow_factory, MutableClock(), catalogs_dir / "multi_dataset_catalog.yaml")
+    # no occurred_at: each version is fresher than the one before it in the file; every
+    # other line arrives in an SNS envelope, which has no top-level dataset_id
+    lines = []
+    for n in range(30):
+        body = update_body("prices_monthly", f"v{n:02d}")
+        lines.append(json.dumps({"Type": "Notification", "Message": body}) if n % 2 else body)
+
+    result = _ingest_with_workers(database_url, tmp_path / "events.jsonl", lines, monkeypatch)
+
+    assert result.exit_code == 0, result.output
+    assert "processed: 30, duplicates: 0, rejected: 0" in result.stdout
+    with psycopg.connect(database_url) as conn:
+        received = conn.execute(
+            "SELECT version_manifest_path FROM dataset_updates ORDER BY seq"
+        ).fetchall()
+        freshest = conn.execute(
+            "SELECT u.version_manifest_path FROM datasets d"
+            " JOIN dataset_updates u ON u.id = d.freshest_update_id"
+            " WHERE d.id = 'prices_monthly'"
+        ).fetchone()
+    assert [path for (path,) in received] == [
+        f"datasets/prices_monthly/versions/v{n:02d}/manifest.json" for n in range(30)
+    ]
+    assert freshest == ("datasets/prices_monthly/versions/v29/manifest.json",)

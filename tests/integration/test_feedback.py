@@ -12,10 +12,11 @@ from uuid import UUID, uuid4
 import pytest
 from psycopg import Connection
 from psycopg.rows import TupleRow
+from structlog.testing import capture_logs
 
+from metrics_orchestrator.application.feedback import FeedbackOutcome, FeedbackService
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventStatus
-from metrics_orchestrator.application.runs import FeedbackOutcome, FeedbackService
 from metrics_orchestrator.domain.events import decode_event
 from metrics_orchestrator.domain.model import RunStatus, RunTrigger
 from tests.factories import event_rows, run_row, seed_run
@@ -485,3 +486,62 @@ def test_sns_enveloped_fixture_is_applied(
 
 def _iso(moment: Any) -> str:
     return str(moment.isoformat())
+
+
+# --- late heartbeats (issue 20) and retryable (SPEC §4.2) -------------------------------
+
+
+@pytest.mark.parametrize("status", [S.TIMED_OUT, S.SUCCEEDED, S.FAILED, S.CANCELED])
+def test_late_heartbeats_of_an_ended_run_make_one_inbox_entry(
+    conn: Connection[TupleRow], service: FeedbackService, clock: MutableClock, status: RunStatus
+) -> None:
+    run_id = seed_run(conn, status=status, now=clock.now() - timedelta(minutes=10))
+    other = seed_run(conn, status=status, now=clock.now() - timedelta(minutes=10))
+    before = run_row(conn, run_id)
+
+    outcomes = []
+    for minute in range(7):
+        ts = f"2025-11-11T12:{minute:02d}:00+00:00"
+        outcomes.append(send(service, clock, event(HEARTBEAT, run_id, ts=ts, progress=0.5)))
+    send(service, clock, event(HEARTBEAT, other))
+
+    assert [o.status for o in outcomes] == [EventStatus.REJECTED] + [EventStatus.DUPLICATE] * 6
+    assert f"cannot move from {status}" in (outcomes[0].reason or "")
+    assert run_row(conn, run_id) == before
+    logged = event_rows(conn)
+    assert {(row["event_key"], row["status"]) for row in logged} == {
+        (f"metric_run_heartbeat:late:{run_id}", "rejected"),
+        (f"metric_run_heartbeat:late:{run_id}", "duplicate"),
+        (f"metric_run_heartbeat:late:{other}", "rejected"),
+    }
+    assert sum(row["status"] == "rejected" for row in logged) == 2
+    assert all(row["raw_body"] for row in logged)
+
+
+def test_a_heartbeat_before_dispatch_is_still_an_error_of_its_own(
+    conn: Connection[TupleRow], service: FeedbackService, clock: MutableClock
+) -> None:
+    run_id = seed_run(conn, status=S.QUEUED, now=clock.now())
+
+    first = send(service, clock, event(HEARTBEAT, run_id, ts="2025-11-11T12:00:00+00:00"))
+    second = send(service, clock, event(HEARTBEAT, run_id, ts="2025-11-11T12:01:00+00:00"))
+
+    assert (first.status, second.status) == (EventStatus.REJECTED, EventStatus.REJECTED)
+    assert first.event_key != second.event_key
+    assert "late" not in first.event_key
+
+
+def test_a_failure_marked_not_retryable_is_stored_and_logged_as_a_warning(
+    conn: Connection[TupleRow], service: FeedbackService, clock: MutableClock
+) -> None:
+    permanent = seed_run(conn, status=S.RUNNING, now=clock.now())
+    transient = seed_run(conn, status=S.RUNNING, now=clock.now())
+
+    with capture_logs() as logs:
+        send(service, clock, event(FAILURE, permanent, error="no manifest", retryable=False))
+        send(service, clock, event(FAILURE, transient, error="timeout"))
+
+    assert run_row(conn, permanent)["retryable"] is False
+    assert run_row(conn, transient)["retryable"] is True
+    completed = [e for e in logs if e["event"] == "ON_RUN_COMPLETED"]
+    assert [e["log_level"] for e in completed] == ["warning", "warning"]

@@ -214,6 +214,22 @@ def test_retry_of_a_run_still_open_is_a_409(api: Api) -> None:
     assert_problem(api.client.post(f"/runs/{uuid4()}/retry"), 404)
 
 
+def test_retry_of_an_attempt_that_is_not_the_latest_is_a_409_naming_the_latest(api: Api) -> None:
+    """Issue 19: attempt 1 retried by hand twice made two "attempt 2"s (SPEC §5.6)."""
+    api.send_update("reserves_daily", "r1")
+    first = _only_run(api, "reserves.sma_20")
+    api.client.post(f"/runs/{first['id']}/cancel")
+    second = api.client.post(f"/runs/{first['id']}/retry").json()
+    api.client.post(f"/runs/{second['id']}/cancel")
+
+    refused = api.client.post(f"/runs/{first['id']}/retry")
+    third = api.client.post(f"/runs/{second['id']}/retry")
+
+    assert_problem(refused, 409, detail_contains=f"retry the latest attempt, {second['id']}")
+    assert third.status_code == 201, third.text
+    assert [a["attempt"] for a in third.json()["attempts"]] == [1, 2, 3]
+
+
 # --- manual runs ----------------------------------------------------------------------------
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 import pytest
+import structlog
 from bench.catalog import CatalogShape, dataset_id, generate_catalog, metric_code
 from bench.stream import projection_update
 
@@ -210,3 +212,42 @@ def test_a_pending_run_promoted_and_a_new_one_held_in_one_batch(
     assert holds[(waiting, dataset_id(1))]
     assert holds[(held, dataset_id(0))]
     assert not holds[(held, dataset_id(1))]
+
+
+def test_outcomes_are_logged_after_commit_never_while_the_transaction_is_open(
+    orchestrator: Orchestrator, clock: MutableClock, database_url: str
+) -> None:
+    # A log write can block (a pipe nobody reads): it must never do so holding locks.
+    with psycopg.connect(database_url, autocommit=True) as probe:
+        probe.execute(
+            "ALTER TABLE dataset_updates ADD CONSTRAINT no_poison"
+            " CHECK (version_manifest_path NOT LIKE '%poison%')"
+        )
+        open_at_log: list[tuple[str, int]] = []
+
+        def transactions_open_at_log(
+            _logger: Any, _method: str, event: MutableMapping[str, Any]
+        ) -> NoReturn:
+            (count,) = probe.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND state LIKE 'idle in transaction%%' AND pid <> pg_backend_pid()"
+            ).fetchone() or (0,)
+            open_at_log.append((str(event["event"]), count))
+            raise structlog.DropEvent
+
+        structlog.configure(processors=[transactions_open_at_log])
+        first = update(clock, 0, "v1")
+        unknown = {**projection_update(0, "x", clock.now()), "dataset_id": "nope"}
+        batch = [first, first, decode_event(json.dumps(unknown)), update(clock, 1, "poison")]
+
+        results = orchestrator.ingest_many(batch, source="test", received_at=clock.now())
+        orchestrator.ingest(update(clock, 2, "v1"), source="test", received_at=clock.now())
+
+    assert [r.status for r in results] == [
+        EventStatus.PROCESSED,
+        EventStatus.DUPLICATE,
+        EventStatus.REJECTED,
+        EventStatus.REJECTED,
+    ]
+    assert len(open_at_log) == 5
+    assert [count for _, count in open_at_log] == [0] * 5, open_at_log

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from metrics_orchestrator.application.feedback import FeedbackService
 from metrics_orchestrator.application.intake import Orchestrator
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.router import EventRouter
-from metrics_orchestrator.application.runs import FeedbackService
 from metrics_orchestrator.domain.errors import Conflict, NotFound
 from metrics_orchestrator.domain.events import decode_event
 from tests.integration.intake_helpers import Harness, load_catalog_file, update_body

@@ -11,11 +11,11 @@ from bench.catalog import CatalogShape, dataset_id, generate_catalog, metric_cod
 from bench.stream import projection_update
 
 from metrics_orchestrator.application.catalog import CatalogService
+from metrics_orchestrator.application.feedback import FeedbackService
 from metrics_orchestrator.application.intake import Orchestrator
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.router import EventRouter
-from metrics_orchestrator.application.runs import FeedbackService
 from tests.support import MutableClock
 
 

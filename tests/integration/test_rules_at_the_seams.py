@@ -21,9 +21,10 @@ import psycopg
 import pytest
 
 from metrics_orchestrator.application.catalog import CatalogService
+from metrics_orchestrator.application.feedback import FeedbackService
 from metrics_orchestrator.application.intake import IntakeResult, Orchestrator
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
-from metrics_orchestrator.application.runs import FeedbackService, RunOperations, Sweeper
+from metrics_orchestrator.application.runs import RunOperations, Sweeper
 from metrics_orchestrator.domain.events import decode_event
 from metrics_orchestrator.domain.model import RunStatus
 from tests.integration.http_helpers import Api, assert_problem, running_api

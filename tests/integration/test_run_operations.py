@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from uuid import uuid4
 
@@ -16,6 +17,7 @@ from metrics_orchestrator.domain.errors import (
     Conflict,
     IllegalTransition,
     NotFound,
+    NotLatestAttempt,
     ValidationError,
 )
 from metrics_orchestrator.domain.model import RunStatus, RunTrigger
@@ -125,19 +127,82 @@ def test_manual_retry_queues_a_new_attempt_on_the_same_inputs(
     assert len(notices) == 1
 
 
-def test_manual_retries_are_never_blocked_by_earlier_ones(
+def test_retrying_an_older_attempt_is_refused_naming_the_latest(
+    conn: Connection[TupleRow], operations: RunOperations, clock: MutableClock
+) -> None:
+    """Issue 19 item 4: attempt 1 and its retry both failed; retrying attempt 1 again
+    used to make a second attempt 2. The latest attempt is the one to retry (SPEC §5.6)."""
+    first = seed_run(conn, status=S.FAILED, now=clock.now())
+    second = seed_run(
+        conn, status=S.FAILED, now=clock.now(), trigger=RunTrigger.RETRY, attempt=2, retry_of=first
+    )
+
+    with pytest.raises(NotLatestAttempt, match=f"retry the latest attempt, {second}") as refused:
+        operations.retry(first)
+    third = operations.retry(second)
+
+    assert refused.value.latest_id == second
+    assert isinstance(refused.value, Conflict)
+    assert (third.attempt, third.retry_of) == (3, second)
+    assert run_row(conn, third.id)["chain_root"] == first
+    with pytest.raises(NotLatestAttempt, match=f"attempt 3 \\({third.id}\\)"):
+        operations.retry(second)
+
+
+def test_a_retried_attempt_still_queued_refuses_a_second_retry_of_its_predecessor(
     conn: Connection[TupleRow], operations: RunOperations, clock: MutableClock
 ) -> None:
     old = seed_run(conn, status=S.FAILED, now=clock.now())
-    seed_run(
+    retry = seed_run(
         conn, status=S.QUEUED, now=clock.now(), trigger=RunTrigger.RETRY, attempt=2, retry_of=old
     )
 
-    first = operations.retry(old)
-    second = operations.retry(old)
+    with pytest.raises(NotLatestAttempt, match=str(retry)):
+        operations.retry(old)
 
-    assert first.id != second.id
-    assert (first.attempt, second.attempt) == (2, 2)
+    assert run_row(conn, old)["status"] == "failed"
+
+
+def test_two_operators_retrying_the_same_attempt_at_once_make_one_retry(
+    conn: Connection[TupleRow], operations: RunOperations, clock: MutableClock
+) -> None:
+    first = seed_run(conn, status=S.FAILED, now=clock.now())
+    start = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def retry() -> None:
+        start.wait()
+        try:
+            outcomes.append(operations.retry(first).attempt)
+        except NotLatestAttempt as refused:
+            outcomes.append(refused)
+
+    threads = [threading.Thread(target=retry) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(type(o).__name__ for o in outcomes) == ["NotLatestAttempt", "int"]
+    assert 2 in outcomes
+    count = conn.execute("SELECT count(*) FROM metric_runs WHERE retry_of = %s", (first,))
+    assert count.fetchone() == (1,)
+
+
+def test_one_chain_cannot_hold_one_attempt_number_twice(
+    conn: Connection[TupleRow], operations: RunOperations, clock: MutableClock
+) -> None:
+    first = seed_run(conn, status=S.FAILED, now=clock.now())
+    operations.retry(first)
+
+    with pytest.raises(psycopg.errors.UniqueViolation, match="metric_runs_one_attempt_per_chain"):
+        conn.execute(
+            "INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, retry_of,"
+            " chain_root, created_at, updated_at)"
+            " SELECT %s, metric_id, 'canceled', 'manual', 2, id, id, now(), now()"
+            " FROM metric_runs WHERE id = %s",
+            (uuid4(), first),
+        )
 
 
 @pytest.mark.parametrize(

@@ -270,6 +270,33 @@ def test_disabled_metric_and_old_failures_are_not_retried(
     assert retries_of(conn, disabled) == retries_of(conn, ancient) == []
 
 
+def test_a_failure_the_worker_marked_not_retryable_is_not_retried(
+    conn: Connection[TupleRow], sweeper: Sweeper, clock: MutableClock
+) -> None:
+    permanent = seed_run(conn, status=S.FAILED, now=clock.now())
+    conn.execute("UPDATE metric_runs SET retryable = false WHERE id = %s", (permanent,))
+    transient = seed_run(conn, status=S.FAILED, now=clock.now())
+
+    report = sweeper.sweep_once()
+
+    assert [r.retry_of for r in report.retries] == [transient]
+    assert retries_of(conn, permanent) == []
+
+
+def test_an_attempt_retried_by_hand_first_gets_no_second_attempt_of_that_number(
+    conn: Connection[TupleRow], sweeper: Sweeper, clock: MutableClock
+) -> None:
+    first = seed_run(conn, status=S.FAILED, now=clock.now())
+    by_hand = seed_run(
+        conn, status=S.QUEUED, now=clock.now(), trigger=RunTrigger.MANUAL, attempt=2, retry_of=first
+    )
+
+    report = sweeper.sweep_once()
+
+    assert report.retries == ()
+    assert [r["id"] for r in retries_of(conn, first)] == [by_hand]
+
+
 def test_retries_wake_the_dispatcher(
     conn: Connection[TupleRow], database_url: str, sweeper: Sweeper, clock: MutableClock
 ) -> None:

@@ -10,7 +10,8 @@ from mypy_boto3_sns import SNSClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from metrics_orchestrator.application.dispatch import Dispatcher
-from metrics_orchestrator.application.runs import FeedbackService, Sweeper
+from metrics_orchestrator.application.feedback import FeedbackService
+from metrics_orchestrator.application.runs import Sweeper
 from metrics_orchestrator.domain.events import decode_event
 from metrics_orchestrator.domain.model import RunStatus
 from metrics_orchestrator.infrastructure.aws.provisioning import Topology

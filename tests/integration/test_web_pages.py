@@ -202,6 +202,19 @@ def test_cancel_then_retry_from_the_run_page(api: Api) -> None:
     assert f'href="/ui/runs/{run_id}">attempt 1</a>' in html
 
 
+def test_an_older_attempt_offers_no_retry_but_a_link_to_the_latest(api: Api) -> None:
+    run_id = run_id_of(api, "fx.gap")
+    api.container.runs.cancel(UUID(run_id))
+    latest = api.container.runs.retry(UUID(run_id))
+
+    html = page(api, f"/ui/runs/{run_id}")
+
+    assert re.search(r'<button type="submit" disabled[^>]*>Retry</button>', html)
+    assert "attempt 2 is the latest of this chain" in html
+    assert f'<a id="retry-instead" href="/ui/runs/{latest.id}">retry attempt 2 instead</a>' in html
+    assert 'id="retry-instead"' not in page(api, f"/ui/runs/{latest.id}")
+
+
 def test_cancelling_an_ended_run_explains_why_not(api: Api) -> None:
     run_id = run_id_of(api, "fx.gap")
     api.container.runs.cancel(UUID(run_id))

@@ -79,9 +79,17 @@ def _playwright_chromium(playwright: Playwright) -> str:
             check=False,
         )
         if install.returncode != 0 or not os.access(executable, os.X_OK):
-            last_line = (install.stderr or install.stdout).strip().splitlines()[-1:] or ["?"]
-            pytest.fail(NO_BROWSER.format(reason=last_line[0]), pytrace=False)
+            pytest.fail(NO_BROWSER.format(reason=_first_error(install)), pytrace=False)
     return executable
+
+
+def _first_error(install: subprocess.CompletedProcess[str]) -> str:
+    """The line of the installer's output that says why it failed (its first `Error`)."""
+    lines = [
+        line.strip() for line in (install.stderr + install.stdout).splitlines() if line.strip()
+    ]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or [f"exit code {install.returncode}"])[0]
 
 
 def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -200,12 +200,38 @@ def test_failure_keeps_its_error() -> None:
         ({"status": "SUCCESS", "versionTs": 20251111}, "versionTs"),
         ({"status": "SUCCESS", "outputManifest": ""}, "outputManifest"),
         ({"status": "SUCCESS", "metricCode": 7}, "metricCode"),
+        ({"status": "FAILURE", "retryable": "false"}, "retryable"),
+        ({"status": "FAILURE", "retryable": 0}, "retryable"),
     ],
 )
 def test_completed_names_the_offending_field(fields: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as exc:
         parse_run_completed({"runId": RUN_ID, **fields})
     assert list(reasons(exc)) == [field]
+
+
+def test_a_failure_may_say_it_is_not_retryable() -> None:
+    """SPEC §4.2: `retryable` is a boolean, true when absent (or null)."""
+    said = parse_run_completed({"runId": RUN_ID, "status": "FAILURE", "retryable": False})
+    assert (said.succeeded, said.retryable) == (False, False)
+    for payload in ({}, {"retryable": None}, {"retryable": True}):
+        parsed = parse_run_completed({"runId": RUN_ID, "status": "FAILURE", **payload})
+        assert parsed.retryable is True
+
+
+@given(
+    st.one_of(
+        st.integers(),
+        st.floats(allow_nan=False),
+        st.text(),
+        st.lists(st.booleans(), max_size=2),
+        st.dictionaries(st.text(max_size=3), st.booleans(), max_size=2),
+    )
+)
+def test_a_retryable_that_is_not_a_boolean_is_rejected_naming_it(value: object) -> None:
+    with pytest.raises(ValidationError) as exc:
+        parse_run_completed({"runId": RUN_ID, "status": "FAILURE", "retryable": value})
+    assert reasons(exc) == {"retryable": "must be a boolean (true or false)"}
 
 
 def test_completed_without_status_is_rejected() -> None:

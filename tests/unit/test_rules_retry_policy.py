@@ -76,6 +76,14 @@ def test_a_run_without_a_request_gets_no_retry() -> None:
     assert retry_not_before(replace(FAILED_FIRST, has_request=False), NOW, BASE) is None
 
 
+def test_a_failure_the_worker_marked_not_retryable_gets_no_retry() -> None:
+    assert retry_not_before(replace(FAILED_FIRST, retryable=False), NOW, BASE) is None
+
+
+def test_an_attempt_already_retried_by_hand_gets_no_automatic_retry() -> None:
+    assert retry_not_before(replace(FAILED_FIRST, latest_in_chain=False), NOW, BASE) is None
+
+
 def test_a_run_that_ended_exactly_at_the_horizon_is_still_retried() -> None:
     at_horizon = replace(FAILED_FIRST, ended_at=NOW - RETRY_HORIZON)
     assert retry_not_before(at_horizon, NOW, BASE) == NOW + BASE
@@ -97,6 +105,8 @@ def test_the_horizon_is_one_day() -> None:
     age=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=3)),
     enabled=st.booleans(),
     has_request=st.booleans(),
+    retryable=st.booleans(),
+    latest=st.booleans(),
 )
 def test_retry_not_before_is_the_rule_of_the_spec(
     status: RunStatus,
@@ -105,13 +115,19 @@ def test_retry_not_before_is_the_rule_of_the_spec(
     age: timedelta,
     enabled: bool,
     has_request: bool,
+    retryable: bool,
+    latest: bool,
 ) -> None:
-    run = EndedRun(status, attempt, NOW - age, max_attempts, enabled, has_request)
+    run = EndedRun(
+        status, attempt, NOW - age, max_attempts, enabled, has_request, retryable, latest
+    )
     retried = (
         status in {S.FAILED, S.TIMED_OUT}
         and attempt < max_attempts
         and enabled
         and has_request
+        and retryable
+        and latest
         and age <= RETRY_HORIZON
     )
     expected = NOW + BASE * 2 ** (attempt - 1) if retried else None

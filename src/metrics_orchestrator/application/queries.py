@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from uuid import UUID
 
 from metrics_orchestrator.application.pagination import (
     check_page_size,
@@ -17,8 +18,14 @@ from metrics_orchestrator.application.pagination import (
 )
 from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventStatus, LoggedEvent
-from metrics_orchestrator.application.ports.queries import HourlyRunCount, RunGauges, RunWaits
+from metrics_orchestrator.application.ports.queries import (
+    HourlyRunCount,
+    RunGauges,
+    RunMatch,
+    RunWaits,
+)
 from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
+from metrics_orchestrator.domain.run_ids import SHOWN_MATCHES, parse_run_id_prefix, the_one_match
 
 RECENT_UPDATES = 20
 OVERVIEW_WINDOW = timedelta(hours=24)
@@ -79,3 +86,17 @@ class QueryService:
     def latest_run_status_by_metric(self) -> dict[str, RunStatus | None]:
         with self._uow_factory() as uow:
             return uow.queries.latest_run_status_by_metric()
+
+    def runs_by_id_prefix(self, text: str, limit: int = SHOWN_MATCHES) -> list[RunMatch]:
+        """Up to `limit` runs whose id starts with `text` (SPEC §6.1: a prefix, >= 4 hex
+        digits, hyphens optional), in id order; ValidationError if it cannot be a prefix."""
+        prefix = parse_run_id_prefix(text)
+        with self._uow_factory() as uow:
+            return uow.queries.runs_in_id_range(prefix.lowest, prefix.highest, limit)
+
+    def resolve_run_id(self, text: str) -> UUID:
+        """The one run whose id starts with `text`: NotFound if none, ValidationError listing
+        the matches (at most SHOWN_MATCHES) if several."""
+        matches = self.runs_by_id_prefix(text, SHOWN_MATCHES + 1)
+        ids = [m.id for m in matches]
+        return the_one_match(text, ids[:SHOWN_MATCHES], more=len(ids) > SHOWN_MATCHES)

@@ -1,4 +1,5 @@
-"""Run lifecycle use cases (SPEC §5.5-§5.7): worker feedback, the sweeper, cancel and retry.
+"""Run lifecycle use cases (SPEC §5.5-§5.7): the sweeper, cancel, retry and the run read models
+(worker feedback is application/feedback.py).
 
 Everything that changes a run locks its row (or skips rows others hold), so any number of
 replicas may process feedback and sweep side by side.
@@ -7,10 +8,8 @@ replicas may process feedback and sweep side by side.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
 from uuid import UUID, uuid4
 
 import structlog
@@ -22,68 +21,38 @@ from metrics_orchestrator.application.pagination import (
     decode_run_cursor,
     encode_run_cursor,
 )
-from metrics_orchestrator.application.ports import (
-    Clock,
-    UnitOfWork,
-    UnitOfWorkFactory,
-    in_transaction,
-)
-from metrics_orchestrator.application.ports.events import EventRecord, EventStatus
+from metrics_orchestrator.application.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from metrics_orchestrator.application.ports.runs import (
     AttemptSummary,
     LineageEntry,
     LockedRun,
     NewRetry,
     PendingInput,
-    RunCompletion,
     RunPageKey,
-    RunRepository,
     RunSummary,
     ScheduledRetry,
     TimedOutRun,
 )
 from metrics_orchestrator.application.telemetry import NEW_RUN, NullTelemetry, Telemetry
-from metrics_orchestrator.domain.errors import (
-    Conflict,
-    IllegalTransition,
-    NotFound,
-    ValidationError,
-)
-from metrics_orchestrator.domain.events import DecodedEvent, body_digest_key
-from metrics_orchestrator.domain.feedback import (
-    RunCompleted,
-    RunHeartbeat,
-    RunStarted,
-    WorkerFeedback,
-    parse_feedback,
-    status_change,
-)
+from metrics_orchestrator.application.transactions import transact as _transact
+from metrics_orchestrator.domain.errors import NotFound
 from metrics_orchestrator.domain.model import (
     Cause,
     MetricRun,
     RunStatus,
-    StatusChange,
     change_for,
     check_metric_can_run,
     check_rows_changed,
 )
 from metrics_orchestrator.domain.retries import (
     RETRYABLE_STATUSES,
+    check_latest_attempt,
     check_manual_retry,
     retry_not_before,
-    superseded_reason,
-    supersedes_retry,
 )
 from metrics_orchestrator.domain.run_request import format_timestamp
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
-
-
-# status_reason codes of worker outcomes; the sweeper writes its cause ('start_timeout',
-# 'heartbeat_timeout'), the dispatcher 'dispatch_failed', cancel the operator's reason.
-REASON_WORKER_FAILURE = "worker_failure"
-REASON_COMPLETED_AFTER_TIMEOUT = "completed_after_timeout"
 
 
 # --- what the repository reads and writes -------------------------------------------------
@@ -100,257 +69,6 @@ class RunDetail:
     @property
     def request_payload(self) -> dict[str, object] | None:
         return self.run.request_payload
-
-
-# --- worker feedback (SPEC §4.2, §5.5) ------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FeedbackOutcome:
-    """What handling one worker event did; `run_status` is the run's status afterwards."""
-
-    status: EventStatus
-    event_key: str
-    event_type: str
-    run_id: UUID | None = None
-    reason: str | None = None
-    previous_status: RunStatus | None = None
-    run_status: RunStatus | None = None
-    # the automatic retry a late success canceled (SPEC §5.5)
-    superseded_retry: UUID | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Received:
-    event: DecodedEvent
-    key: str
-    source: str
-    received_at: datetime
-
-
-class FeedbackService:
-    """Applies started / heartbeat / completed events to runs, exactly once per message body."""
-
-    def __init__(
-        self,
-        uow_factory: UnitOfWorkFactory,
-        clock: Clock,
-        *,
-        telemetry: Telemetry | None = None,
-    ) -> None:
-        self._uow_factory = uow_factory
-        self._clock = clock
-        self._telemetry = telemetry or NullTelemetry()
-
-    def handle(
-        self, decoded: DecodedEvent, *, source: str, received_at: datetime
-    ) -> FeedbackOutcome:
-        """Apply one worker event and record its outcome in the event log, in one transaction.
-
-        `decoded` must be a worker event type (ValueError otherwise): routing is the caller's.
-        """
-        received = _Received(
-            event=decoded,
-            key=body_digest_key(decoded.event_type, decoded.raw_body),
-            source=source,
-            received_at=received_at,
-        )
-        try:
-            feedback = parse_feedback(decoded.event_type, decoded.payload)
-        except ValidationError as exc:
-            invalid = str(exc)
-            outcome = _transact(
-                self._uow_factory,
-                lambda uow: self._finish(uow, received, EventStatus.REJECTED, reason=invalid),
-            )
-        else:
-            outcome = _transact(self._uow_factory, lambda uow: self._apply(uow, received, feedback))
-        _log_feedback(outcome)
-        moved = outcome.previous_status is not None and outcome.run_status is not None
-        if moved and outcome.previous_status != outcome.run_status:
-            self._telemetry.run_transition(str(outcome.previous_status), str(outcome.run_status))
-        if outcome.superseded_retry is not None:
-            self._telemetry.run_transition(RunStatus.QUEUED.value, RunStatus.CANCELED.value)
-        return outcome
-
-    def _apply(
-        self, uow: UnitOfWork, received: _Received, feedback: WorkerFeedback
-    ) -> FeedbackOutcome:
-        run = uow.runs.lock(feedback.run_id)
-        if run is None:
-            return self._finish(
-                uow, received, EventStatus.REJECTED, reason=f"unknown run {feedback.run_id}"
-            )
-        # Checked under the run's row lock, so a copy handled concurrently by another
-        # replica is seen once the first commits.
-        if uow.events.was_processed(received.key):
-            return self._finish(uow, received, EventStatus.DUPLICATE, run=run)
-        try:
-            change = status_change(feedback, run.status)
-            _check_metric_code(feedback, run)
-        except (IllegalTransition, Conflict) as exc:
-            return self._finish(uow, received, EventStatus.REJECTED, run=run, reason=str(exc))
-        self._write(uow.runs, feedback, run, change, received.received_at)
-        superseded = None
-        if isinstance(feedback, RunCompleted):
-            superseded = self._supersede_retry(uow.runs, run, feedback)
-        return self._finish(
-            uow,
-            received,
-            EventStatus.PROCESSED,
-            run=run,
-            target=change.target,
-            superseded=superseded,
-        )
-
-    def _write(
-        self,
-        runs: RunRepository,
-        feedback: WorkerFeedback,
-        run: LockedRun,
-        change: StatusChange,
-        received_at: datetime,
-    ) -> None:
-        now = self._clock.now()
-        if isinstance(feedback, RunStarted):
-            changed = runs.record_start(
-                run.id,
-                change,
-                started_at=feedback.started_at or received_at,
-                seen_at=received_at,
-                at=now,
-            )
-        elif isinstance(feedback, RunHeartbeat):
-            changed = runs.record_heartbeat(
-                run.id,
-                change,
-                ts=feedback.ts,
-                progress=feedback.progress,
-                seen_at=received_at,
-                at=now,
-            )
-        else:
-            changed = runs.record_completion(
-                run.id, change, _completion(feedback, run, received_at), at=now
-            )
-        check_rows_changed(changed, 1, change)
-
-    def _supersede_retry(
-        self, runs: RunRepository, run: LockedRun, feedback: RunCompleted
-    ) -> UUID | None:
-        """A late SUCCESS cancels the timed-out run's retry if it was not dispatched yet."""
-        if run.status is not RunStatus.TIMED_OUT:
-            return None
-        retry = runs.lock_automatic_retry(run.id)
-        if retry is None or not supersedes_retry(run.status, feedback.succeeded, retry.status):
-            return None
-        change = change_for(Cause.CANCEL, retry.status)
-        reason = superseded_reason(run.attempt)
-        check_rows_changed(
-            runs.cancel(retry.id, change, reason=reason, at=self._clock.now()), 1, change
-        )
-        return retry.id
-
-    def _finish(
-        self,
-        uow: UnitOfWork,
-        received: _Received,
-        status: EventStatus,
-        *,
-        run: LockedRun | None = None,
-        target: RunStatus | None = None,
-        reason: str | None = None,
-        superseded: UUID | None = None,
-    ) -> FeedbackOutcome:
-        uow.events.record(
-            EventRecord(
-                event_key=received.key,
-                event_type=received.event.event_type,
-                status=status,
-                source=received.source,
-                received_at=received.received_at,
-                payload=received.event.payload,
-                raw_body=received.event.raw_body,
-                error=reason,
-            ),
-            processed_at=self._clock.now(),
-        )
-        return FeedbackOutcome(
-            status=status,
-            event_key=received.key,
-            event_type=received.event.event_type,
-            run_id=run.id if run else None,
-            reason=reason,
-            previous_status=run.status if run else None,
-            run_status=target or (run.status if run else None),
-            superseded_retry=superseded,
-        )
-
-
-def _check_metric_code(feedback: WorkerFeedback, run: LockedRun) -> None:
-    """A completion naming another metric comes from a confused worker: do not trust it."""
-    if isinstance(feedback, RunCompleted) and feedback.metric_code not in (None, run.metric_code):
-        raise Conflict(
-            f"metricCode {feedback.metric_code!r} does not match run {run.id}, "
-            f"which computes {run.metric_code!r}"
-        )
-
-
-def _completion(feedback: RunCompleted, run: LockedRun, received_at: datetime) -> RunCompletion:
-    if run.status is RunStatus.TIMED_OUT:
-        reason: str | None = REASON_COMPLETED_AFTER_TIMEOUT
-    elif not feedback.succeeded:
-        reason = REASON_WORKER_FAILURE
-    else:
-        reason = None
-    return RunCompletion(
-        status=feedback.target_status,
-        progress=1.0 if feedback.succeeded else None,
-        completed_at=received_at,
-        version_ts=feedback.version_ts,
-        output_manifest=feedback.output_manifest,
-        row_count=feedback.row_count,
-        error=feedback.error,
-        status_reason=reason,
-    )
-
-
-def _log_feedback(outcome: FeedbackOutcome) -> None:
-    context = {
-        "run_id": str(outcome.run_id) if outcome.run_id else None,
-        "event_type": outcome.event_type,
-        "event_key": outcome.event_key,
-    }
-    if outcome.status is EventStatus.REJECTED:
-        log.warning(
-            log_events.ON_EVENT_REJECTED,
-            message="worker event rejected",
-            reason=outcome.reason,
-            **context,
-        )
-    elif outcome.status is EventStatus.DUPLICATE:
-        log.info(log_events.ON_DUPLICATE_EVENT, message="worker event already processed", **context)
-    elif (
-        outcome.run_status is RunStatus.RUNNING and outcome.previous_status is not RunStatus.RUNNING
-    ):
-        log.info(log_events.ON_RUN_STARTED, message="run started", **context)
-    elif outcome.run_status is RunStatus.RUNNING:
-        log.debug(log_events.ON_RUN_HEARTBEAT, message="run alive", **context)
-    else:
-        log.info(
-            log_events.ON_RUN_COMPLETED,
-            message=f"run {outcome.run_status}",
-            status=str(outcome.run_status),
-            previous_status=str(outcome.previous_status),
-            **context,
-        )
-    if outcome.superseded_retry is not None:
-        log.info(
-            log_events.ON_RUN_CANCELED,
-            message="retry canceled: the attempt it retries succeeded late",
-            run_id=str(outcome.superseded_retry),
-            retry_of=context["run_id"],
-        )
 
 
 # --- the sweeper (SPEC §5.5 timeouts, §5.6 retries, §5.7) ---------------------------------
@@ -518,6 +236,9 @@ class RunOperations:
         def work(uow: UnitOfWork) -> MetricRun:
             run = _lock_existing(uow, run_id)
             check_metric_can_run(run.metric_code, run.metric_enabled)
+            latest = uow.runs.latest_attempt(run_id)
+            if latest is not None:
+                check_latest_attempt(run.id, run.attempt, latest.id, latest.attempt)
             check_manual_retry(run.id, run.status, run.has_request)
             now = self._clock.now()
             new_id = uow.runs.create_manual_retry(
@@ -590,16 +311,3 @@ def _get_existing(uow: UnitOfWork, run_id: UUID) -> RunSummary:
     if summary is None:
         raise NotFound(f"unknown run {run_id}")
     return summary
-
-
-def _transact(uow_factory: UnitOfWorkFactory, work: Callable[[UnitOfWork], T]) -> T:
-    return in_transaction(uow_factory, work, on_retry=_log_transaction_retry)
-
-
-def _log_transaction_retry(attempt: int, exc: Exception) -> None:
-    log.warning(
-        log_events.ON_TRANSACTION_RETRY,
-        message="transient database conflict; retrying",
-        attempt=attempt,
-        error=str(exc),
-    )

@@ -41,6 +41,18 @@ class Conflict(DomainError):
     """The request is valid but conflicts with the current state."""
 
 
+class NotLatestAttempt(Conflict):
+    """A manual retry named an attempt whose chain already has a newer one (SPEC §5.6)."""
+
+    def __init__(self, run_id: object, attempt: int, latest_id: object, latest_attempt: int):
+        self.latest_id = latest_id
+        self.latest_attempt = latest_attempt
+        super().__init__(
+            f"run {run_id} is attempt {attempt}, but its chain already has attempt "
+            f"{latest_attempt} ({latest_id}); retry the latest attempt, {latest_id}, instead"
+        )
+
+
 class StaleRun(Exception):
     """A status write found a run no longer in the status it was decided for (SPEC §5.5).
 

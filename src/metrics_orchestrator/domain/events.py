@@ -67,6 +67,13 @@ class DecodedEvent:
         return parse_projection_update(self.payload)
 
     @property
+    def dataset_id(self) -> str | None:
+        """The dataset a projection update names (envelope removed), valid or not; None for
+        other events. What keeps a dataset's updates in order (`ingest --workers`)."""
+        named = self.payload.get("dataset_id") if self.event_type == PROJECTION_UPDATE else None
+        return named if isinstance(named, str) else None
+
+    @property
     def event_key(self) -> str:
         """The update's natural key when its parts are valid, else the key of its body."""
         if self.update is not None:

@@ -50,6 +50,8 @@ class RunCompleted:
     output_manifest: str | None
     row_count: int | None
     error: str | None
+    # SPEC §4.2: False when a FAILURE would fail the same way again (not retried, §5.6)
+    retryable: bool = True
 
     @property
     def target_status(self) -> RunStatus:
@@ -109,6 +111,7 @@ def parse_run_completed(payload: dict[str, Any]) -> RunCompleted:
     output_manifest = fields.string("outputManifest", required=False, max_length=MAX_LABEL_LENGTH)
     row_count = _row_count(fields)
     error = _optional_text(fields, "error")
+    retryable = _retryable(fields)
     fields.finish()
     assert run_id is not None
     assert succeeded is not None
@@ -120,6 +123,7 @@ def parse_run_completed(payload: dict[str, Any]) -> RunCompleted:
         output_manifest=output_manifest,
         row_count=row_count,
         error=error,
+        retryable=retryable,
     )
 
 
@@ -142,6 +146,25 @@ def status_change(feedback: WorkerFeedback, current: RunStatus) -> StatusChange:
     target = target_status(feedback, current)
     cause = Cause.COMPLETED if isinstance(feedback, RunCompleted) else Cause.WORKER_ALIVE
     return StatusChange(cause, current, target)
+
+
+# A run in one of these has ended: nothing a worker says can make it live again.
+ENDED_STATUSES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELED}
+)
+
+
+def late_heartbeat_key(feedback: WorkerFeedback, current: RunStatus) -> str | None:
+    """The one event key every heartbeat of an ended run is recorded under (issue 20).
+
+    A worker that outlives its run's timeout keeps heartbeating until it finishes: each
+    heartbeat has its own body, so without this each would be a rejection of its own. Under
+    one key per run the first is recorded (rejected, with the reason) and the rest are
+    duplicates of it. None when `feedback` is not a heartbeat of an ended run.
+    """
+    if isinstance(feedback, RunHeartbeat) and current in ENDED_STATUSES:
+        return f"{RUN_HEARTBEAT}:late:{feedback.run_id}"
+    return None
 
 
 def _run_id(fields: FieldReader) -> UUID | None:
@@ -214,3 +237,14 @@ def _optional_text(fields: FieldReader, name: str) -> str | None:
         fields.errors.append(FieldError(name, "must be a string"))
         return None
     return value or None
+
+
+def _retryable(fields: FieldReader) -> bool:
+    """`retryable` is a JSON boolean, true when absent or null; anything else is invalid."""
+    value = fields.payload.get("retryable")
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        fields.errors.append(FieldError("retryable", "must be a boolean (true or false)"))
+        return True
+    return value

@@ -243,4 +243,6 @@ class MetricRun:
     version_ts: str | None = None
     output_manifest: str | None = None
     row_count: int | None = None
+    # False when the worker reported a FAILURE that would fail the same way again (SPEC §4.2)
+    retryable: bool = True
     lineage: dict[str, UUID] = field(default_factory=dict)

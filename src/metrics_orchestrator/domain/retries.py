@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from metrics_orchestrator.domain.errors import Conflict
+from metrics_orchestrator.domain.errors import Conflict, NotLatestAttempt
 from metrics_orchestrator.domain.model import RunStatus
 
 RETRYABLE_STATUSES = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT})
@@ -34,6 +34,10 @@ class EndedRun:
     metric_enabled: bool
     # a run canceled before it was queued has no request to repeat
     has_request: bool
+    # the worker said the FAILURE would happen again (SPEC §4.2 `retryable: false`)
+    retryable: bool = True
+    # no newer attempt exists in its chain (a manual retry of it came first, SPEC §5.6)
+    latest_in_chain: bool = True
 
 
 def should_retry(status: RunStatus, attempt: int, max_attempts: int) -> bool:
@@ -51,9 +55,11 @@ def retry_delay(base: timedelta, attempt: int) -> timedelta:
 def retry_not_before(run: EndedRun, now: datetime, base: timedelta) -> datetime | None:
     """When the automatic retry of `run` may be dispatched, or None if it gets none.
 
-    A disabled metric gets no runs of any kind, retries included.
+    A disabled metric gets no runs of any kind, retries included; a failure the worker marked
+    not retryable gets none; nor does an attempt that already has a newer one in its chain.
     """
-    if not (run.metric_enabled and run.has_request) or run.ended_at < now - RETRY_HORIZON:
+    eligible = run.metric_enabled and run.has_request and run.retryable and run.latest_in_chain
+    if not eligible or run.ended_at < now - RETRY_HORIZON:
         return None
     if not should_retry(run.status, run.attempt, run.max_attempts):
         return None
@@ -84,3 +90,15 @@ def check_manual_retry(run_id: object, status: RunStatus, has_request: bool) -> 
         raise Conflict(
             f"run {run_id} was canceled before it was queued; it has no request to repeat"
         )
+
+
+def check_latest_attempt(
+    run_id: object, attempt: int, latest_id: object, latest_attempt: int
+) -> None:
+    """Raise NotLatestAttempt unless `run_id` is the newest attempt of its chain (SPEC §5.6).
+
+    An attempt number is never given twice in one chain: a manual retry applies to the latest
+    attempt only, and the refusal names it.
+    """
+    if latest_attempt > attempt:
+        raise NotLatestAttempt(run_id, attempt, latest_id, latest_attempt)

@@ -1,11 +1,16 @@
 """The worker's use case: answer one run request (SPEC §4.2-§4.4, §3.1).
 
     marker present?  -> send its completed event again, done (a redelivery is not recomputed)
+    claim the run    -> another delivery has it: drop this copy or let it wait (claims.py)
     started
     read inputs      -> FAILURE `INPUT_READ_ERROR: …` if a manifest or file cannot be read
     evaluate         -> FAILURE `EXPRESSION_EVAL_ERROR: …` if the expression cannot be computed
     write output     -> FAILURE `OUTPUT_WRITE_ERROR: …` if S3 refuses the output
     completed        (SUCCESS with rowCount, versionTs, outputManifest)
+
+A FAILURE that would fail the same way again (an input that does not exist, a series the
+manifest does not have, an invalid request) says `retryable: false` (SPEC §4.2); a timeout or
+an S3 outage does not.
 
 Heartbeats with the current progress go out every `heartbeat_interval` seconds from a
 background thread for as long as the run is in hand; each tick also calls `keep_alive` (the
@@ -23,6 +28,7 @@ import io
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +39,7 @@ import polars as pl
 import structlog
 
 from metrics_orchestrator.worker import log_events
+from metrics_orchestrator.worker.claims import Claim, Claims, Verdict, advance_current
 from metrics_orchestrator.worker.evaluator import (
     OBS_TIME,
     VALUE,
@@ -43,6 +50,7 @@ from metrics_orchestrator.worker.evaluator import (
 from metrics_orchestrator.worker.outputs import (
     JSON_TYPE,
     PARQUET_TYPE,
+    claim_location,
     current_manifest_location,
     data_location,
     failure_event,
@@ -55,7 +63,13 @@ from metrics_orchestrator.worker.outputs import (
     success_event,
     version_ts,
 )
-from metrics_orchestrator.worker.ports import Clock, FeedbackPublisher, ObjectNotFound, ObjectStore
+from metrics_orchestrator.worker.ports import (
+    Clock,
+    FeedbackPublisher,
+    ObjectNotFound,
+    ObjectStore,
+    WriteConflict,
+)
 from metrics_orchestrator.worker.request import (
     DatasetVersion,
     InvalidRequest,
@@ -69,8 +83,6 @@ INPUT_READ_ERROR = "INPUT_READ_ERROR"
 EXPRESSION_EVAL_ERROR = "EXPRESSION_EVAL_ERROR"
 OUTPUT_WRITE_ERROR = "OUTPUT_WRITE_ERROR"
 WORKER_ERROR = "WORKER_ERROR"
-# A failure's error text is for people; keep it well inside any message limit.
-MAX_ERROR_CHARS = 2_000
 
 # Progress milestones reported in heartbeats.
 _READ_DONE = 0.6
@@ -79,8 +91,12 @@ _EVALUATED = 0.9
 
 
 class Outcome(StrEnum):
+    """What became of a delivery; the queue adapter deletes, keeps or releases its message."""
+
     COMPLETED = "completed"
     RESENT = "resent"  # a redelivery: the earlier completed event was sent again
+    DUPLICATE = "duplicate"  # another delivery of the run has it: this copy is dropped
+    DEFERRED = "deferred"  # the run's claim is another's: the message comes back later
     ABANDONED = "abandoned"
 
 
@@ -88,9 +104,14 @@ class _Abandon(Exception):
     """A stop was requested before the output was written."""
 
 
+class _ClaimTakenOver(Exception):
+    """Another delivery took the run's claim over: it writes and reports, not this one."""
+
+
 class RunFailed(Exception):
-    def __init__(self, kind: str, detail: str) -> None:
-        self.error = f"{kind}: {detail}"[:MAX_ERROR_CHARS]
+    def __init__(self, kind: str, detail: str, *, retryable: bool = True) -> None:
+        self.error = f"{kind}: {detail}"
+        self.retryable = retryable
         super().__init__(self.error)
 
 
@@ -127,19 +148,23 @@ class RunRequestHandler:
         self._publisher = publisher
         self._clock = clock
         self._options = options or WorkerOptions()
+        self._claims = Claims(store, clock)
 
     def handle(
         self,
         request: RunRequest | InvalidRequest,
         stop: threading.Event,
         keep_alive: Callable[[], None] = lambda: None,
+        delivery: str | None = None,
     ) -> Outcome:
         """Answer the request. Raises if a feedback event could not be published (the message
-        must then stay in the queue)."""
+        must then stay in the queue). `delivery` identifies the queue message (its SQS
+        MessageId, the same on every redelivery); without it this delivery is unique."""
         if isinstance(request, InvalidRequest):
-            self._publish_completed(
-                request.run_id, failure_event(request.run_id, request.metric_code, request.error)
+            event = failure_event(
+                request.run_id, request.metric_code, request.error, retryable=False
             )
+            self._publish_completed(request.run_id, event)
             return Outcome.COMPLETED
         earlier = self._completed_before(request)
         if earlier is not None:
@@ -151,6 +176,15 @@ class RunRequestHandler:
             )
             self._publish_completed(request.run_id, earlier)
             return Outcome.RESENT
+        try:
+            claim = self._claims.acquire(request, delivery or f"unique-{uuid.uuid4()}")
+        except Exception as exc:  # S3 unavailable: fail now (retried) rather than loop
+            error = f"{OUTPUT_WRITE_ERROR}: cannot claim the run at {claim_location(request).uri}"
+            event = failure_event(request.run_id, request.metric_code, f"{error}: {exc}")
+            self._publish_completed(request.run_id, event)
+            return Outcome.COMPLETED
+        if not isinstance(claim, Claim):
+            return self._claimed_elsewhere(request, claim)
         self._publisher.publish(started_event(request.run_id, self._clock.now()))
         log.info(
             log_events.ON_RUN_STARTED,
@@ -162,7 +196,16 @@ class RunRequestHandler:
         progress = _Progress()
         with self._heartbeats(request.run_id, progress, keep_alive):
             try:
-                event = self._compute(request, progress, stop)
+                event = self._compute(request, claim, progress, stop)
+            except _ClaimTakenOver:
+                log.warning(
+                    log_events.ON_DUPLICATE_EVENT,
+                    message="the run's claim was taken over by a redelivery of its request; "
+                    "this delivery stops without writing or reporting",
+                    run_id=request.run_id,
+                    attempt=request.attempt,
+                )
+                return Outcome.DEFERRED
             except _Abandon:
                 log.warning(
                     log_events.ON_RUN_ABANDONED,
@@ -173,22 +216,38 @@ class RunRequestHandler:
                 )
                 return Outcome.ABANDONED
             except RunFailed as failed:
-                event = failure_event(request.run_id, request.metric_code, failed.error)
+                event = failure_event(
+                    request.run_id, request.metric_code, failed.error, retryable=failed.retryable
+                )
             except Exception as exc:  # a bug must fail the run, not loop it through the queue
                 log.exception(
                     log_events.ON_CONSUMER_ERROR,
                     message="unexpected error computing the run; reported as a FAILURE",
                     run_id=request.run_id,
                 )
-                error = f"{WORKER_ERROR}: {type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+                error = f"{WORKER_ERROR}: {type(exc).__name__}: {exc}"
                 event = failure_event(request.run_id, request.metric_code, error)
         self._publish_completed(request.run_id, event)
         return Outcome.COMPLETED
 
+    def _claimed_elsewhere(self, request: RunRequest, verdict: Verdict) -> Outcome:
+        log.info(
+            log_events.ON_DUPLICATE_EVENT,
+            message="another delivery of this run request holds its claim; "
+            + (
+                "this copy is dropped"
+                if verdict is Verdict.IN_HAND_ELSEWHERE
+                else "this message comes back after its visibility timeout"
+            ),
+            run_id=request.run_id,
+            attempt=request.attempt,
+        )
+        return Outcome.DUPLICATE if verdict is Verdict.IN_HAND_ELSEWHERE else Outcome.DEFERRED
+
     # -- the computation --------------------------------------------------------------------
 
     def _compute(
-        self, request: RunRequest, progress: _Progress, stop: threading.Event
+        self, request: RunRequest, claim: Claim, progress: _Progress, stop: threading.Event
     ) -> dict[str, Any]:
         series = self._read_inputs(request, progress, stop)
         self._pace(progress, stop)
@@ -199,7 +258,7 @@ class RunRequestHandler:
         progress.set(_EVALUATED)
         if stop.is_set():
             raise _Abandon
-        return self._write_output(request, frame)
+        return self._write_output(request, claim, frame)
 
     def _read_inputs(
         self, request: RunRequest, progress: _Progress, stop: threading.Event
@@ -240,11 +299,13 @@ class RunRequestHandler:
             if code not in request.expression.series_codes():
                 continue
             mine = [f for f in files if _relative(f, dataset).split("/", 1)[0] == code]
-            if not mine and isinstance(listed, list) and code not in listed:
+            # No file: an empty series only if the manifest lists it; otherwise it is missing.
+            if not mine and not (isinstance(listed, list) and code in listed):
                 raise RunFailed(
                     INPUT_READ_ERROR,
                     f"manifest {dataset.manifest.uri} (dataset {dataset.dataset_id}) "
                     f"has no series {code}",
+                    retryable=False,
                 )
             wanted += [(code, dataset.projections.child(_relative(f, dataset))) for f in mine]
         return wanted
@@ -253,7 +314,7 @@ class RunRequestHandler:
         raw = self._get(dataset.manifest, what=f"manifest of dataset {dataset.dataset_id}")
         try:
             document = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # a manifest may be larger than any event
             raise RunFailed(
                 INPUT_READ_ERROR, f"manifest {dataset.manifest.uri} is not JSON: {exc}"
             ) from exc
@@ -275,7 +336,9 @@ class RunRequestHandler:
         try:
             return self._store.get(location)
         except ObjectNotFound as exc:
-            raise RunFailed(INPUT_READ_ERROR, f"{what} {location.uri} does not exist") from exc
+            raise RunFailed(
+                INPUT_READ_ERROR, f"{what} {location.uri} does not exist", retryable=False
+            ) from exc
         except Exception as exc:
             raise RunFailed(INPUT_READ_ERROR, f"{what} {location.uri}: {exc}") from exc
 
@@ -289,7 +352,9 @@ class RunRequestHandler:
         if stop.is_set():
             raise _Abandon
 
-    def _write_output(self, request: RunRequest, frame: pl.DataFrame) -> dict[str, Any]:
+    def _write_output(
+        self, request: RunRequest, claim: Claim, frame: pl.DataFrame
+    ) -> dict[str, Any]:
         now = self._clock.now()
         version = version_ts(now)
         times = frame[OBS_TIME]
@@ -311,9 +376,17 @@ class RunRequestHandler:
         buffer = io.BytesIO()
         frame.write_parquet(buffer)
         try:
+            self._claims.begin_writing(request, claim)
+        except WriteConflict as exc:
+            raise _ClaimTakenOver from exc
+        except Exception as exc:
+            raise RunFailed(OUTPUT_WRITE_ERROR, f"{request.output_base.uri}: {exc}") from exc
+        try:
             self._store.put(data_location(request, version), buffer.getvalue(), PARQUET_TYPE)
             self._store.put(location, json_bytes(manifest), JSON_TYPE)
-            self._store.put(current_manifest_location(request), json_bytes(manifest), JSON_TYPE)
+            advance_current(
+                self._store, current_manifest_location(request), json_bytes(manifest), version
+            )
             # Last: the marker exists only once the whole output does.
             self._store.put(marker_location(request), json_bytes(event), JSON_TYPE)
         except Exception as exc:
@@ -338,19 +411,22 @@ class RunRequestHandler:
             return None
         try:
             event = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         return event if isinstance(event, dict) else None
 
     def _publish_completed(self, run_id: str, event: dict[str, Any]) -> None:
         self._publisher.publish(event)
-        log.info(
+        succeeded = event.get("status") == "SUCCESS"
+        # A failed run is something to look at: WARNING, not INFO (issue 19, item 10).
+        (log.info if succeeded else log.warning)(
             log_events.ON_RUN_COMPLETED,
-            message="run completed",
+            message="run completed" if succeeded else "run failed",
             run_id=run_id,
             status=event.get("status"),
             row_count=event.get("rowCount"),
             error=event.get("error"),
+            retryable=event.get("retryable", True) if not succeeded else None,
         )
 
     @contextmanager

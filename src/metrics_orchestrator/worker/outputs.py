@@ -5,6 +5,7 @@
                                                 files, inputs (+ attempt, created_at, columns,
                                                 date_range, expression)
     {basePath}current/manifest.json             a copy of the newest run's manifest
+    {basePath}runs/{runId}-{attempt}.claim      the delivery computing the run (conditional put)
     {basePath}runs/{runId}-{attempt}.ok         marker: the completed event sent for the run
 
 `versionTs` is the ISO-8601 *basic* form of the time the output was produced, in UTC
@@ -15,6 +16,7 @@ plain S3 key segment and sorts in time order.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +28,12 @@ MANIFEST = "manifest.json"
 CURRENT_MANIFEST = "current/manifest.json"
 JSON_TYPE = "application/json"
 PARQUET_TYPE = "application/vnd.apache.parquet"
+# Every text the worker publishes (a failure's error) is cut to this many characters: it is
+# for people, and an SNS message must stay far inside its 256 KiB (issue 20: a 330 KB
+# INVALID_REQUEST was refused by SNS and its request looped to the DLQ). The control plane has
+# no such constant in its domain to share; the value is the one its own texts use.
+MAX_PUBLISHED_TEXT = 2_000
+_VERSION_TS = re.compile(r"\d{8}T\d{6}\.\d{6}Z")
 
 
 def version_ts(moment: datetime) -> str:
@@ -50,6 +58,19 @@ def current_manifest_location(request: RunRequest) -> S3Location:
 
 def marker_location(request: RunRequest) -> S3Location:
     return request.output_base.child(f"runs/{request.run_id}-{request.attempt}.ok")
+
+
+def claim_location(request: RunRequest) -> S3Location:
+    return request.output_base.child(f"runs/{request.run_id}-{request.attempt}.claim")
+
+
+def supersedes(version: str, current: object) -> bool:
+    """Whether an output of `version` may replace `current` (the `version_ts` found in
+    `current/manifest.json`): only a later one, so the current copy never goes back in time.
+    A `current` not in the worker's format (another worker's, or none) is replaced."""
+    if not isinstance(current, str) or _VERSION_TS.fullmatch(current) is None:
+        return True
+    return version > current  # the basic ISO form sorts in time order
 
 
 def output_manifest(
@@ -114,8 +135,24 @@ def success_event(
     }
 
 
-def failure_event(run_id: str, metric_code: str | None, error: str) -> dict[str, Any]:
+def failure_event(
+    run_id: str, metric_code: str | None, error: str, *, retryable: bool = True
+) -> dict[str, Any]:
+    """A FAILURE; `retryable=False` (SPEC §4.2) when a new attempt would fail the same way."""
     event: dict[str, Any] = {"type": "metric_run_completed", "runId": run_id}
     if metric_code is not None:
         event["metricCode"] = metric_code
-    return {**event, "status": "FAILURE", "error": error}
+    event |= {"status": "FAILURE", "error": published_text(error)}
+    if not retryable:
+        event["retryable"] = False
+    return event
+
+
+def published_text(text: str, limit: int = MAX_PUBLISHED_TEXT) -> str:
+    """`text` as the control plane can store it: no NUL or lone surrogate (written as escapes)
+    and at most `limit` characters, a cut one saying how long it was."""
+    storable = text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode()
+    if len(storable) <= limit:
+        return storable
+    suffix = f"... (cut; {len(storable):,} characters in all)"
+    return storable[: limit - len(suffix)] + suffix

@@ -1,22 +1,46 @@
 """The `metric_run_requested` message (SPEC §4.3) as the worker reads it.
 
-`read_message` tells three cases apart: not a run request at all (dropped), a run request that
-cannot be executed (answered with a FAILURE naming every problem, so the control plane records
-it instead of waiting for a timeout), and a valid request.
+`read_message` answers any body whatsoever (the worker's version of SPEC §5.8) with one of:
+`Unanswerable` (no usable run id: logged and deleted), `InvalidRequest` (a run request that
+cannot be executed: answered with a FAILURE naming every problem, `retryable: false`, so the
+control plane records it instead of waiting for a timeout) or a valid `RunRequest`.
+
+Bodies are decoded by the domain's bounded decoder (size, UTF-8, depth, non-finite numbers,
+integer ranges). A body nested deeper than its limit still names its run: the too-deep values
+are cut out (replaced by null) to read the run id, and the depth is the request's problem.
 """
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
+from metrics_orchestrator.domain.decoding import (
+    MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
+    UndecodableEvent,
+    as_bytes,
+    nesting_depth,
+    read_json_object,
+    unstorable_values,
+)
 from metrics_orchestrator.domain.errors import ValidationError
+from metrics_orchestrator.domain.events import MAX_LABEL_LENGTH
 from metrics_orchestrator.domain.expressions import Expression, parse_expression
+from metrics_orchestrator.domain.identifiers import identifier_problem
 
 RUN_REQUESTED = "metric_run_requested"
 INVALID_REQUEST = "INVALID_REQUEST"
+# Room for the problems in an error text of 2,000 characters (outputs.MAX_PUBLISHED_TEXT),
+# leaving space for "... and N more problems".
+_PROBLEMS_BUDGET = 1_900
+# The longest key the worker writes under output.basePath: `runs/{uuid}-{attempt}.claim`.
+_LONGEST_OUTPUT_SUFFIX = len("runs/") + 36 + 1 + 19 + len(".claim")
+# A JSON string (escapes included) or a bracket, as the domain's depth scan reads them.
+_STRING_OR_BRACKET = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,35 +116,112 @@ class InvalidRequest:
 
     @property
     def error(self) -> str:
-        return f"{INVALID_REQUEST}: " + "; ".join(self.problems)
+        """Every problem, as many as fit a published text (the count of the others said)."""
+        shown: list[str] = []
+        used = len(INVALID_REQUEST) + 2
+        for problem in self.problems:
+            used += len(problem) + 2
+            if used > _PROBLEMS_BUDGET and shown:
+                break
+            shown.append(problem)
+        more = len(self.problems) - len(shown)
+        tail = f"; ... and {more:,} more problems" if more else ""
+        return f"{INVALID_REQUEST}: " + "; ".join(shown) + tail
 
 
-def read_message(body: str) -> RunRequest | InvalidRequest | None:
-    """The run request in a queue message body, raw or SNS-enveloped; None if it is not one."""
-    document = _json_object(body)
-    if document is not None and document.get("Type") == "Notification":
+@dataclass(frozen=True, slots=True)
+class Unanswerable:
+    """A body with no usable run id: nobody to answer, so it is logged and deleted."""
+
+    reason: str
+
+
+def read_message(body: str | bytes) -> RunRequest | InvalidRequest | Unanswerable:
+    """What a queue message body (raw or SNS-enveloped) asks of the worker. Never raises."""
+    document, problems = _decode(as_bytes(body), "body")
+    if isinstance(document, Unanswerable):
+        return document
+    if document.get("Type") == "Notification":
         inner = document.get("Message")
-        document = _json_object(inner) if isinstance(inner, str) else None
-    if document is None or document.get("type", document.get("event")) != RUN_REQUESTED:
-        return None
+        if not isinstance(inner, str):
+            return Unanswerable("an SNS notification without a Message string")
+        document, problems = _decode(as_bytes(inner), "Message")
+        if isinstance(document, Unanswerable):
+            return document
+    kind = document.get("type", document.get("event"))
+    if kind != RUN_REQUESTED:
+        return Unanswerable("; ".join([*problems, f"not a run request (type {_shown(kind)})"]))
     run_id = document.get("runId")
-    if not isinstance(run_id, str) or not run_id:
-        return None
-    return _Reader(document, run_id).read()
+    if not isinstance(run_id, str) or not _is_uuid(run_id):
+        reason = f"a run request without a usable runId (got {_shown(run_id)})"
+        return Unanswerable("; ".join([*problems, reason]))
+    return _Reader(document, run_id, problems).read()
+
+
+def _decode(raw: bytes, what: str) -> tuple[dict[str, Any] | Unanswerable, list[str]]:
+    """The JSON object in `raw` and the problems found decoding it, or why there is none."""
+    try:
+        return read_json_object(raw, what=what), []
+    except UndecodableEvent as exc:
+        if len(raw) > MAX_BODY_BYTES or nesting_depth(raw) <= MAX_JSON_DEPTH:
+            return Unanswerable(exc.reason), []
+        try:
+            return read_json_object(_pruned(raw, MAX_JSON_DEPTH), what=what), [exc.reason]
+        except UndecodableEvent:  # not JSON or not an object either way: the depth says why
+            return Unanswerable(exc.reason), []
+
+
+def _pruned(raw: bytes, limit: int) -> bytes:
+    """`raw` with every value nested deeper than `limit` levels replaced by null."""
+    kept: list[bytes] = []
+    depth = 0
+    resume = 0
+    for match in _STRING_OR_BRACKET.finditer(raw):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth == limit + 1:
+                kept.append(raw[resume : match.start()])
+        elif token in (b"]", b"}"):
+            if depth == limit + 1:
+                kept.append(b"null")
+                resume = match.end()
+            depth -= 1
+    if depth <= limit:
+        kept.append(raw[resume:])
+    return b"".join(kept)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 class _Reader:
-    def __init__(self, document: Mapping[str, Any], run_id: str) -> None:
+    def __init__(self, document: Mapping[str, Any], run_id: str, problems: list[str]) -> None:
         self.document = document
         self.run_id = run_id
-        self.problems: list[str] = []
+        # Values no event may carry (non-finite numbers, integers out of range, NUL, ...),
+        # named by their JSON path: a request holding one is refused, like the control plane's.
+        self.problems = [*problems, *unstorable_values(dict(document))]
 
     def read(self) -> RunRequest | InvalidRequest:
         attempt = self._attempt()
         metric_code = self.document.get("metricCode")
-        code = metric_code if isinstance(metric_code, str) and metric_code else None
-        if code is None:
-            self.problems.append("metricCode: must be a non-empty string")
+        problem = identifier_problem(metric_code)
+        # Only a valid code is echoed: the control plane refuses a completed event holding
+        # another, and the run would wait for its timeout instead of failing now.
+        code = metric_code if problem is None and isinstance(metric_code, str) else None
+        if problem is not None:
+            self.problems.append(f"metricCode: {problem}")
         expression = self._expression()
         series_datasets = self._inputs()
         datasets = self._catalog()
@@ -228,6 +329,14 @@ class _Reader:
             return None
         if location.key and not location.key.endswith("/"):
             location = S3Location(location.bucket, f"{location.key}/")
+        # Every output URI (the reported outputManifest among them) must stay a valid S3 key
+        # and within what the control plane accepts.
+        longest = MAX_LABEL_LENGTH - _LONGEST_OUTPUT_SUFFIX
+        if len(location.uri) > longest:
+            self.problems.append(
+                f"output.basePath: must be at most {longest} characters (got {len(location.uri):,})"
+            )
+            return None
         return location
 
     def _check_coverage(
@@ -242,11 +351,3 @@ class _Reader:
                 self.problems.append(f"inputs: no entry for series {code}")
             elif dataset not in datasets:
                 self.problems.append(f"catalog.datasets: no update for dataset {dataset}")
-
-
-def _json_object(text: str) -> dict[str, Any] | None:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections.abc import Mapping
@@ -10,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from metrics_orchestrator.worker.ports import ObjectNotFound
+from metrics_orchestrator.worker.ports import ObjectNotFound, WriteConflict
 from metrics_orchestrator.worker.request import S3Location
 
 INPUT_BUCKET = "ingestor-datasets"
@@ -23,22 +24,46 @@ class MemoryStore:
         self.reads: list[str] = []
         self.unreadable: set[str] = set()
         self.refuse_writes = False
+        self.refuse_writes_ending: str | None = None  # e.g. ".parquet": only those refused
 
     def get(self, location: S3Location) -> bytes:
+        return self.get_tagged(location)[0]
+
+    def get_tagged(self, location: S3Location) -> tuple[bytes, str]:
         self.reads.append(location.uri)
         if location.uri in self.unreadable:
             raise OSError("AccessDenied")
         if location.uri not in self.objects:
             raise ObjectNotFound(location.uri)
-        return self.objects[location.uri]
+        body = self.objects[location.uri]
+        return body, _tag(body)
 
-    def put(self, location: S3Location, body: bytes, content_type: str) -> None:
-        if self.refuse_writes:
+    def put(
+        self,
+        location: S3Location,
+        body: bytes,
+        content_type: str,
+        *,
+        if_absent: bool = False,
+        if_tag: str | None = None,
+    ) -> str:
+        ending = self.refuse_writes_ending
+        if self.refuse_writes or (ending is not None and location.uri.endswith(ending)):
             raise OSError("AccessDenied")
+        found = self.objects.get(location.uri)
+        if if_absent and found is not None:
+            raise WriteConflict(location.uri)
+        if if_tag is not None and (found is None or _tag(found) != if_tag):
+            raise WriteConflict(location.uri)
         self.objects[location.uri] = body
+        return _tag(body)
 
     def json(self, uri: str) -> Any:
         return json.loads(self.objects[uri])
+
+
+def _tag(body: bytes) -> str:
+    return hashlib.md5(body).hexdigest()  # S3's ETag of a single-part object
 
 
 class ListPublisher:

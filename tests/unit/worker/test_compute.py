@@ -10,13 +10,19 @@ from typing import Any
 
 import polars as pl
 import pytest
+import structlog
 
 from metrics_orchestrator.worker.compute import (
     Outcome,
     RunRequestHandler,
     WorkerOptions,
 )
-from metrics_orchestrator.worker.request import InvalidRequest, RunRequest, read_message
+from metrics_orchestrator.worker.request import (
+    InvalidRequest,
+    RunRequest,
+    Unanswerable,
+    read_message,
+)
 from tests.unit.worker.fakes import (
     INPUT_BUCKET,
     OUTPUT_BASE,
@@ -61,8 +67,13 @@ def two_datasets(store: MemoryStore) -> dict[str, Any]:
 
 def parse(document: dict[str, Any]) -> RunRequest | InvalidRequest:
     request = read_message(json.dumps(document))
-    assert request is not None
+    assert not isinstance(request, Unanswerable)
     return request
+
+
+def written_outputs(store: MemoryStore) -> list[str]:
+    """The run's output objects: everything under the base path but the run's claim."""
+    return [u for u in store.objects if u.startswith(OUTPUT_BASE) and not u.endswith(".claim")]
 
 
 def output_values(store: MemoryStore, uri: str) -> list[tuple[Any, Any]]:
@@ -156,7 +167,7 @@ def test_a_missing_manifest_is_an_input_read_error(
     assert completed["status"] == "FAILURE"
     assert completed["error"].startswith("INPUT_READ_ERROR: manifest of dataset d2 s3://")
     assert "does not exist" in completed["error"]
-    assert not any(uri.startswith(OUTPUT_BASE) for uri in store.objects)
+    assert written_outputs(store) == []
 
 
 def test_an_unreadable_file_is_an_input_read_error(
@@ -208,9 +219,26 @@ def test_an_output_that_cannot_be_written_is_an_output_write_error(
     store: MemoryStore, publisher: ListPublisher
 ) -> None:
     document = two_datasets(store)
-    store.refuse_writes = True
+    store.refuse_writes_ending = ".parquet"
     handler(store, publisher).handle(parse(document), threading.Event())
     assert publisher.events[-1]["error"] == f"OUTPUT_WRITE_ERROR: {OUTPUT_BASE}: AccessDenied"
+    assert "retryable" not in publisher.events[-1]
+
+
+def test_a_claim_that_cannot_be_written_fails_the_run_before_it_starts(
+    store: MemoryStore, publisher: ListPublisher
+) -> None:
+    document = two_datasets(store)
+    store.refuse_writes = True
+    assert handler(store, publisher).handle(parse(document), threading.Event()) is (
+        Outcome.COMPLETED
+    )
+    assert publisher.types() == ["completed"]
+    claim = f"{OUTPUT_BASE}runs/11111111-1111-1111-1111-111111111111-1.claim"
+    assert publisher.events[-1]["error"] == (
+        f"OUTPUT_WRITE_ERROR: cannot claim the run at {claim}: AccessDenied"
+    )
+    assert "retryable" not in publisher.events[-1]  # an S3 outage: worth retrying
 
 
 def test_a_value_column_of_strings_is_an_expression_eval_error(
@@ -271,7 +299,7 @@ def test_a_stop_abandons_the_run_without_a_completed_event(
     assert outcome is Outcome.ABANDONED
     assert time.monotonic() - started < 5
     assert publisher.types() == ["started"]
-    assert not any(uri.startswith(OUTPUT_BASE) for uri in store.objects)
+    assert written_outputs(store) == []
 
 
 def test_an_unexpected_error_is_reported_as_a_worker_error(
@@ -308,7 +336,7 @@ class TestReadMessage:
         ["not json", "[]", '{"type": "metric_run_started", "runId": "x"}', '{"type": "x"}'],
     )
     def test_anything_else_is_not_a_run_request(self, body: str) -> None:
-        assert read_message(body) is None
+        assert isinstance(read_message(body), Unanswerable)
 
     def test_full_s3_uris_in_the_catalog_are_accepted(self, store: MemoryStore) -> None:
         document = two_datasets(store)
@@ -324,3 +352,80 @@ class TestReadMessage:
         request = read_message(json.dumps(document))
         assert isinstance(request, InvalidRequest)
         assert request.problems == ("catalog.datasets: no update for dataset d2",)
+
+
+class TestRetryable:
+    """SPEC §4.2: a FAILURE that would fail the same way again says `retryable: false`."""
+
+    def test_a_series_missing_from_a_manifest_without_series_codes_is_an_input_error(
+        self, store: MemoryStore, publisher: ListPublisher
+    ) -> None:
+        """Issue 20 item 12: it was a SUCCESS with 0 rows."""
+        d1 = put_dataset(store, "d1", {"A": {"2024-01": [(day(1), 1.0)]}})
+        manifest_uri = f"s3://{INPUT_BUCKET}/{d1['manifestPath']}"
+        manifest = store.json(manifest_uri)
+        del manifest["series_codes"]
+        store.objects[manifest_uri] = json.dumps(manifest).encode()
+        document = run_request("series_math", RATIO, {"A": "d1", "B": "d1"}, {"d1": d1})
+
+        handler(store, publisher).handle(parse(document), threading.Event())
+
+        completed = publisher.events[-1]
+        assert completed["status"] == "FAILURE"
+        assert completed["error"] == (
+            f"INPUT_READ_ERROR: manifest {manifest_uri} (dataset d1) has no series B"
+        )
+        assert completed["retryable"] is False
+        assert written_outputs(store) == []
+
+    def test_a_listed_series_without_files_is_empty_not_missing(
+        self, store: MemoryStore, publisher: ListPublisher
+    ) -> None:
+        d1 = put_dataset(store, "d1", {"A": {"2024-01": [(day(1), 1.0)]}})
+        manifest_uri = f"s3://{INPUT_BUCKET}/{d1['manifestPath']}"
+        manifest = store.json(manifest_uri)
+        manifest["series_codes"] = ["A", "B"]
+        store.objects[manifest_uri] = json.dumps(manifest).encode()
+        document = run_request("series_math", RATIO, {"A": "d1", "B": "d1"}, {"d1": d1})
+        handler(store, publisher).handle(parse(document), threading.Event())
+        assert publisher.events[-1]["status"] == "SUCCESS"
+        assert publisher.events[-1]["rowCount"] == 1
+
+    def test_a_missing_manifest_or_file_is_not_retryable(
+        self, store: MemoryStore, publisher: ListPublisher
+    ) -> None:
+        document = two_datasets(store)
+        del store.objects[
+            f"s3://{INPUT_BUCKET}/datasets/d1/projections/A/year=2024/month=02/data.parquet"
+        ]
+        handler(store, publisher).handle(parse(document), threading.Event())
+        assert "does not exist" in publisher.events[-1]["error"]
+        assert publisher.events[-1]["retryable"] is False
+
+    def test_an_s3_outage_is_retryable(self, store: MemoryStore, publisher: ListPublisher) -> None:
+        document = two_datasets(store)
+        store.unreadable.add(f"s3://{INPUT_BUCKET}/datasets/d2/versions/v1/manifest.json")
+        handler(store, publisher).handle(parse(document), threading.Event())
+        assert publisher.events[-1]["error"].endswith(": AccessDenied")
+        assert "retryable" not in publisher.events[-1]
+
+    def test_an_invalid_request_is_not_retryable(
+        self, store: MemoryStore, publisher: ListPublisher
+    ) -> None:
+        document = two_datasets(store)
+        document["expressionType"] = "nonsense"
+        handler(store, publisher).handle(parse(document), threading.Event())
+        assert publisher.events[-1]["retryable"] is False
+
+    def test_failures_are_logged_at_warning(
+        self, store: MemoryStore, publisher: ListPublisher
+    ) -> None:
+        document = two_datasets(store)
+        document["expressionType"] = "nonsense"
+        with structlog.testing.capture_logs() as logs:
+            handler(store, publisher).handle(parse(document), threading.Event())
+            handler(store, publisher).handle(parse(two_datasets(store)), threading.Event())
+        completed = [
+            (e["log_level"], e["status"]) for e in logs if e["event"] == "ON_RUN_COMPLETED"
+        ]
+        assert completed == [("warning", "FAILURE"), ("info", "SUCCESS")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+from uuid import UUID
 
 from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
 
@@ -33,6 +34,17 @@ class RunWaits:
     rejected_events: int  # rejected and not replayed since
 
 
+@dataclass(frozen=True, slots=True)
+class RunMatch:
+    """A run whose id starts with a typed prefix, with what tells it apart from others."""
+
+    id: UUID
+    metric_code: str
+    status: RunStatus
+    attempt: int
+    created_at: datetime
+
+
 class QueryRepository(Protocol):
     def recent_dataset_updates(self, dataset_id: str, limit: int) -> list[DatasetUpdate]:
         """The dataset's updates, freshest first (SPEC §5.2 order)."""
@@ -48,4 +60,8 @@ class QueryRepository(Protocol):
 
     def latest_run_status_by_metric(self) -> dict[str, RunStatus | None]:
         """Every metric's code and its newest run's status (None: it never ran)."""
+        ...
+
+    def runs_in_id_range(self, lowest: UUID, highest: UUID, limit: int) -> list[RunMatch]:
+        """Runs with lowest <= id <= highest, in id order, at most `limit`."""
         ...

@@ -34,6 +34,7 @@ class RunCompletion:
     row_count: int | None
     error: str | None
     status_reason: str | None
+    retryable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,14 @@ class AttemptSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The newest attempt of a retry chain."""
+
+    id: UUID
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
 class RunSummary:
     run: MetricRun
     metric_code: str
@@ -164,6 +173,10 @@ class RunRepository(Protocol):
 
     def lock_automatic_retry(self, run_id: UUID) -> LockedRun | None:
         """Lock the automatic retry of `run_id` FOR UPDATE, if it has one."""
+        ...
+
+    def latest_attempt(self, run_id: UUID) -> ChainHead | None:
+        """The newest attempt of the chain `run_id` belongs to; None for an unknown run."""
         ...
 
     def create_manual_retry(

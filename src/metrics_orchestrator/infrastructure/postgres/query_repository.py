@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from uuid import UUID
 
 from psycopg import Connection
 from psycopg.rows import TupleRow
 
-from metrics_orchestrator.application.ports.queries import HourlyRunCount, RunGauges, RunWaits
+from metrics_orchestrator.application.ports.queries import (
+    HourlyRunCount,
+    RunGauges,
+    RunMatch,
+    RunWaits,
+)
 from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
 from metrics_orchestrator.infrastructure.postgres.queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
@@ -74,3 +80,18 @@ class PostgresQueryRepository:
             row["code"]: RunStatus(row["status"]) if row["status"] is not None else None
             for row in self._rows("latest_run_status_by_metric")
         }
+
+    def runs_in_id_range(self, lowest: UUID, highest: UUID, limit: int) -> list[RunMatch]:
+        rows = self._rows(
+            "runs_in_id_range", {"lowest": lowest, "highest": highest, "limit": limit}
+        )
+        return [
+            RunMatch(
+                id=row["id"],
+                metric_code=row["metric_code"],
+                status=RunStatus(row["status"]),
+                attempt=row["attempt"],
+                created_at=row["created_at"],
+            )
+            for row in rows
+        ]

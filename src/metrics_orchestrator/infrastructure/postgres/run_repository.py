@@ -12,6 +12,7 @@ from psycopg.rows import TupleRow
 
 from metrics_orchestrator.application.ports.runs import (
     AttemptSummary,
+    ChainHead,
     LineageEntry,
     LockedRun,
     NewRetry,
@@ -52,6 +53,7 @@ _RUN_COLUMNS = (
     "version_ts",
     "output_manifest",
     "row_count",
+    "retryable",
 )
 
 
@@ -133,6 +135,7 @@ class PostgresRunRepository:
             "row_count": completion.row_count,
             "error": completion.error,
             "status_reason": completion.status_reason,
+            "retryable": completion.retryable,
             "now": at,
         }
         return self._change("record_completion", change, params)
@@ -150,6 +153,10 @@ class PostgresRunRepository:
             return None
         # only id, status and attempt are read; the rest is not needed to supersede it
         return LockedRun(row["id"], RunStatus(row["status"]), row["attempt"], "", True, True)
+
+    def latest_attempt(self, run_id: UUID) -> ChainHead | None:
+        row = fetch_one(self._conn, query(_FILE, "latest_attempt"), {"id": run_id})
+        return ChainHead(id=row["id"], attempt=row["attempt"]) if row else None
 
     def create_manual_retry(
         self, run_id: UUID, *, new_id: UUID, requested_at: str, at: datetime
@@ -209,6 +216,8 @@ class PostgresRunRepository:
                     max_attempts=row["max_attempts"],
                     metric_enabled=row["enabled"],
                     has_request=row["has_request"],
+                    retryable=row["retryable"],
+                    latest_in_chain=row["latest_in_chain"],
                 ),
             )
             for row in rows

@@ -123,6 +123,11 @@ def _register_subcommands() -> None:
     from metrics_orchestrator.interfaces.cli.read_events import events_app
     from metrics_orchestrator.interfaces.cli.read_orchestration import datasets_app, metrics_app
     from metrics_orchestrator.interfaces.cli.read_runs import runs_app
+    from metrics_orchestrator.interfaces.cli.runs_actions import (
+        cancel_command,
+        retry_command,
+        run_metric_command,
+    )
     from metrics_orchestrator.interfaces.cli.sample_data import sample_data_command
     from metrics_orchestrator.interfaces.cli.send_update import send_update_command
     from metrics_orchestrator.interfaces.cli.serve import serve_command
@@ -142,6 +147,9 @@ def _register_subcommands() -> None:
     app.command("sample-data", rich_help_panel=feed)(sample_data_command)
     app.command("migrate", rich_help_panel=operate)(migrate_command)
     app.command("worker", rich_help_panel=operate)(worker_command)
+    runs_app.command("retry")(retry_command)
+    runs_app.command("cancel")(cancel_command)
+    metrics_app.command("run")(run_metric_command)
 
 
 _register_subcommands()

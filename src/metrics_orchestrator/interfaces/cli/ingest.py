@@ -10,16 +10,18 @@ summary lists them), 1 an infrastructure failure (the summary says how far it go
 Lines go to the router in slices of `SLICE` (10) non-blank lines: the projection updates of a
 slice are processed in one transaction, in file order, with exactly the outcome of one line
 at a time (SPEC §7). With `--workers N`, N processes share the file: each line goes to the
-worker `crc32(dataset_id) % N` (a line with no readable `dataset_id` to worker 0), so the
-updates of one dataset are processed in file order by one worker; updates of different
-datasets are processed concurrently, in no guaranteed order relative to each other — the
-same guarantee as several replicas consuming one queue (docs/orchestration.md).
+worker `crc32(dataset_id) % N`, the `dataset_id` of the update as intake decodes it (the
+same bounded decoder, SNS envelope unwrapped), so the updates of one dataset are processed in
+file order by one worker whether they come raw or enveloped; updates of different datasets
+are processed concurrently, in no guaranteed order relative to each other — the same
+guarantee as several replicas consuming one queue (docs/orchestration.md). A line that is no
+projection update (undecodable, feedback) goes to worker 0, where it is rejected or applied
+like any other: one bad line is one rejection, whatever the number of workers. The workers
+die with the `ingest` process (interfaces/child_processes.py).
 """
 
 from __future__ import annotations
 
-import json
-import multiprocessing
 import sys
 import zlib
 from collections import Counter
@@ -33,6 +35,8 @@ import typer
 
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.router import EventRouter
+from metrics_orchestrator.domain.events import UndecodableEvent, decode_event
+from metrics_orchestrator.interfaces.child_processes import ChildLost, run_children
 
 UTF8_BOM = b"\xef\xbb\xbf"
 # lines per intake transaction: an SQS receive's worth
@@ -120,13 +124,16 @@ def _slices(
 
 
 def worker_of(body: bytes | str, workers: int) -> int:
-    """The worker a line goes to: one per dataset, so a dataset's updates keep file order."""
+    """The worker a line goes to: one per dataset, so a dataset's updates keep file order.
+
+    Read as intake reads it (never parsed unbounded: the line is untrusted), so an update
+    lands with its dataset's other updates whether or not it is SNS-enveloped.
+    """
     try:
-        event = json.loads(body)
-        dataset = event.get("dataset_id") if isinstance(event, dict) else None
-    except ValueError:
-        dataset = None
-    if not isinstance(dataset, str):
+        dataset = decode_event(body).dataset_id
+    except UndecodableEvent:
+        return 0  # rejected by the worker that takes it, like any other bad line
+    if dataset is None:  # not an update: the order of such lines is kept on worker 0
         return 0
     return zlib.crc32(dataset.encode("utf-8")) % workers
 
@@ -164,10 +171,20 @@ def ingest_parallel(
     shares: list[list[tuple[int, bytes | str]]] = [[] for _ in range(workers)]
     for number, body in numbered_lines(lines):
         shares[worker_of(body, workers)].append((number, body))
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers) as pool:
-        parts = pool.starmap(_ingest_in_worker, [(database_url, s, source) for s in shares])
-    return merge(parts)
+    busy = [share for share in shares if share]
+    outcomes = run_children(_ingest_in_worker, [(database_url, s, source) for s in busy])
+    return merge([_summary_of(s, outcome) for s, outcome in zip(busy, outcomes, strict=True)])
+
+
+def _summary_of(
+    share: Sequence[tuple[int, bytes | str]], outcome: IngestSummary | ChildLost
+) -> IngestSummary:
+    if isinstance(outcome, IngestSummary):
+        return outcome
+    # Which of its lines it stored is unknown: a second ingest of the file sorts that out
+    # (stored lines are duplicates).
+    reason = f"its worker process ended (exit code {outcome.exitcode}) before reporting"
+    return IngestSummary(failure=(share[0][0], reason))
 
 
 def _without_bom(line: bytes | str) -> bytes | str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from uuid import UUID
 
 import typer
 
@@ -65,12 +64,14 @@ def list_runs_command(
 
 @runs_app.command("show")
 def show_run_command(
-    run_id: UUID = typer.Argument(..., metavar="ID", help="The run's id."),
+    run_id: str = typer.Argument(
+        ..., metavar="ID", help="The run's id, or a unique prefix of it (4+ hex digits)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """One run in full: status, timings, what it waits for, lineage, attempts, request."""
     with read_container() as container:
-        detail = container.runs.get_run(run_id)
+        detail = container.runs.get_run(container.queries.resolve_run_id(run_id))
     if as_json:
         print_json(detail_dict(detail))
         return
@@ -82,6 +83,7 @@ def show_run_command(
             ("status", run.status),
             ("reason", run.status_reason),
             ("error", run.error),
+            ("retryable", run.retryable),
             ("trigger", run.trigger),
             ("attempt", run.attempt),
             ("retry of", run.retry_of),

@@ -239,6 +239,10 @@ class RunOut(BaseModel):
     dispatch_attempts: int
     status_reason: str | None
     error: str | None
+    retryable: bool = Field(
+        description="False when the worker reported a FAILURE that would fail the same way "
+        "again (`retryable: false`): such a run gets no automatic retry."
+    )
     version_ts: str | None
     output_manifest: str | None
     row_count: int | None

@@ -112,7 +112,8 @@ def cancel_run(run_id: UUID, runs: RunsDep, body: CancelIn | None = None) -> Run
     status_code=201,
     summary="Re-run a failed, timed out or canceled run",
     description="A new run with the same inputs and lineage, `attempt + 1` and `retry_of` "
-    "pointing at this run.",
+    "pointing at this run. Only the latest attempt of a chain can be retried: for an older "
+    "one the 409 names the latest attempt's id (SPEC §5.6).",
     dependencies=AUTHENTICATED,
     responses=problem_responses(401, 404, 409),
 )

@@ -23,6 +23,7 @@ from metrics_orchestrator.interfaces.web.output import run_output
 from metrics_orchestrator.interfaces.web.presenters import (
     STATUS_CLASSES,
     cancel_button,
+    newer_attempt,
     retry_button,
     run_timeline,
 )
@@ -172,6 +173,7 @@ def run_page(
     run = detail.run
     signed_in = is_signed_in(request, token)
     pending = run.status is RunStatus.PENDING_DEPENDENCIES
+    newer = newer_attempt(run, detail.attempts)
     context = {
         "title": f"Run {run.id}",
         "detail": detail,
@@ -183,7 +185,8 @@ def run_page(
         else [],
         "waiting_since": run.created_at if pending else None,
         "cancel": cancel_button(run, signed_in),
-        "retry": retry_button(run, signed_in),
+        "retry": retry_button(run, signed_in, newer),
+        "retry_instead": newer,
         "output": run_output(outputs, run.id, detail.metric_code),
         "now": clock.now(),
     }

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from metrics_orchestrator.domain.errors import Conflict, IllegalTransition
+from metrics_orchestrator.application.ports.runs import AttemptSummary
+from metrics_orchestrator.domain.errors import Conflict, IllegalTransition, NotLatestAttempt
 from metrics_orchestrator.domain.model import Cause, MetricRun, change_for
-from metrics_orchestrator.domain.retries import check_manual_retry
+from metrics_orchestrator.domain.retries import check_latest_attempt, check_manual_retry
 
 TIMES = "\N{MULTIPLICATION SIGN}"
 _INFIX = {"ratio": "/", "multiply": TIMES, "subtract": "\N{MINUS SIGN}", "add": "+"}
@@ -150,8 +151,24 @@ def cancel_button(run: MetricRun, signed_in: bool) -> ButtonState:
     return _needs_sign_in(signed_in)
 
 
-def retry_button(run: MetricRun, signed_in: bool) -> ButtonState:
-    """Enabled where a manual retry is allowed (the domain's rule decides, and says why not)."""
+def newer_attempt(run: MetricRun, attempts: Sequence[AttemptSummary]) -> AttemptSummary | None:
+    """The latest attempt of the run's chain when it is not this run (SPEC §5.6)."""
+    latest = max(attempts, key=lambda a: a.attempt, default=None)
+    if latest is None:
+        return None
+    try:
+        check_latest_attempt(run.id, run.attempt, latest.id, latest.attempt)
+    except NotLatestAttempt:
+        return latest
+    return None
+
+
+def retry_button(
+    run: MetricRun, signed_in: bool, newer: AttemptSummary | None = None
+) -> ButtonState:
+    """Enabled where a manual retry is allowed (the domain's rules decide, and say why not)."""
+    if newer is not None:
+        return ButtonState(False, f"attempt {newer.attempt} is the latest of this chain")
     try:
         check_manual_retry(run.id, run.status, run.request_payload is not None)
     except Conflict as refused:

@@ -6,6 +6,10 @@ timeout, which every heartbeat extends while the run is in hand. A message is de
 after its completed event was published; if publishing fails it stays, is received again after
 the timeout, and the run's marker keeps it from being computed twice. An abandoned run's
 message is made visible again at once, so another worker can take it without waiting.
+
+Every body ends in exactly one of: a completed event (computed, or a FAILURE naming why it
+cannot be), or, with no usable run id, a logged rejection and a delete. Nothing a message
+does escapes into the thread pool unlogged.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import structlog
 
 from metrics_orchestrator.worker import log_events
 from metrics_orchestrator.worker.compute import Outcome, RunRequestHandler
-from metrics_orchestrator.worker.request import read_message
+from metrics_orchestrator.worker.request import Unanswerable, read_message
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -91,13 +95,26 @@ class RunRequestConsumer:
         return list(response.get("Messages", []))
 
     def _process(self, message: MessageTypeDef, stop: threading.Event) -> None:
+        """Answer one message; a bug here is logged (a future's exception would be silent)."""
+        try:
+            self._answer(message, stop)
+        except Exception:
+            log.exception(
+                log_events.ON_CONSUMER_ERROR,
+                message="unexpected error handling a message; left in the queue",
+                message_id=message.get("MessageId", ""),
+            )
+
+    def _answer(self, message: MessageTypeDef, stop: threading.Event) -> None:
         receipt = message["ReceiptHandle"]
+        message_id = message.get("MessageId", "")
         request = read_message(message.get("Body", ""))
-        if request is None:
+        if isinstance(request, Unanswerable):
             log.warning(
                 log_events.ON_EVENT_REJECTED,
-                message="not a run request; deleted",
-                message_id=message.get("MessageId", ""),
+                message="message not answerable (no usable run id); deleted",
+                reason=request.reason,
+                message_id=message_id,
             )
             self._delete(receipt)
             return
@@ -112,7 +129,7 @@ class RunRequestConsumer:
             self._set_visibility(receipt, self._visibility_timeout)
 
         try:
-            outcome = self._handler.handle(request, stop, keep_alive)
+            outcome = self._handler.handle(request, stop, keep_alive, message_id or None)
         except Exception as exc:
             log.error(
                 log_events.ON_CONSUMER_ERROR,
@@ -125,7 +142,7 @@ class RunRequestConsumer:
             return
         if outcome is Outcome.ABANDONED:
             self._release(receipt)
-        else:
+        elif outcome is not Outcome.DEFERRED:
             self._delete(receipt)
 
     def _delete(self, receipt: str) -> None:

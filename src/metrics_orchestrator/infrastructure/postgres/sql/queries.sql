@@ -52,3 +52,13 @@ LEFT JOIN LATERAL (
     LIMIT 1
 ) latest ON true
 ORDER BY m.code
+
+-- name: runs_in_id_range
+-- The runs whose id starts with a typed prefix (domain/run_ids.py gives the range): an index
+-- range scan of the primary key, bounded by the limit.
+SELECT r.id, m.code AS metric_code, r.status, r.attempt, r.created_at
+FROM metric_runs AS r
+JOIN metrics AS m ON m.id = r.metric_id
+WHERE r.id BETWEEN %(lowest)s AND %(highest)s
+ORDER BY r.id
+LIMIT %(limit)s

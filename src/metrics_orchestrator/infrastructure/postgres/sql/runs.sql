@@ -15,6 +15,7 @@ SELECT r.id, r.metric_id, r.status, r.trigger, r.attempt, r.created_at, r.retry_
        r.inputs_fingerprint, r.request_payload, r.not_before, r.progress, r.dispatch_attempts,
        r.status_reason, r.error, r.queued_at, r.dispatched_at, r.started_at,
        r.last_heartbeat_at, r.completed_at, r.version_ts, r.output_manifest, r.row_count,
+       r.retryable,
        (SELECT jsonb_object_agg(l.dataset_id, l.update_id)
         FROM run_dataset_updates AS l WHERE l.run_id = r.id) AS lineage,
        m.code AS metric_code
@@ -28,6 +29,7 @@ SELECT r.id, r.metric_id, r.status, r.trigger, r.attempt, r.created_at, r.retry_
        r.inputs_fingerprint, r.request_payload, r.not_before, r.progress, r.dispatch_attempts,
        r.status_reason, r.error, r.queued_at, r.dispatched_at, r.started_at,
        r.last_heartbeat_at, r.completed_at, r.version_ts, r.output_manifest, r.row_count,
+       r.retryable,
        (SELECT jsonb_object_agg(l.dataset_id, l.update_id)
         FROM run_dataset_updates AS l WHERE l.run_id = r.id) AS lineage,
        m.code AS metric_code
@@ -79,6 +81,7 @@ SET status = %(to)s,
     row_count = %(row_count)s,
     error = %(error)s,
     status_reason = %(status_reason)s,
+    retryable = %(retryable)s,
     progress = coalesce(%(progress)s::double precision, progress),
     updated_at = %(now)s
 WHERE id = %(id)s AND status = %(from)s
@@ -98,13 +101,28 @@ FROM metric_runs
 WHERE retry_of = %(id)s AND trigger = %(trigger)s
 FOR UPDATE
 
+-- name: latest_attempt
+-- The newest attempt of the chain the run belongs to (metric_runs_one_attempt_per_chain).
+SELECT latest.id, latest.attempt
+FROM metric_runs AS r
+CROSS JOIN LATERAL (
+    SELECT c.id, c.attempt
+    FROM metric_runs AS c
+    WHERE coalesce(c.chain_root, c.id) = coalesce(r.chain_root, r.id)
+    ORDER BY c.attempt DESC
+    LIMIT 1
+) AS latest
+WHERE r.id = %(id)s
+
 -- name: create_manual_retry
--- A manual re-run: same inputs and lineage, next attempt, a fresh request identity.
+-- A manual re-run: same inputs and lineage, next attempt in the same chain, a fresh request
+-- identity. metric_runs_one_attempt_per_chain refuses a second run of one attempt number.
 WITH created AS (
-    INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, retry_of,
+    INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, retry_of, chain_root,
                              inputs_fingerprint, request_payload, not_before, created_at,
                              queued_at, updated_at)
     SELECT %(new_id)s::uuid, r.metric_id, %(status)s, %(trigger)s, r.attempt + 1, r.id,
+           coalesce(r.chain_root, r.id),
            r.inputs_fingerprint,
            r.request_payload || jsonb_build_object('runId', %(new_id)s::text,
                                                    'attempt', r.attempt + 1,
@@ -150,8 +168,11 @@ RETURNING r.id, r.metric_id, r.status_reason
 -- name: retry_candidates
 -- SPEC §5.6 facts: ended runs in a retryable status whose retry nobody has decided yet, with
 -- what domain/retries.py needs to decide. Concurrent sweepers split them (SKIP LOCKED).
-SELECT r.id, r.status, r.attempt, r.completed_at, m.max_attempts, m.enabled,
-       r.request_payload IS NOT NULL AND r.inputs_fingerprint IS NOT NULL AS has_request
+SELECT r.id, r.status, r.attempt, r.completed_at, m.max_attempts, m.enabled, r.retryable,
+       r.request_payload IS NOT NULL AND r.inputs_fingerprint IS NOT NULL AS has_request,
+       NOT EXISTS (SELECT 1 FROM metric_runs AS newer
+                   WHERE coalesce(newer.chain_root, newer.id) = coalesce(r.chain_root, r.id)
+                     AND newer.attempt > r.attempt) AS latest_in_chain
 FROM metric_runs AS r
 JOIN metrics AS m ON m.id = r.metric_id
 WHERE r.status = ANY(%(statuses)s)
@@ -162,18 +183,19 @@ LIMIT %(limit)s
 FOR UPDATE OF r SKIP LOCKED
 
 -- name: insert_retries
--- Stores the retries the domain decided: same inputs and lineage, next attempt, the
--- not_before it computed. The metric_runs_one_retry_per_run index makes a second impossible.
+-- Stores the retries the domain decided: same inputs and lineage, next attempt in the same
+-- chain, the not_before it computed. The unique indexes make a second impossible.
 WITH decided AS (
     SELECT *
     FROM unnest(%(ids)s::uuid[], %(retry_ofs)s::uuid[], %(not_befores)s::timestamptz[])
          AS t(id, retry_of, not_before)
 ),
 created AS (
-    INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, retry_of,
+    INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, retry_of, chain_root,
                              inputs_fingerprint, request_payload, not_before, created_at,
                              queued_at, updated_at)
     SELECT d.id, r.metric_id, %(status)s, %(trigger)s, r.attempt + 1, r.id,
+           coalesce(r.chain_root, r.id),
            r.inputs_fingerprint,
            r.request_payload || jsonb_build_object('runId', d.id::text,
                                                    'attempt', r.attempt + 1,
@@ -181,7 +203,9 @@ created AS (
            d.not_before, %(now)s, %(now)s, %(now)s
     FROM decided AS d
     JOIN metric_runs AS r ON r.id = d.retry_of
-    ON CONFLICT (retry_of) WHERE retry_of IS NOT NULL AND trigger = 'retry' DO NOTHING
+    -- any unique index: metric_runs_one_retry_per_run, and metric_runs_one_attempt_per_chain
+    -- should a manual retry of the same attempt commit between our read and this write
+    ON CONFLICT DO NOTHING
     RETURNING id, retry_of, metric_id, attempt, not_before
 ),
 copied_lineage AS (

@@ -1,0 +1,315 @@
+"""Worker feedback (SPEC §4.2, §5.5): started / heartbeat / completed events applied to runs.
+
+Everything that changes a run locks its row, so any number of replicas may process feedback
+side by side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from uuid import UUID
+
+import structlog
+
+from metrics_orchestrator.application import log_events
+from metrics_orchestrator.application.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from metrics_orchestrator.application.ports.events import EventRecord, EventStatus
+from metrics_orchestrator.application.ports.runs import LockedRun, RunCompletion, RunRepository
+from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
+from metrics_orchestrator.application.transactions import transact as _transact
+from metrics_orchestrator.domain.errors import Conflict, IllegalTransition, ValidationError
+from metrics_orchestrator.domain.events import DecodedEvent, body_digest_key
+from metrics_orchestrator.domain.feedback import (
+    RunCompleted,
+    RunHeartbeat,
+    RunStarted,
+    WorkerFeedback,
+    late_heartbeat_key,
+    parse_feedback,
+    status_change,
+)
+from metrics_orchestrator.domain.model import (
+    Cause,
+    RunStatus,
+    StatusChange,
+    change_for,
+    check_rows_changed,
+)
+from metrics_orchestrator.domain.retries import superseded_reason, supersedes_retry
+
+log = structlog.get_logger(__name__)
+
+# status_reason codes of worker outcomes; the sweeper writes its cause ('start_timeout',
+# 'heartbeat_timeout'), the dispatcher 'dispatch_failed', cancel the operator's reason.
+REASON_WORKER_FAILURE = "worker_failure"
+REASON_COMPLETED_AFTER_TIMEOUT = "completed_after_timeout"
+
+
+# --- worker feedback (SPEC §4.2, §5.5) ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackOutcome:
+    """What handling one worker event did; `run_status` is the run's status afterwards."""
+
+    status: EventStatus
+    event_key: str
+    event_type: str
+    run_id: UUID | None = None
+    reason: str | None = None
+    previous_status: RunStatus | None = None
+    run_status: RunStatus | None = None
+    # the automatic retry a late success canceled (SPEC §5.5)
+    superseded_retry: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    event: DecodedEvent
+    key: str
+    source: str
+    received_at: datetime
+
+
+class FeedbackService:
+    """Applies started / heartbeat / completed events to runs, exactly once per message body."""
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        *,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._clock = clock
+        self._telemetry = telemetry or NullTelemetry()
+
+    def handle(
+        self, decoded: DecodedEvent, *, source: str, received_at: datetime
+    ) -> FeedbackOutcome:
+        """Apply one worker event and record its outcome in the event log, in one transaction.
+
+        `decoded` must be a worker event type (ValueError otherwise): routing is the caller's.
+        """
+        received = _Received(
+            event=decoded,
+            key=body_digest_key(decoded.event_type, decoded.raw_body),
+            source=source,
+            received_at=received_at,
+        )
+        try:
+            feedback = parse_feedback(decoded.event_type, decoded.payload)
+        except ValidationError as exc:
+            invalid = str(exc)
+            outcome = _transact(
+                self._uow_factory,
+                lambda uow: self._finish(uow, received, EventStatus.REJECTED, reason=invalid),
+            )
+        else:
+            outcome = _transact(self._uow_factory, lambda uow: self._apply(uow, received, feedback))
+        _log_feedback(outcome)
+        moved = outcome.previous_status is not None and outcome.run_status is not None
+        if moved and outcome.previous_status != outcome.run_status:
+            self._telemetry.run_transition(str(outcome.previous_status), str(outcome.run_status))
+        if outcome.superseded_retry is not None:
+            self._telemetry.run_transition(RunStatus.QUEUED.value, RunStatus.CANCELED.value)
+        return outcome
+
+    def _apply(
+        self, uow: UnitOfWork, received: _Received, feedback: WorkerFeedback
+    ) -> FeedbackOutcome:
+        run = uow.runs.lock(feedback.run_id)
+        if run is None:
+            return self._finish(
+                uow, received, EventStatus.REJECTED, reason=f"unknown run {feedback.run_id}"
+            )
+        # Checked under the run's row lock, so a copy handled concurrently by another
+        # replica is seen once the first commits.
+        if uow.events.was_processed(received.key):
+            return self._finish(uow, received, EventStatus.DUPLICATE, run=run)
+        try:
+            change = status_change(feedback, run.status)
+            _check_metric_code(feedback, run)
+        except (IllegalTransition, Conflict) as exc:
+            late_key = late_heartbeat_key(feedback, run.status)
+            if late_key is not None:
+                late = replace(received, key=late_key)
+                return self._late_heartbeat(uow, late, run, refusal=str(exc))
+            return self._finish(uow, received, EventStatus.REJECTED, run=run, reason=str(exc))
+        self._write(uow.runs, feedback, run, change, received.received_at)
+        superseded = None
+        if isinstance(feedback, RunCompleted):
+            superseded = self._supersede_retry(uow.runs, run, feedback)
+        return self._finish(
+            uow,
+            received,
+            EventStatus.PROCESSED,
+            run=run,
+            target=change.target,
+            superseded=superseded,
+        )
+
+    def _late_heartbeat(
+        self, uow: UnitOfWork, received: _Received, run: LockedRun, *, refusal: str
+    ) -> FeedbackOutcome:
+        """One event_log entry per ended run for all its late heartbeats (issue 20): the
+        first is rejected with the reason, the rest are duplicates of it."""
+        if uow.events.latest_with_key(received.key) is not None:
+            return self._finish(uow, received, EventStatus.DUPLICATE, run=run)
+        reason = f"{refusal}; later heartbeats of this run are recorded as duplicates of this one"
+        return self._finish(uow, received, EventStatus.REJECTED, run=run, reason=reason)
+
+    def _write(
+        self,
+        runs: RunRepository,
+        feedback: WorkerFeedback,
+        run: LockedRun,
+        change: StatusChange,
+        received_at: datetime,
+    ) -> None:
+        now = self._clock.now()
+        if isinstance(feedback, RunStarted):
+            changed = runs.record_start(
+                run.id,
+                change,
+                started_at=feedback.started_at or received_at,
+                seen_at=received_at,
+                at=now,
+            )
+        elif isinstance(feedback, RunHeartbeat):
+            changed = runs.record_heartbeat(
+                run.id,
+                change,
+                ts=feedback.ts,
+                progress=feedback.progress,
+                seen_at=received_at,
+                at=now,
+            )
+        else:
+            changed = runs.record_completion(
+                run.id, change, _completion(feedback, run, received_at), at=now
+            )
+        check_rows_changed(changed, 1, change)
+
+    def _supersede_retry(
+        self, runs: RunRepository, run: LockedRun, feedback: RunCompleted
+    ) -> UUID | None:
+        """A late SUCCESS cancels the timed-out run's retry if it was not dispatched yet."""
+        if run.status is not RunStatus.TIMED_OUT:
+            return None
+        retry = runs.lock_automatic_retry(run.id)
+        if retry is None or not supersedes_retry(run.status, feedback.succeeded, retry.status):
+            return None
+        change = change_for(Cause.CANCEL, retry.status)
+        reason = superseded_reason(run.attempt)
+        check_rows_changed(
+            runs.cancel(retry.id, change, reason=reason, at=self._clock.now()), 1, change
+        )
+        return retry.id
+
+    def _finish(
+        self,
+        uow: UnitOfWork,
+        received: _Received,
+        status: EventStatus,
+        *,
+        run: LockedRun | None = None,
+        target: RunStatus | None = None,
+        reason: str | None = None,
+        superseded: UUID | None = None,
+    ) -> FeedbackOutcome:
+        uow.events.record(
+            EventRecord(
+                event_key=received.key,
+                event_type=received.event.event_type,
+                status=status,
+                source=received.source,
+                received_at=received.received_at,
+                payload=received.event.payload,
+                raw_body=received.event.raw_body,
+                error=reason,
+            ),
+            processed_at=self._clock.now(),
+        )
+        return FeedbackOutcome(
+            status=status,
+            event_key=received.key,
+            event_type=received.event.event_type,
+            run_id=run.id if run else None,
+            reason=reason,
+            previous_status=run.status if run else None,
+            run_status=target or (run.status if run else None),
+            superseded_retry=superseded,
+        )
+
+
+def _check_metric_code(feedback: WorkerFeedback, run: LockedRun) -> None:
+    """A completion naming another metric comes from a confused worker: do not trust it."""
+    if isinstance(feedback, RunCompleted) and feedback.metric_code not in (None, run.metric_code):
+        raise Conflict(
+            f"metricCode {feedback.metric_code!r} does not match run {run.id}, "
+            f"which computes {run.metric_code!r}"
+        )
+
+
+def _completion(feedback: RunCompleted, run: LockedRun, received_at: datetime) -> RunCompletion:
+    if run.status is RunStatus.TIMED_OUT:
+        reason: str | None = REASON_COMPLETED_AFTER_TIMEOUT
+    elif not feedback.succeeded:
+        reason = REASON_WORKER_FAILURE
+    else:
+        reason = None
+    return RunCompletion(
+        status=feedback.target_status,
+        progress=1.0 if feedback.succeeded else None,
+        completed_at=received_at,
+        version_ts=feedback.version_ts,
+        output_manifest=feedback.output_manifest,
+        row_count=feedback.row_count,
+        error=feedback.error,
+        status_reason=reason,
+        # a success has nothing to retry; only a failure's word on it is kept
+        retryable=feedback.retryable or feedback.succeeded,
+    )
+
+
+def _log_feedback(outcome: FeedbackOutcome) -> None:
+    context = {
+        "run_id": str(outcome.run_id) if outcome.run_id else None,
+        "event_type": outcome.event_type,
+        "event_key": outcome.event_key,
+    }
+    if outcome.status is EventStatus.REJECTED:
+        log.warning(
+            log_events.ON_EVENT_REJECTED,
+            message="worker event rejected",
+            reason=outcome.reason,
+            **context,
+        )
+    elif outcome.status is EventStatus.DUPLICATE:
+        log.info(log_events.ON_DUPLICATE_EVENT, message="worker event already processed", **context)
+    elif (
+        outcome.run_status is RunStatus.RUNNING and outcome.previous_status is not RunStatus.RUNNING
+    ):
+        log.info(log_events.ON_RUN_STARTED, message="run started", **context)
+    elif outcome.run_status is RunStatus.RUNNING:
+        log.debug(log_events.ON_RUN_HEARTBEAT, message="run alive", **context)
+    else:
+        # a worker's failure is something to look at; a success is routine
+        level = log.warning if outcome.run_status is RunStatus.FAILED else log.info
+        level(
+            log_events.ON_RUN_COMPLETED,
+            message=f"run {outcome.run_status}",
+            status=str(outcome.run_status),
+            previous_status=str(outcome.previous_status),
+            **context,
+        )
+    if outcome.superseded_retry is not None:
+        log.info(
+            log_events.ON_RUN_CANCELED,
+            message="retry canceled: the attempt it retries succeeded late",
+            run_id=str(outcome.superseded_retry),
+            retry_of=context["run_id"],
+        )

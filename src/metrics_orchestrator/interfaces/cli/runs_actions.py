@@ -1,0 +1,102 @@
+"""`runs retry ID`, `runs cancel ID` and `metrics run CODE` (SPEC §6.1): the actions a person
+takes at a terminal, through the same use cases as the API and the dashboard.
+
+Exit codes: 0 done; 2 the action was refused (unknown or ambiguous id, a conflict such as a
+run that already ended, or retrying an attempt that is not its chain's latest) with a one-line
+reason; 1 anything else (the database unreachable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from uuid import UUID
+
+import typer
+
+from metrics_orchestrator.application.runs import RunDetail
+from metrics_orchestrator.bootstrap import Container
+from metrics_orchestrator.domain.errors import DomainError
+from metrics_orchestrator.interfaces.cli.read_runs import detail_dict
+from metrics_orchestrator.interfaces.cli.reading import (
+    JSON_OPTION,
+    print_fields,
+    print_json,
+    read_container,
+)
+
+RUN_ID_ARGUMENT = typer.Argument(
+    ..., metavar="ID", help="The run's id, or a unique prefix of it (4+ hex digits)."
+)
+
+
+@contextmanager
+def acting() -> Iterator[Container]:
+    """The application for one action; a refusal by the domain ends the command with exit 2
+    (read_container turns the remaining failures into one line and exit 1)."""
+    from metrics_orchestrator.interfaces.cli import fail
+
+    refusal: DomainError | None = None
+    with read_container() as container:
+        try:
+            yield container
+        except DomainError as exc:
+            refusal = exc
+    if refusal is not None:
+        raise fail(str(refusal))
+
+
+def _act(action: Callable[[Container], UUID], title: str, as_json: bool) -> None:
+    with acting() as container:
+        detail = container.runs.get_run(action(container))
+    _print(detail, title, as_json)
+
+
+def _print(detail: RunDetail, title: str, as_json: bool) -> None:
+    if as_json:
+        print_json(detail_dict(detail))
+        return
+    run = detail.run
+    print_fields(
+        f"run {title}",
+        [
+            ("id", run.id),
+            ("metric", detail.metric_code),
+            ("status", run.status),
+            ("reason", run.status_reason),
+            ("trigger", run.trigger),
+            ("attempt", run.attempt),
+            ("retry of", run.retry_of),
+            ("not before", run.not_before),
+        ],
+    )
+
+
+def retry_command(run_id: str = RUN_ID_ARGUMENT, as_json: bool = JSON_OPTION) -> None:
+    """Re-run the latest attempt of a failed, timed out or canceled run (POST /runs/{id}/retry)."""
+
+    def retry(container: Container) -> UUID:
+        return container.runs.retry(container.queries.resolve_run_id(run_id)).id
+
+    _act(retry, "queued", as_json)
+
+
+def cancel_command(
+    run_id: str = RUN_ID_ARGUMENT,
+    reason: str | None = typer.Option(None, "--reason", help="Why (kept on the run)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Cancel a run that has not ended (POST /runs/{id}/cancel)."""
+
+    def cancel(container: Container) -> UUID:
+        return container.runs.cancel(container.queries.resolve_run_id(run_id), reason).id
+
+    _act(cancel, "canceled", as_json)
+
+
+def run_metric_command(
+    code: str = typer.Argument(..., metavar="CODE", help="The metric's code."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Run a metric now on the freshest update of each input (POST /metrics/{code}/runs)."""
+    _act(lambda container: container.orchestrator.request_manual_run(code), "queued", as_json)
