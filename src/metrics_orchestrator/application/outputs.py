@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
@@ -151,7 +152,7 @@ class OutputService:
                 start -= count
                 continue
             wanted = limit - len(points)
-            points += self._read(lambda f=file, s=start, n=wanted: self._reader.read_rows(f, s, n))
+            points += self._read(partial(self._reader.read_rows, file, start, wanted))
             start = 0
         return self._output(run_id, located, offset, points[:limit])
 
@@ -162,14 +163,14 @@ class OutputService:
         points: list[OutputPoint] = []
         for file, count in located.files:
             if count:
-                points += self._read(lambda f=file: self._reader.read_every(f, step))
+                points += self._read(partial(self._reader.read_every, file, step))
         return self._output(run_id, located, 0, points[:max_points])
 
     def latest(self, run_id: UUID) -> tuple[int, OutputPoint | None]:
         """(row count, the latest point that has a value) of a run's output, for summaries."""
         located = self._locate(run_id)
         for file, count in reversed(located.files):
-            point = self._read(lambda f=file: self._reader.last_present(f)) if count else None
+            point = self._read(partial(self._reader.last_present, file)) if count else None
             if point is not None:
                 return located.total, point
         return located.total, None
@@ -189,7 +190,7 @@ class OutputService:
             except OutputObjectMissing:
                 continue
             files = data_files(manifest, uri)
-            counts = tuple((f, self._read(lambda f=f: self._reader.row_count(f))) for f in files)
+            counts = tuple((f, self._read(partial(self._reader.row_count, f))) for f in files)
             return _Located(uri, manifest, _format_of(files), counts)
         raise NotFound(f"run {run_id} has no output: {candidates[0]} does not exist")
 
