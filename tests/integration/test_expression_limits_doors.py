@@ -176,3 +176,17 @@ metrics:
         f"error: {where}[1].max_age_days: {DAYS_MESSAGE}",
         f"error: {where}[2].window: {DAYS_MESSAGE}",
     ]
+
+
+def test_a_window_of_thousands_of_digits_is_a_4xx_not_a_500(api: Api) -> None:
+    body = (
+        '{"id": "m-long", "code": "long", "expression_type": "window_op", "expression": '
+        '{"op": "sma", "series": {"series_code": "A"}, "window": ' + "9" * 5000 + "}}"
+    )
+
+    response = api.client.post(
+        "/metrics", content=body, headers={"Content-Type": "application/json"}
+    )
+
+    assert 400 <= response.status_code < 500, response.text
+    assert api.client.get("/metrics/long").status_code == 404
