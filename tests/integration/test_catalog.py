@@ -433,7 +433,7 @@ def test_a_file_with_several_errors_reports_all_and_writes_nothing(
         "metrics[0].expression.right.series_code: series 'FX_OFFICIAL_D' is provided by several "
         "datasets (fx_daily, fx_mirror); pin one with dataset_id",
         "metrics[1].expression.left.series_code: unknown series 'WAGES_INDEX_X'",
-        "metrics[3].expression.window: must be an integer >= 1",
+        "metrics[3].expression.window: must be an integer between 1 and 36500",
         "metrics[4].required_days: must be an integer between 1 and 36500",
         "metrics[4].expression.right.dataset_id: dataset 'prices_monthly' does not provide "
         "series 'FX_PARALLEL_D' (candidates: fx_daily)",

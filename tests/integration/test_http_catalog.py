@@ -85,7 +85,7 @@ def test_an_invalid_expression_reports_every_error_with_its_json_path(api: Api) 
 
     body = assert_problem(response, 422)
     assert {(e["path"], e["message"]) for e in body["errors"]} >= {
-        ("expression.left.window", "must be an integer >= 1"),
+        ("expression.left.window", "must be an integer between 1 and 36500"),
     }
     paths = [e["path"] for e in body["errors"]]
     assert "expression.right.op" in paths

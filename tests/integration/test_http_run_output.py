@@ -181,3 +181,167 @@ def test_the_dashboard_charts_the_output_of_a_succeeded_run(
     drawn = ", ".join(f'{{"x": {at.timestamp() * 1000}, "y": {v}}}' for at, v in points)
     assert f'"points": [{drawn}]' in html
     assert "no output" not in html
+
+
+# --- other workers' layout: JSON lines named relative to the manifest (issue 22) --------------
+
+JSONL_LINES = [
+    {"obs_time": "2024-01-01T00:00:00Z", "value": 1.5},
+    {"obs_time": "2024-01-02T00:00:00+00:00", "value": None},
+    {"obs_time": "2024-01-03", "value": 3},
+]
+
+
+def write_jsonl_output(
+    s3: S3Client, bucket: str, prefix: str = "metrics/m/2025-01-15T10-30-00"
+) -> str:
+    """What the public dp-worker writes: `outputs.files` relative to the manifest's folder, and
+    a manifest path reported as `bucket/key` (no scheme)."""
+    body = "\n".join(json.dumps(line) for line in JSONL_LINES) + "\n"
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/metrics.jsonl", Body=body.encode())
+    manifest = {
+        "run_id": "r",
+        "metric_code": "m",
+        "version_ts": "2025-01-15T10-30-00",
+        "created_at": "2025-01-15T10:30:00Z",
+        "row_count": len(JSONL_LINES),
+        "outputs": {"data_prefix": f"{bucket}/{prefix}", "files": ["metrics.jsonl"]},
+    }
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/manifest.json", Body=json.dumps(manifest).encode())
+    return f"{bucket}/{prefix}/manifest.json"
+
+
+def test_a_json_lines_output_reads_with_its_format(
+    api: Api, s3_client: S3Client, bucket: str
+) -> None:
+    run_id = seed(api, RunStatus.SUCCEEDED, write_jsonl_output(s3_client, bucket))
+
+    first = api.client.get(f"/runs/{run_id}/output", params={"limit": 2})
+    assert first.status_code == 200, first.text
+    page = first.json()
+    rest = api.client.get(
+        f"/runs/{run_id}/output", params={"limit": 2, "cursor": page["next_cursor"]}
+    ).json()
+
+    assert page["format"] == rest["format"] == "jsonl"
+    assert page["total"] == 3
+    assert page["manifest_uri"] == f"s3://{bucket}/metrics/m/2025-01-15T10-30-00/manifest.json"
+    items = page["items"] + rest["items"]
+    assert [item["value"] for item in items] == [1.5, None, 3.0]
+    assert [datetime.fromisoformat(item["obs_time"]) for item in items] == [
+        START + timedelta(days=n) for n in range(3)
+    ]
+    assert rest["next_cursor"] is None
+    total, latest = api.container.outputs.latest(UUID(run_id))
+    assert (total, latest and latest.value) == (3, 3.0)
+
+
+def test_a_parquet_output_says_so(api: Api, s3_client: S3Client, bucket: str) -> None:
+    run_id = seed(api, RunStatus.SUCCEEDED, f"s3://{bucket}/{write_output(s3_client, bucket)}")
+    assert api.client.get(f"/runs/{run_id}/output").json()["format"] == "parquet"
+
+
+def test_the_run_page_charts_a_json_lines_output(
+    api: Api, s3_client: S3Client, bucket: str
+) -> None:
+    run_id = seed(api, RunStatus.SUCCEEDED, write_jsonl_output(s3_client, bucket))
+
+    html = api.client.get(f"/ui/runs/{run_id}").text
+
+    # the present values at their obs_time (epoch ms; a date without a zone is UTC midnight)
+    points = [(datetime(2024, 1, 1, tzinfo=UTC), 1.5), (datetime(2024, 1, 3, tzinfo=UTC), 3.0)]
+    drawn = ", ".join(f'{{"x": {at.timestamp() * 1000}, "y": {v}}}' for at, v in points)
+    assert f'"points": [{drawn}]' in html
+    assert 'data-output-format="jsonl"' in html
+    assert "JSON lines output, 3 rows" in html
+
+
+def test_a_bucket_prefixed_manifest_in_another_bucket_is_found(
+    api: Api, s3_client: S3Client, aws_prefix: str
+) -> None:
+    other = f"{aws_prefix}-dp"
+    s3_client.create_bucket(Bucket=other)
+    run_id = seed(api, RunStatus.SUCCEEDED, write_jsonl_output(s3_client, other))
+
+    response = api.client.get(f"/runs/{run_id}/output")
+
+    assert response.status_code == 200, response.text
+    assert response.json()["manifest_uri"].startswith(f"s3://{other}/")
+
+
+@pytest.mark.parametrize(
+    ("manifest", "files", "detail"),
+    [
+        ({"row_count": 1}, {}, "names no data"),
+        ({"outputs": {"files": ["metrics.csv"]}}, {"metrics.csv": b"a,b\n"}, "not a known format"),
+        ({"outputs": {"files": ["gone.jsonl"]}}, {}, "does not exist"),
+        (
+            {"outputs": {"files": ["bad.jsonl"]}},
+            {"bad.jsonl": b'{"obs_time": "2024-01-01", "value": 1}\n{"value": 2}\n'},
+            "line 2 is not an object with obs_time and value",
+        ),
+        (
+            {"outputs": {"files": ["bad.jsonl"]}},
+            {"bad.jsonl": b'{"obs_time": 1704067200, "value": 1}\n'},
+            "is not an ISO 8601 date and time",
+        ),
+        (
+            {"outputs": {"files": ["bad.jsonl"]}},
+            {"bad.jsonl": b'{"obs_time": "2024-01-01", "value": "1"}\n'},
+            "is not a number or null",
+        ),
+    ],
+)
+def test_an_output_in_no_known_layout_is_a_clear_502(
+    api: Api,
+    s3_client: S3Client,
+    bucket: str,
+    manifest: dict[str, Any],
+    files: dict[str, bytes],
+    detail: str,
+) -> None:
+    for name, body in files.items():
+        s3_client.put_object(Bucket=bucket, Key=f"odd/{name}", Body=body)
+    s3_client.put_object(Bucket=bucket, Key="odd/manifest.json", Body=json.dumps(manifest).encode())
+    run_id = seed(api, RunStatus.SUCCEEDED, f"s3://{bucket}/odd/manifest.json")
+
+    problem = assert_problem(api.client.get(f"/runs/{run_id}/output"), 502, detail_contains=detail)
+
+    assert problem["type"].endswith("output-unavailable")
+
+
+def test_pages_run_across_the_files_of_one_output(
+    api: Api, s3_client: S3Client, bucket: str
+) -> None:
+    uris = []
+    for part, days in enumerate([range(0, 3), range(3, 5)]):
+        frame = pl.DataFrame(
+            {
+                "obs_time": [START + timedelta(days=n) for n in days],
+                "value": [float(n) for n in days],
+            },
+            schema={"obs_time": pl.Datetime("us", "UTC"), "value": pl.Float64},
+        )
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer)
+        key = f"parts/v1/data/part-{part}.parquet"
+        s3_client.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+        uris.append(f"s3://{bucket}/{key}")
+    s3_client.put_object(
+        Bucket=bucket, Key="parts/v1/manifest.json", Body=json.dumps({"files": uris}).encode()
+    )
+    run_id = seed(api, RunStatus.SUCCEEDED, f"s3://{bucket}/parts/v1/manifest.json")
+
+    values = []
+    cursor = None
+    for _ in range(3):
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = api.client.get(f"/runs/{run_id}/output", params=params).json()
+        assert page["total"] == 5
+        values += [item["value"] for item in page["items"]]
+        cursor = page["next_cursor"]
+
+    assert values == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert cursor is None
+    total, latest = api.container.outputs.latest(UUID(run_id))
+    assert (total, latest and latest.value) == (5, 4.0)

@@ -301,6 +301,8 @@ def test_queued_payload_matches_the_run_request_contract(h: Harness) -> None:
             "right": {"series_code": "FX_OFFICIAL_D", "dataset_id": "fx_daily"},
         },
         "right": {"series_code": "CPI_INDEX_M"},
+        "align": "asof",
+        "max_age_days": 62,
     }
     assert payload["inputs"] == [
         {"datasetId": "reserves_daily", "seriesCode": "RESERVES_USD_D"},

@@ -273,8 +273,14 @@ def test_a_metric_page_explains_why_not_yet_with_countdowns(api: Api) -> None:
 def test_the_formula_is_readable(api: Api) -> None:
     html = page(api, "/ui/metrics/reserves.real_pesos")
 
-    assert "((RESERVES_USD_D \N{MULTIPLICATION SIGN} FX_OFFICIAL_D@fx_daily) / CPI_INDEX_M)" in html
-    assert '<ul class="tree"><li>ratio<ul><li>multiply' in html
+    assert (
+        "((RESERVES_USD_D \N{MULTIPLICATION SIGN} FX_OFFICIAL_D@fx_daily) / CPI_INDEX_M)"
+        " [as of left, \N{LESS-THAN OR EQUAL TO} 62 d]"
+    ) in html
+    assert (
+        '<ul class="tree"><li>ratio [as of left, \N{LESS-THAN OR EQUAL TO} 62 d]<ul><li>multiply'
+        in html
+    )
 
 
 def test_run_now_queues_a_manual_run(api: Api) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import time
@@ -336,16 +337,21 @@ def test_a_scale_that_is_not_a_finite_number_is_refused(scale: object) -> None:
     assert errors_of("series_math", raw) == ["expression.scale: must be a finite number"]
 
 
-@pytest.mark.parametrize("window", [1, 2, 30, 10_000])
+@pytest.mark.parametrize("window", [1, 2, 30, 10_000, 36_500])
 def test_a_positive_integer_window_is_accepted(window: int) -> None:
     raw = {"op": "sma", "series": A, "window": window}
     assert parse_expression("window_op", raw).canonical["window"] == window
 
 
-@pytest.mark.parametrize("window", [0, -1, True, False, 2.0, 1.5, "3", None, [3]])
-def test_a_window_that_is_not_an_integer_of_at_least_one_is_refused(window: object) -> None:
+@pytest.mark.parametrize(
+    "window",
+    [0, -1, True, False, 2.0, 1.5, "3", None, [3], 36_501, 10**20, 1e20, 2**63, float("inf")],
+)
+def test_a_window_outside_1_to_36500_or_not_an_integer_is_refused(window: object) -> None:
     raw = {"op": "sma", "series": A, "window": window}
-    assert errors_of("window_op", raw) == ["expression.window: must be an integer >= 1"]
+    assert errors_of("window_op", raw) == [
+        "expression.window: must be an integer between 1 and 36500"
+    ]
 
 
 def test_the_spec_example_error_path_for_a_nested_window() -> None:
@@ -356,7 +362,7 @@ def test_the_spec_example_error_path_for_a_nested_window() -> None:
     }
 
     assert errors_of("series_math", raw) == [
-        "expression.left.series.window: must be an integer >= 1"
+        "expression.left.series.window: must be an integer between 1 and 36500"
     ]
 
 
@@ -449,7 +455,7 @@ def test_an_operand_must_be_a_reference_or_a_recognisable_node(node: object, exp
         (
             "series_math",
             {"op": "add", "left": A, "right": B, "note": "x"},
-            "expression.note: unknown key; expected op, left, right, scale?",
+            "expression.note: unknown key; expected op, left, right, scale?, align?, max_age_days?",
         ),
         (
             "window_op",
@@ -459,12 +465,12 @@ def test_an_operand_must_be_a_reference_or_a_recognisable_node(node: object, exp
         (
             "composite",
             {"op": "sum", "operands": [A, B], "Op": "sum"},
-            "expression.Op: unknown key; expected op, operands",
+            "expression.Op: unknown key; expected op, operands, align?, max_age_days?",
         ),
         (
             "composite",
             {"op": "sum", "operands": [A, B], "a b": 1},
-            "expression['a b']: unknown key; expected op, operands",
+            "expression['a b']: unknown key; expected op, operands, align?, max_age_days?",
         ),
         (
             "composite",
@@ -569,15 +575,19 @@ def test_an_unknown_expression_type_still_reports_problems_inside_the_expression
         (None, "expression: is required"),
         ("ratio(A, B)", "expression: must be an object, got a string"),
         ([A, B], "expression: must be an object, got an array"),
-        (A, "expression: must be a composite node (op, operands), not a series reference"),
+        (
+            A,
+            "expression: must be a composite node (op, operands, align?, max_age_days?), "
+            "not a series reference",
+        ),
         (
             {"op": "ratio", "left": A, "right": B},
-            "expression: must be a composite node (op, operands), "
+            "expression: must be a composite node (op, operands, align?, max_age_days?), "
             "but its keys make it a series_math node",
         ),
         (
             {"op": "sma", "series": A, "window": 2, "left": A, "right": B},
-            "expression: must be a composite node (op, operands), "
+            "expression: must be a composite node (op, operands, align?, max_age_days?), "
             "but its keys make it a series_math or window_op node",
         ),
     ],
@@ -592,10 +602,10 @@ def test_a_mismatched_root_still_reports_problems_inside_it() -> None:
     raw = {"op": "sma", "series": {"series_code": ""}, "window": 0}
 
     assert errors_of("series_math", raw) == [
-        "expression: must be a series_math node (op, left, right, scale?), "
+        "expression: must be a series_math node (op, left, right, scale?, align?, max_age_days?), "
         "but its keys make it a window_op node",
         "expression.series.series_code: must be a non-empty string",
-        "expression.window: must be an integer >= 1",
+        "expression.window: must be an integer between 1 and 36500",
     ]
 
 
@@ -730,3 +740,110 @@ def test_a_huge_operand_list_is_refused_quickly() -> None:
 
     assert time.perf_counter() - started < 1.0
     assert errors == ["expression: expression has more than 256 nodes"]
+
+
+# --- alignment (SPEC §3.1 "Mixed frequencies") ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression_type", "raw"),
+    [
+        (
+            "series_math",
+            {"max_age_days": 62, "align": "asof", "right": B, "left": A, "op": "ratio"},
+        ),
+        ("composite", {"align": "asof", "operands": [A, B], "op": "sum", "max_age_days": 62}),
+    ],
+)
+def test_align_and_max_age_days_come_last_in_the_canonical_form(
+    expression_type: str, raw: dict[str, Any]
+) -> None:
+    canonical = parse_expression(expression_type, raw).canonical
+
+    assert list(canonical)[-2:] == ["align", "max_age_days"]
+    assert canonical["align"] == "asof"
+    assert canonical["max_age_days"] == 62
+
+
+def test_an_explicit_align_is_kept_and_a_null_one_is_absent() -> None:
+    outer = parse_expression("series_math", {"op": "add", "left": A, "right": B, "align": "outer"})
+    absent = parse_expression("series_math", {"op": "add", "left": A, "right": B, "align": None})
+
+    assert outer.canonical == {"op": "add", "left": A, "right": B, "align": "outer"}
+    assert absent.canonical == {"op": "add", "left": A, "right": B}
+
+
+@pytest.mark.parametrize(
+    ("align", "message"),
+    [
+        ("nearest", "unknown alignment 'nearest'; expected one of outer, asof"),
+        ("ASOF", "unknown alignment 'ASOF'; expected one of outer, asof"),
+        (1, "unknown alignment a number; expected one of outer, asof"),
+        (["asof"], "unknown alignment an array; expected one of outer, asof"),
+    ],
+)
+def test_an_unknown_alignment_is_refused_at_its_path(align: object, message: str) -> None:
+    raw = {"op": "sum", "operands": [A, B], "align": align}
+    assert errors_of("composite", raw) == [f"expression.align: {message}"]
+
+
+@pytest.mark.parametrize("max_age", [0, -1, 36_501, 10**20, 1e20, 62.0, True, "62", [62]])
+def test_max_age_days_outside_1_to_36500_or_not_an_integer_is_refused(max_age: object) -> None:
+    raw = {"op": "ratio", "left": A, "right": B, "align": "asof", "max_age_days": max_age}
+    assert errors_of("series_math", raw) == [
+        "expression.max_age_days: must be an integer between 1 and 36500"
+    ]
+
+
+@pytest.mark.parametrize("align", [None, "outer"])
+def test_max_age_days_without_asof_is_refused(align: str | None) -> None:
+    raw = {"op": "ratio", "left": A, "right": B, "max_age_days": 30} | (
+        {"align": align} if align else {}
+    )
+    assert errors_of("series_math", raw) == [
+        "expression.max_age_days: only applies with align: asof"
+    ]
+
+
+def test_a_window_op_takes_no_alignment() -> None:
+    raw = {"op": "sma", "series": A, "window": 3, "align": "asof"}
+    assert error_paths("window_op", raw) == ["expression.align"]
+
+
+def test_a_nested_alignment_problem_is_located() -> None:
+    raw = {
+        "op": "ratio",
+        "left": {"op": "sum", "operands": [A, B], "align": "asof", "max_age_days": 36_501},
+        "right": C,
+    }
+    assert errors_of("series_math", raw) == [
+        "expression.left.max_age_days: must be an integer between 1 and 36500"
+    ]
+
+
+# Stored before `align` existed: its canonical JSON text, and so anything derived from it
+# (the stored `expression_json`, a digest of it), must not change.
+PINNED_CANONICAL = (
+    '{"op": "ratio", "left": {"op": "multiply", "left": {"series_code": "RESERVES_USD_D"}, '
+    '"right": {"series_code": "FX_OFFICIAL_D", "dataset_id": "fx_daily"}}, '
+    '"right": {"series_code": "CPI_INDEX_M"}, "scale": 1}'
+)
+PINNED_SHA256 = "f989f23efff2b3df89f1a5f53aa336796b8848afda2f39c9c5696b4ba926f864"
+
+
+def test_an_expression_without_align_keeps_its_canonical_json_and_digest() -> None:
+    raw = {
+        "scale": 1,
+        "right": {"seriesCode": "CPI_INDEX_M"},
+        "left": {
+            "right": {"datasetId": "fx_daily", "seriesCode": "FX_OFFICIAL_D"},
+            "left": {"series_code": "RESERVES_USD_D"},
+            "op": "multiply",
+        },
+        "op": "ratio",
+    }
+
+    text = json.dumps(parse_expression("series_math", raw).canonical)
+
+    assert text == PINNED_CANONICAL
+    assert hashlib.sha256(text.encode()).hexdigest() == PINNED_SHA256

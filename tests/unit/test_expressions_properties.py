@@ -21,11 +21,13 @@ from hypothesis import strategies as st
 
 from metrics_orchestrator.domain.errors import ValidationError
 from metrics_orchestrator.domain.expressions import (
+    MAX_DAYS,
     MAX_DEPTH,
     MAX_NODES,
     ExpressionType,
     parse_expression,
 )
+from tests.expression_bounds import BrokenLimit, broken_limits
 
 # Generating nested trees dominates the runtime; these counts keep the file at a few seconds.
 PROPERTY_SETTINGS = settings(
@@ -80,7 +82,19 @@ def series_math_nodes(draw: st.DrawFn, children: st.SearchStrategy[Raw]) -> Raw:
     scale = draw(st.sampled_from(["absent", "null", "number"]))
     if scale != "absent":
         items.append(("scale", draw(finite_scales) if scale == "number" else None))
-    return draw(shuffled(items))
+    return draw(shuffled(items + draw(alignments())))
+
+
+@st.composite
+def alignments(draw: st.DrawFn) -> list[tuple[str, Any]]:
+    """Optional `align` (SPEC §3.1) and, with asof, an optional `max_age_days`."""
+    align = draw(st.sampled_from(["absent", "null", "outer", "asof"]))
+    if align == "absent":
+        return []
+    items: list[tuple[str, Any]] = [("align", None if align == "null" else align)]
+    if align == "asof" and draw(st.booleans()):
+        items.append(("max_age_days", draw(st.integers(1, MAX_DAYS))))
+    return items
 
 
 @st.composite
@@ -88,7 +102,7 @@ def window_op_nodes(draw: st.DrawFn, children: st.SearchStrategy[Raw]) -> Raw:
     items = [
         ("op", draw(st.sampled_from(WINDOW_OPS))),
         ("series", draw(children)),
-        ("window", draw(st.integers(1, 10**6))),
+        ("window", draw(st.integers(1, MAX_DAYS))),
     ]
     return draw(shuffled(items))
 
@@ -99,7 +113,7 @@ def composite_nodes(draw: st.DrawFn, children: st.SearchStrategy[Raw]) -> Raw:
         ("op", draw(st.sampled_from(COMPOSITE_OPS))),
         ("operands", draw(st.lists(children, min_size=2, max_size=4))),
     ]
-    return draw(shuffled(items))
+    return draw(shuffled(items + draw(alignments())))
 
 
 def operator_nodes(children: st.SearchStrategy[Raw]) -> st.SearchStrategy[Raw]:
@@ -157,6 +171,10 @@ def code_key(node: Raw) -> str:
     return "series_code" if "series_code" in node else "seriesCode"
 
 
+def model_alignment(node: Raw) -> Raw:
+    return {key: node[key] for key in ("align", "max_age_days") if node.get(key) is not None}
+
+
 def model_canonical(node: Raw) -> Raw:
     kind = kind_of(node)
     if kind == REF:
@@ -164,18 +182,23 @@ def model_canonical(node: Raw) -> Raw:
         return {"series_code": node[code_key(node)]} | ({"dataset_id": pin} if pin else {})
     if kind == ExpressionType.SERIES_MATH:
         scale = node.get("scale")
-        return {
-            "op": node["op"],
-            "left": model_canonical(node["left"]),
-            "right": model_canonical(node["right"]),
-        } | ({} if scale is None else {"scale": scale})
+        return (
+            {
+                "op": node["op"],
+                "left": model_canonical(node["left"]),
+                "right": model_canonical(node["right"]),
+            }
+            | ({} if scale is None else {"scale": scale})
+            | model_alignment(node)
+        )
     if kind == ExpressionType.WINDOW_OP:
         return {
             "op": node["op"],
             "series": model_canonical(node["series"]),
             "window": node["window"],
         }
-    return {"op": node["op"], "operands": [model_canonical(child) for child in node["operands"]]}
+    operands = [model_canonical(child) for child in node["operands"]]
+    return {"op": node["op"], "operands": operands} | model_alignment(node)
 
 
 def within_limits(raw: Raw) -> bool:
@@ -249,6 +272,8 @@ def inject(draw: st.DrawFn, position: Position) -> Defect:
         options.append("bad_op")
     if position.kind == ExpressionType.SERIES_MATH:
         options.append("bad_scale")
+    if position.kind in (ExpressionType.SERIES_MATH, ExpressionType.COMPOSITE):
+        options.append("bad_max_age")
     if position.kind == ExpressionType.WINDOW_OP:
         options.append("bad_window")
     defect = draw(st.sampled_from(options))
@@ -272,8 +297,12 @@ def inject(draw: st.DrawFn, position: Position) -> Defect:
     if defect == "bad_scale":
         node["scale"] = draw(st.sampled_from([True, False, float("nan"), float("inf"), "1"]))
         return Defect(f"{path}.scale", "must be a finite number")
-    node["window"] = draw(st.sampled_from([0, -1, True, 2.5, "7", None]))
-    return Defect(f"{path}.window", "must be an integer >= 1")
+    if defect == "bad_max_age":
+        node["align"] = "asof"
+        node["max_age_days"] = draw(st.sampled_from([0, 36_501, 10**20, 1e20, 3.0, False]))
+        return Defect(f"{path}.max_age_days", "must be an integer between 1 and 36500")
+    node["window"] = draw(st.sampled_from([0, -1, True, 2.5, "7", None, 36_501, 10**20, 1e20]))
+    return Defect(f"{path}.window", "must be an integer between 1 and 36500")
 
 
 @st.composite
@@ -391,3 +420,12 @@ def test_a_tree_of_more_than_max_nodes_is_refused_once(group_sizes: list[int]) -
     assert errors_of("composite", raw) == [
         ("expression", f"expression has more than {MAX_NODES} nodes")
     ]
+
+
+# --- limits at every depth (SPEC §3.1 "Limits hold at every depth") ----------------------------
+
+
+@PROPERTY_SETTINGS
+@given(broken_limits())
+def test_a_limit_broken_at_any_depth_is_refused_at_its_path(case: BrokenLimit) -> None:
+    assert errors_of(case.expression_type, case.expression) == [(case.path, case.message)]

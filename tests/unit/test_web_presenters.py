@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -59,6 +60,30 @@ def test_formulas_read_like_arithmetic() -> None:
     }
     assert formula(expression) == f"((A {X} B@d) / sum(C, D)) {X} 100"
     assert formula({"op": "sma", "series": {"seriesCode": "R"}, "window": 20}) == "sma(R, 20)"
+
+
+def test_an_asof_alignment_is_shown_with_its_index_operand_and_max_age() -> None:
+    monthly: dict[str, Any] = {"series_code": "CPI"}
+    asof: dict[str, Any] = {
+        "op": "ratio",
+        "left": {"series_code": "R"},
+        "right": monthly,
+        "align": "asof",
+    }
+    aged: dict[str, Any] = {"op": "sum", "operands": [{"series_code": "R"}, monthly]}
+    aged |= {"align": "asof", "max_age_days": 62}
+    outer: dict[str, Any] = {
+        "op": "add",
+        "left": {"series_code": "R"},
+        "right": monthly,
+        "align": "outer",
+    }
+
+    assert formula(asof) == "(R / CPI) [as of left]"
+    assert formula(aged) == "sum(R, CPI) [as of first, \N{LESS-THAN OR EQUAL TO} 62 d]"
+    assert formula(outer) == "(R + CPI)"
+    assert expression_tree(asof).label == "ratio [as of left]"
+    assert expression_tree(aged).label == "sum [as of first, \N{LESS-THAN OR EQUAL TO} 62 d]"
 
 
 def test_the_expression_tree_nests_operands_under_operators() -> None:

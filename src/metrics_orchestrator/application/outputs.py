@@ -1,26 +1,42 @@
 """Reading what a succeeded run wrote (SPEC §4.4, §6.3 `GET /runs/{id}/output`).
 
 The run's `outputManifest` (reported in its completed event) names the manifest in S3; the
-manifest's `files` name the Parquet data. The values are returned a page at a time, with the
-manifest's metadata. A run that did not succeed, or whose worker reported no manifest, has no
-output (NotFound); a manifest that does not exist is no output either (a simulated worker
-reports one that was never written). Any other failure to read S3 is OutputUnavailable, which
-the API reports as 502: the fault is upstream, not the caller's.
+manifest names the data. Two layouts are read (docs/api.md, "A run's output"):
+- SPEC §4.4 (the reference worker): `files`, the full `s3://` URIs of Parquet files;
+- other workers (the public dp-worker): `outputs.files`, names relative to the manifest's
+  folder, JSON lines (`.jsonl`, `.ndjson`: one `{"obs_time", "value"}` object a line) or
+  Parquet (`.parquet`).
+Anything else is OutputUnavailable, which the API reports as 502: the fault is upstream, not
+the caller's. A run that did not succeed, or whose worker reported no manifest, has no output
+(NotFound); a manifest that does not exist is no output either (a simulated worker reports one
+that was never written).
+
+A page costs the rows it shows, not the whole output: the reader counts rows without decoding
+them and decodes only the rows asked for; a chart asks for at most CHART_POINTS rows, spread
+evenly over the output.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+import posixpath
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from enum import StrEnum
+from functools import partial
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from metrics_orchestrator.application.pagination import check_page_size
 from metrics_orchestrator.domain.errors import FieldError, NotFound, ValidationError
 from metrics_orchestrator.domain.model import MetricRun, RunStatus
 
+T = TypeVar("T")
+
 MAX_OUTPUT_PAGE = 5_000
+# A chart is drawn from at most this many points, taken evenly over the whole output.
+CHART_POINTS = 2_000
 
 
 class OutputUnavailable(Exception):
@@ -29,6 +45,24 @@ class OutputUnavailable(Exception):
 
 class OutputObjectMissing(Exception):
     """The object does not exist."""
+
+
+class OutputFormat(StrEnum):
+    PARQUET = "parquet"
+    JSONL = "jsonl"
+
+
+_EXTENSIONS: Mapping[str, OutputFormat] = {
+    ".parquet": OutputFormat.PARQUET,
+    ".jsonl": OutputFormat.JSONL,
+    ".ndjson": OutputFormat.JSONL,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFile:
+    uri: str
+    format: OutputFormat
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +77,20 @@ class OutputReader(Protocol):
         if it cannot be read or is not a JSON object."""
         ...
 
-    def read_points(self, uri: str) -> list[OutputPoint]:
-        """The (obs_time, value) rows of a Parquet file, in file order; errors as read_json."""
+    def row_count(self, file: OutputFile) -> int:
+        """How many rows the file holds, without decoding them; errors as read_json."""
+        ...
+
+    def read_rows(self, file: OutputFile, offset: int, limit: int) -> list[OutputPoint]:
+        """Rows offset .. offset + limit - 1, in file order, decoding no others."""
+        ...
+
+    def read_every(self, file: OutputFile, step: int) -> list[OutputPoint]:
+        """Rows 0, step, 2 * step, ... of the file (a chart's sample)."""
+        ...
+
+    def last_present(self, file: OutputFile) -> OutputPoint | None:
+        """The last row of the file that has a value, or None."""
         ...
 
 
@@ -59,6 +105,7 @@ class RunOutput:
     run_id: UUID
     manifest_uri: str
     manifest: Mapping[str, Any]
+    format: OutputFormat
     total: int
     offset: int
     points: Sequence[OutputPoint]
@@ -69,6 +116,20 @@ class RunOutput:
         return end if end < self.total else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Located:
+    """A run's manifest and the data files it names, each with its row count."""
+
+    uri: str
+    manifest: dict[str, Any]
+    format: OutputFormat
+    files: tuple[tuple[OutputFile, int], ...]
+
+    @property
+    def total(self) -> int:
+        return sum(count for _, count in self.files)
+
+
 class OutputService:
     def __init__(self, find_run: RunLookup, reader: OutputReader, default_bucket: str) -> None:
         """`default_bucket` resolves a manifest path a worker reported without `s3://`."""
@@ -77,9 +138,44 @@ class OutputService:
         self._default_bucket = default_bucket
 
     def read(self, run_id: UUID, *, offset: int = 0, limit: int = 500) -> RunOutput:
+        """One page of the output's rows, decoding only those rows."""
         if offset < 0:
             raise ValidationError([FieldError("cursor", "must not point before the start")])
         check_page_size(limit, MAX_OUTPUT_PAGE)
+        located = self._locate(run_id)
+        points: list[OutputPoint] = []
+        start = offset  # the page's first row, counted from the current file's first row
+        for file, count in located.files:
+            if len(points) >= limit:
+                break
+            if start >= count:
+                start -= count
+                continue
+            wanted = limit - len(points)
+            points += self._read(partial(self._reader.read_rows, file, start, wanted))
+            start = 0
+        return self._output(run_id, located, offset, points[:limit])
+
+    def chart(self, run_id: UUID, *, max_points: int = CHART_POINTS) -> RunOutput:
+        """At most `max_points` rows spread evenly over the whole output, in time order."""
+        located = self._locate(run_id)
+        step = max(1, math.ceil(located.total / max_points))
+        points: list[OutputPoint] = []
+        for file, count in located.files:
+            if count:
+                points += self._read(partial(self._reader.read_every, file, step))
+        return self._output(run_id, located, 0, points[:max_points])
+
+    def latest(self, run_id: UUID) -> tuple[int, OutputPoint | None]:
+        """(row count, the latest point that has a value) of a run's output, for summaries."""
+        located = self._locate(run_id)
+        for file, count in reversed(located.files):
+            point = self._read(partial(self._reader.last_present, file)) if count else None
+            if point is not None:
+                return located.total, point
+        return located.total, None
+
+    def _locate(self, run_id: UUID) -> _Located:
         run = self._find_run(run_id)
         if run.status is not RunStatus.SUCCEEDED or not run.output_manifest:
             raise NotFound(
@@ -87,30 +183,37 @@ class OutputService:
                 + ("" if run.output_manifest else ", no output manifest reported")
                 + ")"
             )
-        uri = self.manifest_uri(run.output_manifest)
+        candidates = manifest_candidates(run.output_manifest, self._default_bucket)
+        for uri in candidates:
+            try:
+                manifest = self._reader.read_json(uri)
+            except OutputObjectMissing:
+                continue
+            files = data_files(manifest, uri)
+            counts = tuple((f, self._read(partial(self._reader.row_count, f))) for f in files)
+            return _Located(uri, manifest, _format_of(files), counts)
+        raise NotFound(f"run {run_id} has no output: {candidates[0]} does not exist")
+
+    def _read(self, read: Callable[[], T]) -> T:
+        """A data file named by a manifest that exists must exist too: missing is a 502."""
         try:
-            manifest = self._reader.read_json(uri)
-            points = [p for file in _files(manifest, uri) for p in self._reader.read_points(file)]
+            return read()
         except OutputObjectMissing as exc:
-            raise NotFound(f"run {run_id} has no output: {exc} does not exist") from exc
+            raise OutputUnavailable(f"{exc} is named by the manifest but does not exist") from exc
+
+    @staticmethod
+    def _output(
+        run_id: UUID, located: _Located, offset: int, points: list[OutputPoint]
+    ) -> RunOutput:
         return RunOutput(
             run_id=run_id,
-            manifest_uri=uri,
-            manifest=manifest,
-            total=len(points),
+            manifest_uri=located.uri,
+            manifest=located.manifest,
+            format=located.format,
+            total=located.total,
             offset=offset,
-            points=points[offset : offset + limit],
+            points=points,
         )
-
-    def latest(self, run_id: UUID) -> tuple[int, OutputPoint | None]:
-        """(row count, the latest point that has a value) of a run's output, for summaries."""
-        output = self.read(run_id, limit=MAX_OUTPUT_PAGE)
-        points = list(output.points)
-        while output.next_offset is not None:
-            output = self.read(run_id, offset=output.next_offset, limit=MAX_OUTPUT_PAGE)
-            points += output.points
-        present = [p for p in points if p.value is not None]
-        return output.total, max(present, key=lambda p: p.obs_time) if present else None
 
     def input_files(self, request_payload: Mapping[str, Any]) -> frozenset[str] | None:
         """The data files a run request's inputs name: each dataset version's manifest's
@@ -129,16 +232,60 @@ class OutputService:
             return None
         return frozenset(files)
 
-    def manifest_uri(self, reported: str) -> str:
-        if reported.startswith("s3://"):
-            return reported
-        return f"s3://{self._default_bucket}/{reported.lstrip('/')}"
+
+def manifest_candidates(reported: str, default_bucket: str) -> list[str]:
+    """The `s3://` URIs a reported manifest path may mean, the likelier first.
+
+    `s3://…` is itself. A path without a scheme is read from the output bucket; when its first
+    segment names a bucket (`bucket/prefix/…/manifest.json`, as the dp-worker reports it) it is
+    read from that bucket too, first if it is the output bucket, else as a second guess.
+    """
+    if reported.startswith("s3://"):
+        return [reported]
+    path = reported.lstrip("/")
+    first, slash, rest = path.partition("/")
+    in_default = f"s3://{default_bucket}/{path}"
+    if not slash or not rest:
+        return [in_default]
+    if first == default_bucket:
+        return [f"s3://{path}"]
+    return [in_default, f"s3://{path}"]
 
 
-def _files(manifest: Mapping[str, Any], uri: str) -> list[str]:
+def data_files(manifest: Mapping[str, Any], uri: str) -> list[OutputFile]:
+    """The data files a manifest names, in order, each with its format; OutputUnavailable if
+    the manifest follows neither layout."""
     files = manifest.get("files")
-    if not isinstance(files, list) or not all(
-        isinstance(f, str) and f.startswith("s3://") for f in files
-    ):
-        raise OutputUnavailable(f"manifest {uri}: `files` is not a list of s3:// URIs")
-    return files
+    if files is not None:
+        if not isinstance(files, list) or not all(
+            isinstance(f, str) and f.startswith("s3://") for f in files
+        ):
+            raise OutputUnavailable(f"manifest {uri}: `files` is not a list of s3:// URIs")
+        return [OutputFile(f, _EXTENSIONS.get(_extension(f), OutputFormat.PARQUET)) for f in files]
+    outputs = manifest.get("outputs")
+    names = outputs.get("files") if isinstance(outputs, Mapping) else None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise OutputUnavailable(
+            f"manifest {uri}: names no data: neither `files` (s3:// URIs, SPEC §4.4) "
+            "nor `outputs.files` (names relative to the manifest)"
+        )
+    folder = uri.rsplit("/", 1)[0]
+    return [_relative_file(folder, name, uri) for name in names]
+
+
+def _relative_file(folder: str, name: str, uri: str) -> OutputFile:
+    target = name if name.startswith("s3://") else f"{folder}/{name.lstrip('/')}"
+    fmt = _EXTENSIONS.get(_extension(name))
+    if fmt is None:
+        known = ", ".join(_EXTENSIONS)
+        raise OutputUnavailable(f"manifest {uri}: {name!r} is not a known format ({known})")
+    return OutputFile(target, fmt)
+
+
+def _extension(name: str) -> str:
+    return posixpath.splitext(name.split("?", 1)[0])[1].lower()
+
+
+def _format_of(files: list[OutputFile]) -> OutputFormat:
+    """The output's format; a manifest mixing formats is shown as its first file's."""
+    return files[0].format if files else OutputFormat.PARQUET

@@ -12,8 +12,13 @@ Choices where SPEC §3 is silent:
 - A nested node's type is the one whose distinguishing keys (left/right/scale,
   series/window, operands) it has most of; a tie is "ambiguous". At the root the declared
   `expression_type` settles a tie or a node with no distinguishing key at all.
-- A `null` pin or `null` scale means "absent" and is dropped from the canonical form; other
-  values are kept exactly (no trimming, scale keeps int vs float).
+- A `null` pin, scale, align or max_age_days means "absent" and is dropped from the canonical
+  form; other values are kept exactly (no trimming, scale keeps int vs float, an explicit
+  `align: outer` stays), so an expression written without `align` keeps its stored form.
+- `max_age_days` only means something for `align: asof`; beside `outer` (given or by default)
+  it is an error at its path rather than a silently ignored setting.
+- Every numeric limit holds wherever the node sits; an integer outside its range (however it
+  is written: `100000000000000000000`, `1e20` as a JSON float) is refused at its JSON path.
 """
 
 from __future__ import annotations
@@ -37,6 +42,13 @@ class ExpressionType(StrEnum):
 
 MAX_DEPTH = 32
 MAX_NODES = 256
+# `window` and `max_age_days` (SPEC §3, §3.1): 36,500 days is a century.
+MAX_DAYS = 36_500
+
+# How the operands of a series_math or composite node are aligned on obs_time (SPEC §3.1).
+ALIGN_OUTER = "outer"
+ALIGN_ASOF = "asof"
+ALIGNMENTS = (ALIGN_OUTER, ALIGN_ASOF)
 
 OPERATORS: Mapping[ExpressionType, tuple[str, ...]] = {
     ExpressionType.SERIES_MATH: ("ratio", "multiply", "subtract", "add"),
@@ -46,9 +58,9 @@ OPERATORS: Mapping[ExpressionType, tuple[str, ...]] = {
 
 # Canonical key order of each node type; `op` always first.
 NODE_KEYS: Mapping[ExpressionType, tuple[str, ...]] = {
-    ExpressionType.SERIES_MATH: ("op", "left", "right", "scale"),
+    ExpressionType.SERIES_MATH: ("op", "left", "right", "scale", "align", "max_age_days"),
     ExpressionType.WINDOW_OP: ("op", "series", "window"),
-    ExpressionType.COMPOSITE: ("op", "operands"),
+    ExpressionType.COMPOSITE: ("op", "operands", "align", "max_age_days"),
 }
 
 # The keys that tell a nested node's type (SPEC §3: "a nested node's type is read from its keys").
@@ -59,9 +71,9 @@ _TYPE_KEYS: Mapping[ExpressionType, frozenset[str]] = {
 }
 
 _SHAPES: Mapping[ExpressionType, str] = {
-    ExpressionType.SERIES_MATH: "op, left, right, scale?",
+    ExpressionType.SERIES_MATH: "op, left, right, scale?, align?, max_age_days?",
     ExpressionType.WINDOW_OP: "op, series, window",
-    ExpressionType.COMPOSITE: "op, operands",
+    ExpressionType.COMPOSITE: "op, operands, align?, max_age_days?",
 }
 
 _SERIES_CODE_KEYS = ("series_code", "seriesCode")
@@ -251,10 +263,33 @@ class _Walker:
                 canonical["scale"] = scale
         elif node_type is ExpressionType.WINDOW_OP:
             canonical["series"] = self.required_operand(node, "series", path, depth)
-            canonical["window"] = self.window(node, path)
+            canonical["window"] = self.days(node, "window", path, required=True)
         else:
             canonical["operands"] = self.operands(node, path, depth)
+        if node_type is not ExpressionType.WINDOW_OP:
+            canonical.update(self.alignment(node, path))
         return canonical
+
+    def alignment(self, node: Mapping[Any, object], path: str) -> dict[str, Any]:
+        """`align` and `max_age_days` as given (absent or null: not in the canonical form)."""
+        given: dict[str, Any] = {}
+        align = node.get("align")
+        if isinstance(align, str) and align in ALIGNMENTS:
+            given["align"] = align
+        elif align is not None:
+            shown = repr(align) if isinstance(align, str) else json_type(align)
+            self.error(
+                _child_path(path, "align"),
+                f"unknown alignment {shown}; expected one of {_one_of(ALIGNMENTS)}",
+            )
+        max_age = self.days(node, "max_age_days", path, required=False)
+        if max_age is not None:
+            given["max_age_days"] = max_age
+            if align is None or align == ALIGN_OUTER:
+                self.error(
+                    _child_path(path, "max_age_days"), f"only applies with align: {ALIGN_ASOF}"
+                )
+        return given
 
     def check_keys(
         self, node: Mapping[Any, object], allowed: tuple[str, ...], path: str, expected: str
@@ -318,15 +353,20 @@ class _Walker:
         self.error(_child_path(path, "scale"), "must be a finite number")
         return None
 
-    def window(self, node: Mapping[Any, object], path: str) -> int | None:
-        window_path = _child_path(path, "window")
-        if "window" not in node:
-            self.error(window_path, "is required")
+    def days(
+        self, node: Mapping[Any, object], key: str, path: str, *, required: bool
+    ) -> int | None:
+        """A count of days or points: an integer 1..MAX_DAYS (not a bool, not a float)."""
+        field_path = _child_path(path, key)
+        if required and key not in node:
+            self.error(field_path, "is required")
             return None
-        value = node["window"]
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        value = node.get(key)
+        if value is None and not required:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_DAYS:
             return int(value)
-        self.error(window_path, "must be an integer >= 1")
+        self.error(field_path, f"must be an integer between 1 and {MAX_DAYS}")
         return None
 
     def reference(self, ref: Mapping[Any, object], path: str) -> dict[str, Any] | None:

@@ -15,6 +15,9 @@ Choices where §3.1 is silent (docs/worker.md, "Semantics"):
   it is seeded with the first present value.
 - `lag`: the value of the latest point at or before `t - window days`, even if that point's
   value is missing.
+- `align: asof`: the first operand's rows are the result's rows, its own values as they are
+  (missing included); every other operand gives its latest *present* value at or before that
+  time, no older than `max_age_days` days when given (exactly `max_age_days` old still counts).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 
 import polars as pl
 
-from metrics_orchestrator.domain.expressions import Expression
+from metrics_orchestrator.domain.expressions import ALIGN_ASOF, Expression
 
 OBS_TIME = "obs_time"
 VALUE = "value"
@@ -33,8 +36,6 @@ TIME_TYPE = pl.Datetime("us", "UTC")
 SCHEMA: dict[str, pl.DataType] = {OBS_TIME: TIME_TYPE, VALUE: pl.Float64()}
 
 Node = Mapping[str, Any]
-# Years 1 to 9999 span fewer days than this; a longer lag can find no point at all.
-MAX_CALENDAR_DAYS = 3_700_000
 
 
 class EvaluationError(Exception):
@@ -97,9 +98,7 @@ class _Evaluator:
         return self.composite(node)
 
     def series_math(self, node: Node) -> pl.LazyFrame:
-        left = self.node(node["left"]).rename({VALUE: "left"})
-        right = self.node(node["right"]).rename({VALUE: "right"})
-        joined = left.join(right, on=OBS_TIME, how="full", coalesce=True)
+        joined = self.aligned(node, [node["left"], node["right"]], ["left", "right"])
         result = _SERIES_MATH[str(node["op"])](pl.col("left"), pl.col("right"))
         scale = node.get("scale")
         if scale is not None:
@@ -122,24 +121,41 @@ class _Evaluator:
         return operand.select(OBS_TIME, _finite_or_null(result))
 
     def composite(self, node: Node) -> pl.LazyFrame:
-        operands = [
-            self.node(operand).rename({VALUE: f"v{index}"})
-            for index, operand in enumerate(node["operands"])
-        ]
-        joined = operands[0]
-        for operand in operands[1:]:
-            joined = joined.join(operand, on=OBS_TIME, how="full", coalesce=True)
-        columns = [f"v{index}" for index in range(len(operands))]
+        columns = [f"v{index}" for index in range(len(node["operands"]))]
+        joined = self.aligned(node, node["operands"], columns)
         present = pl.any_horizontal(pl.col(c).is_not_null() for c in columns)
         combined = _COMPOSITE[str(node["op"])](columns)
         result = pl.when(present).then(combined).otherwise(None)
         return joined.select(OBS_TIME, _finite_or_null(result)).sort(OBS_TIME)
 
+    def aligned(self, node: Node, operands: list[Node], columns: list[str]) -> pl.LazyFrame:
+        """The operands side by side, one column each, aligned as the node's `align` says."""
+        frames = [
+            self.node(operand).rename({VALUE: column})
+            for operand, column in zip(operands, columns, strict=True)
+        ]
+        joined = frames[0]
+        if node.get("align") == ALIGN_ASOF:
+            max_age = node.get("max_age_days")
+            for frame, column in zip(frames[1:], columns[1:], strict=True):
+                joined = _asof(joined, frame, column, max_age)
+            return joined
+        for frame in frames[1:]:
+            joined = joined.join(frame, on=OBS_TIME, how="full", coalesce=True)
+        return joined
+
+
+def _asof(index: pl.LazyFrame, other: pl.LazyFrame, column: str, max_age: Any) -> pl.LazyFrame:
+    """`index` with `column`: other's latest present value at or before each of index's times."""
+    present = other.filter(pl.col(column).is_not_null()).sort(OBS_TIME)
+    tolerance = None if max_age is None else timedelta(days=int(max_age))
+    return index.sort(OBS_TIME).join_asof(
+        present, on=OBS_TIME, strategy="backward", tolerance=tolerance
+    )
+
 
 def _lag(operand: pl.LazyFrame, days: int) -> pl.LazyFrame:
     """As-of backward join: each point gets the value at the latest time <= its time - days."""
-    if days > MAX_CALENDAR_DAYS:  # no two datetimes are this far apart: nothing to find
-        return operand.select(OBS_TIME, pl.lit(None, dtype=pl.Float64).alias(VALUE))
     targets = operand.select(OBS_TIME, (pl.col(OBS_TIME) - timedelta(days=days)).alias("_target"))
     history = operand.select(pl.col(OBS_TIME).alias("_target"), VALUE)
     return (

@@ -266,7 +266,7 @@ def test_an_invalid_request_is_answered_with_a_failure_naming_every_problem(
     assert publisher.types() == ["completed"]
     error = publisher.events[-1]["error"]
     assert error.startswith("INVALID_REQUEST: ")
-    assert "expressionJson.window: must be an integer >= 1" in error
+    assert "expressionJson.window: must be an integer between 1 and 36500" in error
     assert "output.basePath" in error
 
 

@@ -169,12 +169,14 @@ class TestWindowOp:
         assert run("window_op", expression, A=noon) == [(1, None), (1, None), (2, 1.0)]
 
     def test_lag_by_zero_days_is_refused_at_validation(self) -> None:
-        with pytest.raises(ValidationError, match=r"expression\.window: must be an integer >= 1"):
+        with pytest.raises(
+            ValidationError, match=r"expression\.window: must be an integer between 1 and 36500"
+        ):
             parse_expression("window_op", {"op": "lag", "series": ref("A"), "window": 0})
 
-    @pytest.mark.parametrize("window", [36_500, 10**7, 10**12, 2**63])
-    def test_lag_longer_than_any_calendar_finds_nothing(self, window: int) -> None:
-        expression = {"op": "lag", "series": ref("A"), "window": window}
+    def test_lag_of_the_longest_window_finds_nothing(self) -> None:
+        # Longer windows are refused at validation (SPEC §3.1: limits hold at every depth).
+        expression = {"op": "lag", "series": ref("A"), "window": 36_500}
         assert run("window_op", expression, A=A) == [(1, None), (2, None), (4, None), (5, None)]
 
     def test_unsorted_input_is_sorted_first(self) -> None:
@@ -186,6 +188,108 @@ class TestWindowOp:
             (4, 6.0),
             (5, 12.0),
         ]
+
+    def test_ema_over_gaps_by_hand(self) -> None:
+        # SPEC §3.1: a missing input gives a missing output; the mean carries on over the
+        # present points only; the seed is the first present value. window 4 -> alpha 0.4.
+        gappy = series((1, None), (2, None), (3, 10.0), (4, None), (5, 20.0), (6, None), (7, 5.0))
+        expression = {"op": "ema", "series": ref("A"), "window": 4}
+        # day 3: seed 10; day 5: 0.4*20 + 0.6*10 = 14; day 7: 0.4*5 + 0.6*14 = 10.4
+        assert run("window_op", expression, A=gappy) == [
+            (1, None),
+            (2, None),
+            (3, 10.0),
+            (4, None),
+            (5, 14.0),
+            (6, None),
+            (7, 10.4),
+        ]
+
+    @pytest.mark.parametrize(
+        ("op", "day7"), [("sma", 6.5), ("sum", 13.0), ("max", 7.0), ("min", 6.0)]
+    )
+    def test_rolling_ops_over_gaps_by_hand(self, op: str, day7: float) -> None:
+        # window 2: every window before day 7 holds a missing point (days 1, 3, 5) -> missing.
+        gappy = series((1, None), (2, 2.0), (3, None), (4, 4.0), (5, None), (6, 6.0), (7, 7.0))
+        expression = {"op": op, "series": ref("A"), "window": 2}
+        values = [v for _, v in run("window_op", expression, A=gappy)]
+        assert values == [None] * 6 + [day7]
+
+
+class TestAsOf:
+    """SPEC §3.1 "Mixed frequencies": `align: asof` on the first operand."""
+
+    DAILY = series(*[(n, float(n)) for n in range(1, 11)])
+    MONTHLY = series((1, 100.0), (4, None), (6, 200.0))
+
+    def test_series_math_reuses_the_latest_present_value_on_the_first_operands_rows(self) -> None:
+        expression = {"op": "ratio", "left": ref("D"), "right": ref("M"), "align": "asof"}
+        result = run("series_math", expression, D=self.DAILY, M=self.MONTHLY)
+        # Day 4's monthly value is missing: days 4 and 5 still use day 1's 100.
+        assert result == [(n, n / 100) for n in range(1, 6)] + [(n, n / 200) for n in range(6, 11)]
+
+    def test_max_age_days_makes_older_values_missing_and_is_inclusive(self) -> None:
+        expression = {
+            "op": "multiply",
+            "left": ref("D"),
+            "right": ref("M"),
+            "align": "asof",
+            "max_age_days": 3,
+        }
+        result = dict(run("series_math", expression, D=self.DAILY, M=self.MONTHLY))
+        # Day 4 is exactly 3 days after day 1: still counts; day 5 is 4 days after: missing.
+        assert [result[n] for n in range(1, 11)] == [
+            100.0, 200.0, 300.0, 400.0, None, 1200.0, 1400.0, 1600.0, 1800.0, None,
+        ]  # fmt: skip
+
+    def test_rows_before_the_first_value_and_missing_index_values_stay(self) -> None:
+        index = series((1, 1.0), (3, None), (5, 5.0))
+        other = series((2, 10.0))
+        expression = {"op": "add", "left": ref("I"), "right": ref("O"), "align": "asof"}
+        assert run("series_math", expression, I=index, O=other) == [
+            (1, None),
+            (3, None),
+            (5, 15.0),
+        ]
+
+    def test_the_first_operand_sets_the_rows_even_when_it_is_the_monthly_one(self) -> None:
+        expression = {"op": "ratio", "left": ref("M"), "right": ref("D"), "align": "asof"}
+        assert run("series_math", expression, D=self.DAILY, M=self.MONTHLY) == [
+            (1, 100.0),
+            (4, None),
+            (6, round(200 / 6, 10)),
+        ]
+
+    def test_composite_asof_over_operands_present(self) -> None:
+        sparse = series((2, 50.0))
+        expression = {
+            "op": "sum",
+            "operands": [ref("M"), ref("D"), ref("S")],
+            "align": "asof",
+            "max_age_days": 2,
+        }
+        # Day 1: 100 + 1 (S has nothing yet); day 4: M missing, D 4, S from day 2 (2 days old)
+        # day 6: 200 + 6, S is 4 days old: missing.
+        assert run("composite", expression, M=self.MONTHLY, D=self.DAILY, S=sparse) == [
+            (1, 101.0),
+            (4, 54.0),
+            (6, 206.0),
+        ]
+
+    def test_nested_nodes_are_computed_first_then_aligned(self) -> None:
+        # sma over the monthly points (2 points: days 1 and 6 present... day 4 missing) as-of
+        # onto the daily index.
+        expression = {
+            "op": "subtract",
+            "left": ref("D"),
+            "right": {"op": "ema", "series": ref("M"), "window": 3},
+            "align": "asof",
+        }
+        # ema of M: day 1 100, day 4 missing, day 6 0.5*200 + 0.5*100 = 150.
+        result = dict(run("series_math", expression, D=self.DAILY, M=self.MONTHLY))
+        assert result[3] == 3 - 100.0
+        assert result[5] == 5 - 100.0
+        assert result[9] == 9 - 150.0
 
 
 class TestComposite:

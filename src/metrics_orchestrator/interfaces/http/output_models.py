@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from metrics_orchestrator.application.outputs import RunOutput
+from metrics_orchestrator.application.outputs import OutputFormat, RunOutput
 from metrics_orchestrator.application.pagination import encode_offset_cursor
 
 
@@ -24,6 +24,10 @@ class RunOutputOut(BaseModel):
         description="The manifest (SPEC §4.4): run_id, metric_code, version_ts, row_count, "
         "files, inputs, and what the worker added."
     )
+    format: OutputFormat = Field(
+        description="How the worker wrote the data: `parquet` (SPEC §4.4, `files` of s3:// "
+        "URIs) or `jsonl` (JSON lines named by `outputs.files`, relative to the manifest)."
+    )
     total: int = Field(description="Rows in the output, nulls included.")
     items: list[OutputPointOut]
     next_cursor: str | None
@@ -35,6 +39,7 @@ class RunOutputOut(BaseModel):
             run_id=output.run_id,
             manifest_uri=output.manifest_uri,
             metadata=dict(output.manifest),
+            format=output.format,
             total=output.total,
             items=[OutputPointOut(obs_time=p.obs_time, value=p.value) for p in output.points],
             next_cursor=encode_offset_cursor(next_offset) if next_offset is not None else None,

@@ -1,4 +1,8 @@
-"""A run's output values for the chart, read through the same service as `GET /runs/{id}/output`."""
+"""A run's output values for the chart, read through the same service as `GET /runs/{id}/output`.
+
+The chart asks for at most CHART_POINTS rows, taken evenly over the whole output (a person
+reads a shape, and a million-row output must not cost a million rows per page view).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from metrics_orchestrator.application.outputs import MAX_OUTPUT_PAGE, OutputService
+from metrics_orchestrator.application.outputs import CHART_POINTS, OutputService
 from metrics_orchestrator.application.outputs import OutputUnavailable as _Unavailable
 from metrics_orchestrator.domain.errors import NotFound
-
-# A chart of more points than this is drawn from the first ones (a person reads a shape).
-CHART_POINTS = MAX_OUTPUT_PAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,9 @@ class OutputPoint:
 class RunOutput:
     series_label: str
     points: tuple[OutputPoint, ...]
+    format: str = "parquet"  # "parquet" | "jsonl": how the worker wrote it
+    total: int = 0  # rows in the whole output
+    sampled: bool = False  # the chart shows rows taken evenly, not every row
 
     def chart_points(self) -> list[dict[str, float]]:
         return [point.chart_xy() for point in self.points]
@@ -36,8 +40,9 @@ class RunOutput:
 def run_output(outputs: OutputService, run_id: UUID, label: str) -> RunOutput | None:
     """The run's output as a time series, or None when it has none (or S3 cannot be read)."""
     try:
-        output = outputs.read(run_id, limit=CHART_POINTS)
+        output = outputs.chart(run_id, max_points=CHART_POINTS)
     except (NotFound, _Unavailable):
         return None
     points = tuple(OutputPoint(p.obs_time, p.value) for p in output.points if p.value is not None)
-    return RunOutput(label, points) if points else None
+    sampled = output.total > len(output.points)
+    return RunOutput(label, points, str(output.format), output.total, sampled) if points else None

@@ -61,13 +61,23 @@ def formula(node: Any) -> str:
         return _reference(node)
     op = str(node["op"])
     if "operands" in node:
-        return f"{op}({', '.join(formula(o) for o in node.get('operands', []))})"
+        text = f"{op}({', '.join(formula(o) for o in node.get('operands', []))})"
+        return text + _alignment(node, "first")
     if "series" in node:
         return f"{op}({formula(node['series'])}, {node.get('window')})"
     text = f"({formula(node.get('left'))} {_INFIX.get(op, op)} {formula(node.get('right'))})"
     if node.get("scale") is not None:
         text = f"{text} {TIMES} {node['scale']}"
-    return text
+    return text + _alignment(node, "left")
+
+
+def _alignment(node: Mapping[str, Any], index_operand: str) -> str:
+    """` [as of left, ≤ 62 d]` for an as-of node (SPEC §3.1); nothing for the outer default."""
+    if node.get("align") != "asof":
+        return ""
+    max_age = node.get("max_age_days")
+    age = "" if max_age is None else f", \N{LESS-THAN OR EQUAL TO} {max_age} d"
+    return f" [as of {index_operand}{age}]"
 
 
 def _reference(node: Mapping[str, Any]) -> str:
@@ -88,11 +98,13 @@ def expression_tree(node: Any) -> TreeNode:
         return TreeNode(_reference(node) if isinstance(node, Mapping) else str(node))
     op = str(node["op"])
     if "operands" in node:
-        return TreeNode(op, tuple(expression_tree(o) for o in node.get("operands", [])))
+        operands = tuple(expression_tree(o) for o in node.get("operands", []))
+        return TreeNode(op + _alignment(node, "first"), operands)
     if "series" in node:
         return TreeNode(f"{op} (window {node.get('window')})", (expression_tree(node["series"]),))
     label = op if node.get("scale") is None else f"{op} {TIMES} {node['scale']}"
-    return TreeNode(label, (expression_tree(node.get("left")), expression_tree(node.get("right"))))
+    children = (expression_tree(node.get("left")), expression_tree(node.get("right")))
+    return TreeNode(label + _alignment(node, "left"), children)
 
 
 # --- runs --------------------------------------------------------------------------------
