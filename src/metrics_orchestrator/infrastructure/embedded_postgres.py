@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +77,26 @@ def prune_dead_handles(data_dir: Path) -> list[int]:
     return dead
 
 
+START_TRIES = 3
+
+
+def _started(start: Callable[[], Any]) -> Any:
+    """`start()`, tried again when it fails to start the server in time.
+
+    pgserver gives `pg_ctl start` ten seconds; a busy laptop (or CI machine) can take longer
+    for the first start after `initdb`, and pgserver then fails reading a log that does not
+    exist yet. Postgres itself may still come up: the next try finds it running, or starts it.
+    """
+    for attempt in range(1, START_TRIES + 1):
+        try:
+            return start()
+        except (subprocess.SubprocessError, FileNotFoundError):
+            if attempt == START_TRIES:
+                raise
+            time.sleep(attempt)
+    raise AssertionError("unreachable")
+
+
 def start_embedded_postgres(
     data_dir: Path | None = None, *, database: str = "postgres"
 ) -> EmbeddedPostgres:
@@ -86,5 +109,5 @@ def start_embedded_postgres(
     directory.mkdir(parents=True, exist_ok=True)
     with PostgresServer._lock:
         prune_dead_handles(directory)
-    server = get_server(directory, cleanup_mode="stop")
+    server = _started(lambda: get_server(directory, cleanup_mode="stop"))
     return EmbeddedPostgres(data_dir=directory, url=str(server.get_uri(database)), _server=server)
