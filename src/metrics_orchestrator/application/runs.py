@@ -36,6 +36,7 @@ from metrics_orchestrator.application.ports.runs import (
 from metrics_orchestrator.application.telemetry import NEW_RUN, NullTelemetry, Telemetry
 from metrics_orchestrator.application.transactions import transact as _transact
 from metrics_orchestrator.domain.errors import NotFound
+from metrics_orchestrator.domain.messages.run_requested import format_timestamp
 from metrics_orchestrator.domain.model import (
     Cause,
     MetricRun,
@@ -50,7 +51,6 @@ from metrics_orchestrator.domain.retries import (
     check_manual_retry,
     retry_not_before,
 )
-from metrics_orchestrator.domain.run_request import format_timestamp
 
 log = structlog.get_logger(__name__)
 
