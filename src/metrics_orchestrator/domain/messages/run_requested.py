@@ -118,6 +118,15 @@ def build_retry_request(
     }
 
 
+def requested_metric_code(payload: Mapping[str, Any] | None) -> str:
+    """The `metricCode` a stored request carries; "" when it has none (never publishable).
+
+    The stored request is the fact: a catalog sync may rename the metric after it was built,
+    and the worker echoes the code it received (SPEC §4.2)."""
+    code = payload.get("metricCode") if payload is not None else None
+    return code if isinstance(code, str) else ""
+
+
 @dataclass(frozen=True, slots=True)
 class DatasetVersion:
     """One entry of the request's `catalog.datasets`: the update this run consumes."""
