@@ -52,11 +52,8 @@ from metrics_orchestrator.application.ports.intake import (
 )
 from metrics_orchestrator.application.telemetry import NEW_RUN, NullTelemetry, Telemetry
 from metrics_orchestrator.domain.errors import Conflict, DomainError, NotFound, ValidationError
-from metrics_orchestrator.domain.events import (
-    PROJECTION_UPDATE,
-    DecodedEvent,
-    ProjectionUpdate,
-)
+from metrics_orchestrator.domain.events import PROJECTION_UPDATE, DecodedEvent, ProjectionUpdate
+from metrics_orchestrator.domain.messages.run_requested import ConsumedUpdate, build_run_request
 from metrics_orchestrator.domain.model import (
     RunStatus,
     RunTrigger,
@@ -70,7 +67,6 @@ from metrics_orchestrator.domain.orchestration import (
     evaluate_metric,
     inputs_fingerprint,
 )
-from metrics_orchestrator.domain.run_request import ConsumedUpdate, build_run_request
 
 logger = structlog.get_logger(__name__)
 

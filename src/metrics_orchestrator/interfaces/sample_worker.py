@@ -32,6 +32,18 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from metrics_orchestrator.application import log_events
+from metrics_orchestrator.domain.messages.run_completed import (
+    RUN_COMPLETED,
+    build_run_failed,
+    build_run_succeeded,
+)
+from metrics_orchestrator.domain.messages.run_heartbeat import RUN_HEARTBEAT, build_run_heartbeat
+from metrics_orchestrator.domain.messages.run_requested import (
+    Unanswerable,
+    read_request_document,
+)
+from metrics_orchestrator.domain.messages.run_started import RUN_STARTED, build_run_started
+from metrics_orchestrator.domain.messages.shared import utc_text
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -39,7 +51,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-RUN_REQUESTED = "metric_run_requested"
 SIMULATED_FAILURE = "simulated failure (the sample worker was told to fail this run)"
 # How many answered (runId, attempt) pairs are remembered to absorb redeliveries.
 REMEMBERED_REQUESTS = 10_000
@@ -215,13 +226,13 @@ class SampleWorker:
         if not jobs:
             return
         for job in jobs:
-            self._emit(job, started_event(job.run_id, self._now()))
+            self._emit(job, build_run_started(job.run_id, self._now()))
         for beat in range(1, self._heartbeats + 1):
             self._pause()
             progress = round(beat / (self._heartbeats + 1), 4)
             for job in jobs:
                 if job.plan.outcome is not Outcome.GO_SILENT:
-                    self._emit(job, heartbeat_event(job.run_id, progress, self._now()))
+                    self._emit(job, build_run_heartbeat(job.run_id, progress, self._now()))
         self._pause()
         for job in jobs:
             if job.plan.outcome is Outcome.GO_SILENT:
@@ -266,65 +277,34 @@ class SampleWorker:
 
 
 _LOG_EVENT_BY_TYPE = {
-    "metric_run_started": log_events.ON_RUN_STARTED,
-    "metric_run_heartbeat": log_events.ON_RUN_HEARTBEAT,
-    "metric_run_completed": log_events.ON_RUN_COMPLETED,
+    RUN_STARTED: log_events.ON_RUN_STARTED,
+    RUN_HEARTBEAT: log_events.ON_RUN_HEARTBEAT,
+    RUN_COMPLETED: log_events.ON_RUN_COMPLETED,
 }
 
 
 def read_run_request(body: str) -> dict[str, Any] | None:
-    """The run request in a message body, raw or SNS-enveloped; None if it is not one."""
-    document = _json_object(body)
-    if document is not None and document.get("Type") == "Notification":
-        message = document.get("Message")
-        document = _json_object(message) if isinstance(message, str) else None
-    if document is None or document.get("type") != RUN_REQUESTED:
-        return None
-    if not isinstance(document.get("runId"), str):
-        return None
-    return document
-
-
-def _json_object(text: str) -> dict[str, Any] | None:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def started_event(run_id: str, now: datetime) -> dict[str, Any]:
-    return {"type": "metric_run_started", "runId": run_id, "startedAt": _timestamp(now)}
-
-
-def heartbeat_event(run_id: str, progress: float, now: datetime) -> dict[str, Any]:
-    return {
-        "type": "metric_run_heartbeat",
-        "runId": run_id,
-        "progress": progress,
-        "ts": _timestamp(now),
-    }
+    """The run request in a message body, raw or SNS-enveloped; None if it is not one
+    (the domain's reading: `domain/messages/run_requested.py`)."""
+    found = read_request_document(body)
+    return None if isinstance(found, Unanswerable) else found.document
 
 
 def completed_event(request: dict[str, Any], plan: WorkerPlan, now: datetime) -> dict[str, Any]:
+    """What the simulated run reports: the plan's FAILURE, or a made-up SUCCESS."""
     run_id = str(request["runId"])
-    event: dict[str, Any] = {"type": "metric_run_completed", "runId": run_id}
-    if isinstance(request.get("metricCode"), str):
-        event["metricCode"] = request["metricCode"]
+    code = request.get("metricCode")
+    metric_code = code if isinstance(code, str) else None
     if plan.outcome is Outcome.FAIL:
-        return {**event, "status": "FAILURE", "error": plan.error}
+        return build_run_failed(run_id, metric_code, plan.error)
     version = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return {
-        **event,
-        "status": "SUCCESS",
-        "versionTs": _timestamp(now),
-        "outputManifest": f"{_output_base(request)}simulated/v{version}/manifest.json",
-        "rowCount": simulated_row_count(run_id),
-    }
+    return build_run_succeeded(
+        run_id,
+        metric_code,
+        version_ts=utc_text(now),
+        output_manifest=f"{_output_base(request)}simulated/v{version}/manifest.json",
+        row_count=simulated_row_count(run_id),
+    )
 
 
 def _output_base(request: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from metrics_orchestrator.worker.request import S3Location
+from metrics_orchestrator.domain.s3_locations import S3Location
 
 
 class ObjectNotFound(Exception):
