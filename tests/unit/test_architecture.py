@@ -38,7 +38,7 @@ WORKER_ENTRY_POINTS = frozenset(
 )
 # The worker's core (use case, evaluator, ports) reaches the outside only through its adapters.
 WORKER_CORE_FORBIDDEN = {"infrastructure"}
-WORKER_OUTER = ("adapters", "app.py")
+WORKER_OUTER = ("adapters", "bootstrap.py")
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

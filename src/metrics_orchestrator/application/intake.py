@@ -57,6 +57,7 @@ from metrics_orchestrator.domain.events import (
     DecodedEvent,
     ProjectionUpdate,
 )
+from metrics_orchestrator.domain.messaging import MAX_BATCH as MAX_BATCH
 from metrics_orchestrator.domain.model import (
     RunStatus,
     RunTrigger,
@@ -73,9 +74,6 @@ from metrics_orchestrator.domain.orchestration import (
 from metrics_orchestrator.domain.run_request import ConsumedUpdate, build_run_request
 
 logger = structlog.get_logger(__name__)
-
-# Most events `ingest_many` takes per transaction: an SQS receive returns at most 10 messages.
-MAX_BATCH = 10
 
 
 @dataclass(frozen=True, slots=True)

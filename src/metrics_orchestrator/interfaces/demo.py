@@ -34,6 +34,7 @@ from rich.console import Console
 
 from metrics_orchestrator.application.ports.runs import RunSummary
 from metrics_orchestrator.bootstrap import (
+    Announce,
     AwsWiring,
     Container,
     Settings,
@@ -299,19 +300,19 @@ def story(now: datetime) -> list[Chapter]:
     ]
 
 
-def run_demo(console: Console, base: Settings) -> None:
+def run_demo(console: Console, base: Settings, *, announce: Announce | None = None) -> None:
     started = time.monotonic()
     with ExitStack() as stack:
         data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mo-demo-")))
         settings = demo_settings(base, data_dir)
         console.rule("[bold]metrics-orchestrator demo")
         console.print(f"embedded PostgreSQL (throw-away, in {data_dir}) …")
-        url = resolve_database_url(settings, stack)
+        url = resolve_database_url(settings, stack, announce=announce)
         aws = resolve_aws(settings, stack)
         console.print(
             f"embedded AWS emulator (moto) at {aws.endpoint_url}: topic and queues created"
         )
-        container = stack.enter_context(bootstrap(settings, database_url=url))
+        container = stack.enter_context(bootstrap(settings, database_url=url, aws=aws))
         for name in CATALOGS:
             result = container.catalog.load_catalog(bundled_catalog(name))
             console.print(

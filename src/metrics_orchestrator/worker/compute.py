@@ -38,7 +38,7 @@ from typing import Any
 import polars as pl
 import structlog
 
-from metrics_orchestrator.worker import log_events
+from metrics_orchestrator.domain import log_events
 from metrics_orchestrator.worker.claims import Claim, Claims, Verdict, advance_current
 from metrics_orchestrator.worker.evaluator import (
     OBS_TIME,

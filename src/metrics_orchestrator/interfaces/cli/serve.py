@@ -86,7 +86,7 @@ def serve_command(
         try:
             url = _database(settings, resources)
             aws = resolve_aws(settings, resources)
-            container = resources.enter_context(bootstrap(settings, database_url=url))
+            container = resources.enter_context(bootstrap(settings, database_url=url, aws=aws))
             runtime = build_runtime(container, aws, parts, http_app=http_app)
         except SettingsError as exc:
             raise fail(str(exc)) from None
@@ -186,7 +186,9 @@ def _seed(container: Container, settings: Settings, aws: AwsWiring) -> str:
 
 
 def _database(settings: Settings, resources: ExitStack) -> str:
-    url = resolve_database_url(settings, resources)
+    from metrics_orchestrator.interfaces.cli import say_database
+
+    url = resolve_database_url(settings, resources, announce=say_database)
     if settings.uses_embedded_database:
         from metrics_orchestrator.bootstrap import default_data_dir
 

@@ -58,18 +58,19 @@ def worker_command(
 
 def worker_loop(overrides: dict[str, Any], *, configure: bool = False) -> Loop:
     """The worker as a service loop, from the environment plus `overrides`."""
-    try:
-        from metrics_orchestrator.worker.app import build_worker
-        from metrics_orchestrator.worker.settings import WorkerSettingsError, load_worker_settings
-    except ImportError as exc:
-        raise WorkerUnavailable(f"{MISSING_EXTRA} ({exc})") from exc
+    from metrics_orchestrator.worker.bootstrap import build_worker
+    from metrics_orchestrator.worker.settings import WorkerSettingsError, load_worker_settings
+
     try:
         settings = load_worker_settings(**overrides)
     except WorkerSettingsError as exc:
         raise WorkerUnavailable(str(exc)) from exc
     if configure:
         configure_logging(settings.log_level, LogFormat(settings.log_format))
-    run: Callable[[threading.Event], None] = build_worker(settings).run_forever
+    try:
+        run: Callable[[threading.Event], None] = build_worker(settings).run_forever
+    except ImportError as exc:
+        raise WorkerUnavailable(f"{MISSING_EXTRA} ({exc})") from exc
     return Loop("reference-worker", run)
 
 

@@ -1,27 +1,35 @@
-"""Builds the reference worker from its settings (the worker's composition root)."""
+"""The workers' composition root: builds a worker from its settings. Nothing else wires one.
+
+`metrics-orchestrator worker`, `serve --worker` and the demo all get the reference worker from
+`build_worker`. Its columnar engine (polars, the `[worker]` extra) is imported when a reference
+worker is built, not when this module is: a missing extra is then one clear error at the
+moment a computing worker is asked for.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from metrics_orchestrator.infrastructure.aws.clients import (
     create_s3_client,
     create_sns_client,
     create_sqs_client,
 )
+from metrics_orchestrator.infrastructure.clock import SystemClock
 from metrics_orchestrator.worker.adapters.s3 import S3ObjectStore
 from metrics_orchestrator.worker.adapters.sns import SnsFeedbackPublisher
-from metrics_orchestrator.worker.adapters.sqs import RunRequestConsumer
-from metrics_orchestrator.worker.compute import RunRequestHandler, WorkerOptions
 from metrics_orchestrator.worker.settings import WorkerSettings
 
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
+if TYPE_CHECKING:
+    from metrics_orchestrator.worker.adapters.sqs import RunRequestConsumer
 
 
 def build_worker(settings: WorkerSettings) -> RunRequestConsumer:
+    """The reference worker; ImportError without the `[worker]` extra."""
+    # Here, not at the top: the engine is optional (see the module docstring).
+    from metrics_orchestrator.worker.adapters.sqs import RunRequestConsumer
+    from metrics_orchestrator.worker.compute import RunRequestHandler, WorkerOptions
+
     region, endpoint = settings.aws_region, settings.aws_endpoint_url
     handler = RunRequestHandler(
         S3ObjectStore(create_s3_client(region, endpoint)),
