@@ -22,7 +22,7 @@ from metrics_orchestrator.domain.feedback import (
     RunStarted,
     parse_feedback,
 )
-from metrics_orchestrator.interfaces.sample_worker import SampleWorker, WorkerPlan
+from metrics_orchestrator.worker.sample import SampleWorker, WorkerPlan
 from tests.aws_fixtures import TopologyFactory, receive_messages
 from tests.integration.intake_helpers import update_body
 from tests.integration.messaging_helpers import (

@@ -59,7 +59,8 @@ from metrics_orchestrator.interfaces.demo_report import (
     same_input_files,
 )
 from metrics_orchestrator.interfaces.runtime import ServeParts, build_runtime
-from metrics_orchestrator.interfaces.sample_worker import SampleWorker, WorkerPlan
+from metrics_orchestrator.worker.bootstrap import build_sample_worker
+from metrics_orchestrator.worker.sample import WorkerPlan
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -460,8 +461,9 @@ def _worker(
     def pass_on(body: str) -> None:
         sqs.send_message(QueueUrl=compute_queue_url, MessageBody=body)
 
-    worker = SampleWorker(
-        sqs_client_from(settings, aws.endpoint_url),
+    worker = build_sample_worker(
+        settings.aws_region,
+        aws.endpoint_url,
         aws.worker_queue_url,
         aws.run_feedback_queue_urls[0],
         behaviour=demo_behaviour,

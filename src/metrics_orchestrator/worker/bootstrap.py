@@ -1,14 +1,15 @@
 """The workers' composition root: builds a worker from its settings. Nothing else wires one.
 
 `metrics-orchestrator worker`, `serve --worker` and the demo all get the reference worker from
-`build_worker`. Its columnar engine (polars, the `[worker]` extra) is imported when a reference
-worker is built, not when this module is: a missing extra is then one clear error at the
-moment a computing worker is asked for.
+`build_worker`; `serve --sample-worker` and the demo get the simulated one from
+`build_sample_worker`. The reference worker's columnar engine (polars, the `[worker]` extra)
+is imported when a reference worker is built, not when this module is: the sample worker
+needs none of it, and a missing extra is one clear error when a computing worker is asked for.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from metrics_orchestrator.infrastructure.aws.clients import (
     create_s3_client,
@@ -18,6 +19,7 @@ from metrics_orchestrator.infrastructure.aws.clients import (
 from metrics_orchestrator.infrastructure.clock import SystemClock
 from metrics_orchestrator.worker.adapters.s3 import S3ObjectStore
 from metrics_orchestrator.worker.adapters.sns import SnsFeedbackPublisher
+from metrics_orchestrator.worker.sample import SampleWorker
 from metrics_orchestrator.worker.settings import WorkerSettings
 
 if TYPE_CHECKING:
@@ -49,4 +51,17 @@ def build_worker(settings: WorkerSettings) -> RunRequestConsumer:
         concurrency=settings.worker_concurrency,
         wait_seconds=settings.sqs_wait_seconds,
         visibility_timeout=settings.worker_visibility_timeout,
+    )
+
+
+def build_sample_worker(
+    region: str,
+    endpoint_url: str | None,
+    worker_queue_url: str,
+    feedback_queue_url: str,
+    **options: Any,
+) -> SampleWorker:
+    """The sample worker, which SIMULATES computations; `options` are `SampleWorker`'s."""
+    return SampleWorker(
+        create_sqs_client(region, endpoint_url), worker_queue_url, feedback_queue_url, **options
     )

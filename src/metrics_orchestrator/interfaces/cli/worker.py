@@ -1,8 +1,8 @@
 """`metrics-orchestrator worker`: the reference worker (SPEC §4.4, §6.1 `worker`).
 
-This module and `sample_data.py` are the only parts of the control plane that import the
-worker package (tests/unit/test_architecture.py), and only inside functions: the worker's
-engine (polars, the `[worker]` extra) is loaded only when a worker is asked for.
+This module, `sample_data.py` and the demo are the only parts of the control plane that import
+the worker package (tests/unit/test_architecture.py); here only inside functions, so a command
+that starts no worker loads none of it. Every worker is built by `worker/bootstrap.py`.
 """
 
 from __future__ import annotations
@@ -72,6 +72,23 @@ def worker_loop(overrides: dict[str, Any], *, configure: bool = False) -> Loop:
     except ImportError as exc:
         raise WorkerUnavailable(f"{MISSING_EXTRA} ({exc})") from exc
     return Loop("reference-worker", run)
+
+
+def sample_worker_loop(settings: Settings, aws: AwsWiring) -> Loop:
+    """The sample worker (it SIMULATES computations) beside an embedded `serve`."""
+    from metrics_orchestrator.worker.bootstrap import build_sample_worker
+
+    if not aws.embedded or aws.worker_queue_url is None:
+        raise WorkerUnavailable("--sample-worker needs the embedded AWS emulator (no AWS settings)")
+    worker = build_sample_worker(
+        settings.aws_region,
+        aws.endpoint_url,
+        aws.worker_queue_url,
+        aws.run_feedback_queue_urls[0],
+        heartbeats=2,
+        step_seconds=0.5,
+    )
+    return Loop("sample-worker", worker.run_forever)
 
 
 def embedded_worker_loop(settings: Settings, aws: AwsWiring, **overrides: Any) -> Loop:
