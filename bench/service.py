@@ -231,7 +231,7 @@ def _serve_without_http() -> int:
     parts = ServeParts(http=False, sweeper="--no-sweeper" not in sys.argv)
     with ExitStack() as resources:
         aws = resolve_aws(settings, resources)
-        container = resources.enter_context(bootstrap(settings))
+        container = resources.enter_context(bootstrap(settings, aws=aws))
         runtime = build_runtime(container, aws, parts)
         print("running", flush=True)
         clean = runtime.run_until_signalled()

@@ -38,6 +38,7 @@ from typing import Any
 import polars as pl
 import structlog
 
+from metrics_orchestrator.domain import log_events
 from metrics_orchestrator.domain.messages.run_completed import build_run_succeeded
 from metrics_orchestrator.domain.messages.run_heartbeat import build_run_heartbeat
 from metrics_orchestrator.domain.messages.run_requested import (
@@ -47,7 +48,6 @@ from metrics_orchestrator.domain.messages.run_requested import (
 )
 from metrics_orchestrator.domain.messages.run_started import build_run_started
 from metrics_orchestrator.domain.s3_locations import S3Location
-from metrics_orchestrator.worker import log_events
 from metrics_orchestrator.worker.claims import Claim, Claims, Verdict, advance_current
 from metrics_orchestrator.worker.evaluator import (
     OBS_TIME,

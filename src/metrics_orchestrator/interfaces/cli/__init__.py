@@ -14,7 +14,6 @@ from metrics_orchestrator.bootstrap import (
     MigrationError,
     Settings,
     SettingsError,
-    announce_database_with,
     configure_logging,
     load_settings,
     migrate,
@@ -41,14 +40,12 @@ app = typer.Typer(
 _announced: set[str] = set()
 
 
-def _say_database(description: str) -> None:
-    """Once per command, on stderr (stdout stays for the command's own output)."""
+def say_database(description: str) -> None:
+    """Which database the command uses (`bootstrap`'s `announce`): once per command, on
+    stderr (stdout stays for the command's own output)."""
     if description not in _announced:
         _announced.add(description)
         typer.echo(f"database: {description}", err=True)
-
-
-announce_database_with(_say_database)
 
 
 def _print_version(value: bool) -> None:
@@ -104,7 +101,7 @@ def migrate_command(
     """Apply pending database migrations (safe to run twice, or from two processes)."""
     settings = settings_or_exit()
     with ExitStack() as resources:
-        url = resolve_database_url(settings, resources, auto_migrate=False)
+        url = resolve_database_url(settings, resources, auto_migrate=False, announce=say_database)
         try:
             if rollback:
                 undone = rollback_last(url)

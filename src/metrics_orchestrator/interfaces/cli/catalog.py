@@ -13,7 +13,13 @@ from metrics_orchestrator.application.catalog_plan import CatalogLoadResult
 from metrics_orchestrator.application.ports.catalog import Outcome
 from metrics_orchestrator.bootstrap import bootstrap
 from metrics_orchestrator.domain.errors import Conflict, FieldError, ValidationError
-from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, EXIT_USAGE, fail, settings_or_exit
+from metrics_orchestrator.interfaces.cli import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    fail,
+    say_database,
+    settings_or_exit,
+)
 
 catalog_app = typer.Typer(help="Manage the catalog of datasets, series and metrics.")
 
@@ -172,7 +178,7 @@ def load_command(
     except CatalogFileError as exc:
         raise fail(f"{file}: {exc}") from None
     try:
-        with bootstrap(settings) as container:
+        with bootstrap(settings, announce=say_database) as container:
             catalog = container.catalog
             result = (
                 catalog.preview_catalog(document) if dry_run else catalog.load_catalog(document)

@@ -12,7 +12,12 @@ from metrics_orchestrator.bootstrap import configure_logging
 
 def demo_command() -> None:
     """Run a scripted story on an embedded stack: real computations, scripted faults (<1 min)."""
-    from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, fail, settings_or_exit
+    from metrics_orchestrator.interfaces.cli import (
+        EXIT_FAILURE,
+        fail,
+        say_database,
+        settings_or_exit,
+    )
     from metrics_orchestrator.interfaces.demo import DemoFailed, run_demo
 
     settings = settings_or_exit()
@@ -21,7 +26,7 @@ def demo_command() -> None:
     # Piped output (CI, tests) gets a table wide enough for the dataset versions and values.
     console = Console(width=None if sys.stdout.isatty() else 180)
     try:
-        run_demo(console, settings)
+        run_demo(console, settings, announce=say_database)
     except DemoFailed as exc:
         raise fail(f"demo failed: {exc}", EXIT_FAILURE) from None
     raise typer.Exit(0)

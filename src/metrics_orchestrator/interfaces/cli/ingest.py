@@ -211,7 +211,7 @@ def ingest_command(
     database or AWS failed.
     """
     from metrics_orchestrator.bootstrap import bootstrap
-    from metrics_orchestrator.interfaces.cli import fail, settings_or_exit
+    from metrics_orchestrator.interfaces.cli import fail, say_database, settings_or_exit
 
     settings = settings_or_exit()
     stream: BinaryIO
@@ -222,7 +222,7 @@ def ingest_command(
         if not path.is_file():
             raise fail(f"{file}: no such file")
         stream = path.open("rb")
-    with stream, bootstrap(settings) as container:
+    with stream, bootstrap(settings, announce=say_database) as container:
         if workers == 1:
             summary = ingest_lines(container.router, stream, source=f"cli:{file}")
         else:

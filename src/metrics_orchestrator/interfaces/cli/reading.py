@@ -29,11 +29,16 @@ JSON_OPTION = typer.Option(False, "--json", help="Print JSON (for scripts) inste
 def read_container() -> Iterator[Container]:
     """The application built from settings (the embedded database when none is configured);
     every expected failure ends the command with one line on stderr."""
-    from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, fail, settings_or_exit
+    from metrics_orchestrator.interfaces.cli import (
+        EXIT_FAILURE,
+        fail,
+        say_database,
+        settings_or_exit,
+    )
 
     settings = settings_or_exit(quiet=True)
     try:
-        container = bootstrap(settings)
+        container = bootstrap(settings, announce=say_database)
     except SettingsError as exc:
         raise fail(str(exc)) from None
     except Exception as exc:  # no traceback for a database that cannot be opened

@@ -18,11 +18,9 @@ from metrics_orchestrator.bootstrap import (
     record_local_serve,
     resolve_aws,
     resolve_database_url,
-    sqs_client_from,
 )
 from metrics_orchestrator.interfaces.http.guards import WILDCARD_HOSTS
 from metrics_orchestrator.interfaces.runtime import Loop, ServeParts, build_runtime
-from metrics_orchestrator.interfaces.sample_worker import SampleWorker
 
 
 def serve_command(
@@ -86,15 +84,13 @@ def serve_command(
         try:
             url = _database(settings, resources)
             aws = resolve_aws(settings, resources)
-            container = resources.enter_context(bootstrap(settings, database_url=url))
+            container = resources.enter_context(bootstrap(settings, database_url=url, aws=aws))
             runtime = build_runtime(container, aws, parts, http_app=http_app)
         except SettingsError as exc:
             raise fail(str(exc)) from None
         state_file = record_local_serve(settings, aws, resources, http=http)
         if sample_worker:
-            if not aws.embedded:
-                raise fail("--sample-worker needs the embedded AWS emulator (no AWS settings)")
-            runtime.loops.append(Loop("sample-worker", _sample_worker(settings, aws).run_forever))
+            runtime.loops.append(_sample_worker(settings, aws))
             typer.echo("sample worker on: it SIMULATES computations (nothing is computed)")
         if worker:
             runtime.loops.append(_reference_worker(settings, aws))
@@ -150,15 +146,14 @@ def port_in_use(host: str, port: int) -> str | None:
     return None
 
 
-def _sample_worker(settings: Settings, aws: AwsWiring) -> SampleWorker:
-    assert aws.worker_queue_url is not None
-    return SampleWorker(
-        sqs_client_from(settings, aws.endpoint_url),
-        aws.worker_queue_url,
-        aws.run_feedback_queue_urls[0],
-        heartbeats=2,
-        step_seconds=0.5,
-    )
+def _sample_worker(settings: Settings, aws: AwsWiring) -> Loop:
+    from metrics_orchestrator.interfaces.cli import fail
+    from metrics_orchestrator.interfaces.cli.worker import WorkerUnavailable, sample_worker_loop
+
+    try:
+        return sample_worker_loop(settings, aws)
+    except WorkerUnavailable as exc:
+        raise fail(str(exc)) from None
 
 
 def _reference_worker(settings: Settings, aws: AwsWiring) -> Loop:
@@ -186,7 +181,9 @@ def _seed(container: Container, settings: Settings, aws: AwsWiring) -> str:
 
 
 def _database(settings: Settings, resources: ExitStack) -> str:
-    url = resolve_database_url(settings, resources)
+    from metrics_orchestrator.interfaces.cli import say_database
+
+    url = resolve_database_url(settings, resources, announce=say_database)
     if settings.uses_embedded_database:
         from metrics_orchestrator.bootstrap import default_data_dir
 

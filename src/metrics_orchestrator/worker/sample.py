@@ -23,7 +23,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from metrics_orchestrator.application import log_events
+from metrics_orchestrator.domain import log_events
 from metrics_orchestrator.domain.messages.run_completed import (
     RUN_COMPLETED,
     build_run_failed,
@@ -44,10 +44,10 @@ from metrics_orchestrator.domain.messages.run_requested import (
 )
 from metrics_orchestrator.domain.messages.run_started import RUN_STARTED, build_run_started
 from metrics_orchestrator.domain.messages.shared import utc_text
+from metrics_orchestrator.infrastructure.aws.sqs import SqsConsumer
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 log = structlog.get_logger(__name__)
 
@@ -136,15 +136,21 @@ class SampleWorker:
         `pass_on` receives the body of every request whose plan is `WorkerPlan.pass_on()`."""
         if heartbeats < 0:
             raise ValueError("heartbeats must be >= 0")
-        if not 0 <= wait_seconds <= 20:
-            raise ValueError("wait_seconds must be between 0 and 20")
+        # The package's one consumer loop: a receive is answered together, then deleted.
+        self._consumer = SqsConsumer(
+            sqs_client,
+            worker_queue_url,
+            batch_handler=self._answer,
+            wait_seconds=wait_seconds,
+            name="sample-worker",
+        )
+        self._answered_count = 0
         self._sqs = sqs_client
         self._worker_queue_url = worker_queue_url
         self._feedback_queue_url = feedback_queue_url
         self._behaviour = behaviour or always_succeed
         self._heartbeats = heartbeats
         self._step_seconds = step_seconds
-        self._wait_seconds = wait_seconds
         self._send = send or self._send_to_feedback_queue
         self._on_feedback = on_feedback
         self._now = now or (lambda: datetime.now(UTC))
@@ -158,48 +164,34 @@ class SampleWorker:
             message="sample worker started: it SIMULATES metric computations (no real output)",
             worker_queue_url=self._worker_queue_url,
         )
-        while not stop.is_set():
-            try:
-                self.poll_once()
-            except Exception as exc:
-                log.error(
-                    log_events.ON_CONSUMER_ERROR,
-                    message="sample worker: polling failed; backing off",
-                    error=str(exc),
-                    exc_info=True,
-                )
-                stop.wait(1.0)
+        self._consumer.run_forever(stop)
 
     def poll_once(self) -> int:
         """Receive one batch and answer it; the number of run requests answered."""
-        response = self._sqs.receive_message(
-            QueueUrl=self._worker_queue_url,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=self._wait_seconds,
-        )
-        messages = response.get("Messages", [])
+        before = self._answered_count
+        self._consumer.poll_once()
+        return self._answered_count - before
+
+    def _answer(self, messages: Sequence[tuple[str, str]]) -> None:
+        """Answer one receive; raises to leave all of it for redelivery."""
         jobs: dict[tuple[str, int], _Job] = {}
-        for message in messages:
-            job = self._job_for(message)
+        for body, message_id in messages:
+            job = self._job_for(body, message_id)
             if job is not None:
                 jobs.setdefault(job.key, job)
         self._simulate(list(jobs.values()))
         # Remembered only once answered: a batch that failed half-way is answered again.
         for key in jobs:
             self._remember(key)
-        for message in messages:
-            self._sqs.delete_message(
-                QueueUrl=self._worker_queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
-        return len(jobs)
+        self._answered_count += len(jobs)
 
-    def _job_for(self, message: MessageTypeDef) -> _Job | None:
-        request = read_run_request(message.get("Body", ""))
+    def _job_for(self, body: str, message_id: str) -> _Job | None:
+        request = read_run_request(body)
         if request is None:
             log.warning(
                 log_events.ON_CONSUMER_ERROR,
                 message="sample worker: not a run request; dropped",
-                message_id=message.get("MessageId", ""),
+                message_id=message_id,
             )
             return None
         job = _Job(request, WorkerPlan.succeed())
