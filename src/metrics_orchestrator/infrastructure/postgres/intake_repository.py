@@ -383,9 +383,6 @@ class PostgresIntakeRepository:
         if waited:
             self._run("fill_pending_rows_from_lineage", {"run_ids": waited})
 
-    def notify_queued(self) -> None:
-        self._run("notify_queued", {})
-
     @contextmanager
     def pipelined(self) -> Iterator[None]:
         # Statements are sent without waiting for each other's results; fetching a result (or
