@@ -110,9 +110,9 @@ class QueuedRunWrite:
     """A run queued by a transaction: inserted as queued, or an existing pending run promoted.
 
     `created_at` is None for an existing pending run. `held` is, for a run that waited
-    earlier in the same transaction, its pending rows as they end: what it waited for, filled
-    with the updates it consumed. A run that waited only in earlier transactions has its
-    rows filled from its lineage by the repository.
+    earlier in the same transaction, what it waited for (its pending rows). Every run that
+    waited keeps those rows, filled by the repository from its lineage with the updates it
+    consumed.
     """
 
     run: QueuedRun
