@@ -271,17 +271,8 @@ class Orchestrator:
             return _rejection(arrival.item, f"{recorded.outcome.value} {row.dataset_id!r}")
         if recorded.outcome is RecordOutcome.DUPLICATE or recorded.seq is None:
             return IntakeResult(EventStatus.DUPLICATE, key)
-        version = UpdateVersion(
-            row.id, row.dataset_id, row.effective_at, row.received_at, recorded.seq
-        )
-        consumed = ConsumedUpdate(
-            row.id,
-            row.dataset_id,
-            recorded.bucket or "",
-            row.version_manifest_path,
-            row.projections_path,
-        )
-        arrived = plan.arrive(version, consumed, metrics, arrival.now)
+        version, location = row.version(recorded.seq), row.location(recorded.bucket or "")
+        arrived = plan.arrive(version, location, metrics, arrival.now)
         return IntakeResult(
             EventStatus.PROCESSED,
             key,

@@ -50,6 +50,19 @@ class NewDatasetUpdate:
     effective_at: datetime
     payload: dict[str, Any]
 
+    # Views of the one update, as the rules take it (issue 21): built from it, never copied
+    # field by field at the call site.
+
+    def version(self, seq: int) -> UpdateVersion:
+        """Its ordering (freshest wins, SPEC §5.2), once recorded with its receipt sequence."""
+        return UpdateVersion(self.id, self.dataset_id, self.effective_at, self.received_at, seq)
+
+    def location(self, bucket: str) -> ConsumedUpdate:
+        """Where a worker finds it (SPEC §4.3), in the bucket it was stored with."""
+        return ConsumedUpdate(
+            self.id, self.dataset_id, bucket, self.version_manifest_path, self.projections_path
+        )
+
 
 class RecordOutcome(StrEnum):
     """What recording a received update found."""
