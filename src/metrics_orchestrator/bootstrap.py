@@ -21,12 +21,13 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 from metrics_orchestrator.application.catalog import CatalogService
-from metrics_orchestrator.application.dispatch import RUN_QUEUED_CHANNEL, Dispatcher
+from metrics_orchestrator.application.dispatch import Dispatcher
 from metrics_orchestrator.application.feedback import FeedbackService
 from metrics_orchestrator.application.health import HealthService
 from metrics_orchestrator.application.intake import Orchestrator
 from metrics_orchestrator.application.outputs import OutputService
 from metrics_orchestrator.application.ports import Clock
+from metrics_orchestrator.application.ports.changes import RUN_QUEUED_CHANNEL
 from metrics_orchestrator.application.queries import QueryService
 from metrics_orchestrator.application.router import EventRouter
 from metrics_orchestrator.application.runs import RunOperations, Sweeper
@@ -189,14 +190,14 @@ def _assemble(
     telemetry = PrometheusTelemetry(gauges=queries.run_gauges)
     orchestrator = Orchestrator(uow_factory, clock, settings.output_base_path, telemetry=telemetry)
     feedback = FeedbackService(uow_factory, clock, telemetry=telemetry)
-    runs = RunOperations(uow_factory, clock)
+    runs = RunOperations(uow_factory, clock, telemetry)
     return Container(
         settings=settings,
         database_url=url,
         pool=pool,
         uow_factory=uow_factory,
         clock=clock,
-        catalog=CatalogService(uow_factory, clock, settings.default_required_days),
+        catalog=CatalogService(uow_factory, clock, settings.default_required_days, telemetry),
         orchestrator=orchestrator,
         feedback=feedback,
         router=EventRouter(

@@ -20,16 +20,17 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from metrics_orchestrator.application.dispatch import (
-    RUN_QUEUED_CHANNEL,
     Dispatcher,
     DispatchReport,
     dispatch_backoff,
 )
+from metrics_orchestrator.application.ports.changes import RUN_QUEUED_CHANNEL
 from metrics_orchestrator.application.ports.dispatch import (
     PublishOutcome,
     RunRequestMessage,
     RunRequestPublisher,
 )
+from metrics_orchestrator.domain.model import RunStatus
 from metrics_orchestrator.infrastructure.aws.provisioning import Topology
 from metrics_orchestrator.infrastructure.aws.sns import SnsRunRequestPublisher
 from metrics_orchestrator.infrastructure.postgres.dispatch_repository import (
@@ -426,7 +427,7 @@ def test_notify_wakes_an_idle_dispatcher_at_once(
         assert publisher.published == []  # without a notification it would wait a minute
         started = time.monotonic()
         with uow_factory() as uow:
-            uow.runs.notify_queued()
+            uow.changes.created(RunStatus.QUEUED)  # committed, it wakes the dispatcher
 
         assert wait_until(lambda: statuses(pool, [run_id]) == ["dispatched"], timeout=3)
         assert time.monotonic() - started < 2

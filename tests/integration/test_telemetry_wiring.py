@@ -9,9 +9,10 @@ import psycopg
 from mypy_boto3_sns import SNSClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from metrics_orchestrator.application.catalog import CatalogService
 from metrics_orchestrator.application.dispatch import Dispatcher
 from metrics_orchestrator.application.feedback import FeedbackService
-from metrics_orchestrator.application.runs import Sweeper
+from metrics_orchestrator.application.runs import RunOperations, Sweeper
 from metrics_orchestrator.domain.events import decode_event
 from metrics_orchestrator.domain.model import RunStatus
 from metrics_orchestrator.infrastructure.aws.provisioning import Topology
@@ -73,3 +74,38 @@ def test_dispatch_sweep_and_feedback_count_their_transitions(
     assert counted[("dispatched", "running")] == 1
     assert counted[("dispatched", "timed_out")] == 1  # the silent run
     assert counted[("none", "queued")] == 1  # its retry
+
+
+def test_operator_cancel_and_manual_retry_count_their_transitions(
+    database_url: str, uow_factory: PostgresUnitOfWorkFactory
+) -> None:
+    clock = MutableClock(DEFAULT_NOW)
+    telemetry = PrometheusTelemetry()
+    with psycopg.connect(database_url) as conn:
+        seed_metric(conn)
+        running = seed_run(conn, status=RunStatus.RUNNING)
+        conn.commit()
+    operations = RunOperations(uow_factory, clock, telemetry)
+
+    operations.cancel(running, "not needed")
+    operations.retry(running)
+
+    counted = samples(telemetry, TRANSITIONS)
+    assert counted[("running", "canceled")] == 1
+    assert counted[("none", "queued")] == 1  # the manual retry
+
+
+def test_catalog_cancels_of_pending_runs_are_counted(
+    database_url: str, uow_factory: PostgresUnitOfWorkFactory
+) -> None:
+    clock = MutableClock(DEFAULT_NOW)
+    telemetry = PrometheusTelemetry()
+    with psycopg.connect(database_url) as conn:
+        seed_metric(conn)
+        seed_run(conn, status=RunStatus.PENDING_DEPENDENCIES, pending={"d1": None, "d2": None})
+        conn.commit()
+    catalog = CatalogService(uow_factory, clock, 7, telemetry)
+
+    catalog.update_metric("ratio.a_to_b", enabled=False)
+
+    assert samples(telemetry, TRANSITIONS)[("pending_dependencies", "canceled")] == 1

@@ -40,6 +40,23 @@ WORKER_ENTRY_POINTS = frozenset(
 )
 # The worker's core (use case, evaluator, ports) reaches the outside only through its adapters.
 WORKER_CORE_FORBIDDEN = {"infrastructure"}
+# The use cases: an adapter serves them through a port and never imports one (issue 21).
+USE_CASES = frozenset(
+    {
+        "catalog",
+        "catalog_plan",
+        "dispatch",
+        "feedback",
+        "intake",
+        "intake_plan",
+        "outputs",
+        "queries",
+        "router",
+        "runs",
+        "transactions",
+        "verdicts",
+    }
+)
 # The worker's outer modules: its adapters, its composition root, and the sample worker
 # (a simulator that reads SQS itself through the package's one consumer loop).
 WORKER_OUTER = ("adapters", "bootstrap.py", "sample.py")
@@ -70,6 +87,20 @@ def test_layer_imports_only_inward(layer: str) -> None:
             if parts[0] == PACKAGE and len(parts) > 1 and parts[1] in FORBIDDEN[layer]:
                 violations.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
     assert violations == []
+
+
+def test_adapters_import_ports_not_use_cases() -> None:
+    violations = []
+    for path in _modules("infrastructure"):
+        for line, module in _imports(path):
+            parts = module.split(".")
+            if parts[:2] == [PACKAGE, "application"] and len(parts) > 2 and parts[2] in USE_CASES:
+                violations.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    assert violations == []
+
+
+def test_the_use_cases_named_exist() -> None:
+    assert all((ROOT / "application" / f"{name}.py").is_file() for name in USE_CASES)
 
 
 def test_the_control_plane_never_imports_the_worker() -> None:

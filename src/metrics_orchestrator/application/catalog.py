@@ -37,6 +37,7 @@ from metrics_orchestrator.application.ports import (
     in_transaction,
 )
 from metrics_orchestrator.application.ports.catalog import CatalogRepository
+from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
 from metrics_orchestrator.domain.errors import Conflict, FieldError, NotFound, ValidationError
 from metrics_orchestrator.domain.model import Dataset, Metric, Series, TriggerPolicy
 
@@ -53,11 +54,16 @@ class _RolledBack(Exception):
 
 class CatalogService:
     def __init__(
-        self, uow_factory: UnitOfWorkFactory, clock: Clock, default_required_days: int
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        default_required_days: int,
+        telemetry: Telemetry | None = None,
     ) -> None:
         if default_required_days < 1:
             raise ValueError("default_required_days must be >= 1")
         self._uow_factory = uow_factory
+        self._telemetry = telemetry or NullTelemetry()
         self._clock = clock
         self._default_required_days = default_required_days
 
@@ -66,7 +72,7 @@ class CatalogService:
     def load_catalog(self, document: object) -> CatalogLoadResult:
         """Apply a whole catalog file in one transaction; ValidationError lists every problem."""
         parsed, errors = read_catalog_document(document)
-        return in_transaction(self._uow_factory, lambda uow: self._apply(uow, parsed, errors))
+        return self._transaction(lambda uow: self._apply(uow, parsed, errors))
 
     def preview_catalog(self, document: object) -> CatalogLoadResult:
         """What `load_catalog` would do, written nothing: the same plan and writes, in a
@@ -185,7 +191,10 @@ class CatalogService:
             if metric_id is None:
                 return None
             if enabled is False:
-                uow.catalog.cancel_pending_runs([metric_id], CANCEL_PENDING, METRIC_DISABLED, now)
+                canceled = uow.catalog.cancel_pending_runs(
+                    [metric_id], CANCEL_PENDING, METRIC_DISABLED, now
+                )
+                uow.changes.moved(CANCEL_PENDING, len(canceled))
             return uow.catalog.get_metric_by_id(metric_id)
 
         metric = self._transaction(work)
@@ -207,7 +216,7 @@ class CatalogService:
     # internals
 
     def _transaction(self, work: Callable[[UnitOfWork], T]) -> T:
-        return in_transaction(self._uow_factory, work)
+        return in_transaction(self._uow_factory, work, telemetry=self._telemetry)
 
     def _apply_then(
         self,
@@ -225,4 +234,6 @@ class CatalogService:
         errors = [*read_errors, *plan.errors]
         if errors:
             raise ValidationError(in_document_order(errors))
-        return Writer(uow.catalog, self._clock.now()).write(plan)
+        result = Writer(uow.catalog, self._clock.now()).write(plan)
+        uow.changes.moved(CANCEL_PENDING, len(result.canceled_runs))
+        return result

@@ -92,12 +92,17 @@ class DatasetSpec(Spec):
 _POLICY_MESSAGE = "unknown trigger policy {shown}; expected one of " + ", ".join(TriggerPolicy)
 
 
+# A metric's freshness window and attempts, as every input document takes them: each range once.
+RequiredDays = Annotated[int, Field(ge=1, le=MAX_REQUIRED_DAYS)]
+Attempts = Annotated[int, Field(ge=1, le=MAX_ATTEMPTS)]
+
+
 class MetricSettings(Spec):
     """An operational change of a metric (not its definition); None keeps the stored value."""
 
     enabled: bool | None = None
-    required_days: int | None = Field(default=None, ge=1, le=MAX_REQUIRED_DAYS)
-    max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS)
+    required_days: RequiredDays | None = None
+    max_attempts: Attempts | None = None
     trigger_policy: TriggerPolicyName | None = None
 
     _messages: ClassVar[dict[str, str]] = {
@@ -122,11 +127,11 @@ class MetricSpec(Spec):
     frequency: Text = ""
     unit: Text = ""
     description: Text = ""
-    required_days: int | None = Field(
-        default=None, ge=1, le=MAX_REQUIRED_DAYS, description="Omit for the configured default."
+    required_days: RequiredDays | None = Field(
+        default=None, description="Omit for the configured default."
     )
     trigger_policy: TriggerPolicyName = "all_new"
-    max_attempts: int = Field(default=3, ge=1, le=MAX_ATTEMPTS)
+    max_attempts: Attempts = 3
     enabled: bool | None = Field(default=None, description="Omit to keep the current value.")
 
     _messages: ClassVar[dict[str, str]] = MetricSettings._messages

@@ -36,24 +36,18 @@ from metrics_orchestrator.application.ports.dispatch import (
 from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
 from metrics_orchestrator.domain.model import (
     Cause,
-    RunStatus,
     change_for,
     check_rows_changed,
 )
 
 log = structlog.get_logger()
 
-# The LISTEN/NOTIFY channel a transaction that queues runs notifies (after its commit).
-RUN_QUEUED_CHANNEL = "metric_run_queued"
 
 # The two ways a claimed run leaves the queue (SPEC §5.5); both start from the same status,
 # which is the one the claim selects.
 _PUBLISH = change_for(Cause.PUBLISHED)
 _GIVE_UP = change_for(Cause.DISPATCH_GAVE_UP)
 assert _PUBLISH.source is _GIVE_UP.source
-# status_reason of a run the dispatcher gave up on
-REASON_DISPATCH_FAILED = "dispatch_failed"
-
 
 ListenerFactory = Callable[[], RunQueuedListener]
 
@@ -132,6 +126,7 @@ class Dispatcher:
                     [run.run_id for run in plan.published], _PUBLISH, now
                 )
                 check_rows_changed(changed, len(plan.published), _PUBLISH)
+                uow.changes.moved(_PUBLISH, len(plan.published))
             if plan.retries:
                 changed = uow.dispatch.schedule_dispatch_retries(
                     [r for _, r in plan.retries], _PUBLISH.source, now
@@ -142,9 +137,11 @@ class Dispatcher:
                     [g for _, g in plan.give_ups], _GIVE_UP, now
                 )
                 check_rows_changed(changed, len(plan.give_ups), _GIVE_UP)
+                uow.changes.moved(_GIVE_UP, len(plan.give_ups))
         # Logged and counted after the commit, so they never claim what was rolled back.
         self._log(plan)
         self._count(plan, publish_seconds)
+        uow.changes.publish(self._telemetry)
         return DispatchReport(
             published=len(plan.published),
             failed=len(plan.retries),
@@ -154,15 +151,8 @@ class Dispatcher:
     def _count(self, plan: _Plan, publish_seconds: float) -> None:
         if plan.published:
             self._telemetry.dispatch_published(len(plan.published), publish_seconds)
-            self._telemetry.run_transition(
-                RunStatus.QUEUED.value, RunStatus.DISPATCHED.value, len(plan.published)
-            )
         if plan.retries or plan.give_ups:
             self._telemetry.dispatch_failed(len(plan.retries) + len(plan.give_ups))
-        if plan.give_ups:
-            self._telemetry.run_transition(
-                _GIVE_UP.source.value, _GIVE_UP.target.value, len(plan.give_ups)
-            )
 
     def run(self, stop: threading.Event) -> None:
         """Dispatch until `stop` is set: eagerly while work is found, else on NOTIFY or poll."""

@@ -116,13 +116,12 @@ class FeedbackService:
                 lambda uow: self._finish(uow, received, EventStatus.REJECTED, reason=invalid),
             )
         else:
-            outcome = _transact(self._uow_factory, lambda uow: self._apply(uow, received, feedback))
+            outcome = _transact(
+                self._uow_factory,
+                lambda uow: self._apply(uow, received, feedback),
+                self._telemetry,
+            )
         _log_feedback(outcome)
-        moved = outcome.previous_status is not None and outcome.run_status is not None
-        if moved and outcome.previous_status != outcome.run_status:
-            self._telemetry.run_transition(str(outcome.previous_status), str(outcome.run_status))
-        if outcome.superseded_retry is not None:
-            self._telemetry.run_transition(RunStatus.QUEUED.value, RunStatus.CANCELED.value)
         return outcome
 
     def _apply(
@@ -147,9 +146,10 @@ class FeedbackService:
                 return self._late_heartbeat(uow, late, run, refusal=str(exc))
             return self._finish(uow, received, EventStatus.REJECTED, run=run, reason=str(exc))
         self._write(uow.runs, feedback, run, change, received.received_at)
+        uow.changes.moved(change)
         superseded = None
         if isinstance(feedback, RunCompleted):
-            superseded = self._supersede_retry(uow.runs, run, feedback)
+            superseded = self._supersede_retry(uow, run, feedback)
         return self._finish(
             uow,
             received,
@@ -202,19 +202,20 @@ class FeedbackService:
         check_rows_changed(changed, 1, change)
 
     def _supersede_retry(
-        self, runs: RunRepository, run: LockedRun, feedback: RunCompleted
+        self, uow: UnitOfWork, run: LockedRun, feedback: RunCompleted
     ) -> UUID | None:
         """A late SUCCESS cancels the timed-out run's retry if it was not dispatched yet."""
         if run.status is not RunStatus.TIMED_OUT:
             return None
-        retry = runs.lock_automatic_retry(run.id)
+        retry = uow.runs.lock_automatic_retry(run.id)
         if retry is None or not supersedes_retry(run.status, feedback.succeeded, retry.status):
             return None
         change = change_for(Cause.CANCEL, retry.status)
         reason = superseded_reason(run.attempt)
         check_rows_changed(
-            runs.cancel(retry.id, change, reason=reason, at=self._clock.now()), 1, change
+            uow.runs.cancel(retry.id, change, reason=reason, at=self._clock.now()), 1, change
         )
+        uow.changes.moved(change)
         return retry.id
 
     def _finish(

@@ -166,16 +166,15 @@ class Orchestrator:
         context = _Context(source, received_at, replay_of)
         results = in_transaction(
             self._uow_factory,
-            lambda uow: self._ingest_batch_in(uow, received, context),
+            lambda uow: _recorded(uow, self._ingest_batch_in(uow, received, context)),
             attempts=self._attempts,
             on_retry=_log_retry,
+            telemetry=self._telemetry,
         )
-        # Logged and reported after commit: a retried transaction is counted once, and a log
-        # write that blocks (a pipe nobody reads) never does so holding the batch's locks.
+        # Logged after commit: a log write that blocks (a pipe nobody reads) never does so
+        # holding the batch's locks.
         for item, result in zip(received, results, strict=True):
             _log_outcome(item, result)
-            for (from_status, to_status), count in result.transitions.items():
-                self._telemetry.run_transition(from_status, to_status, count)
         return results
 
     def _ingest_batch_in(
@@ -245,8 +244,6 @@ class Orchestrator:
         writes = plan.writes()
         with uow.intake.pipelined():
             uow.intake.save(writes)
-            if writes.queued:
-                uow.intake.notify_queued()
             uow.events.record_many(
                 [
                     (_event_record(a.item, r, context), a.now)
@@ -268,17 +265,8 @@ class Orchestrator:
             return _rejection(arrival.item, f"{recorded.outcome.value} {row.dataset_id!r}")
         if recorded.outcome is RecordOutcome.DUPLICATE or recorded.seq is None:
             return IntakeResult(EventStatus.DUPLICATE, key)
-        version = UpdateVersion(
-            row.id, row.dataset_id, row.effective_at, row.received_at, recorded.seq
-        )
-        consumed = ConsumedUpdate(
-            row.id,
-            row.dataset_id,
-            recorded.bucket or "",
-            row.version_manifest_path,
-            row.projections_path,
-        )
-        arrived = plan.arrive(version, consumed, metrics, arrival.now)
+        version, location = row.version(recorded.seq), row.location(recorded.bucket or "")
+        arrived = plan.arrive(version, location, metrics, arrival.now)
         return IntakeResult(
             EventStatus.PROCESSED,
             key,
@@ -329,14 +317,13 @@ class Orchestrator:
 
     def request_manual_run(self, metric_code: str) -> UUID:
         """A run on the freshest update of each input, fresh or not; never deduplicated."""
-        run_id = in_transaction(
+        return in_transaction(
             self._uow_factory,
             lambda uow: self._manual_run_in(uow, metric_code),
             attempts=self._attempts,
             on_retry=_log_retry,
+            telemetry=self._telemetry,
         )
-        self._telemetry.run_transition(NEW_RUN, RunStatus.QUEUED.value)
-        return run_id
 
     def _manual_run_in(self, uow: UnitOfWork, metric_code: str) -> UUID:
         metric = uow.intake.lock_metric_by_code(metric_code)
@@ -354,7 +341,7 @@ class Orchestrator:
         latest = {f.dataset_id: f.freshest for f in mi.facts if f.freshest is not None}
         run = self._queued_run(mi, latest, RunTrigger.MANUAL, now)
         uow.intake.save(IntakeWrites(queued=[QueuedRunWrite(run, queued_at=now, created_at=now)]))
-        uow.intake.notify_queued()
+        uow.changes.created(RunStatus.QUEUED)
         logger.info(
             log_events.ON_RUN_QUEUED,
             message="manual run queued",
@@ -476,6 +463,15 @@ def _log_outcome(item: _Received, result: IntakeResult) -> None:
             queued_runs=[str(run_id) for run_id in result.queued_runs],
             waiting_runs=[str(run_id) for run_id in result.pending_runs],
         )
+
+
+def _recorded(uow: UnitOfWork, results: list[IntakeResult]) -> list[IntakeResult]:
+    """The batch's run transitions, recorded once its savepoints are settled (a batch
+    written together and then refused is not counted; its one-by-one retry is)."""
+    for result in results:
+        for (from_status, to_status), count in result.transitions.items():
+            uow.changes.transition(from_status, to_status, count)
+    return results
 
 
 def _transitions(plan: ArrivalPlan) -> dict[tuple[str, str], int]:

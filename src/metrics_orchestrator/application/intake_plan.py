@@ -200,14 +200,9 @@ class BatchPlan:
         if run is None:
             created = None if m.pending_run_id == queued.run_id else now
             run = self._runs[queued.run_id] = _Run(queued.run_id, queued.metric_id, created)
+        # A run that waited (earlier in this batch or before it) keeps its rows as the record
+        # of what it waited for; the repository fills them with the updates it consumed.
         run.queued, run.queued_at = queued, now
-        if run.held is not None:
-            # it waited earlier in this batch: its rows, the record of what it waited for,
-            # now hold the updates it consumed
-            run.held = {
-                ds: HeldUpdate(c.id, c.received_at) if (c := candidates.get(ds)) else held
-                for ds, held in run.held.items()
-            }
         metric_id = m.inputs.metric.id
         m.pending_run_id = None
         m.last_used = {f.dataset_id: candidates.get(f.dataset_id) for f in m.inputs.facts}

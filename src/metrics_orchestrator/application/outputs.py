@@ -22,15 +22,38 @@ import math
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 from metrics_orchestrator.application.pagination import check_page_size
+from metrics_orchestrator.application.ports.outputs import (
+    OutputFile,
+    OutputFormat,
+    OutputObjectMissing,
+    OutputPoint,
+    OutputReader,
+    OutputUnavailable,
+    RunLookup,
+)
 from metrics_orchestrator.domain.errors import FieldError, NotFound, ValidationError
-from metrics_orchestrator.domain.model import MetricRun, RunStatus
+from metrics_orchestrator.domain.model import RunStatus
+
+__all__ = [
+    "CHART_POINTS",
+    "MAX_OUTPUT_PAGE",
+    "OutputFile",
+    "OutputFormat",
+    "OutputObjectMissing",
+    "OutputPoint",
+    "OutputReader",
+    "OutputService",
+    "OutputUnavailable",
+    "RunLookup",
+    "RunOutput",
+    "data_files",
+    "manifest_candidates",
+]
 
 T = TypeVar("T")
 
@@ -39,65 +62,11 @@ MAX_OUTPUT_PAGE = 5_000
 CHART_POINTS = 2_000
 
 
-class OutputUnavailable(Exception):
-    """S3 (or the object in it) could not be read; the message says which and why."""
-
-
-class OutputObjectMissing(Exception):
-    """The object does not exist."""
-
-
-class OutputFormat(StrEnum):
-    PARQUET = "parquet"
-    JSONL = "jsonl"
-
-
 _EXTENSIONS: Mapping[str, OutputFormat] = {
     ".parquet": OutputFormat.PARQUET,
     ".jsonl": OutputFormat.JSONL,
     ".ndjson": OutputFormat.JSONL,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class OutputFile:
-    uri: str
-    format: OutputFormat
-
-
-@dataclass(frozen=True, slots=True)
-class OutputPoint:
-    obs_time: datetime
-    value: float | None
-
-
-class OutputReader(Protocol):
-    def read_json(self, uri: str) -> dict[str, Any]:
-        """The JSON object at an `s3://` URI. OutputObjectMissing if absent; OutputUnavailable
-        if it cannot be read or is not a JSON object."""
-        ...
-
-    def row_count(self, file: OutputFile) -> int:
-        """How many rows the file holds, without decoding them; errors as read_json."""
-        ...
-
-    def read_rows(self, file: OutputFile, offset: int, limit: int) -> list[OutputPoint]:
-        """Rows offset .. offset + limit - 1, in file order, decoding no others."""
-        ...
-
-    def read_every(self, file: OutputFile, step: int) -> list[OutputPoint]:
-        """Rows 0, step, 2 * step, ... of the file (a chart's sample)."""
-        ...
-
-    def last_present(self, file: OutputFile) -> OutputPoint | None:
-        """The last row of the file that has a value, or None."""
-        ...
-
-
-class RunLookup(Protocol):
-    def __call__(self, run_id: UUID) -> MetricRun:
-        """The run; NotFound if unknown."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

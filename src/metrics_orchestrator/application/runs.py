@@ -35,7 +35,7 @@ from metrics_orchestrator.application.ports.runs import (
     ScheduledRetry,
     TimedOutRun,
 )
-from metrics_orchestrator.application.telemetry import NEW_RUN, NullTelemetry, Telemetry
+from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
 from metrics_orchestrator.application.transactions import transact as _transact
 from metrics_orchestrator.domain.errors import NotFound
 from metrics_orchestrator.domain.messages.run_requested import build_retry_request
@@ -113,14 +113,8 @@ class Sweeper:
 
     def sweep_once(self) -> SweepReport:
         now = self._clock.now()
-        report = _transact(self._uow_factory, lambda uow: self._sweep(uow, now))
+        report = _transact(self._uow_factory, lambda uow: self._sweep(uow, now), self._telemetry)
         _log_sweep(report)
-        for reason, source in (("start_timeout", "dispatched"), ("heartbeat_timeout", "running")):
-            count = sum(run.reason == reason for run in report.timed_out)
-            if count:
-                self._telemetry.run_transition(source, RunStatus.TIMED_OUT.value, count)
-        if report.retries:
-            self._telemetry.run_transition(NEW_RUN, RunStatus.QUEUED.value, len(report.retries))
         return report
 
     def run(self, stop: threading.Event, interval: timedelta) -> None:
@@ -140,13 +134,16 @@ class Sweeper:
     def _sweep(self, uow: UnitOfWork, now: datetime) -> SweepReport:
         timed_out: list[TimedOutRun] = []
         for cause, timeout, setting, what in self._timeouts:
-            timed_out += uow.runs.time_out(
-                change_for(cause),
+            change = change_for(cause)
+            these = uow.runs.time_out(
+                change,
                 cutoff=now - timeout,
                 error=f"{what} within {_duration(timeout)} ({setting})",
                 at=now,
                 limit=self._batch_size,
             )
+            uow.changes.moved(change, len(these))
+            timed_out += these
         retries = self._schedule_retries(uow, now)
         return SweepReport(timed_out=tuple(timed_out), retries=tuple(retries))
 
@@ -162,8 +159,7 @@ class Sweeper:
         ]
         retries = uow.runs.insert_retries(decided, at=now) if decided else []
         uow.runs.mark_retries_decided([candidate.id for candidate in candidates], now)
-        if retries:
-            uow.runs.notify_queued()
+        uow.changes.created(RunStatus.QUEUED, len(retries))
         return retries
 
 
@@ -203,9 +199,12 @@ def _duration(value: timedelta) -> str:
 class RunOperations:
     """Cancel, manual retry and read models of runs."""
 
-    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(
+        self, uow_factory: UnitOfWorkFactory, clock: Clock, telemetry: Telemetry | None = None
+    ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
+        self._telemetry = telemetry or NullTelemetry()
 
     def cancel(self, run_id: UUID, reason: str | None = None) -> MetricRun:
         """Cancel a run that has not ended; IllegalTransition from a terminal status."""
@@ -216,9 +215,10 @@ class RunOperations:
             change = change_for(Cause.CANCEL, run.status)
             changed = uow.runs.cancel(run_id, change, reason=why, at=self._clock.now())
             check_rows_changed(changed, 1, change)
+            uow.changes.moved(change)
             return run.status, _get_existing(uow, run_id).run
 
-        previous, canceled = _transact(self._uow_factory, work)
+        previous, canceled = _transact(self._uow_factory, work, self._telemetry)
         log.info(
             log_events.ON_RUN_CANCELED,
             message="run canceled",
@@ -245,10 +245,10 @@ class RunOperations:
             created = uow.runs.create_manual_retry(
                 run_id, new_id=new_id, request_payload=request, at=now
             )
-            uow.runs.notify_queued()
+            uow.changes.created(RunStatus.QUEUED)
             return _get_existing(uow, created).run
 
-        new_run = _transact(self._uow_factory, work)
+        new_run = _transact(self._uow_factory, work, self._telemetry)
         log.info(
             log_events.ON_RUN_QUEUED,
             message="manual retry queued",

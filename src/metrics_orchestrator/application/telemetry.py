@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-# `from_status` of a run that did not exist before the transition (created directly in it).
-NEW_RUN = "none"
+from metrics_orchestrator.application.ports.changes import NEW_RUN
+
+__all__ = ["NEW_RUN", "Exposition", "NullTelemetry", "Telemetry"]
 
 
 class Telemetry(Protocol):

@@ -9,13 +9,18 @@ import structlog
 
 from metrics_orchestrator.application import log_events
 from metrics_orchestrator.application.ports import UnitOfWork, UnitOfWorkFactory, in_transaction
+from metrics_orchestrator.application.ports.changes import TransitionCounter
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
-def transact(uow_factory: UnitOfWorkFactory, work: Callable[[UnitOfWork], T]) -> T:
-    return in_transaction(uow_factory, work, on_retry=_log_transaction_retry)
+def transact(
+    uow_factory: UnitOfWorkFactory,
+    work: Callable[[UnitOfWork], T],
+    telemetry: TransitionCounter | None = None,
+) -> T:
+    return in_transaction(uow_factory, work, on_retry=_log_transaction_retry, telemetry=telemetry)
 
 
 def _log_transaction_retry(attempt: int, exc: Exception) -> None:

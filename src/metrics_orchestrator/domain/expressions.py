@@ -32,6 +32,7 @@ from typing import Any
 
 from metrics_orchestrator.domain.errors import FieldError, ValidationError
 from metrics_orchestrator.domain.json_values import json_type
+from metrics_orchestrator.domain.model import MAX_REQUIRED_DAYS
 
 
 class ExpressionType(StrEnum):
@@ -43,7 +44,7 @@ class ExpressionType(StrEnum):
 MAX_DEPTH = 32
 MAX_NODES = 256
 # `window` and `max_age_days` (SPEC §3, §3.1): 36,500 days is a century.
-MAX_DAYS = 36_500
+MAX_DAYS = MAX_REQUIRED_DAYS
 
 # How the operands of a series_math or composite node are aligned on obs_time (SPEC §3.1).
 ALIGN_OUTER = "outer"

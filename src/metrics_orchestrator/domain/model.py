@@ -11,6 +11,8 @@ from uuid import UUID
 from metrics_orchestrator.domain.errors import Conflict, IllegalTransition, StaleRun
 
 # Upper bounds of a metric's settings: a century of freshness keeps date arithmetic in range.
+# The one home of the days bound: an expression's windows take it too (`expressions.MAX_DAYS`);
+# migration 003's CHECK backs it in the schema.
 MAX_REQUIRED_DAYS = 36_500
 MAX_ATTEMPTS = 100
 

@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from metrics_orchestrator.application.catalog_spec import RequiredDays
 from metrics_orchestrator.domain.events import DEFAULT_MAX_CLOCK_SKEW, MAX_BUCKET_LENGTH
 from metrics_orchestrator.domain.fields import MAX_LABEL_LENGTH
 from metrics_orchestrator.domain.identifiers import MAX_IDENTIFIER_LENGTH
-from metrics_orchestrator.domain.model import MAX_REQUIRED_DAYS
 
 # The documented ranges of SPEC §6.2 (docs/limits.md). Each bound is chosen so that nothing
 # computed from the value overflows: the largest retry delay, RETRY_BASE_DELAY * 2^20
@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.CONSOLE
 
-    default_required_days: int = Field(default=7, ge=1, le=MAX_REQUIRED_DAYS)
+    default_required_days: RequiredDays = 7
     run_start_timeout: timedelta = timedelta(minutes=15)
     run_heartbeat_timeout: timedelta = timedelta(minutes=5)
     retry_base_delay: timedelta = timedelta(seconds=30)

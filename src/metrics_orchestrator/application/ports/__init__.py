@@ -13,6 +13,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
+from metrics_orchestrator.application.ports.changes import RecordedChanges, TransitionCounter
 from metrics_orchestrator.domain.clock import Clock as Clock
 from metrics_orchestrator.domain.errors import StaleRun
 
@@ -32,8 +33,13 @@ class TransientDatabaseError(Exception):
 
 
 class UnitOfWork(Protocol):
-    """One transaction: commits when the block ends normally, rolls back on an exception."""
+    """One transaction: commits when the block ends normally, rolls back on an exception.
 
+    `changes` records what the transaction changed; committing a transaction that queued runs
+    wakes the dispatcher (one NOTIFY, sent by the unit of work, never by a use case).
+    """
+
+    changes: RecordedChanges
     catalog: CatalogRepository
     intake: IntakeRepository
     runs: RunRepository
@@ -60,6 +66,7 @@ def in_transaction(
     *,
     attempts: int = 5,
     on_retry: Callable[[int, Exception], None] | None = None,
+    telemetry: TransitionCounter | None = None,
 ) -> T:
     """Run `work` in one transaction, retrying a bounded number of times on transient conflicts.
 
@@ -67,15 +74,20 @@ def in_transaction(
     interleavings; such an event must not fail permanently (SPEC §5.3.5), so it is retried
     from scratch in a new transaction with a short, growing pause. So is work whose status
     write found a run moved on meanwhile (StaleRun): decided again on the new facts.
+    After the commit, the run transitions the transaction recorded go to `telemetry`.
     """
     for attempt in range(1, attempts + 1):
         try:
             with uow_factory() as uow:
-                return work(uow)
+                result = work(uow)
         except (TransientDatabaseError, StaleRun) as exc:
             if attempt == attempts:
                 raise
             if on_retry is not None:
                 on_retry(attempt, exc)
             time.sleep(0.005 * 2**attempt)
+        else:
+            if telemetry is not None:
+                uow.changes.publish(telemetry)
+            return result
     raise AssertionError("unreachable")  # pragma: no cover

@@ -57,6 +57,10 @@ class DispatchRetry:
     not_before: datetime
 
 
+# status_reason of a run the dispatcher gave up on (the repository writes it with the status)
+REASON_DISPATCH_FAILED = "dispatch_failed"
+
+
 @dataclass(frozen=True, slots=True)
 class DispatchGiveUp:
     run_id: UUID

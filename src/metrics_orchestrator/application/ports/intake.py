@@ -50,6 +50,19 @@ class NewDatasetUpdate:
     effective_at: datetime
     payload: dict[str, Any]
 
+    # Views of the one update, as the rules take it (issue 21): built from it, never copied
+    # field by field at the call site.
+
+    def version(self, seq: int) -> UpdateVersion:
+        """Its ordering (freshest wins, SPEC §5.2), once recorded with its receipt sequence."""
+        return UpdateVersion(self.id, self.dataset_id, self.effective_at, self.received_at, seq)
+
+    def location(self, bucket: str) -> ConsumedUpdate:
+        """Where a worker finds it (SPEC §4.3), in the bucket it was stored with."""
+        return ConsumedUpdate(
+            self.id, self.dataset_id, bucket, self.version_manifest_path, self.projections_path
+        )
+
 
 class RecordOutcome(StrEnum):
     """What recording a received update found."""
@@ -110,9 +123,9 @@ class QueuedRunWrite:
     """A run queued by a transaction: inserted as queued, or an existing pending run promoted.
 
     `created_at` is None for an existing pending run. `held` is, for a run that waited
-    earlier in the same transaction, its pending rows as they end: what it waited for, filled
-    with the updates it consumed. A run that waited only in earlier transactions has its
-    rows filled from its lineage by the repository.
+    earlier in the same transaction, what it waited for (its pending rows). Every run that
+    waited keeps those rows, filled by the repository from its lineage with the updates it
+    consumed.
     """
 
     run: QueuedRun
@@ -204,8 +217,6 @@ class IntakeRepository(Protocol):
         promotions (StaleRun if one is no longer pending), holds, lineage and the metrics'
         last automatic run."""
         ...
-
-    def notify_queued(self) -> None: ...
 
     def pipelined(self) -> AbstractContextManager[None]:
         """Writes inside may be sent together, without waiting for each other's results."""

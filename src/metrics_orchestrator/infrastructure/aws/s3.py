@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from metrics_orchestrator.application.outputs import (
+from metrics_orchestrator.application.ports.outputs import (
     OutputFile,
     OutputFormat,
     OutputObjectMissing,

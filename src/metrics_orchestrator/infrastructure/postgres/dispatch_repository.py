@@ -10,8 +10,8 @@ import psycopg
 from psycopg import Connection, sql
 from psycopg.rows import TupleRow
 
-from metrics_orchestrator.application.dispatch import REASON_DISPATCH_FAILED
 from metrics_orchestrator.application.ports.dispatch import (
+    REASON_DISPATCH_FAILED,
     ClaimedRun,
     DispatchGiveUp,
     DispatchRetry,

@@ -377,14 +377,12 @@ class PostgresIntakeRepository:
                 "update_ids": [u for _, _, u in lineage],
             },
         )
-        # a run that waited in an earlier transaction keeps its rows as the record of what
-        # it waited for, filled now with the updates it consumed
-        waited = [q.run.run_id for q in writes.queued if q.created_at is None and q.held is None]
+        # The one home of "a queued run that waited keeps its rows as the record of what it
+        # waited for, filled now with the updates it consumed": a run pending before this
+        # transaction, or one that waited earlier in it (its rows were just written).
+        waited = [q.run.run_id for q in writes.queued if q.created_at is None or q.held is not None]
         if waited:
             self._run("fill_pending_rows_from_lineage", {"run_ids": waited})
-
-    def notify_queued(self) -> None:
-        self._run("notify_queued", {})
 
     @contextmanager
     def pipelined(self) -> Iterator[None]:

@@ -254,9 +254,6 @@ class PostgresRunRepository:
     def mark_retries_decided(self, run_ids: Sequence[UUID], at: datetime) -> None:
         self._conn.execute(query(_FILE, "mark_retries_decided"), {"ids": list(run_ids), "now": at})
 
-    def notify_queued(self) -> None:
-        self._conn.execute(query(_FILE, "notify_runs_queued"))
-
     def pending_inputs(self, run_id: UUID) -> list[PendingInput]:
         rows = fetch_all(self._conn, query(_FILE, "pending_inputs"), {"id": run_id})
         return [

@@ -12,6 +12,7 @@ from psycopg_pool import ConnectionPool
 
 from metrics_orchestrator.application.ports import TransientDatabaseError
 from metrics_orchestrator.application.ports.catalog import CatalogRepository
+from metrics_orchestrator.application.ports.changes import RUN_QUEUED_CHANNEL, RecordedChanges
 from metrics_orchestrator.application.ports.dispatch import DispatchRepository
 from metrics_orchestrator.application.ports.events import EventLogRepository
 from metrics_orchestrator.application.ports.intake import IntakeRepository
@@ -29,6 +30,7 @@ from metrics_orchestrator.infrastructure.postgres.event_log_repository import (
 from metrics_orchestrator.infrastructure.postgres.intake_repository import (
     PostgresIntakeRepository,
 )
+from metrics_orchestrator.infrastructure.postgres.queries import query
 from metrics_orchestrator.infrastructure.postgres.query_repository import PostgresQueryRepository
 from metrics_orchestrator.infrastructure.postgres.run_repository import PostgresRunRepository
 
@@ -44,6 +46,7 @@ class PostgresUnitOfWork:
     events: EventLogRepository
     dispatch: DispatchRepository
     queries: QueryRepository
+    changes: RecordedChanges
 
     def __init__(self, pool: ConnectionPool[Connection[TupleRow]]) -> None:
         self._pool = pool
@@ -53,6 +56,7 @@ class PostgresUnitOfWork:
         self._lease = self._pool.connection()
         conn = self._lease.__enter__()
         self.connection = conn
+        self.changes = RecordedChanges()
         self.catalog = PostgresCatalogRepository(conn)
         self.intake = PostgresIntakeRepository(conn)
         self.runs = PostgresRunRepository(conn)
@@ -69,6 +73,13 @@ class PostgresUnitOfWork:
     ) -> None:
         assert self._lease is not None
         lease, self._lease = self._lease, None
+        failed: BaseException | None = None
+        if exc_type is None and self.changes.queued_runs:
+            try:
+                self._commit_and_notify()
+            except BaseException as error:
+                # the lease still ends (rolled back), then the caller sees why
+                failed, exc_type, exc, tb = error, type(error), error, error.__traceback__
         try:
             # The pool commits when the block ended normally and rolls back otherwise.
             lease.__exit__(exc_type, exc, tb)
@@ -76,3 +87,13 @@ class PostgresUnitOfWork:
             raise TransientDatabaseError(str(commit_error)) from commit_error
         if isinstance(exc, _TRANSIENT):
             raise TransientDatabaseError(str(exc)) from exc
+        if failed is not None:
+            raise failed
+
+    def _commit_and_notify(self) -> None:
+        # The one NOTIFY of a transaction that queued runs: PostgreSQL delivers it at the
+        # commit, and only if it commits. Sent with the COMMIT, so it costs no round trip.
+        conn = self.connection
+        with conn.pipeline():
+            conn.execute(query("runs.sql", "notify_runs_queued"), {"channel": RUN_QUEUED_CHANNEL})
+            conn.commit()

@@ -206,9 +206,6 @@ UPDATE metrics m SET last_automatic_run_id = t.run_id
 FROM unnest(%(metric_ids)b::text[], %(run_ids)b::uuid[]) AS t(metric_id, run_id)
 WHERE m.id = t.metric_id;
 
--- name: notify_queued
-SELECT pg_notify('metric_run_queued', '');
-
 -- name: dependent_metrics
 SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.trigger_policy,
        m.enabled

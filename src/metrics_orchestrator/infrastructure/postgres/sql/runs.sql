@@ -219,7 +219,7 @@ SELECT id, retry_of, metric_id, attempt, not_before FROM created
 UPDATE metric_runs SET retry_decided_at = %(now)s WHERE id = ANY(%(ids)s::uuid[])
 
 -- name: notify_runs_queued
-SELECT pg_notify('metric_run_queued', '')
+SELECT pg_notify(%(channel)s, '')
 
 -- name: pending_inputs
 SELECT p.dataset_id, p.update_id, p.received_at, u.version_manifest_path
