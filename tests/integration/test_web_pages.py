@@ -160,6 +160,30 @@ def test_the_rows_partial_is_the_first_page_only(api: Api) -> None:
     assert "<html" not in html
 
 
+def test_a_run_id_prefix_goes_to_its_run_and_an_ambiguous_one_lists_the_matches(
+    api: Api,
+) -> None:
+    run_id = run_id_of(api, "fx.gap")
+    # a second run sharing the first 8 hex digits only
+    twin_group = "0000" if run_id[9:13] == "ffff" else "ffff"
+    api.rows(
+        "INSERT INTO metric_runs (id, metric_id, status, trigger, created_at, updated_at)"
+        " SELECT %s, metric_id, 'canceled', 'manual', now(), now() FROM metric_runs"
+        " WHERE id = %s RETURNING id",
+        f"{run_id[:9]}{twin_group}-ffff-ffff-ffffffffffff",
+        run_id,
+    )
+
+    unique = api.client.get(f"/ui/runs/{run_id[:13]}", follow_redirects=False)
+    ambiguous = page(api, f"/ui/runs/{run_id[:8]}", status=404)
+    unknown = page(api, "/ui/runs/0000000000", status=404)
+
+    assert (unique.status_code, unique.headers["location"]) == (303, f"/ui/runs/{run_id}")
+    assert "is ambiguous" in ambiguous
+    assert run_id in ambiguous
+    assert "unknown run 0000000000" in unknown
+
+
 def test_a_queued_run_shows_timeline_lineage_payload_and_buttons(api: Api) -> None:
     run_id = run_id_of(api, "fx.gap")
 

@@ -172,13 +172,16 @@ def run_page(
     request: Request,
     run_id: str,
     runs: Runs,
+    queries: Queries,
     outputs: Outputs,
     clock: ClockDep,
     token: ApiToken,
-) -> HTMLResponse:
+) -> Response:
     try:
         detail = runs.get_run(UUID(run_id))
-    except (ValueError, NotFound):
+    except ValueError:
+        return _run_by_prefix(request, run_id, queries, token)
+    except NotFound:
         return render_error(request, 404, f"unknown run {run_id}", token)
     run = detail.run
     signed_in = is_signed_in(request, token)
@@ -201,6 +204,18 @@ def run_page(
         "now": clock.now(),
     }
     return render(request, "run.html", context, token=token, active="/ui/runs")
+
+
+def _run_by_prefix(request: Request, text: str, queries: Queries, token: str | None) -> Response:
+    """`/ui/runs/02b2542c`: a unique prefix of a run id (as `runs list` shows it) goes to the
+    run; an ambiguous one lists the candidates (SPEC §6.1)."""
+    try:
+        run_id = queries.resolve_run_id(text)
+    except NotFound:
+        return render_error(request, 404, f"unknown run {text}", token)
+    except ValidationError as exc:
+        return render_error(request, 404, "; ".join(e.message for e in exc.errors), token)
+    return RedirectResponse(f"/ui/runs/{run_id}", status_code=303)
 
 
 @router.post("/ui/runs/{run_id}/cancel")
