@@ -65,7 +65,7 @@ class FeedbackOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class _Received:
+class _ReceivedFeedback:
     event: DecodedEvent
     key: str
     source: str
@@ -100,7 +100,7 @@ class FeedbackService:
         `decoded` must be a worker event type (ValueError otherwise): routing is the caller's.
         `replay_of`: the inbox entry this is a replay of (rejected again, that entry is updated).
         """
-        received = _Received(
+        received = _ReceivedFeedback(
             event=decoded,
             key=body_digest_key(decoded.event_type, decoded.raw_body),
             source=source,
@@ -126,7 +126,7 @@ class FeedbackService:
         return outcome
 
     def _apply(
-        self, uow: UnitOfWork, received: _Received, feedback: WorkerFeedback
+        self, uow: UnitOfWork, received: _ReceivedFeedback, feedback: WorkerFeedback
     ) -> FeedbackOutcome:
         run = uow.runs.lock(feedback.run_id)
         if run is None:
@@ -160,7 +160,7 @@ class FeedbackService:
         )
 
     def _late_heartbeat(
-        self, uow: UnitOfWork, received: _Received, run: LockedRun, *, refusal: str
+        self, uow: UnitOfWork, received: _ReceivedFeedback, run: LockedRun, *, refusal: str
     ) -> FeedbackOutcome:
         """One event_log entry per ended run for all its late heartbeats (issue 20): the
         first is rejected with the reason, the rest are duplicates of it."""
@@ -220,7 +220,7 @@ class FeedbackService:
     def _finish(
         self,
         uow: UnitOfWork,
-        received: _Received,
+        received: _ReceivedFeedback,
         status: EventStatus,
         *,
         run: LockedRun | None = None,

@@ -295,10 +295,6 @@ class RunOperations:
         )
 
 
-def _run_cursor(last: RunSummary) -> str:
-    return encode_run_cursor(RunPageKey(last.run.created_at, last.run.id))
-
-
 def _lock_existing(uow: UnitOfWork, run_id: UUID) -> LockedRun:
     run = uow.runs.lock(run_id)
     if run is None:

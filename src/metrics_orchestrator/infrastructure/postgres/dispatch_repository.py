@@ -17,7 +17,7 @@ from metrics_orchestrator.application.ports.dispatch import (
     DispatchRetry,
 )
 from metrics_orchestrator.domain.model import RunStatus, StatusChange
-from metrics_orchestrator.infrastructure.postgres.queries import query
+from metrics_orchestrator.infrastructure.postgres.named_queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all
 
 _FILE = "dispatch.sql"

@@ -26,7 +26,7 @@ from metrics_orchestrator.application.ports.runs import (
 )
 from metrics_orchestrator.domain.model import MetricRun, RunStatus, RunTrigger, StatusChange
 from metrics_orchestrator.domain.retries import EndedRun
-from metrics_orchestrator.infrastructure.postgres.queries import query
+from metrics_orchestrator.infrastructure.postgres.named_queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
 
 _FILE = "runs.sql"
