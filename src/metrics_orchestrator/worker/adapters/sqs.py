@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from metrics_orchestrator.worker import log_events
-from metrics_orchestrator.worker.compute import Outcome, RunRequestHandler
+from metrics_orchestrator.worker.compute import ComputeOutcome, RunRequestHandler
 from metrics_orchestrator.worker.request import Unanswerable, read_message
 
 if TYPE_CHECKING:
@@ -140,9 +140,9 @@ class RunRequestConsumer:
                 exc_info=True,
             )
             return
-        if outcome is Outcome.ABANDONED:
+        if outcome is ComputeOutcome.ABANDONED:
             self._release(receipt)
-        elif outcome is not Outcome.DEFERRED:
+        elif outcome is not ComputeOutcome.DEFERRED:
             self._delete(receipt)
 
     def _delete(self, receipt: str) -> None:
