@@ -5,7 +5,8 @@ builds the object graph and imports no interface. The reference worker (`worker/
 application: it may import `domain` (and the AWS client helpers of `infrastructure`), never the
 control plane's application or interfaces; the control plane never imports the worker, except
 the two CLI commands that start it or write its sample data. Every import in every module is
-checked, including those inside functions.
+checked, including those inside functions; inside `interfaces/` each part (cli, http, web,
+demo, ...) imports only the parts it builds on, and no project import hides in a function.
 """
 
 from __future__ import annotations
@@ -113,3 +114,105 @@ def test_the_rule_sees_imports_inside_functions(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from metrics_orchestrator.infrastructure import x\n")
     assert _imports(module) == [(2, "metrics_orchestrator.infrastructure")]
+
+
+# --- inside interfaces/ -----------------------------------------------------------------------
+# Each part of interfaces/ (a package or a module, `demo` being demo*.py) and the parts it may
+# import. The dashboard builds on the API (web → http) and mounts itself onto it; the CLI
+# starts everything; nothing imports the CLI back, except the one named exemption below.
+INTERFACE_PARTS: dict[str, set[str]] = {
+    "http": set(),
+    "web": {"http"},
+    "runtime": set(),
+    "child_processes": set(),
+    "sample_worker": set(),
+    "demo": {"runtime", "sample_worker"},
+    "cli": {"http", "web", "runtime", "child_processes", "sample_worker", "demo"},
+}
+# interfaces/demo.py reuses the worker wiring and sample world of two CLI commands until the
+# worker has its own composition root (issue 21 item 6); nothing else may import the CLI back.
+INTERFACE_EXEMPTIONS = frozenset(
+    {
+        (Path("interfaces/demo.py"), "metrics_orchestrator.interfaces.cli.sample_data"),
+        (Path("interfaces/demo.py"), "metrics_orchestrator.interfaces.cli.worker"),
+    }
+)
+
+
+def _interface_part(module_parts: list[str]) -> str:
+    name = module_parts[0].removesuffix(".py")
+    return "demo" if name.startswith("demo") else name
+
+
+def test_interface_parts_import_only_what_they_build_on() -> None:
+    violations = []
+    for path in _modules("interfaces"):
+        relative = path.relative_to(ROOT / "interfaces")
+        if relative.name == "__init__.py" and len(relative.parts) == 1:
+            continue
+        part = _interface_part(list(relative.parts))
+        assert part in INTERFACE_PARTS, f"interfaces/{relative} belongs to no known part"
+        for line, module in _imports(path):
+            parts = module.split(".")
+            if parts[:2] != [PACKAGE, "interfaces"] or len(parts) < 3:
+                continue
+            target = _interface_part(parts[2:])
+            exempt = (path.relative_to(ROOT), module) in INTERFACE_EXEMPTIONS
+            if target != part and target not in INTERFACE_PARTS[part] and not exempt:
+                violations.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    assert violations == []
+
+
+def test_the_interface_exemptions_are_still_needed() -> None:
+    """An exemption that no import uses any more is removed (it must not silently widen)."""
+    used = {
+        (path.relative_to(ROOT), module)
+        for path in _modules("interfaces")
+        for _, module in _imports(path)
+    }
+    assert used >= INTERFACE_EXEMPTIONS
+
+
+# --- no project import hides inside a function -------------------------------------------------
+# A function-level import of a project module hides a cycle; the only ones allowed load a heavy
+# optional stack on demand (polars of the `[worker]` extra; the web stack for `serve --http`).
+LAZY_IMPORTS = frozenset(
+    {
+        (Path("interfaces/cli/worker.py"), "metrics_orchestrator.worker.app"),
+        (Path("interfaces/cli/worker.py"), "metrics_orchestrator.worker.settings"),
+        (Path("interfaces/cli/sample_data.py"), "metrics_orchestrator.worker.sample_world"),
+        (Path("interfaces/cli/serve.py"), "metrics_orchestrator.interfaces.web.app"),
+        (Path("interfaces/cli/serve.py"), "metrics_orchestrator.interfaces.http.auth"),
+    }
+)
+
+
+def _function_level_imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: list[tuple[int, str]] = []
+    for function in ast.walk(tree):
+        if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for node in ast.walk(function):
+            if isinstance(node, ast.Import):
+                found += [(node.lineno, alias.name) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                relative = "." * node.level + (node.module or "")
+                found.append((node.lineno, relative if node.level else node.module or ""))
+    return found
+
+
+def test_no_project_import_hides_inside_a_function() -> None:
+    violations = []
+    for path in sorted(ROOT.rglob("*.py")):
+        for line, module in _function_level_imports(path):
+            ours = module.startswith(".") or module.split(".")[0] == PACKAGE
+            if ours and (path.relative_to(ROOT), module) not in LAZY_IMPORTS:
+                violations.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    assert violations == []
+
+
+def test_the_function_level_rule_sees_a_hidden_import(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from metrics_orchestrator.interfaces.cli import fail\n")
+    assert _function_level_imports(module) == [(2, "metrics_orchestrator.interfaces.cli")]

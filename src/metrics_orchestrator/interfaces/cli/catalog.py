@@ -13,7 +13,12 @@ from metrics_orchestrator.application.catalog_plan import CatalogLoadResult
 from metrics_orchestrator.application.ports.catalog import UpsertOutcome
 from metrics_orchestrator.bootstrap import bootstrap
 from metrics_orchestrator.domain.errors import Conflict, FieldError, ValidationError
-from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, EXIT_USAGE, fail, settings_or_exit
+from metrics_orchestrator.interfaces.cli.common import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    fail,
+    settings_or_exit,
+)
 
 catalog_app = typer.Typer(help="Manage the catalog of datasets, series and metrics.")
 

@@ -29,6 +29,7 @@ from metrics_orchestrator.bootstrap import (
     create_s3_client,
     projection_update_queue,
 )
+from metrics_orchestrator.interfaces.cli.common import EXIT_FAILURE, fail, settings_or_exit
 from metrics_orchestrator.interfaces.cli.worker import MISSING_EXTRA
 
 if TYPE_CHECKING:
@@ -56,8 +57,6 @@ def sample_data_command(
     ),
 ) -> None:
     """Write a generated sample world into S3 and print its projection updates."""
-    from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, fail, settings_or_exit
-
     settings = settings_or_exit()
     try:
         documents = [_read_catalog(path) for path in catalog] or bundled_catalogs()
@@ -104,6 +103,7 @@ def write_world(
     s3: S3Client, documents: list[dict[str, Any]], *, version: str | None = None
 ) -> list[dict[str, Any]]:
     """Every catalog's datasets written once (a dataset in two catalogs is written once)."""
+    # Lazy: the sample world is written with polars (the `[worker]` extra), not a cycle.
     from metrics_orchestrator.worker.sample_world import write_sample_world
 
     seen: set[str] = set()
