@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from metrics_orchestrator.bootstrap import AwsWiring, LogFormat, Settings, configure_logging
+from metrics_orchestrator.interfaces.cli.common import EXIT_FAILURE, fail
 from metrics_orchestrator.interfaces.runtime import Loop, ServiceRuntime
 
 MISSING_EXTRA = (
@@ -36,8 +37,6 @@ def worker_command(
     Feedback goes to SNS_RUN_FEEDBACK_TOPIC_ARN. Run as many as you like, on as many machines:
     they share the queue.
     """
-    from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, fail
-
     overrides: dict[str, Any] = {
         k: v
         for k, v in {
@@ -59,6 +58,7 @@ def worker_command(
 def worker_loop(overrides: dict[str, Any], *, configure: bool = False) -> Loop:
     """The worker as a service loop, from the environment plus `overrides`."""
     try:
+        # Lazy: the worker needs polars (the `[worker]` extra); not a cycle.
         from metrics_orchestrator.worker.app import build_worker
         from metrics_orchestrator.worker.settings import WorkerSettingsError, load_worker_settings
     except ImportError as exc:
