@@ -33,9 +33,8 @@ from metrics_orchestrator.domain.model import (
     change_for,
 )
 from metrics_orchestrator.domain.resolution import CatalogFacts, resolve_dependencies
+from metrics_orchestrator.domain.status_reasons import DEFINITION_CHANGED, METRIC_DISABLED
 
-DEFINITION_CHANGED = "metric definition changed"
-METRIC_DISABLED = "metric disabled"
 # SPEC §2: a changed or disabled metric's open pending run is canceled
 CANCEL_PENDING = change_for(Cause.CANCEL, RunStatus.PENDING_DEPENDENCIES)
 

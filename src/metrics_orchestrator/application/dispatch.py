@@ -51,8 +51,6 @@ RUN_QUEUED_CHANNEL = "metric_run_queued"
 _PUBLISH = change_for(Cause.PUBLISHED)
 _GIVE_UP = change_for(Cause.DISPATCH_GAVE_UP)
 assert _PUBLISH.source is _GIVE_UP.source
-# status_reason of a run the dispatcher gave up on
-REASON_DISPATCH_FAILED = "dispatch_failed"
 
 
 ListenerFactory = Callable[[], RunQueuedListener]

@@ -36,14 +36,10 @@ from metrics_orchestrator.domain.model import (
     change_for,
     check_rows_changed,
 )
-from metrics_orchestrator.domain.retries import superseded_reason, supersedes_retry
+from metrics_orchestrator.domain.retries import supersedes_retry
+from metrics_orchestrator.domain.status_reasons import completion_reason, superseded_reason
 
 log = structlog.get_logger(__name__)
-
-# status_reason codes of worker outcomes; the sweeper writes its cause ('start_timeout',
-# 'heartbeat_timeout'), the dispatcher 'dispatch_failed', cancel the operator's reason.
-REASON_WORKER_FAILURE = "worker_failure"
-REASON_COMPLETED_AFTER_TIMEOUT = "completed_after_timeout"
 
 
 # --- worker feedback (SPEC §4.2, §5.5) ------------------------------------------------------
@@ -264,12 +260,7 @@ def _check_metric_code(feedback: WorkerFeedback, run: LockedRun) -> None:
 
 
 def _completion(feedback: RunCompleted, run: LockedRun, received_at: datetime) -> RunCompletion:
-    if run.status is RunStatus.TIMED_OUT:
-        reason: str | None = REASON_COMPLETED_AFTER_TIMEOUT
-    elif not feedback.succeeded:
-        reason = REASON_WORKER_FAILURE
-    else:
-        reason = None
+    reason = completion_reason(run.status, feedback.succeeded)
     return RunCompletion(
         status=feedback.target_status,
         progress=1.0 if feedback.succeeded else None,

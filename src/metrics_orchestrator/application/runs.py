@@ -51,6 +51,11 @@ from metrics_orchestrator.domain.retries import (
     retry_not_before,
 )
 from metrics_orchestrator.domain.run_request import format_timestamp
+from metrics_orchestrator.domain.status_reasons import (
+    HEARTBEAT_TIMEOUT,
+    START_TIMEOUT,
+    operator_cancel_reason,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -113,7 +118,7 @@ class Sweeper:
         now = self._clock.now()
         report = _transact(self._uow_factory, lambda uow: self._sweep(uow, now))
         _log_sweep(report)
-        for reason, source in (("start_timeout", "dispatched"), ("heartbeat_timeout", "running")):
+        for reason, source in ((START_TIMEOUT, "dispatched"), (HEARTBEAT_TIMEOUT, "running")):
             count = sum(run.reason == reason for run in report.timed_out)
             if count:
                 self._telemetry.run_transition(source, RunStatus.TIMED_OUT.value, count)
@@ -211,7 +216,7 @@ class RunOperations:
 
     def cancel(self, run_id: UUID, reason: str | None = None) -> MetricRun:
         """Cancel a run that has not ended; IllegalTransition from a terminal status."""
-        why = (reason or "").strip() or "canceled by operator"
+        why = operator_cancel_reason(reason)
 
         def work(uow: UnitOfWork) -> tuple[RunStatus, MetricRun]:
             run = _lock_existing(uow, run_id)

@@ -26,6 +26,7 @@ from metrics_orchestrator.application.ports.runs import (
 )
 from metrics_orchestrator.domain.model import MetricRun, RunStatus, RunTrigger, StatusChange
 from metrics_orchestrator.domain.retries import EndedRun
+from metrics_orchestrator.domain.status_reasons import timeout_reason
 from metrics_orchestrator.infrastructure.postgres.named_queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
 
@@ -191,7 +192,7 @@ class PostgresRunRepository:
             {
                 "from": change.source.value,
                 "to": change.target.value,
-                "reason": change.cause.value,
+                "reason": timeout_reason(change.cause),
                 "cutoff": cutoff,
                 "now": at,
                 "error": error,
