@@ -14,6 +14,7 @@ from metrics_orchestrator.application.ports.runs import (
     AttemptSummary,
     ChainHead,
     LineageEntry,
+    LockedRetry,
     LockedRun,
     NewRetry,
     PendingInput,
@@ -144,7 +145,7 @@ class PostgresRunRepository:
     def cancel(self, run_id: UUID, change: StatusChange, *, reason: str, at: datetime) -> int:
         return self._change("cancel_run", change, {"id": run_id, "reason": reason, "now": at})
 
-    def lock_automatic_retry(self, run_id: UUID) -> LockedRun | None:
+    def lock_automatic_retry(self, run_id: UUID) -> LockedRetry | None:
         row = fetch_one(
             self._conn,
             query(_FILE, "lock_automatic_retry"),
@@ -152,8 +153,7 @@ class PostgresRunRepository:
         )
         if row is None:
             return None
-        # only id, status and attempt are read; the rest is not needed to supersede it
-        return LockedRun(row["id"], RunStatus(row["status"]), row["attempt"], "", True, True)
+        return LockedRetry(id=row["id"], status=RunStatus(row["status"]))
 
     def latest_attempt(self, run_id: UUID) -> ChainHead | None:
         row = fetch_one(self._conn, query(_FILE, "latest_attempt"), {"id": run_id})
