@@ -410,7 +410,9 @@ def _receive(event: DecodedEvent) -> _Received:
     try:
         update = event.projection_update()
     except ValidationError as exc:
-        return _Received(event, _key_of_invalid(event), None, str(exc))
+        # its key: natural when its parts are valid identifiers/paths, else the body's
+        # digest (SPEC §5.1)
+        return _Received(event, event.event_key, None, str(exc))
     return _Received(event, update.event_key, update)
 
 
@@ -493,11 +495,6 @@ def _transitions(plan: ArrivalPlan) -> dict[tuple[str, str], int]:
         if waiting.is_new_run:
             counted[(NEW_RUN, pending)] += 1
     return dict(counted)
-
-
-def _key_of_invalid(event: DecodedEvent) -> str:
-    # natural when its parts are valid identifiers/paths, else the body's digest (SPEC §5.1)
-    return event.event_key
 
 
 def _log_retry(attempt: int, error: Exception) -> None:
