@@ -4,7 +4,7 @@ Interfaces reach infrastructure only through the composition root (`bootstrap.py
 builds the object graph and imports no interface. The reference worker (`worker/`) is a second
 application: it may import `domain` (and the AWS client helpers of `infrastructure`), never the
 control plane's application or interfaces; the control plane never imports the worker, except
-the two CLI commands that start it or write its sample data. Every import in every module is
+the two interface modules that start it or write its sample world. Every import in every module is
 checked, including those inside functions; inside `interfaces/` each part (cli, http, web,
 demo, ...) imports only the parts it builds on, and no project import hides in a function.
 """
@@ -12,7 +12,9 @@ demo, ...) imports only the parts it builds on, and no project import hides in a
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
+from graphlib import TopologicalSorter
 from pathlib import Path
 
 import pytest
@@ -30,11 +32,12 @@ FORBIDDEN = {
     "worker": {"application", "interfaces", "bootstrap"},
 }
 CONTROL_PLANE = ("domain", "application", "infrastructure", "interfaces")
-# The only control-plane modules allowed to import the worker (they start it).
+# The only control-plane modules allowed to import the worker (they start it, or write its
+# sample world).
 WORKER_ENTRY_POINTS = frozenset(
     {
-        Path("interfaces/cli/worker.py"),
-        Path("interfaces/cli/sample_data.py"),
+        Path("interfaces/reference_worker.py"),
+        Path("interfaces/sample_world.py"),
     }
 )
 # The worker's core (use case, evaluator, ports) reaches the outside only through its adapters.
@@ -118,25 +121,28 @@ def test_the_rule_sees_imports_inside_functions(tmp_path: Path) -> None:
 
 # --- inside interfaces/ -----------------------------------------------------------------------
 # Each part of interfaces/ (a package or a module, `demo` being demo*.py) and the parts it may
-# import. The dashboard builds on the API (web → http) and mounts itself onto it; the CLI
-# starts everything; nothing imports the CLI back, except the one named exemption below.
+# import. The dashboard builds on the API (web → http) and mounts itself onto it; the demo
+# builds on the runtime and the workers; the CLI starts everything; nothing imports the CLI.
 INTERFACE_PARTS: dict[str, set[str]] = {
     "http": set(),
     "web": {"http"},
     "runtime": set(),
     "child_processes": set(),
     "sample_worker": set(),
-    "demo": {"runtime", "sample_worker"},
-    "cli": {"http", "web", "runtime", "child_processes", "sample_worker", "demo"},
+    "sample_world": set(),
+    "reference_worker": {"runtime"},
+    "demo": {"runtime", "sample_worker", "reference_worker", "sample_world"},
+    "cli": {
+        "http",
+        "web",
+        "runtime",
+        "child_processes",
+        "sample_worker",
+        "sample_world",
+        "reference_worker",
+        "demo",
+    },
 }
-# interfaces/demo.py reuses the worker wiring and sample world of two CLI commands until the
-# worker has its own composition root (issue 21 item 6); nothing else may import the CLI back.
-INTERFACE_EXEMPTIONS = frozenset(
-    {
-        (Path("interfaces/demo.py"), "metrics_orchestrator.interfaces.cli.sample_data"),
-        (Path("interfaces/demo.py"), "metrics_orchestrator.interfaces.cli.worker"),
-    }
-)
 
 
 def _interface_part(module_parts: list[str]) -> str:
@@ -157,20 +163,14 @@ def test_interface_parts_import_only_what_they_build_on() -> None:
             if parts[:2] != [PACKAGE, "interfaces"] or len(parts) < 3:
                 continue
             target = _interface_part(parts[2:])
-            exempt = (path.relative_to(ROOT), module) in INTERFACE_EXEMPTIONS
-            if target != part and target not in INTERFACE_PARTS[part] and not exempt:
+            if target != part and target not in INTERFACE_PARTS[part]:
                 violations.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
     assert violations == []
 
 
-def test_the_interface_exemptions_are_still_needed() -> None:
-    """An exemption that no import uses any more is removed (it must not silently widen)."""
-    used = {
-        (path.relative_to(ROOT), module)
-        for path in _modules("interfaces")
-        for _, module in _imports(path)
-    }
-    assert used >= INTERFACE_EXEMPTIONS
+def test_the_parts_of_interfaces_form_no_cycle() -> None:
+    """A cycle between parts (demo → cli → demo once) breaks whichever is imported first."""
+    TopologicalSorter(INTERFACE_PARTS).prepare()  # raises CycleError on a cycle
 
 
 # --- no project import hides inside a function -------------------------------------------------
@@ -178,9 +178,9 @@ def test_the_interface_exemptions_are_still_needed() -> None:
 # optional stack on demand (polars of the `[worker]` extra; the web stack for `serve --http`).
 LAZY_IMPORTS = frozenset(
     {
-        (Path("interfaces/cli/worker.py"), "metrics_orchestrator.worker.app"),
-        (Path("interfaces/cli/worker.py"), "metrics_orchestrator.worker.settings"),
-        (Path("interfaces/cli/sample_data.py"), "metrics_orchestrator.worker.sample_world"),
+        (Path("interfaces/reference_worker.py"), "metrics_orchestrator.worker.app"),
+        (Path("interfaces/reference_worker.py"), "metrics_orchestrator.worker.settings"),
+        (Path("interfaces/sample_world.py"), "metrics_orchestrator.worker.sample_world"),
         (Path("interfaces/cli/serve.py"), "metrics_orchestrator.interfaces.web.app"),
         (Path("interfaces/cli/serve.py"), "metrics_orchestrator.interfaces.http.auth"),
     }
@@ -216,3 +216,33 @@ def test_the_function_level_rule_sees_a_hidden_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from metrics_orchestrator.interfaces.cli import fail\n")
     assert _function_level_imports(module) == [(2, "metrics_orchestrator.interfaces.cli")]
+
+
+_IMPORT_EACH_FIRST = """
+import importlib, sys
+failed = []
+for name in sys.argv[1:]:
+    for loaded in [m for m in sys.modules if m.startswith("metrics_orchestrator")]:
+        del sys.modules[loaded]
+    try:
+        importlib.import_module(name)
+    except ImportError as exc:
+        failed.append(f"{name}: {exc}")
+print("\\n".join(failed))
+"""
+
+
+def test_every_interfaces_module_imports_when_imported_first() -> None:
+    """A cycle hidden from the part rule still breaks the module imported first: try each."""
+    names = [
+        ".".join((PACKAGE, *path.relative_to(ROOT).with_suffix("").parts)).removesuffix(".__init__")
+        for path in _modules("interfaces")
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORT_EACH_FIRST, *names],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert done.stdout.strip() == ""

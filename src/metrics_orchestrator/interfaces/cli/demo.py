@@ -9,11 +9,6 @@ from rich.console import Console
 
 from metrics_orchestrator.bootstrap import configure_logging
 from metrics_orchestrator.interfaces.cli.common import EXIT_FAILURE, fail, settings_or_exit
-
-# The demo story reuses the worker wiring and sample world of the `worker` and `sample-data`
-# commands (cli/worker.py, cli/sample_data.py): the one import of `interfaces/demo.py` back into
-# the cli package, allowed by name in tests/unit/test_architecture.py until the worker has its
-# own composition root (issue 21 item 6).
 from metrics_orchestrator.interfaces.demo import DemoFailed, run_demo
 
 
