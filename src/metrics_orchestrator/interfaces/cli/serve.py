@@ -22,15 +22,15 @@ from metrics_orchestrator.bootstrap import (
     sqs_client_from,
 )
 from metrics_orchestrator.interfaces.cli.common import EXIT_FAILURE, fail, settings_or_exit
-from metrics_orchestrator.interfaces.cli.sample_data import seed_sample_world
-from metrics_orchestrator.interfaces.cli.worker import (
+from metrics_orchestrator.interfaces.http.guards import WILDCARD_HOSTS
+from metrics_orchestrator.interfaces.reference_worker import (
     MISSING_EXTRA,
     WorkerUnavailable,
     embedded_worker_loop,
 )
-from metrics_orchestrator.interfaces.http.guards import WILDCARD_HOSTS
 from metrics_orchestrator.interfaces.runtime import Loop, ServeParts, build_runtime
 from metrics_orchestrator.interfaces.sample_worker import SampleWorker
+from metrics_orchestrator.interfaces.sample_world import seed_sample_world
 
 
 def serve_command(
