@@ -20,6 +20,7 @@ from bench.catalog import CatalogShape
 from bench.environment import BenchDatabases, connection, median
 from bench.service import MotoProcess, ServeProcess, rss_kib, service_environment
 from bench.stream import live_update
+from metrics_orchestrator.domain.messages.run_completed import RUN_COMPLETED
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -193,7 +194,7 @@ def _answer_run_requests(
 def _completion(request: dict[str, Any]) -> str:
     return json.dumps(
         {
-            "type": "metric_run_completed",
+            "type": RUN_COMPLETED,
             "runId": request["runId"],
             "metricCode": request["metricCode"],
             "status": "SUCCESS",

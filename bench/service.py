@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from metrics_orchestrator.domain.messages.run_requested import RUN_REQUESTED
 from metrics_orchestrator.infrastructure.aws.clients import create_sns_client, create_sqs_client
 from metrics_orchestrator.infrastructure.aws.provisioning import Topology, provision
 
@@ -209,7 +210,7 @@ def _watch(process: subprocess.Popen[str], ready: threading.Event) -> None:
 def run_request_key(body: str) -> str:
     """The event key of the update a message was caused by (a run request or a relayed update)."""
     message = json.loads(body)
-    if message.get("type") == "metric_run_requested":
+    if message.get("type") == RUN_REQUESTED:
         datasets = message["catalog"]["datasets"]
         dataset_id, entry = next(iter(datasets.items()))
         return f"{dataset_id}:{entry['manifestPath']}"
@@ -230,7 +231,7 @@ def _serve_without_http() -> int:
     parts = ServeParts(http=False, sweeper="--no-sweeper" not in sys.argv)
     with ExitStack() as resources:
         aws = resolve_aws(settings, resources)
-        container = resources.enter_context(bootstrap(settings))
+        container = resources.enter_context(bootstrap(settings, aws=aws))
         runtime = build_runtime(container, aws, parts)
         print("running", flush=True)
         clean = runtime.run_until_signalled()

@@ -16,9 +16,9 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from metrics_orchestrator.domain.messages.run_requested import ConsumedUpdate, build_run_request
 from metrics_orchestrator.domain.model import MetricDependency, RunStatus, RunTrigger
 from metrics_orchestrator.domain.orchestration import UpdateVersion, freshest
-from metrics_orchestrator.domain.run_request import ConsumedUpdate, build_run_request
 
 DEFAULT_NOW = datetime(2025, 11, 11, 12, 0, tzinfo=UTC)
 NO_REQUEST_STATUSES = frozenset({RunStatus.PENDING_DEPENDENCIES})

@@ -1,18 +1,20 @@
-"""The composition root: builds the whole object graph from settings. Nothing else wires.
+"""The control plane's composition root: builds its whole object graph from settings (the
+services, the outputs reader, the consumers, the dispatcher). Nothing else wires the control
+plane; the workers have their own root (`worker/bootstrap.py`).
 
 Entry points (interfaces/) reach infrastructure only through this module: what they may use
-of it is re-exported below (`__all__`).
+of it is re-exported below (`__all__`). Nothing is registered globally: a command that wants
+to say which database it uses passes `announce`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from psycopg import Connection, ProgrammingError
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
@@ -37,6 +39,12 @@ from metrics_orchestrator.infrastructure.aws.clients import (
 from metrics_orchestrator.infrastructure.aws.moto_server import start_moto_server
 from metrics_orchestrator.infrastructure.aws.provisioning import provision, provision_worker
 from metrics_orchestrator.infrastructure.aws.s3 import S3OutputReader
+from metrics_orchestrator.infrastructure.aws.sending import (
+    SendFailed,
+    aws_failures,
+    cli_aws_endpoint,
+    projection_update_queue,
+)
 from metrics_orchestrator.infrastructure.aws.sns import SnsRunRequestPublisher
 from metrics_orchestrator.infrastructure.aws.sqs import SqsConsumer
 from metrics_orchestrator.infrastructure.clock import SystemClock
@@ -46,8 +54,8 @@ from metrics_orchestrator.infrastructure.embedded_postgres import (
 )
 from metrics_orchestrator.infrastructure.local_state import (
     LocalServe,
-    LocalStateError,
-    read_local_serve,
+    embedded_data_dir,
+    find_local_serve,
     remove_local_serve,
     write_local_serve,
 )
@@ -72,21 +80,29 @@ from metrics_orchestrator.infrastructure.settings import (
 )
 
 __all__ = [
+    "Announce",
     "AwsWiring",
     "Container",
     "LogFormat",
     "MigrationError",
+    "SendFailed",
     "Settings",
     "SettingsError",
     "UnitOfWorkFactory",
+    "aws_failures",
     "bootstrap",
     "build_consumers",
     "build_dispatcher",
+    "cli_aws_endpoint",
     "configure_logging",
     "create_s3_client",
     "default_data_dir",
+    "describe_database",
+    "find_local_serve",
     "load_settings",
     "migrate",
+    "projection_update_queue",
+    "record_local_serve",
     "resolve_aws",
     "resolve_database_url",
     "rollback_last",
@@ -94,15 +110,24 @@ __all__ = [
 ]
 
 
+Announce = Callable[[str], None]
+"""Told a description (no secrets) of the database a command uses (issue 13): the CLI's line."""
+
+
 def resolve_database_url(
-    settings: Settings, resources: ExitStack, *, auto_migrate: bool = True
+    settings: Settings,
+    resources: ExitStack,
+    *,
+    auto_migrate: bool = True,
+    announce: Announce | None = None,
 ) -> str:
     """The configured database, or the embedded one (started now, stopped with `resources`).
 
     The embedded database is migrated automatically: it exists for newcomers, who should
     not need to know about `migrate`. A configured database is migrated by its operator.
     """
-    _announce_database(settings)
+    if announce is not None:
+        announce(describe_database(settings))
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
     embedded = start_embedded_postgres(settings.embedded_data_dir)
@@ -156,6 +181,7 @@ def _assemble(
     url: str,
     pool: ConnectionPool[Connection[TupleRow]],
     clock: Clock,
+    aws_endpoint_url: str | None,
     resources: ExitStack,
 ) -> Container:
     uow_factory = UnitOfWorkFactory(pool)
@@ -193,12 +219,12 @@ def _assemble(
         queries=queries,
         health=HealthService(PostgresSchemaProbe(url)),
         telemetry=telemetry,
-        outputs=build_output_service(settings, runs, settings.aws_endpoint_url),
+        outputs=_output_service(settings, runs, aws_endpoint_url),
         resources=resources,
     )
 
 
-def build_output_service(
+def _output_service(
     settings: Settings, runs: RunOperations, endpoint_url: str | None
 ) -> OutputService:
     """Reads run outputs from S3 (`GET /runs/{id}/output`); the client connects on first use."""
@@ -207,14 +233,22 @@ def build_output_service(
 
 
 def bootstrap(
-    settings: Settings, *, clock: Clock | None = None, database_url: str | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    database_url: str | None = None,
+    aws: AwsWiring | None = None,
+    announce: Announce | None = None,
 ) -> Container:
+    """The control plane. `aws`: where `serve` talks to AWS (an embedded emulator's S3 holds
+    the outputs); without it, the configured endpoint."""
     resources = ExitStack()
     try:
-        url = database_url or resolve_database_url(settings, resources)
+        url = database_url or resolve_database_url(settings, resources, announce=announce)
         pool = create_pool(url, max_size=settings.database_pool_size)
         resources.callback(pool.close)
-        return _assemble(settings, url, pool, clock or SystemClock(), resources)
+        endpoint = aws.endpoint_url if aws is not None else settings.aws_endpoint_url
+        return _assemble(settings, url, pool, clock or SystemClock(), endpoint, resources)
     except BaseException:
         resources.close()
         raise
@@ -333,15 +367,6 @@ def build_consumers(container: Container, aws: AwsWiring) -> list[SqsConsumer]:
 # -- The local serve, as the other CLI commands find it ------------------------------------
 
 
-class SendFailed(Exception):
-    """A message could not be sent; the message says why, in one line."""
-
-
-def embedded_data_dir(settings: Settings) -> Path:
-    """The embedded data directory (EMBEDDED_DATA_DIR, else the per-user default)."""
-    return (settings.embedded_data_dir or default_data_dir()).expanduser().resolve()
-
-
 def record_local_serve(
     settings: Settings, aws: AwsWiring, resources: ExitStack, *, http: bool
 ) -> Path | None:
@@ -363,72 +388,7 @@ def record_local_serve(
     return path
 
 
-def find_local_serve(settings: Settings) -> LocalServe | None:
-    """The running local serve, when no AWS settings point elsewhere."""
-    if not settings.uses_embedded_aws:
-        return None
-    try:
-        return read_local_serve(embedded_data_dir(settings))
-    except LocalStateError as exc:
-        raise SettingsError(str(exc)) from None
-
-
-def projection_update_queue(settings: Settings) -> tuple[str, Callable[[str], str]] | None:
-    """The queue `send-update` should use and a sender for it: the configured queue, else the
-    running local serve's; None when neither exists. The sender raises `SendFailed`."""
-    try:
-        local = read_local_serve(embedded_data_dir(settings))
-    except LocalStateError as exc:
-        raise SettingsError(str(exc)) from None
-    if settings.sqs_projection_update_queue_url:
-        url = settings.sqs_projection_update_queue_url
-        endpoint = settings.aws_endpoint_url
-        if endpoint is None and local is not None and url.startswith(local.aws_endpoint_url):
-            endpoint = local.aws_endpoint_url  # the URL `serve` printed, given without its endpoint
-    elif settings.uses_embedded_aws and local is not None and local.projection_update_queue_url:
-        url, endpoint = local.projection_update_queue_url, local.aws_endpoint_url
-    else:
-        return None
-    client = sqs_client_from(settings, endpoint)
-
-    def send(body: str) -> str:
-        with aws_failures(f"send to {url}"):
-            return client.send_message(QueueUrl=url, MessageBody=body)["MessageId"]
-
-    return url, send
-
-
-def cli_aws_endpoint(settings: Settings) -> str | None:
-    """The AWS endpoint a CLI command talks to: AWS_ENDPOINT_URL, else the running local
-    serve's emulator (found as `send-update` finds its queue), else None (AWS itself)."""
-    if settings.aws_endpoint_url:
-        return settings.aws_endpoint_url
-    local = find_local_serve(settings)
-    return local.aws_endpoint_url if local is not None else None
-
-
-@contextmanager
-def aws_failures(action: str) -> Iterator[None]:
-    """botocore's failures (no credentials, endpoint down, refused) as one-line `SendFailed`."""
-    try:
-        yield
-    except NoCredentialsError:
-        raise SendFailed(
-            f"no AWS credentials to {action}: set AWS_ACCESS_KEY_ID/AWS_PROFILE, "
-            "or AWS_ENDPOINT_URL for an emulator"
-        ) from None
-    except (BotoCoreError, ClientError) as exc:
-        raise SendFailed(f"cannot {action}: {exc}") from None
-
-
 # -- Which database a command uses, said once (issue 13) ----------------------------------
-
-_database_announcers: list[Callable[[str], None]] = []
-
-
-def announce_database_with(callback: Callable[[str], None]) -> None:
-    """Call `callback` with a description (no secrets) of each database a command resolves."""
-    _database_announcers.append(callback)
 
 
 def describe_database(settings: Settings) -> str:
@@ -441,9 +401,3 @@ def describe_database(settings: Settings) -> str:
     user = f"{parts['user']}@" if parts.get("user") else ""
     port = f":{parts['port']}" if parts.get("port") else ""
     return f"PostgreSQL {user}{parts.get('host') or 'localhost'}{port}/{parts.get('dbname', '')}"
-
-
-def _announce_database(settings: Settings) -> None:
-    description = describe_database(settings)
-    for callback in _database_announcers:
-        callback(description)

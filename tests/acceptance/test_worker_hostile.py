@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import structlog
 
+from metrics_orchestrator.domain.messages.run_requested import RunRequest, read_message
+from metrics_orchestrator.domain.s3_locations import S3Location
 from metrics_orchestrator.infrastructure.aws.clients import (
     create_s3_client,
     create_sns_client,
@@ -30,7 +32,6 @@ from metrics_orchestrator.worker.adapters.sqs import RunRequestConsumer
 from metrics_orchestrator.worker.claims import advance_current
 from metrics_orchestrator.worker.compute import ComputeOutcome, RunRequestHandler, WorkerOptions
 from metrics_orchestrator.worker.outputs import MAX_PUBLISHED_TEXT, json_bytes, version_ts
-from metrics_orchestrator.worker.request import RunRequest, S3Location, read_message
 from metrics_orchestrator.worker.sample_world import write_sample_world
 from tests.aws_fixtures import AWS_REGION, receive_messages
 from tests.integration.messaging_helpers import queue_depth, send_batch, wait_until

@@ -21,6 +21,8 @@ from metrics_orchestrator.interfaces.child_processes import ChildLost, run_child
 from tests.integration.intake_helpers import load_catalog_file, update_body
 from tests.support import MutableClock
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 LINES = 5_000
 # Seconds without a new stored update after which the workers count as blocked.
 STALLED_FOR = 3.0
@@ -176,8 +178,13 @@ def test_a_child_whose_parent_is_killed_exits_by_the_lifeline_alone(
         "print(child.pid, flush=True)\n"
         "time.sleep(120)\n"
     )
+    # the parent imports this repository's tests package, whatever the working directory
+    importable = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     parent = subprocess.Popen(
-        [sys.executable, "-c", parent_code], cwd=tmp_path, stdout=subprocess.PIPE
+        [sys.executable, "-c", parent_code],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": importable},
     )
     started.append(psutil.Process(parent.pid))
     assert parent.stdout is not None

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from typer.testing import CliRunner
 
 from metrics_orchestrator.application.catalog_document import read_catalog_document
+from metrics_orchestrator.domain.messages.run_requested import InvalidRequest, read_message
 from metrics_orchestrator.interfaces.cli import app
-from metrics_orchestrator.worker.request import InvalidRequest, read_message
 from tests.expression_bounds import DAYS_MESSAGE, BrokenLimit, broken_limits
 from tests.integration.http_helpers import Api, assert_problem, running_api
 from tests.support import MutableClock

@@ -20,8 +20,8 @@ from metrics_orchestrator.domain.errors import (
     NotLatestAttempt,
     ValidationError,
 )
+from metrics_orchestrator.domain.messages.run_requested import format_timestamp
 from metrics_orchestrator.domain.model import RunStatus, RunTrigger
-from metrics_orchestrator.domain.run_request import format_timestamp
 from tests.factories import lineage_of, run_row, seed_metric, seed_run, seed_update
 from tests.support import MutableClock
 

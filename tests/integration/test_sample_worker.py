@@ -16,13 +16,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from metrics_orchestrator.domain.events import decode_event
-from metrics_orchestrator.domain.feedback import (
-    RunCompleted,
-    RunHeartbeat,
-    RunStarted,
-    parse_feedback,
-)
-from metrics_orchestrator.interfaces.sample_worker import SampleWorker, WorkerPlan
+from metrics_orchestrator.domain.feedback import parse_feedback
+from metrics_orchestrator.domain.messages.run_completed import RunCompleted
+from metrics_orchestrator.domain.messages.run_heartbeat import RunHeartbeat
+from metrics_orchestrator.domain.messages.run_started import RunStarted
+from metrics_orchestrator.worker.sample import SampleWorker, WorkerPlan
 from tests.aws_fixtures import TopologyFactory, receive_messages
 from tests.integration.intake_helpers import update_body
 from tests.integration.messaging_helpers import (

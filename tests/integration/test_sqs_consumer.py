@@ -16,7 +16,12 @@ from metrics_orchestrator.infrastructure.aws.provisioning import (
     Topology,
     provision,
 )
-from metrics_orchestrator.infrastructure.aws.sqs import DELETE_ATTEMPTS, SqsConsumer
+from metrics_orchestrator.infrastructure.aws.sqs import (
+    DELETE_ATTEMPTS,
+    Delivery,
+    Disposition,
+    SqsConsumer,
+)
 from tests.aws_fixtures import receive_messages
 from tests.integration.messaging_helpers import queue_depth
 
@@ -388,3 +393,72 @@ def test_a_consumer_takes_one_kind_of_handler(sqs_client: SQSClient, queue_url: 
         SqsConsumer(sqs_client, queue_url)
     with pytest.raises(ValueError, match="either a handler or a batch_handler"):
         SqsConsumer(sqs_client, queue_url, Recorder(), batch_handler=BatchRecorder())
+
+
+def test_a_delivery_handler_decides_what_becomes_of_each_message(
+    sqs_client: SQSClient, queue_url: str
+) -> None:
+    """The workers' mode of the one loop: delete, leave for redelivery, or release at once."""
+    send(sqs_client, queue_url, "delete", "leave", "release")
+    kept_alive: list[str] = []
+
+    def handler(delivery: Delivery, stop: threading.Event) -> Disposition:
+        delivery.keep_alive()  # as a heartbeat does: extends the message's visibility
+        kept_alive.append(delivery.body)
+        return Disposition(delivery.body)
+
+    consumer = SqsConsumer(
+        sqs_client, queue_url, delivery_handler=handler, wait_seconds=1, visibility_timeout=30
+    )
+    received = 0
+    while received < 3:
+        received += consumer.poll_once()
+
+    assert sorted(kept_alive) == ["delete", "leave", "release"]
+    assert queue_depth(sqs_client, queue_url) == (1, 1)  # released visible, left in flight
+    again = receive_messages(sqs_client, queue_url, 10, timeout=1)
+    assert [m["Body"] for m in again] == ["release"]
+
+
+def test_deliveries_run_concurrently_and_a_bug_keeps_the_message(
+    sqs_client: SQSClient, queue_url: str
+) -> None:
+    send(sqs_client, queue_url, "slow", "slow", "bug")
+    running: list[str] = []
+    both_running = threading.Event()
+
+    def handler(delivery: Delivery, stop: threading.Event) -> Disposition:
+        if delivery.body == "bug":
+            raise RecursionError("a bug in the handler")
+        running.append(delivery.body)
+        if len(running) == 2:
+            both_running.set()
+        both_running.wait(10)  # only returns at once if the two run side by side
+        return Disposition.DELETE
+
+    consumer = SqsConsumer(
+        sqs_client,
+        queue_url,
+        delivery_handler=handler,
+        concurrency=3,
+        wait_seconds=1,
+        visibility_timeout=30,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run_forever, args=(stop,))
+    thread.start()
+    try:
+        assert both_running.wait(10)
+        deadline = time.monotonic() + 10
+        while queue_depth(sqs_client, queue_url) != (0, 1) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert queue_depth(sqs_client, queue_url) == (0, 1)  # the bug's message, in flight
+
+
+def test_concurrency_is_for_deliveries(sqs_client: SQSClient, queue_url: str) -> None:
+    with pytest.raises(ValueError, match="concurrency"):
+        SqsConsumer(sqs_client, queue_url, Recorder(), concurrency=2)

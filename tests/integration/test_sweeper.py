@@ -16,9 +16,9 @@ from psycopg_pool import ConnectionPool
 
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.runs import Sweeper, SweepReport
+from metrics_orchestrator.domain.messages.run_requested import format_timestamp
 from metrics_orchestrator.domain.model import RunStatus, RunTrigger
 from metrics_orchestrator.domain.retries import retry_delay
-from metrics_orchestrator.domain.run_request import format_timestamp
 from tests.factories import DEFAULT_NOW, lineage_of, run_row, seed_metric, seed_run
 from tests.support import MutableClock
 

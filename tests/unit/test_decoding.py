@@ -22,8 +22,9 @@ from metrics_orchestrator.domain.events import (
     decode_event,
     parse_projection_update,
 )
-from metrics_orchestrator.domain.feedback import parse_run_completed, parse_run_heartbeat
 from metrics_orchestrator.domain.identifiers import identifier_problem, is_identifier
+from metrics_orchestrator.domain.messages.run_completed import parse_run_completed
+from metrics_orchestrator.domain.messages.run_heartbeat import parse_run_heartbeat
 from metrics_orchestrator.domain.orchestration import UpdateVersion, fresh_until
 
 NOW = datetime(2025, 11, 11, 12, 0, tzinfo=UTC)

@@ -30,15 +30,14 @@ from metrics_orchestrator.domain.decoding import (
 from metrics_orchestrator.domain.errors import ValidationError
 from metrics_orchestrator.domain.events import (
     PROJECTION_UPDATE,
-    RUN_STARTED,
-    FieldReader,
     body_digest_key,
     decode_event,
     event_text,
     parse_projection_update,
-    timestamp_problem,
 )
-from metrics_orchestrator.domain.feedback import parse_run_completed
+from metrics_orchestrator.domain.fields import FieldReader, timestamp_problem
+from metrics_orchestrator.domain.messages.run_completed import parse_run_completed
+from metrics_orchestrator.domain.messages.run_started import RUN_STARTED
 
 NOW = datetime(2025, 11, 11, 12, 0, tzinfo=UTC)
 RUN_ID = "6a1e7d4c-0000-4000-8000-000000000001"

@@ -12,20 +12,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from metrics_orchestrator.domain.errors import IllegalTransition, ValidationError
-from metrics_orchestrator.domain.feedback import (
+from metrics_orchestrator.domain.feedback import WorkerFeedback, parse_feedback, target_status
+from metrics_orchestrator.domain.messages.run_completed import (
     COMPLETION_STATUSES,
-    PROGRESS_RULE,
     RunCompleted,
-    RunHeartbeat,
-    RunStarted,
-    WorkerFeedback,
-    normalise_progress,
-    parse_feedback,
     parse_run_completed,
-    parse_run_heartbeat,
-    parse_run_started,
-    target_status,
 )
+from metrics_orchestrator.domain.messages.run_heartbeat import (
+    PROGRESS_RULE,
+    RunHeartbeat,
+    normalise_progress,
+    parse_run_heartbeat,
+)
+from metrics_orchestrator.domain.messages.run_started import RunStarted, parse_run_started
 from metrics_orchestrator.domain.model import (
     LIFECYCLE,
     Cause,

@@ -16,14 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from metrics_orchestrator.domain.errors import Conflict, DomainError, IllegalTransition, StaleRun
-from metrics_orchestrator.domain.feedback import (
-    RunCompleted,
-    RunHeartbeat,
-    RunStarted,
-    WorkerFeedback,
-    status_change,
-    target_status,
-)
+from metrics_orchestrator.domain.feedback import WorkerFeedback, status_change, target_status
+from metrics_orchestrator.domain.messages.run_completed import RunCompleted
+from metrics_orchestrator.domain.messages.run_heartbeat import RunHeartbeat
+from metrics_orchestrator.domain.messages.run_started import RunStarted
 from metrics_orchestrator.domain.model import (
     LIFECYCLE,
     STAYS,

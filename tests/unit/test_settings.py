@@ -6,8 +6,8 @@ from uuid import uuid4
 import pytest
 
 from metrics_orchestrator.domain.events import MAX_BUCKET_LENGTH
-from metrics_orchestrator.domain.feedback import parse_run_completed
 from metrics_orchestrator.domain.identifiers import MAX_IDENTIFIER_LENGTH
+from metrics_orchestrator.domain.messages.run_completed import parse_run_completed
 from metrics_orchestrator.domain.model import MAX_ATTEMPTS
 from metrics_orchestrator.infrastructure.settings import (
     MAX_OUTPUT_PREFIX_LENGTH,
@@ -161,8 +161,8 @@ def test_nothing_computed_from_the_largest_retry_delay_overflows() -> None:
 
 def _longest_manifest_uri(settings: Settings) -> str:
     """The reference worker's longest output path under the longest metric code."""
+    from metrics_orchestrator.domain.s3_locations import parse_s3_uri
     from metrics_orchestrator.worker.outputs import version_ts
-    from metrics_orchestrator.worker.request import parse_s3_uri
 
     base = parse_s3_uri(settings.output_base_path("m" * MAX_IDENTIFIER_LENGTH))
     longest = f"runs/{uuid4()}-{MAX_ATTEMPTS}.ok"

@@ -21,14 +21,14 @@ from metrics_orchestrator.application.transactions import transact as _transact
 from metrics_orchestrator.domain.errors import Conflict, IllegalTransition, ValidationError
 from metrics_orchestrator.domain.events import DecodedEvent, body_digest_key
 from metrics_orchestrator.domain.feedback import (
-    RunCompleted,
-    RunHeartbeat,
-    RunStarted,
     WorkerFeedback,
     late_heartbeat_key,
     parse_feedback,
     status_change,
 )
+from metrics_orchestrator.domain.messages.run_completed import RunCompleted
+from metrics_orchestrator.domain.messages.run_heartbeat import RunHeartbeat
+from metrics_orchestrator.domain.messages.run_started import RunStarted
 from metrics_orchestrator.domain.model import (
     Cause,
     RunStatus,

@@ -52,11 +52,9 @@ from metrics_orchestrator.application.ports.intake import (
 )
 from metrics_orchestrator.application.telemetry import NEW_RUN, NullTelemetry, Telemetry
 from metrics_orchestrator.domain.errors import Conflict, DomainError, NotFound, ValidationError
-from metrics_orchestrator.domain.events import (
-    PROJECTION_UPDATE,
-    DecodedEvent,
-    ProjectionUpdate,
-)
+from metrics_orchestrator.domain.events import PROJECTION_UPDATE, DecodedEvent, ProjectionUpdate
+from metrics_orchestrator.domain.messages.run_requested import ConsumedUpdate, build_run_request
+from metrics_orchestrator.domain.messaging import MAX_BATCH as MAX_BATCH
 from metrics_orchestrator.domain.model import (
     RunStatus,
     RunTrigger,
@@ -70,12 +68,8 @@ from metrics_orchestrator.domain.orchestration import (
     evaluate_metric,
     inputs_fingerprint,
 )
-from metrics_orchestrator.domain.run_request import ConsumedUpdate, build_run_request
 
 logger = structlog.get_logger(__name__)
-
-# Most events `ingest_many` takes per transaction: an SQS receive returns at most 10 messages.
-MAX_BATCH = 10
 
 
 @dataclass(frozen=True, slots=True)

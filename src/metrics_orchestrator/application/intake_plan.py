@@ -27,6 +27,7 @@ from metrics_orchestrator.application.ports.intake import (
     QueuedRunWrite,
     WaitingRun,
 )
+from metrics_orchestrator.domain.messages.run_requested import ConsumedUpdate
 from metrics_orchestrator.domain.orchestration import (
     Evaluation,
     InputFacts,
@@ -35,7 +36,6 @@ from metrics_orchestrator.domain.orchestration import (
     evaluate_metric,
     freshest,
 )
-from metrics_orchestrator.domain.run_request import ConsumedUpdate
 
 # (metric id, fingerprint) pairs -> those an automatic run already has
 AlreadyRun = Callable[[Sequence[tuple[str, str]]], set[tuple[str, str]]]

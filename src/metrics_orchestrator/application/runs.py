@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 import structlog
@@ -28,6 +29,7 @@ from metrics_orchestrator.application.ports.runs import (
     LockedRun,
     NewRetry,
     PendingInput,
+    RetryCandidate,
     RunPageKey,
     RunSummary,
     ScheduledRetry,
@@ -36,6 +38,7 @@ from metrics_orchestrator.application.ports.runs import (
 from metrics_orchestrator.application.telemetry import NEW_RUN, NullTelemetry, Telemetry
 from metrics_orchestrator.application.transactions import transact as _transact
 from metrics_orchestrator.domain.errors import NotFound
+from metrics_orchestrator.domain.messages.run_requested import build_retry_request
 from metrics_orchestrator.domain.model import (
     Cause,
     MetricRun,
@@ -50,7 +53,6 @@ from metrics_orchestrator.domain.retries import (
     check_manual_retry,
     retry_not_before,
 )
-from metrics_orchestrator.domain.run_request import format_timestamp
 from metrics_orchestrator.domain.status_reasons import (
     HEARTBEAT_TIMEOUT,
     START_TIMEOUT,
@@ -159,15 +161,11 @@ class Sweeper:
         if not candidates:
             return []
         decided = [
-            NewRetry(uuid4(), candidate.id, not_before)
+            _new_retry(candidate, not_before, now)
             for candidate in candidates
             if (not_before := retry_not_before(candidate.facts, now, self._retry_base_delay))
         ]
-        retries = (
-            uow.runs.insert_retries(decided, requested_at=format_timestamp(now), at=now)
-            if decided
-            else []
-        )
+        retries = uow.runs.insert_retries(decided, at=now) if decided else []
         uow.runs.mark_retries_decided([candidate.id for candidate in candidates], now)
         if retries:
             uow.runs.notify_queued()
@@ -246,11 +244,14 @@ class RunOperations:
                 check_latest_attempt(run.id, run.attempt, latest.id, latest.attempt)
             check_manual_retry(run.id, run.status, run.has_request)
             now = self._clock.now()
-            new_id = uow.runs.create_manual_retry(
-                run_id, new_id=uuid4(), requested_at=format_timestamp(now), at=now
+            new_id = uuid4()
+            original = _get_existing(uow, run_id).run.request_payload
+            request = _retry_request(original, run_id=new_id, attempt=run.attempt + 1, now=now)
+            created = uow.runs.create_manual_retry(
+                run_id, new_id=new_id, request_payload=request, at=now
             )
             uow.runs.notify_queued()
-            return _get_existing(uow, new_id).run
+            return _get_existing(uow, created).run
 
         new_run = _transact(self._uow_factory, work)
         log.info(
@@ -298,6 +299,23 @@ class RunOperations:
             limit,
             lambda last: encode_run_cursor(RunPageKey(last.run.created_at, last.run.id)),
         )
+
+
+def _new_retry(candidate: RetryCandidate, not_before: datetime, now: datetime) -> NewRetry:
+    """The retry decided for `candidate`: a new run id and the request re-sent under it."""
+    new_id = uuid4()
+    attempt = candidate.facts.attempt + 1
+    request = _retry_request(candidate.request_payload, run_id=new_id, attempt=attempt, now=now)
+    return NewRetry(new_id, candidate.id, not_before, request)
+
+
+def _retry_request(
+    original: dict[str, Any] | None, *, run_id: UUID, attempt: int, now: datetime
+) -> dict[str, Any] | None:
+    """A retry's metric_run_requested; None when the run it retries has none to re-send."""
+    if original is None:
+        return None
+    return build_retry_request(original, run_id=run_id, attempt=attempt, requested_at=now)
 
 
 def _lock_existing(uow: UnitOfWork, run_id: UUID) -> LockedRun:

@@ -16,6 +16,9 @@ from typing import Any
 
 import psutil
 
+from metrics_orchestrator.infrastructure.embedded_postgres import default_data_dir
+from metrics_orchestrator.infrastructure.settings import Settings, SettingsError
+
 STATE_FILE = "local-serve.json"
 
 
@@ -82,3 +85,18 @@ def read_local_serve(data_dir: Path, *, include_stale: bool = False) -> LocalSer
     if include_stale or psutil.pid_exists(state.pid):
         return state
     return None
+
+
+def embedded_data_dir(settings: Settings) -> Path:
+    """The embedded data directory (EMBEDDED_DATA_DIR, else the per-user default)."""
+    return (settings.embedded_data_dir or default_data_dir()).expanduser().resolve()
+
+
+def find_local_serve(settings: Settings) -> LocalServe | None:
+    """The running local serve, when no AWS settings point elsewhere."""
+    if not settings.uses_embedded_aws:
+        return None
+    try:
+        return read_local_serve(embedded_data_dir(settings))
+    except LocalStateError as exc:
+        raise SettingsError(str(exc)) from None

@@ -13,11 +13,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from metrics_orchestrator.domain.events import (
-    DEFAULT_MAX_CLOCK_SKEW,
-    MAX_BUCKET_LENGTH,
-    MAX_LABEL_LENGTH,
-)
+from metrics_orchestrator.domain.events import DEFAULT_MAX_CLOCK_SKEW, MAX_BUCKET_LENGTH
+from metrics_orchestrator.domain.fields import MAX_LABEL_LENGTH
 from metrics_orchestrator.domain.identifiers import MAX_IDENTIFIER_LENGTH
 from metrics_orchestrator.domain.model import MAX_REQUIRED_DAYS
 

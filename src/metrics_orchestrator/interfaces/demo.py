@@ -34,6 +34,7 @@ from rich.console import Console
 
 from metrics_orchestrator.application.ports.runs import RunSummary
 from metrics_orchestrator.bootstrap import (
+    Announce,
     AwsWiring,
     Container,
     Settings,
@@ -57,8 +58,9 @@ from metrics_orchestrator.interfaces.reference_worker import (
     embedded_worker_loop,
 )
 from metrics_orchestrator.interfaces.runtime import ServeParts, build_runtime
-from metrics_orchestrator.interfaces.sample_worker import SampleWorker, WorkerPlan
 from metrics_orchestrator.interfaces.sample_world import write_world
+from metrics_orchestrator.worker.bootstrap import build_sample_worker
+from metrics_orchestrator.worker.sample import WorkerPlan
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -299,19 +301,19 @@ def story(now: datetime) -> list[Chapter]:
     ]
 
 
-def run_demo(console: Console, base: Settings) -> None:
+def run_demo(console: Console, base: Settings, *, announce: Announce | None = None) -> None:
     started = time.monotonic()
     with ExitStack() as stack:
         data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mo-demo-")))
         settings = demo_settings(base, data_dir)
         console.rule("[bold]metrics-orchestrator demo")
         console.print(f"embedded PostgreSQL (throw-away, in {data_dir}) …")
-        url = resolve_database_url(settings, stack)
+        url = resolve_database_url(settings, stack, announce=announce)
         aws = resolve_aws(settings, stack)
         console.print(
             f"embedded AWS emulator (moto) at {aws.endpoint_url}: topic and queues created"
         )
-        container = stack.enter_context(bootstrap(settings, database_url=url))
+        container = stack.enter_context(bootstrap(settings, database_url=url, aws=aws))
         for name in CATALOGS:
             result = container.catalog.load_catalog(bundled_catalog(name))
             console.print(
@@ -459,8 +461,9 @@ def _worker(
     def pass_on(body: str) -> None:
         sqs.send_message(QueueUrl=compute_queue_url, MessageBody=body)
 
-    worker = SampleWorker(
-        sqs_client_from(settings, aws.endpoint_url),
+    worker = build_sample_worker(
+        settings.aws_region,
+        aws.endpoint_url,
         aws.worker_queue_url,
         aws.run_feedback_queue_urls[0],
         behaviour=demo_behaviour,

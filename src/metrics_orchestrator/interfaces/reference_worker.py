@@ -1,8 +1,8 @@
-"""The reference worker (SPEC §4.4) as a service loop: for `worker`, `serve --worker` and the demo.
+"""The workers as service loops: for `worker`, `serve --worker` / `--sample-worker` and the demo.
 
 With `sample_world.py`, the only part of the control plane that imports the worker package
-(tests/unit/test_architecture.py), and only inside functions: the worker's engine (polars,
-the `[worker]` extra) is loaded only when a worker is asked for.
+(tests/unit/test_architecture.py), and only inside functions, so a command that starts no worker
+loads none of it. Every worker is built by `worker/bootstrap.py`.
 """
 
 from __future__ import annotations
@@ -25,20 +25,39 @@ class WorkerUnavailable(Exception):
 
 def worker_loop(overrides: dict[str, Any], *, configure: bool = False) -> Loop:
     """The worker as a service loop, from the environment plus `overrides`."""
-    try:
-        # Lazy: the worker needs polars (the `[worker]` extra); not a cycle.
-        from metrics_orchestrator.worker.app import build_worker
-        from metrics_orchestrator.worker.settings import WorkerSettingsError, load_worker_settings
-    except ImportError as exc:
-        raise WorkerUnavailable(f"{MISSING_EXTRA} ({exc})") from exc
+    # Lazy (not a cycle): a process that starts no worker loads none of the worker package.
+    from metrics_orchestrator.worker.bootstrap import build_worker
+    from metrics_orchestrator.worker.settings import WorkerSettingsError, load_worker_settings
+
     try:
         settings = load_worker_settings(**overrides)
     except WorkerSettingsError as exc:
         raise WorkerUnavailable(str(exc)) from exc
     if configure:
         configure_logging(settings.log_level, LogFormat(settings.log_format))
-    run: Callable[[threading.Event], None] = build_worker(settings).run_forever
+    try:
+        run: Callable[[threading.Event], None] = build_worker(settings).run_forever
+    except ImportError as exc:
+        raise WorkerUnavailable(f"{MISSING_EXTRA} ({exc})") from exc
     return Loop("reference-worker", run)
+
+
+def sample_worker_loop(settings: Settings, aws: AwsWiring) -> Loop:
+    """The sample worker (it SIMULATES computations) beside an embedded `serve`."""
+    # Lazy (not a cycle): a process that starts no worker loads none of the worker package.
+    from metrics_orchestrator.worker.bootstrap import build_sample_worker
+
+    if not aws.embedded or aws.worker_queue_url is None:
+        raise WorkerUnavailable("--sample-worker needs the embedded AWS emulator (no AWS settings)")
+    worker = build_sample_worker(
+        settings.aws_region,
+        aws.endpoint_url,
+        aws.worker_queue_url,
+        aws.run_feedback_queue_urls[0],
+        heartbeats=2,
+        step_seconds=0.5,
+    )
+    return Loop("sample-worker", worker.run_forever)
 
 
 def embedded_worker_loop(settings: Settings, aws: AwsWiring, **overrides: Any) -> Loop:

@@ -18,7 +18,6 @@ from typing import Any
 import structlog
 import uvicorn
 
-from metrics_orchestrator.application import log_events
 from metrics_orchestrator.bootstrap import (
     AwsWiring,
     Container,
@@ -26,8 +25,8 @@ from metrics_orchestrator.bootstrap import (
     SettingsError,
     build_consumers,
     build_dispatcher,
-    build_output_service,
 )
+from metrics_orchestrator.domain import log_events
 
 logger = structlog.get_logger(__name__)
 
@@ -121,8 +120,6 @@ def build_runtime(
 ) -> ServiceRuntime:
     """Assemble the loops of `serve`: consumers, dispatcher, sweeper and the HTTP server."""
     settings = container.settings
-    if aws.embedded:  # outputs live in the embedded emulator's S3
-        container.outputs = build_output_service(settings, container.runs, aws.endpoint_url)
     loops: list[Loop] = []
     if parts.consumers:
         if aws.projection_update_queue_url is None and not aws.run_feedback_queue_urls:

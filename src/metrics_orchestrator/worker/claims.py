@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from metrics_orchestrator.domain.messages.run_requested import RunRequest
+from metrics_orchestrator.domain.s3_locations import S3Location
 from metrics_orchestrator.worker.outputs import (
     JSON_TYPE,
     claim_location,
@@ -34,7 +36,6 @@ from metrics_orchestrator.worker.outputs import (
     timestamp,
 )
 from metrics_orchestrator.worker.ports import Clock, ObjectNotFound, ObjectStore, WriteConflict
-from metrics_orchestrator.worker.request import RunRequest, S3Location
 
 COMPUTING = "computing"
 WRITING = "writing"

@@ -38,7 +38,16 @@ from typing import Any
 import polars as pl
 import structlog
 
-from metrics_orchestrator.worker import log_events
+from metrics_orchestrator.domain import log_events
+from metrics_orchestrator.domain.messages.run_completed import build_run_succeeded
+from metrics_orchestrator.domain.messages.run_heartbeat import build_run_heartbeat
+from metrics_orchestrator.domain.messages.run_requested import (
+    DatasetVersion,
+    InvalidRequest,
+    RunRequest,
+)
+from metrics_orchestrator.domain.messages.run_started import build_run_started
+from metrics_orchestrator.domain.s3_locations import S3Location
 from metrics_orchestrator.worker.claims import Claim, Claims, Verdict, advance_current
 from metrics_orchestrator.worker.evaluator import (
     OBS_TIME,
@@ -54,13 +63,10 @@ from metrics_orchestrator.worker.outputs import (
     current_manifest_location,
     data_location,
     failure_event,
-    heartbeat_event,
     json_bytes,
     manifest_location,
     marker_location,
     output_manifest,
-    started_event,
-    success_event,
     version_ts,
 )
 from metrics_orchestrator.worker.ports import (
@@ -69,12 +75,6 @@ from metrics_orchestrator.worker.ports import (
     ObjectNotFound,
     ObjectStore,
     WriteConflict,
-)
-from metrics_orchestrator.worker.request import (
-    DatasetVersion,
-    InvalidRequest,
-    RunRequest,
-    S3Location,
 )
 
 log = structlog.get_logger(__name__)
@@ -185,7 +185,7 @@ class RunRequestHandler:
             return ComputeOutcome.COMPLETED
         if not isinstance(claim, Claim):
             return self._claimed_elsewhere(request, claim)
-        self._publisher.publish(started_event(request.run_id, self._clock.now()))
+        self._publisher.publish(build_run_started(request.run_id, self._clock.now()))
         log.info(
             log_events.ON_RUN_STARTED,
             message="run started",
@@ -370,11 +370,11 @@ class RunRequestHandler:
             date_range=(times.min(), times.max()) if frame.height else (None, None),  # type: ignore[arg-type]
         )
         location = manifest_location(request, version)
-        event = success_event(
+        event = build_run_succeeded(
             request.run_id,
             request.metric_code,
-            version=version,
-            manifest=location,
+            version_ts=version,
+            output_manifest=location.uri,
             row_count=frame.height,
         )
         buffer = io.BytesIO()
@@ -444,7 +444,7 @@ class RunRequestHandler:
                 try:
                     keep_alive()
                     self._publisher.publish(
-                        heartbeat_event(run_id, progress.get(), self._clock.now())
+                        build_run_heartbeat(run_id, progress.get(), self._clock.now())
                     )
                 except Exception as exc:  # a lost heartbeat is not worth losing the run
                     log.warning(

@@ -1,4 +1,4 @@
-"""Where and how a run's output is written (SPEC §4.4), and the worker's feedback events (§4.2).
+"""Where and how a run's output is written (SPEC §4.4), and what the worker may publish.
 
     {basePath}{versionTs}/data/part-0.parquet   columns obs_time (timestamp, UTC), value
     {basePath}{versionTs}/manifest.json         run_id, metric_code, version_ts, row_count,
@@ -21,7 +21,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from metrics_orchestrator.worker.request import RunRequest, S3Location
+from metrics_orchestrator.domain.messages.run_completed import build_run_failed
+from metrics_orchestrator.domain.messages.run_requested import RunRequest
+from metrics_orchestrator.domain.messages.shared import utc_text
+from metrics_orchestrator.domain.s3_locations import S3Location
 
 DATA_FILE = "data/part-0.parquet"
 MANIFEST = "manifest.json"
@@ -41,7 +44,8 @@ def version_ts(moment: datetime) -> str:
 
 
 def timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """A manifest's times, written like the feedback messages' (SPEC §4.2)."""
+    return utc_text(moment)
 
 
 def data_location(request: RunRequest, version: str) -> S3Location:
@@ -105,47 +109,12 @@ def json_bytes(document: Mapping[str, Any]) -> bytes:
     return json.dumps(document, indent=2, sort_keys=False).encode()
 
 
-# -- feedback events (SPEC §4.2) ------------------------------------------------------------
-
-
-def started_event(run_id: str, now: datetime) -> dict[str, Any]:
-    return {"type": "metric_run_started", "runId": run_id, "startedAt": timestamp(now)}
-
-
-def heartbeat_event(run_id: str, progress: float, now: datetime) -> dict[str, Any]:
-    return {
-        "type": "metric_run_heartbeat",
-        "runId": run_id,
-        "progress": round(min(max(progress, 0.0), 1.0), 4),
-        "ts": timestamp(now),
-    }
-
-
-def success_event(
-    run_id: str, metric_code: str, *, version: str, manifest: S3Location, row_count: int
-) -> dict[str, Any]:
-    return {
-        "type": "metric_run_completed",
-        "runId": run_id,
-        "metricCode": metric_code,
-        "status": "SUCCESS",
-        "versionTs": version,
-        "outputManifest": manifest.uri,
-        "rowCount": row_count,
-    }
-
-
 def failure_event(
     run_id: str, metric_code: str | None, error: str, *, retryable: bool = True
 ) -> dict[str, Any]:
-    """A FAILURE; `retryable=False` (SPEC §4.2) when a new attempt would fail the same way."""
-    event: dict[str, Any] = {"type": "metric_run_completed", "runId": run_id}
-    if metric_code is not None:
-        event["metricCode"] = metric_code
-    event |= {"status": "FAILURE", "error": published_text(error)}
-    if not retryable:
-        event["retryable"] = False
-    return event
+    """The worker's FAILURE (`domain/messages/run_completed.py`): its error cut to what the
+    worker may publish (`published_text`)."""
+    return build_run_failed(run_id, metric_code, published_text(error), retryable=retryable)
 
 
 def published_text(text: str, limit: int = MAX_PUBLISHED_TEXT) -> str:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any, Protocol
 
-from metrics_orchestrator.worker.request import S3Location
+from metrics_orchestrator.domain.clock import Clock as Clock
+from metrics_orchestrator.domain.s3_locations import S3Location
 
 
 class ObjectNotFound(Exception):
@@ -44,7 +44,3 @@ class FeedbackPublisher(Protocol):
     def publish(self, event: Mapping[str, Any]) -> None:
         """Send one SPEC §4.2 event; raises when it could not be sent."""
         ...
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...

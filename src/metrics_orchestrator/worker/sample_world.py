@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from metrics_orchestrator.domain.s3_locations import S3Location
 from metrics_orchestrator.worker.adapters.s3 import S3ObjectStore
 from metrics_orchestrator.worker.outputs import JSON_TYPE, PARQUET_TYPE
-from metrics_orchestrator.worker.request import S3Location
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -11,8 +11,8 @@ from typing import Any
 
 import polars as pl
 
+from metrics_orchestrator.domain.s3_locations import S3Location
 from metrics_orchestrator.worker.ports import ObjectNotFound, WriteConflict
-from metrics_orchestrator.worker.request import S3Location
 
 INPUT_BUCKET = "ingestor-datasets"
 OUTPUT_BASE = "s3://metrics-output/metrics/m.test/"

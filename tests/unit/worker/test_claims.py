@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from metrics_orchestrator.domain.messages.run_requested import RunRequest, read_message
 from metrics_orchestrator.worker.claims import Verdict, verdict
 from metrics_orchestrator.worker.compute import ComputeOutcome, RunRequestHandler, WorkerOptions
 from metrics_orchestrator.worker.evaluator import evaluate
-from metrics_orchestrator.worker.request import RunRequest, read_message
 from tests.unit.worker.fakes import (
     OUTPUT_BASE,
     FixedClock,

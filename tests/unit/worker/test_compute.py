@@ -12,16 +12,16 @@ import polars as pl
 import pytest
 import structlog
 
-from metrics_orchestrator.worker.compute import (
-    ComputeOutcome,
-    RunRequestHandler,
-    WorkerOptions,
-)
-from metrics_orchestrator.worker.request import (
+from metrics_orchestrator.domain.messages.run_requested import (
     InvalidRequest,
     RunRequest,
     Unanswerable,
     read_message,
+)
+from metrics_orchestrator.worker.compute import (
+    ComputeOutcome,
+    RunRequestHandler,
+    WorkerOptions,
 )
 from tests.unit.worker.fakes import (
     INPUT_BUCKET,

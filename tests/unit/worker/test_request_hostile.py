@@ -18,17 +18,17 @@ from hypothesis import strategies as st
 
 from metrics_orchestrator.domain.decoding import MAX_BODY_BYTES
 from metrics_orchestrator.domain.identifiers import is_identifier
+from metrics_orchestrator.domain.messages.run_requested import (
+    InvalidRequest,
+    RunRequest,
+    Unanswerable,
+    read_message,
+)
 from metrics_orchestrator.worker.outputs import (
     MAX_PUBLISHED_TEXT,
     failure_event,
     published_text,
     supersedes,
-)
-from metrics_orchestrator.worker.request import (
-    InvalidRequest,
-    RunRequest,
-    Unanswerable,
-    read_message,
 )
 from tests.hostile_inputs import deeply_nested, hostile_bodies, json_values, raw_numbers
 from tests.unit.worker.fakes import run_request

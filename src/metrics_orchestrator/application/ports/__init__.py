@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
+from metrics_orchestrator.domain.clock import Clock as Clock
 from metrics_orchestrator.domain.errors import StaleRun
 
 if TYPE_CHECKING:
@@ -25,12 +25,6 @@ if TYPE_CHECKING:
     from metrics_orchestrator.application.ports.runs import RunRepository
 
 T = TypeVar("T")
-
-
-class Clock(Protocol):
-    def now(self) -> datetime:
-        """The current time, timezone-aware (UTC)."""
-        ...
 
 
 class TransientDatabaseError(Exception):

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from metrics_orchestrator.domain.messages.run_requested import requested_metric_code
 from metrics_orchestrator.domain.model import RunStatus, StatusChange
 
 
@@ -39,10 +40,14 @@ class ClaimedRun:
     run_id: UUID
     attempt: int
     status: RunStatus
-    metric_code: str
     # None when the stored payload is not a JSON object (a bug upstream): never publishable.
     payload: dict[str, Any] | None
     dispatch_attempts: int
+
+    @property
+    def metric_code(self) -> str:
+        """The code the stored request carries (the one published and echoed back)."""
+        return requested_metric_code(self.payload)
 
 
 @dataclass(frozen=True, slots=True)

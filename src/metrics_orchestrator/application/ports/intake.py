@@ -10,9 +10,9 @@ from enum import StrEnum
 from typing import Any, Protocol
 from uuid import UUID
 
+from metrics_orchestrator.domain.messages.run_requested import ConsumedUpdate
 from metrics_orchestrator.domain.model import MetricDependency, RunTrigger, TriggerPolicy
 from metrics_orchestrator.domain.orchestration import InputFacts, UpdateVersion
-from metrics_orchestrator.domain.run_request import ConsumedUpdate
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from metrics_orchestrator.domain.model import MetricRun, RunStatus, StatusChange
@@ -58,6 +58,8 @@ class RetryCandidate:
 
     id: UUID
     facts: EndedRun
+    # the run's metric_run_requested, which its retry re-sends under a new identity
+    request_payload: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,8 @@ class NewRetry:
     id: UUID
     retry_of: UUID
     not_before: datetime
+    # the retry's metric_run_requested (domain/messages/run_requested.py build_retry_request)
+    request_payload: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +192,9 @@ class RunRepository(Protocol):
         ...
 
     def create_manual_retry(
-        self, run_id: UUID, *, new_id: UUID, requested_at: str, at: datetime
+        self, run_id: UUID, *, new_id: UUID, request_payload: dict[str, Any] | None, at: datetime
     ) -> UUID:
-        """Copy the run as a queued manual retry (payload, fingerprint, lineage)."""
+        """Copy the run as a queued manual retry (fingerprint, lineage) with `request_payload`."""
         ...
 
     def time_out(
@@ -209,9 +213,7 @@ class RunRepository(Protocol):
         """Ended runs in `statuses` whose retry is undecided, locked (others' skipped)."""
         ...
 
-    def insert_retries(
-        self, retries: Sequence[NewRetry], *, requested_at: str, at: datetime
-    ) -> list[ScheduledRetry]:
+    def insert_retries(self, retries: Sequence[NewRetry], *, at: datetime) -> list[ScheduledRetry]:
         """Store the decided retries (same inputs and lineage, next attempt)."""
         ...
 

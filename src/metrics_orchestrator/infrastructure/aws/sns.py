@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from metrics_orchestrator.application.ports.dispatch import PublishOutcome, RunRequestMessage
-from metrics_orchestrator.domain.run_request import RUN_REQUESTED
+from metrics_orchestrator.domain.messages.run_requested import RUN_REQUESTED
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient

@@ -10,6 +10,13 @@ With a batch handler, a whole receive (≤ 10 messages) is handed over at once (
 transaction for its projection updates) and, once it has returned, every message is deleted
 with one DeleteMessageBatch; entries that fail are retried, and one that still fails is
 redelivered later and recorded as a duplicate (docs/messaging.md).
+
+With a delivery handler (the workers' long runs), each message is handed to one of
+`concurrency` threads with a `keep_alive` that extends its visibility (the handler calls it on
+every heartbeat), and the handler says what becomes of it: deleted, left for redelivery, or
+released (visible again at once). The one loop of every consumer in the package, control plane
+and workers alike: receive up to `MAX_BATCH`, hand over, acknowledge, back off on a failed
+receive, and stop when asked, finishing what it has in hand.
 """
 
 from __future__ import annotations
@@ -17,16 +24,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import structlog
 
-from metrics_orchestrator.application.log_events import (
+from metrics_orchestrator.domain.log_events import (
     ON_CONSUMER_ERROR,
     ON_MESSAGE_ACKNOWLEDGED,
     ON_MESSAGE_RECEIVED,
 )
+from metrics_orchestrator.domain.messaging import MAX_BATCH
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -44,7 +55,26 @@ MessageHandler = Callable[[str, str], None]
 BatchHandler = Callable[[Sequence[tuple[str, str]]], None]
 """`handler([(body, message_id), ...])`: returns when all are processed; raises to retry all."""
 
-MAX_BATCH = 10
+
+class Disposition(StrEnum):
+    """What becomes of a delivered message once its handler has returned."""
+
+    DELETE = "delete"  # handled: acknowledged
+    LEAVE = "leave"  # not answered: received again after its visibility timeout
+    RELEASE = "release"  # given back: visible to every consumer again at once
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    body: str
+    message_id: str
+    keep_alive: Callable[[], None]
+    """Extends the message's visibility by the consumer's visibility timeout."""
+
+
+DeliveryHandler = Callable[[Delivery, threading.Event], Disposition]
+"""`handler(delivery, stop)`: one message on one of `concurrency` threads; says its fate."""
+
 # DeleteMessageBatch calls per receive: the first, then retries of the entries that failed
 DELETE_ATTEMPTS = 3
 MAX_WAIT_SECONDS = 20
@@ -58,7 +88,9 @@ class SqsConsumer:
         handler: MessageHandler | None = None,
         *,
         batch_handler: BatchHandler | None = None,
-        batch_size: int = 10,
+        delivery_handler: DeliveryHandler | None = None,
+        concurrency: int = 1,
+        batch_size: int = MAX_BATCH,
         wait_seconds: int = 20,
         visibility_timeout: int = 30,
         name: str = "sqs-consumer",
@@ -71,12 +103,16 @@ class SqsConsumer:
             raise ValueError(f"wait_seconds must be between 0 and {MAX_WAIT_SECONDS}")
         if visibility_timeout < 1:
             raise ValueError("visibility_timeout must be at least 1 second")
-        if (handler is None) == (batch_handler is None):
-            raise ValueError("give either a handler or a batch_handler")
+        if [handler, batch_handler, delivery_handler].count(None) != 2:
+            raise ValueError("give either a handler or a batch_handler (or a delivery_handler)")
+        if concurrency < 1 or (concurrency > 1 and delivery_handler is None):
+            raise ValueError("concurrency must be >= 1, and above 1 only for a delivery_handler")
         self._client = client
         self._queue_url = queue_url
         self._handler = handler
         self._batch_handler = batch_handler
+        self._delivery_handler = delivery_handler
+        self._concurrency = concurrency
         self._batch_size = batch_size
         self._wait_seconds = wait_seconds
         self._visibility_timeout = visibility_timeout
@@ -90,33 +126,103 @@ class SqsConsumer:
         return self._name
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Poll until `stop` is set; a received batch is always finished first."""
-        while not stop.is_set():
-            try:
-                self.poll_once()
-            except Exception as exc:
-                log.error(
-                    ON_CONSUMER_ERROR,
-                    message="receiving from the queue failed; backing off",
-                    consumer=self._name,
-                    error=str(exc),
-                    exc_info=True,
-                )
-                stop.wait(self._error_backoff)
+        """Poll until `stop` is set; what was received is finished (or given back) first."""
+        in_flight: set[Future[None]] = set()
+        with ThreadPoolExecutor(self._concurrency, thread_name_prefix=self._name) as pool:
+            while not stop.is_set():
+                in_flight = {future for future in in_flight if not future.done()}
+                free = self._concurrency - len(in_flight)
+                if free <= 0:
+                    wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+                    continue
+                # A batch is handled here and now; deliveries take one free thread each.
+                count = self._batch_size if self._delivery_handler is None else free
+                try:
+                    messages = self._receive(min(count, self._batch_size))
+                    in_flight |= self._hand_over(messages, stop, pool)
+                except Exception as exc:
+                    log.error(
+                        ON_CONSUMER_ERROR,
+                        message="receiving from the queue failed; backing off",
+                        consumer=self._name,
+                        error=str(exc),
+                        exc_info=True,
+                    )
+                    stop.wait(self._error_backoff)
+            wait(in_flight)
 
     def poll_once(self) -> int:
         """Receive one batch (long polling) and handle it; the number of messages received."""
+        messages = self._receive(self._batch_size)
+        if self._delivery_handler is None:
+            if messages:
+                self._handle_batch(messages)
+        else:
+            for message in messages:
+                self._deliver(message, threading.Event())
+        return len(messages)
+
+    def _receive(self, count: int) -> list[MessageTypeDef]:
         response = self._client.receive_message(
             QueueUrl=self._queue_url,
-            MaxNumberOfMessages=self._batch_size,
+            MaxNumberOfMessages=count,
             WaitTimeSeconds=self._wait_seconds,
             VisibilityTimeout=self._visibility_timeout,
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
         )
-        messages = response.get("Messages", [])
+        return list(response.get("Messages", []))
+
+    def _hand_over(
+        self, messages: list[MessageTypeDef], stop: threading.Event, pool: ThreadPoolExecutor
+    ) -> set[Future[None]]:
+        """Deliveries go to the pool (their futures returned); a batch is handled right here."""
+        if self._delivery_handler is not None:
+            return {pool.submit(self._deliver, message, stop) for message in messages}
         if messages:
             self._handle_batch(messages)
-        return len(messages)
+        return set()
+
+    def _deliver(self, message: MessageTypeDef, stop: threading.Event) -> None:
+        """Run the delivery handler and apply its disposition; a bug is logged, never lost
+        (a future's exception would be silent) and leaves the message in the queue."""
+        assert self._delivery_handler is not None
+        receipt = message["ReceiptHandle"]
+        delivery = Delivery(
+            body=message.get("Body", ""),
+            message_id=message.get("MessageId", ""),
+            keep_alive=lambda: self._set_visibility(receipt, self._visibility_timeout),
+        )
+        try:
+            disposition = self._delivery_handler(delivery, stop)
+        except Exception:
+            log.exception(
+                ON_CONSUMER_ERROR,
+                message="unexpected error handling a message; left in the queue",
+                consumer=self._name,
+                message_id=delivery.message_id,
+            )
+            return
+        if disposition is Disposition.DELETE:
+            self._acknowledge(message)
+        elif disposition is Disposition.RELEASE:
+            self._release(message)
+
+    def _release(self, message: MessageTypeDef) -> None:
+        try:
+            self._set_visibility(message["ReceiptHandle"], 0)
+        except Exception as exc:
+            log.warning(
+                ON_CONSUMER_ERROR,
+                message="could not release a message; it reappears after its visibility timeout",
+                consumer=self._name,
+                message_id=message.get("MessageId", ""),
+                error=str(exc),
+            )
+
+    def _set_visibility(self, receipt_handle: str, seconds: int) -> None:
+        self._client.change_message_visibility(
+            QueueUrl=self._queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+        )
 
     def _handle_batch(self, messages: list[MessageTypeDef]) -> None:
         in_flight = _InFlight(messages)

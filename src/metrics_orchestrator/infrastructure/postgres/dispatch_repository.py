@@ -73,7 +73,6 @@ def _claimed_run(row: Row) -> ClaimedRun:
         run_id=row["id"],
         attempt=row["attempt"],
         status=RunStatus(row["status"]),
-        metric_code=row["metric_code"],
         payload=payload if isinstance(payload, dict) else None,
         dispatch_attempts=row["dispatch_attempts"],
     )

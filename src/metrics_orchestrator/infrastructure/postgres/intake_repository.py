@@ -23,6 +23,7 @@ from metrics_orchestrator.application.ports.intake import (
     UpdateNotStorable,
 )
 from metrics_orchestrator.domain.errors import DomainError
+from metrics_orchestrator.domain.messages.run_requested import ConsumedUpdate
 from metrics_orchestrator.domain.model import (
     Cause,
     MetricDependency,
@@ -33,7 +34,6 @@ from metrics_orchestrator.domain.model import (
     check_rows_changed,
 )
 from metrics_orchestrator.domain.orchestration import InputFacts, UpdateVersion
-from metrics_orchestrator.domain.run_request import ConsumedUpdate
 from metrics_orchestrator.infrastructure.postgres.jsonb import jsonb
 from metrics_orchestrator.infrastructure.postgres.named_queries import query
 from metrics_orchestrator.infrastructure.postgres.params import columns

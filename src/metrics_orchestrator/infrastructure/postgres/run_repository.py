@@ -9,6 +9,7 @@ from uuid import UUID
 
 from psycopg import Connection
 from psycopg.rows import TupleRow
+from psycopg.types.json import Jsonb
 
 from metrics_orchestrator.application.ports.runs import (
     AttemptSummary,
@@ -28,6 +29,7 @@ from metrics_orchestrator.application.ports.runs import (
 from metrics_orchestrator.domain.model import MetricRun, RunStatus, RunTrigger, StatusChange
 from metrics_orchestrator.domain.retries import EndedRun
 from metrics_orchestrator.domain.status_reasons import timeout_reason
+from metrics_orchestrator.infrastructure.postgres.jsonb import jsonb
 from metrics_orchestrator.infrastructure.postgres.named_queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
 
@@ -160,7 +162,7 @@ class PostgresRunRepository:
         return ChainHead(id=row["id"], attempt=row["attempt"]) if row else None
 
     def create_manual_retry(
-        self, run_id: UUID, *, new_id: UUID, requested_at: str, at: datetime
+        self, run_id: UUID, *, new_id: UUID, request_payload: dict[str, Any] | None, at: datetime
     ) -> UUID:
         row = fetch_one(
             self._conn,
@@ -168,7 +170,7 @@ class PostgresRunRepository:
             {
                 "id": run_id,
                 "new_id": new_id,
-                "requested_at": requested_at,
+                "payload": _optional_jsonb(request_payload),
                 "now": at,
                 "status": RunStatus.QUEUED.value,
                 "trigger": RunTrigger.MANUAL.value,
@@ -220,13 +222,12 @@ class PostgresRunRepository:
                     retryable=row["retryable"],
                     latest_in_chain=row["latest_in_chain"],
                 ),
+                request_payload=row["request_payload"],
             )
             for row in rows
         ]
 
-    def insert_retries(
-        self, retries: Sequence[NewRetry], *, requested_at: str, at: datetime
-    ) -> list[ScheduledRetry]:
+    def insert_retries(self, retries: Sequence[NewRetry], *, at: datetime) -> list[ScheduledRetry]:
         rows = fetch_all(
             self._conn,
             query(_FILE, "insert_retries"),
@@ -234,9 +235,9 @@ class PostgresRunRepository:
                 "ids": [r.id for r in retries],
                 "retry_ofs": [r.retry_of for r in retries],
                 "not_befores": [r.not_before for r in retries],
+                "payloads": [_optional_jsonb(r.request_payload) for r in retries],
                 "status": RunStatus.QUEUED.value,
                 "trigger": RunTrigger.RETRY.value,
-                "requested_at": requested_at,
                 "now": at,
             },
         )
@@ -323,3 +324,8 @@ class PostgresRunRepository:
             },
         )
         return [_run_summary(r) for r in rows]
+
+
+def _optional_jsonb(value: dict[str, Any] | None) -> Jsonb | None:
+    """A payload as a JSONB parameter; None stays SQL NULL (not the JSON `null`)."""
+    return None if value is None else jsonb(value)

@@ -9,13 +9,11 @@ from types import FrameType
 import typer
 
 from metrics_orchestrator import __version__
-from metrics_orchestrator.bootstrap import announce_database_with
 from metrics_orchestrator.interfaces.cli import help_format
 from metrics_orchestrator.interfaces.cli.catalog import catalog_app
 from metrics_orchestrator.interfaces.cli.common import (
     EXIT_OK,
     forget_announcements,
-    say_database,
 )
 from metrics_orchestrator.interfaces.cli.demo import demo_command
 from metrics_orchestrator.interfaces.cli.ingest import ingest_command
@@ -46,9 +44,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-announce_database_with(say_database)
 
 
 def _print_version(value: bool) -> None:

@@ -17,6 +17,7 @@ from metrics_orchestrator.interfaces.cli.common import (
     EXIT_FAILURE,
     EXIT_USAGE,
     fail,
+    say_database,
     settings_or_exit,
 )
 
@@ -177,7 +178,7 @@ def load_command(
     except CatalogFileError as exc:
         raise fail(f"{file}: {exc}") from None
     try:
-        with bootstrap(settings) as container:
+        with bootstrap(settings, announce=say_database) as container:
             catalog = container.catalog
             result = (
                 catalog.preview_catalog(document) if dry_run else catalog.load_catalog(document)

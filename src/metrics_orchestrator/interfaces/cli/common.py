@@ -21,7 +21,8 @@ _announced: set[str] = set()
 
 
 def say_database(description: str) -> None:
-    """Once per command, on stderr (stdout stays for the command's own output)."""
+    """Which database the command uses (`bootstrap`'s `announce`): once per command, on
+    stderr (stdout stays for the command's own output)."""
     if description not in _announced:
         _announced.add(description)
         typer.echo(f"database: {description}", err=True)

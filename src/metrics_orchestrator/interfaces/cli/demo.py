@@ -8,7 +8,12 @@ import typer
 from rich.console import Console
 
 from metrics_orchestrator.bootstrap import configure_logging
-from metrics_orchestrator.interfaces.cli.common import EXIT_FAILURE, fail, settings_or_exit
+from metrics_orchestrator.interfaces.cli.common import (
+    EXIT_FAILURE,
+    fail,
+    say_database,
+    settings_or_exit,
+)
 from metrics_orchestrator.interfaces.demo import DemoFailed, run_demo
 
 
@@ -21,7 +26,7 @@ def demo_command() -> None:
     # Piped output (CI, tests) gets a table wide enough for the dataset versions and values.
     console = Console(width=None if sys.stdout.isatty() else 180)
     try:
-        run_demo(console, settings)
+        run_demo(console, settings, announce=say_database)
     except DemoFailed as exc:
         raise fail(f"demo failed: {exc}", EXIT_FAILURE) from None
     raise typer.Exit(0)

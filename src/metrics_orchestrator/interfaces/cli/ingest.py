@@ -38,7 +38,7 @@ from metrics_orchestrator.application.router import EventRouter
 from metrics_orchestrator.bootstrap import bootstrap
 from metrics_orchestrator.domain.events import UndecodableEvent, decode_event
 from metrics_orchestrator.interfaces.child_processes import ChildLost, run_children
-from metrics_orchestrator.interfaces.cli.common import fail, settings_or_exit
+from metrics_orchestrator.interfaces.cli.common import fail, say_database, settings_or_exit
 
 UTF8_BOM = b"\xef\xbb\xbf"
 # lines per intake transaction: an SQS receive's worth
@@ -218,7 +218,7 @@ def ingest_command(
         if not path.is_file():
             raise fail(f"{file}: no such file")
         stream = path.open("rb")
-    with stream, bootstrap(settings) as container:
+    with stream, bootstrap(settings, announce=say_database) as container:
         if workers == 1:
             summary = ingest_lines(container.router, stream, source=f"cli:{file}")
         else:

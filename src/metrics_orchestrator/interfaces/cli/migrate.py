@@ -12,7 +12,12 @@ from metrics_orchestrator.bootstrap import (
     resolve_database_url,
     rollback_last,
 )
-from metrics_orchestrator.interfaces.cli.common import EXIT_FAILURE, fail, settings_or_exit
+from metrics_orchestrator.interfaces.cli.common import (
+    EXIT_FAILURE,
+    fail,
+    say_database,
+    settings_or_exit,
+)
 
 
 def migrate_command(
@@ -25,7 +30,7 @@ def migrate_command(
     """Apply pending database migrations (safe to run twice, or from two processes)."""
     settings = settings_or_exit()
     with ExitStack() as resources:
-        url = resolve_database_url(settings, resources, auto_migrate=False)
+        url = resolve_database_url(settings, resources, auto_migrate=False, announce=say_database)
         try:
             if rollback:
                 undone = rollback_last(url)

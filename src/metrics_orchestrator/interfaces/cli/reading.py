@@ -19,7 +19,12 @@ from rich.table import Table
 
 from metrics_orchestrator.bootstrap import Container, SettingsError, bootstrap
 from metrics_orchestrator.domain.errors import Conflict, NotFound, ValidationError
-from metrics_orchestrator.interfaces.cli.common import EXIT_FAILURE, fail, settings_or_exit
+from metrics_orchestrator.interfaces.cli.common import (
+    EXIT_FAILURE,
+    fail,
+    say_database,
+    settings_or_exit,
+)
 
 logger = structlog.get_logger(__name__)
 
@@ -32,7 +37,7 @@ def read_container() -> Iterator[Container]:
     every expected failure ends the command with one line on stderr."""
     settings = settings_or_exit(quiet=True)
     try:
-        container = bootstrap(settings)
+        container = bootstrap(settings, announce=say_database)
     except SettingsError as exc:
         raise fail(str(exc)) from None
     except Exception as exc:  # no traceback for a database that cannot be opened

@@ -19,17 +19,21 @@ from metrics_orchestrator.bootstrap import (
     record_local_serve,
     resolve_aws,
     resolve_database_url,
-    sqs_client_from,
 )
-from metrics_orchestrator.interfaces.cli.common import EXIT_FAILURE, fail, settings_or_exit
+from metrics_orchestrator.interfaces.cli.common import (
+    EXIT_FAILURE,
+    fail,
+    say_database,
+    settings_or_exit,
+)
 from metrics_orchestrator.interfaces.http.guards import WILDCARD_HOSTS
 from metrics_orchestrator.interfaces.reference_worker import (
     MISSING_EXTRA,
     WorkerUnavailable,
     embedded_worker_loop,
+    sample_worker_loop,
 )
 from metrics_orchestrator.interfaces.runtime import Loop, ServeParts, build_runtime
-from metrics_orchestrator.interfaces.sample_worker import SampleWorker
 from metrics_orchestrator.interfaces.sample_world import seed_sample_world
 
 
@@ -93,15 +97,13 @@ def serve_command(
         try:
             url = _database(settings, resources)
             aws = resolve_aws(settings, resources)
-            container = resources.enter_context(bootstrap(settings, database_url=url))
+            container = resources.enter_context(bootstrap(settings, database_url=url, aws=aws))
             runtime = build_runtime(container, aws, parts, http_app=http_app)
         except SettingsError as exc:
             raise fail(str(exc)) from None
         state_file = record_local_serve(settings, aws, resources, http=http)
         if sample_worker:
-            if not aws.embedded:
-                raise fail("--sample-worker needs the embedded AWS emulator (no AWS settings)")
-            runtime.loops.append(Loop("sample-worker", _sample_worker(settings, aws).run_forever))
+            runtime.loops.append(_sample_worker(settings, aws))
             typer.echo("sample worker on: it SIMULATES computations (nothing is computed)")
         if worker:
             runtime.loops.append(_reference_worker(settings, aws))
@@ -157,15 +159,11 @@ def port_in_use(host: str, port: int) -> str | None:
     return None
 
 
-def _sample_worker(settings: Settings, aws: AwsWiring) -> SampleWorker:
-    assert aws.worker_queue_url is not None
-    return SampleWorker(
-        sqs_client_from(settings, aws.endpoint_url),
-        aws.worker_queue_url,
-        aws.run_feedback_queue_urls[0],
-        heartbeats=2,
-        step_seconds=0.5,
-    )
+def _sample_worker(settings: Settings, aws: AwsWiring) -> Loop:
+    try:
+        return sample_worker_loop(settings, aws)
+    except WorkerUnavailable as exc:
+        raise fail(str(exc)) from None
 
 
 def _reference_worker(settings: Settings, aws: AwsWiring) -> Loop:
@@ -186,7 +184,7 @@ def _seed(container: Container, settings: Settings, aws: AwsWiring) -> str:
 
 
 def _database(settings: Settings, resources: ExitStack) -> str:
-    url = resolve_database_url(settings, resources)
+    url = resolve_database_url(settings, resources, announce=say_database)
     if settings.uses_embedded_database:
         where = settings.embedded_data_dir or default_data_dir()
         typer.echo(f"embedded PostgreSQL (data in {where}), migrations applied")

@@ -12,11 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.router import RoutedEvent
 from metrics_orchestrator.domain.errors import NotFound
-from metrics_orchestrator.domain.events import (
-    PROJECTION_UPDATE,
-    body_digest_key,
-    event_text,
-)
+from metrics_orchestrator.domain.events import PROJECTION_UPDATE, body_digest_key, event_text
 from metrics_orchestrator.interfaces.http.dependencies import (
     AUTHENTICATED,
     DEFAULT_PAGE_SIZE,

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from metrics_orchestrator.domain.s3_locations import S3Location
 from metrics_orchestrator.worker.ports import ObjectNotFound, WriteConflict
-from metrics_orchestrator.worker.request import S3Location
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

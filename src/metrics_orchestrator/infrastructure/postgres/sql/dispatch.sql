@@ -8,7 +8,6 @@
 SELECT id,
        attempt,
        status,
-       coalesce(request_payload ->> 'metricCode', '') AS metric_code,
        request_payload,
        dispatch_attempts
 FROM metric_runs

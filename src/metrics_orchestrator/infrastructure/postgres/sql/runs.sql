@@ -115,8 +115,9 @@ CROSS JOIN LATERAL (
 WHERE r.id = %(id)s
 
 -- name: create_manual_retry
--- A manual re-run: same inputs and lineage, next attempt in the same chain, a fresh request
--- identity. metric_runs_one_attempt_per_chain refuses a second run of one attempt number.
+-- A manual re-run: same inputs and lineage, next attempt in the same chain, the request the
+-- use case built for it (domain/messages/run_requested.py build_retry_request).
+-- metric_runs_one_attempt_per_chain refuses a second run of one attempt number.
 WITH created AS (
     INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, retry_of, chain_root,
                              inputs_fingerprint, request_payload, not_before, created_at,
@@ -124,9 +125,7 @@ WITH created AS (
     SELECT %(new_id)s::uuid, r.metric_id, %(status)s, %(trigger)s, r.attempt + 1, r.id,
            coalesce(r.chain_root, r.id),
            r.inputs_fingerprint,
-           r.request_payload || jsonb_build_object('runId', %(new_id)s::text,
-                                                   'attempt', r.attempt + 1,
-                                                   'requestedAt', %(requested_at)s::text),
+           %(payload)s::jsonb,
            %(now)s, %(now)s, %(now)s, %(now)s
     FROM metric_runs AS r
     WHERE r.id = %(id)s
@@ -169,6 +168,7 @@ RETURNING r.id, r.metric_id, r.status_reason
 -- SPEC §5.6 facts: ended runs in a retryable status whose retry nobody has decided yet, with
 -- what domain/retries.py needs to decide. Concurrent sweepers split them (SKIP LOCKED).
 SELECT r.id, r.status, r.attempt, r.completed_at, m.max_attempts, m.enabled, r.retryable,
+       r.request_payload,
        r.request_payload IS NOT NULL AND r.inputs_fingerprint IS NOT NULL AS has_request,
        NOT EXISTS (SELECT 1 FROM metric_runs AS newer
                    WHERE coalesce(newer.chain_root, newer.id) = coalesce(r.chain_root, r.id)
@@ -184,11 +184,12 @@ FOR UPDATE OF r SKIP LOCKED
 
 -- name: insert_retries
 -- Stores the retries the domain decided: same inputs and lineage, next attempt in the same
--- chain, the not_before it computed. The unique indexes make a second impossible.
+-- chain, the not_before it computed and the request the use case built for each. The unique indexes make a second impossible.
 WITH decided AS (
     SELECT *
-    FROM unnest(%(ids)s::uuid[], %(retry_ofs)s::uuid[], %(not_befores)s::timestamptz[])
-         AS t(id, retry_of, not_before)
+    FROM unnest(%(ids)s::uuid[], %(retry_ofs)s::uuid[], %(not_befores)s::timestamptz[],
+                %(payloads)b::jsonb[])
+         AS t(id, retry_of, not_before, request_payload)
 ),
 created AS (
     INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, retry_of, chain_root,
@@ -197,9 +198,7 @@ created AS (
     SELECT d.id, r.metric_id, %(status)s, %(trigger)s, r.attempt + 1, r.id,
            coalesce(r.chain_root, r.id),
            r.inputs_fingerprint,
-           r.request_payload || jsonb_build_object('runId', d.id::text,
-                                                   'attempt', r.attempt + 1,
-                                                   'requestedAt', %(requested_at)s::text),
+           d.request_payload,
            d.not_before, %(now)s, %(now)s, %(now)s
     FROM decided AS d
     JOIN metric_runs AS r ON r.id = d.retry_of

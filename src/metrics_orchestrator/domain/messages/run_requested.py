@@ -1,9 +1,11 @@
-"""The `metric_run_requested` message (SPEC §4.3) as the worker reads it.
+"""The `metric_run_requested` message (SPEC §4.3): the contract workers already speak.
 
-`read_message` answers any body whatsoever (the worker's version of SPEC §5.8) with one of:
-`Unanswerable` (no usable run id: logged and deleted), `InvalidRequest` (a run request that
-cannot be executed: answered with a FAILURE naming every problem, `retryable: false`, so the
-control plane records it instead of waiting for a timeout) or a valid `RunRequest`.
+The control plane builds it (`build_run_request`, and `build_retry_request` for a retry's new
+identity); workers read it with `read_message`, which answers any body whatsoever (the
+worker's version of SPEC §5.8) with one of: `Unanswerable` (no usable run id: logged and
+deleted), `InvalidRequest` (a run request that cannot be executed: answered with a FAILURE
+naming every problem, `retryable: false`, so the control plane records it instead of waiting
+for a timeout) or a valid `RunRequest`.
 
 Bodies are decoded by the domain's bounded decoder (size, UTF-8, depth, non-finite numbers,
 integer ranges). A body nested deeper than its limit still names its run: the too-deep values
@@ -13,8 +15,9 @@ are cut out (replaced by null) to read the run id, and the depth is the request'
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -28,11 +31,15 @@ from metrics_orchestrator.domain.decoding import (
     unstorable_values,
 )
 from metrics_orchestrator.domain.errors import ValidationError
-from metrics_orchestrator.domain.events import MAX_LABEL_LENGTH
 from metrics_orchestrator.domain.expressions import Expression, parse_expression
+from metrics_orchestrator.domain.fields import MAX_LABEL_LENGTH
 from metrics_orchestrator.domain.identifiers import identifier_problem
+from metrics_orchestrator.domain.messages.shared import utc_text
+from metrics_orchestrator.domain.model import MetricDependency
+from metrics_orchestrator.domain.s3_locations import S3Location, locate, parse_s3_uri
 
 RUN_REQUESTED = "metric_run_requested"
+SCHEMA_VERSION = "1"
 INVALID_REQUEST = "INVALID_REQUEST"
 # Room for the problems in an error text of 2,000 characters (outputs.MAX_PUBLISHED_TEXT),
 # leaving space for "... and N more problems".
@@ -44,34 +51,80 @@ _STRING_OR_BRACKET = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL
 
 
 @dataclass(frozen=True, slots=True)
-class S3Location:
+class ConsumedUpdate:
+    """A dataset update as a run request names it in `catalog.datasets`."""
+
+    update_id: UUID
+    dataset_id: str
     bucket: str
-    key: str
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-    def child(self, relative: str) -> S3Location:
-        prefix = self.key if not self.key or self.key.endswith("/") else f"{self.key}/"
-        return S3Location(self.bucket, f"{prefix}{relative.lstrip('/')}")
+    manifest_path: str
+    projections_path: str
 
 
-def parse_s3_uri(uri: str) -> S3Location:
-    """`s3://bucket/key` -> location; ValueError otherwise."""
-    if not uri.startswith("s3://"):
-        raise ValueError(f"not an s3:// URI: {uri!r}")
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    if not bucket:
-        raise ValueError(f"no bucket in {uri!r}")
-    return S3Location(bucket, key)
+def format_timestamp(moment: datetime) -> str:
+    return utc_text(moment, timespec="seconds")
 
 
-def locate(path: str, default_bucket: str) -> S3Location:
-    """A catalog path: a full `s3://` URI, or a key in the dataset's bucket."""
-    if path.startswith("s3://"):
-        return parse_s3_uri(path)
-    return S3Location(default_bucket, path.lstrip("/"))
+def build_run_request(
+    *,
+    run_id: UUID,
+    attempt: int,
+    requested_at: datetime,
+    metric_code: str,
+    expression_type: str,
+    expression_json: Mapping[str, Any],
+    dependencies: Sequence[MetricDependency],
+    consumed: Mapping[str, ConsumedUpdate],
+    output_base_path: str,
+) -> dict[str, Any]:
+    """The complete payload stored with a queued run and published as is."""
+    missing = {d.dataset_id for d in dependencies} - consumed.keys()
+    if missing:
+        raise ValueError(f"run request lacks updates for datasets {sorted(missing)}")
+    return {
+        "type": RUN_REQUESTED,
+        "schema": SCHEMA_VERSION,
+        "runId": str(run_id),
+        "attempt": attempt,
+        "requestedAt": format_timestamp(requested_at),
+        "metricCode": metric_code,
+        "expressionType": expression_type,
+        "expressionJson": dict(expression_json),
+        "inputs": [{"datasetId": d.dataset_id, "seriesCode": d.series_code} for d in dependencies],
+        "catalog": {
+            "datasets": {
+                dataset_id: {
+                    "manifestPath": u.manifest_path,
+                    "projectionsPath": u.projections_path,
+                    "bucket": u.bucket,
+                    "updateId": str(u.update_id),
+                }
+                for dataset_id, u in consumed.items()
+            }
+        },
+        "output": {"basePath": output_base_path},
+    }
+
+
+def build_retry_request(
+    original: Mapping[str, Any], *, run_id: UUID, attempt: int, requested_at: datetime
+) -> dict[str, Any]:
+    """A retry's request (SPEC §5.6): the original's inputs and catalog, the new run's identity."""
+    return {
+        **original,
+        "runId": str(run_id),
+        "attempt": attempt,
+        "requestedAt": format_timestamp(requested_at),
+    }
+
+
+def requested_metric_code(payload: Mapping[str, Any] | None) -> str:
+    """The `metricCode` a stored request carries; "" when it has none (never publishable).
+
+    The stored request is the fact: a catalog sync may rename the metric after it was built,
+    and the worker echoes the code it received (SPEC §4.2)."""
+    code = payload.get("metricCode") if payload is not None else None
+    return code if isinstance(code, str) else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +191,24 @@ class Unanswerable:
 
 def read_message(body: str | bytes) -> RunRequest | InvalidRequest | Unanswerable:
     """What a queue message body (raw or SNS-enveloped) asks of the worker. Never raises."""
+    found = read_request_document(body)
+    if isinstance(found, Unanswerable):
+        return found
+    return _Reader(found.document, found.run_id, list(found.problems)).read()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDocument:
+    """A body that is a run request naming its run, before its fields are read."""
+
+    document: dict[str, Any]
+    run_id: str
+    # problems found decoding it (a body nested too deep, its deep values cut out)
+    problems: tuple[str, ...]
+
+
+def read_request_document(body: str | bytes) -> RequestDocument | Unanswerable:
+    """The run request in a body (raw or SNS-enveloped) with its run id; never raises."""
     document, problems = _decode(as_bytes(body), "body")
     if isinstance(document, Unanswerable):
         return document
@@ -155,7 +226,7 @@ def read_message(body: str | bytes) -> RunRequest | InvalidRequest | Unanswerabl
     if not isinstance(run_id, str) or not _is_uuid(run_id):
         reason = f"a run request without a usable runId (got {_shown(run_id)})"
         return Unanswerable("; ".join([*problems, reason]))
-    return _Reader(document, run_id, problems).read()
+    return RequestDocument(document, run_id, tuple(problems))
 
 
 def _decode(raw: bytes, what: str) -> tuple[dict[str, Any] | Unanswerable, list[str]]:

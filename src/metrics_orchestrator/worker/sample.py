@@ -23,7 +23,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -31,15 +31,26 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from metrics_orchestrator.application import log_events
+from metrics_orchestrator.domain import log_events
+from metrics_orchestrator.domain.messages.run_completed import (
+    RUN_COMPLETED,
+    build_run_failed,
+    build_run_succeeded,
+)
+from metrics_orchestrator.domain.messages.run_heartbeat import RUN_HEARTBEAT, build_run_heartbeat
+from metrics_orchestrator.domain.messages.run_requested import (
+    Unanswerable,
+    read_request_document,
+)
+from metrics_orchestrator.domain.messages.run_started import RUN_STARTED, build_run_started
+from metrics_orchestrator.domain.messages.shared import utc_text
+from metrics_orchestrator.infrastructure.aws.sqs import SqsConsumer
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 log = structlog.get_logger(__name__)
 
-RUN_REQUESTED = "metric_run_requested"
 SIMULATED_FAILURE = "simulated failure (the sample worker was told to fail this run)"
 # How many answered (runId, attempt) pairs are remembered to absorb redeliveries.
 REMEMBERED_REQUESTS = 10_000
@@ -125,15 +136,21 @@ class SampleWorker:
         `pass_on` receives the body of every request whose plan is `WorkerPlan.pass_on()`."""
         if heartbeats < 0:
             raise ValueError("heartbeats must be >= 0")
-        if not 0 <= wait_seconds <= 20:
-            raise ValueError("wait_seconds must be between 0 and 20")
+        # The package's one consumer loop: a receive is answered together, then deleted.
+        self._consumer = SqsConsumer(
+            sqs_client,
+            worker_queue_url,
+            batch_handler=self._answer,
+            wait_seconds=wait_seconds,
+            name="sample-worker",
+        )
+        self._answered_count = 0
         self._sqs = sqs_client
         self._worker_queue_url = worker_queue_url
         self._feedback_queue_url = feedback_queue_url
         self._behaviour = behaviour or always_succeed
         self._heartbeats = heartbeats
         self._step_seconds = step_seconds
-        self._wait_seconds = wait_seconds
         self._send = send or self._send_to_feedback_queue
         self._on_feedback = on_feedback
         self._now = now or (lambda: datetime.now(UTC))
@@ -147,48 +164,34 @@ class SampleWorker:
             message="sample worker started: it SIMULATES metric computations (no real output)",
             worker_queue_url=self._worker_queue_url,
         )
-        while not stop.is_set():
-            try:
-                self.poll_once()
-            except Exception as exc:
-                log.error(
-                    log_events.ON_CONSUMER_ERROR,
-                    message="sample worker: polling failed; backing off",
-                    error=str(exc),
-                    exc_info=True,
-                )
-                stop.wait(1.0)
+        self._consumer.run_forever(stop)
 
     def poll_once(self) -> int:
         """Receive one batch and answer it; the number of run requests answered."""
-        response = self._sqs.receive_message(
-            QueueUrl=self._worker_queue_url,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=self._wait_seconds,
-        )
-        messages = response.get("Messages", [])
+        before = self._answered_count
+        self._consumer.poll_once()
+        return self._answered_count - before
+
+    def _answer(self, messages: Sequence[tuple[str, str]]) -> None:
+        """Answer one receive; raises to leave all of it for redelivery."""
         jobs: dict[tuple[str, int], _Job] = {}
-        for message in messages:
-            job = self._job_for(message)
+        for body, message_id in messages:
+            job = self._job_for(body, message_id)
             if job is not None:
                 jobs.setdefault(job.key, job)
         self._simulate(list(jobs.values()))
         # Remembered only once answered: a batch that failed half-way is answered again.
         for key in jobs:
             self._remember(key)
-        for message in messages:
-            self._sqs.delete_message(
-                QueueUrl=self._worker_queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
-        return len(jobs)
+        self._answered_count += len(jobs)
 
-    def _job_for(self, message: MessageTypeDef) -> _Job | None:
-        request = read_run_request(message.get("Body", ""))
+    def _job_for(self, body: str, message_id: str) -> _Job | None:
+        request = read_run_request(body)
         if request is None:
             log.warning(
                 log_events.ON_CONSUMER_ERROR,
                 message="sample worker: not a run request; dropped",
-                message_id=message.get("MessageId", ""),
+                message_id=message_id,
             )
             return None
         job = _Job(request, WorkerPlan.succeed())
@@ -215,13 +218,13 @@ class SampleWorker:
         if not jobs:
             return
         for job in jobs:
-            self._emit(job, started_event(job.run_id, self._now()))
+            self._emit(job, build_run_started(job.run_id, self._now()))
         for beat in range(1, self._heartbeats + 1):
             self._pause()
             progress = round(beat / (self._heartbeats + 1), 4)
             for job in jobs:
                 if job.plan.outcome is not Outcome.GO_SILENT:
-                    self._emit(job, heartbeat_event(job.run_id, progress, self._now()))
+                    self._emit(job, build_run_heartbeat(job.run_id, progress, self._now()))
         self._pause()
         for job in jobs:
             if job.plan.outcome is Outcome.GO_SILENT:
@@ -266,65 +269,34 @@ class SampleWorker:
 
 
 _LOG_EVENT_BY_TYPE = {
-    "metric_run_started": log_events.ON_RUN_STARTED,
-    "metric_run_heartbeat": log_events.ON_RUN_HEARTBEAT,
-    "metric_run_completed": log_events.ON_RUN_COMPLETED,
+    RUN_STARTED: log_events.ON_RUN_STARTED,
+    RUN_HEARTBEAT: log_events.ON_RUN_HEARTBEAT,
+    RUN_COMPLETED: log_events.ON_RUN_COMPLETED,
 }
 
 
 def read_run_request(body: str) -> dict[str, Any] | None:
-    """The run request in a message body, raw or SNS-enveloped; None if it is not one."""
-    document = _json_object(body)
-    if document is not None and document.get("Type") == "Notification":
-        message = document.get("Message")
-        document = _json_object(message) if isinstance(message, str) else None
-    if document is None or document.get("type") != RUN_REQUESTED:
-        return None
-    if not isinstance(document.get("runId"), str):
-        return None
-    return document
-
-
-def _json_object(text: str) -> dict[str, Any] | None:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def started_event(run_id: str, now: datetime) -> dict[str, Any]:
-    return {"type": "metric_run_started", "runId": run_id, "startedAt": _timestamp(now)}
-
-
-def heartbeat_event(run_id: str, progress: float, now: datetime) -> dict[str, Any]:
-    return {
-        "type": "metric_run_heartbeat",
-        "runId": run_id,
-        "progress": progress,
-        "ts": _timestamp(now),
-    }
+    """The run request in a message body, raw or SNS-enveloped; None if it is not one
+    (the domain's reading: `domain/messages/run_requested.py`)."""
+    found = read_request_document(body)
+    return None if isinstance(found, Unanswerable) else found.document
 
 
 def completed_event(request: dict[str, Any], plan: WorkerPlan, now: datetime) -> dict[str, Any]:
+    """What the simulated run reports: the plan's FAILURE, or a made-up SUCCESS."""
     run_id = str(request["runId"])
-    event: dict[str, Any] = {"type": "metric_run_completed", "runId": run_id}
-    if isinstance(request.get("metricCode"), str):
-        event["metricCode"] = request["metricCode"]
+    code = request.get("metricCode")
+    metric_code = code if isinstance(code, str) else None
     if plan.outcome is Outcome.FAIL:
-        return {**event, "status": "FAILURE", "error": plan.error}
+        return build_run_failed(run_id, metric_code, plan.error)
     version = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return {
-        **event,
-        "status": "SUCCESS",
-        "versionTs": _timestamp(now),
-        "outputManifest": f"{_output_base(request)}simulated/v{version}/manifest.json",
-        "rowCount": simulated_row_count(run_id),
-    }
+    return build_run_succeeded(
+        run_id,
+        metric_code,
+        version_ts=utc_text(now),
+        output_manifest=f"{_output_base(request)}simulated/v{version}/manifest.json",
+        row_count=simulated_row_count(run_id),
+    )
 
 
 def _output_base(request: dict[str, Any]) -> str:
