@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from metrics_orchestrator.interfaces.cli import app
-from metrics_orchestrator.interfaces.cli.sample_data import bundled_catalogs
+from metrics_orchestrator.interfaces.sample_world import bundled_catalogs
 from tests.integration.messaging_helpers import wait_until
 
 if TYPE_CHECKING:

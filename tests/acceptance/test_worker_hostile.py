@@ -30,7 +30,7 @@ from metrics_orchestrator.worker.adapters.s3 import S3ObjectStore
 from metrics_orchestrator.worker.adapters.sns import SnsFeedbackPublisher
 from metrics_orchestrator.worker.adapters.sqs import RunRequestConsumer
 from metrics_orchestrator.worker.claims import advance_current
-from metrics_orchestrator.worker.compute import Outcome, RunRequestHandler, WorkerOptions
+from metrics_orchestrator.worker.compute import ComputeOutcome, RunRequestHandler, WorkerOptions
 from metrics_orchestrator.worker.outputs import MAX_PUBLISHED_TEXT, json_bytes, version_ts
 from metrics_orchestrator.worker.sample_world import write_sample_world
 from tests.aws_fixtures import AWS_REGION, receive_messages
@@ -197,7 +197,7 @@ def test_the_same_request_delivered_to_several_threads_at_once_is_computed_once(
     publisher = RecordingPublisher()
     deliveries = 6
     barrier = threading.Barrier(deliveries)
-    outcomes: list[Outcome] = []
+    outcomes: list[ComputeOutcome] = []
 
     def deliver(n: int) -> None:
         handler = RunRequestHandler(
@@ -215,7 +215,10 @@ def test_the_same_request_delivered_to_several_threads_at_once_is_computed_once(
     for thread in threads:
         thread.join(60)
 
-    assert Counter(outcomes) == {Outcome.COMPLETED: 1, Outcome.DUPLICATE: deliveries - 1}
+    assert Counter(outcomes) == {
+        ComputeOutcome.COMPLETED: 1,
+        ComputeOutcome.DUPLICATE: deliveries - 1,
+    }
     assert [e["type"] for e in publisher.events] == ["metric_run_started", "metric_run_completed"]
     completed = publisher.events[-1]
     assert completed["status"] == "SUCCESS"

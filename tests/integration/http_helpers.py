@@ -16,7 +16,7 @@ from httpx import Response
 
 from metrics_orchestrator.bootstrap import Container, bootstrap
 from metrics_orchestrator.infrastructure.settings import load_settings
-from metrics_orchestrator.interfaces.http.app import create_app
+from metrics_orchestrator.interfaces.web.app import create_app_with_dashboard
 from tests.integration.intake_helpers import update_body
 from tests.support import MutableClock
 
@@ -64,7 +64,7 @@ def running_api(
     settings = load_settings(env={"PUBLIC_URL": TEST_PUBLIC_URL, **(env or {})})
     with (
         bootstrap(settings, clock=clock, database_url=database_url) as container,
-        TestClient(create_app(container)) as client,
+        TestClient(create_app_with_dashboard(container)) as client,
     ):
         yield Api(client, container, clock, database_url)
 

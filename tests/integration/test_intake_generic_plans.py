@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from metrics_orchestrator.infrastructure.postgres.queries import load_queries
+from metrics_orchestrator.infrastructure.postgres.named_queries import load_queries
 
 GROWING = {"metric_runs", "run_dataset_updates"}
 # what an intake transaction runs (intake_repository.py, in order)

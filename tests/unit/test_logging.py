@@ -5,7 +5,7 @@ import json
 import pytest
 import structlog
 
-from metrics_orchestrator.application import log_events
+from metrics_orchestrator.domain import log_events
 from metrics_orchestrator.infrastructure.logging import configure_logging
 from metrics_orchestrator.infrastructure.settings import LogFormat
 

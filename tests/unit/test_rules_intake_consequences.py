@@ -24,7 +24,7 @@ from metrics_orchestrator.domain.model import TriggerPolicy
 from metrics_orchestrator.domain.orchestration import (
     Evaluation,
     InputFacts,
-    Outcome,
+    MetricDecision,
     UpdateVersion,
     evaluate_metric,
     freshest,
@@ -94,7 +94,7 @@ class IntakeSimulator:
             return Step(update, None, None)
         evaluation = self.evaluate(received_at)
         run = None
-        if evaluation.outcome is Outcome.READY:
+        if evaluation.outcome is MetricDecision.READY:
             fingerprint = inputs_fingerprint(evaluation.candidates)
             assert evaluation.fingerprint == fingerprint
             if fingerprint in self.fingerprints:
@@ -132,7 +132,7 @@ def test_many_updates_of_one_input_coalesce_into_one_run_on_the_newest_of_each(
     sim = two_inputs(policy)
     d1 = [sim.receive("d1", T0 + n * HOUR) for n in range(5)]
     assert all(step.run is None for step in d1)
-    assert all(s.evaluation and s.evaluation.outcome is Outcome.WAITING for s in d1)
+    assert all(s.evaluation and s.evaluation.outcome is MetricDecision.WAITING for s in d1)
 
     last = sim.receive("d2", T0 + 6 * HOUR)
     assert sim.runs == [{"d1": d1[-1].update, "d2": last.update}]
@@ -189,7 +189,7 @@ def test_all_new_waits_for_every_input_again_after_a_run() -> None:
     again = sim.receive("d1", T0 + 2 * HOUR)
     assert again.run is None
     assert again.evaluation is not None
-    assert again.evaluation.outcome is Outcome.WAITING
+    assert again.evaluation.outcome is MetricDecision.WAITING
     assert again.evaluation.held(ALL_NEW) == {"d1": again.update, "d2": None}
     assert again.evaluation.waiting_for(ALL_NEW) == ("d2",)
 
@@ -224,7 +224,7 @@ def test_a_stale_input_blocks_until_a_fresh_version_arrives(policy: TriggerPolic
     assert sim.runs == []
     for step in blocked:
         assert step.evaluation is not None
-        assert step.evaluation.outcome is Outcome.WAITING
+        assert step.evaluation.outcome is MetricDecision.WAITING
         assert step.evaluation.held(policy)["d2"] is None
 
     fresh_d2 = sim.receive("d2", later + 4 * HOUR)
@@ -265,7 +265,7 @@ def test_a_run_blocked_by_a_stale_input_holds_what_the_policy_would_use(
     step = sim.receive("d1", T0 + timedelta(days=DAYS, hours=1))  # d3 has gone stale
     assert step.run is None
     assert step.evaluation is not None
-    assert step.evaluation.outcome is Outcome.WAITING
+    assert step.evaluation.outcome is MetricDecision.WAITING
     held_d2 = d2 if policy is ANY_NEW else None
     assert step.evaluation.held(policy) == {"d1": step.update, "d2": held_d2, "d3": None}
 
@@ -274,7 +274,7 @@ def test_a_stale_occurred_at_never_runs_a_single_dataset_metric() -> None:
     sim = IntakeSimulator(ALL_NEW, ("d1",))
     step = sim.receive("d1", T0, occurred_at=T0 - timedelta(days=DAYS, microseconds=1))
     assert step.evaluation is not None
-    assert step.evaluation.outcome is Outcome.UNCHANGED
+    assert step.evaluation.outcome is MetricDecision.UNCHANGED
     assert sim.runs == []
 
 
@@ -300,7 +300,7 @@ def test_a_late_older_version_after_a_run_never_re_runs(policy: TriggerPolicy) -
     late = sim.receive("d1", T0 + 3 * HOUR, occurred_at=T0)
     assert late.run is None
     assert late.evaluation is not None
-    assert late.evaluation.outcome is Outcome.UNCHANGED
+    assert late.evaluation.outcome is MetricDecision.UNCHANGED
     assert len(sim.runs) == 1
 
 
@@ -400,7 +400,7 @@ def test_every_run_is_on_the_freshest_fresh_version_of_each_input_and_never_repe
                 assert step.run[ds] is freshest_of(sim, ds)
                 assert is_fresh_at(step.run[ds], a.received_at, days)
         # no ready set is left unqueued: after each update the metric has caught up
-        assert sim.evaluate(a.received_at).outcome is not Outcome.READY
+        assert sim.evaluate(a.received_at).outcome is not MetricDecision.READY
     assert sim.ready_on_a_used_set == 0
     assert len({inputs_fingerprint(run) for run in sim.runs}) == len(sim.runs)
 
@@ -419,7 +419,7 @@ def test_an_update_that_does_not_become_the_freshest_never_creates_or_re_runs(
         )
         if not became_freshest:
             assert step.run is None
-            assert step.evaluation is None or step.evaluation.outcome is not Outcome.READY
+            assert step.evaluation is None or step.evaluation.outcome is not MetricDecision.READY
 
 
 @settings(max_examples=300, deadline=None)  # whole streams; CI machines are shared

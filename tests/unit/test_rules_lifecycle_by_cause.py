@@ -22,6 +22,7 @@ from metrics_orchestrator.domain.messages.run_heartbeat import RunHeartbeat
 from metrics_orchestrator.domain.messages.run_started import RunStarted
 from metrics_orchestrator.domain.model import (
     LIFECYCLE,
+    STAYS,
     Cause,
     Move,
     RunStatus,
@@ -265,3 +266,31 @@ def test_a_completed_event_is_refused_before_dispatch_and_after_an_outcome(
         f"run cannot move from {current} to succeeded on a completed event "
         "(allowed from dispatched, running, timed_out)"
     )
+
+
+# --- writes that keep a run where it is (STAYS) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cause", "status"),
+    [(Cause.READY, S.PENDING_DEPENDENCIES), (Cause.WORKER_ALIVE, S.RUNNING)],
+)
+def test_a_run_kept_in_its_status_is_a_change_the_table_names(
+    cause: Cause, status: RunStatus
+) -> None:
+    assert STAYS[cause] == frozenset({status})
+    assert change_for(cause, status, status) == StatusChange(cause, status, status)
+
+
+@given(st.sampled_from(Cause), st.sampled_from(RunStatus))
+def test_no_other_cause_keeps_a_run_where_it_is(cause: Cause, status: RunStatus) -> None:
+    if status in STAYS.get(cause, frozenset()):
+        return
+    with pytest.raises(IllegalTransition):
+        change_for(cause, status, status)
+
+
+def test_a_status_a_cause_keeps_is_one_it_moves_from_or_to() -> None:
+    for cause, statuses in STAYS.items():
+        move = LIFECYCLE[cause]
+        assert statuses <= move.sources | move.targets, cause

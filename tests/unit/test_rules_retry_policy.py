@@ -21,9 +21,9 @@ from metrics_orchestrator.domain.retries import (
     EndedRun,
     check_manual_retry,
     retry_not_before,
-    superseded_reason,
     supersedes_retry,
 )
+from metrics_orchestrator.domain.status_reasons import superseded_reason
 
 S = RunStatus
 NOW = datetime(2025, 11, 11, 12, 0, tzinfo=UTC)

@@ -23,7 +23,7 @@ from metrics_orchestrator.domain.orchestration import (
     InputAssessment,
     InputFacts,
     InputStatus,
-    Outcome,
+    MetricDecision,
     UpdateVersion,
     assess_input,
     evaluate_metric,
@@ -116,8 +116,8 @@ def test_the_window_edge_decides_between_fresh_and_stale() -> None:
     past_edge = version("d1", timedelta(days=DAYS) + TICK)
     assert assess_input(facts("d1", at_edge), DAYS, NOW).status is InputStatus.FRESH
     assert assess_input(facts("d1", past_edge), DAYS, NOW).status is InputStatus.STALE
-    assert evaluate(ALL_NEW, facts("d1", at_edge)).outcome is Outcome.READY
-    assert evaluate(ALL_NEW, facts("d1", past_edge)).outcome is Outcome.UNCHANGED
+    assert evaluate(ALL_NEW, facts("d1", at_edge)).outcome is MetricDecision.READY
+    assert evaluate(ALL_NEW, facts("d1", past_edge)).outcome is MetricDecision.UNCHANGED
 
 
 # --- outcomes of one metric, per policy --------------------------------------------------
@@ -126,20 +126,20 @@ def test_the_window_edge_decides_between_fresh_and_stale() -> None:
 @BOTH
 def test_every_input_new_and_fresh_is_ready(policy: TriggerPolicy) -> None:
     ev = evaluate(policy, facts("d1", version("d1")), facts("d2", version("d2")))
-    assert ev.outcome is Outcome.READY
+    assert ev.outcome is MetricDecision.READY
 
 
 def test_all_new_waits_while_one_input_has_nothing_newer_than_the_last_run() -> None:
     reused = version("d2")
     ev = evaluate(ALL_NEW, facts("d1", version("d1")), facts("d2", reused, last_used=reused))
-    assert ev.outcome is Outcome.WAITING
+    assert ev.outcome is MetricDecision.WAITING
 
 
 def test_any_new_runs_on_one_new_input_reusing_the_other_fresh_one() -> None:
     reused = version("d2")
     new = version("d1")
     ev = evaluate(ANY_NEW, facts("d1", new), facts("d2", reused, last_used=reused))
-    assert ev.outcome is Outcome.READY
+    assert ev.outcome is MetricDecision.READY
     assert ev.candidates == {"d1": new, "d2": reused}
 
 
@@ -148,7 +148,7 @@ def test_any_new_runs_on_one_new_input_reusing_the_other_fresh_one() -> None:
 def test_a_missing_or_stale_input_blocks_a_new_one(policy: TriggerPolicy, blocker: str) -> None:
     other = None if blocker == "missing" else stale("d2")
     ev = evaluate(policy, facts("d1", version("d1")), facts("d2", other))
-    assert ev.outcome is Outcome.WAITING
+    assert ev.outcome is MetricDecision.WAITING
     assert ev.fingerprint is None
 
 
@@ -156,7 +156,7 @@ def test_a_missing_or_stale_input_blocks_a_new_one(policy: TriggerPolicy, blocke
 def test_nothing_new_changes_nothing(policy: TriggerPolicy) -> None:
     a, b = version("d1"), version("d2")
     ev = evaluate(policy, facts("d1", a, last_used=a), facts("d2", b, last_used=b))
-    assert ev.outcome is Outcome.UNCHANGED
+    assert ev.outcome is MetricDecision.UNCHANGED
 
 
 @BOTH
@@ -165,7 +165,7 @@ def test_a_stale_version_newer_than_the_last_run_is_not_new(policy: TriggerPolic
     newer_but_stale = version("d1", timedelta(days=DAYS + 1))
     b = version("d2")
     ev = evaluate(policy, facts("d1", newer_but_stale, last_used=used), facts("d2", b, last_used=b))
-    assert ev.outcome is Outcome.UNCHANGED
+    assert ev.outcome is MetricDecision.UNCHANGED
 
 
 @BOTH
@@ -174,21 +174,23 @@ def test_an_input_older_than_the_last_run_is_not_new(policy: TriggerPolicy) -> N
     older = version("d1", timedelta(hours=3))
     used = version("d1", timedelta(hours=2))
     ev = evaluate(policy, facts("d1", older, last_used=used))
-    assert ev.outcome is Outcome.UNCHANGED
+    assert ev.outcome is MetricDecision.UNCHANGED
 
 
 @BOTH
 def test_a_metric_without_inputs_never_runs(policy: TriggerPolicy) -> None:
     ev = evaluate(policy)
-    assert ev.outcome is Outcome.UNCHANGED
+    assert ev.outcome is MetricDecision.UNCHANGED
     assert ev.inputs == ()
 
 
 @BOTH
 def test_a_single_input_runs_on_each_new_version(policy: TriggerPolicy) -> None:
     used = version("d1", timedelta(hours=2))
-    assert evaluate(policy, facts("d1", version("d1"), last_used=used)).outcome is Outcome.READY
-    assert evaluate(policy, facts("d1", used, last_used=used)).outcome is Outcome.UNCHANGED
+    assert (
+        evaluate(policy, facts("d1", version("d1"), last_used=used)).outcome is MetricDecision.READY
+    )
+    assert evaluate(policy, facts("d1", used, last_used=used)).outcome is MetricDecision.UNCHANGED
 
 
 @BOTH
@@ -200,15 +202,15 @@ def test_three_inputs_one_new_two_reused(policy: TriggerPolicy) -> None:
         facts("d2", b, last_used=b),
         facts("d3", c, last_used=c),
     )
-    expected = Outcome.READY if policy is ANY_NEW else Outcome.WAITING
+    expected = MetricDecision.READY if policy is ANY_NEW else MetricDecision.WAITING
     assert ev.outcome is expected
 
 
 def test_any_new_with_two_of_three_new_is_ready_and_all_new_is_not() -> None:
     c = version("d3")
     inputs = (facts("d1", version("d1")), facts("d2", version("d2")), facts("d3", c, last_used=c))
-    assert evaluate(ANY_NEW, *inputs).outcome is Outcome.READY
-    assert evaluate(ALL_NEW, *inputs).outcome is Outcome.WAITING
+    assert evaluate(ANY_NEW, *inputs).outcome is MetricDecision.READY
+    assert evaluate(ALL_NEW, *inputs).outcome is MetricDecision.WAITING
 
 
 # --- what the evaluation reports ---------------------------------------------------------
@@ -318,7 +320,7 @@ def test_a_different_update_gives_a_different_fingerprint() -> None:
 
 @dataclass(frozen=True)
 class SpecVerdict:
-    outcome: Outcome
+    outcome: MetricDecision
     candidates: dict[str, UpdateVersion]
     new: frozenset[str]
 
@@ -345,11 +347,11 @@ def spec_verdict(
     every_input_has_one = len(inputs) > 0 and len(candidates) == len(inputs)
     policy_holds = len(new) == len(inputs) if policy is ALL_NEW else len(new) >= 1
     if every_input_has_one and policy_holds:
-        outcome = Outcome.READY
+        outcome = MetricDecision.READY
     elif new:
-        outcome = Outcome.WAITING
+        outcome = MetricDecision.WAITING
     else:
-        outcome = Outcome.UNCHANGED
+        outcome = MetricDecision.UNCHANGED
     return SpecVerdict(outcome, candidates, new)
 
 
@@ -394,10 +396,10 @@ def test_evaluate_metric_is_the_rule_of_the_spec(
     needed = expected.new if policy is ALL_NEW else frozenset(expected.candidates)
     assert ev.waiting_for(policy) == (
         ()
-        if expected.outcome is Outcome.READY
+        if expected.outcome is MetricDecision.READY
         else tuple(f.dataset_id for f in inputs if f.dataset_id not in needed)
     )
-    if expected.outcome is Outcome.READY:
+    if expected.outcome is MetricDecision.READY:
         assert ev.fingerprint == inputs_fingerprint(expected.candidates)
     else:
         assert ev.fingerprint is None

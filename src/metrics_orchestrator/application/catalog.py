@@ -24,7 +24,6 @@ from metrics_orchestrator.application.catalog_document import (
 )
 from metrics_orchestrator.application.catalog_plan import (
     CANCEL_PENDING,
-    METRIC_DISABLED,
     CatalogLoadResult,
     Planner,
     Writer,
@@ -40,6 +39,7 @@ from metrics_orchestrator.application.ports.catalog import CatalogRepository
 from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
 from metrics_orchestrator.domain.errors import Conflict, FieldError, NotFound, ValidationError
 from metrics_orchestrator.domain.model import Dataset, Metric, Series, TriggerPolicy
+from metrics_orchestrator.domain.status_reasons import METRIC_DISABLED
 
 T = TypeVar("T")
 

@@ -21,7 +21,7 @@ from metrics_orchestrator.application.catalog_spec import (
 from metrics_orchestrator.application.ports.catalog import (
     CatalogRepository,
     DatasetSeriesPair,
-    Outcome,
+    UpsertOutcome,
 )
 from metrics_orchestrator.domain.errors import FieldError
 from metrics_orchestrator.domain.model import (
@@ -33,9 +33,8 @@ from metrics_orchestrator.domain.model import (
     change_for,
 )
 from metrics_orchestrator.domain.resolution import CatalogFacts, resolve_dependencies
+from metrics_orchestrator.domain.status_reasons import DEFINITION_CHANGED, METRIC_DISABLED
 
-DEFINITION_CHANGED = "metric definition changed"
-METRIC_DISABLED = "metric disabled"
 # SPEC §2: a changed or disabled metric's open pending run is canceled
 CANCEL_PENDING = change_for(Cause.CANCEL, RunStatus.PENDING_DEPENDENCIES)
 
@@ -47,12 +46,12 @@ class KindCounts:
     unchanged: int = 0
 
     @classmethod
-    def of(cls, outcomes: Iterable[Outcome]) -> KindCounts:
+    def of(cls, outcomes: Iterable[UpsertOutcome]) -> KindCounts:
         seen = list(outcomes)
         return cls(
-            created=seen.count(Outcome.CREATED),
-            updated=seen.count(Outcome.UPDATED),
-            unchanged=seen.count(Outcome.UNCHANGED),
+            created=seen.count(UpsertOutcome.CREATED),
+            updated=seen.count(UpsertOutcome.UPDATED),
+            unchanged=seen.count(UpsertOutcome.UNCHANGED),
         )
 
     def __str__(self) -> str:
@@ -65,7 +64,7 @@ class ItemOutcome:
 
     kind: str
     key: str
-    outcome: Outcome
+    outcome: UpsertOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +221,7 @@ class Writer:
 
     def write(self, plan: Plan) -> CatalogLoadResult:
         stored = self.repo.upsert_series(plan.series, self.now)
-        series = [stored.get(s.code, Outcome.UNCHANGED) for s in plan.series]
+        series = [stored.get(s.code, UpsertOutcome.UNCHANGED) for s in plan.series]
         datasets = self._write_datasets(plan)
         metrics, canceled = self._write_metrics(plan)
         self.repo.remove_dataset_series(plan.removed_pairs)
@@ -245,18 +244,18 @@ class Writer:
             items=tuple(items),
         )
 
-    def _write_datasets(self, plan: Plan) -> list[Outcome]:
+    def _write_datasets(self, plan: Plan) -> list[UpsertOutcome]:
         rows = self.repo.upsert_datasets(plan.datasets, self.now)
         self.repo.add_dataset_series(plan.added_pairs, self.now)
         outcomes = []
         for dataset in plan.datasets:
-            outcome = rows.get(dataset.id, Outcome.UNCHANGED)
-            if outcome is Outcome.UNCHANGED and dataset.id in plan.changed_series_sets:
-                outcome = Outcome.UPDATED
+            outcome = rows.get(dataset.id, UpsertOutcome.UNCHANGED)
+            if outcome is UpsertOutcome.UNCHANGED and dataset.id in plan.changed_series_sets:
+                outcome = UpsertOutcome.UPDATED
             outcomes.append(outcome)
         return outcomes
 
-    def _write_metrics(self, plan: Plan) -> tuple[list[Outcome], list[str]]:
+    def _write_metrics(self, plan: Plan) -> tuple[list[UpsertOutcome], list[str]]:
         ids = [m.id for m in plan.metrics]
         before = self.repo.lock_metrics(ids)
         rows = self.repo.upsert_metrics(plan.metrics, self.now)
@@ -267,12 +266,12 @@ class Writer:
             if stored.get(metric_id, ()) != deps
         }
         self.repo.replace_dependencies(changed_dependencies, self.now)
-        outcomes: list[Outcome] = []
+        outcomes: list[UpsertOutcome] = []
         redefined: list[str] = []
         for row in plan.metrics:
-            outcome = rows.get(row.id, Outcome.UNCHANGED)
-            if outcome is Outcome.UNCHANGED and row.id in changed_dependencies:
-                outcome = Outcome.UPDATED
+            outcome = rows.get(row.id, UpsertOutcome.UNCHANGED)
+            if outcome is UpsertOutcome.UNCHANGED and row.id in changed_dependencies:
+                outcome = UpsertOutcome.UPDATED
             outcomes.append(outcome)
             if _definition_changed(before.get(row.id), row, outcome, changed_dependencies):
                 redefined.append(row.id)
@@ -289,11 +288,11 @@ class Writer:
 def _definition_changed(
     before: Metric | None,
     row: MetricSpec,
-    outcome: Outcome,
+    outcome: UpsertOutcome,
     changed_dependencies: Mapping[str, object],
 ) -> bool:
     """Did the expression or the dependencies of an existing metric change (§2)?"""
     if before is None:
         # Created now, or concurrently by another load we cannot compare with: be safe.
-        return outcome is Outcome.UPDATED
+        return outcome is UpsertOutcome.UPDATED
     return before.expression_json != row.expression or row.id in changed_dependencies

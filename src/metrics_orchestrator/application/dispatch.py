@@ -18,11 +18,6 @@ from uuid import UUID
 
 import structlog
 
-from metrics_orchestrator.application.log_events import (
-    ON_DISPATCHER_ERROR,
-    ON_RUN_DISPATCH_FAILED,
-    ON_RUN_DISPATCHED,
-)
 from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory
 from metrics_orchestrator.application.ports.dispatch import (
     ClaimedRun,
@@ -34,6 +29,11 @@ from metrics_orchestrator.application.ports.dispatch import (
     RunRequestPublisher,
 )
 from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
+from metrics_orchestrator.domain.log_events import (
+    ON_DISPATCHER_ERROR,
+    ON_RUN_DISPATCH_FAILED,
+    ON_RUN_DISPATCHED,
+)
 from metrics_orchestrator.domain.model import (
     Cause,
     change_for,

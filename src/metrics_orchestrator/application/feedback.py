@@ -12,12 +12,12 @@ from uuid import UUID
 
 import structlog
 
-from metrics_orchestrator.application import log_events
 from metrics_orchestrator.application.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventRecord, EventStatus
 from metrics_orchestrator.application.ports.runs import LockedRun, RunCompletion, RunRepository
 from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
 from metrics_orchestrator.application.transactions import transact as _transact
+from metrics_orchestrator.domain import log_events
 from metrics_orchestrator.domain.errors import Conflict, IllegalTransition, ValidationError
 from metrics_orchestrator.domain.events import DecodedEvent, body_digest_key
 from metrics_orchestrator.domain.feedback import (
@@ -36,14 +36,10 @@ from metrics_orchestrator.domain.model import (
     change_for,
     check_rows_changed,
 )
-from metrics_orchestrator.domain.retries import superseded_reason, supersedes_retry
+from metrics_orchestrator.domain.retries import supersedes_retry
+from metrics_orchestrator.domain.status_reasons import completion_reason, superseded_reason
 
 log = structlog.get_logger(__name__)
-
-# status_reason codes of worker outcomes; the sweeper writes its cause ('start_timeout',
-# 'heartbeat_timeout'), the dispatcher 'dispatch_failed', cancel the operator's reason.
-REASON_WORKER_FAILURE = "worker_failure"
-REASON_COMPLETED_AFTER_TIMEOUT = "completed_after_timeout"
 
 
 # --- worker feedback (SPEC §4.2, §5.5) ------------------------------------------------------
@@ -65,7 +61,7 @@ class FeedbackOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class _Received:
+class _ReceivedFeedback:
     event: DecodedEvent
     key: str
     source: str
@@ -100,7 +96,7 @@ class FeedbackService:
         `decoded` must be a worker event type (ValueError otherwise): routing is the caller's.
         `replay_of`: the inbox entry this is a replay of (rejected again, that entry is updated).
         """
-        received = _Received(
+        received = _ReceivedFeedback(
             event=decoded,
             key=body_digest_key(decoded.event_type, decoded.raw_body),
             source=source,
@@ -125,7 +121,7 @@ class FeedbackService:
         return outcome
 
     def _apply(
-        self, uow: UnitOfWork, received: _Received, feedback: WorkerFeedback
+        self, uow: UnitOfWork, received: _ReceivedFeedback, feedback: WorkerFeedback
     ) -> FeedbackOutcome:
         run = uow.runs.lock(feedback.run_id)
         if run is None:
@@ -160,7 +156,7 @@ class FeedbackService:
         )
 
     def _late_heartbeat(
-        self, uow: UnitOfWork, received: _Received, run: LockedRun, *, refusal: str
+        self, uow: UnitOfWork, received: _ReceivedFeedback, run: LockedRun, *, refusal: str
     ) -> FeedbackOutcome:
         """One event_log entry per ended run for all its late heartbeats (issue 20): the
         first is rejected with the reason, the rest are duplicates of it."""
@@ -221,7 +217,7 @@ class FeedbackService:
     def _finish(
         self,
         uow: UnitOfWork,
-        received: _Received,
+        received: _ReceivedFeedback,
         status: EventStatus,
         *,
         run: LockedRun | None = None,
@@ -265,12 +261,7 @@ def _check_metric_code(feedback: WorkerFeedback, run: LockedRun) -> None:
 
 
 def _completion(feedback: RunCompleted, run: LockedRun, received_at: datetime) -> RunCompletion:
-    if run.status is RunStatus.TIMED_OUT:
-        reason: str | None = REASON_COMPLETED_AFTER_TIMEOUT
-    elif not feedback.succeeded:
-        reason = REASON_WORKER_FAILURE
-    else:
-        reason = None
+    reason = completion_reason(run.status, feedback.succeeded)
     return RunCompletion(
         status=feedback.target_status,
         progress=1.0 if feedback.succeeded else None,

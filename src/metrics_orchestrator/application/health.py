@@ -1,4 +1,8 @@
-"""Readiness (SPEC §6.3 `GET /health/ready`): is the database reachable, writable, and current?"""
+"""Service health (SPEC §6.3 `GET /health/ready`): is the database reachable, writable, current?
+
+Not to be confused with a metric's readiness ("why not yet", `Orchestrator.readiness`): this is
+the probe a load balancer asks; the HTTP path keeps the customary name `/health/ready`.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ class SchemaProbe(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Readiness:
+class ServiceHealth:
     ready: bool
     reason: str | None
     pending_migrations: tuple[str, ...] = ()
@@ -35,20 +39,20 @@ class HealthService:
     def __init__(self, probe: SchemaProbe) -> None:
         self._probe = probe
 
-    def readiness(self) -> Readiness:
+    def check(self) -> ServiceHealth:
         try:
             state = self._probe.database_state()
         except DatabaseUnreachable as exc:
-            return Readiness(False, f"database unreachable: {exc}")
+            return ServiceHealth(False, f"database unreachable: {exc}")
         if state.read_only:
-            return Readiness(
+            return ServiceHealth(
                 False, "the database accepts no writes (read-only: a standby, or set read-only)"
             )
         pending = state.pending_migrations
         if pending:
-            return Readiness(
+            return ServiceHealth(
                 False,
                 f"migrations pending: {', '.join(pending)}; run `metrics-orchestrator migrate`",
                 tuple(pending),
             )
-        return Readiness(True, None)
+        return ServiceHealth(True, None)

@@ -29,7 +29,6 @@ from uuid import UUID, uuid4
 
 import structlog
 
-from metrics_orchestrator.application import log_events
 from metrics_orchestrator.application.intake_plan import ArrivalPlan, BatchPlan
 from metrics_orchestrator.application.ports import (
     Clock,
@@ -51,6 +50,7 @@ from metrics_orchestrator.application.ports.intake import (
     UpdateNotStorable,
 )
 from metrics_orchestrator.application.telemetry import NEW_RUN, NullTelemetry, Telemetry
+from metrics_orchestrator.domain import log_events
 from metrics_orchestrator.domain.errors import Conflict, DomainError, NotFound, ValidationError
 from metrics_orchestrator.domain.events import PROJECTION_UPDATE, DecodedEvent, ProjectionUpdate
 from metrics_orchestrator.domain.messages.run_requested import ConsumedUpdate, build_run_request
@@ -391,7 +391,9 @@ def _receive(event: DecodedEvent) -> _Received:
     try:
         update = event.projection_update()
     except ValidationError as exc:
-        return _Received(event, _key_of_invalid(event), None, str(exc))
+        # its key: natural when its parts are valid identifiers/paths, else the body's
+        # digest (SPEC §5.1)
+        return _Received(event, event.event_key, None, str(exc))
     return _Received(event, update.event_key, update)
 
 
@@ -483,11 +485,6 @@ def _transitions(plan: ArrivalPlan) -> dict[tuple[str, str], int]:
         if waiting.is_new_run:
             counted[(NEW_RUN, pending)] += 1
     return dict(counted)
-
-
-def _key_of_invalid(event: DecodedEvent) -> str:
-    # natural when its parts are valid identifiers/paths, else the body's digest (SPEC §5.1)
-    return event.event_key
 
 
 def _log_retry(attempt: int, error: Exception) -> None:

@@ -31,7 +31,7 @@ from metrics_orchestrator.domain.messages.run_requested import ConsumedUpdate
 from metrics_orchestrator.domain.orchestration import (
     Evaluation,
     InputFacts,
-    Outcome,
+    MetricDecision,
     UpdateVersion,
     evaluate_metric,
     freshest,
@@ -142,7 +142,7 @@ class BatchPlan:
                 pair = (m.inputs.metric.id, fp)
                 if pair not in run:
                     plan.queued.append(self._queue(m, ready[pair], fp, now))
-            elif ev.outcome is Outcome.WAITING:
+            elif ev.outcome is MetricDecision.WAITING:
                 plan.waiting.append(self._wait(m, ev, now))
         return plan
 

@@ -15,7 +15,6 @@ from typing import Protocol
 
 import structlog
 
-from metrics_orchestrator.application import log_events
 from metrics_orchestrator.application.intake import IntakeResult, Orchestrator
 from metrics_orchestrator.application.ports import (
     Clock,
@@ -25,6 +24,7 @@ from metrics_orchestrator.application.ports import (
 )
 from metrics_orchestrator.application.ports.events import EventRecord, EventStatus, LoggedEvent
 from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
+from metrics_orchestrator.domain import log_events
 from metrics_orchestrator.domain.errors import Conflict, NotFound
 from metrics_orchestrator.domain.events import (
     DEFAULT_MAX_CLOCK_SKEW,

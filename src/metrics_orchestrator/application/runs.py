@@ -15,7 +15,6 @@ from uuid import UUID, uuid4
 
 import structlog
 
-from metrics_orchestrator.application import log_events
 from metrics_orchestrator.application.pagination import (
     check_page_size,
     cut_page,
@@ -37,6 +36,7 @@ from metrics_orchestrator.application.ports.runs import (
 )
 from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
 from metrics_orchestrator.application.transactions import transact as _transact
+from metrics_orchestrator.domain import log_events
 from metrics_orchestrator.domain.errors import NotFound
 from metrics_orchestrator.domain.messages.run_requested import build_retry_request
 from metrics_orchestrator.domain.model import (
@@ -52,6 +52,9 @@ from metrics_orchestrator.domain.retries import (
     check_latest_attempt,
     check_manual_retry,
     retry_not_before,
+)
+from metrics_orchestrator.domain.status_reasons import (
+    operator_cancel_reason,
 )
 
 log = structlog.get_logger(__name__)
@@ -208,7 +211,7 @@ class RunOperations:
 
     def cancel(self, run_id: UUID, reason: str | None = None) -> MetricRun:
         """Cancel a run that has not ended; IllegalTransition from a terminal status."""
-        why = (reason or "").strip() or "canceled by operator"
+        why = operator_cancel_reason(reason)
 
         def work(uow: UnitOfWork) -> tuple[RunStatus, MetricRun]:
             run = _lock_existing(uow, run_id)
@@ -294,10 +297,6 @@ class RunOperations:
             limit,
             lambda last: encode_run_cursor(RunPageKey(last.run.created_at, last.run.id)),
         )
-
-
-def _run_cursor(last: RunSummary) -> str:
-    return encode_run_cursor(RunPageKey(last.run.created_at, last.run.id))
 
 
 def _new_retry(candidate: RetryCandidate, not_before: datetime, now: datetime) -> NewRetry:

@@ -7,9 +7,9 @@ from typing import TypeVar
 
 import structlog
 
-from metrics_orchestrator.application import log_events
 from metrics_orchestrator.application.ports import UnitOfWork, UnitOfWorkFactory, in_transaction
 from metrics_orchestrator.application.ports.changes import TransitionCounter
+from metrics_orchestrator.domain import log_events
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

@@ -6,32 +6,37 @@ that intake asks, so what they say is what intake would do.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from metrics_orchestrator.application.ports.intake import MetricInputs
 from metrics_orchestrator.domain.orchestration import (
     Evaluation,
     InputAssessment,
     InputStatus,
-    Outcome,
+    MetricDecision,
     fresh_until,
 )
 
-IMPACT_ACTIONS: dict[Outcome, str] = {
-    Outcome.READY: "would_run",
-    Outcome.WAITING: "would_wait",
-    Outcome.UNCHANGED: "no_change",
+# What a dry run says intake would do, in the words of the API, the CLI and the dashboard.
+ImpactAction = Literal["would_run", "would_wait", "no_change"]
+
+IMPACT_ACTIONS: dict[MetricDecision, ImpactAction] = {
+    MetricDecision.READY: "would_run",
+    MetricDecision.WAITING: "would_wait",
+    MetricDecision.UNCHANGED: "no_change",
 }
 
 
 def explain(mi: MetricInputs, evaluation: Evaluation, blocking: list[str]) -> str:
     policy = mi.metric.trigger_policy.value
-    if evaluation.outcome is Outcome.READY:
+    if evaluation.outcome is MetricDecision.READY:
         return f"ready: every input has a fresh version and the {policy} policy holds"
     reasons = [
         _blocking_reason(a, mi.metric.required_days)
         for a in evaluation.inputs
         if a.dataset_id in blocking
     ]
-    if evaluation.outcome is Outcome.WAITING:
+    if evaluation.outcome is MetricDecision.WAITING:
         return f"waiting ({policy}): " + "; ".join(reasons)
     if reasons:
         return f"not ready ({policy}): " + "; ".join(reasons)

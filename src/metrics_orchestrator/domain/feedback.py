@@ -23,7 +23,7 @@ from metrics_orchestrator.domain.messages.run_started import (
     RunStarted,
     parse_run_started,
 )
-from metrics_orchestrator.domain.model import Cause, RunStatus, StatusChange, check_transition
+from metrics_orchestrator.domain.model import Cause, RunStatus, StatusChange, change_for
 
 WorkerFeedback = RunStarted | RunHeartbeat | RunCompleted
 
@@ -42,22 +42,16 @@ def parse_feedback(event_type: str, payload: dict[str, Any]) -> WorkerFeedback:
 def target_status(feedback: WorkerFeedback, current: RunStatus) -> RunStatus:
     """The status `feedback` moves a run in `current` to; raises IllegalTransition if refused.
 
-    started and heartbeat confirm a running run without a transition.
+    started and heartbeat confirm a running run: it stays running (`STAYS` of the table).
     """
-    if isinstance(feedback, RunCompleted):
-        target = feedback.target_status
-        check_transition(current, target, Cause.COMPLETED)
-        return target
-    if current is not RunStatus.RUNNING:
-        check_transition(current, RunStatus.RUNNING, Cause.WORKER_ALIVE)
-    return RunStatus.RUNNING
+    return status_change(feedback, current).target
 
 
 def status_change(feedback: WorkerFeedback, current: RunStatus) -> StatusChange:
     """What applying `feedback` writes: from `current` to its target, for its cause."""
-    target = target_status(feedback, current)
-    cause = Cause.COMPLETED if isinstance(feedback, RunCompleted) else Cause.WORKER_ALIVE
-    return StatusChange(cause, current, target)
+    if isinstance(feedback, RunCompleted):
+        return change_for(Cause.COMPLETED, current, feedback.target_status)
+    return change_for(Cause.WORKER_ALIVE, current, RunStatus.RUNNING)
 
 
 # A run in one of these has ended: nothing a worker says can make it live again.

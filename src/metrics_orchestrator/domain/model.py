@@ -80,6 +80,16 @@ LIFECYCLE: dict[Cause, Move] = {
     Cause.HEARTBEAT_TIMEOUT: _move({_S.RUNNING}, {_S.TIMED_OUT}),
 }
 
+# Writes that keep a run where it is, each under the cause that makes it: a started or
+# heartbeat event of a running run renews its last sign of life; run formation that finds a
+# waiting run still waiting gives it newer held inputs. They are no transitions of SPEC §5.5
+# (so not in LIFECYCLE, which is the spec's table), yet they are status writes like the others:
+# `change_for` names them, and their SQL checks the rows they changed.
+STAYS: dict[Cause, frozenset[RunStatus]] = {
+    Cause.READY: frozenset({_S.PENDING_DEPENDENCIES}),
+    Cause.WORKER_ALIVE: frozenset({_S.RUNNING}),
+}
+
 
 def check_transition(current: RunStatus, target: RunStatus, cause: Cause) -> None:
     """Raise IllegalTransition unless SPEC §5.5 allows `current -> target` for `cause`."""
@@ -119,7 +129,10 @@ def change_for(
     """The change `cause` makes from `source` to `target`, checked against the table.
 
     Either may be left out where the table gives the cause only one (a timeout, a publish).
+    A run kept in its status by `cause` (STAYS) is named with both, `source` == `target`.
     """
+    if source is not None and source == target and source in STAYS.get(cause, frozenset()):
+        return StatusChange(cause, source, target)
     move = LIFECYCLE[cause]
     chosen_source = source if source is not None else _only(move.sources, cause, "source")
     chosen_target = target if target is not None else _only(move.targets, cause, "target")

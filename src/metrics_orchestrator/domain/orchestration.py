@@ -82,7 +82,7 @@ class InputAssessment:
     freshest: UpdateVersion | None
 
 
-class Outcome(StrEnum):
+class MetricDecision(StrEnum):
     READY = "ready"  # every input has a candidate and the policy holds: queue a run
     WAITING = "waiting"  # something new arrived but the metric cannot run yet: hold it
     UNCHANGED = "unchanged"  # nothing new: do nothing (late, duplicate or replayed versions)
@@ -90,7 +90,7 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Evaluation:
-    outcome: Outcome
+    outcome: MetricDecision
     inputs: tuple[InputAssessment, ...]
 
     @property
@@ -99,7 +99,7 @@ class Evaluation:
 
     @property
     def fingerprint(self) -> str | None:
-        return inputs_fingerprint(self.candidates) if self.outcome is Outcome.READY else None
+        return inputs_fingerprint(self.candidates) if self.outcome is MetricDecision.READY else None
 
     def held(self, policy: TriggerPolicy) -> dict[str, UpdateVersion | None]:
         """What a waiting run holds per dataset: the candidate that already satisfies the policy.
@@ -118,7 +118,7 @@ class Evaluation:
 
         The same rule decides which pending rows of a waiting run stay empty (`held`).
         """
-        if self.outcome is Outcome.READY:
+        if self.outcome is MetricDecision.READY:
             return ()
         return tuple(ds for ds, update in self.held(policy).items() if update is None)
 
@@ -150,11 +150,11 @@ def evaluate_metric(
     new_count = sum(a.is_new for a in assessed)
     policy_holds = new_count == len(assessed) if policy is TriggerPolicy.ALL_NEW else new_count >= 1
     if all_have_candidates and policy_holds:
-        outcome = Outcome.READY
+        outcome = MetricDecision.READY
     elif new_count >= 1:
-        outcome = Outcome.WAITING
+        outcome = MetricDecision.WAITING
     else:
-        outcome = Outcome.UNCHANGED
+        outcome = MetricDecision.UNCHANGED
     return Evaluation(outcome, assessed)
 
 

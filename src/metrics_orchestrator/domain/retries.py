@@ -66,11 +66,6 @@ def retry_not_before(run: EndedRun, now: datetime, base: timedelta) -> datetime 
     return now + retry_delay(base, run.attempt)
 
 
-def superseded_reason(attempt: int) -> str:
-    """Why a pending retry is canceled when the attempt it retries succeeds late (SPEC §5.5)."""
-    return f"superseded: attempt {attempt} succeeded late"
-
-
 def supersedes_retry(previous: RunStatus, succeeded: bool, retry_status: RunStatus) -> bool:
     """A late SUCCESS of a timed-out run cancels its retry unless that was already dispatched."""
     return previous is RunStatus.TIMED_OUT and succeeded and retry_status is RunStatus.QUEUED

@@ -17,8 +17,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
-from metrics_orchestrator.application.log_events import ON_METRICS_SCRAPE_ERROR
 from metrics_orchestrator.application.ports.queries import RunGauges
+from metrics_orchestrator.domain.log_events import ON_METRICS_SCRAPE_ERROR
 
 log = structlog.get_logger(__name__)
 

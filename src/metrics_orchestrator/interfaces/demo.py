@@ -45,12 +45,6 @@ from metrics_orchestrator.bootstrap import (
     sqs_client_from,
 )
 from metrics_orchestrator.domain.model import RunStatus
-from metrics_orchestrator.interfaces.cli.sample_data import write_world
-from metrics_orchestrator.interfaces.cli.worker import (
-    MISSING_EXTRA,
-    WorkerUnavailable,
-    embedded_worker_loop,
-)
 from metrics_orchestrator.interfaces.demo_narration import Narrator, Snapshot
 from metrics_orchestrator.interfaces.demo_report import (
     events_summary,
@@ -58,7 +52,13 @@ from metrics_orchestrator.interfaces.demo_report import (
     runs_table,
     same_input_files,
 )
+from metrics_orchestrator.interfaces.reference_worker import (
+    MISSING_EXTRA,
+    WorkerUnavailable,
+    embedded_worker_loop,
+)
 from metrics_orchestrator.interfaces.runtime import ServeParts, build_runtime
+from metrics_orchestrator.interfaces.sample_world import write_world
 from metrics_orchestrator.worker.bootstrap import build_sample_worker
 from metrics_orchestrator.worker.sample import WorkerPlan
 

@@ -21,10 +21,11 @@ from metrics_orchestrator.application.ports.events import LoggedEvent
 from metrics_orchestrator.application.ports.runs import RunSummary
 from metrics_orchestrator.application.runs import SweepReport
 from metrics_orchestrator.domain.model import RunStatus, RunTrigger
+from metrics_orchestrator.domain.status_reasons import HEARTBEAT_TIMEOUT, START_TIMEOUT
 
 TIMEOUT_REASONS = {
-    "heartbeat_timeout": "no heartbeat within RUN_HEARTBEAT_TIMEOUT",
-    "start_timeout": "not started within RUN_START_TIMEOUT",
+    HEARTBEAT_TIMEOUT: "no heartbeat within RUN_HEARTBEAT_TIMEOUT",
+    START_TIMEOUT: "not started within RUN_START_TIMEOUT",
 }
 IN_FLIGHT = frozenset({RunStatus.QUEUED, RunStatus.DISPATCHED, RunStatus.RUNNING})
 SIMULATED, REFERENCE = "worker (simulated)", "worker (reference)"

@@ -90,7 +90,7 @@ _PACED = 0.8
 _EVALUATED = 0.9
 
 
-class Outcome(StrEnum):
+class ComputeOutcome(StrEnum):
     """What became of a delivery; the queue adapter deletes, keeps or releases its message."""
 
     COMPLETED = "completed"
@@ -156,7 +156,7 @@ class RunRequestHandler:
         stop: threading.Event,
         keep_alive: Callable[[], None] = lambda: None,
         delivery: str | None = None,
-    ) -> Outcome:
+    ) -> ComputeOutcome:
         """Answer the request. Raises if a feedback event could not be published (the message
         must then stay in the queue). `delivery` identifies the queue message (its SQS
         MessageId, the same on every redelivery); without it this delivery is unique."""
@@ -165,7 +165,7 @@ class RunRequestHandler:
                 request.run_id, request.metric_code, request.error, retryable=False
             )
             self._publish_completed(request.run_id, event)
-            return Outcome.COMPLETED
+            return ComputeOutcome.COMPLETED
         earlier = self._completed_before(request)
         if earlier is not None:
             log.info(
@@ -175,14 +175,14 @@ class RunRequestHandler:
                 attempt=request.attempt,
             )
             self._publish_completed(request.run_id, earlier)
-            return Outcome.RESENT
+            return ComputeOutcome.RESENT
         try:
             claim = self._claims.acquire(request, delivery or f"unique-{uuid.uuid4()}")
         except Exception as exc:  # S3 unavailable: fail now (retried) rather than loop
             error = f"{OUTPUT_WRITE_ERROR}: cannot claim the run at {claim_location(request).uri}"
             event = failure_event(request.run_id, request.metric_code, f"{error}: {exc}")
             self._publish_completed(request.run_id, event)
-            return Outcome.COMPLETED
+            return ComputeOutcome.COMPLETED
         if not isinstance(claim, Claim):
             return self._claimed_elsewhere(request, claim)
         self._publisher.publish(build_run_started(request.run_id, self._clock.now()))
@@ -205,7 +205,7 @@ class RunRequestHandler:
                     run_id=request.run_id,
                     attempt=request.attempt,
                 )
-                return Outcome.DEFERRED
+                return ComputeOutcome.DEFERRED
             except _Abandon:
                 log.warning(
                     log_events.ON_RUN_ABANDONED,
@@ -214,7 +214,7 @@ class RunRequestHandler:
                     run_id=request.run_id,
                     attempt=request.attempt,
                 )
-                return Outcome.ABANDONED
+                return ComputeOutcome.ABANDONED
             except RunFailed as failed:
                 event = failure_event(
                     request.run_id, request.metric_code, failed.error, retryable=failed.retryable
@@ -228,9 +228,9 @@ class RunRequestHandler:
                 error = f"{WORKER_ERROR}: {type(exc).__name__}: {exc}"
                 event = failure_event(request.run_id, request.metric_code, error)
         self._publish_completed(request.run_id, event)
-        return Outcome.COMPLETED
+        return ComputeOutcome.COMPLETED
 
-    def _claimed_elsewhere(self, request: RunRequest, verdict: Verdict) -> Outcome:
+    def _claimed_elsewhere(self, request: RunRequest, verdict: Verdict) -> ComputeOutcome:
         log.info(
             log_events.ON_DUPLICATE_EVENT,
             message="another delivery of this run request holds its claim; "
@@ -242,7 +242,11 @@ class RunRequestHandler:
             run_id=request.run_id,
             attempt=request.attempt,
         )
-        return Outcome.DUPLICATE if verdict is Verdict.IN_HAND_ELSEWHERE else Outcome.DEFERRED
+        return (
+            ComputeOutcome.DUPLICATE
+            if verdict is Verdict.IN_HAND_ELSEWHERE
+            else ComputeOutcome.DEFERRED
+        )
 
     # -- the computation --------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import pytest
 
 from metrics_orchestrator.domain.messages.run_requested import RunRequest, read_message
 from metrics_orchestrator.worker.claims import Verdict, verdict
-from metrics_orchestrator.worker.compute import Outcome, RunRequestHandler, WorkerOptions
+from metrics_orchestrator.worker.compute import ComputeOutcome, RunRequestHandler, WorkerOptions
 from metrics_orchestrator.worker.evaluator import evaluate
 from tests.unit.worker.fakes import (
     OUTPUT_BASE,
@@ -82,7 +82,7 @@ def test_the_first_delivery_claims_the_run_and_a_duplicate_is_dropped(
 
     outcome = handler(store, publisher).handle(run, threading.Event(), delivery="a-duplicate")
 
-    assert outcome is Outcome.DUPLICATE
+    assert outcome is ComputeOutcome.DUPLICATE
     assert publisher.events == []
     assert json.loads(store.objects[CLAIM])["delivery"] == "message-of-the-owner"
 
@@ -96,7 +96,7 @@ def test_a_redelivery_of_the_owners_message_takes_the_run_over(
 
     outcome = handler(store, publisher).handle(run, threading.Event(), delivery="message-1")
 
-    assert outcome is Outcome.COMPLETED
+    assert outcome is ComputeOutcome.COMPLETED
     assert publisher.types() == ["started", "completed"]
     assert json.loads(store.objects[CLAIM])["stage"] == "writing"
     assert json.loads(store.objects[MARKER]) == publisher.events[-1]
@@ -109,11 +109,11 @@ def test_a_redelivery_while_the_owner_writes_waits_for_its_marker(
     store.objects[CLAIM] = claim("message-1", "writing")
     worker = handler(store, publisher)
 
-    assert worker.handle(run, threading.Event(), delivery="message-1") is Outcome.DEFERRED
+    assert worker.handle(run, threading.Event(), delivery="message-1") is ComputeOutcome.DEFERRED
     assert publisher.events == []
     # The owner finishes; the message, back after its visibility timeout, is answered.
     store.objects[MARKER] = json.dumps({"type": "metric_run_completed", "runId": RUN_ID}).encode()
-    assert worker.handle(run, threading.Event(), delivery="message-1") is Outcome.RESENT
+    assert worker.handle(run, threading.Event(), delivery="message-1") is ComputeOutcome.RESENT
 
 
 def test_a_delivery_whose_claim_was_taken_over_writes_and_reports_nothing(
@@ -130,7 +130,7 @@ def test_a_delivery_whose_claim_was_taken_over_writes_and_reports_nothing(
 
     outcome = handler(store, publisher).handle(run, threading.Event(), delivery="message-1")
 
-    assert outcome is Outcome.DEFERRED
+    assert outcome is ComputeOutcome.DEFERRED
     assert publisher.types() == ["started"]
     assert [u for u in store.objects if u.startswith(OUTPUT_BASE)] == [CLAIM]
 

@@ -19,7 +19,7 @@ from metrics_orchestrator.domain.messages.run_requested import (
     read_message,
 )
 from metrics_orchestrator.worker.compute import (
-    Outcome,
+    ComputeOutcome,
     RunRequestHandler,
     WorkerOptions,
 )
@@ -87,7 +87,7 @@ def test_success_writes_the_layout_and_reports_it(
 ) -> None:
     outcome = handler(store, publisher).handle(parse(two_datasets(store)), threading.Event())
 
-    assert outcome is Outcome.COMPLETED
+    assert outcome is ComputeOutcome.COMPLETED
     assert publisher.types() == ["started", "completed"]
     completed = publisher.events[-1]
     manifest_uri = f"{OUTPUT_BASE}{VERSION}/manifest.json"
@@ -141,7 +141,7 @@ def test_a_redelivered_request_is_not_recomputed_and_its_completed_event_is_rese
 
     outcome = worker.handle(parse(document), threading.Event())
 
-    assert outcome is Outcome.RESENT
+    assert outcome is ComputeOutcome.RESENT
     assert publisher.types() == ["started", "completed", "completed"]
     assert publisher.events[-1] == first
     assert store.reads == [f"{OUTPUT_BASE}runs/11111111-1111-1111-1111-111111111111-1.ok"]
@@ -153,7 +153,10 @@ def test_a_new_attempt_of_the_same_run_is_computed(
     document = two_datasets(store)
     worker = handler(store, publisher)
     worker.handle(parse(document), threading.Event())
-    assert worker.handle(parse({**document, "attempt": 2}), threading.Event()) is Outcome.COMPLETED
+    assert (
+        worker.handle(parse({**document, "attempt": 2}), threading.Event())
+        is ComputeOutcome.COMPLETED
+    )
     assert publisher.types() == ["started", "completed", "started", "completed"]
 
 
@@ -231,7 +234,7 @@ def test_a_claim_that_cannot_be_written_fails_the_run_before_it_starts(
     document = two_datasets(store)
     store.refuse_writes = True
     assert handler(store, publisher).handle(parse(document), threading.Event()) is (
-        Outcome.COMPLETED
+        ComputeOutcome.COMPLETED
     )
     assert publisher.types() == ["completed"]
     claim = f"{OUTPUT_BASE}runs/11111111-1111-1111-1111-111111111111-1.claim"
@@ -296,7 +299,7 @@ def test_a_stop_abandons_the_run_without_a_completed_event(
     threading.Timer(0.2, stop.set).start()
     started = time.monotonic()
     outcome = worker.handle(parse(two_datasets(store)), stop)
-    assert outcome is Outcome.ABANDONED
+    assert outcome is ComputeOutcome.ABANDONED
     assert time.monotonic() - started < 5
     assert publisher.types() == ["started"]
     assert written_outputs(store) == []
@@ -310,7 +313,7 @@ def test_an_unexpected_error_is_reported_as_a_worker_error(
 
     monkeypatch.setattr("metrics_orchestrator.worker.compute.evaluate", broken)
     outcome = handler(store, publisher).handle(parse(two_datasets(store)), threading.Event())
-    assert outcome is Outcome.COMPLETED
+    assert outcome is ComputeOutcome.COMPLETED
     assert publisher.events[-1]["error"] == "WORKER_ERROR: RuntimeError: bug"
 
 

@@ -21,7 +21,7 @@ from metrics_orchestrator.domain.model import (
 DatasetSeriesPair = tuple[str, str]  # (dataset_id, series_code)
 
 
-class Outcome(StrEnum):
+class UpsertOutcome(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
@@ -59,17 +59,21 @@ class CatalogRepository(Protocol):
         """The existing metrics among `ids`, row-locked in id order (as intake locks them)."""
         ...
 
-    def upsert_series(self, series: Sequence[SeriesSpec], now: datetime) -> dict[str, Outcome]: ...
+    def upsert_series(
+        self, series: Sequence[SeriesSpec], now: datetime
+    ) -> dict[str, UpsertOutcome]: ...
 
     def upsert_datasets(
         self, datasets: Sequence[DatasetSpec], now: datetime
-    ) -> dict[str, Outcome]: ...
+    ) -> dict[str, UpsertOutcome]: ...
 
     def add_dataset_series(self, pairs: Collection[DatasetSeriesPair], now: datetime) -> None: ...
 
     def remove_dataset_series(self, pairs: Collection[DatasetSeriesPair]) -> None: ...
 
-    def upsert_metrics(self, metrics: Sequence[MetricSpec], now: datetime) -> dict[str, Outcome]:
+    def upsert_metrics(
+        self, metrics: Sequence[MetricSpec], now: datetime
+    ) -> dict[str, UpsertOutcome]:
         """Each spec with its canonical expression and `required_days` given; `enabled`
         None keeps the stored value (true when new)."""
         ...

@@ -25,6 +25,14 @@ class LockedRun:
 
 
 @dataclass(frozen=True, slots=True)
+class LockedRetry:
+    """A run's automatic retry, locked FOR UPDATE: enough to supersede it (SPEC §5.5)."""
+
+    id: UUID
+    status: RunStatus
+
+
+@dataclass(frozen=True, slots=True)
 class RunCompletion:
     status: RunStatus
     progress: float | None  # a success is complete; a failure keeps the last progress
@@ -175,7 +183,7 @@ class RunRepository(Protocol):
 
     def cancel(self, run_id: UUID, change: StatusChange, *, reason: str, at: datetime) -> int: ...
 
-    def lock_automatic_retry(self, run_id: UUID) -> LockedRun | None:
+    def lock_automatic_retry(self, run_id: UUID) -> LockedRetry | None:
         """Lock the automatic retry of `run_id` FOR UPDATE, if it has one."""
         ...
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from metrics_orchestrator.application.log_events import ON_AWS_PROVISIONED
+from metrics_orchestrator.domain.log_events import ON_AWS_PROVISIONED
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

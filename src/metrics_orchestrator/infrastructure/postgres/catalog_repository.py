@@ -14,7 +14,7 @@ from metrics_orchestrator.application.catalog_spec import DatasetSpec, MetricSpe
 from metrics_orchestrator.application.ports.catalog import (
     DatasetSeriesPair,
     MetricDependent,
-    Outcome,
+    UpsertOutcome,
 )
 from metrics_orchestrator.domain.errors import ValidationError
 from metrics_orchestrator.domain.expressions import parse_expression
@@ -27,8 +27,8 @@ from metrics_orchestrator.domain.model import (
     TriggerPolicy,
 )
 from metrics_orchestrator.infrastructure.postgres.jsonb import jsonb
+from metrics_orchestrator.infrastructure.postgres.named_queries import query
 from metrics_orchestrator.infrastructure.postgres.params import columns
-from metrics_orchestrator.infrastructure.postgres.queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
 
 _FILE = "catalog.sql"
@@ -38,8 +38,10 @@ def _sql(name: str) -> LiteralString:
     return query(_FILE, name)
 
 
-def _outcomes(rows: Sequence[Row], key: str) -> dict[str, Outcome]:
-    return {row[key]: Outcome.CREATED if row["created"] else Outcome.UPDATED for row in rows}
+def _outcomes(rows: Sequence[Row], key: str) -> dict[str, UpsertOutcome]:
+    return {
+        row[key]: UpsertOutcome.CREATED if row["created"] else UpsertOutcome.UPDATED for row in rows
+    }
 
 
 def _pairs(pairs: Collection[DatasetSeriesPair]) -> dict[str, list[str]]:
@@ -175,7 +177,9 @@ class PostgresCatalogRepository:
 
     # writes
 
-    def upsert_series(self, series: Sequence[SeriesSpec], now: datetime) -> dict[str, Outcome]:
+    def upsert_series(
+        self, series: Sequence[SeriesSpec], now: datetime
+    ) -> dict[str, UpsertOutcome]:
         if not series:
             return {}
         params = {
@@ -191,7 +195,9 @@ class PostgresCatalogRepository:
         }
         return _outcomes(self._rows("upsert_series", params), "code")
 
-    def upsert_datasets(self, datasets: Sequence[DatasetSpec], now: datetime) -> dict[str, Outcome]:
+    def upsert_datasets(
+        self, datasets: Sequence[DatasetSpec], now: datetime
+    ) -> dict[str, UpsertOutcome]:
         if not datasets:
             return {}
         params = {
@@ -215,7 +221,9 @@ class PostgresCatalogRepository:
         if pairs:
             self._conn.execute(_sql("remove_dataset_series"), _pairs(pairs))
 
-    def upsert_metrics(self, metrics: Sequence[MetricSpec], now: datetime) -> dict[str, Outcome]:
+    def upsert_metrics(
+        self, metrics: Sequence[MetricSpec], now: datetime
+    ) -> dict[str, UpsertOutcome]:
         if not metrics:
             return {}
         params = {

@@ -11,13 +11,13 @@ from psycopg import Connection, sql
 from psycopg.rows import TupleRow
 
 from metrics_orchestrator.application.ports.dispatch import (
-    REASON_DISPATCH_FAILED,
     ClaimedRun,
     DispatchGiveUp,
     DispatchRetry,
 )
 from metrics_orchestrator.domain.model import RunStatus, StatusChange
-from metrics_orchestrator.infrastructure.postgres.queries import query
+from metrics_orchestrator.domain.status_reasons import DISPATCH_FAILED
+from metrics_orchestrator.infrastructure.postgres.named_queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all
 
 _FILE = "dispatch.sql"
@@ -57,7 +57,7 @@ class PostgresDispatchRepository:
         params = {
             "ids": [g.run_id for g in give_ups],
             "errors": [g.error for g in give_ups],
-            "reason": REASON_DISPATCH_FAILED,
+            "reason": DISPATCH_FAILED,
             "now": now,
         } | _statuses(change)
         return self._conn.execute(query(_FILE, "give_up_dispatch"), params).rowcount

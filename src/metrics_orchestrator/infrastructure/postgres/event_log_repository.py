@@ -13,8 +13,8 @@ from psycopg.types.json import Jsonb
 from metrics_orchestrator.application.ports.events import EventRecord, EventStatus, LoggedEvent
 from metrics_orchestrator.domain.decoding import is_jsonb_storable
 from metrics_orchestrator.infrastructure.postgres.jsonb import jsonb
+from metrics_orchestrator.infrastructure.postgres.named_queries import query
 from metrics_orchestrator.infrastructure.postgres.params import columns
-from metrics_orchestrator.infrastructure.postgres.queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
 
 

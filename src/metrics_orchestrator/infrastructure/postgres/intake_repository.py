@@ -35,15 +35,15 @@ from metrics_orchestrator.domain.model import (
 )
 from metrics_orchestrator.domain.orchestration import InputFacts, UpdateVersion
 from metrics_orchestrator.infrastructure.postgres.jsonb import jsonb
+from metrics_orchestrator.infrastructure.postgres.named_queries import query
 from metrics_orchestrator.infrastructure.postgres.params import columns
-from metrics_orchestrator.infrastructure.postgres.queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all
 
 _SQL = "intake.sql"
 _PROMOTE = change_for(Cause.READY)
 _PENDING = _PROMOTE.source
 # a waiting run that stays waiting: no status change, but it must still be pending
-_STILL_PENDING = StatusChange(Cause.READY, _PENDING, _PENDING)
+_STILL_PENDING = change_for(Cause.READY, _PENDING, _PENDING)
 
 
 def _position(entry: tuple[int, MetricDependency]) -> int:

@@ -19,7 +19,7 @@ from metrics_orchestrator.application.ports.queries import (
 )
 from metrics_orchestrator.domain.metric_state import InputFact, MetricFacts, RunFact
 from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
-from metrics_orchestrator.infrastructure.postgres.queries import query
+from metrics_orchestrator.infrastructure.postgres.named_queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
 
 _SQL = "queries.sql"

@@ -15,6 +15,7 @@ from metrics_orchestrator.application.ports.runs import (
     AttemptSummary,
     ChainHead,
     LineageEntry,
+    LockedRetry,
     LockedRun,
     NewRetry,
     PendingInput,
@@ -27,8 +28,9 @@ from metrics_orchestrator.application.ports.runs import (
 )
 from metrics_orchestrator.domain.model import MetricRun, RunStatus, RunTrigger, StatusChange
 from metrics_orchestrator.domain.retries import EndedRun
+from metrics_orchestrator.domain.status_reasons import timeout_reason
 from metrics_orchestrator.infrastructure.postgres.jsonb import jsonb
-from metrics_orchestrator.infrastructure.postgres.queries import query
+from metrics_orchestrator.infrastructure.postgres.named_queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
 
 _FILE = "runs.sql"
@@ -145,7 +147,7 @@ class PostgresRunRepository:
     def cancel(self, run_id: UUID, change: StatusChange, *, reason: str, at: datetime) -> int:
         return self._change("cancel_run", change, {"id": run_id, "reason": reason, "now": at})
 
-    def lock_automatic_retry(self, run_id: UUID) -> LockedRun | None:
+    def lock_automatic_retry(self, run_id: UUID) -> LockedRetry | None:
         row = fetch_one(
             self._conn,
             query(_FILE, "lock_automatic_retry"),
@@ -153,8 +155,7 @@ class PostgresRunRepository:
         )
         if row is None:
             return None
-        # only id, status and attempt are read; the rest is not needed to supersede it
-        return LockedRun(row["id"], RunStatus(row["status"]), row["attempt"], "", True, True)
+        return LockedRetry(id=row["id"], status=RunStatus(row["status"]))
 
     def latest_attempt(self, run_id: UUID) -> ChainHead | None:
         row = fetch_one(self._conn, query(_FILE, "latest_attempt"), {"id": run_id})
@@ -193,7 +194,7 @@ class PostgresRunRepository:
             {
                 "from": change.source.value,
                 "to": change.target.value,
-                "reason": change.cause.value,
+                "reason": timeout_reason(change.cause),
                 "cutoff": cutoff,
                 "now": at,
                 "error": error,

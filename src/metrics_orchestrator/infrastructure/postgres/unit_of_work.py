@@ -30,7 +30,7 @@ from metrics_orchestrator.infrastructure.postgres.event_log_repository import (
 from metrics_orchestrator.infrastructure.postgres.intake_repository import (
     PostgresIntakeRepository,
 )
-from metrics_orchestrator.infrastructure.postgres.queries import query
+from metrics_orchestrator.infrastructure.postgres.named_queries import query
 from metrics_orchestrator.infrastructure.postgres.query_repository import PostgresQueryRepository
 from metrics_orchestrator.infrastructure.postgres.run_repository import PostgresRunRepository
 

@@ -4,29 +4,38 @@ from __future__ import annotations
 
 import signal
 import sys
-from contextlib import ExitStack
 from types import FrameType
 
 import typer
 
 from metrics_orchestrator import __version__
-from metrics_orchestrator.bootstrap import (
-    MigrationError,
-    Settings,
-    SettingsError,
-    configure_logging,
-    load_settings,
-    migrate,
-    resolve_database_url,
-    rollback_last,
-)
 from metrics_orchestrator.interfaces.cli import help_format
+from metrics_orchestrator.interfaces.cli.catalog import catalog_app
+from metrics_orchestrator.interfaces.cli.common import (
+    EXIT_OK,
+    forget_announcements,
+)
+from metrics_orchestrator.interfaces.cli.demo import demo_command
+from metrics_orchestrator.interfaces.cli.ingest import ingest_command
+from metrics_orchestrator.interfaces.cli.migrate import migrate_command
+from metrics_orchestrator.interfaces.cli.read_catalog import (
+    list_datasets_command,
+    list_metrics_command,
+)
+from metrics_orchestrator.interfaces.cli.read_events import events_app
+from metrics_orchestrator.interfaces.cli.read_orchestration import datasets_app, metrics_app
+from metrics_orchestrator.interfaces.cli.read_runs import runs_app
+from metrics_orchestrator.interfaces.cli.runs_actions import (
+    cancel_command,
+    retry_command,
+    run_metric_command,
+)
+from metrics_orchestrator.interfaces.cli.sample_data import sample_data_command
+from metrics_orchestrator.interfaces.cli.send_update import send_update_command
+from metrics_orchestrator.interfaces.cli.serve import serve_command
+from metrics_orchestrator.interfaces.cli.worker import worker_command
 
 help_format.apply()
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 
 app = typer.Typer(
     name="metrics-orchestrator",
@@ -35,17 +44,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-_announced: set[str] = set()
-
-
-def say_database(description: str) -> None:
-    """Which database the command uses (`bootstrap`'s `announce`): once per command, on
-    stderr (stdout stays for the command's own output)."""
-    if description not in _announced:
-        _announced.add(description)
-        typer.echo(f"database: {description}", err=True)
 
 
 def _print_version(value: bool) -> None:
@@ -65,84 +63,10 @@ def _root(
     ),
 ) -> None:
     """Reactive control plane for metric computations."""
-    _announced.clear()
+    forget_announcements()
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-# What a command for a person at a terminal logs unless LOG_LEVEL says otherwise: its own
-# output already tells the outcome, so INFO lines (event replayed, run queued) are noise there.
-QUIET_LOG_LEVEL = "ERROR"
-
-
-def settings_or_exit(*, quiet: bool = False) -> Settings:
-    """Settings from the environment, logging configured (to stderr). `quiet`: a command whose
-    output is for a person logs errors only, unless LOG_LEVEL is set explicitly."""
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        raise fail(str(exc)) from None
-    explicit = "log_level" in settings.model_fields_set
-    level = settings.log_level if explicit or not quiet else QUIET_LOG_LEVEL
-    configure_logging(level, settings.log_format)
-    return settings
-
-
-def migrate_command(
-    rollback: bool = typer.Option(
-        False,
-        "--rollback",
-        help="Undo the newest applied migration with its rollback script, instead.",
-    ),
-) -> None:
-    """Apply pending database migrations (safe to run twice, or from two processes)."""
-    settings = settings_or_exit()
-    with ExitStack() as resources:
-        url = resolve_database_url(settings, resources, auto_migrate=False, announce=say_database)
-        try:
-            if rollback:
-                undone = rollback_last(url)
-                typer.echo(
-                    f"rolled back {undone.version}_{undone.name}"
-                    if undone
-                    else "no migration is applied; nothing to roll back"
-                )
-                return
-            applied = migrate(url)
-        except MigrationError as exc:
-            raise fail(str(exc), EXIT_FAILURE) from None
-    if applied:
-        for migration in applied:
-            typer.echo(f"applied {migration.version}_{migration.name}")
-    else:
-        typer.echo("database is up to date; nothing to apply")
-
-
-def _register_subcommands() -> None:
-    # Imported here so each command module can import helpers from this one.
-    from metrics_orchestrator.interfaces.cli.catalog import catalog_app
-    from metrics_orchestrator.interfaces.cli.demo import demo_command
-    from metrics_orchestrator.interfaces.cli.ingest import ingest_command
-    from metrics_orchestrator.interfaces.cli.read_catalog import (
-        list_datasets_command,
-        list_metrics_command,
-    )
-    from metrics_orchestrator.interfaces.cli.read_events import events_app
-    from metrics_orchestrator.interfaces.cli.read_orchestration import datasets_app, metrics_app
-    from metrics_orchestrator.interfaces.cli.read_runs import runs_app
-    from metrics_orchestrator.interfaces.cli.runs_actions import (
-        cancel_command,
-        retry_command,
-        run_metric_command,
-    )
-    from metrics_orchestrator.interfaces.cli.sample_data import sample_data_command
-    from metrics_orchestrator.interfaces.cli.send_update import send_update_command
-    from metrics_orchestrator.interfaces.cli.serve import serve_command
-    from metrics_orchestrator.interfaces.cli.worker import worker_command
-
+def _register_commands() -> None:
     # Panels in the order a newcomer meets them: try it, feed it, read it, operate it.
     start, feed, read, operate = "Start here", "Feed it", "Read it", "Operate it"
     app.command("demo", rich_help_panel=start)(demo_command)
@@ -164,7 +88,7 @@ def _register_subcommands() -> None:
     metrics_app.command("run")(run_metric_command)
 
 
-_register_subcommands()
+_register_commands()
 
 
 def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -10,10 +10,10 @@ import typer
 import yaml
 
 from metrics_orchestrator.application.catalog_plan import CatalogLoadResult
-from metrics_orchestrator.application.ports.catalog import Outcome
+from metrics_orchestrator.application.ports.catalog import UpsertOutcome
 from metrics_orchestrator.bootstrap import bootstrap
 from metrics_orchestrator.domain.errors import Conflict, FieldError, ValidationError
-from metrics_orchestrator.interfaces.cli import (
+from metrics_orchestrator.interfaces.cli.common import (
     EXIT_FAILURE,
     EXIT_USAGE,
     fail,
@@ -24,9 +24,9 @@ from metrics_orchestrator.interfaces.cli import (
 catalog_app = typer.Typer(help="Manage the catalog of datasets, series and metrics.")
 
 DRY_RUN_LABELS = {
-    Outcome.CREATED: "would create",
-    Outcome.UPDATED: "would change",
-    Outcome.UNCHANGED: "would leave alone",
+    UpsertOutcome.CREATED: "would create",
+    UpsertOutcome.UPDATED: "would change",
+    UpsertOutcome.UNCHANGED: "would leave alone",
 }
 
 

@@ -8,17 +8,17 @@ import typer
 from rich.console import Console
 
 from metrics_orchestrator.bootstrap import configure_logging
+from metrics_orchestrator.interfaces.cli.common import (
+    EXIT_FAILURE,
+    fail,
+    say_database,
+    settings_or_exit,
+)
+from metrics_orchestrator.interfaces.demo import DemoFailed, run_demo
 
 
 def demo_command() -> None:
     """Run a scripted story on an embedded stack: real computations, scripted faults (<1 min)."""
-    from metrics_orchestrator.interfaces.cli import (
-        EXIT_FAILURE,
-        fail,
-        say_database,
-        settings_or_exit,
-    )
-    from metrics_orchestrator.interfaces.demo import DemoFailed, run_demo
 
     settings = settings_or_exit()
     # The story is told on stdout; only errors go to the log.

@@ -35,8 +35,10 @@ import typer
 
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.router import EventRouter
+from metrics_orchestrator.bootstrap import bootstrap
 from metrics_orchestrator.domain.events import UndecodableEvent, decode_event
 from metrics_orchestrator.interfaces.child_processes import ChildLost, run_children
+from metrics_orchestrator.interfaces.cli.common import fail, say_database, settings_or_exit
 
 UTF8_BOM = b"\xef\xbb\xbf"
 # lines per intake transaction: an SQS receive's worth
@@ -157,9 +159,6 @@ def merge(summaries: Sequence[IngestSummary]) -> IngestSummary:
 def _ingest_in_worker(
     database_url: str, lines: list[tuple[int, bytes | str]], source: str
 ) -> IngestSummary:
-    from metrics_orchestrator.bootstrap import bootstrap
-    from metrics_orchestrator.interfaces.cli import settings_or_exit
-
     with bootstrap(settings_or_exit(), database_url=database_url) as container:
         return ingest_numbered(container.router, lines, source=source)
 
@@ -210,9 +209,6 @@ def ingest_command(
     Exit 0 when every line was processed or a duplicate, 2 when any was rejected, 1 when the
     database or AWS failed.
     """
-    from metrics_orchestrator.bootstrap import bootstrap
-    from metrics_orchestrator.interfaces.cli import fail, say_database, settings_or_exit
-
     settings = settings_or_exit()
     stream: BinaryIO
     if file == "-":

@@ -6,7 +6,7 @@ import typer
 
 from metrics_orchestrator.application.ports.intake import MetricInputs
 from metrics_orchestrator.application.verdicts import IMPACT_ACTIONS, explain
-from metrics_orchestrator.domain.orchestration import Evaluation, Outcome, fresh_until
+from metrics_orchestrator.domain.orchestration import Evaluation, MetricDecision, fresh_until
 from metrics_orchestrator.interfaces.cli.reading import (
     JSON_OPTION,
     print_json,
@@ -83,7 +83,7 @@ def readiness_report(mi: MetricInputs, evaluation: Evaluation) -> dict[str, obje
         "trigger_policy": mi.metric.trigger_policy.value,
         "required_days": mi.metric.required_days,
         "outcome": evaluation.outcome.value,
-        "ready": evaluation.outcome is Outcome.READY,
+        "ready": evaluation.outcome is MetricDecision.READY,
         "waiting_for": blocking,
         "explanation": explain(mi, evaluation, blocking),
         "pending_run_id": mi.pending_run_id,

@@ -19,6 +19,12 @@ from rich.table import Table
 
 from metrics_orchestrator.bootstrap import Container, SettingsError, bootstrap
 from metrics_orchestrator.domain.errors import Conflict, NotFound, ValidationError
+from metrics_orchestrator.interfaces.cli.common import (
+    EXIT_FAILURE,
+    fail,
+    say_database,
+    settings_or_exit,
+)
 
 logger = structlog.get_logger(__name__)
 
@@ -29,13 +35,6 @@ JSON_OPTION = typer.Option(False, "--json", help="Print JSON (for scripts) inste
 def read_container() -> Iterator[Container]:
     """The application built from settings (the embedded database when none is configured);
     every expected failure ends the command with one line on stderr."""
-    from metrics_orchestrator.interfaces.cli import (
-        EXIT_FAILURE,
-        fail,
-        say_database,
-        settings_or_exit,
-    )
-
     settings = settings_or_exit(quiet=True)
     try:
         container = bootstrap(settings, announce=say_database)

@@ -17,6 +17,7 @@ import typer
 from metrics_orchestrator.application.runs import RunDetail
 from metrics_orchestrator.bootstrap import Container
 from metrics_orchestrator.domain.errors import DomainError
+from metrics_orchestrator.interfaces.cli.common import fail
 from metrics_orchestrator.interfaces.cli.read_runs import detail_dict
 from metrics_orchestrator.interfaces.cli.reading import (
     JSON_OPTION,
@@ -34,8 +35,6 @@ RUN_ID_ARGUMENT = typer.Argument(
 def acting() -> Iterator[Container]:
     """The application for one action; a refusal by the domain ends the command with exit 2
     (read_container turns the remaining failures into one line and exit 1)."""
-    from metrics_orchestrator.interfaces.cli import fail
-
     refusal: DomainError | None = None
     with read_container() as container:
         try:

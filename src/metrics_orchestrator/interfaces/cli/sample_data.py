@@ -4,13 +4,12 @@ It writes one version of every dataset of the bundled catalogs (or of the catalo
 given) into S3 and prints the `projection_update` events announcing them, one JSON object a
 line, so they can be piped into `ingest` or sent with `--send`. `serve --worker --sample-data`
 does the same inside the embedded stack and feeds the updates to the service directly
-(`seed_sample_world`), so every metric of both catalogs computes on it.
+(`sample_world.seed_sample_world`), so every metric of both catalogs computes on it.
 """
 
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -19,23 +18,19 @@ import typer
 import yaml
 
 from metrics_orchestrator.bootstrap import (
-    AwsWiring,
-    Container,
     SendFailed,
-    Settings,
     SettingsError,
     aws_failures,
     cli_aws_endpoint,
     create_s3_client,
     projection_update_queue,
 )
-from metrics_orchestrator.interfaces.cli.worker import MISSING_EXTRA
+from metrics_orchestrator.interfaces.cli.common import EXIT_FAILURE, fail, settings_or_exit
+from metrics_orchestrator.interfaces.reference_worker import MISSING_EXTRA
+from metrics_orchestrator.interfaces.sample_world import bundled_catalogs, write_world
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-
-BUNDLED_CATALOGS = ("bcra_catalog.yaml", "multi_dataset_catalog.yaml")
-SOURCE = "sample-data"
+    pass
 
 
 def sample_data_command(
@@ -56,8 +51,6 @@ def sample_data_command(
     ),
 ) -> None:
     """Write a generated sample world into S3 and print its projection updates."""
-    from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, fail, settings_or_exit
-
     settings = settings_or_exit()
     try:
         documents = [_read_catalog(path) for path in catalog] or bundled_catalogs()
@@ -93,38 +86,6 @@ def check_endpoint_url(value: str) -> str:
             f"--endpoint-url {value!r} is not an http(s) URL; did you mean http://{value}?"
         )
     return value
-
-
-def bundled_catalogs() -> list[dict[str, Any]]:
-    folder = resources.files("metrics_orchestrator.interfaces.demo_catalogs")
-    return [yaml.safe_load(folder.joinpath(name).read_text("utf-8")) for name in BUNDLED_CATALOGS]
-
-
-def write_world(
-    s3: S3Client, documents: list[dict[str, Any]], *, version: str | None = None
-) -> list[dict[str, Any]]:
-    """Every catalog's datasets written once (a dataset in two catalogs is written once)."""
-    from metrics_orchestrator.worker.sample_world import write_sample_world
-
-    seen: set[str] = set()
-    updates = []
-    for document in documents:
-        datasets = [d for d in document.get("datasets", []) if d.get("id") not in seen]
-        seen |= {str(d.get("id")) for d in datasets}
-        updates += write_sample_world(s3, {**document, "datasets": datasets}, version=version)
-    return updates
-
-
-def seed_sample_world(container: Container, settings: Settings, aws: AwsWiring) -> int:
-    """Embedded `serve`: load the bundled catalogs, write the world, process its updates."""
-    documents = bundled_catalogs()
-    for document in documents:
-        container.catalog.load_catalog(document)
-    s3 = create_s3_client(settings.aws_region, aws.endpoint_url)
-    updates = write_world(s3, documents)
-    for update in updates:
-        container.router.handle(json.dumps(update), source=SOURCE)
-    return len(updates)
 
 
 def _read_catalog(path: Path) -> dict[str, Any]:

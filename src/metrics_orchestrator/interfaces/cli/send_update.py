@@ -11,8 +11,21 @@ from typing import Any
 import structlog
 import typer
 
-from metrics_orchestrator.bootstrap import Settings, bootstrap
+from metrics_orchestrator.bootstrap import (
+    SendFailed,
+    Settings,
+    SettingsError,
+    bootstrap,
+    find_local_serve,
+    projection_update_queue,
+)
 from metrics_orchestrator.domain.errors import NotFound
+from metrics_orchestrator.interfaces.cli.common import (
+    EXIT_FAILURE,
+    fail,
+    say_database,
+    settings_or_exit,
+)
 
 logger = structlog.get_logger(__name__)
 
@@ -61,7 +74,7 @@ def warn_if_unknown_dataset(settings: Settings, dataset_id: str) -> None:
     Asked only of a configured database or the running local serve's: starting a database
     just for a warning would make every send slow. A catalog that cannot be read stays silent."""
     try:
-        with bootstrap(settings) as container:
+        with bootstrap(settings, announce=say_database) as container:
             container.catalog.get_dataset(dataset_id)
     except NotFound:
         typer.echo(
@@ -107,14 +120,6 @@ def send_update_command(
     ),
 ) -> None:
     """Publish one projection_update event to the configured queue or to the API."""
-    from metrics_orchestrator.bootstrap import (
-        SendFailed,
-        SettingsError,
-        find_local_serve,
-        projection_update_queue,
-    )
-    from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, fail, settings_or_exit
-
     settings = settings_or_exit()
     try:
         occurred_at = validate_occurred_at(occurred_at)

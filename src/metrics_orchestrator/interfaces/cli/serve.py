@@ -15,12 +15,26 @@ from metrics_orchestrator.bootstrap import (
     Settings,
     SettingsError,
     bootstrap,
+    default_data_dir,
     record_local_serve,
     resolve_aws,
     resolve_database_url,
 )
+from metrics_orchestrator.interfaces.cli.common import (
+    EXIT_FAILURE,
+    fail,
+    say_database,
+    settings_or_exit,
+)
 from metrics_orchestrator.interfaces.http.guards import WILDCARD_HOSTS
+from metrics_orchestrator.interfaces.reference_worker import (
+    MISSING_EXTRA,
+    WorkerUnavailable,
+    embedded_worker_loop,
+    sample_worker_loop,
+)
 from metrics_orchestrator.interfaces.runtime import Loop, ServeParts, build_runtime
+from metrics_orchestrator.interfaces.sample_world import seed_sample_world
 
 
 def serve_command(
@@ -52,8 +66,6 @@ def serve_command(
     ),
 ) -> None:
     """Run the service until SIGTERM or Ctrl-C; in-flight work finishes before exit."""
-    from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, fail, settings_or_exit
-
     settings = settings_or_exit()
     if sample_worker and worker:
         # Both would consume the one worker queue, each answering a random half of the runs.
@@ -66,11 +78,12 @@ def serve_command(
     parts = ServeParts(consumers=consumers, dispatcher=dispatcher, sweeper=sweeper, http=http)
     http_app: Callable[[Container], Any] | None = None
     if http:
-        # Imported only when serving HTTP: `--no-http` replicas need no web stack.
-        from metrics_orchestrator.interfaces.http.app import create_app
+        # Imported only when serving HTTP (a lazy import of a heavy stack, not a cycle):
+        # `--no-http` replicas need no web stack.
         from metrics_orchestrator.interfaces.http.auth import check_bind_address
+        from metrics_orchestrator.interfaces.web.app import create_app_with_dashboard
 
-        http_app = create_app
+        http_app = create_app_with_dashboard
         token = settings.api_token.get_secret_value() if settings.api_token else None
         try:
             check_bind_address(settings.http_host, token)
@@ -147,9 +160,6 @@ def port_in_use(host: str, port: int) -> str | None:
 
 
 def _sample_worker(settings: Settings, aws: AwsWiring) -> Loop:
-    from metrics_orchestrator.interfaces.cli import fail
-    from metrics_orchestrator.interfaces.cli.worker import WorkerUnavailable, sample_worker_loop
-
     try:
         return sample_worker_loop(settings, aws)
     except WorkerUnavailable as exc:
@@ -157,9 +167,6 @@ def _sample_worker(settings: Settings, aws: AwsWiring) -> Loop:
 
 
 def _reference_worker(settings: Settings, aws: AwsWiring) -> Loop:
-    from metrics_orchestrator.interfaces.cli import fail
-    from metrics_orchestrator.interfaces.cli.worker import WorkerUnavailable, embedded_worker_loop
-
     try:
         return embedded_worker_loop(settings, aws)
     except WorkerUnavailable as exc:
@@ -167,10 +174,6 @@ def _reference_worker(settings: Settings, aws: AwsWiring) -> Loop:
 
 
 def _seed(container: Container, settings: Settings, aws: AwsWiring) -> str:
-    from metrics_orchestrator.interfaces.cli import EXIT_FAILURE, fail
-    from metrics_orchestrator.interfaces.cli.sample_data import seed_sample_world
-    from metrics_orchestrator.interfaces.cli.worker import MISSING_EXTRA
-
     if not aws.embedded:
         raise fail("--sample-data needs the embedded AWS emulator (no AWS settings)")
     try:
@@ -181,12 +184,8 @@ def _seed(container: Container, settings: Settings, aws: AwsWiring) -> str:
 
 
 def _database(settings: Settings, resources: ExitStack) -> str:
-    from metrics_orchestrator.interfaces.cli import say_database
-
     url = resolve_database_url(settings, resources, announce=say_database)
     if settings.uses_embedded_database:
-        from metrics_orchestrator.bootstrap import default_data_dir
-
         where = settings.embedded_data_dir or default_data_dir()
         typer.echo(f"embedded PostgreSQL (data in {where}), migrations applied")
     return url

@@ -1,4 +1,7 @@
-"""The FastAPI application (SPEC §6.3). Everything it serves comes from the container."""
+"""The FastAPI application (SPEC §6.3). Everything it serves comes from the container.
+
+The dashboard mounts itself onto it (interfaces/web/app.py); this module does not know it.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,8 @@ import structlog
 from fastapi import FastAPI, Request, Response
 
 from metrics_orchestrator import __version__
-from metrics_orchestrator.application import log_events
 from metrics_orchestrator.bootstrap import Container
+from metrics_orchestrator.domain import log_events
 from metrics_orchestrator.interfaces.http import (
     routes_catalog,
     routes_events,
@@ -28,7 +31,6 @@ from metrics_orchestrator.interfaces.http.problems import (
     PROBLEM_MEDIA_TYPE,
     install_problem_handlers,
 )
-from metrics_orchestrator.interfaces.web import mount_dashboard
 
 DESCRIPTION = """\
 Reactive control plane for metric computations: the catalog, runs and their lineage, the
@@ -74,7 +76,6 @@ def create_app(container: Container) -> FastAPI:
     install_problem_handlers(app)
     for module in (routes_ops, routes_catalog, routes_runs, routes_events):
         app.include_router(module.router)
-    mount_dashboard(app)
     return app
 
 

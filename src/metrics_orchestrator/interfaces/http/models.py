@@ -21,6 +21,7 @@ from metrics_orchestrator.application.catalog_spec import Text
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.ports.runs import PendingInput, RunSummary
 from metrics_orchestrator.application.runs import RunDetail
+from metrics_orchestrator.application.verdicts import ImpactAction
 from metrics_orchestrator.domain.inbox import MAX_DISMISS_REASON
 from metrics_orchestrator.domain.metric_state import MetricState, StateVerdict
 from metrics_orchestrator.domain.model import (
@@ -30,7 +31,7 @@ from metrics_orchestrator.domain.model import (
     RunTrigger,
     TriggerPolicy,
 )
-from metrics_orchestrator.domain.orchestration import InputStatus, Outcome
+from metrics_orchestrator.domain.orchestration import InputStatus, MetricDecision
 
 
 class _Request(BaseModel):
@@ -199,7 +200,7 @@ class ReadinessOut(BaseModel):
     trigger_policy: TriggerPolicy
     required_days: int
     evaluated_at: datetime
-    outcome: Outcome = Field(
+    outcome: MetricDecision = Field(
         description="What intake would decide now: ready (queue a run), waiting (hold a "
         "pending run) or unchanged (nothing new since the last automatic run)."
     )
@@ -208,9 +209,6 @@ class ReadinessOut(BaseModel):
     explanation: str
     pending_run_id: UUID | None
     inputs: list[InputReadinessOut]
-
-
-ImpactAction = Literal["would_run", "would_wait", "no_change"]
 
 
 class ImpactMetricOut(BaseModel):

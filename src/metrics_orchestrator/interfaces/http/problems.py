@@ -18,7 +18,6 @@ from psycopg import OperationalError
 from psycopg.errors import ReadOnlySqlTransaction
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from metrics_orchestrator.application.log_events import ON_HTTP_ERROR
 from metrics_orchestrator.application.ports import TransientDatabaseError
 from metrics_orchestrator.domain.errors import (
     Conflict,
@@ -27,6 +26,7 @@ from metrics_orchestrator.domain.errors import (
     NotFound,
     ValidationError,
 )
+from metrics_orchestrator.domain.log_events import ON_HTTP_ERROR
 from metrics_orchestrator.interfaces.http.models import Problem
 
 log = structlog.get_logger(__name__)

@@ -23,12 +23,12 @@ def health() -> HealthOut:
     responses=problem_responses(503),
 )
 async def ready(health: HealthDep) -> ReadyOut:
-    readiness = await run_in_threadpool(health.readiness)
-    if not readiness.ready:
-        detail = readiness.reason or "not ready"
-        if readiness.pending_migrations:
+    verdict = await run_in_threadpool(health.check)
+    if not verdict.ready:
+        detail = verdict.reason or "not ready"
+        if verdict.pending_migrations:
             raise ApiProblem(
-                503, "not-ready", detail, pending_migrations=list(readiness.pending_migrations)
+                503, "not-ready", detail, pending_migrations=list(verdict.pending_migrations)
             )
         raise ApiProblem(503, "not-ready", detail)
     return ReadyOut(status="ready", database="reachable", pending_migrations=[])

@@ -9,27 +9,20 @@ from __future__ import annotations
 from datetime import datetime
 
 from metrics_orchestrator.application.ports.intake import MetricInputs
-from metrics_orchestrator.application.verdicts import explain
+from metrics_orchestrator.application.verdicts import IMPACT_ACTIONS, explain
 from metrics_orchestrator.domain.orchestration import (
     Evaluation,
     InputAssessment,
-    Outcome,
+    MetricDecision,
     fresh_until,
 )
 from metrics_orchestrator.interfaces.http.models import (
-    ImpactAction,
     ImpactMetricOut,
     ImpactOut,
     InputReadinessOut,
     ReadinessOut,
     UpdateRefOut,
 )
-
-IMPACT_ACTIONS: dict[Outcome, ImpactAction] = {
-    Outcome.READY: "would_run",
-    Outcome.WAITING: "would_wait",
-    Outcome.UNCHANGED: "no_change",
-}
 
 
 def readiness_view(mi: MetricInputs, evaluation: Evaluation, now: datetime) -> ReadinessOut:
@@ -40,7 +33,7 @@ def readiness_view(mi: MetricInputs, evaluation: Evaluation, now: datetime) -> R
         required_days=mi.metric.required_days,
         evaluated_at=now,
         outcome=evaluation.outcome,
-        ready=evaluation.outcome is Outcome.READY,
+        ready=evaluation.outcome is MetricDecision.READY,
         waiting_for=blocking,
         explanation=explain(mi, evaluation, blocking),
         pending_run_id=mi.pending_run_id,

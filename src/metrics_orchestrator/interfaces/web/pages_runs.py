@@ -20,6 +20,7 @@ from metrics_orchestrator.domain.errors import (
 )
 from metrics_orchestrator.domain.metric_state import MetricState
 from metrics_orchestrator.domain.model import RunStatus
+from metrics_orchestrator.domain.status_reasons import CANCELED_FROM_DASHBOARD
 from metrics_orchestrator.interfaces.web.deps import ApiToken, ClockDep, Outputs, Queries, Runs
 from metrics_orchestrator.interfaces.web.output import run_output
 from metrics_orchestrator.interfaces.web.presenters import (
@@ -222,7 +223,7 @@ def _run_by_prefix(request: Request, text: str, queries: Queries, token: str | N
 def cancel(request: Request, run_id: UUID, runs: Runs, token: ApiToken) -> Response:
     check_button(request, token)
     try:
-        runs.cancel(run_id, "canceled from the dashboard")
+        runs.cancel(run_id, CANCELED_FROM_DASHBOARD)
     except NotFound:
         return render_error(request, 404, f"unknown run {run_id}", token)
     except (Conflict, IllegalTransition) as exc:

@@ -24,7 +24,7 @@ import structlog
 from metrics_orchestrator.domain import log_events
 from metrics_orchestrator.domain.messages.run_requested import Unanswerable, read_message
 from metrics_orchestrator.infrastructure.aws.sqs import Delivery, Disposition, SqsConsumer
-from metrics_orchestrator.worker.compute import Outcome, RunRequestHandler
+from metrics_orchestrator.worker.compute import ComputeOutcome, RunRequestHandler
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -101,8 +101,8 @@ class RunRequestConsumer:
                 exc_info=True,
             )
             return Disposition.LEAVE
-        if outcome is Outcome.ABANDONED:
+        if outcome is ComputeOutcome.ABANDONED:
             return Disposition.RELEASE
-        if outcome is Outcome.DEFERRED:
+        if outcome is ComputeOutcome.DEFERRED:
             return Disposition.LEAVE
         return Disposition.DELETE
