@@ -56,7 +56,7 @@ SIMULATED_FAILURE = "simulated failure (the sample worker was told to fail this 
 REMEMBERED_REQUESTS = 10_000
 
 
-class Outcome(StrEnum):
+class SimulatedOutcome(StrEnum):
     SUCCEED = "succeed"
     FAIL = "fail"
     GO_SILENT = "go_silent"
@@ -67,26 +67,26 @@ class Outcome(StrEnum):
 class WorkerPlan:
     """What the simulated run of one request does."""
 
-    outcome: Outcome = Outcome.SUCCEED
+    outcome: SimulatedOutcome = SimulatedOutcome.SUCCEED
     error: str = SIMULATED_FAILURE
 
     @classmethod
     def succeed(cls) -> WorkerPlan:
-        return cls(Outcome.SUCCEED)
+        return cls(SimulatedOutcome.SUCCEED)
 
     @classmethod
     def fail(cls, error: str = SIMULATED_FAILURE) -> WorkerPlan:
-        return cls(Outcome.FAIL, error)
+        return cls(SimulatedOutcome.FAIL, error)
 
     @classmethod
     def go_silent(cls) -> WorkerPlan:
         """Send `started`, then nothing: the run looks like its worker died."""
-        return cls(Outcome.GO_SILENT)
+        return cls(SimulatedOutcome.GO_SILENT)
 
     @classmethod
     def pass_on(cls) -> WorkerPlan:
         """Answer nothing; hand the request, as received, to the `pass_on` sender."""
-        return cls(Outcome.PASS_ON)
+        return cls(SimulatedOutcome.PASS_ON)
 
 
 Behaviour = Callable[[dict[str, Any]], WorkerPlan]
@@ -211,10 +211,10 @@ class SampleWorker:
             self._answered.popitem(last=False)
 
     def _simulate(self, jobs: list[_Job]) -> None:
-        passed = [job for job in jobs if job.plan.outcome is Outcome.PASS_ON]
+        passed = [job for job in jobs if job.plan.outcome is SimulatedOutcome.PASS_ON]
         for job in passed:
             self._hand_over(job)
-        jobs = [job for job in jobs if job.plan.outcome is not Outcome.PASS_ON]
+        jobs = [job for job in jobs if job.plan.outcome is not SimulatedOutcome.PASS_ON]
         if not jobs:
             return
         for job in jobs:
@@ -223,11 +223,11 @@ class SampleWorker:
             self._pause()
             progress = round(beat / (self._heartbeats + 1), 4)
             for job in jobs:
-                if job.plan.outcome is not Outcome.GO_SILENT:
+                if job.plan.outcome is not SimulatedOutcome.GO_SILENT:
                     self._emit(job, build_run_heartbeat(job.run_id, progress, self._now()))
         self._pause()
         for job in jobs:
-            if job.plan.outcome is Outcome.GO_SILENT:
+            if job.plan.outcome is SimulatedOutcome.GO_SILENT:
                 log.info(
                     log_events.ON_RUN_HEARTBEAT,
                     message="sample worker: going silent on this run, as told (simulated)",
@@ -287,7 +287,7 @@ def completed_event(request: dict[str, Any], plan: WorkerPlan, now: datetime) ->
     run_id = str(request["runId"])
     code = request.get("metricCode")
     metric_code = code if isinstance(code, str) else None
-    if plan.outcome is Outcome.FAIL:
+    if plan.outcome is SimulatedOutcome.FAIL:
         return build_run_failed(run_id, metric_code, plan.error)
     version = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return build_run_succeeded(
