@@ -20,6 +20,7 @@ from metrics_orchestrator.domain.errors import (
 )
 from metrics_orchestrator.domain.metric_state import MetricState
 from metrics_orchestrator.domain.model import RunStatus
+from metrics_orchestrator.domain.run_ids import parse_run_id_prefix
 from metrics_orchestrator.domain.status_reasons import CANCELED_FROM_DASHBOARD
 from metrics_orchestrator.interfaces.web.deps import ApiToken, ClockDep, Outputs, Queries, Runs
 from metrics_orchestrator.interfaces.web.output import run_output
@@ -210,12 +211,17 @@ def run_page(
 def _run_by_prefix(request: Request, text: str, queries: Queries, token: str | None) -> Response:
     """`/ui/runs/02b2542c`: a unique prefix of a run id (as `runs list` shows it) goes to the
     run; an ambiguous one lists the candidates (SPEC §6.1)."""
+    unknown = f"unknown run {text}"
+    try:
+        parse_run_id_prefix(text)
+    except ValidationError:
+        return render_error(request, 404, unknown, token)
     try:
         run_id = queries.resolve_run_id(text)
     except NotFound:
-        return render_error(request, 404, f"unknown run {text}", token)
-    except ValidationError as exc:
-        return render_error(request, 404, "; ".join(e.message for e in exc.errors), token)
+        return render_error(request, 404, unknown, token)
+    except ValidationError as ambiguous:
+        return render_error(request, 404, "; ".join(e.message for e in ambiguous.errors), token)
     return RedirectResponse(f"/ui/runs/{run_id}", status_code=303)
 
 
