@@ -2,44 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import psycopg
 import pytest
-import yaml
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from metrics_orchestrator.bootstrap import bootstrap
 from metrics_orchestrator.domain.model import RunStatus
-from metrics_orchestrator.infrastructure.settings import load_settings
-from metrics_orchestrator.interfaces.cli import app
 from tests.factories import seed_metric, seed_run
-from tests.integration.intake_helpers import update_body
-
-runner = CliRunner()
+from tests.integration.cli_helpers import cli, cli_json, load_multi_dataset_world
 
 
 @pytest.fixture
 def loaded(database_url: str, catalogs_dir: Path) -> str:
     """The multi-dataset catalog and one update of reserves_daily: reserves.sma_20 queued."""
-    document = yaml.safe_load((catalogs_dir / "multi_dataset_catalog.yaml").read_text())
-    settings = load_settings(env={"DATABASE_URL": database_url})
-    with bootstrap(settings) as container:
-        container.catalog.load_catalog(document)
-        container.router.handle(update_body("reserves_daily", "r1"), source="test")
-    return database_url
-
-
-def _cli(database_url: str, *args: str) -> Result:
-    return runner.invoke(app, list(args), env={"DATABASE_URL": database_url, "LOG_LEVEL": "ERROR"})
-
-
-def _json(result: Result) -> Any:
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return load_multi_dataset_world(database_url, catalogs_dir, ("reserves_daily", "r1"))
 
 
 def _refused(result: Result) -> str:
@@ -50,7 +29,7 @@ def _refused(result: Result) -> str:
 
 
 def _queued_run(database_url: str) -> str:
-    runs = _json(_cli(database_url, "runs", "list", "--status", "queued", "--json"))["items"]
+    runs = cli_json(cli(database_url, "runs", "list", "--status", "queued", "--json"))["items"]
     assert len(runs) == 1
     return str(runs[0]["id"])
 
@@ -67,7 +46,7 @@ def _runs_with_ids(database_url: str, *ids: str) -> None:
 def test_runs_show_takes_a_unique_prefix_as_listed_or_typed(loaded: str, typed: Any) -> None:
     run_id = _queued_run(loaded)
 
-    shown = _json(_cli(loaded, "runs", "show", typed(run_id), "--json"))
+    shown = cli_json(cli(loaded, "runs", "show", typed(run_id), "--json"))
 
     assert shown["id"] == run_id
     assert shown["retryable"] is True
@@ -81,8 +60,8 @@ def test_an_ambiguous_prefix_is_refused_listing_the_matches(loaded: str) -> None
         "abce0000-0000-4000-8000-000000000003",
     )
 
-    line = _refused(_cli(loaded, "runs", "show", "abcd"))
-    unique = _json(_cli(loaded, "runs", "show", "ABCE", "--json"))
+    line = _refused(cli(loaded, "runs", "show", "abcd"))
+    unique = cli_json(cli(loaded, "runs", "show", "ABCE", "--json"))
 
     assert line == (
         "error: ID: 'abcd' is ambiguous: it begins abcd0000-0000-4000-8000-000000000001, "
@@ -94,7 +73,7 @@ def test_an_ambiguous_prefix_is_refused_listing_the_matches(loaded: str) -> None
 def test_at_most_ten_matches_are_listed(loaded: str) -> None:
     _runs_with_ids(loaded, *(f"abcd0000-0000-4000-8000-0000000000{n:02d}" for n in range(12)))
 
-    line = _refused(_cli(loaded, "runs", "cancel", "abcd-0000"))
+    line = _refused(cli(loaded, "runs", "cancel", "abcd-0000"))
 
     assert line.count("abcd0000-") == 10
     assert line.endswith(" and more")
@@ -110,17 +89,17 @@ def test_at_most_ten_matches_are_listed(loaded: str) -> None:
 )
 def test_an_unknown_or_malformed_id_is_refused(loaded: str, typed: str, said: str) -> None:
     for command in (["runs", "show"], ["runs", "retry"], ["runs", "cancel"]):
-        assert _refused(_cli(loaded, *command, typed)).startswith(said)
+        assert _refused(cli(loaded, *command, typed)).startswith(said)
 
 
 def test_cancel_then_retry_by_prefix_through_the_api_use_cases(loaded: str) -> None:
     run_id = _queued_run(loaded)
 
-    canceled = _json(_cli(loaded, "runs", "cancel", run_id[:8], "--reason", "wrong", "--json"))
-    again = _refused(_cli(loaded, "runs", "cancel", run_id[:8]))
-    retried = _json(_cli(loaded, "runs", "retry", run_id[:8], "--json"))
-    older = _refused(_cli(loaded, "runs", "retry", run_id))
-    table = _cli(loaded, "runs", "retry", retried["id"][:8])
+    canceled = cli_json(cli(loaded, "runs", "cancel", run_id[:8], "--reason", "wrong", "--json"))
+    again = _refused(cli(loaded, "runs", "cancel", run_id[:8]))
+    retried = cli_json(cli(loaded, "runs", "retry", run_id[:8], "--json"))
+    older = _refused(cli(loaded, "runs", "retry", run_id))
+    table = cli(loaded, "runs", "retry", retried["id"][:8])
 
     assert (canceled["status"], canceled["status_reason"]) == ("canceled", "wrong")
     assert "from canceled to canceled" in again
@@ -134,7 +113,7 @@ def test_cancel_then_retry_by_prefix_through_the_api_use_cases(loaded: str) -> N
 def test_cancel_prints_a_table_by_default(loaded: str) -> None:
     run_id = _queued_run(loaded)
 
-    result = _cli(loaded, "runs", "cancel", run_id[:8])
+    result = cli(loaded, "runs", "cancel", run_id[:8])
 
     assert result.exit_code == 0, result.output
     assert "run canceled" in result.stdout
@@ -143,8 +122,8 @@ def test_cancel_prints_a_table_by_default(loaded: str) -> None:
 
 
 def test_metrics_run_queues_a_manual_run_or_says_why_not(loaded: str) -> None:
-    made = _json(_cli(loaded, "metrics", "run", "reserves.sma_20", "--json"))
-    table = _cli(loaded, "metrics", "run", "reserves.sma_20")
+    made = cli_json(cli(loaded, "metrics", "run", "reserves.sma_20", "--json"))
+    table = cli(loaded, "metrics", "run", "reserves.sma_20")
 
     assert (made["status"], made["trigger"], made["metric_code"]) == (
         "queued",
@@ -153,14 +132,14 @@ def test_metrics_run_queues_a_manual_run_or_says_why_not(loaded: str) -> None:
     )
     assert table.exit_code == 0, table.output
     assert "run queued" in table.stdout
-    assert _refused(_cli(loaded, "metrics", "run", "no.such")).startswith(
+    assert _refused(cli(loaded, "metrics", "run", "no.such")).startswith(
         "error: unknown metric 'no.such'"
     )
-    waiting = _refused(_cli(loaded, "metrics", "run", "reserves.at_parallel"))
+    waiting = _refused(cli(loaded, "metrics", "run", "reserves.at_parallel"))
     assert "no update yet for fx_daily" in waiting
 
 
 def test_an_unreachable_database_is_exit_1(tmp_path: Path) -> None:
     url = "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1"
-    result = _cli(url, "runs", "retry", "abcd")
+    result = cli(url, "runs", "retry", "abcd")
     assert result.exit_code == 1, result.output
