@@ -133,6 +133,13 @@ class QueuedRunWrite:
     created_at: datetime | None
     held: dict[str, HeldUpdate | None] | None = None
 
+    @property
+    def existed_before_transaction(self) -> bool:
+        """A run pending before this transaction: promoted, not inserted. Not the same fact
+        as `QueuedRun.is_new_run` ("did not exist before this arrival", which counts the
+        transition); a run that waited earlier in this batch is neither."""
+        return self.created_at is None
+
 
 @dataclass(frozen=True, slots=True)
 class PendingRunWrite:
@@ -143,6 +150,11 @@ class PendingRunWrite:
     metric_id: str
     created_at: datetime | None
     held: dict[str, HeldUpdate | None]
+
+    @property
+    def existed_before_transaction(self) -> bool:
+        """A run already pending before this transaction: checked, not inserted."""
+        return self.created_at is None
 
 
 @dataclass(frozen=True, slots=True)

@@ -325,11 +325,11 @@ class PostgresIntakeRepository:
         """Sent, not read: the runs that must still be pending and the runs promoted from
         pending, each with how many rows it must return and the change it checks."""
         checks = []
-        held = [w.run_id for w in writes.waiting if w.created_at is None]
+        held = [w.run_id for w in writes.waiting if w.existed_before_transaction]
         if held:
             cursor = self._send("still_pending_runs", {"run_ids": held, "status": _PENDING.value})
             checks.append((cursor, len(held), _STILL_PENDING))
-        promoted = [q for q in writes.queued if q.created_at is None]
+        promoted = [q for q in writes.queued if q.existed_before_transaction]
         if promoted:
             cursor = self._send(
                 "promote_pending_runs",
@@ -380,7 +380,11 @@ class PostgresIntakeRepository:
         # The one home of "a queued run that waited keeps its rows as the record of what it
         # waited for, filled now with the updates it consumed": a run pending before this
         # transaction, or one that waited earlier in it (its rows were just written).
-        waited = [q.run.run_id for q in writes.queued if q.created_at is None or q.held is not None]
+        waited = [
+            q.run.run_id
+            for q in writes.queued
+            if q.existed_before_transaction or q.held is not None
+        ]
         if waited:
             self._run("fill_pending_rows_from_lineage", {"run_ids": waited})
 
