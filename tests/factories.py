@@ -16,9 +16,9 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from metrics_orchestrator.domain.messages.run_requested import ConsumedUpdate, build_run_request
-from metrics_orchestrator.domain.model import MetricDependency, RunStatus, RunTrigger
-from metrics_orchestrator.domain.orchestration import UpdateVersion, freshest
+from metrics_orchestrator.domain.messages.run_requested import build_run_request
+from metrics_orchestrator.domain.model import DatasetUpdate, MetricDependency, RunStatus, RunTrigger
+from metrics_orchestrator.domain.orchestration import freshest
 
 DEFAULT_NOW = datetime(2025, 11, 11, 12, 0, tzinfo=UTC)
 NO_REQUEST_STATUSES = frozenset({RunStatus.PENDING_DEPENDENCIES})
@@ -95,11 +95,12 @@ def seed_update(
 def _record_freshest(conn: Connection[Any], dataset_id: str, update_id: UUID) -> None:
     """What intake does after recording an update: the domain's `freshest` picks the winner."""
     rows = conn.execute(
-        "SELECT u.id, u.effective_at, u.received_at, u.seq FROM dataset_updates u"
+        "SELECT u.id, u.event_key, u.dataset_id, u.bucket, u.version_manifest_path,"
+        " u.projections_path, u.occurred_at, u.received_at, u.seq FROM dataset_updates u"
         " WHERE u.id = %s OR u.id = (SELECT freshest_update_id FROM datasets WHERE id = %s)",
         (update_id, dataset_id),
     ).fetchall()
-    winner = freshest([UpdateVersion(r[0], dataset_id, r[1], r[2], r[3]) for r in rows])
+    winner = freshest([DatasetUpdate(*r) for r in rows])
     assert winner is not None
     conn.execute(
         "UPDATE datasets SET freshest_update_id = %s WHERE id = %s", (winner.id, dataset_id)
@@ -182,7 +183,7 @@ def seed_run(
     for dataset_id, update in consumed.items():
         conn.execute(
             "INSERT INTO run_dataset_updates (run_id, dataset_id, update_id) VALUES (%s, %s, %s)",
-            (run_id, dataset_id, update.update_id),
+            (run_id, dataset_id, update.id),
         )
     for dataset_id, update_id in (pending or {}).items():
         conn.execute(
@@ -245,26 +246,20 @@ def _dependencies(conn: Connection[Any], metric_id: str) -> list[MetricDependenc
 
 def _consumed_updates(
     conn: Connection[Any], metric_id: str, lineage: Mapping[str, UUID] | None, now: datetime
-) -> dict[str, ConsumedUpdate]:
+) -> dict[str, DatasetUpdate]:
     datasets = dict.fromkeys(d.dataset_id for d in _dependencies(conn, metric_id))
     chosen = (
         dict(lineage) if lineage else {d: seed_update(conn, d, received_at=now) for d in datasets}
     )
-    consumed: dict[str, ConsumedUpdate] = {}
+    consumed: dict[str, DatasetUpdate] = {}
     for dataset_id, update_id in chosen.items():
         row = conn.execute(
-            "SELECT bucket, version_manifest_path, projections_path FROM dataset_updates"
-            " WHERE id = %s",
+            "SELECT event_key, bucket, version_manifest_path, projections_path, occurred_at,"
+            " received_at, seq FROM dataset_updates WHERE id = %s",
             (update_id,),
         ).fetchone()
         assert row is not None, f"no dataset update {update_id}"
-        consumed[dataset_id] = ConsumedUpdate(
-            update_id=update_id,
-            dataset_id=dataset_id,
-            bucket=row[0],
-            manifest_path=row[1],
-            projections_path=row[2],
-        )
+        consumed[dataset_id] = DatasetUpdate(update_id, row[0], dataset_id, *row[1:])
     return consumed
 
 
@@ -274,7 +269,7 @@ def _request(
     run_id: UUID,
     attempt: int,
     now: datetime,
-    consumed: Mapping[str, ConsumedUpdate],
+    consumed: Mapping[str, DatasetUpdate],
 ) -> dict[str, Any]:
     row = conn.execute(
         "SELECT code, expression_type, expression_json FROM metrics WHERE id = %s", (metric_id,)

@@ -52,7 +52,7 @@ USE_CASES = frozenset(
         "dispatch",
         "feedback",
         "intake",
-        "intake_plan",
+        "intake_state",
         "outputs",
         "queries",
         "router",

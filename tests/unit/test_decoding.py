@@ -25,7 +25,8 @@ from metrics_orchestrator.domain.events import (
 from metrics_orchestrator.domain.identifiers import identifier_problem, is_identifier
 from metrics_orchestrator.domain.messages.run_completed import parse_run_completed
 from metrics_orchestrator.domain.messages.run_heartbeat import parse_run_heartbeat
-from metrics_orchestrator.domain.orchestration import UpdateVersion, fresh_until
+from metrics_orchestrator.domain.orchestration import fresh_until
+from tests.updates import update_version
 
 NOW = datetime(2025, 11, 11, 12, 0, tzinfo=UTC)
 RUN_ID = "6a1e7d4c-0000-4000-8000-000000000001"
@@ -239,7 +240,7 @@ def test_identifiers_that_are_refused_name_the_value(value: object) -> None:
 def test_fresh_until_is_clamped_instead_of_overflowing() -> None:
     from uuid import uuid4
 
-    late = UpdateVersion(
+    late = update_version(
         id=uuid4(),
         dataset_id="d1",
         effective_at=datetime(9999, 12, 30, tzinfo=UTC),

@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 from metrics_orchestrator.domain.model import DatasetUpdate, Metric, MetricDependency
 from metrics_orchestrator.domain.orchestration import (
-    UpdateVersion,
     fresh_until,
     freshest,
     is_fresh,
 )
+from tests.updates import update_version
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 TICK = timedelta(microseconds=1)
@@ -32,8 +32,8 @@ def version(
     received_at: datetime | None = None,
     seq: int = 0,
     dataset_id: str = "d1",
-) -> UpdateVersion:
-    return UpdateVersion(
+) -> DatasetUpdate:
+    return update_version(
         id=uuid4(),
         dataset_id=dataset_id,
         effective_at=effective_at,

@@ -20,16 +20,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metrics_orchestrator.domain.model import TriggerPolicy
+from metrics_orchestrator.domain.model import DatasetUpdate, TriggerPolicy
 from metrics_orchestrator.domain.orchestration import (
     Evaluation,
     InputFacts,
     MetricDecision,
-    UpdateVersion,
     evaluate_metric,
     freshest,
     inputs_fingerprint,
 )
+from tests.updates import update_version
 
 ALL_NEW = TriggerPolicy.ALL_NEW
 ANY_NEW = TriggerPolicy.ANY_NEW
@@ -38,14 +38,14 @@ T0 = datetime(2026, 3, 1, tzinfo=UTC)
 DAYS = 7
 HOUR = timedelta(hours=1)
 
-Inputs = dict[str, UpdateVersion]
+Inputs = dict[str, DatasetUpdate]
 
 
 @dataclass
 class Step:
     """What one received update did."""
 
-    update: UpdateVersion | None  # None: a duplicate event key, nothing recorded
+    update: DatasetUpdate | None  # None: a duplicate event key, nothing recorded
     evaluation: Evaluation | None  # None: a duplicate, or no metric depends on the dataset
     run: Inputs | None  # the inputs of the automatic run it queued, if any
 
@@ -57,7 +57,7 @@ class IntakeSimulator:
     policy: TriggerPolicy
     datasets: tuple[str, ...]
     required_days: int = DAYS
-    updates: list[UpdateVersion] = field(default_factory=list)
+    updates: list[DatasetUpdate] = field(default_factory=list)
     event_keys: set[str] = field(default_factory=set)
     last_run: Inputs | None = None
     fingerprints: set[str] = field(default_factory=set)
@@ -70,14 +70,14 @@ class IntakeSimulator:
         received_at: datetime,
         occurred_at: datetime | None = None,
         key: str | None = None,
-    ) -> UpdateVersion | None:
+    ) -> DatasetUpdate | None:
         """Insert the update (ON CONFLICT (event_key) DO NOTHING); None for a duplicate."""
         key = key if key is not None else f"{dataset_id}:{uuid4()}"
         if key in self.event_keys:
             return None
         self.event_keys.add(key)
         effective_at = occurred_at if occurred_at is not None else received_at
-        update = UpdateVersion(uuid4(), dataset_id, effective_at, received_at, len(self.updates))
+        update = update_version(uuid4(), dataset_id, effective_at, received_at, len(self.updates))
         self.updates.append(update)
         return update
 
@@ -368,16 +368,16 @@ def arrivals(raw: list[tuple[int, int, int | None, bool]], width: int) -> list[A
     return out
 
 
-def order(u: UpdateVersion) -> tuple[datetime, datetime, int]:
+def order(u: DatasetUpdate) -> tuple[datetime, datetime, int]:
     return (u.effective_at, u.received_at, u.seq)
 
 
-def freshest_of(sim: IntakeSimulator, ds: str) -> UpdateVersion | None:
+def freshest_of(sim: IntakeSimulator, ds: str) -> DatasetUpdate | None:
     of_ds = [u for u in sim.updates if u.dataset_id == ds]
     return max(of_ds, key=order) if of_ds else None
 
 
-def is_fresh_at(u: UpdateVersion | None, now: datetime, days: int) -> bool:
+def is_fresh_at(u: DatasetUpdate | None, now: datetime, days: int) -> bool:
     return u is not None and u.effective_at >= now - timedelta(days=days)
 
 

@@ -17,18 +17,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from metrics_orchestrator.domain.model import TriggerPolicy
+from metrics_orchestrator.domain.model import DatasetUpdate, TriggerPolicy
 from metrics_orchestrator.domain.orchestration import (
     Evaluation,
     InputAssessment,
     InputFacts,
     InputStatus,
     MetricDecision,
-    UpdateVersion,
     assess_input,
     evaluate_metric,
     inputs_fingerprint,
 )
+from tests.updates import update_version
 
 ALL_NEW = TriggerPolicy.ALL_NEW
 ANY_NEW = TriggerPolicy.ANY_NEW
@@ -40,19 +40,19 @@ TICK = timedelta(microseconds=1)
 _seq = iter(range(1, 1_000_000))
 
 
-def version(dataset_id: str, age: timedelta = timedelta(hours=1)) -> UpdateVersion:
+def version(dataset_id: str, age: timedelta = timedelta(hours=1)) -> DatasetUpdate:
     """An update of `dataset_id` produced and received `age` before NOW; later calls are newer
     on ties (a larger receipt sequence)."""
     at = NOW - age
-    return UpdateVersion(uuid4(), dataset_id, at, at, next(_seq))
+    return update_version(uuid4(), dataset_id, at, at, next(_seq))
 
 
-def stale(dataset_id: str) -> UpdateVersion:
+def stale(dataset_id: str) -> DatasetUpdate:
     return version(dataset_id, timedelta(days=DAYS) + TICK)
 
 
 def facts(
-    dataset_id: str, freshest: UpdateVersion | None, last_used: UpdateVersion | None = None
+    dataset_id: str, freshest: DatasetUpdate | None, last_used: DatasetUpdate | None = None
 ) -> InputFacts:
     return InputFacts(dataset_id, freshest, last_used)
 
@@ -295,8 +295,8 @@ def test_waiting_for_names_the_inputs_without_the_candidate_the_policy_needs(
 
 def test_the_fingerprint_is_the_sha256_of_the_sorted_dataset_update_pairs() -> None:
     # Stored in metric_runs.inputs_fingerprint (a unique index): its format must not drift.
-    a = UpdateVersion(UUID(int=1), "alpha", NOW, NOW, 1)
-    b = UpdateVersion(UUID(int=2), "beta", NOW, NOW, 2)
+    a = update_version(UUID(int=1), "alpha", NOW, NOW, 1)
+    b = update_version(UUID(int=2), "beta", NOW, NOW, 2)
     canonical = f"alpha={UUID(int=1)},beta={UUID(int=2)}"
     expected = hashlib.sha256(canonical.encode()).hexdigest()
     assert inputs_fingerprint({"beta": b, "alpha": a}) == expected
@@ -304,7 +304,7 @@ def test_the_fingerprint_is_the_sha256_of_the_sorted_dataset_update_pairs() -> N
 
 @given(st.permutations(["d1", "d2", "d3", "d4"]))
 def test_the_fingerprint_does_not_depend_on_the_order_of_the_inputs(order: list[str]) -> None:
-    updates = {ds: UpdateVersion(UUID(int=i + 1), ds, NOW, NOW, i) for i, ds in enumerate(order)}
+    updates = {ds: update_version(UUID(int=i + 1), ds, NOW, NOW, i) for i, ds in enumerate(order)}
     by_name = {ds: updates[ds] for ds in sorted(updates)}
     assert inputs_fingerprint(updates) == inputs_fingerprint(by_name)
 
@@ -321,7 +321,7 @@ def test_a_different_update_gives_a_different_fingerprint() -> None:
 @dataclass(frozen=True)
 class SpecVerdict:
     outcome: MetricDecision
-    candidates: dict[str, UpdateVersion]
+    candidates: dict[str, DatasetUpdate]
     new: frozenset[str]
 
 
@@ -330,7 +330,7 @@ def spec_verdict(
 ) -> SpecVerdict:
     """§5.3 in the spec's own words, written without the domain's helpers."""
 
-    def order(u: UpdateVersion) -> tuple[datetime, datetime, int]:
+    def order(u: DatasetUpdate) -> tuple[datetime, datetime, int]:
         return (u.effective_at, u.received_at, u.seq)
 
     candidates = {

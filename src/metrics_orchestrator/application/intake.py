@@ -8,7 +8,7 @@ with exactly the outcome of processing them one by one, in arrival order (SPEC ย
    (`ON CONFLICT (event_key) DO NOTHING`: a second copy is a duplicate); load every dependent
    metric's facts (freshest input updates, the inputs of its last automatic run, its pending
    run);
-2. `BatchPlan` (application/intake_plan.py) takes the inserted updates in arrival order and
+2. `IntakeState` (application/intake_state.py) takes the inserted updates in arrival order and
    asks the domain (`freshest`, `evaluate_metric`) what each does, each seeing what the ones
    before it decided;
 3. one pipeline writes the decisions set-based (queued runs with lineage, fingerprint and the
@@ -22,14 +22,14 @@ Nothing is published here; the dispatcher does that after commit.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID, uuid4
 
 import structlog
 
-from metrics_orchestrator.application.intake_plan import ArrivalPlan, BatchPlan
+from metrics_orchestrator.application.intake_state import ArrivalPlan, IntakeState
 from metrics_orchestrator.application.ports import (
     Clock,
     UnitOfWork,
@@ -41,7 +41,6 @@ from metrics_orchestrator.application.ports.intake import (
     BatchFacts,
     IntakeWrites,
     MetricInputs,
-    NewDatasetUpdate,
     QueuedRun,
     QueuedRunWrite,
     RecordedUpdate,
@@ -52,19 +51,18 @@ from metrics_orchestrator.application.ports.intake import (
 from metrics_orchestrator.application.telemetry import NEW_RUN, NullTelemetry, Telemetry
 from metrics_orchestrator.domain import log_events
 from metrics_orchestrator.domain.errors import Conflict, DomainError, NotFound, ValidationError
-from metrics_orchestrator.domain.events import PROJECTION_UPDATE, DecodedEvent, ProjectionUpdate
-from metrics_orchestrator.domain.messages.run_requested import ConsumedUpdate, build_run_request
+from metrics_orchestrator.domain.events import PROJECTION_UPDATE, DecodedEvent
+from metrics_orchestrator.domain.messages.run_requested import build_run_request
 from metrics_orchestrator.domain.messaging import MAX_BATCH as MAX_BATCH
 from metrics_orchestrator.domain.model import (
+    DatasetUpdate,
     RunStatus,
     RunTrigger,
     check_metric_can_run,
-    effective_time,
 )
 from metrics_orchestrator.domain.orchestration import (
     Evaluation,
     InputFacts,
-    UpdateVersion,
     evaluate_metric,
     inputs_fingerprint,
 )
@@ -86,20 +84,16 @@ class IntakeResult:
 
 @dataclass(frozen=True, slots=True)
 class _Received:
-    """One event of a batch: its key and update, or why it cannot be one."""
+    """One event of a batch: its key and the update it announces, or why it cannot be one."""
 
     event: DecodedEvent
     key: str
-    update: ProjectionUpdate | None
+    update: DatasetUpdate | None
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Arrival:
-    """An event of a batch and the moment it is processed (its runs' and event row's time)."""
-
-    item: _Received
-    now: datetime
+# An event of a batch and the moment it is processed (its runs' and event row's time).
+_Arrival = tuple[_Received, datetime]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +156,7 @@ class Orchestrator:
         """
         if not 1 <= len(events) <= MAX_BATCH:
             raise ValueError(f"between 1 and {MAX_BATCH} events per batch, got {len(events)}")
-        received = [_receive(event) for event in events]
+        received = [_receive(event, received_at) for event in events]
         context = _Context(source, received_at, replay_of)
         results = in_transaction(
             self._uow_factory,
@@ -180,7 +174,7 @@ class Orchestrator:
     def _ingest_batch_in(
         self, uow: UnitOfWork, received: Sequence[_Received], context: _Context
     ) -> list[IntakeResult]:
-        arrivals = [_Arrival(item, self._clock.now()) for item in received]
+        arrivals = [(item, self._clock.now()) for item in received]
         if len(arrivals) > 1:
             try:
                 with uow.intake.isolated():
@@ -190,7 +184,7 @@ class Orchestrator:
             # Every lock the batch needs, again up front and in the global order (datasets,
             # then metrics, then pending runs, each by id): taking them event by event
             # would let two batches each hold what the other waits for.
-            datasets = sorted({a.item.update.dataset_id for a in arrivals if a.item.update})
+            datasets = sorted({item.update.dataset_id for item, _ in arrivals if item.update})
             if datasets:
                 uow.intake.lock_for_batch(datasets)
         return [self._ingest_alone(uow, arrival, context) for arrival in arrivals]
@@ -202,75 +196,68 @@ class Orchestrator:
                 (result,) = self._ingest_together(uow, [arrival], context)
                 return result
         except (UpdateNotStorable, DomainError) as exc:
-            result = _rejection(arrival.item, f"the update cannot be stored: {exc}")
-            uow.events.record(_event_record(arrival.item, result, context), arrival.now)
+            item, now = arrival
+            result = _rejection(item, f"the update cannot be stored: {exc}")
+            uow.events.record(_event_record(item, result, context), now)
             return result
 
     def _ingest_together(
         self, uow: UnitOfWork, arrivals: Sequence[_Arrival], context: _Context
     ) -> list[IntakeResult]:
         """Events in arrival order, each deciding as if alone; written together at the end."""
-        rows = {
-            n: _new_update(a.item, a.item.update, context.received_at)
-            for n, a in enumerate(arrivals)
-            if a.item.update is not None
+        announced = {
+            n: (item.update, item.event.payload)
+            for n, (item, _) in enumerate(arrivals)
+            if item.update is not None
         }
         # a batch of bodies that are no updates at all has nothing to lock or record
-        facts = uow.intake.begin_batch(list(rows.values())) if rows else _no_facts()
-        found = dict(zip(rows, facts.recorded.outcomes, strict=True))
-        plan = BatchPlan(
+        facts = uow.intake.begin_batch(list(announced.values())) if announced else _no_facts()
+        found = dict(zip(announced, facts.recorded.outcomes, strict=True))
+        state = IntakeState(
             facts.inputs,
             facts.recorded.freshest_before,
             already_run=uow.intake.existing_automatic_fingerprints,
-            make_run=lambda mi, candidates, fingerprint, now, reuse, updates: self._queued_run(
-                mi,
-                candidates,
-                RunTrigger.AUTOMATIC,
-                now,
-                reuse=reuse,
-                updates=updates,
-                fingerprint=fingerprint,
+            make_run=lambda mi, candidates, fingerprint, now, reuse: self._queued_run(
+                mi, candidates, RunTrigger.AUTOMATIC, now, reuse=reuse, fingerprint=fingerprint
             ),
         )
         results = []
-        for n, arrival in enumerate(arrivals):
-            row = rows.get(n)
-            if row is None:
-                result = _rejection(arrival.item, arrival.item.error or "invalid event")
+        for n, (item, now) in enumerate(arrivals):
+            if item.update is None:
+                result = _rejection(item, item.error or "invalid event")
             else:
-                metrics = facts.dependents.get(row.dataset_id, [])
-                result = self._arrive(plan, arrival, row, found[n], metrics)
+                metrics = facts.dependents.get(item.update.dataset_id, [])
+                result = self._arrive(state, item, now, found[n], metrics)
             results.append(result)
-        writes = plan.writes()
+        writes = state.writes()
         with uow.intake.pipelined():
             uow.intake.save(writes)
             uow.events.record_many(
                 [
-                    (_event_record(a.item, r, context), a.now)
-                    for a, r in zip(arrivals, results, strict=True)
+                    (_event_record(item, r, context), now)
+                    for (item, now), r in zip(arrivals, results, strict=True)
                 ]
             )
         return results
 
     @staticmethod
     def _arrive(
-        plan: BatchPlan,
-        arrival: _Arrival,
-        row: NewDatasetUpdate,
+        state: IntakeState,
+        item: _Received,
+        now: datetime,
         recorded: RecordedUpdate,
         metrics: Sequence[str],
     ) -> IntakeResult:
-        key = arrival.item.key
         if recorded.outcome in (RecordOutcome.UNKNOWN_DATASET, RecordOutcome.DISABLED_DATASET):
-            return _rejection(arrival.item, f"{recorded.outcome.value} {row.dataset_id!r}")
-        if recorded.outcome is RecordOutcome.DUPLICATE or recorded.seq is None:
-            return IntakeResult(EventStatus.DUPLICATE, key)
-        version, location = row.version(recorded.seq), row.location(recorded.bucket or "")
-        arrived = plan.arrive(version, location, metrics, arrival.now)
+            dataset_id = item.update.dataset_id if item.update else ""
+            return _rejection(item, f"{recorded.outcome.value} {dataset_id!r}")
+        if recorded.outcome is RecordOutcome.DUPLICATE or recorded.update is None:
+            return IntakeResult(EventStatus.DUPLICATE, item.key)
+        arrived = state.arrive(recorded.update, metrics, now)
         return IntakeResult(
             EventStatus.PROCESSED,
-            key,
-            update_id=row.id,
+            item.key,
+            update_id=recorded.update.id,
             queued_runs=tuple(r.run_id for r in arrived.queued),
             pending_runs=tuple(r.run_id for r in arrived.waiting),
             transitions=_transitions(arrived),
@@ -279,19 +266,15 @@ class Orchestrator:
     def _queued_run(
         self,
         mi: MetricInputs,
-        candidates: dict[str, UpdateVersion],
+        candidates: dict[str, DatasetUpdate],
         trigger: RunTrigger,
         now: datetime,
         *,
         reuse: UUID | None = None,
-        updates: Mapping[UUID, ConsumedUpdate] | None = None,
         fingerprint: str | None = None,
     ) -> QueuedRun:
-        """`reuse`: the pending run that becomes this run; `updates`: where to find the
-        candidates' locations (default: the ones loaded with `mi`)."""
+        """`reuse`: the pending run that becomes this run."""
         run_id = reuse or uuid4()
-        known = mi.updates if updates is None else updates
-        consumed = {ds: known[c.id] for ds, c in candidates.items()}
         payload = build_run_request(
             run_id=run_id,
             attempt=1,
@@ -299,8 +282,8 @@ class Orchestrator:
             metric_code=mi.metric.code,
             expression_type=mi.metric.expression_type,
             expression_json=mi.metric.expression_json,
-            dependencies=mi.dependencies,
-            consumed=consumed,
+            dependencies=mi.metric.dependencies,
+            consumed=candidates,
             output_base_path=self._output_base_path(mi.metric.code),
         )
         return QueuedRun(
@@ -372,7 +355,8 @@ class Orchestrator:
                 raise NotFound(f"unknown dataset {dataset_id!r}")
             metrics = uow.intake.dependent_metrics(dataset_id)
             inputs = uow.intake.load_inputs(metrics) if metrics else []
-        hypothetical = UpdateVersion(uuid4(), dataset_id, now, now, 2**62)
+        # an update that would be the freshest: received now, after every recorded one
+        hypothetical = DatasetUpdate(uuid4(), "", dataset_id, "", "", "", now, now, 2**62)
         results = []
         for mi in inputs:
             facts = [
@@ -387,31 +371,14 @@ class Orchestrator:
         return results
 
 
-def _receive(event: DecodedEvent) -> _Received:
+def _receive(event: DecodedEvent, received_at: datetime) -> _Received:
     try:
-        update = event.projection_update()
+        announced = event.projection_update()
     except ValidationError as exc:
         # its key: natural when its parts are valid identifiers/paths, else the body's
         # digest (SPEC ยง5.1)
         return _Received(event, event.event_key, None, str(exc))
-    return _Received(event, update.event_key, update)
-
-
-def _new_update(
-    item: _Received, update: ProjectionUpdate, received_at: datetime
-) -> NewDatasetUpdate:
-    return NewDatasetUpdate(
-        id=uuid4(),
-        event_key=update.event_key,
-        dataset_id=update.dataset_id,
-        bucket=update.bucket or None,
-        version_manifest_path=update.version_manifest_path,
-        projections_path=update.projections_path,
-        occurred_at=update.occurred_at,
-        received_at=received_at,
-        effective_at=effective_time(update.occurred_at, received_at),
-        payload=item.event.payload,
-    )
+    return _Received(event, announced.event_key, announced.dataset_update(received_at))
 
 
 def _no_facts() -> BatchFacts:

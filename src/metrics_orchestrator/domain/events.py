@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 from metrics_orchestrator.domain.decoding import (
     MAX_BODY_BYTES,
@@ -26,6 +27,7 @@ from metrics_orchestrator.domain.identifiers import identifier_problem
 from metrics_orchestrator.domain.messages.run_completed import RUN_COMPLETED
 from metrics_orchestrator.domain.messages.run_heartbeat import RUN_HEARTBEAT
 from metrics_orchestrator.domain.messages.run_started import RUN_STARTED
+from metrics_orchestrator.domain.model import DatasetUpdate
 
 __all__ = ["MAX_BODY_BYTES", "UndecodableEvent"]
 
@@ -155,6 +157,19 @@ class ProjectionUpdate:
     @property
     def event_key(self) -> str:
         return f"{self.dataset_id}:{self.version_manifest_path}"
+
+    def dataset_update(self, received_at: datetime) -> DatasetUpdate:
+        """The update this announcement makes, received at that moment (not yet recorded)."""
+        return DatasetUpdate(
+            id=uuid4(),
+            event_key=self.event_key,
+            dataset_id=self.dataset_id,
+            bucket=self.bucket or "",
+            version_manifest_path=self.version_manifest_path,
+            projections_path=self.projections_path,
+            occurred_at=self.occurred_at,
+            received_at=received_at,
+        )
 
 
 def parse_projection_update(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -214,6 +214,14 @@ class Metric:
 
 @dataclass(frozen=True, slots=True)
 class DatasetUpdate:
+    """One version of a dataset, as announced by a projection update and stored (SPEC §4.1, §5.2).
+
+    The one type of an update from intake to the run request and back in reads: the rules
+    order it (`order_key`, "freshest wins"), a run request names where it is (its bucket and
+    paths), lineage and pending rows point at it. `seq` is its receipt order, 0 until it is
+    recorded; `bucket` is "" until recorded when the announcement named none (the dataset's).
+    """
+
     id: UUID
     event_key: str
     dataset_id: str
@@ -227,6 +235,18 @@ class DatasetUpdate:
     @property
     def effective_at(self) -> datetime:
         return effective_time(self.occurred_at, self.received_at)
+
+    @property
+    def order_key(self) -> tuple[datetime, datetime, int]:
+        """ "Freshest wins": latest effective time, ties to the later receipt (SPEC §5.2)."""
+        return (self.effective_at, self.received_at, self.seq)
+
+    def is_newer_than(self, other: DatasetUpdate | None) -> bool:
+        return other is None or self.order_key > other.order_key
+
+    def recorded(self, seq: int, bucket: str) -> DatasetUpdate:
+        """The update as stored: with its receipt sequence and the bucket it was stored with."""
+        return replace(self, seq=seq, bucket=bucket)
 
 
 def effective_time(occurred_at: datetime | None, received_at: datetime) -> datetime:

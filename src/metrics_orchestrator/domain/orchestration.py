@@ -12,37 +12,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from uuid import UUID
 
-from metrics_orchestrator.domain.model import TriggerPolicy
-
-
-@dataclass(frozen=True, slots=True)
-class UpdateVersion:
-    """What the rules need to know of one dataset update."""
-
-    id: UUID
-    dataset_id: str
-    effective_at: datetime
-    received_at: datetime
-    seq: int
-
-    @property
-    def order_key(self) -> tuple[datetime, datetime, int]:
-        """ "Freshest wins": latest effective time, ties to the later receipt (SPEC §5.2)."""
-        return (self.effective_at, self.received_at, self.seq)
-
-    def is_newer_than(self, other: UpdateVersion | None) -> bool:
-        return other is None or self.order_key > other.order_key
+from metrics_orchestrator.domain.model import DatasetUpdate, TriggerPolicy
 
 
-def freshest(updates: Sequence[UpdateVersion | None]) -> UpdateVersion | None:
+def freshest(updates: Sequence[DatasetUpdate | None]) -> DatasetUpdate | None:
     """ "Freshest wins" (SPEC §5.2): the update intake records as its dataset's freshest."""
     present = [u for u in updates if u is not None]
     return max(present, key=lambda u: u.order_key, default=None)
 
 
-def fresh_until(update: UpdateVersion, required_days: int) -> datetime:
+def fresh_until(update: DatasetUpdate, required_days: int) -> datetime:
     """The moment this update stops being fresh for a metric with this window.
 
     Clamped to the latest representable moment: an update stored before occurred_at was
@@ -54,7 +34,7 @@ def fresh_until(update: UpdateVersion, required_days: int) -> datetime:
         return datetime.max.replace(tzinfo=UTC)
 
 
-def is_fresh(update: UpdateVersion, required_days: int, now: datetime) -> bool:
+def is_fresh(update: DatasetUpdate, required_days: int, now: datetime) -> bool:
     return update.effective_at >= now - timedelta(days=required_days)
 
 
@@ -69,17 +49,17 @@ class InputFacts:
     """For one dataset a metric requires: its freshest update, and the one the last run used."""
 
     dataset_id: str
-    freshest: UpdateVersion | None
-    last_used: UpdateVersion | None
+    freshest: DatasetUpdate | None
+    last_used: DatasetUpdate | None
 
 
 @dataclass(frozen=True, slots=True)
 class InputAssessment:
     dataset_id: str
     status: InputStatus
-    candidate: UpdateVersion | None  # the freshest update, when it is fresh
+    candidate: DatasetUpdate | None  # the freshest update, when it is fresh
     is_new: bool  # candidate newer than what the last automatic run used (or no such run)
-    freshest: UpdateVersion | None
+    freshest: DatasetUpdate | None
 
 
 class MetricDecision(StrEnum):
@@ -94,14 +74,14 @@ class Evaluation:
     inputs: tuple[InputAssessment, ...]
 
     @property
-    def candidates(self) -> dict[str, UpdateVersion]:
+    def candidates(self) -> dict[str, DatasetUpdate]:
         return {a.dataset_id: a.candidate for a in self.inputs if a.candidate is not None}
 
     @property
     def fingerprint(self) -> str | None:
         return inputs_fingerprint(self.candidates) if self.outcome is MetricDecision.READY else None
 
-    def held(self, policy: TriggerPolicy) -> dict[str, UpdateVersion | None]:
+    def held(self, policy: TriggerPolicy) -> dict[str, DatasetUpdate | None]:
         """What a waiting run holds per dataset: the candidate that already satisfies the policy.
 
         Under all_new only a new candidate counts; under any_new any fresh one does.
@@ -158,7 +138,7 @@ def evaluate_metric(
     return Evaluation(outcome, assessed)
 
 
-def inputs_fingerprint(candidates: Mapping[str, UpdateVersion]) -> str:
+def inputs_fingerprint(candidates: Mapping[str, DatasetUpdate]) -> str:
     """Identity of an input set: the same updates give the same fingerprint, in any order."""
     canonical = ",".join(f"{ds}={candidates[ds].id}" for ds in sorted(candidates))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

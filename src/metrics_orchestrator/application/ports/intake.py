@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,58 +10,23 @@ from enum import StrEnum
 from typing import Any, Protocol
 from uuid import UUID
 
-from metrics_orchestrator.domain.messages.run_requested import ConsumedUpdate
-from metrics_orchestrator.domain.model import MetricDependency, RunTrigger, TriggerPolicy
-from metrics_orchestrator.domain.orchestration import InputFacts, UpdateVersion
+from metrics_orchestrator.domain.model import DatasetUpdate, Metric, RunTrigger
+from metrics_orchestrator.domain.orchestration import InputFacts
 
-
-@dataclass(frozen=True, slots=True)
-class MetricForIntake:
-    id: str
-    code: str
-    expression_type: str
-    expression_json: dict[str, Any]
-    required_days: int
-    trigger_policy: TriggerPolicy
-    enabled: bool
+# An update to record, with the announcement's payload (stored beside it, never read back
+# by the rules).
+Announced = tuple[DatasetUpdate, Mapping[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
 class MetricInputs:
-    """Everything the rules and the run request need about one metric's inputs."""
+    """Everything the rules and the run request need about one metric's inputs: the metric
+    (its dependencies in the order of its expression), per required dataset its freshest
+    update and the one its last automatic run used, and its open pending run."""
 
-    metric: MetricForIntake
-    dependencies: tuple[MetricDependency, ...]
+    metric: Metric
     facts: tuple[InputFacts, ...]
-    updates: dict[UUID, ConsumedUpdate]
     pending_run_id: UUID | None
-
-
-@dataclass(frozen=True, slots=True)
-class NewDatasetUpdate:
-    id: UUID
-    event_key: str
-    dataset_id: str
-    bucket: str | None  # None: the dataset's bucket
-    version_manifest_path: str
-    projections_path: str
-    occurred_at: datetime | None
-    received_at: datetime
-    effective_at: datetime
-    payload: dict[str, Any]
-
-    # Views of the one update, as the rules take it (issue 21): built from it, never copied
-    # field by field at the call site.
-
-    def version(self, seq: int) -> UpdateVersion:
-        """Its ordering (freshest wins, SPEC §5.2), once recorded with its receipt sequence."""
-        return UpdateVersion(self.id, self.dataset_id, self.effective_at, self.received_at, seq)
-
-    def location(self, bucket: str) -> ConsumedUpdate:
-        """Where a worker finds it (SPEC §4.3), in the bucket it was stored with."""
-        return ConsumedUpdate(
-            self.id, self.dataset_id, bucket, self.version_manifest_path, self.projections_path
-        )
 
 
 class RecordOutcome(StrEnum):
@@ -75,12 +40,11 @@ class RecordOutcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RecordedUpdate:
-    """What recording one update found; an inserted one has its receipt sequence and the
-    bucket it was stored with (its own, or its dataset's)."""
+    """What recording one update found; an inserted one comes back as stored (its receipt
+    sequence and the bucket it was stored with: its own, or its dataset's)."""
 
     outcome: RecordOutcome
-    seq: int | None = None
-    bucket: str | None = None
+    update: DatasetUpdate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +52,9 @@ class RecordedUpdates:
     """What recording a batch of updates found."""
 
     # per dataset named by the batch: its freshest update before the batch
-    freshest_before: dict[str, UpdateVersion | None]
+    freshest_before: dict[str, DatasetUpdate | None]
     # per update, in order
     outcomes: list[RecordedUpdate]
-
-
-@dataclass(frozen=True, slots=True)
-class HeldUpdate:
-    update_id: UUID
-    received_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +62,7 @@ class WaitingRun:
     run_id: UUID
     metric_id: str
     is_new_run: bool
-    held: dict[str, HeldUpdate | None]
+    held: dict[str, DatasetUpdate | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +89,7 @@ class QueuedRunWrite:
     run: QueuedRun
     queued_at: datetime
     created_at: datetime | None
-    held: dict[str, HeldUpdate | None] | None = None
+    held: dict[str, DatasetUpdate | None] | None = None
 
     @property
     def existed_before_transaction(self) -> bool:
@@ -149,7 +107,7 @@ class PendingRunWrite:
     run_id: UUID
     metric_id: str
     created_at: datetime | None
-    held: dict[str, HeldUpdate | None]
+    held: dict[str, DatasetUpdate | None]
 
     @property
     def existed_before_transaction(self) -> bool:
@@ -199,7 +157,7 @@ class IntakeRepository(Protocol):
         metrics' pending runs, each in id order."""
         ...
 
-    def begin_batch(self, updates: Sequence[NewDatasetUpdate]) -> BatchFacts:
+    def begin_batch(self, updates: Sequence[Announced]) -> BatchFacts:
         """Take the locks of `lock_for_batch` for the updates' datasets, insert, in order,
         the updates of known, enabled datasets unless their event key exists (or repeats
         earlier in `updates`), and load the facts of every dependent metric."""
@@ -210,15 +168,15 @@ class IntakeRepository(Protocol):
         raised as UpdateNotStorable, a conflict as TransientDatabaseError."""
         ...
 
-    def lock_metric_by_code(self, code: str) -> MetricForIntake | None: ...
+    def lock_metric_by_code(self, code: str) -> Metric | None: ...
 
-    def dependent_metrics(self, dataset_id: str) -> list[MetricForIntake]:
+    def dependent_metrics(self, dataset_id: str) -> list[Metric]:
         """The enabled metrics reading the dataset, in id order (for read-only views)."""
         ...
 
-    def metric_by_code(self, code: str) -> MetricForIntake | None: ...
+    def metric_by_code(self, code: str) -> Metric | None: ...
 
-    def load_inputs(self, metrics: Sequence[MetricForIntake]) -> list[MetricInputs]: ...
+    def load_inputs(self, metrics: Sequence[Metric]) -> list[MetricInputs]: ...
 
     def existing_automatic_fingerprints(
         self, candidates: Sequence[tuple[str, str]]

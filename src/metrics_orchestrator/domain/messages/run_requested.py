@@ -35,7 +35,7 @@ from metrics_orchestrator.domain.expressions import Expression, parse_expression
 from metrics_orchestrator.domain.fields import MAX_LABEL_LENGTH
 from metrics_orchestrator.domain.identifiers import identifier_problem
 from metrics_orchestrator.domain.messages.shared import utc_text
-from metrics_orchestrator.domain.model import MetricDependency
+from metrics_orchestrator.domain.model import DatasetUpdate, MetricDependency
 from metrics_orchestrator.domain.s3_locations import S3Location, locate, parse_s3_uri
 
 RUN_REQUESTED = "metric_run_requested"
@@ -48,17 +48,6 @@ _PROBLEMS_BUDGET = 1_900
 _LONGEST_OUTPUT_SUFFIX = len("runs/") + 36 + 1 + 19 + len(".claim")
 # A JSON string (escapes included) or a bracket, as the domain's depth scan reads them.
 _STRING_OR_BRACKET = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
-
-
-@dataclass(frozen=True, slots=True)
-class ConsumedUpdate:
-    """A dataset update as a run request names it in `catalog.datasets`."""
-
-    update_id: UUID
-    dataset_id: str
-    bucket: str
-    manifest_path: str
-    projections_path: str
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -74,7 +63,7 @@ def build_run_request(
     expression_type: str,
     expression_json: Mapping[str, Any],
     dependencies: Sequence[MetricDependency],
-    consumed: Mapping[str, ConsumedUpdate],
+    consumed: Mapping[str, DatasetUpdate],
     output_base_path: str,
 ) -> dict[str, Any]:
     """The complete payload stored with a queued run and published as is."""
@@ -94,10 +83,10 @@ def build_run_request(
         "catalog": {
             "datasets": {
                 dataset_id: {
-                    "manifestPath": u.manifest_path,
+                    "manifestPath": u.version_manifest_path,
                     "projectionsPath": u.projections_path,
                     "bucket": u.bucket,
-                    "updateId": str(u.update_id),
+                    "updateId": str(u.id),
                 }
                 for dataset_id, u in consumed.items()
             }

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -11,21 +12,21 @@ from psycopg.rows import TupleRow, dict_row
 
 from metrics_orchestrator.application.ports import TransientDatabaseError
 from metrics_orchestrator.application.ports.intake import (
+    Announced,
     BatchFacts,
     DatasetInfo,
     IntakeWrites,
-    MetricForIntake,
     MetricInputs,
-    NewDatasetUpdate,
     RecordedUpdate,
     RecordedUpdates,
     RecordOutcome,
     UpdateNotStorable,
 )
 from metrics_orchestrator.domain.errors import DomainError
-from metrics_orchestrator.domain.messages.run_requested import ConsumedUpdate
 from metrics_orchestrator.domain.model import (
     Cause,
+    DatasetUpdate,
+    Metric,
     MetricDependency,
     RunTrigger,
     StatusChange,
@@ -33,7 +34,7 @@ from metrics_orchestrator.domain.model import (
     change_for,
     check_rows_changed,
 )
-from metrics_orchestrator.domain.orchestration import InputFacts, UpdateVersion
+from metrics_orchestrator.domain.orchestration import InputFacts
 from metrics_orchestrator.infrastructure.postgres.jsonb import jsonb
 from metrics_orchestrator.infrastructure.postgres.named_queries import query
 from metrics_orchestrator.infrastructure.postgres.params import columns
@@ -50,58 +51,59 @@ def _position(entry: tuple[int, MetricDependency]) -> int:
     return entry[0]
 
 
-def _recorded(row: Row) -> RecordedUpdate:
+def _recorded(row: Row, update: DatasetUpdate) -> RecordedUpdate:
     if not row["known"]:
         return RecordedUpdate(RecordOutcome.UNKNOWN_DATASET)
     if not row["enabled"]:
         return RecordedUpdate(RecordOutcome.DISABLED_DATASET)
     if row["seq"] is None:
         return RecordedUpdate(RecordOutcome.DUPLICATE)
-    return RecordedUpdate(RecordOutcome.INSERTED, row["seq"], row["bucket"])
+    return RecordedUpdate(RecordOutcome.INSERTED, update.recorded(row["seq"], row["bucket"]))
 
 
-def _metric(row: Row) -> MetricForIntake:
-    return MetricForIntake(
+def _metric(row: Row) -> Metric:
+    """A metric as intake locks it; its dependencies come with its inputs (`load_inputs`)."""
+    return Metric(
         id=row["id"],
         code=row["code"],
         expression_type=row["expression_type"],
         expression_json=row["expression_json"],
         required_days=row["required_days"],
+        frequency=row["frequency"],
+        unit=row["unit"],
+        description=row["description"],
         trigger_policy=TriggerPolicy(row["trigger_policy"]),
+        max_attempts=row["max_attempts"],
         enabled=row["enabled"],
     )
 
 
-def _version(row: Row, prefix: str) -> UpdateVersion | None:
+def _update(row: Row, prefix: str) -> DatasetUpdate | None:
     """The update whose columns carry this prefix (none if its id is NULL)."""
     if row[f"{prefix}id"] is None:
         return None
-    return UpdateVersion(
-        row[f"{prefix}id"],
-        row["dataset_id"],
-        row[f"{prefix}effective_at"],
-        row[f"{prefix}received_at"],
-        row[f"{prefix}seq"],
+    return DatasetUpdate(
+        id=row[f"{prefix}id"],
+        event_key=row[f"{prefix}event_key"],
+        dataset_id=row["dataset_id"],
+        bucket=row[f"{prefix}bucket"],
+        version_manifest_path=row[f"{prefix}version_manifest_path"],
+        projections_path=row[f"{prefix}projections_path"],
+        occurred_at=row[f"{prefix}occurred_at"],
+        received_at=row[f"{prefix}received_at"],
+        seq=row[f"{prefix}seq"],
     )
 
 
-def _metric_inputs(metrics: Sequence[MetricForIntake], rows: Sequence[Row]) -> list[MetricInputs]:
+def _metric_inputs(metrics: Sequence[Metric], rows: Sequence[Row]) -> list[MetricInputs]:
     dependencies: dict[str, list[tuple[int, MetricDependency]]] = defaultdict(list)
     facts: dict[str, list[InputFacts]] = defaultdict(list)
     pending: dict[str, UUID] = {}
-    updates: dict[UUID, ConsumedUpdate] = {}
     for row in rows:
         metric_id, dataset_id = row["metric_id"], row["dataset_id"]
-        freshest = _version(row, "freshest_")
-        if freshest is not None:
-            updates[freshest.id] = ConsumedUpdate(
-                freshest.id,
-                dataset_id,
-                row["bucket"],
-                row["version_manifest_path"],
-                row["projections_path"],
-            )
-        facts[metric_id].append(InputFacts(dataset_id, freshest, _version(row, "used_")))
+        facts[metric_id].append(
+            InputFacts(dataset_id, _update(row, "freshest_"), _update(row, "used_"))
+        )
         dependencies[metric_id] += [
             (position, MetricDependency(series, dataset_id))
             for series, position in zip(row["series_codes"], row["positions"], strict=True)
@@ -110,31 +112,34 @@ def _metric_inputs(metrics: Sequence[MetricForIntake], rows: Sequence[Row]) -> l
             pending[metric_id] = row["pending_run_id"]
     return [
         MetricInputs(
-            metric=m,
             # the order of the series in the expression: the order of the request's inputs
-            dependencies=tuple(dep for _, dep in sorted(dependencies[m.id], key=_position)),
+            metric=replace(
+                m, dependencies=tuple(dep for _, dep in sorted(dependencies[m.id], key=_position))
+            ),
             facts=tuple(facts[m.id]),
-            updates=updates,
             pending_run_id=pending.get(m.id),
         )
         for m in metrics
     ]
 
 
-def _update_columns(updates: Sequence[NewDatasetUpdate]) -> dict[str, Any]:
-    return columns(
-        updates,
-        ids="id",
-        event_keys="event_key",
-        dataset_ids="dataset_id",
-        buckets="bucket",
-        manifests="version_manifest_path",
-        projections="projections_path",
-        occurred_ats="occurred_at",
-        received_ats="received_at",
-        effective_ats="effective_at",
-        payloads=lambda u: jsonb(u.payload),
-    )
+def _update_columns(updates: Sequence[Announced]) -> dict[str, Any]:
+    records = [u for u, _ in updates]
+    return {
+        **columns(
+            records,
+            ids="id",
+            event_keys="event_key",
+            dataset_ids="dataset_id",
+            buckets="bucket",
+            manifests="version_manifest_path",
+            projections="projections_path",
+            occurred_ats="occurred_at",
+            received_ats="received_at",
+            effective_ats="effective_at",
+        ),
+        "payloads": [jsonb(payload) for _, payload in updates],
+    }
 
 
 class PostgresIntakeRepository:
@@ -162,10 +167,10 @@ class PostgresIntakeRepository:
             for cursor in self._send_locks(sorted(dataset_ids)):
                 cursor.fetchall()
 
-    def begin_batch(self, updates: Sequence[NewDatasetUpdate]) -> BatchFacts:
+    def begin_batch(self, updates: Sequence[Announced]) -> BatchFacts:
         # One round trip: the statements run one after another, each with its own snapshot
         # (the ones after the locks see what was committed before the locks were granted).
-        dataset_ids = sorted({u.dataset_id for u in updates})
+        dataset_ids = sorted({u.dataset_id for u, _ in updates})
         with self._conn.pipeline():
             # The intake's statements run as prepared statements; with custom plans,
             # PostgreSQL plans input_facts anew on every execution (about a millisecond).
@@ -186,9 +191,12 @@ class PostgresIntakeRepository:
                 if row["dataset_id"] in dependents:
                     dependents[row["dataset_id"]].append(row["metric_id"])
             freshest_before = {
-                row["dataset_id"]: _version(row, "freshest_") for row in freshest.fetchall()
+                row["dataset_id"]: _update(row, "freshest_") for row in freshest.fetchall()
             }
-            outcomes = [_recorded(row) for row in recorded.fetchall()]
+            outcomes = [
+                _recorded(row, update)
+                for row, (update, _) in zip(recorded.fetchall(), updates, strict=True)
+            ]
             inputs = _metric_inputs(locked, fact_rows)
         return BatchFacts(
             dependents=dependents,
@@ -225,19 +233,19 @@ class PostgresIntakeRepository:
             self._conn.execute("ROLLBACK TO SAVEPOINT intake_update")
             raise
 
-    def dependent_metrics(self, dataset_id: str) -> list[MetricForIntake]:
+    def dependent_metrics(self, dataset_id: str) -> list[Metric]:
         rows = self._all("dependent_metrics", {"dataset_id": dataset_id})
         return [_metric(r) for r in rows]
 
-    def lock_metric_by_code(self, code: str) -> MetricForIntake | None:
+    def lock_metric_by_code(self, code: str) -> Metric | None:
         rows = self._all("lock_metric_by_code", {"code": code})
         return _metric(rows[0]) if rows else None
 
-    def metric_by_code(self, code: str) -> MetricForIntake | None:
+    def metric_by_code(self, code: str) -> Metric | None:
         rows = self._all("metric_by_code", {"code": code})
         return _metric(rows[0]) if rows else None
 
-    def load_inputs(self, metrics: Sequence[MetricForIntake]) -> list[MetricInputs]:
+    def load_inputs(self, metrics: Sequence[Metric]) -> list[MetricInputs]:
         rows = self._all("input_facts", {"metric_ids": [m.id for m in metrics], "dataset_ids": []})
         return _metric_inputs(metrics, rows)
 
@@ -360,7 +368,7 @@ class PostgresIntakeRepository:
             {
                 "run_ids": [run_id for run_id, _, _ in rows],
                 "dataset_ids": [ds for _, ds, _ in rows],
-                "update_ids": [h.update_id if h else None for _, _, h in rows],
+                "update_ids": [h.id if h else None for _, _, h in rows],
                 "received_ats": [h.received_at if h else None for _, _, h in rows],
             },
         )

@@ -61,14 +61,13 @@ def readiness_inputs(mi: MetricInputs, evaluation: Evaluation) -> list[dict[str,
     inputs: list[dict[str, object]] = []
     for assessment in evaluation.inputs:
         freshest = assessment.freshest
-        consumed = mi.updates.get(freshest.id) if freshest is not None else None
         inputs.append(
             {
                 "dataset_id": assessment.dataset_id,
                 "status": assessment.status.value,
                 "is_new": assessment.is_new,
                 "freshest_update_id": freshest.id if freshest else None,
-                "freshest_version": consumed.manifest_path if consumed else None,
+                "freshest_version": freshest.version_manifest_path if freshest else None,
                 "freshest_received_at": freshest.received_at if freshest else None,
                 "fresh_until": fresh_until(freshest, mi.metric.required_days) if freshest else None,
             }

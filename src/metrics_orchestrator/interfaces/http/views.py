@@ -64,17 +64,16 @@ def impact_view(
 def _input_view(mi: MetricInputs, assessment: InputAssessment) -> InputReadinessOut:
     freshest = assessment.freshest
     facts = next(f for f in mi.facts if f.dataset_id == assessment.dataset_id)
-    consumed = mi.updates.get(freshest.id) if freshest is not None else None
     return InputReadinessOut(
         dataset_id=assessment.dataset_id,
         series_codes=[
-            d.series_code for d in mi.dependencies if d.dataset_id == assessment.dataset_id
+            d.series_code for d in mi.metric.dependencies if d.dataset_id == assessment.dataset_id
         ],
         status=assessment.status,
         is_new=assessment.is_new,
         freshest_update=UpdateRefOut(
             update_id=freshest.id,
-            version_manifest_path=consumed.manifest_path if consumed else None,
+            version_manifest_path=freshest.version_manifest_path,
             effective_at=freshest.effective_at,
             received_at=freshest.received_at,
         )

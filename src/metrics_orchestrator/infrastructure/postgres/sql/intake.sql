@@ -15,7 +15,9 @@ SELECT id FROM datasets WHERE id = ANY(%(dataset_ids)b) ORDER BY id FOR NO KEY U
 
 -- name: freshest_updates
 -- A statement of its own, after lock_datasets: its snapshot sees the last committed choice.
-SELECT d.id AS dataset_id, f.id AS freshest_id, f.effective_at AS freshest_effective_at,
+SELECT d.id AS dataset_id, f.id AS freshest_id, f.event_key AS freshest_event_key,
+       f.bucket AS freshest_bucket, f.version_manifest_path AS freshest_version_manifest_path,
+       f.projections_path AS freshest_projections_path, f.occurred_at AS freshest_occurred_at,
        f.received_at AS freshest_received_at, f.seq AS freshest_seq
 FROM datasets d
 JOIN dataset_updates f ON f.id = d.freshest_update_id
@@ -60,8 +62,8 @@ WHERE d.id = t.dataset_id;
 -- name: lock_dependent_metrics
 -- Row locks in id order serialise concurrent intakes per metric without deadlocks (§5.3.5).
 -- A separate statement: the statements after it take their snapshots once the locks are held.
-SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.trigger_policy,
-       m.enabled
+SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.frequency,
+       m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled
 FROM metrics m
 WHERE m.enabled
   AND m.id IN (SELECT metric_id FROM metric_dependencies WHERE dataset_id = ANY(%(dataset_ids)b))
@@ -89,17 +91,20 @@ WITH chosen AS (
     WHERE metric_id IN (SELECT metric_id FROM chosen)
     GROUP BY metric_id, dataset_id
 ), freshest AS (
-    SELECT d.id AS dataset_id, u.id, u.effective_at, u.received_at, u.seq, u.bucket,
-           u.version_manifest_path, u.projections_path
+    SELECT d.id AS dataset_id, u.id, u.event_key, u.bucket, u.version_manifest_path,
+           u.projections_path, u.occurred_at, u.received_at, u.seq
     FROM datasets d
     LEFT JOIN dataset_updates u ON u.id = d.freshest_update_id
     WHERE d.id IN (SELECT dataset_id FROM required)
 )
 SELECT r.metric_id, r.dataset_id,
-       f.id AS freshest_id, f.effective_at AS freshest_effective_at,
-       f.received_at AS freshest_received_at, f.seq AS freshest_seq, f.bucket,
-       f.version_manifest_path, f.projections_path,
-       lu.id AS used_id, lu.effective_at AS used_effective_at,
+       f.id AS freshest_id, f.event_key AS freshest_event_key, f.bucket AS freshest_bucket,
+       f.version_manifest_path AS freshest_version_manifest_path,
+       f.projections_path AS freshest_projections_path, f.occurred_at AS freshest_occurred_at,
+       f.received_at AS freshest_received_at, f.seq AS freshest_seq,
+       lu.id AS used_id, lu.event_key AS used_event_key, lu.bucket AS used_bucket,
+       lu.version_manifest_path AS used_version_manifest_path,
+       lu.projections_path AS used_projections_path, lu.occurred_at AS used_occurred_at,
        lu.received_at AS used_received_at, lu.seq AS used_seq,
        r.series_codes, r.positions, pending.id AS pending_run_id
 FROM required r
@@ -207,22 +212,22 @@ FROM unnest(%(metric_ids)b::text[], %(run_ids)b::uuid[]) AS t(metric_id, run_id)
 WHERE m.id = t.metric_id;
 
 -- name: dependent_metrics
-SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.trigger_policy,
-       m.enabled
+SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.frequency,
+       m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled
 FROM metrics m
 WHERE m.enabled
   AND m.id IN (SELECT metric_id FROM metric_dependencies WHERE dataset_id = %(dataset_id)s)
 ORDER BY m.id;
 
 -- name: lock_metric_by_code
-SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.trigger_policy,
-       m.enabled
+SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.frequency,
+       m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled
 FROM metrics m
 WHERE m.code = %(code)s
 FOR UPDATE OF m;
 
 -- name: metric_by_code
-SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.trigger_policy,
-       m.enabled
+SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.frequency,
+       m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled
 FROM metrics m
 WHERE m.code = %(code)s;

@@ -1,14 +1,15 @@
-"""What a batch of updates does, decided in arrival order before anything is written (SPEC §7).
+"""The intake state of one batch: the aggregate an update changes (SPEC §5.2-§5.4, §7).
 
 The intake loads, once per batch, the facts every update of the batch can need (each
 affected metric's inputs, last automatic run and pending run; each dataset's freshest
-update). `BatchPlan` then takes the inserted updates one at a time, in arrival order, and
+update). `IntakeState` then takes the inserted updates one at a time, in arrival order, and
 keeps those facts as processing them one by one would leave them in the database: the
 freshest update per dataset (decided by `freshest`), the updates each metric's last
 automatic run used, its pending run, the fingerprints already run. Each arrival asks the
 domain (`evaluate_metric`) what each dependent metric does, exactly as a transaction of its
-own would; `writes()` is then the state the batch leaves, written with a handful of
-set-based statements instead of a dozen per update.
+own would; `writes()` is then what changed: the state the batch leaves, written by the
+unit of work with a handful of set-based statements instead of a dozen per update. Nothing
+here reads or writes the database but through the two callables it is given.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from datetime import datetime
 from uuid import UUID, uuid4
 
 from metrics_orchestrator.application.ports.intake import (
-    HeldUpdate,
     IntakeWrites,
     MetricInputs,
     PendingRunWrite,
@@ -27,12 +27,11 @@ from metrics_orchestrator.application.ports.intake import (
     QueuedRunWrite,
     WaitingRun,
 )
-from metrics_orchestrator.domain.messages.run_requested import ConsumedUpdate
+from metrics_orchestrator.domain.model import DatasetUpdate
 from metrics_orchestrator.domain.orchestration import (
     Evaluation,
     InputFacts,
     MetricDecision,
-    UpdateVersion,
     evaluate_metric,
     freshest,
 )
@@ -40,18 +39,8 @@ from metrics_orchestrator.domain.orchestration import (
 # (metric id, fingerprint) pairs -> those an automatic run already has
 AlreadyRun = Callable[[Sequence[tuple[str, str]]], set[tuple[str, str]]]
 # The run to queue for a metric on these candidates (with their fingerprint), at this
-# moment, becoming the given pending run (if any), the candidates' locations in the mapping.
-MakeRun = Callable[
-    [
-        MetricInputs,
-        dict[str, UpdateVersion],
-        str,
-        datetime,
-        UUID | None,
-        Mapping[UUID, ConsumedUpdate],
-    ],
-    QueuedRun,
-]
+# moment, becoming the given pending run (if any).
+MakeRun = Callable[[MetricInputs, dict[str, DatasetUpdate], str, datetime, UUID | None], QueuedRun]
 
 
 @dataclass(slots=True)
@@ -67,7 +56,7 @@ class _Metric:
     """A metric as the batch has left it so far."""
 
     inputs: MetricInputs
-    last_used: dict[str, UpdateVersion | None]
+    last_used: dict[str, DatasetUpdate | None]
     pending_run_id: UUID | None
 
 
@@ -78,16 +67,16 @@ class _Run:
     run_id: UUID
     metric_id: str
     created_at: datetime | None  # None: pending before the batch
-    held: dict[str, HeldUpdate | None] | None = None
+    held: dict[str, DatasetUpdate | None] | None = None
     queued: QueuedRun | None = None
     queued_at: datetime | None = None
 
 
-class BatchPlan:
+class IntakeState:
     def __init__(
         self,
         inputs: Iterable[MetricInputs],
-        freshest_before: dict[str, UpdateVersion | None],
+        freshest_before: dict[str, DatasetUpdate | None],
         *,
         already_run: AlreadyRun,
         make_run: MakeRun,
@@ -98,13 +87,10 @@ class BatchPlan:
             )
             for mi in inputs
         }
-        self._freshest: dict[str, UpdateVersion | None] = {
+        self._freshest: dict[str, DatasetUpdate | None] = {
             f.dataset_id: f.freshest for m in self._metrics.values() for f in m.inputs.facts
         }
         self._freshest.update(freshest_before)
-        self._updates: dict[UUID, ConsumedUpdate] = {}
-        for m in self._metrics.values():
-            self._updates.update(m.inputs.updates)
         self._already_run = already_run
         self._make_run = make_run
         self._new_updates: set[UUID] = set()
@@ -116,15 +102,10 @@ class BatchPlan:
         self._last_automatic: dict[str, UUID] = {}
 
     def arrive(
-        self,
-        update: UpdateVersion,
-        consumed: ConsumedUpdate,
-        metric_ids: Sequence[str],
-        now: datetime,
+        self, update: DatasetUpdate, metric_ids: Sequence[str], now: datetime
     ) -> ArrivalPlan:
         """An inserted update, in arrival order, and what its dependent metrics do now."""
         self._new_updates.add(update.id)
-        self._updates[update.id] = consumed
         # SPEC §5.2: it competes with its dataset's freshest so far
         if freshest([self._freshest.get(update.dataset_id), update]) is update:
             self._freshest[update.dataset_id] = update
@@ -170,7 +151,7 @@ class BatchPlan:
         return evaluate_metric(metric.trigger_policy, metric.required_days, facts, now)
 
     def _ran(
-        self, ready: Mapping[tuple[str, str], Mapping[str, UpdateVersion]]
+        self, ready: Mapping[tuple[str, str], Mapping[str, DatasetUpdate]]
     ) -> set[tuple[str, str]]:
         """Which of these (metric, fingerprint) pairs, each with its candidates, an automatic
         run already has.
@@ -191,11 +172,9 @@ class BatchPlan:
         return {pair for pair in ready if pair in self._run_now or pair in self._ran_before}
 
     def _queue(
-        self, m: _Metric, candidates: dict[str, UpdateVersion], fingerprint: str, now: datetime
+        self, m: _Metric, candidates: dict[str, DatasetUpdate], fingerprint: str, now: datetime
     ) -> QueuedRun:
-        queued = self._make_run(
-            m.inputs, candidates, fingerprint, now, m.pending_run_id, self._updates
-        )
+        queued = self._make_run(m.inputs, candidates, fingerprint, now, m.pending_run_id)
         run = self._runs.get(queued.run_id)
         if run is None:
             created = None if m.pending_run_id == queued.run_id else now
@@ -212,10 +191,7 @@ class BatchPlan:
 
     def _wait(self, m: _Metric, ev: Evaluation, now: datetime) -> WaitingRun:
         policy = m.inputs.metric.trigger_policy
-        held = {
-            ds: HeldUpdate(u.id, u.received_at) if u is not None else None
-            for ds, u in ev.held(policy).items()
-        }
+        held = ev.held(policy)
         existing = m.pending_run_id
         run_id = existing or uuid4()
         run = self._runs.get(run_id)
