@@ -30,7 +30,7 @@ from bench.environment import BenchDatabases, connection, median
 from bench.row_ceiling import RowsReport, write_rows_share
 from bench.stream import EventStream, StreamShape
 from bench.workers import Task, WorkerPool
-from metrics_orchestrator.application.intake import IntakeResult, Orchestrator
+from metrics_orchestrator.application.intake import IntakeResult, IntakeService
 from metrics_orchestrator.bootstrap import Container, bootstrap
 from metrics_orchestrator.domain.events import decode_event
 from metrics_orchestrator.infrastructure.settings import load_settings
@@ -75,7 +75,7 @@ def ingest_share(
     database goes on with it, as a long-running `serve` would (`close_kept` ends it).
     """
     with _container(database_url, keep_open) as container:
-        ingest = _ingester(container.orchestrator, batch)
+        ingest = _ingester(container.intake, batch)
         bodies = EventStream(stream).bodies(worker=worker, workers=workers)
         warmed = 0
         while warmed < warmup_events:
@@ -152,16 +152,16 @@ def _cpu_seconds(pid: int) -> float:
 Ingester = Callable[[list[str]], list[IntakeResult]]
 
 
-def _ingester(orchestrator: Orchestrator, batch: int) -> Ingester:
+def _ingester(intake: IntakeService, batch: int) -> Ingester:
     def one_by_one(bodies: list[str]) -> list[IntakeResult]:
         return [
-            orchestrator.ingest(decode_event(body), source=SOURCE, received_at=datetime.now(UTC))
+            intake.ingest(decode_event(body), source=SOURCE, received_at=datetime.now(UTC))
             for body in bodies
         ]
 
     def batched(bodies: list[str]) -> list[IntakeResult]:
         events = [decode_event(body) for body in bodies]
-        return orchestrator.ingest_many(events, source=SOURCE, received_at=datetime.now(UTC))
+        return intake.ingest_many(events, source=SOURCE, received_at=datetime.now(UTC))
 
     return one_by_one if batch == 1 else batched
 

@@ -24,7 +24,7 @@ from metrics_orchestrator.application.catalog import CatalogService
 from metrics_orchestrator.application.dispatch import Dispatcher
 from metrics_orchestrator.application.feedback import FeedbackService
 from metrics_orchestrator.application.health import HealthService
-from metrics_orchestrator.application.intake import Orchestrator
+from metrics_orchestrator.application.intake import IntakeService
 from metrics_orchestrator.application.outputs import OutputService
 from metrics_orchestrator.application.ports import Clock
 from metrics_orchestrator.application.ports.changes import RUN_QUEUED_CHANNEL
@@ -156,7 +156,7 @@ class Container:
     uow_factory: UnitOfWorkFactory
     clock: Clock
     catalog: CatalogService
-    orchestrator: Orchestrator
+    intake: IntakeService
     feedback: FeedbackService
     router: EventRouter
     runs: RunOperations
@@ -188,7 +188,7 @@ def _assemble(
     uow_factory = UnitOfWorkFactory(pool)
     queries = QueryService(uow_factory, clock)
     telemetry = PrometheusTelemetry(gauges=queries.run_gauges)
-    orchestrator = Orchestrator(uow_factory, clock, settings.output_base_path, telemetry=telemetry)
+    intake = IntakeService(uow_factory, clock, settings.output_base_path, telemetry=telemetry)
     feedback = FeedbackService(uow_factory, clock, telemetry=telemetry)
     runs = RunOperations(uow_factory, clock, telemetry)
     return Container(
@@ -198,12 +198,12 @@ def _assemble(
         uow_factory=uow_factory,
         clock=clock,
         catalog=CatalogService(uow_factory, clock, settings.default_required_days, telemetry),
-        orchestrator=orchestrator,
+        intake=intake,
         feedback=feedback,
         router=EventRouter(
             uow_factory,
             clock,
-            orchestrator,
+            intake,
             feedback,
             telemetry=telemetry,
             max_clock_skew=settings.max_clock_skew,

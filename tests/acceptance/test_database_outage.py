@@ -21,7 +21,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 from metrics_orchestrator.application.feedback import FeedbackService
-from metrics_orchestrator.application.intake import Orchestrator
+from metrics_orchestrator.application.intake import IntakeService
 from metrics_orchestrator.application.router import EventRouter
 from metrics_orchestrator.infrastructure.aws.sqs import SqsConsumer
 from metrics_orchestrator.infrastructure.embedded_postgres import (
@@ -89,8 +89,8 @@ def test_messages_received_while_the_database_is_down_are_redelivered_and_proces
     )
     clock = MutableClock()
     uow_factory = PostgresUnitOfWorkFactory(pool)
-    orchestrator = Orchestrator(uow_factory, clock, lambda code: f"s3://out/{code}/")
-    router = EventRouter(uow_factory, clock, orchestrator, FeedbackService(uow_factory, clock))
+    intake = IntakeService(uow_factory, clock, lambda code: f"s3://out/{code}/")
+    router = EventRouter(uow_factory, clock, intake, FeedbackService(uow_factory, clock))
 
     def handle(body: str, _message_id: str) -> None:
         router.handle(body, source="sqs:outage")

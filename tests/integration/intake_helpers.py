@@ -13,7 +13,7 @@ import psycopg
 import yaml
 
 from metrics_orchestrator.application.catalog import CatalogService
-from metrics_orchestrator.application.intake import IntakeResult, Orchestrator
+from metrics_orchestrator.application.intake import IntakeResult, IntakeService
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.domain.events import decode_event
 from tests.support import MutableClock
@@ -42,9 +42,9 @@ def update_body(
 
 @dataclass
 class Harness:
-    """Drives the orchestrator the way a consumer does, on a controllable clock."""
+    """Drives the intake the way a consumer does, on a controllable clock."""
 
-    orchestrator: Orchestrator
+    intake: IntakeService
     clock: MutableClock
     database_url: str
 
@@ -52,9 +52,7 @@ class Harness:
         self, dataset_id: str, version: str, *, occurred_at: datetime | None = None
     ) -> IntakeResult:
         body = update_body(dataset_id, version, occurred_at=occurred_at)
-        return self.orchestrator.ingest(
-            decode_event(body), source="test", received_at=self.clock.now()
-        )
+        return self.intake.ingest(decode_event(body), source="test", received_at=self.clock.now())
 
     def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.database_url) as conn:

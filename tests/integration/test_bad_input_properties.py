@@ -13,7 +13,7 @@ from psycopg import Connection
 from psycopg.rows import TupleRow
 
 from metrics_orchestrator.application.feedback import FeedbackService
-from metrics_orchestrator.application.intake import Orchestrator
+from metrics_orchestrator.application.intake import IntakeService
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.router import EventRouter
 from metrics_orchestrator.domain.model import RunStatus
@@ -37,8 +37,8 @@ def _count(conn: Connection[TupleRow]) -> int:
 
 @pytest.fixture
 def router(uow_factory: UnitOfWorkFactory, clock: MutableClock) -> EventRouter:
-    orchestrator = Orchestrator(uow_factory, clock, lambda code: f"s3://out/{code}/")
-    return EventRouter(uow_factory, clock, orchestrator, FeedbackService(uow_factory, clock))
+    intake = IntakeService(uow_factory, clock, lambda code: f"s3://out/{code}/")
+    return EventRouter(uow_factory, clock, intake, FeedbackService(uow_factory, clock))
 
 
 @pytest.fixture

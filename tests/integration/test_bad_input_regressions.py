@@ -17,7 +17,7 @@ from psycopg import Connection
 from psycopg.rows import TupleRow
 
 from metrics_orchestrator.application.feedback import FeedbackService
-from metrics_orchestrator.application.intake import Orchestrator
+from metrics_orchestrator.application.intake import IntakeService
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.router import EventRouter
@@ -36,8 +36,8 @@ OUTPUT = "s3://metrics-output/metrics/{code}/"
 
 @pytest.fixture
 def router(uow_factory: UnitOfWorkFactory, clock: MutableClock) -> EventRouter:
-    orchestrator = Orchestrator(uow_factory, clock, lambda code: OUTPUT.format(code=code))
-    return EventRouter(uow_factory, clock, orchestrator, FeedbackService(uow_factory, clock))
+    intake = IntakeService(uow_factory, clock, lambda code: OUTPUT.format(code=code))
+    return EventRouter(uow_factory, clock, intake, FeedbackService(uow_factory, clock))
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from psycopg_pool import ConnectionPool
 from typer.testing import CliRunner, Result
 
 from metrics_orchestrator.application.feedback import FeedbackService
-from metrics_orchestrator.application.intake import Orchestrator
+from metrics_orchestrator.application.intake import IntakeService
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.router import EventRouter
 from metrics_orchestrator.interfaces.cli import app
@@ -150,8 +150,8 @@ def test_an_unavailable_database_stops_at_that_slice_with_exit_1(
     database_url: str, uow_factory: UnitOfWorkFactory, pool: ConnectionPool[Connection[TupleRow]]
 ) -> None:
     clock = MutableClock()
-    orchestrator = Orchestrator(uow_factory, clock, lambda code: f"s3://out/{code}/")
-    router = EventRouter(uow_factory, clock, orchestrator, FeedbackService(uow_factory, clock))
+    intake = IntakeService(uow_factory, clock, lambda code: f"s3://out/{code}/")
+    router = EventRouter(uow_factory, clock, intake, FeedbackService(uow_factory, clock))
 
     def lines() -> Iterator[bytes]:
         # lines go in slices of SLICE: the first slice is handled before the next is read

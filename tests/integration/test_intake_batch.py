@@ -1,4 +1,4 @@
-"""`Orchestrator.ingest_many`: up to ten updates in one transaction (SPEC §5.1-§5.4)."""
+"""`IntakeService.ingest_many`: up to ten updates in one transaction (SPEC §5.1-§5.4)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from bench.catalog import CatalogShape, dataset_id, generate_catalog, metric_cod
 from bench.stream import projection_update
 
 from metrics_orchestrator.application.catalog import CatalogService
-from metrics_orchestrator.application.intake import MAX_BATCH, Orchestrator
+from metrics_orchestrator.application.intake import MAX_BATCH, IntakeService
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.domain.events import DecodedEvent, decode_event
@@ -31,9 +31,9 @@ def clock() -> MutableClock:
 
 
 @pytest.fixture
-def orchestrator(uow_factory: UnitOfWorkFactory, clock: MutableClock) -> Orchestrator:
+def intake(uow_factory: UnitOfWorkFactory, clock: MutableClock) -> IntakeService:
     CatalogService(uow_factory, clock, 7).load_catalog(generate_catalog(SHAPE))
-    return Orchestrator(uow_factory, clock, lambda code: f"s3://out/{code}/")
+    return IntakeService(uow_factory, clock, lambda code: f"s3://out/{code}/")
 
 
 def update(clock: MutableClock, dataset: int, version: str, minutes_ago: int = 0) -> DecodedEvent:
@@ -47,7 +47,7 @@ def rows(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
 
 
 def test_each_event_of_a_batch_gets_its_own_outcome_and_event_log_row(
-    orchestrator: Orchestrator, clock: MutableClock, database_url: str
+    intake: IntakeService, clock: MutableClock, database_url: str
 ) -> None:
     first = update(clock, 0, "v1")
     batch = [
@@ -58,7 +58,7 @@ def test_each_event_of_a_batch_gets_its_own_outcome_and_event_log_row(
         update(clock, 1, "v1"),
     ]
 
-    results = orchestrator.ingest_many(batch, source="test", received_at=clock.now())
+    results = intake.ingest_many(batch, source="test", received_at=clock.now())
 
     assert [r.status for r in results] == [
         EventStatus.PROCESSED,
@@ -81,7 +81,7 @@ def test_each_event_of_a_batch_gets_its_own_outcome_and_event_log_row(
 
 
 def test_a_batch_is_evaluated_in_arrival_order(
-    orchestrator: Orchestrator, clock: MutableClock, database_url: str
+    intake: IntakeService, clock: MutableClock, database_url: str
 ) -> None:
     batch = [
         update(clock, 0, "old", minutes_ago=5),
@@ -89,7 +89,7 @@ def test_a_batch_is_evaluated_in_arrival_order(
         update(clock, 1, "v1"),
     ]
 
-    results = orchestrator.ingest_many(batch, source="test", received_at=clock.now())
+    results = intake.ingest_many(batch, source="test", received_at=clock.now())
 
     single = metric_code(0, 0)
     pair = metric_code(0, 1)  # reads datasets 0 and 1, all_new
@@ -116,28 +116,28 @@ def test_a_batch_is_evaluated_in_arrival_order(
 
 
 def test_one_event_through_the_batch_path_matches_ingest(
-    orchestrator: Orchestrator, clock: MutableClock
+    intake: IntakeService, clock: MutableClock
 ) -> None:
-    (batched,) = orchestrator.ingest_many(
+    (batched,) = intake.ingest_many(
         [update(clock, 2, "v1")], source="test", received_at=clock.now()
     )
-    single = orchestrator.ingest(update(clock, 2, "v2"), source="test", received_at=clock.now())
+    single = intake.ingest(update(clock, 2, "v2"), source="test", received_at=clock.now())
     assert batched.status is single.status is EventStatus.PROCESSED
     assert len(batched.queued_runs) == len(single.queued_runs) == 1
 
 
 @pytest.mark.parametrize("size", [0, MAX_BATCH + 1])
 def test_a_batch_holds_one_to_ten_events(
-    orchestrator: Orchestrator, clock: MutableClock, size: int
+    intake: IntakeService, clock: MutableClock, size: int
 ) -> None:
     with pytest.raises(ValueError, match="between 1 and 10"):
-        orchestrator.ingest_many(
+        intake.ingest_many(
             [update(clock, 0, f"v{n}") for n in range(size)], source="t", received_at=clock.now()
         )
 
 
 def test_an_update_the_database_refuses_is_rejected_alone(
-    orchestrator: Orchestrator, clock: MutableClock, database_url: str
+    intake: IntakeService, clock: MutableClock, database_url: str
 ) -> None:
     # A constraint stands for whatever the database may refuse in one update's writes.
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -147,7 +147,7 @@ def test_an_update_the_database_refuses_is_rejected_alone(
         )
     batch = [update(clock, 0, "v1"), update(clock, 1, "poison"), update(clock, 1, "v2")]
 
-    results = orchestrator.ingest_many(batch, source="test", received_at=clock.now())
+    results = intake.ingest_many(batch, source="test", received_at=clock.now())
 
     assert [r.status for r in results] == [
         EventStatus.PROCESSED,
@@ -171,10 +171,10 @@ def test_an_update_the_database_refuses_is_rejected_alone(
 
 
 def test_a_pending_run_promoted_and_a_new_one_held_in_one_batch(
-    orchestrator: Orchestrator, clock: MutableClock, database_url: str
+    intake: IntakeService, clock: MutableClock, database_url: str
 ) -> None:
     pair = metric_code(0, 1)  # reads datasets 0 and 1, all_new
-    orchestrator.ingest_many([update(clock, 0, "v1")], source="t", received_at=clock.now())
+    intake.ingest_many([update(clock, 0, "v1")], source="t", received_at=clock.now())
     pending_sql = (
         "SELECT r.id FROM metric_runs r JOIN metrics m ON m.id = r.metric_id"
         " WHERE m.code = %s AND r.status = 'pending_dependencies'"
@@ -184,7 +184,7 @@ def test_a_pending_run_promoted_and_a_new_one_held_in_one_batch(
     # the first update completes the waiting run; the second starts a new wait
     batch = [update(clock, 1, "v1"), update(clock, 0, "v2")]
 
-    completed, again = orchestrator.ingest_many(batch, source="t", received_at=clock.now())
+    completed, again = intake.ingest_many(batch, source="t", received_at=clock.now())
 
     assert waiting in completed.queued_runs
     ((held,),) = rows(database_url, pending_sql, pair)
@@ -215,7 +215,7 @@ def test_a_pending_run_promoted_and_a_new_one_held_in_one_batch(
 
 
 def test_outcomes_are_logged_after_commit_never_while_the_transaction_is_open(
-    orchestrator: Orchestrator, clock: MutableClock, database_url: str
+    intake: IntakeService, clock: MutableClock, database_url: str
 ) -> None:
     # A log write can block (a pipe nobody reads): it must never do so holding locks.
     with psycopg.connect(database_url, autocommit=True) as probe:
@@ -240,8 +240,8 @@ def test_outcomes_are_logged_after_commit_never_while_the_transaction_is_open(
         unknown = {**projection_update(0, "x", clock.now()), "dataset_id": "nope"}
         batch = [first, first, decode_event(json.dumps(unknown)), update(clock, 1, "poison")]
 
-        results = orchestrator.ingest_many(batch, source="test", received_at=clock.now())
-        orchestrator.ingest(update(clock, 2, "v1"), source="test", received_at=clock.now())
+        results = intake.ingest_many(batch, source="test", received_at=clock.now())
+        intake.ingest(update(clock, 2, "v1"), source="test", received_at=clock.now())
 
     assert [r.status for r in results] == [
         EventStatus.PROCESSED,

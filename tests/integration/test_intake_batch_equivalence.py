@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metrics_orchestrator.application.catalog import CatalogService
-from metrics_orchestrator.application.intake import MAX_BATCH, Orchestrator
+from metrics_orchestrator.application.intake import MAX_BATCH, IntakeService
 from metrics_orchestrator.domain.events import DecodedEvent, decode_event
 from metrics_orchestrator.infrastructure.postgres.database import create_pool
 from tests.conftest import PostgresUnitOfWorkFactory, drop_database, new_database
@@ -117,22 +117,22 @@ def catalog_document(metrics: list[MetricDef]) -> dict[str, Any]:
 
 
 @contextmanager
-def orchestrator_on(
+def intake_on(
     server: str, template: str, catalog: dict[str, Any], clock: MutableClock
-) -> Iterator[tuple[Orchestrator, str]]:
+) -> Iterator[tuple[IntakeService, str]]:
     url = new_database(server, template)
     pool = create_pool(url, max_size=2)
     try:
         uow_factory = PostgresUnitOfWorkFactory(pool)
         CatalogService(uow_factory, clock, 7).load_catalog(catalog)
-        yield Orchestrator(uow_factory, clock, lambda code: f"s3://out/{code}/"), url
+        yield IntakeService(uow_factory, clock, lambda code: f"s3://out/{code}/"), url
     finally:
         pool.close()
         drop_database(server, url)
 
 
 def send(
-    orchestrator: Orchestrator, clock: MutableClock, stream: list[Slice], *, batched: bool
+    intake: IntakeService, clock: MutableClock, stream: list[Slice], *, batched: bool
 ) -> list[tuple[str, str | None]]:
     clock.set(START)
     outcomes: list[tuple[str, str | None]] = []
@@ -141,16 +141,16 @@ def send(
         now = clock.now()
         events = [decode_event(body, received_at=now) for body in piece.bodies]
         results = (
-            orchestrator.ingest_many(events, source="t", received_at=now)
+            intake.ingest_many(events, source="t", received_at=now)
             if batched
-            else [_one(orchestrator, event, now) for event in events]
+            else [_one(intake, event, now) for event in events]
         )
         outcomes += [(r.status.value, r.error) for r in results]
     return outcomes
 
 
-def _one(orchestrator: Orchestrator, event: DecodedEvent, now: datetime) -> Any:
-    return orchestrator.ingest(event, source="t", received_at=now)
+def _one(intake: IntakeService, event: DecodedEvent, now: datetime) -> Any:
+    return intake.ingest(event, source="t", received_at=now)
 
 
 def _fingerprint(lineage: list[tuple[str, Any]]) -> str:
@@ -228,10 +228,10 @@ def test_batches_leave_what_one_by_one_leaves(
 ) -> None:
     catalog = catalog_document(metrics)
     clock = MutableClock(START)
-    with orchestrator_on(postgres_server_url, template_database, catalog, clock) as (one, one_url):
+    with intake_on(postgres_server_url, template_database, catalog, clock) as (one, one_url):
         one_outcomes = send(one, clock, stream, batched=False)
         expected = state(one_url)
-    with orchestrator_on(postgres_server_url, template_database, catalog, clock) as (many, url):
+    with intake_on(postgres_server_url, template_database, catalog, clock) as (many, url):
         many_outcomes = send(many, clock, stream, batched=True)
         assert many_outcomes == one_outcomes
         assert state(url) == expected

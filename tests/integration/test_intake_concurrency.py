@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from metrics_orchestrator.application.intake import Orchestrator
+from metrics_orchestrator.application.intake import IntakeService
 from metrics_orchestrator.domain.events import decode_event
 from metrics_orchestrator.infrastructure.clock import SystemClock
 from metrics_orchestrator.infrastructure.postgres.database import create_pool
@@ -26,15 +26,13 @@ PROCESSES = 4
 def _ingest_all(database_url: str, bodies: list[str], batch: int) -> dict[str, int]:
     pool = create_pool(database_url, max_size=2)
     try:
-        orchestrator = Orchestrator(
+        intake = IntakeService(
             lambda: PostgresUnitOfWork(pool), SystemClock(), lambda code: f"s3://o/{code}/"
         )
         counts: dict[str, int] = {}
         for start in range(0, len(bodies), batch):
             events = [decode_event(body) for body in bodies[start : start + batch]]
-            for result in orchestrator.ingest_many(
-                events, source="proc", received_at=datetime.now(UTC)
-            ):
+            for result in intake.ingest_many(events, source="proc", received_at=datetime.now(UTC)):
                 counts[result.status.value] = counts.get(result.status.value, 0) + 1
         return counts
     finally:

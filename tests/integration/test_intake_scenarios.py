@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from metrics_orchestrator.application.feedback import FeedbackService
-from metrics_orchestrator.application.intake import Orchestrator
+from metrics_orchestrator.application.intake import IntakeService
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.router import EventRouter
@@ -27,21 +27,21 @@ def clock() -> MutableClock:
 
 
 @pytest.fixture
-def orchestrator(uow_factory: UnitOfWorkFactory, clock: MutableClock) -> Orchestrator:
-    return Orchestrator(uow_factory, clock, lambda code: OUTPUT.format(code=code))
+def intake(uow_factory: UnitOfWorkFactory, clock: MutableClock) -> IntakeService:
+    return IntakeService(uow_factory, clock, lambda code: OUTPUT.format(code=code))
 
 
 @pytest.fixture
 def h(
     uow_factory: UnitOfWorkFactory,
     clock: MutableClock,
-    orchestrator: Orchestrator,
+    intake: IntakeService,
     database_url: str,
     catalogs_dir: Path,
 ) -> Harness:
     load_catalog_file(uow_factory, clock, catalogs_dir / "multi_dataset_catalog.yaml")
     load_catalog_file(uow_factory, clock, catalogs_dir / "bcra_catalog.yaml")
-    return Harness(orchestrator, clock, database_url)
+    return Harness(intake, clock, database_url)
 
 
 def tick(h: Harness, minutes: int = 1) -> None:
@@ -335,7 +335,7 @@ def test_queued_payload_matches_the_run_request_contract(h: Harness) -> None:
 def test_bucket_defaults_to_the_datasets_bucket(h: Harness) -> None:
     body = json.loads(update_body("fx_mirror", "m1"))
     del body["bucket"]
-    h.orchestrator.ingest(decode_event(json.dumps(body)), source="test", received_at=h.clock.now())
+    h.intake.ingest(decode_event(json.dumps(body)), source="test", received_at=h.clock.now())
     assert h.rows("SELECT bucket FROM dataset_updates") == [("mirror-datasets",)]
 
 
@@ -344,9 +344,9 @@ def test_bucket_defaults_to_the_datasets_bucket(h: Harness) -> None:
 
 @pytest.fixture
 def router(
-    uow_factory: UnitOfWorkFactory, clock: MutableClock, orchestrator: Orchestrator
+    uow_factory: UnitOfWorkFactory, clock: MutableClock, intake: IntakeService
 ) -> EventRouter:
-    return EventRouter(uow_factory, clock, orchestrator, FeedbackService(uow_factory, clock))
+    return EventRouter(uow_factory, clock, intake, FeedbackService(uow_factory, clock))
 
 
 def test_unknown_dataset_is_rejected_and_replayable_once_registered(
@@ -435,8 +435,8 @@ def test_manual_run_uses_freshest_inputs_and_ignores_the_fingerprint_rule(h: Har
     h.send("reserves_daily", "r1")
     h.send("fx_daily", "f1")
     h.clock.advance(timedelta(days=30))
-    first = h.orchestrator.request_manual_run("reserves.at_parallel")
-    second = h.orchestrator.request_manual_run("reserves.at_parallel")
+    first = h.intake.request_manual_run("reserves.at_parallel")
+    second = h.intake.request_manual_run("reserves.at_parallel")
     runs = {r[0]: r for r in h.runs("reserves.at_parallel")}
     for run_id in (first, second):
         assert runs[run_id][1:] == (
@@ -449,9 +449,9 @@ def test_manual_run_uses_freshest_inputs_and_ignores_the_fingerprint_rule(h: Har
 def test_manual_run_conflicts_when_an_input_never_had_an_update(h: Harness) -> None:
     h.send("reserves_daily", "r1")
     with pytest.raises(Conflict, match="fx_daily"):
-        h.orchestrator.request_manual_run("reserves.at_parallel")
+        h.intake.request_manual_run("reserves.at_parallel")
     with pytest.raises(NotFound):
-        h.orchestrator.request_manual_run("no.such.metric")
+        h.intake.request_manual_run("no.such.metric")
 
 
 def test_impact_predicts_what_intake_then_does(h: Harness) -> None:
@@ -474,7 +474,7 @@ def test_impact_predicts_what_intake_then_does(h: Harness) -> None:
     for n, expected in enumerate(expectations):
         tick(h)
         predicted = {
-            mi.metric.code: ev.outcome.value for mi, ev in h.orchestrator.impact("reserves_daily")
+            mi.metric.code: ev.outcome.value for mi, ev in h.intake.impact("reserves_daily")
         }
         assert predicted == expected
         h.send("reserves_daily", f"r{n}")

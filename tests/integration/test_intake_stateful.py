@@ -23,7 +23,7 @@ from hypothesis.stateful import (
 )
 
 from metrics_orchestrator.application.catalog import CatalogService
-from metrics_orchestrator.application.intake import Orchestrator
+from metrics_orchestrator.application.intake import IntakeService
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.domain.events import decode_event
 from tests.support import MutableClock
@@ -151,7 +151,7 @@ class IntakeMachine(RuleBasedStateMachine):
                 "DELETE FROM dataset_updates; DELETE FROM event_log"
             )
         self.clock = MutableClock(START)
-        self.orchestrator = Orchestrator(self.uow_factory, self.clock, lambda c: f"s3://o/{c}/")
+        self.intake = IntakeService(self.uow_factory, self.clock, lambda c: f"s3://o/{c}/")
         self.model = Model()
         self.sent: list[tuple[str, str, datetime | None]] = []
         self.seq = 0
@@ -165,9 +165,7 @@ class IntakeMachine(RuleBasedStateMachine):
         if occurred_at is not None:
             body["occurred_at"] = occurred_at.isoformat()
         now = self.clock.now()
-        result = self.orchestrator.ingest(
-            decode_event(json.dumps(body)), source="model", received_at=now
-        )
+        result = self.intake.ingest(decode_event(json.dumps(body)), source="model", received_at=now)
         key = f"{dataset}:{version}"
         if key not in self.model.updates:
             self.seq += 1

@@ -12,7 +12,7 @@ from bench.stream import projection_update
 
 from metrics_orchestrator.application.catalog import CatalogService
 from metrics_orchestrator.application.feedback import FeedbackService
-from metrics_orchestrator.application.intake import Orchestrator
+from metrics_orchestrator.application.intake import IntakeService
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.router import EventRouter
@@ -30,8 +30,8 @@ def test_a_receive_is_routed_body_by_body_with_the_one_by_one_outcome(
     CatalogService(uow_factory, clock, 7).load_catalog(
         generate_catalog(CatalogShape(datasets=3, fan_out=3))
     )
-    orchestrator = Orchestrator(uow_factory, clock, lambda code: f"s3://out/{code}/")
-    router = EventRouter(uow_factory, clock, orchestrator, FeedbackService(uow_factory, clock))
+    intake = IntakeService(uow_factory, clock, lambda code: f"s3://out/{code}/")
+    router = EventRouter(uow_factory, clock, intake, FeedbackService(uow_factory, clock))
     feedback = {"type": "metric_run_started", "runId": str(uuid.uuid4()), "startedAt": "x"}
     bodies = [
         json.dumps(projection_update(0, "v1", clock.now())),

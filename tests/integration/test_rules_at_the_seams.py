@@ -22,7 +22,7 @@ import pytest
 
 from metrics_orchestrator.application.catalog import CatalogService
 from metrics_orchestrator.application.feedback import FeedbackService
-from metrics_orchestrator.application.intake import IntakeResult, Orchestrator
+from metrics_orchestrator.application.intake import IntakeResult, IntakeService
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.runs import RunOperations, Sweeper
 from metrics_orchestrator.domain.events import decode_event
@@ -56,15 +56,13 @@ def _rows(database_url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
 
 
 class _Intake:
-    def __init__(self, orchestrator: Orchestrator, clock: MutableClock) -> None:
-        self.orchestrator = orchestrator
+    def __init__(self, intake: IntakeService, clock: MutableClock) -> None:
+        self.intake = intake
         self.clock = clock
 
     def send(self, dataset_id: str, version: str) -> IntakeResult:
         body = update_body(dataset_id, version)
-        return self.orchestrator.ingest(
-            decode_event(body), source="test", received_at=self.clock.now()
-        )
+        return self.intake.ingest(decode_event(body), source="test", received_at=self.clock.now())
 
 
 # --- 1. cancel racing promotion ---------------------------------------------------------
@@ -99,7 +97,7 @@ def test_cancel_racing_promotion_never_leaves_a_mix(
     set is consumed by exactly one run, which is the metric's last automatic run.
     """
     CatalogService(uow_factory, clock, default_required_days=7).load_catalog(RACE_CATALOG)
-    intake = _Intake(Orchestrator(uow_factory, clock, lambda code: f"s3://out/{code}/"), clock)
+    intake = _Intake(IntakeService(uow_factory, clock, lambda code: f"s3://out/{code}/"), clock)
     operations = RunOperations(uow_factory, clock)
     outcomes = {"cancel_won": 0, "promotion_won": 0}
 
@@ -171,7 +169,7 @@ def lifecycle(uow_factory: UnitOfWorkFactory, clock: MutableClock) -> dict[str, 
         }
     )
     return {
-        "intake": _Intake(Orchestrator(uow_factory, clock, lambda c: f"s3://o/{c}/"), clock),
+        "intake": _Intake(IntakeService(uow_factory, clock, lambda c: f"s3://o/{c}/"), clock),
         "feedback": FeedbackService(uow_factory, clock),
         "sweeper": Sweeper(
             uow_factory,

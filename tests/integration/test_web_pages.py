@@ -133,7 +133,7 @@ def test_a_bad_filter_is_explained_not_a_500(api: Api) -> None:
 def test_the_runs_list_is_keyset_paged(api: Api) -> None:
     api.send_update("reserves_daily", "r1")
     for _ in range(55):
-        api.container.orchestrator.request_manual_run("fx.gap")
+        api.container.intake.request_manual_run("fx.gap")
 
     first = page(api, "/ui/runs")
     next_url = re.search(r'href="(/ui/runs\?cursor=[^"]+)" rel="next"', first)

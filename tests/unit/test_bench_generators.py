@@ -19,7 +19,7 @@ from bench.catalog import (
 from bench.stream import EventStream, StreamShape, event_key, live_update
 
 from metrics_orchestrator.application.catalog import CatalogService
-from metrics_orchestrator.application.intake import Orchestrator
+from metrics_orchestrator.application.intake import IntakeService
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.domain.events import decode_event, parse_projection_update
@@ -113,11 +113,11 @@ def test_live_updates_are_fresh_and_keyed_by_sequence() -> None:
 def test_a_generated_stream_is_ingested_without_rejections(uow_factory: UnitOfWorkFactory) -> None:
     shape = CatalogShape(datasets=4, fan_out=3)
     CatalogService(uow_factory, SystemClock(), 7).load_catalog(generate_catalog(shape))
-    orchestrator = Orchestrator(uow_factory, SystemClock(), lambda code: f"s3://out/{code}/")
+    intake = IntakeService(uow_factory, SystemClock(), lambda code: f"s3://out/{code}/")
     stream = EventStream(StreamShape(datasets=4, duplicate_every=6))
 
     statuses = Counter(
-        orchestrator.ingest(decode_event(body), source="test", received_at=datetime.now(UTC)).status
+        intake.ingest(decode_event(body), source="test", received_at=datetime.now(UTC)).status
         for body in stream.take(24)
     )
 

@@ -1,6 +1,6 @@
 """Service health (SPEC §6.3 `GET /health/ready`): is the database reachable, writable, current?
 
-Not to be confused with a metric's readiness ("why not yet", `Orchestrator.readiness`): this is
+Not to be confused with a metric's readiness ("why not yet", `IntakeService.readiness`): this is
 the probe a load balancer asks; the HTTP path keeps the customary name `/health/ready`.
 """
 

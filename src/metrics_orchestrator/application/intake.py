@@ -104,7 +104,7 @@ class _Context:
     replay_of: int | None = None
 
 
-class Orchestrator:
+class IntakeService:
     """The heart of the product: updates in, runs out (SPEC §5.1-§5.4)."""
 
     def __init__(

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import structlog
 
-from metrics_orchestrator.application.intake import IntakeResult, Orchestrator
+from metrics_orchestrator.application.intake import IntakeResult, IntakeService
 from metrics_orchestrator.application.ports import (
     Clock,
     UnitOfWork,
@@ -76,7 +76,7 @@ class EventRouter:
         self,
         uow_factory: UnitOfWorkFactory,
         clock: Clock,
-        orchestrator: Orchestrator,
+        intake: IntakeService,
         feedback: FeedbackHandler,
         *,
         telemetry: Telemetry | None = None,
@@ -85,7 +85,7 @@ class EventRouter:
         self._uow_factory = uow_factory
         self._max_clock_skew = max_clock_skew
         self._clock = clock
-        self._orchestrator = orchestrator
+        self._intake = intake
         self._feedback = feedback
         self._telemetry = telemetry or NullTelemetry()
 
@@ -112,7 +112,7 @@ class EventRouter:
         """Decode, apply and record ≤ 10 bodies (an SQS receive); one result per body.
 
         The projection updates among them are processed in ONE transaction, in arrival
-        order, with the one-by-one outcome (`Orchestrator.ingest_many`, SPEC §7). Bodies
+        order, with the one-by-one outcome (`IntakeService.ingest_many`, SPEC §7). Bodies
         that are no event, and feedback events, are recorded in a transaction each, after
         the updates. Only an unavailable database raises.
         """
@@ -128,7 +128,7 @@ class EventRouter:
             if isinstance(item, DecodedEvent) and item.event_type == PROJECTION_UPDATE
         ]
         if updates:
-            results = self._orchestrator.ingest_many(
+            results = self._intake.ingest_many(
                 [event for _, event in updates], source=source, received_at=received_at
             )
             for (index, _), result in zip(updates, results, strict=True):
@@ -181,7 +181,7 @@ class EventRouter:
         replay_of: int | None = None,
     ) -> RoutedEvent:
         if decoded.event_type == PROJECTION_UPDATE:
-            result = self._orchestrator.ingest(
+            result = self._intake.ingest(
                 decoded, source=source, received_at=received_at, replay_of=replay_of
             )
             return _routed_update(result)

@@ -1,6 +1,6 @@
 """What readiness and impact mean in words: shared by the HTTP views and the CLI (SPEC §6.1, §6.3).
 
-Both read `Orchestrator.readiness` / `Orchestrator.impact`, which ask the same `evaluate_metric`
+Both read `IntakeService.readiness` / `IntakeService.impact`, which ask the same `evaluate_metric`
 that intake asks, so what they say is what intake would do.
 """
 

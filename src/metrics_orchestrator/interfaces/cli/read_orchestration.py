@@ -26,7 +26,7 @@ def readiness_command(
     """The metric's state, and why not yet: each input's freshest update and freshness."""
     with read_container() as container:
         now = container.clock.now()
-        inputs, evaluation = container.orchestrator.readiness(code)
+        inputs, evaluation = container.intake.readiness(code)
         state = container.queries.metric_state(code)
     report = readiness_report(inputs, evaluation)
     rows = readiness_inputs(inputs, evaluation)
@@ -98,7 +98,7 @@ def impact_command(
     """Dry run: what a new version of this dataset arriving now would do."""
     with read_container() as container:
         now = container.clock.now()
-        results = container.orchestrator.impact(dataset_id)
+        results = container.intake.impact(dataset_id)
     metrics = [
         {
             "metric_code": mi.metric.code,

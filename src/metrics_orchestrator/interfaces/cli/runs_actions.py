@@ -98,4 +98,4 @@ def run_metric_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run a metric now on the freshest update of each input (POST /metrics/{code}/runs)."""
-    _act(lambda container: container.orchestrator.request_manual_run(code), "queued", as_json)
+    _act(lambda container: container.intake.request_manual_run(code), "queued", as_json)

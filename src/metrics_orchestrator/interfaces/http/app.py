@@ -83,7 +83,7 @@ def _provide(app: FastAPI, container: Container) -> None:
     """The services the routes depend on (interfaces/http/dependencies.py), one by one."""
     state = app.state
     state.catalog = container.catalog
-    state.orchestrator = container.orchestrator
+    state.intake = container.intake
     state.runs = container.runs
     state.router = container.router
     state.queries = container.queries

@@ -13,7 +13,7 @@ from fastapi import Depends, Query, Request
 
 from metrics_orchestrator.application.catalog import CatalogService
 from metrics_orchestrator.application.health import HealthService
-from metrics_orchestrator.application.intake import Orchestrator
+from metrics_orchestrator.application.intake import IntakeService
 from metrics_orchestrator.application.outputs import OutputService
 from metrics_orchestrator.application.pagination import MAX_PAGE_SIZE
 from metrics_orchestrator.application.ports import Clock
@@ -38,7 +38,7 @@ def _from_state(name: str) -> Callable[[Request], Any]:
 
 
 CatalogDep = Annotated[CatalogService, Depends(_from_state("catalog"))]
-OrchestratorDep = Annotated[Orchestrator, Depends(_from_state("orchestrator"))]
+IntakeDep = Annotated[IntakeService, Depends(_from_state("intake"))]
 RunsDep = Annotated[RunOperations, Depends(_from_state("runs"))]
 RouterDep = Annotated[EventRouter, Depends(_from_state("router"))]
 QueriesDep = Annotated[QueryService, Depends(_from_state("queries"))]

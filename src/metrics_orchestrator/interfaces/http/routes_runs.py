@@ -16,8 +16,8 @@ from metrics_orchestrator.interfaces.http.dependencies import (
     DEFAULT_PAGE_SIZE,
     ClockDep,
     Cursor,
+    IntakeDep,
     Limit,
-    OrchestratorDep,
     OutputsDep,
     RunsDep,
 )
@@ -134,9 +134,9 @@ def retry_run(run_id: UUID, runs: RunsDep, response: Response) -> RunDetailOut:
     responses=problem_responses(401, 404, 409),
 )
 def request_manual_run(
-    code: MetricCode, orchestrator: OrchestratorDep, runs: RunsDep, response: Response
+    code: MetricCode, intake: IntakeDep, runs: RunsDep, response: Response
 ) -> RunDetailOut:
-    run_id = orchestrator.request_manual_run(code)
+    run_id = intake.request_manual_run(code)
     response.headers["Location"] = f"/runs/{run_id}"
     return RunDetailOut.of_detail(runs.get_run(run_id))
 
@@ -147,9 +147,9 @@ def request_manual_run(
     summary="Why not yet: each input's freshest update and freshness, and the verdict",
     responses=problem_responses(404),
 )
-def readiness(code: MetricCode, clock: ClockDep, orchestrator: OrchestratorDep) -> ReadinessOut:
+def readiness(code: MetricCode, clock: ClockDep, intake: IntakeDep) -> ReadinessOut:
     now = clock.now()
-    inputs, evaluation = orchestrator.readiness(code)
+    inputs, evaluation = intake.readiness(code)
     return readiness_view(inputs, evaluation, now)
 
 
@@ -159,6 +159,6 @@ def readiness(code: MetricCode, clock: ClockDep, orchestrator: OrchestratorDep) 
     summary="Dry run: what a new version of this dataset arriving now would do",
     responses=problem_responses(404),
 )
-def impact(dataset_id: DatasetId, clock: ClockDep, orchestrator: OrchestratorDep) -> ImpactOut:
+def impact(dataset_id: DatasetId, clock: ClockDep, intake: IntakeDep) -> ImpactOut:
     now = clock.now()
-    return impact_view(dataset_id, orchestrator.impact(dataset_id), now)
+    return impact_view(dataset_id, intake.impact(dataset_id), now)

@@ -1,6 +1,6 @@
 """Readiness ("why not yet") and impact (dry run) as API bodies (SPEC §6.3).
 
-Both come from `Orchestrator.readiness` / `Orchestrator.impact`, which ask the same
+Both come from `IntakeService.readiness` / `IntakeService.impact`, which ask the same
 `evaluate_metric` that intake asks, so what they say is what intake would do.
 """
 

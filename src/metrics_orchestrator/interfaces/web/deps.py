@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from metrics_orchestrator.interfaces.http.dependencies import (
     CatalogDep,
     ClockDep,
-    OrchestratorDep,
+    IntakeDep,
     OutputsDep,
     QueriesDep,
     RouterDep,
@@ -29,7 +29,7 @@ def api_token(request: Request) -> str | None:
 
 Runs = RunsDep
 Queries = QueriesDep
-Orchestration = OrchestratorDep
+Orchestration = IntakeDep
 Catalog = CatalogDep
 Router = RouterDep
 Outputs = OutputsDep

@@ -81,7 +81,7 @@ def metric_page(
     request: Request,
     code: str,
     catalog: Catalog,
-    orchestrator: Orchestration,
+    intake: Orchestration,
     runs: Runs,
     outputs: Outputs,
     queries: Queries,
@@ -90,7 +90,7 @@ def metric_page(
 ) -> HTMLResponse:
     try:
         metric = catalog.get_metric(code)
-        inputs, evaluation = orchestrator.readiness(code)
+        inputs, evaluation = intake.readiness(code)
         state = queries.metric_state(code)
     except NotFound:
         return render_error(request, 404, f"unknown metric {code!r}", token)
@@ -115,10 +115,10 @@ def metric_page(
 
 
 @router.post("/ui/metrics/{code:path}/run")
-def run_now(request: Request, code: str, orchestrator: Orchestration, token: ApiToken) -> Response:
+def run_now(request: Request, code: str, intake: Orchestration, token: ApiToken) -> Response:
     check_button(request, token)
     try:
-        run_id = orchestrator.request_manual_run(code)
+        run_id = intake.request_manual_run(code)
     except NotFound:
         return render_error(request, 404, f"unknown metric {code!r}", token)
     except Conflict as exc:
@@ -148,14 +148,14 @@ def dataset_page(
     request: Request,
     dataset_id: str,
     catalog: Catalog,
-    orchestrator: Orchestration,
+    intake: Orchestration,
     queries: Queries,
     clock: ClockDep,
     token: ApiToken,
 ) -> HTMLResponse:
     try:
         dataset = catalog.get_dataset(dataset_id)
-        impact = impact_view(dataset_id, orchestrator.impact(dataset_id), clock.now())
+        impact = impact_view(dataset_id, intake.impact(dataset_id), clock.now())
     except NotFound:
         return render_error(request, 404, f"unknown dataset {dataset_id!r}", token)
     context = {
