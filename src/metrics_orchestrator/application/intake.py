@@ -2,7 +2,7 @@
 
 `ingest_many` takes up to `MAX_BATCH` updates (`ingest` is a batch of one) in ONE transaction
 with exactly the outcome of processing them one by one, in arrival order (SPEC §7):
-1. one round trip (`begin_batch`): lock the updates' datasets, then their enabled dependent
+1. one round trip (`record_and_load`): lock the updates' datasets, then their enabled dependent
    metrics, then those metrics' pending runs, each in id order (the global order of every
    intake transaction, so concurrent batches wait and never deadlock); record the updates
    (`ON CONFLICT (event_key) DO NOTHING`: a second copy is a duplicate); load every dependent
@@ -32,6 +32,7 @@ import structlog
 from metrics_orchestrator.application.intake_state import ArrivalPlan, IntakeState
 from metrics_orchestrator.application.ports import (
     Clock,
+    DataRefused,
     UnitOfWork,
     UnitOfWorkFactory,
     in_transaction,
@@ -46,7 +47,6 @@ from metrics_orchestrator.application.ports.intake import (
     RecordedUpdate,
     RecordedUpdates,
     RecordOutcome,
-    UpdateNotStorable,
 )
 from metrics_orchestrator.application.telemetry import NEW_RUN, NullTelemetry, Telemetry
 from metrics_orchestrator.domain import log_events
@@ -177,9 +177,9 @@ class IntakeService:
         arrivals = [(item, self._clock.now()) for item in received]
         if len(arrivals) > 1:
             try:
-                with uow.intake.isolated():
+                with uow.savepoint():
                     return self._ingest_together(uow, arrivals, context)
-            except (UpdateNotStorable, DomainError):
+            except (DataRefused, DomainError):
                 pass  # one of them cannot be stored: find which, one at a time
             # Every lock the batch needs, again up front and in the global order (datasets,
             # then metrics, then pending runs, each by id): taking them event by event
@@ -192,10 +192,10 @@ class IntakeService:
     def _ingest_alone(self, uow: UnitOfWork, arrival: _Arrival, context: _Context) -> IntakeResult:
         """One event, in a savepoint: refused, it is rolled back and rejected."""
         try:
-            with uow.intake.isolated():
+            with uow.savepoint():
                 (result,) = self._ingest_together(uow, [arrival], context)
                 return result
-        except (UpdateNotStorable, DomainError) as exc:
+        except (DataRefused, DomainError) as exc:
             item, now = arrival
             result = _rejection(item, f"the update cannot be stored: {exc}")
             uow.events.record(_event_record(item, result, context), now)
@@ -211,7 +211,7 @@ class IntakeService:
             if item.update is not None
         }
         # a batch of bodies that are no updates at all has nothing to lock or record
-        facts = uow.intake.begin_batch(list(announced.values())) if announced else _no_facts()
+        facts = uow.intake.record_and_load(list(announced.values())) if announced else _no_facts()
         found = dict(zip(announced, facts.recorded.outcomes, strict=True))
         state = IntakeState(
             facts.inputs,
@@ -230,7 +230,7 @@ class IntakeService:
                 result = self._arrive(state, item, now, found[n], metrics)
             results.append(result)
         writes = state.writes()
-        with uow.intake.pipelined():
+        with uow.pipelined():
             uow.intake.save(writes)
             uow.events.record_many(
                 [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
@@ -32,6 +33,11 @@ class TransientDatabaseError(Exception):
     """A conflict between concurrent transactions (deadlock, serialization): safe to retry."""
 
 
+class DataRefused(Exception):
+    """The database refused what a write would store (its data, not a conflict): retrying
+    cannot help; inside a savepoint, only that savepoint's work is lost."""
+
+
 class UnitOfWork(Protocol):
     """One transaction: commits when the block ends normally, rolls back on an exception.
 
@@ -46,6 +52,15 @@ class UnitOfWork(Protocol):
     events: EventLogRepository
     dispatch: DispatchRepository
     queries: QueryRepository
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """Work inside is rolled back alone if it fails: a refusal of the data is raised as
+        DataRefused, a conflict as TransientDatabaseError, a DomainError as itself."""
+        ...
+
+    def pipelined(self) -> AbstractContextManager[None]:
+        """Writes inside may be sent together, without waiting for each other's results."""
+        ...
 
     def __enter__(self) -> Self: ...
 

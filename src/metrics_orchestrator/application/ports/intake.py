@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -137,11 +136,6 @@ class BatchFacts:
     inputs: list[MetricInputs]
 
 
-class UpdateNotStorable(Exception):
-    """The database refused what one update would write (its data, not a conflict): the
-    update is rejected on its own, the rest of its batch is kept."""
-
-
 @dataclass(frozen=True, slots=True)
 class DatasetInfo:
     bucket: str
@@ -157,15 +151,10 @@ class IntakeRepository(Protocol):
         metrics' pending runs, each in id order."""
         ...
 
-    def begin_batch(self, updates: Sequence[Announced]) -> BatchFacts:
+    def record_and_load(self, updates: Sequence[Announced]) -> BatchFacts:
         """Take the locks of `lock_for_batch` for the updates' datasets, insert, in order,
         the updates of known, enabled datasets unless their event key exists (or repeats
         earlier in `updates`), and load the facts of every dependent metric."""
-        ...
-
-    def isolated(self) -> AbstractContextManager[None]:
-        """A savepoint: what fails inside is rolled back alone; a refusal of the data is
-        raised as UpdateNotStorable, a conflict as TransientDatabaseError."""
         ...
 
     def lock_metric_by_code(self, code: str) -> Metric | None: ...
@@ -186,8 +175,4 @@ class IntakeRepository(Protocol):
         """Write what a transaction decided: freshest updates, new pending and queued runs,
         promotions (StaleRun if one is no longer pending), holds, lineage and the metrics'
         last automatic run."""
-        ...
-
-    def pipelined(self) -> AbstractContextManager[None]:
-        """Writes inside may be sent together, without waiting for each other's results."""
         ...

@@ -1,16 +1,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection, Cursor, errors
+from psycopg import Connection, Cursor
 from psycopg.rows import TupleRow, dict_row
 
-from metrics_orchestrator.application.ports import TransientDatabaseError
 from metrics_orchestrator.application.ports.intake import (
     Announced,
     BatchFacts,
@@ -20,9 +18,7 @@ from metrics_orchestrator.application.ports.intake import (
     RecordedUpdate,
     RecordedUpdates,
     RecordOutcome,
-    UpdateNotStorable,
 )
-from metrics_orchestrator.domain.errors import DomainError
 from metrics_orchestrator.domain.model import (
     Cause,
     DatasetUpdate,
@@ -167,7 +163,7 @@ class PostgresIntakeRepository:
             for cursor in self._send_locks(sorted(dataset_ids)):
                 cursor.fetchall()
 
-    def begin_batch(self, updates: Sequence[Announced]) -> BatchFacts:
+    def record_and_load(self, updates: Sequence[Announced]) -> BatchFacts:
         # One round trip: the statements run one after another, each with its own snapshot
         # (the ones after the locks see what was committed before the locks were granted).
         dataset_ids = sorted({u.dataset_id for u, _ in updates})
@@ -212,26 +208,6 @@ class PostgresIntakeRepository:
             self._send("lock_dependent_metrics", params),
             self._send("lock_pending_runs", params),
         )
-
-    @contextmanager
-    def isolated(self) -> Iterator[None]:
-        # Plain SQL rather than conn.transaction(): the batch's transaction is always open
-        # here (the locks were taken), so this is a savepoint and never a BEGIN/COMMIT.
-        # Not released after success (one round trip less per update): a later
-        # ROLLBACK TO goes to the newest savepoint of that name, this update's own.
-        self._conn.execute("SAVEPOINT intake_update")
-        try:
-            yield
-        except errors.UniqueViolation as exc:
-            # a concurrent insert of the same row: decided again in a new transaction
-            self._conn.execute("ROLLBACK TO SAVEPOINT intake_update")
-            raise TransientDatabaseError(str(exc)) from exc
-        except (errors.DataError, errors.IntegrityError) as exc:
-            self._conn.execute("ROLLBACK TO SAVEPOINT intake_update")
-            raise UpdateNotStorable(str(exc)) from exc
-        except DomainError:
-            self._conn.execute("ROLLBACK TO SAVEPOINT intake_update")
-            raise
 
     def dependent_metrics(self, dataset_id: str) -> list[Metric]:
         rows = self._all("dependent_metrics", {"dataset_id": dataset_id})
@@ -395,10 +371,3 @@ class PostgresIntakeRepository:
         ]
         if waited:
             self._run("fill_pending_rows_from_lineage", {"run_ids": waited})
-
-    @contextmanager
-    def pipelined(self) -> Iterator[None]:
-        # Statements are sent without waiting for each other's results; fetching a result (or
-        # leaving the block) waits for everything sent before it. Errors surface there too.
-        with self._conn.pipeline():
-            yield

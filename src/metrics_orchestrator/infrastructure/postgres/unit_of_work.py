@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
 from typing import Self
 
@@ -10,7 +11,7 @@ from psycopg import Connection, errors
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
-from metrics_orchestrator.application.ports import TransientDatabaseError
+from metrics_orchestrator.application.ports import DataRefused, TransientDatabaseError
 from metrics_orchestrator.application.ports.catalog import CatalogRepository
 from metrics_orchestrator.application.ports.changes import RUN_QUEUED_CHANNEL, RecordedChanges
 from metrics_orchestrator.application.ports.dispatch import DispatchRepository
@@ -18,6 +19,7 @@ from metrics_orchestrator.application.ports.events import EventLogRepository
 from metrics_orchestrator.application.ports.intake import IntakeRepository
 from metrics_orchestrator.application.ports.queries import QueryRepository
 from metrics_orchestrator.application.ports.runs import RunRepository
+from metrics_orchestrator.domain.errors import DomainError
 from metrics_orchestrator.infrastructure.postgres.catalog_repository import (
     PostgresCatalogRepository,
 )
@@ -51,6 +53,34 @@ class PostgresUnitOfWork:
     def __init__(self, pool: ConnectionPool[Connection[TupleRow]]) -> None:
         self._pool = pool
         self._lease: AbstractContextManager[Connection[TupleRow]] | None = None
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        # Plain SQL rather than conn.transaction(): the transaction is always open here (the
+        # work before took locks), so this is a savepoint and never a BEGIN/COMMIT. Not
+        # released after success (one round trip less per use): a later ROLLBACK TO goes to
+        # the newest savepoint of that name, this one.
+        conn = self.connection
+        conn.execute("SAVEPOINT work")
+        try:
+            yield
+        except errors.UniqueViolation as exc:
+            # a concurrent insert of the same row: decided again in a new transaction
+            conn.execute("ROLLBACK TO SAVEPOINT work")
+            raise TransientDatabaseError(str(exc)) from exc
+        except (errors.DataError, errors.IntegrityError) as exc:
+            conn.execute("ROLLBACK TO SAVEPOINT work")
+            raise DataRefused(str(exc)) from exc
+        except DomainError:
+            conn.execute("ROLLBACK TO SAVEPOINT work")
+            raise
+
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        # Statements are sent without waiting for each other's results; fetching a result (or
+        # leaving the block) waits for everything sent before it. Errors surface there too.
+        with self.connection.pipeline():
+            yield
 
     def __enter__(self) -> Self:
         self._lease = self._pool.connection()
