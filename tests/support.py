@@ -8,6 +8,11 @@ from pathlib import Path
 
 import psutil
 
+from metrics_orchestrator.application.feedback import FeedbackService
+from metrics_orchestrator.application.intake import IntakeService
+from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory
+from metrics_orchestrator.application.telemetry import Telemetry
+
 
 class MutableClock:
     """A clock tests move by hand; thread-safe so concurrent tests can share it."""
@@ -41,3 +46,11 @@ def running_postmaster_pid(data_dir: Path) -> int | None:
         return pid if psutil.Process(pid).name().startswith("postgres") else None
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
+
+
+def feedback_service(
+    uow_factory: UnitOfWorkFactory, clock: Clock, telemetry: Telemetry | None = None
+) -> FeedbackService:
+    """The feedback use case as the container wires it: a success's output feeds intake (§8)."""
+    intake = IntakeService(uow_factory, clock, lambda code: f"s3://metrics-output/metrics/{code}/")
+    return FeedbackService(uow_factory, clock, intake, telemetry=telemetry)

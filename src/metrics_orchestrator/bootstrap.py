@@ -189,7 +189,7 @@ def _assemble(
     queries = QueryService(uow_factory, clock)
     telemetry = PrometheusTelemetry(gauges=queries.run_gauges)
     intake = IntakeService(uow_factory, clock, settings.output_base_path, telemetry=telemetry)
-    feedback = FeedbackService(uow_factory, clock, telemetry=telemetry)
+    feedback = FeedbackService(uow_factory, clock, intake, telemetry=telemetry)
     runs = RunOperations(uow_factory, clock, telemetry)
     return Container(
         settings=settings,

@@ -90,7 +90,7 @@ def test_messages_received_while_the_database_is_down_are_redelivered_and_proces
     clock = MutableClock()
     uow_factory = PostgresUnitOfWorkFactory(pool)
     intake = IntakeService(uow_factory, clock, lambda code: f"s3://out/{code}/")
-    router = EventRouter(uow_factory, clock, intake, FeedbackService(uow_factory, clock))
+    router = EventRouter(uow_factory, clock, intake, FeedbackService(uow_factory, clock, intake))
 
     def handle(body: str, _message_id: str) -> None:
         router.handle(body, source="sqs:outage")

@@ -38,7 +38,7 @@ def _count(conn: Connection[TupleRow]) -> int:
 @pytest.fixture
 def router(uow_factory: UnitOfWorkFactory, clock: MutableClock) -> EventRouter:
     intake = IntakeService(uow_factory, clock, lambda code: f"s3://out/{code}/")
-    return EventRouter(uow_factory, clock, intake, FeedbackService(uow_factory, clock))
+    return EventRouter(uow_factory, clock, intake, FeedbackService(uow_factory, clock, intake))
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ OUTPUT = "s3://metrics-output/metrics/{code}/"
 @pytest.fixture
 def router(uow_factory: UnitOfWorkFactory, clock: MutableClock) -> EventRouter:
     intake = IntakeService(uow_factory, clock, lambda code: OUTPUT.format(code=code))
-    return EventRouter(uow_factory, clock, intake, FeedbackService(uow_factory, clock))
+    return EventRouter(uow_factory, clock, intake, FeedbackService(uow_factory, clock, intake))
 
 
 @pytest.fixture

@@ -54,7 +54,15 @@ def _rows(database_url: str, sql: str, *params: object) -> list[tuple[Any, ...]]
 
 
 def _counts(database_url: str) -> dict[str, int]:
-    return {t: _rows(database_url, f"SELECT count(*) FROM {t}")[0][0] for t in CATALOG_TABLES}
+    """Rows per catalog table; `datasets` counts datasets of projections, not the
+    pseudo-datasets of metric outputs (one per metric, SPEC §8)."""
+    return {
+        t: _rows(database_url, f"SELECT count(*) FROM {t}{_PROJECTIONS.get(t, '')}")[0][0]
+        for t in CATALOG_TABLES
+    }
+
+
+_PROJECTIONS = {"datasets": " WHERE kind = 'projection'"}
 
 
 def _errors(caught: pytest.ExceptionInfo[ValidationError]) -> list[str]:

@@ -151,7 +151,7 @@ def test_an_unavailable_database_stops_at_that_slice_with_exit_1(
 ) -> None:
     clock = MutableClock()
     intake = IntakeService(uow_factory, clock, lambda code: f"s3://out/{code}/")
-    router = EventRouter(uow_factory, clock, intake, FeedbackService(uow_factory, clock))
+    router = EventRouter(uow_factory, clock, intake, FeedbackService(uow_factory, clock, intake))
 
     def lines() -> Iterator[bytes]:
         # lines go in slices of SLICE: the first slice is handled before the next is read

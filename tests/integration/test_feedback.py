@@ -20,7 +20,7 @@ from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.domain.events import decode_event
 from metrics_orchestrator.domain.model import RunStatus, RunTrigger
 from tests.factories import event_rows, run_row, seed_run
-from tests.support import MutableClock
+from tests.support import MutableClock, feedback_service
 
 S = RunStatus
 
@@ -50,7 +50,7 @@ REFUSED = [case for case in ALL_CASES if case not in ACCEPTED]
 
 @pytest.fixture
 def service(uow_factory: UnitOfWorkFactory, clock: MutableClock) -> FeedbackService:
-    return FeedbackService(uow_factory, clock)
+    return feedback_service(uow_factory, clock)
 
 
 def event(kind: str, run_id: UUID, **fields: Any) -> dict[str, Any]:
@@ -408,7 +408,7 @@ def test_same_body_from_two_replicas_at_once_is_processed_once(
     outcomes: list[FeedbackOutcome] = []
 
     def replica() -> None:
-        service = FeedbackService(uow_factory, clock)
+        service = feedback_service(uow_factory, clock)
         barrier.wait()
         outcomes.append(send(service, clock, body))
 

@@ -346,7 +346,7 @@ def test_bucket_defaults_to_the_datasets_bucket(h: Harness) -> None:
 def router(
     uow_factory: UnitOfWorkFactory, clock: MutableClock, intake: IntakeService
 ) -> EventRouter:
-    return EventRouter(uow_factory, clock, intake, FeedbackService(uow_factory, clock))
+    return EventRouter(uow_factory, clock, intake, FeedbackService(uow_factory, clock, intake))
 
 
 def test_unknown_dataset_is_rejected_and_replayable_once_registered(

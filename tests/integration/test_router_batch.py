@@ -31,7 +31,7 @@ def test_a_receive_is_routed_body_by_body_with_the_one_by_one_outcome(
         generate_catalog(CatalogShape(datasets=3, fan_out=3))
     )
     intake = IntakeService(uow_factory, clock, lambda code: f"s3://out/{code}/")
-    router = EventRouter(uow_factory, clock, intake, FeedbackService(uow_factory, clock))
+    router = EventRouter(uow_factory, clock, intake, FeedbackService(uow_factory, clock, intake))
     feedback = {"type": "metric_run_started", "runId": str(uuid.uuid4()), "startedAt": "x"}
     bodies = [
         json.dumps(projection_update(0, "v1", clock.now())),

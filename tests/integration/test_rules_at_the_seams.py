@@ -29,7 +29,7 @@ from metrics_orchestrator.domain.events import decode_event
 from metrics_orchestrator.domain.model import RunStatus
 from tests.integration.http_helpers import Api, assert_problem, running_api
 from tests.integration.intake_helpers import update_body
-from tests.support import MutableClock
+from tests.support import MutableClock, feedback_service
 
 RACE_CATALOG: dict[str, Any] = {
     "series": [{"code": "A"}, {"code": "B"}],
@@ -170,7 +170,7 @@ def lifecycle(uow_factory: UnitOfWorkFactory, clock: MutableClock) -> dict[str, 
     )
     return {
         "intake": _Intake(IntakeService(uow_factory, clock, lambda c: f"s3://o/{c}/"), clock),
-        "feedback": FeedbackService(uow_factory, clock),
+        "feedback": feedback_service(uow_factory, clock),
         "sweeper": Sweeper(
             uow_factory,
             clock,

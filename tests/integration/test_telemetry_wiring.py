@@ -11,7 +11,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from metrics_orchestrator.application.catalog import CatalogService
 from metrics_orchestrator.application.dispatch import Dispatcher
-from metrics_orchestrator.application.feedback import FeedbackService
 from metrics_orchestrator.application.runs import RunOperations, Sweeper
 from metrics_orchestrator.domain.events import decode_event
 from metrics_orchestrator.domain.model import RunStatus
@@ -20,7 +19,7 @@ from metrics_orchestrator.infrastructure.aws.sns import SnsRunRequestPublisher
 from metrics_orchestrator.infrastructure.prometheus import PrometheusTelemetry
 from tests.conftest import PostgresUnitOfWorkFactory
 from tests.factories import DEFAULT_NOW, seed_metric, seed_run
-from tests.support import MutableClock
+from tests.support import MutableClock, feedback_service
 
 
 def samples(telemetry: PrometheusTelemetry, name: str) -> dict[tuple[str, str], float]:
@@ -55,7 +54,7 @@ def test_dispatch_sweep_and_feedback_count_their_transitions(
     assert dispatcher.dispatch_once().published == 1
 
     started = json.dumps({"type": "metric_run_started", "runId": str(queued)})
-    FeedbackService(uow_factory, clock, telemetry=telemetry).handle(
+    feedback_service(uow_factory, clock, telemetry).handle(
         decode_event(started), source="test", received_at=clock.now()
     )
 

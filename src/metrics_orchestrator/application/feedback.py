@@ -12,9 +12,10 @@ from uuid import UUID
 
 import structlog
 
+from metrics_orchestrator.application.intake import IntakeService
 from metrics_orchestrator.application.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventRecord, EventStatus
-from metrics_orchestrator.application.ports.runs import LockedRun, RunCompletion, RunRepository
+from metrics_orchestrator.application.ports.runs import LockedRun, RunCompletion
 from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
 from metrics_orchestrator.application.transactions import transact as _transact
 from metrics_orchestrator.domain import log_events
@@ -29,6 +30,7 @@ from metrics_orchestrator.domain.feedback import (
 from metrics_orchestrator.domain.messages.run_completed import RunCompleted
 from metrics_orchestrator.domain.messages.run_heartbeat import RunHeartbeat
 from metrics_orchestrator.domain.messages.run_started import RunStarted
+from metrics_orchestrator.domain.metric_outputs import data_time, output_version
 from metrics_orchestrator.domain.model import (
     Cause,
     RunStatus,
@@ -76,11 +78,14 @@ class FeedbackService:
         self,
         uow_factory: UnitOfWorkFactory,
         clock: Clock,
+        intake: IntakeService,
         *,
         telemetry: Telemetry | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
+        # a success's output is a new version of its metric's pseudo-dataset (SPEC §8)
+        self._intake = intake
         self._telemetry = telemetry or NullTelemetry()
 
     def handle(
@@ -141,11 +146,13 @@ class FeedbackService:
                 late = replace(received, key=late_key)
                 return self._late_heartbeat(uow, late, run, refusal=str(exc))
             return self._finish(uow, received, EventStatus.REJECTED, run=run, reason=str(exc))
-        self._write(uow.runs, feedback, run, change, received.received_at)
+        self._write(uow, feedback, run, change, received.received_at)
         uow.changes.moved(change)
         superseded = None
         if isinstance(feedback, RunCompleted):
             superseded = self._supersede_retry(uow, run, feedback)
+            if feedback.succeeded:
+                self._record_output(uow, run, feedback, received)
         return self._finish(
             uow,
             received,
@@ -167,13 +174,13 @@ class FeedbackService:
 
     def _write(
         self,
-        runs: RunRepository,
+        uow: UnitOfWork,
         feedback: WorkerFeedback,
         run: LockedRun,
         change: StatusChange,
         received_at: datetime,
     ) -> None:
-        now = self._clock.now()
+        now, runs = self._clock.now(), uow.runs
         if isinstance(feedback, RunStarted):
             changed = runs.record_start(
                 run.id,
@@ -192,10 +199,23 @@ class FeedbackService:
                 at=now,
             )
         else:
-            changed = runs.record_completion(
-                run.id, change, _completion(feedback, run, received_at), at=now
-            )
+            completion = _completion(feedback, run, received_at)
+            if feedback.succeeded:
+                completion = replace(
+                    completion, data_time=data_time(uow.intake.inputs_behind(run.id))
+                )
+            changed = runs.record_completion(run.id, change, completion, at=now)
         check_rows_changed(changed, 1, change)
+
+    def _record_output(
+        self, uow: UnitOfWork, run: LockedRun, feedback: RunCompleted, received: _ReceivedFeedback
+    ) -> None:
+        """The output of a success becomes a version of `metric:X`, and X's dependents are
+        formed from it exactly as from a projection update, in this transaction (SPEC §8)."""
+        output = uow.intake.run_output(run.id, feedback.output_manifest)
+        version = output_version(output, received.received_at) if output else None
+        if version is not None:
+            self._intake.record_output_in(uow, version, received.event.payload, self._clock.now())
 
     def _supersede_retry(
         self, uow: UnitOfWork, run: LockedRun, feedback: RunCompleted

@@ -22,9 +22,10 @@ Nothing is published here; the dispatcher does that after commit.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import UUID, uuid4
 
 import structlog
@@ -227,7 +228,7 @@ class IntakeService:
                 result = _rejection(item, item.error or "invalid event")
             else:
                 metrics = facts.dependents.get(item.update.dataset_id, [])
-                result = self._arrive(state, item, now, found[n], metrics)
+                result = self._arrive(state, item.update, now, found[n], metrics)
             results.append(result)
         writes = state.writes()
         with uow.pipelined():
@@ -243,25 +244,48 @@ class IntakeService:
     @staticmethod
     def _arrive(
         state: IntakeState,
-        item: _Received,
+        update: DatasetUpdate,
         now: datetime,
         recorded: RecordedUpdate,
         metrics: Sequence[str],
     ) -> IntakeResult:
+        """One update recorded (or not), and what its dependent metrics do now."""
         if recorded.outcome in (RecordOutcome.UNKNOWN_DATASET, RecordOutcome.DISABLED_DATASET):
-            dataset_id = item.update.dataset_id if item.update else ""
-            return _rejection(item, f"{recorded.outcome.value} {dataset_id!r}")
+            reason = f"{recorded.outcome.value} {update.dataset_id!r}"
+            return IntakeResult(EventStatus.REJECTED, update.event_key, error=reason)
         if recorded.outcome is RecordOutcome.DUPLICATE or recorded.update is None:
-            return IntakeResult(EventStatus.DUPLICATE, item.key)
+            return IntakeResult(EventStatus.DUPLICATE, update.event_key)
         arrived = state.arrive(recorded.update, metrics, now)
         return IntakeResult(
             EventStatus.PROCESSED,
-            item.key,
+            update.event_key,
             update_id=recorded.update.id,
             queued_runs=tuple(r.run_id for r in arrived.queued),
             pending_runs=tuple(r.run_id for r in arrived.waiting),
             transitions=_transitions(arrived),
         )
+
+    def record_output_in(
+        self, uow: UnitOfWork, output: DatasetUpdate, payload: Mapping[str, Any], now: datetime
+    ) -> IntakeResult:
+        """A version of a metric's output (SPEC §8), in the transaction of the completion that
+        made it: recorded, and its dependents' runs formed by the rules of a projection update
+        (§5). The completion's own event row is the feedback's; a second copy of the same
+        output records nothing."""
+        facts = uow.intake.record_and_load([(output, payload)])
+        (recorded,) = facts.recorded.outcomes
+        state = IntakeState(
+            facts.inputs,
+            facts.recorded.freshest_before,
+            already_run=uow.intake.existing_automatic_fingerprints,
+            make_run=lambda mi, candidates, fingerprint, at, reuse: self._queued_run(
+                mi, candidates, RunTrigger.AUTOMATIC, at, reuse=reuse, fingerprint=fingerprint
+            ),
+        )
+        dependents = facts.dependents.get(output.dataset_id, [])
+        result = self._arrive(state, output, now, recorded, dependents)
+        uow.intake.save(state.writes())
+        return _recorded(uow, [result])[0]
 
     def _queued_run(
         self,

@@ -231,6 +231,10 @@ class DatasetUpdate:
     occurred_at: datetime | None
     received_at: datetime
     seq: int = 0
+    # A version of a metric's output (`metric:X`, SPEC §8): the run that wrote it, and when
+    # that run's chain was formed; both None for a projection update.
+    run_id: UUID | None = None
+    formed_at: datetime | None = None
 
     @property
     def effective_at(self) -> datetime:
@@ -238,8 +242,10 @@ class DatasetUpdate:
 
     @property
     def order_key(self) -> tuple[datetime, datetime, int]:
-        """ "Freshest wins": latest effective time, ties to the later receipt (SPEC §5.2)."""
-        return (self.effective_at, self.received_at, self.seq)
+        """ "Freshest wins": latest effective time, ties to the later receipt (SPEC §5.2).
+        Among a metric output's versions, the latest formed run wins instead (§8)."""
+        first = self.formed_at if self.formed_at is not None else self.effective_at
+        return (first, self.received_at, self.seq)
 
     def is_newer_than(self, other: DatasetUpdate | None) -> bool:
         return other is None or self.order_key > other.order_key

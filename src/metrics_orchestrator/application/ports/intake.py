@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 from uuid import UUID
 
+from metrics_orchestrator.domain.metric_outputs import InputBehind, RunOutput
 from metrics_orchestrator.domain.model import DatasetUpdate, Metric, RunTrigger
 from metrics_orchestrator.domain.orchestration import InputFacts
 
@@ -175,4 +176,12 @@ class IntakeRepository(Protocol):
         """Write what a transaction decided: freshest updates, new pending and queued runs,
         promotions (StaleRun if one is no longer pending), holds, lineage and the metrics'
         last automatic run."""
+        ...
+
+    def run_output(self, run_id: UUID, manifest: str | None) -> RunOutput | None:
+        """A run's output as a version-to-be of its metric's pseudo-dataset (SPEC §8)."""
+        ...
+
+    def inputs_behind(self, run_id: UUID) -> list[InputBehind]:
+        """What a run consumed, for its data time (SPEC §8)."""
         ...

@@ -43,6 +43,8 @@ class RunCompletion:
     error: str | None
     status_reason: str | None
     retryable: bool = True
+    # a success: the oldest external data behind its output (SPEC §8)
+    data_time: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from metrics_orchestrator.domain.expressions import Expression, parse_expression
 from metrics_orchestrator.domain.fields import MAX_LABEL_LENGTH
 from metrics_orchestrator.domain.identifiers import identifier_problem
 from metrics_orchestrator.domain.messages.shared import utc_text
+from metrics_orchestrator.domain.metric_outputs import output_catalog_entry
 from metrics_orchestrator.domain.model import DatasetUpdate, MetricDependency
 from metrics_orchestrator.domain.s3_locations import S3Location, locate, parse_s3_uri
 
@@ -87,6 +88,8 @@ def build_run_request(
                     "projectionsPath": u.projections_path,
                     "bucket": u.bucket,
                     "updateId": str(u.id),
+                    # a metric's output also says so, and which metric and run wrote it (§8)
+                    **output_catalog_entry(u),
                 }
                 for dataset_id, u in consumed.items()
             }

@@ -19,6 +19,7 @@ from metrics_orchestrator.application.ports.intake import (
     RecordedUpdates,
     RecordOutcome,
 )
+from metrics_orchestrator.domain.metric_outputs import InputBehind, RunOutput
 from metrics_orchestrator.domain.model import (
     Cause,
     DatasetUpdate,
@@ -88,6 +89,8 @@ def _update(row: Row, prefix: str) -> DatasetUpdate | None:
         occurred_at=row[f"{prefix}occurred_at"],
         received_at=row[f"{prefix}received_at"],
         seq=row[f"{prefix}seq"],
+        run_id=row[f"{prefix}run_id"],
+        formed_at=row[f"{prefix}formed_at"],
     )
 
 
@@ -133,6 +136,8 @@ def _update_columns(updates: Sequence[Announced]) -> dict[str, Any]:
             occurred_ats="occurred_at",
             received_ats="received_at",
             effective_ats="effective_at",
+            run_ids="run_id",
+            formed_ats="formed_at",
         ),
         "payloads": [jsonb(payload) for _, payload in updates],
     }
@@ -371,3 +376,14 @@ class PostgresIntakeRepository:
         ]
         if waited:
             self._run("fill_pending_rows_from_lineage", {"run_ids": waited})
+
+    def run_output(self, run_id: UUID, manifest: str | None) -> RunOutput | None:
+        rows = self._all("run_output", {"run_id": run_id})
+        if not rows:
+            return None
+        row = rows[0]
+        return RunOutput(run_id, row["dataset_id"], row["base_path"], row["formed_at"], manifest)
+
+    def inputs_behind(self, run_id: UUID) -> list[InputBehind]:
+        rows = self._all("inputs_behind", {"run_id": run_id})
+        return [InputBehind(r["effective_at"], r["data_time"], r["from_metric"]) for r in rows]

@@ -140,6 +140,7 @@ class PostgresRunRepository:
             "error": completion.error,
             "status_reason": completion.status_reason,
             "retryable": completion.retryable,
+            "data_time": completion.data_time,
             "now": at,
         }
         return self._change("record_completion", change, params)

@@ -6,7 +6,7 @@
 SELECT code FROM series WHERE code = ANY(%(codes)s::text[]);
 
 -- name: existing_datasets
-SELECT id FROM datasets WHERE id = ANY(%(ids)s::text[]);
+SELECT id FROM datasets WHERE id = ANY(%(ids)s::text[]) AND kind = 'projection';
 
 -- name: providers
 SELECT series_code, dataset_id
@@ -172,10 +172,15 @@ FROM metric_dependencies
 ORDER BY metric_id, position;
 
 -- name: dataset_by_id
-SELECT id, name, description, bucket, enabled FROM datasets WHERE id = %(id)s;
+-- The catalog's datasets are those of projections; a metric's output (`metric:X`, SPEC §8) is
+-- its metric's, and changes with it.
+SELECT id, name, description, bucket, enabled FROM datasets
+WHERE id = %(id)s AND kind = 'projection';
 
 -- name: all_datasets
-SELECT id, name, description, bucket, enabled FROM datasets ORDER BY id;
+SELECT id, name, description, bucket, enabled FROM datasets
+WHERE kind = 'projection'
+ORDER BY id;
 
 -- name: all_dataset_series
 SELECT dataset_id, series_code FROM dataset_series ORDER BY dataset_id, series_code;

@@ -18,7 +18,8 @@ SELECT id FROM datasets WHERE id = ANY(%(dataset_ids)b) ORDER BY id FOR NO KEY U
 SELECT d.id AS dataset_id, f.id AS freshest_id, f.event_key AS freshest_event_key,
        f.bucket AS freshest_bucket, f.version_manifest_path AS freshest_version_manifest_path,
        f.projections_path AS freshest_projections_path, f.occurred_at AS freshest_occurred_at,
-       f.received_at AS freshest_received_at, f.seq AS freshest_seq
+       f.received_at AS freshest_received_at, f.seq AS freshest_seq,
+       f.run_id AS freshest_run_id, f.formed_at AS freshest_formed_at
 FROM datasets d
 JOIN dataset_updates f ON f.id = d.freshest_update_id
 WHERE d.id = ANY(%(dataset_ids)b);
@@ -33,16 +34,18 @@ WITH input AS (
     FROM unnest(%(ids)b::uuid[], %(event_keys)b::text[], %(dataset_ids)b::text[],
                 %(buckets)b::text[], %(manifests)b::text[], %(projections)b::text[],
                 %(occurred_ats)b::timestamptz[], %(received_ats)b::timestamptz[],
-                %(effective_ats)b::timestamptz[], %(payloads)b::jsonb[])
+                %(effective_ats)b::timestamptz[], %(payloads)b::jsonb[], %(run_ids)b::uuid[],
+                %(formed_ats)b::timestamptz[])
          WITH ORDINALITY
          AS t(id, event_key, dataset_id, bucket, manifest, projections, occurred_at,
-              received_at, effective_at, payload, n)
+              received_at, effective_at, payload, run_id, formed_at, n)
 ), inserted AS (
     INSERT INTO dataset_updates (id, event_key, dataset_id, bucket, version_manifest_path,
                                  projections_path, occurred_at, received_at, effective_at,
-                                 payload)
+                                 payload, run_id, formed_at)
     SELECT i.id, i.event_key, i.dataset_id, coalesce(nullif(i.bucket, ''), d.bucket),
-           i.manifest, i.projections, i.occurred_at, i.received_at, i.effective_at, i.payload
+           i.manifest, i.projections, i.occurred_at, i.received_at, i.effective_at, i.payload,
+           i.run_id, i.formed_at
     FROM input i JOIN datasets d ON d.id = i.dataset_id AND d.enabled
     ORDER BY i.n
     ON CONFLICT (event_key) DO NOTHING
@@ -92,7 +95,7 @@ WITH chosen AS (
     GROUP BY metric_id, dataset_id
 ), freshest AS (
     SELECT d.id AS dataset_id, u.id, u.event_key, u.bucket, u.version_manifest_path,
-           u.projections_path, u.occurred_at, u.received_at, u.seq
+           u.projections_path, u.occurred_at, u.received_at, u.seq, u.run_id, u.formed_at
     FROM datasets d
     LEFT JOIN dataset_updates u ON u.id = d.freshest_update_id
     WHERE d.id IN (SELECT dataset_id FROM required)
@@ -102,10 +105,12 @@ SELECT r.metric_id, r.dataset_id,
        f.version_manifest_path AS freshest_version_manifest_path,
        f.projections_path AS freshest_projections_path, f.occurred_at AS freshest_occurred_at,
        f.received_at AS freshest_received_at, f.seq AS freshest_seq,
+       f.run_id AS freshest_run_id, f.formed_at AS freshest_formed_at,
        lu.id AS used_id, lu.event_key AS used_event_key, lu.bucket AS used_bucket,
        lu.version_manifest_path AS used_version_manifest_path,
        lu.projections_path AS used_projections_path, lu.occurred_at AS used_occurred_at,
        lu.received_at AS used_received_at, lu.seq AS used_seq,
+       lu.run_id AS used_run_id, lu.formed_at AS used_formed_at,
        r.series_codes, r.positions, pending.id AS pending_run_id
 FROM required r
 JOIN metrics m ON m.id = r.metric_id
@@ -231,3 +236,22 @@ SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.fr
        m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled
 FROM metrics m
 WHERE m.code = %(code)s;
+
+-- name: run_output
+-- A run's output as the dataset `metric:X` of its metric (SPEC §8): the request's output base
+-- path and when the run's chain was formed (its first attempt's creation).
+SELECT d.id AS dataset_id, r.request_payload -> 'output' ->> 'basePath' AS base_path,
+       root.created_at AS formed_at
+FROM metric_runs r
+JOIN datasets d ON d.metric_id = r.metric_id
+JOIN metric_runs root ON root.id = coalesce(r.chain_root, r.id)
+WHERE r.id = %(run_id)s;
+
+-- name: inputs_behind
+-- The updates a run consumed: each one's effective time and, for a metric's output, the data
+-- time of the run that wrote it.
+SELECT u.effective_at, u.run_id IS NOT NULL AS from_metric, producer.data_time
+FROM run_dataset_updates l
+JOIN dataset_updates u ON u.id = l.update_id
+LEFT JOIN metric_runs producer ON producer.id = u.run_id
+WHERE l.run_id = %(run_id)s;

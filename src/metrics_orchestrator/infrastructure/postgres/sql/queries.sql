@@ -6,6 +6,7 @@ SELECT u.id, u.event_key, u.dataset_id, u.bucket, u.version_manifest_path, u.pro
        u.occurred_at, u.received_at, u.seq
 FROM datasets d
 JOIN dataset_updates u ON u.id = d.freshest_update_id
+WHERE d.kind = 'projection'
 ORDER BY d.id
 
 -- name: recent_dataset_updates

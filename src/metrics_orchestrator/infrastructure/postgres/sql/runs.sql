@@ -82,6 +82,7 @@ SET status = %(to)s,
     error = %(error)s,
     status_reason = %(status_reason)s,
     retryable = %(retryable)s,
+    data_time = %(data_time)s,
     progress = coalesce(%(progress)s::double precision, progress),
     updated_at = %(now)s
 WHERE id = %(id)s AND status = %(from)s
