@@ -31,6 +31,7 @@ from enum import Enum, StrEnum
 from typing import Any
 
 from metrics_orchestrator.domain.errors import FieldError, ValidationError
+from metrics_orchestrator.domain.identifiers import identifier_problem
 from metrics_orchestrator.domain.json_values import json_type
 from metrics_orchestrator.domain.model import MAX_REQUIRED_DAYS
 
@@ -80,6 +81,8 @@ _SHAPES: Mapping[ExpressionType, str] = {
 _SERIES_CODE_KEYS = ("series_code", "seriesCode")
 _DATASET_ID_KEYS = ("dataset_id", "datasetId")
 _REFERENCE_KEYS = frozenset(_SERIES_CODE_KEYS + _DATASET_ID_KEYS)
+# Another metric's output, wherever a series reference may appear (SPEC §8)
+_METRIC_CODE_KEYS = ("metric_code", "metricCode")
 _MIN_OPERANDS = 2
 _TYPE_VALUES = frozenset(node_type.value for node_type in ExpressionType)
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -87,9 +90,13 @@ _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 @dataclass(frozen=True, slots=True)
 class SeriesReference:
+    """A series the expression reads: a dataset's series (pinned to a dataset or not), or the
+    output of another metric (`metric_code` set; its series code is that metric's code, §8)."""
+
     series_code: str
     dataset_id: str | None
     path: str
+    metric_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +106,12 @@ class Expression:
     references: tuple[SeriesReference, ...]
 
     def series_codes(self) -> tuple[str, ...]:
-        """The distinct series codes, in first-seen order."""
+        """The distinct series codes, in first-seen order (a metric's output: its code)."""
         return tuple(dict.fromkeys(ref.series_code for ref in self.references))
+
+    def metric_codes(self) -> tuple[str, ...]:
+        """The distinct metrics whose outputs the expression reads, in first-seen order."""
+        return tuple(dict.fromkeys(ref.metric_code for ref in self.references if ref.metric_code))
 
 
 def parse_expression(
@@ -110,6 +121,7 @@ def parse_expression(
     walker = _Walker(root_path=path)
     declared = walker.expression_type(expression_type, _type_path(path))
     canonical = walker.root(raw, declared, path)
+    walker.check_inputs_apart()
     if walker.errors or declared is None or canonical is None:
         raise ValidationError(walker.errors)
     return Expression(declared, canonical, tuple(walker.references))
@@ -128,6 +140,8 @@ def _candidate_types(node: Mapping[Any, object]) -> list[ExpressionType]:
 def _is_series_reference(node: Mapping[Any, object]) -> bool:
     """A series code key makes a reference; a lone pin does too when nothing says "node"."""
     if any(key in node for key in _SERIES_CODE_KEYS):
+        return True
+    if any(key in node for key in _METRIC_CODE_KEYS):
         return True
     return any(key in node for key in _DATASET_ID_KEYS) and not _candidate_types(node)
 
@@ -246,7 +260,7 @@ class _Walker:
         else:
             self.error(
                 path,
-                "must be a series reference (series_code) or an expression node "
+                "must be a series reference (series_code or metric_code) or an expression node "
                 "(left/right, series/window or operands)",
             )
         return None
@@ -371,6 +385,10 @@ class _Walker:
         return None
 
     def reference(self, ref: Mapping[Any, object], path: str) -> dict[str, Any] | None:
+        if any(key in ref for key in _METRIC_CODE_KEYS) and not any(
+            key in ref for key in _SERIES_CODE_KEYS
+        ):
+            return self.metric_reference(ref, path)
         self.check_keys(ref, tuple(_REFERENCE_KEYS), path, "series_code, dataset_id?")
         code = self.aliased_string(ref, _SERIES_CODE_KEYS, path, required=True)
         pin = self.aliased_string(ref, _DATASET_ID_KEYS, path, required=False)
@@ -381,6 +399,33 @@ class _Walker:
         if pin is not None:
             canonical["dataset_id"] = pin
         return canonical
+
+    def metric_reference(self, ref: Mapping[Any, object], path: str) -> dict[str, Any] | None:
+        """`{"metric_code": "X"}`: the series X's runs wrote (SPEC §8)."""
+        self.check_keys(ref, _METRIC_CODE_KEYS, path, "metric_code")
+        code = self.aliased_string(ref, _METRIC_CODE_KEYS, path, required=True)
+        if not isinstance(code, str):
+            return None
+        problem = identifier_problem(code)
+        if problem is not None:
+            self.error(_child_path(path, "metric_code"), problem)
+            return None
+        self.references.append(SeriesReference(code, None, path, metric_code=code))
+        return {"metric_code": code}
+
+    def check_inputs_apart(self) -> None:
+        """A series and a metric of one code would be one input of the run request (its
+        `seriesCode`); an expression may name only one of them."""
+        series = {r.series_code for r in self.references if r.metric_code is None}
+        for ref in self.references:
+            if ref.metric_code is not None and ref.metric_code in series:
+                self.error(
+                    ref.path,
+                    f"metric {ref.metric_code!r} and series {ref.metric_code!r} cannot both be "
+                    "inputs of one expression (both would be its input "
+                    f"{ref.metric_code!r})",
+                )
+                series.discard(ref.metric_code)
 
     def aliased_string(
         self, ref: Mapping[Any, object], spellings: tuple[str, str], path: str, *, required: bool
