@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from metrics_orchestrator.domain.errors import FieldError
 from metrics_orchestrator.domain.expressions import SeriesReference
+from metrics_orchestrator.domain.metric_outputs import output_dataset_id
 from metrics_orchestrator.domain.model import MetricDependency
 
 
@@ -23,6 +24,7 @@ class CatalogFacts:
     known_series: Collection[str]
     known_datasets: Collection[str]
     providers: Mapping[str, Collection[str]]  # series code -> ids of the datasets providing it
+    known_metrics: Collection[str] = ()  # metric codes, for inputs on their outputs (§8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,10 @@ def resolve_dependencies(references: Sequence[SeriesReference], facts: CatalogFa
     errors: list[FieldError] = []
     for code in dict.fromkeys(ref.series_code for ref in references):
         refs = [ref for ref in references if ref.series_code == code]
-        dataset_id, problem = resolve_series(code, refs, facts)
+        if refs[0].metric_code is not None:
+            dataset_id, problem = resolve_metric_output(refs[0], facts)
+        else:
+            dataset_id, problem = resolve_series(code, refs, facts)
         if problem is not None:
             errors.append(problem)
         elif dataset_id is not None:
@@ -55,6 +60,16 @@ def resolve_dependencies(references: Sequence[SeriesReference], facts: CatalogFa
     if errors:
         return Resolution(errors=tuple(errors))
     return Resolution(dependencies=tuple(dependencies))
+
+
+def resolve_metric_output(
+    ref: SeriesReference, facts: CatalogFacts
+) -> tuple[str | None, FieldError | None]:
+    """Another metric's output: its pseudo-dataset `metric:X`, if X exists (SPEC §8)."""
+    code = ref.metric_code or ref.series_code
+    if code not in facts.known_metrics:
+        return None, _error(ref, "metric_code", f"unknown metric '{code}'")
+    return output_dataset_id(code), None
 
 
 def resolve_series(
