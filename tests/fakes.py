@@ -59,6 +59,7 @@ from metrics_orchestrator.application.ports.intake import (
 from metrics_orchestrator.application.ports.queries import QueryRepository
 from metrics_orchestrator.application.ports.runs import RunRepository
 from metrics_orchestrator.domain.events import decode_event
+from metrics_orchestrator.domain.metric_outputs import InputBehind, RunOutput, output_dataset_id
 from metrics_orchestrator.domain.model import (
     Cause,
     DatasetUpdate,
@@ -134,6 +135,7 @@ class StoredRun:
     last_dispatch_error: str | None = None
     error: str | None = None
     status_reason: str | None = None
+    data_time: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -189,6 +191,9 @@ class FakeStore:
         unknown = [d.dataset_id for d in metric.dependencies if d.dataset_id not in self.datasets]
         assert not unknown, f"add the datasets {unknown} first"
         self.state.metrics[metric.id] = StoredMetric(metric)
+        # its output's pseudo-dataset, as migration 006's trigger keeps it (SPEC §8)
+        output = output_dataset_id(metric.code)
+        self.state.datasets.setdefault(output, StoredDataset(output, "", enabled=True))
 
     # reading what the use cases left
 
@@ -336,6 +341,30 @@ class FakeIntakeRepository:
 
     def lock_for_batch(self, dataset_ids: Sequence[str]) -> None:
         return None  # one unit of work at a time: nothing to wait for
+
+    def run_output(self, run_id: UUID, manifest: str | None) -> RunOutput | None:
+        run = self._state.runs.get(run_id)
+        if run is None:
+            return None
+        code = self._state.metrics[run.metric_id].metric.code
+        output = (run.request_payload or {}).get("output", {})
+        base = output.get("basePath") if isinstance(output, dict) else None
+        # no retries in the fakes: a run's chain is the run itself
+        return RunOutput(run_id, output_dataset_id(code), base, run.created_at, manifest)
+
+    def inputs_behind(self, run_id: UUID) -> list[InputBehind]:
+        behind = []
+        for update_id in self._state.lineage.get(run_id, {}).values():
+            update = self._state.updates[update_id].update
+            producer = self._state.runs.get(update.run_id) if update.run_id else None
+            behind.append(
+                InputBehind(
+                    update.effective_at,
+                    producer.data_time if producer else None,
+                    update.run_id is not None,
+                )
+            )
+        return behind
 
     def record_and_load(self, updates: Sequence[Announced]) -> BatchFacts:
         dataset_ids = sorted({u.dataset_id for u, _ in updates})

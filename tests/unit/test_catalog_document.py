@@ -225,8 +225,8 @@ def test_every_error_of_a_file_is_reported_at_once() -> None:
         "metrics[0].required_days: must be an integer between 1 and 36500",
         "metrics[1].expression.op: unknown series_math op 'divide'; expected one of "
         "ratio, multiply, subtract, add",
-        "metrics[1].expression.right: must be a series reference (series_code or metric_code) or an "
-        "expression node (left/right, series/window or operands)",
+        "metrics[1].expression.right: must be a series reference (series_code or metric_code) "
+        "or an expression node (left/right, series/window or operands)",
     ]
 
 

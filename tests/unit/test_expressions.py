@@ -428,13 +428,13 @@ def test_a_single_bad_operand_is_checked_as_well_as_the_count() -> None:
         (3, "expression.left: must be a series reference or an expression node, got a number"),
         (
             {"op": "ratio"},
-            "expression.left: must be a series reference (series_code or metric_code) or an expression node "
-            "(left/right, series/window or operands)",
+            "expression.left: must be a series reference (series_code or metric_code) or an "
+            "expression node (left/right, series/window or operands)",
         ),
         (
             {},
-            "expression.left: must be a series reference (series_code or metric_code) or an expression node "
-            "(left/right, series/window or operands)",
+            "expression.left: must be a series reference (series_code or metric_code) or an "
+            "expression node (left/right, series/window or operands)",
         ),
         (
             {"op": "sum", "operands": [A, B], "window": 3},
