@@ -9,7 +9,7 @@ Each `PrometheusTelemetry` owns its `CollectorRegistry`: several containers in o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -70,43 +70,49 @@ class PrometheusTelemetry:
 
     def __init__(self, gauges: Callable[[], RunGauges] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._events = Counter(
-            f"{PREFIX}_events_received",
+        self._events = self._counter(
+            "events_received",
             "Messages handled, by event type and outcome (processed, duplicate, rejected).",
             ["event_type", "outcome"],
-            registry=self.registry,
         )
-        self._event_seconds = Histogram(
-            f"{PREFIX}_event_processing_seconds",
+        self._event_seconds = self._histogram(
+            "event_processing_seconds",
             "Time to handle one received message, by event type.",
+            EVENT_BUCKETS,
             ["event_type"],
-            buckets=EVENT_BUCKETS,
-            registry=self.registry,
         )
-        self._transitions = Counter(
-            f"{PREFIX}_run_transitions",
+        self._transitions = self._counter(
+            "run_transitions",
             "Run status transitions; from_status 'none' is a run created in to_status.",
             ["from_status", "to_status"],
-            registry=self.registry,
         )
-        self._published = Counter(
-            f"{PREFIX}_dispatch_published",
-            "Run requests published.",
-            registry=self.registry,
+        self._published = self._counter("dispatch_published", "Run requests published.")
+        self._publish_failures = self._counter(
+            "dispatch_failures", "Run requests whose publication failed."
         )
-        self._publish_failures = Counter(
-            f"{PREFIX}_dispatch_failures",
-            "Run requests whose publication failed.",
-            registry=self.registry,
-        )
-        self._dispatch_seconds = Histogram(
-            f"{PREFIX}_dispatch_seconds",
+        self._dispatch_seconds = self._histogram(
+            "dispatch_seconds",
             "Time of one publish call (up to 10 run requests).",
-            buckets=DISPATCH_BUCKETS,
-            registry=self.registry,
+            DISPATCH_BUCKETS,
         )
         if gauges is not None:
             self.registry.register(RunGaugeCollector(gauges))
+
+    # Every metric of this telemetry is named under PREFIX and lives in its own registry.
+
+    def _counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
+        return Counter(f"{PREFIX}_{name}", documentation, labels, registry=self.registry)
+
+    def _histogram(
+        self,
+        name: str,
+        documentation: str,
+        buckets: Sequence[float],
+        labels: Sequence[str] = (),
+    ) -> Histogram:
+        return Histogram(
+            f"{PREFIX}_{name}", documentation, labels, buckets=buckets, registry=self.registry
+        )
 
     # the Telemetry port
 

@@ -186,9 +186,22 @@ def nothing(_stage: Stage) -> None:
     """The chapter's events come from the service itself (the sweeper), not a producer."""
 
 
+def sweeping(title: str, expect: str, done: Callable[[Snapshot], bool]) -> Chapter:
+    """A chapter no producer acts in: the sweeper runs, and its timeouts and retries are it."""
+    return Chapter(title, expect, nothing, done, sweeps=True)
+
+
 def statuses(snapshot: Snapshot, expected: dict[str, list[RunStatus]]) -> bool:
     """Each metric's runs are in exactly these statuses (in input-version, attempt order)."""
     return all(snapshot.statuses(code) == runs for code, runs in expected.items())
+
+
+def settled(
+    expected: dict[str, list[RunStatus]], *, except_running: bool = False
+) -> Callable[[Snapshot], bool]:
+    """Most chapters end so: the metrics' runs are in these statuses and no run is in flight
+    (but a RUNNING one, with `except_running`)."""
+    return lambda s: statuses(s, expected) and not s.in_flight(except_running=except_running)
 
 
 OK, FAILED, TIMED_OUT = RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT
@@ -210,17 +223,12 @@ def story(now: datetime) -> list[Chapter]:
             "BCRA publishes a new version of its single dataset",
             "all six BCRA metrics run at once; the worker fails mon.respaldo_real (as told)",
             sending(update("bcra_infomondia_series", BCRA_VERSION, recent)),
-            lambda s: (
-                statuses(s, {"mon.respaldo_real": [FAILED]} | {m: [OK] for m in BCRA_METRICS})
-                and not s.in_flight()
-            ),
+            settled({"mon.respaldo_real": [FAILED]} | {m: [OK] for m in BCRA_METRICS}),
         ),
-        Chapter(
+        sweeping(
             "The sweeper retries the failed run",
             "after a 1 s back-off mon.respaldo_real gets retry 2 of 3, which succeeds",
-            nothing,
-            lambda s: statuses(s, {"mon.respaldo_real": [FAILED, OK]}) and not s.in_flight(),
-            sweeps=True,
+            settled({"mon.respaldo_real": [FAILED, OK]}),
         ),
         Chapter(
             "Reserves update three times before FX catches up",
@@ -232,16 +240,12 @@ def story(now: datetime) -> list[Chapter]:
                     for n in (1, 2, 3)
                 )
             ),
-            lambda s: (
-                statuses(
-                    s,
-                    {
-                        "reserves.sma_20": [OK, OK, OK],
-                        "reserves.at_parallel": [WAITING],
-                        "reserves.real_pesos": [WAITING],
-                    },
-                )
-                and not s.in_flight()
+            settled(
+                {
+                    "reserves.sma_20": [OK, OK, OK],
+                    "reserves.at_parallel": [WAITING],
+                    "reserves.real_pesos": [WAITING],
+                }
             ),
         ),
         Chapter(
@@ -249,44 +253,30 @@ def story(now: datetime) -> list[Chapter]:
             "reserves.at_parallel runs once on the newest reserves (r3) and f1 (coalesced), "
             "fx.gap runs; reserves.real_pesos now waits only for prices",
             sending(fx),
-            lambda s: (
-                statuses(
-                    s,
-                    {
-                        "reserves.at_parallel": [OK],
-                        "fx.gap": [OK],
-                        "reserves.real_pesos": [WAITING],
-                    },
-                )
-                and not s.in_flight()
+            settled(
+                {"reserves.at_parallel": [OK], "fx.gap": [OK], "reserves.real_pesos": [WAITING]}
             ),
         ),
         Chapter(
             "An old prices version arrives (60 days old: stale)",
             "nothing runs: reserves.real_pesos keeps waiting for a fresh prices version",
             sending(update("prices_monthly", "p_old", now - timedelta(days=60))),
-            lambda s: (
-                statuses(s, {"reserves.real_pesos": [WAITING], "prices.real_wages": []})
-                and not s.in_flight()
-            ),
+            settled({"reserves.real_pesos": [WAITING], "prices.real_wages": []}),
         ),
         Chapter(
             "A fresh prices version arrives",
             "reserves.real_pesos and prices.real_wages run; the worker of prices.real_wages "
             "goes silent after starting (as told)",
             sending(update("prices_monthly", "p1", recent + timedelta(minutes=6))),
-            lambda s: (
-                statuses(s, {"reserves.real_pesos": [OK], "prices.real_wages": [RUNNING]})
-                and not s.in_flight(except_running=True)
+            settled(
+                {"reserves.real_pesos": [OK], "prices.real_wages": [RUNNING]}, except_running=True
             ),
         ),
-        Chapter(
+        sweeping(
             "The silent run times out and is retried",
             "no heartbeat for 2 s: the sweeper times prices.real_wages out, then retry 2 of 3 "
             "succeeds",
-            nothing,
-            lambda s: statuses(s, {"prices.real_wages": [TIMED_OUT, OK]}) and not s.in_flight(),
-            sweeps=True,
+            settled({"prices.real_wages": [TIMED_OUT, OK]}),
         ),
         Chapter(
             "Upstream redelivers the FX event, and a broken producer sends junk",
@@ -440,14 +430,8 @@ def _reference_worker(settings: Settings, aws: AwsWiring, queue_url: str) -> Ite
         )
     except WorkerUnavailable as exc:
         raise DemoFailed(str(exc)) from exc
-    stop = threading.Event()
-    thread = threading.Thread(target=loop.target, args=(stop,), name=loop.name)
-    thread.start()
-    try:
+    with _in_thread(loop.target, loop.name):
         yield
-    finally:
-        stop.set()
-        thread.join(10)
 
 
 @contextmanager
@@ -472,8 +456,15 @@ def _worker(
         on_feedback=narrator.feedback,
         pass_on=pass_on,
     )
+    with _in_thread(worker.run_forever, "sample-worker"):
+        yield
+
+
+@contextmanager
+def _in_thread(target: Callable[[threading.Event], None], name: str) -> Iterator[None]:
+    """`target(stop)` on a thread of its own while the block runs; then stopped and joined."""
     stop = threading.Event()
-    thread = threading.Thread(target=worker.run_forever, args=(stop,), name="sample-worker")
+    thread = threading.Thread(target=target, args=(stop,), name=name)
     thread.start()
     try:
         yield

@@ -180,26 +180,23 @@ class S3OutputReader:
         return points
 
     def _get_tail(self, uri: str, length: int) -> tuple[bytes, int]:
-        bucket, key = _split(uri)
-        try:
-            response = self._s3().get_object(Bucket=bucket, Key=key, Range=f"bytes=-{length}")
-            body = response["Body"].read()
-        except ClientError as exc:
-            raise self._client_error(uri, exc) from exc
-        except BotoCoreError as exc:
-            raise OutputUnavailable(f"S3 could not be reached to read {uri}: {exc}") from exc
-        self._count(body)
-        content_range = str(response.get("ContentRange", ""))
+        body, content_range = self._get_object(uri, f"bytes=-{length}")
         size = int(content_range.rsplit("/", 1)[1]) if "/" in content_range else len(body)
         return body, size
 
     def _get(self, uri: str, byte_range: tuple[int, int] | None = None) -> bytes:
+        if byte_range is None:
+            return self._get_object(uri)[0]
+        # an HTTP range is inclusive
+        return self._get_object(uri, f"bytes={byte_range[0]}-{byte_range[1] - 1}")[0]
+
+    def _get_object(self, uri: str, span: str | None = None) -> tuple[bytes, str]:
+        """The object's bytes (all, or the HTTP `span`) and its ContentRange ("" if none)."""
         bucket, key = _split(uri)
         try:
-            if byte_range is None:
+            if span is None:
                 response = self._s3().get_object(Bucket=bucket, Key=key)
-            else:  # an HTTP range is inclusive
-                span = f"bytes={byte_range[0]}-{byte_range[1] - 1}"
+            else:
                 response = self._s3().get_object(Bucket=bucket, Key=key, Range=span)
             body = response["Body"].read()
         except ClientError as exc:
@@ -207,7 +204,7 @@ class S3OutputReader:
         except BotoCoreError as exc:
             raise OutputUnavailable(f"S3 could not be reached to read {uri}: {exc}") from exc
         self._count(body)
-        return body
+        return body, str(response.get("ContentRange", ""))
 
     def _count(self, body: bytes) -> None:
         self.stats.requests += 1

@@ -18,6 +18,7 @@ from metrics_orchestrator.application.ports.dispatch import (
 from metrics_orchestrator.domain.model import RunStatus, StatusChange
 from metrics_orchestrator.domain.status_reasons import DISPATCH_FAILED
 from metrics_orchestrator.infrastructure.postgres.named_queries import query
+from metrics_orchestrator.infrastructure.postgres.params import columns
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all
 
 _FILE = "dispatch.sql"
@@ -42,24 +43,15 @@ class PostgresDispatchRepository:
     def schedule_dispatch_retries(
         self, retries: Sequence[DispatchRetry], status: RunStatus, now: datetime
     ) -> int:
-        params = {
-            "ids": [r.run_id for r in retries],
-            "errors": [r.error for r in retries],
-            "not_befores": [r.not_before for r in retries],
-            "from": status.value,
-            "now": now,
-        }
+        arrays = columns(retries, ids="run_id", errors="error", not_befores="not_before")
+        params = arrays | {"from": status.value, "now": now}
         return self._conn.execute(query(_FILE, "schedule_dispatch_retries"), params).rowcount
 
     def give_up_dispatch(
         self, give_ups: Sequence[DispatchGiveUp], change: StatusChange, now: datetime
     ) -> int:
-        params = {
-            "ids": [g.run_id for g in give_ups],
-            "errors": [g.error for g in give_ups],
-            "reason": DISPATCH_FAILED,
-            "now": now,
-        } | _statuses(change)
+        arrays = columns(give_ups, ids="run_id", errors="error")
+        params = arrays | {"reason": DISPATCH_FAILED, "now": now} | _statuses(change)
         return self._conn.execute(query(_FILE, "give_up_dispatch"), params).rowcount
 
 

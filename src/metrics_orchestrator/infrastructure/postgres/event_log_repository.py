@@ -15,7 +15,7 @@ from metrics_orchestrator.domain.decoding import is_jsonb_storable
 from metrics_orchestrator.infrastructure.postgres.jsonb import jsonb
 from metrics_orchestrator.infrastructure.postgres.named_queries import query
 from metrics_orchestrator.infrastructure.postgres.params import columns
-from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
+from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one, record
 
 
 def storable_text(raw: str | None) -> str | None:
@@ -52,22 +52,7 @@ def _params(event: EventRecord, processed_at: datetime) -> dict[str, Any]:
 
 
 def _logged(row: Row) -> LoggedEvent:
-    return LoggedEvent(
-        id=row["id"],
-        event_key=row["event_key"],
-        event_type=row["event_type"],
-        status=EventStatus(row["status"]),
-        source=row["source"],
-        payload=row["payload"],
-        raw_body=row["raw_body"],
-        error=row["error"],
-        received_at=row["received_at"],
-        processed_at=row["processed_at"],
-        replayed_at=row["replayed_at"],
-        replay_attempts=row["replay_attempts"],
-        dismissed_at=row["dismissed_at"],
-        dismiss_reason=row["dismiss_reason"],
-    )
+    return record(LoggedEvent, row, status=EventStatus(row["status"]))
 
 
 class PostgresEventLogRepository:

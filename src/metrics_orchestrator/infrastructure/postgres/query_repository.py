@@ -20,7 +20,7 @@ from metrics_orchestrator.application.ports.queries import (
 from metrics_orchestrator.domain.metric_state import InputFact, MetricFacts, RunFact
 from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
 from metrics_orchestrator.infrastructure.postgres.named_queries import query
-from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
+from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one, record
 
 _SQL = "queries.sql"
 
@@ -39,10 +39,11 @@ class PostgresQueryRepository:
 
     def recent_dataset_updates(self, dataset_id: str, limit: int) -> list[DatasetUpdate]:
         rows = self._rows("recent_dataset_updates", {"dataset_id": dataset_id, "limit": limit})
-        return [_update(row) for row in rows]
+        return [record(DatasetUpdate, row) for row in rows]
 
     def freshest_update_by_dataset(self) -> dict[str, DatasetUpdate]:
-        return {row["dataset_id"]: _update(row) for row in self._rows("freshest_update_by_dataset")}
+        rows = self._rows("freshest_update_by_dataset")
+        return {row["dataset_id"]: record(DatasetUpdate, row) for row in rows}
 
     def last_run_by_metric(self) -> dict[str, LastRun]:
         return {
@@ -77,11 +78,9 @@ class PostgresQueryRepository:
     def metric_state_facts(self, codes: list[str] | None, recent_runs: int) -> list[MetricFacts]:
         rows = self._rows("metric_state_facts", {"codes": codes, "recent": recent_runs})
         return [
-            MetricFacts(
-                code=row["code"],
-                enabled=row["enabled"],
-                max_attempts=row["max_attempts"],
-                required_days=row["required_days"],
+            record(
+                MetricFacts,
+                row,
                 runs=tuple(_run_fact(run) for run in row["runs"]),
                 inputs=tuple(_input_fact(i) for i in row["inputs"]),
             )
@@ -92,16 +91,7 @@ class PostgresQueryRepository:
         rows = self._rows(
             "runs_in_id_range", {"lowest": lowest, "highest": highest, "limit": limit}
         )
-        return [
-            RunMatch(
-                id=row["id"],
-                metric_code=row["metric_code"],
-                status=RunStatus(row["status"]),
-                attempt=row["attempt"],
-                created_at=row["created_at"],
-            )
-            for row in rows
-        ]
+        return [record(RunMatch, row, status=RunStatus(row["status"])) for row in rows]
 
 
 # jsonb_build_object renders timestamptz as ISO 8601, which fromisoformat reads back exactly.
@@ -130,18 +120,4 @@ def _input_fact(value: dict[str, Any]) -> InputFact:
         dataset_id=value["dataset_id"],
         freshest_effective_at=_moment(value["freshest_effective_at"]),
         held=bool(value["held"]),
-    )
-
-
-def _update(row: Row) -> DatasetUpdate:
-    return DatasetUpdate(
-        id=row["id"],
-        event_key=row["event_key"],
-        dataset_id=row["dataset_id"],
-        bucket=row["bucket"],
-        version_manifest_path=row["version_manifest_path"],
-        projections_path=row["projections_path"],
-        occurred_at=row["occurred_at"],
-        received_at=row["received_at"],
-        seq=row["seq"],
     )

@@ -4,12 +4,19 @@ moved in it cannot silently shift the meaning of `row[22]`."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, LiteralString
+from dataclasses import fields
+from functools import cache
+from typing import TYPE_CHECKING, Any, LiteralString, TypeVar
 
 from psycopg import Connection
 from psycopg.rows import TupleRow, dict_row
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 Row = dict[str, Any]
+
+_Record = TypeVar("_Record", bound="DataclassInstance")
 
 
 def fetch_all(
@@ -24,3 +31,18 @@ def fetch_one(
 ) -> Row | None:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(sql, params).fetchone()
+
+
+def record(cls: type[_Record], row: Row, **read_otherwise: object) -> _Record:
+    """The dataclass `cls` from a row: each field from the column of its name, except the
+    fields given in `read_otherwise` (a status read into its enum, a column named otherwise).
+
+    Every field is read, defaulted or not: a SELECT that lacks a column fails loudly here.
+    """
+    from_columns = {name: row[name] for name in _field_names(cls) if name not in read_otherwise}
+    return cls(**from_columns, **read_otherwise)
+
+
+@cache
+def _field_names(cls: type[DataclassInstance]) -> tuple[str, ...]:
+    return tuple(field.name for field in fields(cls))

@@ -31,41 +31,17 @@ from metrics_orchestrator.domain.retries import EndedRun
 from metrics_orchestrator.domain.status_reasons import timeout_reason
 from metrics_orchestrator.infrastructure.postgres.jsonb import jsonb
 from metrics_orchestrator.infrastructure.postgres.named_queries import query
-from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one
+from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one, record
 
 _FILE = "runs.sql"
-
-
-_RUN_COLUMNS = (
-    "id",
-    "metric_id",
-    "attempt",
-    "created_at",
-    "retry_of",
-    "inputs_fingerprint",
-    "request_payload",
-    "not_before",
-    "progress",
-    "dispatch_attempts",
-    "status_reason",
-    "error",
-    "queued_at",
-    "dispatched_at",
-    "started_at",
-    "last_heartbeat_at",
-    "completed_at",
-    "version_ts",
-    "output_manifest",
-    "row_count",
-    "retryable",
-)
 
 
 def _run_summary(row: Row) -> RunSummary:
     """A row of the get_run / list_runs column list."""
     lineage: dict[str, Any] = row["lineage"] or {}
-    run = MetricRun(
-        **{column: row[column] for column in _RUN_COLUMNS},
+    run = record(
+        MetricRun,
+        row,
         status=RunStatus(row["status"]),
         trigger=RunTrigger(row["trigger"]),
         lineage={dataset: UUID(update) for dataset, update in lineage.items()},
@@ -85,14 +61,7 @@ class PostgresRunRepository:
         row = fetch_one(self._conn, query(_FILE, "lock_run"), {"id": run_id})
         if row is None:
             return None
-        return LockedRun(
-            id=row["id"],
-            status=RunStatus(row["status"]),
-            attempt=row["attempt"],
-            metric_code=row["metric_code"],
-            metric_enabled=row["metric_enabled"],
-            has_request=row["has_request"],
-        )
+        return record(LockedRun, row, status=RunStatus(row["status"]))
 
     def get(self, run_id: UUID) -> RunSummary | None:
         row = fetch_one(self._conn, query(_FILE, "get_run"), {"id": run_id})
@@ -242,63 +211,23 @@ class PostgresRunRepository:
                 "now": at,
             },
         )
-        return [
-            ScheduledRetry(
-                id=r["id"],
-                retry_of=r["retry_of"],
-                metric_id=r["metric_id"],
-                attempt=r["attempt"],
-                not_before=r["not_before"],
-            )
-            for r in rows
-        ]
+        return [record(ScheduledRetry, r) for r in rows]
 
     def mark_retries_decided(self, run_ids: Sequence[UUID], at: datetime) -> None:
         self._conn.execute(query(_FILE, "mark_retries_decided"), {"ids": list(run_ids), "now": at})
 
     def pending_inputs(self, run_id: UUID) -> list[PendingInput]:
         rows = fetch_all(self._conn, query(_FILE, "pending_inputs"), {"id": run_id})
-        return [
-            PendingInput(
-                dataset_id=r["dataset_id"],
-                update_id=r["update_id"],
-                received_at=r["received_at"],
-                version_manifest_path=r["version_manifest_path"],
-            )
-            for r in rows
-        ]
+        return [record(PendingInput, r) for r in rows]
 
     def lineage(self, run_id: UUID) -> list[LineageEntry]:
         rows = fetch_all(self._conn, query(_FILE, "lineage"), {"id": run_id})
-        return [
-            LineageEntry(
-                dataset_id=r["dataset_id"],
-                update_id=r["id"],  # the dataset update's id (u.id)
-                event_key=r["event_key"],
-                bucket=r["bucket"],
-                version_manifest_path=r["version_manifest_path"],
-                projections_path=r["projections_path"],
-                occurred_at=r["occurred_at"],
-                received_at=r["received_at"],
-                effective_at=r["effective_at"],
-            )
-            for r in rows
-        ]
+        # update_id is the dataset update's own id (u.id)
+        return [record(LineageEntry, r, update_id=r["id"]) for r in rows]
 
     def attempt_chain(self, run_id: UUID) -> list[AttemptSummary]:
         rows = fetch_all(self._conn, query(_FILE, "attempt_chain"), {"id": run_id})
-        return [
-            AttemptSummary(
-                id=r["id"],
-                attempt=r["attempt"],
-                trigger=r["trigger"],
-                status=RunStatus(r["status"]),
-                retry_of=r["retry_of"],
-                created_at=r["created_at"],
-                completed_at=r["completed_at"],
-            )
-            for r in rows
-        ]
+        return [record(AttemptSummary, r, status=RunStatus(r["status"])) for r in rows]
 
     def list(
         self,

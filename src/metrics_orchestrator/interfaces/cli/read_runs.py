@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import typer
@@ -78,29 +79,7 @@ def show_run_command(
     if as_json:
         print_json(detail_dict(detail))
         return
-    run = detail.run
-    print_fields(
-        f"run {run.id}",
-        [
-            ("metric", detail.metric_code),
-            ("status", run.status),
-            ("reason", run.status_reason),
-            ("error", run.error),
-            ("retryable", run.retryable),
-            ("trigger", run.trigger),
-            ("attempt", run.attempt),
-            ("retry of", run.retry_of),
-            ("created", run.created_at),
-            ("queued", run.queued_at),
-            ("dispatched", run.dispatched_at),
-            ("started", run.started_at),
-            ("last heartbeat", run.last_heartbeat_at),
-            ("completed", run.completed_at),
-            ("progress", run.progress),
-            ("output", run.output_manifest),
-            ("rows", run.row_count),
-        ],
-    )
+    print_run_fields(detail, f"run {detail.run.id}", _SHOWN)
     if detail.pending:
         print_table(
             "inputs it waited for",
@@ -120,6 +99,60 @@ def show_run_command(
             for a in detail.attempts
         ],
     )
+
+
+# The fields `runs show` prints, in order (labels of run_fields).
+_SHOWN = (
+    "metric",
+    "status",
+    "reason",
+    "error",
+    "retryable",
+    "trigger",
+    "attempt",
+    "retry of",
+    "created",
+    "queued",
+    "dispatched",
+    "started",
+    "last heartbeat",
+    "completed",
+    "progress",
+    "output",
+    "rows",
+)
+
+
+def run_fields(detail: RunDetail) -> dict[str, object]:
+    """Each field of a run a terminal shows, by its label: `runs show` and the actions'
+    confirmations each print the labels they name, so a label means one thing everywhere."""
+    run = detail.run
+    return {
+        "id": run.id,
+        "metric": detail.metric_code,
+        "status": run.status,
+        "reason": run.status_reason,
+        "error": run.error,
+        "retryable": run.retryable,
+        "trigger": run.trigger,
+        "attempt": run.attempt,
+        "retry of": run.retry_of,
+        "not before": run.not_before,
+        "created": run.created_at,
+        "queued": run.queued_at,
+        "dispatched": run.dispatched_at,
+        "started": run.started_at,
+        "last heartbeat": run.last_heartbeat_at,
+        "completed": run.completed_at,
+        "progress": run.progress,
+        "output": run.output_manifest,
+        "rows": run.row_count,
+    }
+
+
+def print_run_fields(detail: RunDetail, title: str, labels: Sequence[str]) -> None:
+    values = run_fields(detail)
+    print_fields(title, [(label, values[label]) for label in labels])
 
 
 def _run_row(r: RunSummary) -> list[object]:

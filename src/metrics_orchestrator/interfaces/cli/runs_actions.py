@@ -18,17 +18,15 @@ from metrics_orchestrator.application.runs import RunDetail
 from metrics_orchestrator.bootstrap import Container
 from metrics_orchestrator.domain.errors import DomainError
 from metrics_orchestrator.interfaces.cli.common import fail
-from metrics_orchestrator.interfaces.cli.read_runs import detail_dict
-from metrics_orchestrator.interfaces.cli.reading import (
-    JSON_OPTION,
-    print_fields,
-    print_json,
-    read_container,
-)
+from metrics_orchestrator.interfaces.cli.read_runs import detail_dict, print_run_fields
+from metrics_orchestrator.interfaces.cli.reading import JSON_OPTION, print_json, read_container
 
 RUN_ID_ARGUMENT = typer.Argument(
     ..., metavar="ID", help="The run's id, or a unique prefix of it (4+ hex digits)."
 )
+
+# What an action's confirmation prints of the run it made or changed (labels of run_fields).
+_CONFIRMED = ("id", "metric", "status", "reason", "trigger", "attempt", "retry of", "not before")
 
 
 @contextmanager
@@ -55,20 +53,7 @@ def _print(detail: RunDetail, title: str, as_json: bool) -> None:
     if as_json:
         print_json(detail_dict(detail))
         return
-    run = detail.run
-    print_fields(
-        f"run {title}",
-        [
-            ("id", run.id),
-            ("metric", detail.metric_code),
-            ("status", run.status),
-            ("reason", run.status_reason),
-            ("trigger", run.trigger),
-            ("attempt", run.attempt),
-            ("retry of", run.retry_of),
-            ("not before", run.not_before),
-        ],
-    )
+    print_run_fields(detail, f"run {title}", _CONFIRMED)
 
 
 def retry_command(run_id: str = RUN_ID_ARGUMENT, as_json: bool = JSON_OPTION) -> None:
