@@ -248,11 +248,14 @@ def test_pending_run_shows_what_it_waits_for_and_since_when(
 
     assert detail.metric_code == "ratio.a_to_b"
     assert detail.request_payload is None
-    assert [(p.dataset_id, p.update_id, p.received_at) for p in detail.pending] == [
+    held = [(p.dataset_id, p.update) for p in detail.pending]
+    assert [(ds, u.id if u else None, u.received_at if u else None) for ds, u in held] == [
         ("d1", update, received),
         ("d2", None, None),
     ]
-    assert detail.pending[0].version_manifest_path == "datasets/d1/versions/v7/manifest.json"
+    first = detail.pending[0].update
+    assert first is not None
+    assert first.version_manifest_path == "datasets/d1/versions/v7/manifest.json"
     assert detail.lineage == ()
 
 
@@ -265,7 +268,7 @@ def test_queued_run_shows_its_lineage_and_request(
 
     detail = operations.get_run(run_id)
 
-    assert [(e.dataset_id, e.update_id) for e in detail.lineage] == [("d1", d1), ("d2", d2)]
+    assert [(e.dataset_id, e.id) for e in detail.lineage] == [("d1", d1), ("d2", d2)]
     assert detail.lineage[0].effective_at == clock.now() - timedelta(days=1)
     assert detail.lineage[1].version_manifest_path == "datasets/d2/versions/v2/manifest.json"
     assert detail.request_payload is not None

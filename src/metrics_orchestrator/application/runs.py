@@ -24,7 +24,6 @@ from metrics_orchestrator.application.pagination import (
 from metrics_orchestrator.application.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from metrics_orchestrator.application.ports.runs import (
     AttemptSummary,
-    LineageEntry,
     LockedRun,
     NewRetry,
     PendingInput,
@@ -41,6 +40,7 @@ from metrics_orchestrator.domain.errors import NotFound
 from metrics_orchestrator.domain.messages.run_requested import build_retry_request
 from metrics_orchestrator.domain.model import (
     Cause,
+    DatasetUpdate,
     MetricRun,
     RunStatus,
     change_for,
@@ -68,7 +68,7 @@ class RunDetail:
     run: MetricRun
     metric_code: str
     pending: tuple[PendingInput, ...]
-    lineage: tuple[LineageEntry, ...]
+    lineage: tuple[DatasetUpdate, ...]
     attempts: tuple[AttemptSummary, ...]
 
     @property

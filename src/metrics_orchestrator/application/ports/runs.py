@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from metrics_orchestrator.domain.model import MetricRun, RunStatus, StatusChange
+from metrics_orchestrator.domain.model import DatasetUpdate, MetricRun, RunStatus, StatusChange
 from metrics_orchestrator.domain.retries import EndedRun
 
 
@@ -89,24 +89,7 @@ class PendingInput:
     """One dataset a pending run waits for, and the update it holds so far (if any)."""
 
     dataset_id: str
-    update_id: UUID | None
-    received_at: datetime | None
-    version_manifest_path: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class LineageEntry:
-    """A dataset update a run consumed (run_dataset_updates joined with dataset_updates)."""
-
-    dataset_id: str
-    update_id: UUID
-    event_key: str
-    bucket: str
-    version_manifest_path: str
-    projections_path: str
-    occurred_at: datetime | None
-    received_at: datetime
-    effective_at: datetime
+    update: DatasetUpdate | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +206,9 @@ class RunRepository(Protocol):
 
     def pending_inputs(self, run_id: UUID) -> list[PendingInput]: ...
 
-    def lineage(self, run_id: UUID) -> list[LineageEntry]: ...
+    def lineage(self, run_id: UUID) -> list[DatasetUpdate]:
+        """The dataset updates a run consumed, by dataset."""
+        ...
 
     def attempt_chain(self, run_id: UUID) -> list[AttemptSummary]: ...
 

@@ -14,7 +14,6 @@ from psycopg.types.json import Jsonb
 from metrics_orchestrator.application.ports.runs import (
     AttemptSummary,
     ChainHead,
-    LineageEntry,
     LockedRetry,
     LockedRun,
     NewRetry,
@@ -26,7 +25,13 @@ from metrics_orchestrator.application.ports.runs import (
     ScheduledRetry,
     TimedOutRun,
 )
-from metrics_orchestrator.domain.model import MetricRun, RunStatus, RunTrigger, StatusChange
+from metrics_orchestrator.domain.model import (
+    DatasetUpdate,
+    MetricRun,
+    RunStatus,
+    RunTrigger,
+    StatusChange,
+)
 from metrics_orchestrator.domain.retries import EndedRun
 from metrics_orchestrator.domain.status_reasons import timeout_reason
 from metrics_orchestrator.infrastructure.postgres.jsonb import jsonb
@@ -218,12 +223,14 @@ class PostgresRunRepository:
 
     def pending_inputs(self, run_id: UUID) -> list[PendingInput]:
         rows = fetch_all(self._conn, query(_FILE, "pending_inputs"), {"id": run_id})
-        return [record(PendingInput, r) for r in rows]
+        return [
+            PendingInput(r["dataset_id"], record(DatasetUpdate, r) if r["id"] else None)
+            for r in rows
+        ]
 
-    def lineage(self, run_id: UUID) -> list[LineageEntry]:
+    def lineage(self, run_id: UUID) -> list[DatasetUpdate]:
         rows = fetch_all(self._conn, query(_FILE, "lineage"), {"id": run_id})
-        # update_id is the dataset update's own id (u.id)
-        return [record(LineageEntry, r, update_id=r["id"]) for r in rows]
+        return [record(DatasetUpdate, r) for r in rows]
 
     def attempt_chain(self, run_id: UUID) -> list[AttemptSummary]:
         rows = fetch_all(self._conn, query(_FILE, "attempt_chain"), {"id": run_id})

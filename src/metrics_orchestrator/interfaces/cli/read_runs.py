@@ -7,9 +7,9 @@ from datetime import datetime
 
 import typer
 
-from metrics_orchestrator.application.ports.runs import RunSummary
+from metrics_orchestrator.application.ports.runs import PendingInput, RunSummary
 from metrics_orchestrator.application.runs import RunDetail
-from metrics_orchestrator.domain.model import RunStatus
+from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
 from metrics_orchestrator.interfaces.cli.reading import (
     JSON_OPTION,
     jsonable,
@@ -84,7 +84,17 @@ def show_run_command(
         print_table(
             "inputs it waited for",
             ["dataset", "held update", "received"],
-            [[p.dataset_id, p.version_manifest_path, p.received_at] for p in detail.pending],
+            [
+                [
+                    p.dataset_id,
+                    *(
+                        (p.update.version_manifest_path, p.update.received_at)
+                        if p.update
+                        else (None, None)
+                    ),
+                ]
+                for p in detail.pending
+            ],
         )
     print_table(
         "lineage (dataset versions used)",
@@ -173,9 +183,33 @@ def summary_dict(summary: RunSummary) -> dict[str, object]:
     return {"id": run.pop("id"), "metric_code": summary.metric_code} | run
 
 
+def _pending_item(pending: PendingInput) -> dict[str, object]:
+    update = pending.update
+    return {
+        "dataset_id": pending.dataset_id,
+        "update_id": jsonable(update.id) if update else None,
+        "received_at": jsonable(update.received_at) if update else None,
+        "version_manifest_path": update.version_manifest_path if update else None,
+    }
+
+
+def _lineage_item(update: DatasetUpdate) -> dict[str, object]:
+    return {
+        "dataset_id": update.dataset_id,
+        "update_id": str(update.id),
+        "event_key": update.event_key,
+        "bucket": update.bucket,
+        "version_manifest_path": update.version_manifest_path,
+        "projections_path": update.projections_path,
+        "occurred_at": jsonable(update.occurred_at),
+        "received_at": jsonable(update.received_at),
+        "effective_at": jsonable(update.effective_at),
+    }
+
+
 def detail_dict(detail: RunDetail) -> dict[str, object]:
     return summary_dict(RunSummary(detail.run, detail.metric_code)) | {
-        "pending": jsonable(detail.pending),
-        "lineage": jsonable(detail.lineage),
+        "pending": [_pending_item(p) for p in detail.pending],
+        "lineage": [_lineage_item(u) for u in detail.lineage],
         "attempts": jsonable(detail.attempts),
     }

@@ -25,6 +25,7 @@ from metrics_orchestrator.application.verdicts import ImpactAction
 from metrics_orchestrator.domain.inbox import MAX_DISMISS_REASON
 from metrics_orchestrator.domain.metric_state import MetricState, StateVerdict
 from metrics_orchestrator.domain.model import (
+    DatasetUpdate,
     Metric,
     MetricRun,
     RunStatus,
@@ -277,12 +278,13 @@ class PendingInputOut(BaseModel):
 
     @classmethod
     def of(cls, pending: PendingInput) -> PendingInputOut:
+        update = pending.update
         return cls(
             dataset_id=pending.dataset_id,
-            received=pending.update_id is not None,
-            update_id=pending.update_id,
-            received_at=pending.received_at,
-            version_manifest_path=pending.version_manifest_path,
+            received=update is not None,
+            update_id=update.id if update else None,
+            received_at=update.received_at if update else None,
+            version_manifest_path=update.version_manifest_path if update else None,
         )
 
 
@@ -296,6 +298,20 @@ class LineageOut(_ReadModelOut):
     occurred_at: datetime | None
     received_at: datetime
     effective_at: datetime
+
+    @classmethod
+    def of(cls, update: DatasetUpdate) -> LineageOut:
+        return cls(
+            dataset_id=update.dataset_id,
+            update_id=update.id,
+            event_key=update.event_key,
+            bucket=update.bucket,
+            version_manifest_path=update.version_manifest_path,
+            projections_path=update.projections_path,
+            occurred_at=update.occurred_at,
+            received_at=update.received_at,
+            effective_at=update.effective_at,
+        )
 
 
 class AttemptOut(_ReadModelOut):
@@ -327,11 +343,11 @@ class RunDetailOut(RunOut):
         return cls(
             **cls.fields_of(run, detail.metric_code),
             waiting_since=run.created_at if pending else None,
-            waiting_for=[p.dataset_id for p in detail.pending if p.update_id is None]
+            waiting_for=[p.dataset_id for p in detail.pending if p.update is None]
             if pending
             else [],
             pending=[PendingInputOut.of(p) for p in detail.pending],
-            lineage=[LineageOut.model_validate(e) for e in detail.lineage],
+            lineage=[LineageOut.of(e) for e in detail.lineage],
             attempts=[AttemptOut.model_validate(a) for a in detail.attempts],
             request_payload=run.request_payload,
         )

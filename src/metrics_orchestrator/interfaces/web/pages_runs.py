@@ -195,7 +195,7 @@ def run_page(
         "run": run,
         "status_classes": STATUS_CLASSES,
         "timeline": run_timeline(run),
-        "waiting_for": [p.dataset_id for p in detail.pending if p.update_id is None]
+        "waiting_for": [p.dataset_id for p in detail.pending if p.update is None]
         if pending
         else [],
         "waiting_since": run.created_at if pending else None,

@@ -3,7 +3,7 @@
 -- name: freshest_update_by_dataset
 -- Each dataset's freshest update (SPEC §5.2), as intake records it in datasets.freshest_update_id.
 SELECT u.id, u.event_key, u.dataset_id, u.bucket, u.version_manifest_path, u.projections_path,
-       u.occurred_at, u.received_at, u.seq
+       u.occurred_at, u.received_at, u.seq, u.run_id, u.formed_at
 FROM datasets d
 JOIN dataset_updates u ON u.id = d.freshest_update_id
 WHERE d.kind = 'projection'
@@ -12,7 +12,7 @@ ORDER BY d.id
 -- name: recent_dataset_updates
 -- Freshest first (SPEC §5.2 order), served by the dataset_updates_freshest index.
 SELECT id, event_key, dataset_id, bucket, version_manifest_path, projections_path,
-       occurred_at, received_at, seq
+       occurred_at, received_at, seq, run_id, formed_at
 FROM dataset_updates
 WHERE dataset_id = %(dataset_id)s
 ORDER BY effective_at DESC, received_at DESC, seq DESC

@@ -223,7 +223,8 @@ UPDATE metric_runs SET retry_decided_at = %(now)s WHERE id = ANY(%(ids)s::uuid[]
 SELECT pg_notify(%(channel)s, '')
 
 -- name: pending_inputs
-SELECT p.dataset_id, p.update_id, p.received_at, u.version_manifest_path
+SELECT p.dataset_id, u.id, u.event_key, u.bucket, u.version_manifest_path, u.projections_path,
+       u.occurred_at, u.received_at, u.seq, u.run_id, u.formed_at
 FROM metric_run_pending_datasets AS p
 LEFT JOIN dataset_updates AS u ON u.id = p.update_id
 WHERE p.run_id = %(id)s
@@ -231,7 +232,7 @@ ORDER BY p.dataset_id
 
 -- name: lineage
 SELECT l.dataset_id, u.id, u.event_key, u.bucket, u.version_manifest_path,
-       u.projections_path, u.occurred_at, u.received_at, u.effective_at
+       u.projections_path, u.occurred_at, u.received_at, u.seq, u.run_id, u.formed_at
 FROM run_dataset_updates AS l
 JOIN dataset_updates AS u ON u.id = l.update_id
 WHERE l.run_id = %(id)s
