@@ -14,7 +14,12 @@ import yaml
 
 from metrics_orchestrator.application.catalog import CatalogService
 from metrics_orchestrator.application.catalog_plan import CatalogLoadResult, KindCounts
-from metrics_orchestrator.application.catalog_spec import DatasetSpec, MetricSpec, SeriesSpec
+from metrics_orchestrator.application.catalog_spec import (
+    DatasetSpec,
+    MetricSettings,
+    MetricSpec,
+    SeriesSpec,
+)
 from metrics_orchestrator.application.ports import UnitOfWorkFactory
 from metrics_orchestrator.domain.errors import Conflict, NotFound, ValidationError
 from metrics_orchestrator.domain.model import MetricDependency, TriggerPolicy
@@ -564,7 +569,7 @@ def test_update_metric_changes_settings_only(
     run_id = _insert_pending_run(database_url, "m-fx-gap")
 
     metric = catalog.update_metric(
-        "fx.gap", required_days=5, max_attempts=4, trigger_policy="any_new"
+        "fx.gap", MetricSettings(required_days=5, max_attempts=4, trigger_policy="any_new")
     )
 
     assert (metric.required_days, metric.max_attempts, metric.trigger_policy) == (
@@ -582,13 +587,13 @@ def test_disabling_a_metric_cancels_its_pending_run_and_a_reload_keeps_it_disabl
     catalog.load_catalog(multi)
     run_id = _insert_pending_run(database_url, "m-fx-gap")
 
-    assert catalog.update_metric("fx.gap", enabled=False).enabled is False
+    assert catalog.update_metric("fx.gap", MetricSettings(enabled=False)).enabled is False
     assert _run_status(database_url, run_id) == ("canceled", "metric disabled")
     result = catalog.load_catalog(multi)
 
     assert result.metrics == KindCounts(unchanged=5)
     assert catalog.get_metric("fx.gap").enabled is False
-    assert catalog.update_metric("fx.gap", enabled=True).enabled is True
+    assert catalog.update_metric("fx.gap", MetricSettings(enabled=True)).enabled is True
 
 
 def test_update_metric_refuses_bad_values_and_unknown_metrics(
@@ -597,14 +602,17 @@ def test_update_metric_refuses_bad_values_and_unknown_metrics(
     catalog.load_catalog(multi)
 
     with pytest.raises(ValidationError) as caught:
-        catalog.update_metric("fx.gap", required_days=0, max_attempts=0, trigger_policy="x")
+        catalog.update_metric(
+            "fx.gap",
+            MetricSettings.checked({"required_days": 0, "max_attempts": 0, "trigger_policy": "x"}),
+        )
     assert _errors(caught) == [
         "required_days: must be an integer between 1 and 36500",
         "max_attempts: must be an integer between 1 and 100",
         "trigger_policy: unknown trigger policy 'x'; expected one of all_new, any_new",
     ]
     with pytest.raises(NotFound):
-        catalog.update_metric("fx.nope", enabled=False)
+        catalog.update_metric("fx.nope", MetricSettings(enabled=False))
     with pytest.raises(NotFound):
         catalog.get_metric("fx.nope")
     assert catalog.get_metric("fx.gap").required_days == 2

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from metrics_orchestrator.application.catalog_spec import MetricSettings
 from tests.integration.http_helpers import Api, running_api
 from tests.integration.web_helpers import page, run_id_of
 from tests.support import MutableClock
@@ -136,7 +137,7 @@ def test_failures_are_failing_until_a_retry_runs_and_with_no_attempt_left(api: A
 
 
 def test_a_disabled_metric_is_disabled(api: Api) -> None:
-    api.container.catalog.update_metric("prices.real_wages", enabled=False)
+    api.container.catalog.update_metric("prices.real_wages", MetricSettings(enabled=False))
 
     assert _state(api, "prices.real_wages") == (
         "disabled",
@@ -146,7 +147,7 @@ def test_a_disabled_metric_is_disabled(api: Api) -> None:
 
 def test_the_overview_counts_metrics_by_state_and_the_list_filters_by_it(api: Api) -> None:
     api.send_update("fx_daily", "v1")
-    api.container.catalog.update_metric("prices.real_wages", enabled=False)
+    api.container.catalog.update_metric("prices.real_wages", MetricSettings(enabled=False))
 
     overview = page(api, "/")
     counts = dict(re.findall(r'data-state-count="(\w+)">\s*<strong>(\d+)</strong>', overview))

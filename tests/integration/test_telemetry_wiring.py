@@ -10,6 +10,7 @@ from mypy_boto3_sns import SNSClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from metrics_orchestrator.application.catalog import CatalogService
+from metrics_orchestrator.application.catalog_spec import MetricSettings
 from metrics_orchestrator.application.dispatch import Dispatcher
 from metrics_orchestrator.application.runs import RunOperations, Sweeper
 from metrics_orchestrator.domain.events import decode_event
@@ -105,6 +106,6 @@ def test_catalog_cancels_of_pending_runs_are_counted(
         conn.commit()
     catalog = CatalogService(uow_factory, clock, 7, telemetry)
 
-    catalog.update_metric("ratio.a_to_b", enabled=False)
+    catalog.update_metric("ratio.a_to_b", MetricSettings(enabled=False))
 
     assert samples(telemetry, TRANSITIONS)[("pending_dependencies", "canceled")] == 1

@@ -10,12 +10,18 @@ import yaml
 
 from metrics_orchestrator.application.catalog_document import (
     CatalogDocument,
+    check_metric,
     in_document_order,
     read_catalog_document,
 )
-from metrics_orchestrator.application.catalog_spec import DatasetSpec, SeriesSpec
+from metrics_orchestrator.application.catalog_spec import (
+    DatasetSpec,
+    MetricSettings,
+    MetricSpec,
+    SeriesSpec,
+)
 from metrics_orchestrator.domain.errors import FieldError, ValidationError
-from metrics_orchestrator.domain.model import TriggerPolicy
+from metrics_orchestrator.domain.model import Metric, MetricDependency, TriggerPolicy
 
 
 def parse_catalog_document(raw: object) -> CatalogDocument:
@@ -282,3 +288,41 @@ def test_null_counts_as_omitted_and_the_spec_is_the_one_the_api_takes() -> None:
         {"datasets": [{"id": "d", "series": ["A"], "enabled": None, "name": None}]}
     )
     assert document.datasets[0].item == DatasetSpec(id="d", series=["A"])
+
+
+def test_a_spec_becomes_the_stored_metric_with_the_default_window_filled_in() -> None:
+    spec = parse_catalog_document({"metrics": [_metric()]}).metrics[0].item
+    dependency = MetricDependency("S1", "d1")
+
+    assert spec.to_metric(7, [dependency]) == Metric(
+        id="m1",
+        code="m.one",
+        expression_type="window_op",
+        expression_json={"op": "sma", "series": {"series_code": "S1"}, "window": 5},
+        required_days=7,
+        enabled=True,
+        dependencies=(dependency,),
+    )
+    given = parse_catalog_document({"metrics": [_metric(required_days=3, enabled=False)]})
+    stored = given.metrics[0].item.to_metric(7)
+    assert (stored.required_days, stored.enabled) == (3, False)
+
+
+def test_a_spec_from_the_api_is_checked_without_a_second_validation() -> None:
+    spec = MetricSpec.model_validate(_metric(id="bad id!"))
+
+    with pytest.raises(ValidationError) as caught:
+        check_metric(spec)
+
+    assert [e.path for e in caught.value.errors] == ["id"]
+    assert check_metric(MetricSpec.model_validate(_metric())).item.parsed_expression.canonical
+
+
+def test_settings_built_in_python_report_every_problem_in_the_catalog_wording() -> None:
+    assert MetricSettings.checked({"enabled": False}) == MetricSettings(enabled=False)
+    with pytest.raises(ValidationError) as caught:
+        MetricSettings.checked({"required_days": 36_501, "max_attempts": 101})
+    assert [str(e) for e in caught.value.errors] == [
+        "required_days: must be an integer between 1 and 36500",
+        "max_attempts: must be an integer between 1 and 100",
+    ]

@@ -20,7 +20,6 @@ from metrics_orchestrator.application.catalog_document import (
     check_series,
     in_document_order,
     read_catalog_document,
-    read_settings,
 )
 from metrics_orchestrator.application.catalog_plan import (
     CANCEL_PENDING,
@@ -28,7 +27,12 @@ from metrics_orchestrator.application.catalog_plan import (
     Planner,
     Writer,
 )
-from metrics_orchestrator.application.catalog_spec import DatasetSpec, MetricSpec, SeriesSpec
+from metrics_orchestrator.application.catalog_spec import (
+    DatasetSpec,
+    MetricSettings,
+    MetricSpec,
+    SeriesSpec,
+)
 from metrics_orchestrator.application.ports import (
     Clock,
     UnitOfWork,
@@ -38,7 +42,7 @@ from metrics_orchestrator.application.ports import (
 from metrics_orchestrator.application.ports.catalog import CatalogRepository
 from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
 from metrics_orchestrator.domain.errors import Conflict, FieldError, NotFound, ValidationError
-from metrics_orchestrator.domain.model import Dataset, Metric, Series, TriggerPolicy
+from metrics_orchestrator.domain.model import Dataset, Metric, Series
 from metrics_orchestrator.domain.status_reasons import METRIC_DISABLED
 
 T = TypeVar("T")
@@ -60,8 +64,7 @@ class CatalogService:
         default_required_days: int,
         telemetry: Telemetry | None = None,
     ) -> None:
-        if default_required_days < 1:
-            raise ValueError("default_required_days must be >= 1")
+        # In range by the one rule (`RequiredDays`): the settings validate it where it is read.
         self._uow_factory = uow_factory
         self._telemetry = telemetry or NullTelemetry()
         self._clock = clock
@@ -158,39 +161,18 @@ class CatalogService:
 
     # operational changes
 
-    def update_metric(
-        self,
-        code: str,
-        *,
-        enabled: bool | None = None,
-        required_days: int | None = None,
-        max_attempts: int | None = None,
-        trigger_policy: TriggerPolicy | str | None = None,
-    ) -> Metric:
-        """Change a metric's settings (not its expression). Disabling cancels its pending run."""
-        settings = read_settings(
-            {
-                "enabled": enabled,
-                "required_days": required_days,
-                "max_attempts": max_attempts,
-                # a TriggerPolicy is a str: the spec takes its name
-                "trigger_policy": None if trigger_policy is None else str(trigger_policy),
-            }
-        )
+    def update_metric(self, code: str, settings: MetricSettings) -> Metric:
+        """Change a metric's settings (not its expression). Disabling cancels its pending run.
+
+        `settings` was validated where it was built (the PATCH body, or `MetricSettings(...)`
+        in Python); it is written as it is."""
 
         def work(uow: UnitOfWork) -> Metric | None:
             now = self._clock.now()
-            metric_id = uow.catalog.update_metric_settings(
-                code,
-                enabled=settings.enabled,
-                required_days=settings.required_days,
-                max_attempts=settings.max_attempts,
-                trigger_policy=settings.policy,
-                now=now,
-            )
+            metric_id = uow.catalog.update_metric_settings(code, settings, now)
             if metric_id is None:
                 return None
-            if enabled is False:
+            if settings.enabled is False:
                 canceled = uow.catalog.cancel_pending_runs(
                     [metric_id], CANCEL_PENDING, METRIC_DISABLED, now
                 )

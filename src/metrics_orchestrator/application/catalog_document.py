@@ -14,7 +14,6 @@ from typing import Any, Generic, TypeVar
 
 from metrics_orchestrator.application.catalog_spec import (
     DatasetSpec,
-    MetricSettings,
     MetricSpec,
     S,
     SeriesSpec,
@@ -77,20 +76,37 @@ def _check_identifiers(
     return valid
 
 
+# A catalog entry is read from raw JSON (`read_*`: pydantic, then the checks below); one spec
+# from the API or the CLI, validated by pydantic where it was built, gets only the checks below
+# (`check_*`), never a second validation.
+
+
 def read_series(raw: object, path: str, errors: list[FieldError]) -> SeriesSpec | None:
     obj = _read_object(raw, path, errors)
     spec = validate_spec(SeriesSpec, obj, path, errors) if obj is not None else None
+    return _checked_series(spec, path, errors)
+
+
+def _checked_series(
+    spec: SeriesSpec | None, path: str, errors: list[FieldError]
+) -> SeriesSpec | None:
     return spec if _check_identifiers(spec, ("code",), path, errors) else None
 
 
 def check_series(spec: SeriesSpec) -> Located[SeriesSpec]:
     """One series from the API or the CLI, checked as a catalog entry would be."""
-    return _single(lambda errors: read_series(spec.model_dump(), "", errors))
+    return _single(lambda errors: _checked_series(spec, "", errors))
 
 
 def read_dataset(raw: object, path: str, errors: list[FieldError]) -> DatasetSpec | None:
     obj = _read_object(raw, path, errors)
     spec = validate_spec(DatasetSpec, obj, path, errors) if obj is not None else None
+    return _checked_dataset(spec, path, errors)
+
+
+def _checked_dataset(
+    spec: DatasetSpec | None, path: str, errors: list[FieldError]
+) -> DatasetSpec | None:
     if not _check_identifiers(spec, ("id",), path, errors) or spec is None:
         return None
     codes: list[str] = []
@@ -106,7 +122,7 @@ def read_dataset(raw: object, path: str, errors: list[FieldError]) -> DatasetSpe
 
 
 def check_dataset(spec: DatasetSpec) -> Located[DatasetSpec]:
-    return _single(lambda errors: read_dataset(spec.model_dump(), "", errors))
+    return _single(lambda errors: _checked_dataset(spec, "", errors))
 
 
 def read_metric(raw: object, path: str, errors: list[FieldError]) -> MetricSpec | None:
@@ -115,24 +131,36 @@ def read_metric(raw: object, path: str, errors: list[FieldError]) -> MetricSpec 
     if obj is None:
         return None
     spec = validate_spec(MetricSpec, obj, path, errors)
+    # The expression is parsed from the raw entry even when the spec is unusable, so that its
+    # problems are reported with the rest.
+    return _checked_metric(spec, obj.get("expression_type"), obj.get("expression"), path, errors)
+
+
+def _checked_metric(
+    spec: MetricSpec | None,
+    expression_type: object,
+    expression: object,
+    path: str,
+    errors: list[FieldError],
+) -> MetricSpec | None:
     identified = _check_identifiers(spec, ("id", "code"), path, errors)
-    expression = _read_expression(obj, path, errors)
-    if not identified or spec is None or expression is None:
+    parsed = _read_expression(expression_type, expression, path, errors)
+    if not identified or spec is None or parsed is None:
         return None
-    return spec.with_expression(expression)
+    return spec.with_expression(parsed)
 
 
 def check_metric(spec: MetricSpec) -> Located[MetricSpec]:
-    return _single(lambda errors: read_metric(spec.model_dump(), "", errors))
+    return _single(
+        lambda errors: _checked_metric(spec, spec.expression_type, spec.expression, "", errors)
+    )
 
 
 def _read_expression(
-    obj: Mapping[Any, object], path: str, errors: list[FieldError]
+    expression_type: object, expression: object, path: str, errors: list[FieldError]
 ) -> Expression | None:
     try:
-        return parse_expression(
-            obj.get("expression_type"), obj.get("expression"), path=at_path(path, "expression")
-        )
+        return parse_expression(expression_type, expression, path=at_path(path, "expression"))
     except ValidationError as exc:
         errors.extend(exc.errors)
         return None
@@ -144,15 +172,6 @@ def _single(read: Callable[[list[FieldError]], S | None]) -> Located[S]:
     if errors or item is None:
         raise ValidationError(errors)
     return Located("", item)
-
-
-def read_settings(settings: Mapping[str, object]) -> MetricSettings:
-    """An operational change of a metric's settings, every problem at once."""
-    errors: list[FieldError] = []
-    checked = validate_spec(MetricSettings, settings, "", errors)
-    if errors or checked is None:
-        raise ValidationError(errors)
-    return checked
 
 
 # --- reading a catalog document (pure) -----------------------------------------------------

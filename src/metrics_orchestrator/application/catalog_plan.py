@@ -12,12 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from metrics_orchestrator.application.catalog_document import CatalogDocument
-from metrics_orchestrator.application.catalog_spec import (
-    DatasetSpec,
-    MetricSpec,
-    SeriesSpec,
-    at_path,
-)
+from metrics_orchestrator.application.catalog_spec import DatasetSpec, SeriesSpec, at_path
 from metrics_orchestrator.application.ports.catalog import (
     CatalogRepository,
     DatasetSeriesPair,
@@ -28,7 +23,6 @@ from metrics_orchestrator.domain.model import (
     Cause,
     Dataset,
     Metric,
-    MetricDependency,
     RunStatus,
     change_for,
 )
@@ -88,8 +82,10 @@ class Plan:
     added_pairs: set[DatasetSeriesPair] = field(default_factory=set)
     removed_pairs: set[DatasetSeriesPair] = field(default_factory=set)
     changed_series_sets: set[str] = field(default_factory=set)
-    metrics: list[MetricSpec] = field(default_factory=list)
-    dependencies: dict[str, tuple[MetricDependency, ...]] = field(default_factory=dict)
+    # each metric as it is stored: default window filled in, dependencies resolved
+    metrics: list[Metric] = field(default_factory=list)
+    # ids of the metrics whose spec left `enabled` out: the stored value stays (true when new)
+    keeps_enabled: set[str] = field(default_factory=set)
     errors: list[FieldError] = field(default_factory=list)
 
 
@@ -172,26 +168,21 @@ class Planner:
         owners = self.repo.metric_ids_by_code([e.item.code for e in document.metrics])
         facts = CatalogFacts(known_series, known_datasets, providers)
         for entry in sorted(document.metrics, key=lambda e: e.item.id):
-            metric = entry.item
-            owner = owners.get(metric.code)
-            if owner is not None and owner != metric.id:
+            spec = entry.item
+            owner = owners.get(spec.code)
+            if owner is not None and owner != spec.id:
                 plan.errors.append(
                     FieldError(
                         at_path(entry.path, "code"),
-                        f"code '{metric.code}' is already used by metric '{owner}'",
+                        f"code '{spec.code}' is already used by metric '{owner}'",
                     )
                 )
-            resolution = resolve_dependencies(metric.parsed_expression.references, facts)
+            resolution = resolve_dependencies(spec.parsed_expression.references, facts)
             plan.errors.extend(resolution.errors)
-            if resolution.resolved:
-                plan.dependencies[metric.id] = resolution.dependencies
-            plan.metrics.append(self._row(metric))
-
-    def _row(self, metric: MetricSpec) -> MetricSpec:
-        """What is stored: the canonical expression (already) and the freshness window."""
-        if metric.required_days is not None:
-            return metric
-        return metric.model_copy(update={"required_days": self.default_required_days})
+            # Unresolved, it has no dependencies; the errors make sure it is never written.
+            plan.metrics.append(spec.to_metric(self.default_required_days, resolution.dependencies))
+            if spec.enabled is None:
+                plan.keeps_enabled.add(spec.id)
 
     def _check_removals(self, document: CatalogDocument, plan: Plan) -> None:
         """A dataset may stop providing a series only if no metric keeps depending on it."""
@@ -258,12 +249,12 @@ class Writer:
     def _write_metrics(self, plan: Plan) -> tuple[list[UpsertOutcome], list[str]]:
         ids = [m.id for m in plan.metrics]
         before = self.repo.lock_metrics(ids)
-        rows = self.repo.upsert_metrics(plan.metrics, self.now)
+        rows = self.repo.upsert_metrics(plan.metrics, self.now, keep_enabled=plan.keeps_enabled)
         stored = self.repo.dependencies(ids)
         changed_dependencies = {
-            metric_id: deps
-            for metric_id, deps in plan.dependencies.items()
-            if stored.get(metric_id, ()) != deps
+            metric.id: metric.dependencies
+            for metric in plan.metrics
+            if stored.get(metric.id, ()) != metric.dependencies
         }
         self.repo.replace_dependencies(changed_dependencies, self.now)
         outcomes: list[UpsertOutcome] = []
@@ -278,7 +269,7 @@ class Writer:
         canceled = self.repo.cancel_pending_runs(
             redefined, CANCEL_PENDING, DEFINITION_CHANGED, self.now
         )
-        disabled = [m.id for m in plan.metrics if m.enabled is False and m.id not in redefined]
+        disabled = [m.id for m in plan.metrics if not m.enabled and m.id not in redefined]
         canceled += self.repo.cancel_pending_runs(
             disabled, CANCEL_PENDING, METRIC_DISABLED, self.now
         )
@@ -287,7 +278,7 @@ class Writer:
 
 def _definition_changed(
     before: Metric | None,
-    row: MetricSpec,
+    row: Metric,
     outcome: UpsertOutcome,
     changed_dependencies: Mapping[str, object],
 ) -> bool:
@@ -295,4 +286,4 @@ def _definition_changed(
     if before is None:
         # Created now, or concurrently by another load we cannot compare with: be safe.
         return outcome is UpsertOutcome.UPDATED
-    return before.expression_json != row.expression or row.id in changed_dependencies
+    return before.expression_json != row.expression_json or row.id in changed_dependencies

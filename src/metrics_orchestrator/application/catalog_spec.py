@@ -9,16 +9,22 @@ the domain's `FieldError`s, each at its JSON path, with the catalog file's wordi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar, get_args
 
 import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr
 
-from metrics_orchestrator.domain.errors import FieldError
+from metrics_orchestrator.domain.errors import FieldError, ValidationError
 from metrics_orchestrator.domain.expressions import Expression
 from metrics_orchestrator.domain.json_values import json_type
-from metrics_orchestrator.domain.model import MAX_ATTEMPTS, MAX_REQUIRED_DAYS, TriggerPolicy
+from metrics_orchestrator.domain.model import (
+    MAX_ATTEMPTS,
+    MAX_REQUIRED_DAYS,
+    Metric,
+    MetricDependency,
+    TriggerPolicy,
+)
 
 MAX_TEXT = 10_000
 MAX_KEY = 500
@@ -65,6 +71,17 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     _messages: ClassVar[dict[str, str]] = {}
 
+    @classmethod
+    def checked(cls, values: Mapping[str, object]) -> Self:
+        """`values` as this spec, or the domain's ValidationError naming every problem in the
+        catalog's wording: for a spec built in Python from values not known to be valid (the
+        plain constructor raises pydantic's error instead)."""
+        errors: list[FieldError] = []
+        spec = validate_spec(cls, values, "", errors)
+        if errors or spec is None:
+            raise ValidationError(errors)
+        return spec
+
 
 class SeriesSpec(Spec):
     code: Key
@@ -92,13 +109,30 @@ class DatasetSpec(Spec):
 _POLICY_MESSAGE = "unknown trigger policy {shown}; expected one of " + ", ".join(TriggerPolicy)
 
 
-# A metric's freshness window and attempts, as every input document takes them: each range once.
+# A metric's freshness window and attempts, as every input document takes them (catalog file,
+# POST /metrics, PATCH, the settings' `default_required_days`): each range written once, here.
 RequiredDays = Annotated[int, Field(ge=1, le=MAX_REQUIRED_DAYS)]
 Attempts = Annotated[int, Field(ge=1, le=MAX_ATTEMPTS)]
 
 
+def _range_words(bounded: object) -> str:
+    """The catalog's sentence for a value outside `bounded`'s range, read from the rule itself
+    so that the range is not written a second time in words."""
+    rule = get_args(bounded)[1]
+    limits = {
+        name: getattr(bound, name)
+        for bound in rule.metadata
+        for name in ("ge", "le")
+        if hasattr(bound, name)
+    }
+    return f"must be an integer between {limits['ge']} and {limits['le']}"
+
+
 class MetricSettings(Spec):
-    """An operational change of a metric (not its definition); None keeps the stored value."""
+    """An operational change of a metric (not its definition); None keeps the stored value.
+
+    Validated once, where it is built (the PATCH body by FastAPI); the catalog service and the
+    repository take it as it is."""
 
     enabled: bool | None = None
     required_days: RequiredDays | None = None
@@ -106,14 +140,10 @@ class MetricSettings(Spec):
     trigger_policy: TriggerPolicyName | None = None
 
     _messages: ClassVar[dict[str, str]] = {
-        "required_days": f"must be an integer between 1 and {MAX_REQUIRED_DAYS}",
-        "max_attempts": f"must be an integer between 1 and {MAX_ATTEMPTS}",
+        "required_days": _range_words(RequiredDays),
+        "max_attempts": _range_words(Attempts),
         "trigger_policy": _POLICY_MESSAGE,
     }
-
-    @property
-    def policy(self) -> TriggerPolicy | None:
-        return None if self.trigger_policy is None else TriggerPolicy(self.trigger_policy)
 
 
 class MetricSpec(Spec):
@@ -154,6 +184,31 @@ class MetricSpec(Spec):
         copy = self.model_copy(update={"expression": expression.canonical})
         copy._parsed = expression
         return copy
+
+    def to_metric(
+        self, default_required_days: int, dependencies: Sequence[MetricDependency] = ()
+    ) -> Metric:
+        """The metric this spec defines, as the catalog stores it: the canonical expression,
+        the configured freshness window where the spec gives none, the resolved dependencies.
+
+        `enabled` left out reads True (what a new metric gets); whether an existing metric
+        keeps its stored value instead is the plan's to say (`Plan.keeps_enabled`)."""
+        return Metric(
+            id=self.id,
+            code=self.code,
+            expression_type=self.expression_type,
+            expression_json=self.parsed_expression.canonical,
+            required_days=(
+                default_required_days if self.required_days is None else self.required_days
+            ),
+            frequency=self.frequency,
+            unit=self.unit,
+            description=self.description,
+            trigger_policy=self.policy,
+            max_attempts=self.max_attempts,
+            enabled=True if self.enabled is None else self.enabled,
+            dependencies=tuple(dependencies),
+        )
 
 
 S = TypeVar("S", bound=Spec)

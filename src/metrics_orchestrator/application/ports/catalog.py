@@ -1,4 +1,10 @@
-"""The catalog's repository port (SPEC §2); it writes the input specs of catalog_spec."""
+"""The catalog's repository port (SPEC §2).
+
+It writes metrics as the domain's `Metric`, and series, datasets and a metric's settings as
+the input specs of catalog_spec, re-exported here (`X as X`) so that an adapter imports only
+ports and the domain: the specs are the port's vocabulary (data validated once, at the
+boundary), and an adapter never needs catalog_spec itself.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +14,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from metrics_orchestrator.application.catalog_spec import DatasetSpec, MetricSpec, SeriesSpec
+from metrics_orchestrator.application.catalog_spec import DatasetSpec as DatasetSpec
+from metrics_orchestrator.application.catalog_spec import MetricSettings as MetricSettings
+from metrics_orchestrator.application.catalog_spec import SeriesSpec as SeriesSpec
 from metrics_orchestrator.domain.model import (
     Dataset,
     Metric,
     MetricDependency,
     Series,
     StatusChange,
-    TriggerPolicy,
 )
 
 DatasetSeriesPair = tuple[str, str]  # (dataset_id, series_code)
@@ -72,10 +79,10 @@ class CatalogRepository(Protocol):
     def remove_dataset_series(self, pairs: Collection[DatasetSeriesPair]) -> None: ...
 
     def upsert_metrics(
-        self, metrics: Sequence[MetricSpec], now: datetime
+        self, metrics: Sequence[Metric], now: datetime, *, keep_enabled: Collection[str] = ()
     ) -> dict[str, UpsertOutcome]:
-        """Each spec with its canonical expression and `required_days` given; `enabled`
-        None keeps the stored value (true when new)."""
+        """Each metric as given (not its dependencies); for the ids in `keep_enabled` the
+        stored `enabled` stays, and the metric's own applies only when it is new."""
         ...
 
     def dependencies(self, metric_ids: Collection[str]) -> dict[str, tuple[MetricDependency, ...]]:
@@ -107,16 +114,9 @@ class CatalogRepository(Protocol):
     def list_series(self) -> list[Series]: ...
 
     def update_metric_settings(
-        self,
-        code: str,
-        *,
-        enabled: bool | None,
-        required_days: int | None,
-        max_attempts: int | None,
-        trigger_policy: TriggerPolicy | None,
-        now: datetime,
+        self, code: str, settings: MetricSettings, now: datetime
     ) -> str | None:
-        """Change the given settings (None: keep); returns the metric id, None if unknown."""
+        """Change the settings given (None: keep); returns the metric id, None if unknown."""
         ...
 
     def set_dataset_enabled(self, dataset_id: str, enabled: bool, now: datetime) -> bool: ...

@@ -10,10 +10,12 @@ from typing import Any, LiteralString
 from psycopg import Connection
 from psycopg.rows import TupleRow
 
-from metrics_orchestrator.application.catalog_spec import DatasetSpec, MetricSpec, SeriesSpec
 from metrics_orchestrator.application.ports.catalog import (
     DatasetSeriesPair,
+    DatasetSpec,
     MetricDependent,
+    MetricSettings,
+    SeriesSpec,
     UpsertOutcome,
 )
 from metrics_orchestrator.domain.errors import ValidationError
@@ -222,7 +224,7 @@ class PostgresCatalogRepository:
             self._conn.execute(_sql("remove_dataset_series"), _pairs(pairs))
 
     def upsert_metrics(
-        self, metrics: Sequence[MetricSpec], now: datetime
+        self, metrics: Sequence[Metric], now: datetime, *, keep_enabled: Collection[str] = ()
     ) -> dict[str, UpsertOutcome]:
         if not metrics:
             return {}
@@ -233,14 +235,15 @@ class PostgresCatalogRepository:
                 ids="id",
                 codes="code",
                 expression_types="expression_type",
-                expressions=lambda m: jsonb(m.expression),
+                expressions=lambda m: jsonb(m.expression_json),
                 frequencies="frequency",
                 units="unit",
                 descriptions="description",
                 required_days="required_days",
-                trigger_policies="trigger_policy",
+                trigger_policies=lambda m: m.trigger_policy.value,
                 max_attempts="max_attempts",
-                enabled="enabled",
+                # NULL keeps the stored value (the statement's coalesce), true when new
+                enabled=lambda m: None if m.id in keep_enabled else m.enabled,
             ),
         }
         return _outcomes(self._rows("upsert_metrics", params), "id")
@@ -285,21 +288,15 @@ class PostgresCatalogRepository:
         return [row["metric_id"] for row in self._rows("cancel_pending_runs", params)]
 
     def update_metric_settings(
-        self,
-        code: str,
-        *,
-        enabled: bool | None,
-        required_days: int | None,
-        max_attempts: int | None,
-        trigger_policy: TriggerPolicy | None,
-        now: datetime,
+        self, code: str, settings: MetricSettings, now: datetime
     ) -> str | None:
+        # None keeps the stored value (the statement's coalesce)
         params = {
             "code": code,
-            "enabled": enabled,
-            "required_days": required_days,
-            "max_attempts": max_attempts,
-            "trigger_policy": trigger_policy.value if trigger_policy is not None else None,
+            "enabled": settings.enabled,
+            "required_days": settings.required_days,
+            "max_attempts": settings.max_attempts,
+            "trigger_policy": settings.trigger_policy,
             "now": now,
         }
         row = self._row("update_metric_settings", params)

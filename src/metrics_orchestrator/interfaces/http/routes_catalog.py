@@ -95,7 +95,7 @@ def register_metric(body: MetricSpec, catalog: CatalogDep, queries: QueriesDep) 
 def update_metric(
     code: MetricCode, body: MetricSettings, catalog: CatalogDep, queries: QueriesDep
 ) -> MetricOut:
-    metric = catalog.update_metric(code, **body.model_dump())
+    metric = catalog.update_metric(code, body)
     return MetricOut.of(metric, queries.metric_state(metric.code))
 
 
