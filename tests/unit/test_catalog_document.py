@@ -22,6 +22,7 @@ from metrics_orchestrator.application.catalog_spec import (
 )
 from metrics_orchestrator.domain.errors import FieldError, ValidationError
 from metrics_orchestrator.domain.model import Metric, MetricDependency, TriggerPolicy
+from metrics_orchestrator.domain.staleness import definition_version
 
 
 def parse_catalog_document(raw: object) -> CatalogDocument:
@@ -294,14 +295,16 @@ def test_a_spec_becomes_the_stored_metric_with_the_default_window_filled_in() ->
     spec = parse_catalog_document({"metrics": [_metric()]}).metrics[0].item
     dependency = MetricDependency("S1", "d1")
 
+    expression = {"op": "sma", "series": {"series_code": "S1"}, "window": 5}
     assert spec.to_metric(7, [dependency]) == Metric(
         id="m1",
         code="m.one",
         expression_type="window_op",
-        expression_json={"op": "sma", "series": {"series_code": "S1"}, "window": 5},
+        expression_json=expression,
         required_days=7,
         enabled=True,
         dependencies=(dependency,),
+        definition_version=definition_version("window_op", expression, [dependency]),
     )
     given = parse_catalog_document({"metrics": [_metric(required_days=3, enabled=False)]})
     stored = given.metrics[0].item.to_metric(7)

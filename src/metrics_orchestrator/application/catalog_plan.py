@@ -19,6 +19,7 @@ from metrics_orchestrator.application.ports.catalog import (
     UpsertOutcome,
 )
 from metrics_orchestrator.domain.errors import FieldError
+from metrics_orchestrator.domain.metric_graph import graph_problems
 from metrics_orchestrator.domain.model import (
     Cause,
     Dataset,
@@ -165,8 +166,11 @@ class Planner:
         }
         known_datasets = {e.item.id for e in document.datasets}
         known_datasets |= self.repo.existing_datasets(pins - known_datasets)
-        owners = self.repo.metric_ids_by_code([e.item.code for e in document.metrics])
-        facts = CatalogFacts(known_series, known_datasets, providers)
+        codes = [e.item.code for e in document.metrics]
+        owners = self.repo.metric_ids_by_code(codes)
+        read = {c for e in document.metrics for c in e.item.parsed_expression.metric_codes()}
+        known_metrics = set(codes) | set(self.repo.metric_ids_by_code(read - set(codes)))
+        facts = CatalogFacts(known_series, known_datasets, providers, known_metrics)
         for entry in sorted(document.metrics, key=lambda e: e.item.id):
             spec = entry.item
             owner = owners.get(spec.code)
@@ -183,6 +187,35 @@ class Planner:
             plan.metrics.append(spec.to_metric(self.default_required_days, resolution.dependencies))
             if spec.enabled is None:
                 plan.keeps_enabled.add(spec.id)
+        self._check_graph(document, plan)
+
+    def _check_graph(self, document: CatalogDocument, plan: Plan) -> None:
+        """SPEC §8: the metrics of the document with the stored ones form no cycle and no
+        chain longer than 16; a metric whose output another keeps reading is not renamed."""
+        if not document.metrics:
+            return
+        ids = {e.item.id: e for e in document.metrics}
+        stored = self.repo.metric_graph()
+        upstream = {m.code: m.upstream for m in stored if m.id not in ids}
+        upstream |= {e.item.code: e.item.parsed_expression.metric_codes() for e in ids.values()}
+        paths = {e.item.code: e.path for e in document.metrics}
+        for problem in graph_problems(upstream):
+            located = next((m for m in problem.metrics if m in paths), problem.metrics[0])
+            path = at_path(paths[located], "expression") if located in paths else "metrics"
+            plan.errors.append(FieldError(path, problem.message))
+        renamed = {
+            m.code: ids[m.id] for m in stored if m.id in ids and m.code != ids[m.id].item.code
+        }
+        for reader, reads in sorted(upstream.items()):
+            for old in sorted(set(reads) & renamed.keys()):
+                entry = renamed[old]
+                plan.errors.append(
+                    FieldError(
+                        at_path(entry.path, "code"),
+                        f"metric '{reader}' reads the output of '{old}': "
+                        "change its expression before renaming this metric",
+                    )
+                )
 
     def _check_removals(self, document: CatalogDocument, plan: Plan) -> None:
         """A dataset may stop providing a series only if no metric keeps depending on it."""

@@ -25,6 +25,7 @@ from metrics_orchestrator.domain.model import (
     MetricDependency,
     TriggerPolicy,
 )
+from metrics_orchestrator.domain.staleness import definition_version
 
 MAX_TEXT = 10_000
 MAX_KEY = 500
@@ -208,6 +209,9 @@ class MetricSpec(Spec):
             max_attempts=self.max_attempts,
             enabled=True if self.enabled is None else self.enabled,
             dependencies=tuple(dependencies),
+            definition_version=definition_version(
+                self.expression_type, self.parsed_expression.canonical, dependencies
+            ),
         )
 
 

@@ -318,6 +318,7 @@ class IntakeService:
             fingerprint=fingerprint or inputs_fingerprint(candidates),
             payload=payload,
             lineage={ds: c.id for ds, c in candidates.items()},
+            definition_version=mi.metric.definition_version,
         )
 
     # -- manual runs --------------------------------------------------------------------

@@ -14,9 +14,9 @@ Upstream = Mapping[str, Collection[str]]
 
 @dataclass(frozen=True, slots=True)
 class GraphProblem:
-    """A metric whose inputs would break the graph, and why."""
+    """Metrics whose inputs would break the graph (the cycle, or the chain's last), and why."""
 
-    metric_code: str
+    metrics: tuple[str, ...]
     message: str
 
 
@@ -69,13 +69,13 @@ def graph_problems(upstream: Upstream) -> list[GraphProblem]:
     cycle = find_cycle(upstream)
     if cycle is not None:
         named = " → ".join(cycle)
-        return [GraphProblem(cycle[0], f"metric inputs would form a cycle: {named}")]
+        return [GraphProblem(cycle[:-1], f"metric inputs would form a cycle: {named}")]
     problems = []
     for code, depth in sorted(depths(upstream).items()):
         if depth + 1 > MAX_CHAIN:
             problems.append(
                 GraphProblem(
-                    code,
+                    (code,),
                     f"a chain of {depth + 1} metrics ends at {code!r}; "
                     f"at most {MAX_CHAIN} metrics may be chained",
                 )

@@ -205,6 +205,9 @@ class Metric:
     max_attempts: int = 3
     enabled: bool = True
     dependencies: tuple[MetricDependency, ...] = ()
+    # the digest of its canonical expression and resolved inputs (SPEC §8): each run records
+    # the one it was formed with ("" until the catalog stores one)
+    definition_version: str = ""
 
     @property
     def required_datasets(self) -> tuple[str, ...]:

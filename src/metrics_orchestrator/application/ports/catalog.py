@@ -41,6 +41,15 @@ class MetricDependent:
     series_code: str
 
 
+@dataclass(frozen=True, slots=True)
+class StoredMetricInputs:
+    """A stored metric and the metrics whose outputs it reads (SPEC §8)."""
+
+    id: str
+    code: str
+    upstream: tuple[str, ...]
+
+
 class CatalogRepository(Protocol):
     """Persistence of datasets, series, metrics and their dependencies (one transaction)."""
 
@@ -83,6 +92,10 @@ class CatalogRepository(Protocol):
     ) -> dict[str, UpsertOutcome]:
         """Each metric as given (not its dependencies); for the ids in `keep_enabled` the
         stored `enabled` stays, and the metric's own applies only when it is new."""
+        ...
+
+    def metric_graph(self) -> list[StoredMetricInputs]:
+        """Every stored metric with the metrics it reads (the graph of §8)."""
         ...
 
     def dependencies(self, metric_ids: Collection[str]) -> dict[str, tuple[MetricDependency, ...]]:

@@ -74,6 +74,8 @@ class QueuedRun:
     fingerprint: str
     payload: dict[str, Any]
     lineage: dict[str, UUID]
+    # the metric's definition it was formed with (SPEC §8)
+    definition_version: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from metrics_orchestrator.application.ports.catalog import (
     MetricDependent,
     MetricSettings,
     SeriesSpec,
+    StoredMetricInputs,
     UpsertOutcome,
 )
 from metrics_orchestrator.domain.errors import ValidationError
@@ -76,6 +77,7 @@ def _metric(row: Row, dependencies: Sequence[MetricDependency]) -> Metric:
         max_attempts=row["max_attempts"],
         enabled=row["enabled"],
         dependencies=tuple(dependencies),
+        definition_version=row["definition_version"],
     )
 
 
@@ -171,6 +173,12 @@ class PostgresCatalogRepository:
         dependencies = self.dependencies([row["id"] for row in rows])
         return {row["id"]: _metric(row, dependencies.get(row["id"], ())) for row in rows}
 
+    def metric_graph(self) -> list[StoredMetricInputs]:
+        return [
+            StoredMetricInputs(r["id"], r["code"], tuple(r["upstream"]))
+            for r in self._rows("metric_graph", {})
+        ]
+
     def dependencies(self, metric_ids: Collection[str]) -> dict[str, tuple[MetricDependency, ...]]:
         if not metric_ids:
             return {}
@@ -242,6 +250,7 @@ class PostgresCatalogRepository:
                 required_days="required_days",
                 trigger_policies=lambda m: m.trigger_policy.value,
                 max_attempts="max_attempts",
+                definition_versions="definition_version",
                 # NULL keeps the stored value (the statement's coalesce), true when new
                 enabled=lambda m: None if m.id in keep_enabled else m.enabled,
             ),

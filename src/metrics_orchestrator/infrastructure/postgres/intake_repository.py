@@ -35,7 +35,7 @@ from metrics_orchestrator.domain.orchestration import InputFacts
 from metrics_orchestrator.infrastructure.postgres.jsonb import jsonb
 from metrics_orchestrator.infrastructure.postgres.named_queries import query
 from metrics_orchestrator.infrastructure.postgres.params import columns
-from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all
+from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, record
 
 _SQL = "intake.sql"
 _PROMOTE = change_for(Cause.READY)
@@ -60,38 +60,14 @@ def _recorded(row: Row, update: DatasetUpdate) -> RecordedUpdate:
 
 def _metric(row: Row) -> Metric:
     """A metric as intake locks it; its dependencies come with its inputs (`load_inputs`)."""
-    return Metric(
-        id=row["id"],
-        code=row["code"],
-        expression_type=row["expression_type"],
-        expression_json=row["expression_json"],
-        required_days=row["required_days"],
-        frequency=row["frequency"],
-        unit=row["unit"],
-        description=row["description"],
-        trigger_policy=TriggerPolicy(row["trigger_policy"]),
-        max_attempts=row["max_attempts"],
-        enabled=row["enabled"],
-    )
+    return record(Metric, row, trigger_policy=TriggerPolicy(row["trigger_policy"]), dependencies=())
 
 
 def _update(row: Row, prefix: str) -> DatasetUpdate | None:
     """The update whose columns carry this prefix (none if its id is NULL)."""
     if row[f"{prefix}id"] is None:
         return None
-    return DatasetUpdate(
-        id=row[f"{prefix}id"],
-        event_key=row[f"{prefix}event_key"],
-        dataset_id=row["dataset_id"],
-        bucket=row[f"{prefix}bucket"],
-        version_manifest_path=row[f"{prefix}version_manifest_path"],
-        projections_path=row[f"{prefix}projections_path"],
-        occurred_at=row[f"{prefix}occurred_at"],
-        received_at=row[f"{prefix}received_at"],
-        seq=row[f"{prefix}seq"],
-        run_id=row[f"{prefix}run_id"],
-        formed_at=row[f"{prefix}formed_at"],
-    )
+    return record(DatasetUpdate, row, prefix=prefix, dataset_id=row["dataset_id"])
 
 
 def _metric_inputs(metrics: Sequence[Metric], rows: Sequence[Row]) -> list[MetricInputs]:
@@ -304,6 +280,7 @@ class PostgresIntakeRepository:
                         payloads=lambda q: jsonb(q.run.payload),
                         created_ats="created_at",
                         queued_ats="queued_at",
+                        definition_versions="run.definition_version",
                     ),
                 },
             )
@@ -329,6 +306,7 @@ class PostgresIntakeRepository:
                         fingerprints="run.fingerprint",
                         payloads=lambda q: jsonb(q.run.payload),
                         queued_ats="queued_at",
+                        definition_versions="run.definition_version",
                     ),
                     "from": _PROMOTE.source.value,
                     "to": _PROMOTE.target.value,

@@ -33,13 +33,16 @@ def fetch_one(
         return cur.execute(sql, params).fetchone()
 
 
-def record(cls: type[_Record], row: Row, **read_otherwise: object) -> _Record:
-    """The dataclass `cls` from a row: each field from the column of its name, except the
-    fields given in `read_otherwise` (a status read into its enum, a column named otherwise).
+def record(cls: type[_Record], row: Row, *, prefix: str = "", **read_otherwise: object) -> _Record:
+    """The dataclass `cls` from a row: each field from the column of its name (after
+    `prefix`, for a row holding two of a kind), except the fields given in `read_otherwise`
+    (a status read into its enum, a column named otherwise).
 
     Every field is read, defaulted or not: a SELECT that lacks a column fails loudly here.
     """
-    from_columns = {name: row[name] for name in _field_names(cls) if name not in read_otherwise}
+    from_columns = {
+        name: row[f"{prefix}{name}"] for name in _field_names(cls) if name not in read_otherwise
+    }
     return cls(**from_columns, **read_otherwise)
 
 

@@ -41,7 +41,7 @@ SELECT code, id FROM metrics WHERE code = ANY(%(codes)s::text[]);
 -- name: lock_metrics
 -- Same lock order as intake (metrics by id), so the two never deadlock on metric rows.
 SELECT id, code, expression_type, expression_json, frequency, unit, description,
-       required_days, trigger_policy, max_attempts, enabled
+       required_days, trigger_policy, max_attempts, enabled, definition_version
 FROM metrics
 WHERE id = ANY(%(ids)s::text[])
 ORDER BY id
@@ -95,17 +95,18 @@ WHERE ds.dataset_id = p.dataset_id AND ds.series_code = p.series_code;
 -- A NULL `enabled` keeps the stored value (rows were locked by lock_metrics).
 INSERT INTO metrics AS m (id, code, expression_type, expression_json, frequency, unit,
                           description, required_days, trigger_policy, max_attempts, enabled,
-                          created_at, updated_at)
+                          definition_version, created_at, updated_at)
 SELECT t.id, t.code, t.expression_type, t.expression_json, t.frequency, t.unit,
        t.description, t.required_days, t.trigger_policy, t.max_attempts,
-       coalesce(t.enabled, cur.enabled, true), %(now)s, %(now)s
+       coalesce(t.enabled, cur.enabled, true), t.definition_version, %(now)s, %(now)s
 FROM unnest(%(ids)s::text[], %(codes)s::text[], %(expression_types)s::text[],
             %(expressions)s::jsonb[], %(frequencies)s::text[], %(units)s::text[],
             %(descriptions)s::text[], %(required_days)s::integer[],
-            %(trigger_policies)s::text[], %(max_attempts)s::integer[], %(enabled)s::boolean[])
+            %(trigger_policies)s::text[], %(max_attempts)s::integer[], %(enabled)s::boolean[],
+            %(definition_versions)s::text[])
      WITH ORDINALITY AS t(id, code, expression_type, expression_json, frequency, unit,
                           description, required_days, trigger_policy, max_attempts, enabled,
-                          ord)
+                          definition_version, ord)
 LEFT JOIN metrics cur ON cur.id = t.id
 ORDER BY t.ord
 ON CONFLICT (id) DO UPDATE
@@ -114,14 +115,24 @@ SET code = EXCLUDED.code, expression_type = EXCLUDED.expression_type,
     unit = EXCLUDED.unit, description = EXCLUDED.description,
     required_days = EXCLUDED.required_days, trigger_policy = EXCLUDED.trigger_policy,
     max_attempts = EXCLUDED.max_attempts, enabled = EXCLUDED.enabled,
-    updated_at = EXCLUDED.updated_at
+    definition_version = EXCLUDED.definition_version, updated_at = EXCLUDED.updated_at
 WHERE (m.code, m.expression_type, m.expression_json, m.frequency, m.unit, m.description,
-       m.required_days, m.trigger_policy, m.max_attempts, m.enabled)
+       m.required_days, m.trigger_policy, m.max_attempts, m.enabled, m.definition_version)
       IS DISTINCT FROM
       (EXCLUDED.code, EXCLUDED.expression_type, EXCLUDED.expression_json, EXCLUDED.frequency,
        EXCLUDED.unit, EXCLUDED.description, EXCLUDED.required_days, EXCLUDED.trigger_policy,
-       EXCLUDED.max_attempts, EXCLUDED.enabled)
+       EXCLUDED.max_attempts, EXCLUDED.enabled, EXCLUDED.definition_version)
 RETURNING m.id, (m.xmax = 0) AS created;
+
+-- name: metric_graph
+-- Every metric with the codes of the metrics whose outputs (`metric:X`) it reads (SPEC §8).
+SELECT m.id, m.code,
+       coalesce(array_agg(substr(md.dataset_id, length('metric:') + 1) ORDER BY md.position)
+                    FILTER (WHERE md.dataset_id LIKE 'metric:%%'), '{}') AS upstream
+FROM metrics m
+LEFT JOIN metric_dependencies md ON md.metric_id = m.id
+GROUP BY m.id, m.code
+ORDER BY m.id;
 
 -- name: dependencies
 SELECT metric_id, series_code, dataset_id
@@ -150,19 +161,19 @@ RETURNING metric_id;
 
 -- name: metric_by_code
 SELECT id, code, expression_type, expression_json, frequency, unit, description,
-       required_days, trigger_policy, max_attempts, enabled
+       required_days, trigger_policy, max_attempts, enabled, definition_version
 FROM metrics
 WHERE code = %(code)s;
 
 -- name: metric_by_id
 SELECT id, code, expression_type, expression_json, frequency, unit, description,
-       required_days, trigger_policy, max_attempts, enabled
+       required_days, trigger_policy, max_attempts, enabled, definition_version
 FROM metrics
 WHERE id = %(id)s;
 
 -- name: all_metrics
 SELECT id, code, expression_type, expression_json, frequency, unit, description,
-       required_days, trigger_policy, max_attempts, enabled
+       required_days, trigger_policy, max_attempts, enabled, definition_version
 FROM metrics
 ORDER BY code;
 

@@ -66,7 +66,7 @@ WHERE d.id = t.dataset_id;
 -- Row locks in id order serialise concurrent intakes per metric without deadlocks (§5.3.5).
 -- A separate statement: the statements after it take their snapshots once the locks are held.
 SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.frequency,
-       m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled
+       m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled, m.definition_version
 FROM metrics m
 WHERE m.enabled
   AND m.id IN (SELECT metric_id FROM metric_dependencies WHERE dataset_id = ANY(%(dataset_ids)b))
@@ -178,21 +178,24 @@ SELECT * FROM unnest(%(run_ids)b::uuid[], %(dataset_ids)b::text[], %(update_ids)
 -- A run that waited earlier in the same transaction is inserted queued, with the moment it
 -- was created.
 INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, inputs_fingerprint,
-                         request_payload, not_before, created_at, queued_at, updated_at)
+                         request_payload, not_before, created_at, queued_at, updated_at,
+                         definition_version)
 SELECT id, metric_id, %(status)s, trigger, 1, fingerprint, payload, queued_at, created_at,
-       queued_at, queued_at
+       queued_at, queued_at, definition_version
 FROM unnest(%(run_ids)b::uuid[], %(metric_ids)b::text[], %(triggers)b::text[],
             %(fingerprints)b::text[], %(payloads)b::jsonb[], %(created_ats)b::timestamptz[],
-            %(queued_ats)b::timestamptz[])
-     AS t(id, metric_id, trigger, fingerprint, payload, created_at, queued_at);
+            %(queued_ats)b::timestamptz[], %(definition_versions)b::text[])
+     AS t(id, metric_id, trigger, fingerprint, payload, created_at, queued_at,
+          definition_version);
 
 -- name: promote_pending_runs
 UPDATE metric_runs r
 SET status = %(to)s, inputs_fingerprint = t.fingerprint, request_payload = t.payload,
-    not_before = t.queued_at, queued_at = t.queued_at, updated_at = t.queued_at
+    not_before = t.queued_at, queued_at = t.queued_at, updated_at = t.queued_at,
+    definition_version = t.definition_version
 FROM unnest(%(run_ids)b::uuid[], %(fingerprints)b::text[], %(payloads)b::jsonb[],
-            %(queued_ats)b::timestamptz[])
-     AS t(id, fingerprint, payload, queued_at)
+            %(queued_ats)b::timestamptz[], %(definition_versions)b::text[])
+     AS t(id, fingerprint, payload, queued_at, definition_version)
 WHERE r.id = t.id AND r.status = %(from)s
 RETURNING r.id;
 
@@ -218,7 +221,7 @@ WHERE m.id = t.metric_id;
 
 -- name: dependent_metrics
 SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.frequency,
-       m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled
+       m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled, m.definition_version
 FROM metrics m
 WHERE m.enabled
   AND m.id IN (SELECT metric_id FROM metric_dependencies WHERE dataset_id = %(dataset_id)s)
@@ -226,14 +229,14 @@ ORDER BY m.id;
 
 -- name: lock_metric_by_code
 SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.frequency,
-       m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled
+       m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled, m.definition_version
 FROM metrics m
 WHERE m.code = %(code)s
 FOR UPDATE OF m;
 
 -- name: metric_by_code
 SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.frequency,
-       m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled
+       m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled, m.definition_version
 FROM metrics m
 WHERE m.code = %(code)s;
 
