@@ -59,7 +59,7 @@ from metrics_orchestrator.application.ports.intake import (
 from metrics_orchestrator.application.ports.queries import QueryRepository
 from metrics_orchestrator.application.ports.runs import RunRepository
 from metrics_orchestrator.domain.events import decode_event
-from metrics_orchestrator.domain.metric_outputs import InputBehind, RunOutput, output_dataset_id
+from metrics_orchestrator.domain.metric_outputs import InputBehind, OutputFacts, output_dataset_id
 from metrics_orchestrator.domain.model import (
     Cause,
     DatasetUpdate,
@@ -342,7 +342,7 @@ class FakeIntakeRepository:
     def lock_for_batch(self, dataset_ids: Sequence[str]) -> None:
         return None  # one unit of work at a time: nothing to wait for
 
-    def run_output(self, run_id: UUID, manifest: str | None) -> RunOutput | None:
+    def run_output(self, run_id: UUID, manifest: str | None) -> OutputFacts | None:
         run = self._state.runs.get(run_id)
         if run is None:
             return None
@@ -350,7 +350,7 @@ class FakeIntakeRepository:
         output = (run.request_payload or {}).get("output", {})
         base = output.get("basePath") if isinstance(output, dict) else None
         # no retries in the fakes: a run's chain is the run itself
-        return RunOutput(run_id, output_dataset_id(code), base, run.created_at, manifest)
+        return OutputFacts(run_id, output_dataset_id(code), base, run.created_at, manifest)
 
     def inputs_behind(self, run_id: UUID) -> list[InputBehind]:
         behind = []

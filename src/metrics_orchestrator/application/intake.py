@@ -214,14 +214,7 @@ class IntakeService:
         # a batch of bodies that are no updates at all has nothing to lock or record
         facts = uow.intake.record_and_load(list(announced.values())) if announced else _no_facts()
         found = dict(zip(announced, facts.recorded.outcomes, strict=True))
-        state = IntakeState(
-            facts.inputs,
-            facts.recorded.freshest_before,
-            already_run=uow.intake.existing_automatic_fingerprints,
-            make_run=lambda mi, candidates, fingerprint, now, reuse: self._queued_run(
-                mi, candidates, RunTrigger.AUTOMATIC, now, reuse=reuse, fingerprint=fingerprint
-            ),
-        )
+        state = self._state(uow, facts)
         results = []
         for n, (item, now) in enumerate(arrivals):
             if item.update is None:
@@ -240,6 +233,17 @@ class IntakeService:
                 ]
             )
         return results
+
+    def _state(self, uow: UnitOfWork, facts: BatchFacts) -> IntakeState:
+        """The intake state of a batch, as loaded: automatic runs are formed on it."""
+        return IntakeState(
+            facts.inputs,
+            facts.recorded.freshest_before,
+            already_run=uow.intake.existing_automatic_fingerprints,
+            make_run=lambda mi, candidates, fingerprint, at, reuse: self._queued_run(
+                mi, candidates, RunTrigger.AUTOMATIC, at, reuse=reuse, fingerprint=fingerprint
+            ),
+        )
 
     @staticmethod
     def _arrive(
@@ -274,14 +278,7 @@ class IntakeService:
         output records nothing."""
         facts = uow.intake.record_and_load([(output, payload)])
         (recorded,) = facts.recorded.outcomes
-        state = IntakeState(
-            facts.inputs,
-            facts.recorded.freshest_before,
-            already_run=uow.intake.existing_automatic_fingerprints,
-            make_run=lambda mi, candidates, fingerprint, at, reuse: self._queued_run(
-                mi, candidates, RunTrigger.AUTOMATIC, at, reuse=reuse, fingerprint=fingerprint
-            ),
-        )
+        state = self._state(uow, facts)
         dependents = facts.dependents.get(output.dataset_id, [])
         result = self._arrive(state, output, now, recorded, dependents)
         uow.intake.save(state.writes())

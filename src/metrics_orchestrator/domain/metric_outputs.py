@@ -29,7 +29,7 @@ def output_metric_code(dataset_id: str) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class RunOutput:
+class OutputFacts:
     """What the control plane knows of a succeeded run's output when its completion arrives."""
 
     run_id: UUID
@@ -39,7 +39,7 @@ class RunOutput:
     manifest: str | None  # the completion's `outputManifest`
 
 
-def output_version(output: RunOutput, received_at: datetime) -> DatasetUpdate | None:
+def output_version(output: OutputFacts, received_at: datetime) -> DatasetUpdate | None:
     """The version of `metric:X` a succeeded run's output makes (SPEC §8), or None when the
     completion names no manifest or the request no output base path (nothing to read).
 

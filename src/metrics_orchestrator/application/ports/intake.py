@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 from uuid import UUID
 
-from metrics_orchestrator.domain.metric_outputs import InputBehind, RunOutput
+from metrics_orchestrator.domain.metric_outputs import InputBehind, OutputFacts
 from metrics_orchestrator.domain.model import DatasetUpdate, Metric, RunTrigger
 from metrics_orchestrator.domain.orchestration import InputFacts
 
@@ -180,7 +180,7 @@ class IntakeRepository(Protocol):
         last automatic run."""
         ...
 
-    def run_output(self, run_id: UUID, manifest: str | None) -> RunOutput | None:
+    def run_output(self, run_id: UUID, manifest: str | None) -> OutputFacts | None:
         """A run's output as a version-to-be of its metric's pseudo-dataset (SPEC §8)."""
         ...
 

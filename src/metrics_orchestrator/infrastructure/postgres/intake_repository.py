@@ -19,7 +19,7 @@ from metrics_orchestrator.application.ports.intake import (
     RecordedUpdates,
     RecordOutcome,
 )
-from metrics_orchestrator.domain.metric_outputs import InputBehind, RunOutput
+from metrics_orchestrator.domain.metric_outputs import InputBehind, OutputFacts
 from metrics_orchestrator.domain.model import (
     Cause,
     DatasetUpdate,
@@ -355,12 +355,12 @@ class PostgresIntakeRepository:
         if waited:
             self._run("fill_pending_rows_from_lineage", {"run_ids": waited})
 
-    def run_output(self, run_id: UUID, manifest: str | None) -> RunOutput | None:
+    def run_output(self, run_id: UUID, manifest: str | None) -> OutputFacts | None:
         rows = self._all("run_output", {"run_id": run_id})
         if not rows:
             return None
         row = rows[0]
-        return RunOutput(run_id, row["dataset_id"], row["base_path"], row["formed_at"], manifest)
+        return OutputFacts(run_id, row["dataset_id"], row["base_path"], row["formed_at"], manifest)
 
     def inputs_behind(self, run_id: UUID) -> list[InputBehind]:
         rows = self._all("inputs_behind", {"run_id": run_id})
