@@ -47,7 +47,7 @@ from metrics_orchestrator.domain.messages.run_requested import (
     RunRequest,
 )
 from metrics_orchestrator.domain.messages.run_started import build_run_started
-from metrics_orchestrator.domain.s3_locations import S3Location
+from metrics_orchestrator.domain.s3_locations import S3Location, parse_s3_uri
 from metrics_orchestrator.worker.claims import Claim, Claims, Verdict, advance_current
 from metrics_orchestrator.worker.evaluator import (
     OBS_TIME,
@@ -120,6 +120,15 @@ class WorkerOptions:
     heartbeat_interval: float = 10.0
     # Hold every run at least this long (demos, tests): progress then shows in heartbeats.
     min_run_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _InputFile:
+    """A file to read, the series (code) its points belong to, and how errors name it."""
+
+    series: str
+    location: S3Location
+    what: str = "projection file"
 
 
 class _Progress:
@@ -268,18 +277,18 @@ class RunRequestHandler:
         self, request: RunRequest, progress: _Progress, stop: threading.Event
     ) -> dict[str, pl.LazyFrame]:
         plan = [
-            (series, file)
+            file
             for dataset in request.datasets.values()
             if request.series_of(dataset.dataset_id)
-            for series, file in self._files_to_read(request, dataset)
+            for file in self._files_to_read(request, dataset)
         ]
         parts: dict[str, list[pl.DataFrame]] = {
             code: [] for code in request.expression.series_codes()
         }
-        for done, (series, file) in enumerate(plan, 1):
+        for done, file in enumerate(plan, 1):
             if stop.is_set():
                 raise _Abandon
-            parts[series].append(self._read_parquet(file))
+            parts[file.series].append(self._read_parquet(file))
             progress.set(_READ_DONE * done / len(plan))
         progress.set(_READ_DONE)
         return {
@@ -287,10 +296,21 @@ class RunRequestHandler:
             for code, frames in parts.items()
         }
 
-    def _files_to_read(
-        self, request: RunRequest, dataset: DatasetVersion
-    ) -> list[tuple[str, S3Location]]:
-        """Exactly the manifest's files of the series this run needs from `dataset`."""
+    def _files_to_read(self, request: RunRequest, dataset: DatasetVersion) -> list[_InputFile]:
+        """Exactly the files the request's catalog names for the series this run needs."""
+        needed = [
+            code
+            for code in request.series_of(dataset.dataset_id)
+            if code in request.expression.series_codes()
+        ]
+        if dataset.is_metric_output:
+            files = self._output_files(dataset)
+            what = f"output file of {dataset.dataset_id}"
+            return [_InputFile(code, file, what) for code in needed for file in files]
+        return self._projection_files(dataset, needed)
+
+    def _projection_files(self, dataset: DatasetVersion, needed: list[str]) -> list[_InputFile]:
+        """The version manifest's `parquet_files` under `{SERIES_CODE}/` of each needed series."""
         manifest = self._read_manifest(dataset)
         files = manifest.get("parquet_files")
         if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
@@ -299,9 +319,7 @@ class RunRequestHandler:
             )
         listed = manifest.get("series_codes")
         wanted = []
-        for code in request.series_of(dataset.dataset_id):
-            if code not in request.expression.series_codes():
-                continue
+        for code in needed:
             mine = [f for f in files if _relative(f, dataset).split("/", 1)[0] == code]
             # No file: an empty series only if the manifest lists it; otherwise it is missing.
             if not mine and not (isinstance(listed, list) and code in listed):
@@ -311,29 +329,55 @@ class RunRequestHandler:
                     f"has no series {code}",
                     retryable=False,
                 )
-            wanted += [(code, dataset.projections.child(_relative(f, dataset))) for f in mine]
+            wanted += [
+                _InputFile(code, dataset.projections.child(_relative(f, dataset))) for f in mine
+            ]
         return wanted
 
+    def _output_files(self, dataset: DatasetVersion) -> list[S3Location]:
+        """Every file an upstream run's output manifest lists (SPEC §8): its series is their
+        union. Each must lie under that output's base path (`projectionsPath`)."""
+        manifest = self._read_manifest(dataset)
+        files = manifest.get("files")
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise RunFailed(
+                INPUT_READ_ERROR,
+                f"output manifest of {dataset.dataset_id} {dataset.manifest.uri}: "
+                "files is not a list of s3:// URIs",
+                retryable=False,
+            )
+        return [_output_file(file, dataset) for file in files]
+
     def _read_manifest(self, dataset: DatasetVersion) -> dict[str, Any]:
-        raw = self._get(dataset.manifest, what=f"manifest of dataset {dataset.dataset_id}")
+        output = dataset.is_metric_output
+        kind = "output manifest of" if output else "manifest of dataset"
+        raw = self._get(dataset.manifest, what=f"{kind} {dataset.dataset_id}")
+        named = (
+            f"{kind} {dataset.dataset_id} {dataset.manifest.uri}"
+            if output
+            else (f"manifest {dataset.manifest.uri}")
+        )
+        # An upstream run's output is written once and never changes, so a bad one stays bad;
+        # a corrupt projection manifest stays retryable, as it always was.
+        retryable = not output
         try:
             document = json.loads(raw)
         except (ValueError, RecursionError) as exc:  # a manifest may be larger than any event
             raise RunFailed(
-                INPUT_READ_ERROR, f"manifest {dataset.manifest.uri} is not JSON: {exc}"
+                INPUT_READ_ERROR, f"{named} is not JSON: {exc}", retryable=retryable
             ) from exc
         if not isinstance(document, dict):
-            raise RunFailed(INPUT_READ_ERROR, f"manifest {dataset.manifest.uri} is not an object")
+            raise RunFailed(INPUT_READ_ERROR, f"{named} is not an object", retryable=retryable)
         return document
 
-    def _read_parquet(self, location: S3Location) -> pl.DataFrame:
-        raw = self._get(location, what="projection file")
+    def _read_parquet(self, file: _InputFile) -> pl.DataFrame:
+        raw = self._get(file.location, what=file.what)
         try:
             # Column pruning: only the two columns §3.1 uses are decoded.
             return pl.read_parquet(io.BytesIO(raw), columns=[OBS_TIME, VALUE])
         except Exception as exc:  # polars raises several families for a bad file
             raise RunFailed(
-                INPUT_READ_ERROR, f"{location.uri} is not a readable projection file: {exc}"
+                INPUT_READ_ERROR, f"{file.location.uri} is not a readable {file.what}: {exc}"
             ) from exc
 
     def _get(self, location: S3Location, *, what: str) -> bytes:
@@ -461,6 +505,36 @@ class RunRequestHandler:
         finally:
             done.set()
             thread.join()
+
+
+def _output_file(file: str, dataset: DatasetVersion) -> S3Location:
+    """An output manifest's file as a location, refused (not retryable) unless it is a full
+    `s3://` URI under the output's base path: a run reads only the output the request names."""
+    base = dataset.projections.child("")
+    try:
+        location = parse_s3_uri(file)
+    except ValueError:
+        location = None
+    inside = (
+        location is not None
+        and location.bucket == base.bucket
+        and location.key.startswith(base.key)
+        and len(location.key) > len(base.key)
+        # S3 keeps `..` literally but HTTP clients may resolve it: refused either way.
+        and not {".", ".."} & set(location.key.split("/"))
+    )
+    if location is None or not inside:
+        raise RunFailed(
+            INPUT_READ_ERROR,
+            f"output manifest of {dataset.dataset_id} {dataset.manifest.uri} lists "
+            f"{_shown(file)}, which is not under the output's base path {base.uri}",
+            retryable=False,
+        )
+    return location
+
+
+def _shown(text: str, limit: int = 200) -> str:
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text):,} characters)"
 
 
 def _relative(file: str, dataset: DatasetVersion) -> str:

@@ -1,6 +1,8 @@
 """SPEC §3.1 on polars lazy frames: an expression tree over series -> one series.
 
 A series is a frame with columns `obs_time` (datetime, UTC) and `value` (float64, nullable).
+Series are taken by code: a `{"metric_code": X}` reference (SPEC §8) is the series of code X,
+which the caller reads from X's output.
 The tree is the canonical form `domain.expressions.parse_expression` produced, so the grammar is
 the domain's alone; this module only gives each node its meaning.
 
@@ -91,6 +93,8 @@ class _Evaluator:
     def node(self, node: Node) -> pl.LazyFrame:
         if "series_code" in node:
             return self._inputs[str(node["series_code"])]
+        if "metric_code" in node:  # another metric's output: its series bears the metric's code
+            return self._inputs[str(node["metric_code"])]
         if "left" in node:
             return self.series_math(node)
         if "window" in node:

@@ -35,11 +35,14 @@ from metrics_orchestrator.domain.expressions import Expression, parse_expression
 from metrics_orchestrator.domain.fields import MAX_LABEL_LENGTH
 from metrics_orchestrator.domain.identifiers import identifier_problem
 from metrics_orchestrator.domain.messages.shared import utc_text
-from metrics_orchestrator.domain.metric_outputs import output_catalog_entry
+from metrics_orchestrator.domain.metric_outputs import METRIC_OUTPUT_KIND, output_catalog_entry
 from metrics_orchestrator.domain.model import DatasetUpdate, MetricDependency
 from metrics_orchestrator.domain.s3_locations import S3Location, locate, parse_s3_uri
 
 RUN_REQUESTED = "metric_run_requested"
+# `kind` of a catalog entry of projections; an entry without `kind` is one (SPEC §4.3, §8)
+PROJECTION_KIND = "projection"
+_KINDS = (PROJECTION_KIND, METRIC_OUTPUT_KIND)
 SCHEMA_VERSION = "1"
 INVALID_REQUEST = "INVALID_REQUEST"
 # Room for the problems in an error text of 2,000 characters (outputs.MAX_PUBLISHED_TEXT),
@@ -121,12 +124,24 @@ def requested_metric_code(payload: Mapping[str, Any] | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DatasetVersion:
-    """One entry of the request's `catalog.datasets`: the update this run consumes."""
+    """One entry of the request's `catalog.datasets`: the update this run consumes.
+
+    A dataset's projections (`kind` "projection", also when the entry names no kind), or
+    another metric's output (`kind` "metric_output", SPEC §8): then `manifest` is that run's
+    output manifest, `projections` its `basePath`, and `metric_code` / `run_id` say which
+    metric and run wrote it (None when the entry does not say)."""
 
     dataset_id: str
     bucket: str
     manifest: S3Location
     projections: S3Location
+    kind: str = PROJECTION_KIND
+    metric_code: str | None = None
+    run_id: str | None = None
+
+    @property
+    def is_metric_output(self) -> bool:
+        return self.kind == METRIC_OUTPUT_KIND
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,8 +379,10 @@ class _Reader:
             return None
         fields = {name: entry.get(name) for name in ("bucket", "manifestPath", "projectionsPath")}
         bad = [name for name, value in fields.items() if not isinstance(value, str) or not value]
-        if bad:
-            self.problems += [f"{path}.{name}: must be a non-empty string" for name in bad]
+        self.problems += [f"{path}.{name}: must be a non-empty string" for name in bad]
+        kind = self._kind(entry, path)
+        origin = self._origin(entry, path) if kind == METRIC_OUTPUT_KIND else (None, None)
+        if bad or kind is None or origin is None:
             return None
         bucket = str(fields["bucket"])
         try:
@@ -374,10 +391,40 @@ class _Reader:
                 bucket=bucket,
                 manifest=locate(str(fields["manifestPath"]), bucket),
                 projections=locate(str(fields["projectionsPath"]), bucket),
+                kind=kind,
+                metric_code=origin[0],
+                run_id=origin[1],
             )
         except ValueError as exc:
             self.problems.append(f"{path}: {exc}")
             return None
+
+    def _kind(self, entry: Mapping[str, Any], path: str) -> str | None:
+        """The entry's `kind`; an entry without one is projections (every request before §8)."""
+        kind = entry.get("kind", PROJECTION_KIND)
+        if kind in _KINDS:
+            return str(kind)
+        # A kind this worker cannot read: refused now rather than read as something it is not.
+        self.problems.append(
+            f"{path}.kind: must be one of {', '.join(_KINDS)} (got {_shown(kind)})"
+        )
+        return None
+
+    def _origin(self, entry: Mapping[str, Any], path: str) -> tuple[str | None, str | None] | None:
+        """A metric output's `metricCode` and `runId` (each optional; checked when given)."""
+        code, run_id = entry.get("metricCode"), entry.get("runId")
+        problems = []
+        if code is not None and (problem := identifier_problem(code)) is not None:
+            problems.append(f"{path}.metricCode: {problem}")
+        if run_id is not None and not (isinstance(run_id, str) and _is_uuid(run_id)):
+            problems.append(f"{path}.runId: must be a UUID (got {_shown(run_id)})")
+        self.problems += problems
+        if problems:
+            return None
+        return (
+            code if isinstance(code, str) else None,
+            run_id if isinstance(run_id, str) else None,
+        )
 
     def _output(self) -> S3Location | None:
         output = self.document.get("output")
@@ -414,3 +461,11 @@ class _Reader:
                 self.problems.append(f"inputs: no entry for series {code}")
             elif dataset not in datasets:
                 self.problems.append(f"catalog.datasets: no update for dataset {dataset}")
+        # `{"metric_code": X}` means X's output (SPEC §8): never a dataset's projections.
+        for code in expression.metric_codes():
+            found = datasets.get(series_datasets.get(code, ""))
+            if found is not None and not found.is_metric_output:
+                self.problems.append(
+                    f"catalog.datasets.{found.dataset_id}: metric {code}'s output must be "
+                    f'an entry of kind "{METRIC_OUTPUT_KIND}" (got "{found.kind}")'
+                )
