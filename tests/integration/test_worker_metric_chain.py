@@ -29,7 +29,7 @@ from metrics_orchestrator.domain.messages.run_requested import (
     read_message,
 )
 from metrics_orchestrator.domain.metric_outputs import (
-    RunOutput,
+    OutputFacts,
     output_dataset_id,
     output_version,
 )
@@ -170,7 +170,7 @@ class Chain:
         assert completed["type"] == "metric_run_completed"
         if completed["status"] == "SUCCESS":
             version = output_version(
-                RunOutput(
+                OutputFacts(
                     run_id=run_id,
                     dataset_id=output_dataset_id(code),
                     base_path=base,

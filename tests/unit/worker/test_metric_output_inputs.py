@@ -23,7 +23,7 @@ from metrics_orchestrator.domain.messages.run_requested import (
     build_run_request,
     read_message,
 )
-from metrics_orchestrator.domain.metric_outputs import RunOutput, output_version
+from metrics_orchestrator.domain.metric_outputs import OutputFacts, output_version
 from metrics_orchestrator.domain.model import MetricDependency
 from metrics_orchestrator.domain.s3_locations import S3Location
 from metrics_orchestrator.worker.compute import RunRequestHandler, WorkerOptions
@@ -161,7 +161,7 @@ def test_an_entry_without_kind_is_projections_as_before() -> None:
 def test_the_control_planes_request_on_a_metric_output_parses_to_that_output() -> None:
     """build_run_request's catalog entry for `metric:X` (SPEC §8) is what the worker reads."""
     upstream = output_version(
-        RunOutput(
+        OutputFacts(
             run_id=UUID(UPSTREAM_RUN),
             dataset_id="metric:m.up",
             base_path=f"s3://{OUTPUT_BUCKET}/{UPSTREAM_BASE}",
