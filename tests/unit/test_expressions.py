@@ -97,6 +97,9 @@ FIXTURE_SERIES = {
     "reserves.real_pesos": ("RESERVES_USD_D", "FX_OFFICIAL_D", "CPI_INDEX_M"),
     "reserves.sma_20": ("RESERVES_USD_D",),
     "reserves.at_parallel": ("RESERVES_USD_D", "FX_PARALLEL_D"),
+    # metrics over metrics (chains_catalog.yaml): an upstream metric is read as its code (§8)
+    "reserves.real_pesos_yoy": ("reserves.real_pesos",),
+    "reserves.real_yoy_over_gap": ("reserves.real_pesos_yoy", "fx.gap"),
 }
 
 
