@@ -5,10 +5,11 @@ from __future__ import annotations
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from metrics_orchestrator.application.pagination import keyset_page
 from metrics_orchestrator.domain.errors import Conflict, NotFound, ValidationError
+from metrics_orchestrator.domain.metric_outputs import output_metric_code
 from metrics_orchestrator.domain.metric_state import MetricState
 from metrics_orchestrator.interfaces.http.views import impact_view, readiness_view
 from metrics_orchestrator.interfaces.web.deps import (
@@ -20,7 +21,12 @@ from metrics_orchestrator.interfaces.web.deps import (
     Queries,
     Runs,
 )
-from metrics_orchestrator.interfaces.web.graph import DAGRE_MAX_NODES, build_graph
+from metrics_orchestrator.interfaces.web.graph import (
+    DAGRE_MAX_NODES,
+    build_graph,
+    downstream_metrics,
+    upstream_metrics,
+)
 from metrics_orchestrator.interfaces.web.output import run_output
 from metrics_orchestrator.interfaces.web.presenters import (
     STATE_CLASSES,
@@ -100,6 +106,8 @@ def metric_page(
     context = {
         "title": f"Metric {code}",
         "metric": metric,
+        "upstream": upstream_metrics(metric),
+        "downstream": downstream_metrics(code, catalog.list_metrics()),
         "formula": formula(metric.expression_json),
         "tree": expression_tree(metric.expression_json),
         "readiness": readiness_view(inputs, evaluation, now),
@@ -152,7 +160,11 @@ def dataset_page(
     queries: Queries,
     clock: ClockDep,
     token: ApiToken,
-) -> HTMLResponse:
+) -> Response:
+    metric_code = output_metric_code(dataset_id)
+    if metric_code is not None:
+        # `metric:X` is metric X's output (SPEC §8), not a dataset of its own: its page is X's
+        return RedirectResponse(f"/ui/metrics/{quote(metric_code)}", status_code=303)
     try:
         dataset = catalog.get_dataset(dataset_id)
         impact = impact_view(dataset_id, intake.impact(dataset_id), clock.now())

@@ -6,9 +6,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from metrics_orchestrator.application.ports.runs import AttemptSummary
 from metrics_orchestrator.domain.errors import Conflict, IllegalTransition, NotLatestAttempt
+from metrics_orchestrator.domain.metric_outputs import output_metric_code
 from metrics_orchestrator.domain.metric_state import MetricState
 from metrics_orchestrator.domain.model import Cause, MetricRun, change_for
 from metrics_orchestrator.domain.retries import check_latest_attempt, check_manual_retry
@@ -18,6 +20,14 @@ _INFIX = {"ratio": "/", "multiply": TIMES, "subtract": "\N{MINUS SIGN}", "add": 
 
 
 # --- formatting --------------------------------------------------------------------------
+
+
+def dataset_href(dataset_id: str) -> str:
+    """A dataset's page; for a metric's output (`metric:X`, SPEC §8) the page of metric X."""
+    code = output_metric_code(dataset_id)
+    if code is not None:
+        return f"/ui/metrics/{quote(code)}"
+    return f"/ui/datasets/{quote(dataset_id)}"
 
 
 def when(moment: datetime | None) -> str:

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
-from metrics_orchestrator.interfaces.web.presenters import ago, duration, when
+from metrics_orchestrator.interfaces.web.presenters import ago, dataset_href, duration, when
 from metrics_orchestrator.interfaces.web.security import forget_notice, is_signed_in, read_notice
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -24,6 +24,7 @@ templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.filters["when"] = when
 templates.env.filters["ago"] = ago
 templates.env.filters["duration"] = duration
+templates.env.filters["dataset_href"] = dataset_href
 
 
 def _json_script(value: Any) -> Markup:

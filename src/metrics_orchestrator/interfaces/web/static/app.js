@@ -85,67 +85,52 @@
     return STATE_COLORS[node.data("state")] || "#c2c8d0";
   }
 
-  // dagre's crossing minimisation takes many seconds beyond a few hundred nodes. The graph
-  // always has three ranks (dataset, series, metric), so big graphs get a linear-time layout
-  // instead: each column ordered by the mean position of a node's inputs (one barycentre pass).
-  var RANKS = { dataset: 0, series: 1, metric: 2 };
-
-  function threeColumnPositions(cy) {
-    var columns = [[], [], []], place = {};
-    cy.nodes().forEach(function (n) { columns[RANKS[n.data("kind")]].push(n); });
-    columns.forEach(function (column, rank) {
-      if (rank > 0) {
-        column.forEach(function (n) {
-          var inputs = n.incomers("node"), sum = 0;
-          inputs.forEach(function (i) { sum += place[i.id()] || 0; });
-          n.scratch("_order", inputs.length ? sum / inputs.length : 0);
-        });
-        column.sort(function (a, b) { return a.scratch("_order") - b.scratch("_order"); });
-      }
-      column.forEach(function (n, index) { place[n.id()] = index / Math.max(column.length - 1, 1); });
-    });
-    // 40 px a node: room for its label under it (two wrapped lines) before the next node
-    var height = 40 * Math.max(columns[0].length, columns[1].length, columns[2].length);
-    return function (n) {
-      return { x: 320 * RANKS[n.data("kind")], y: place[n.id()] * height };
-    };
+  // Every node carries its column (interfaces/web/graph.py): datasets, series, then metrics by
+  // depth (SPEC §8), so every edge points right.
+  function column(n) {
+    return Number(n.data("column")) || 0;
   }
 
+  // dagre's crossing minimisation takes many seconds beyond a few hundred nodes, so big graphs
+  // use the positions the server computed (one barycentre pass per column, linear time).
   function graphLayout(cy, dagreMaxNodes) {
     if (window.cytoscapeDagre && cy.nodes().length <= dagreMaxNodes) {
       // Labels sit under their node and wrap (see drawGraph): the layout sizes nodes with their
-      // labels, so labels neither overlap each other nor sit on an edge.
+      // labels, so labels neither overlap each other nor sit on an edge. An edge spans at least
+      // as many ranks as columns between its ends, so dagre keeps the columns by depth.
       return { name: "dagre", rankDir: "LR", nodeSep: 14, rankSep: 90, edgeSep: 8,
-        nodeDimensionsIncludeLabels: true, animate: false };
+        nodeDimensionsIncludeLabels: true, animate: false,
+        minLen: function (edge) { return Math.max(column(edge.target()) - column(edge.source()), 1); } };
     }
-    return { name: "preset", positions: threeColumnPositions(cy), fit: false };
+    return { name: "preset", fit: false };
   }
 
-  // Each edge turns down (or up) in the free band between two columns, at an x of its own
-  // target: edges into one node share a vertical, edges into different nodes never merge into
-  // one trunk, and no vertical runs through a label (labels stay inside their column's band).
+  // Each edge turns down (or up) in the free band before its target's column, at an x of its
+  // own target: edges into one node share a vertical, edges into different nodes never merge
+  // into one trunk, and no vertical runs through a label (labels stay inside their column's band).
   function spreadEdgeTurns(cy) {
-    var byRank = [[], [], []];
-    cy.nodes().forEach(function (n) { byRank[RANKS[n.data("kind")]].push(n); });
-    var right = byRank.map(function (column) {
-      return Math.max.apply(null, column.map(function (n) { return n.boundingBox({ includeLabels: true }).x2; }).concat([-Infinity]));
-    });
-    var left = byRank.map(function (column) {
-      return Math.min.apply(null, column.map(function (n) { return n.boundingBox({ includeLabels: true }).x1; }).concat([Infinity]));
-    });
+    var byColumn = [];
+    cy.nodes().forEach(function (n) { (byColumn[column(n)] = byColumn[column(n)] || []).push(n); });
+    var right = [], left = [];
+    for (var c = 0; c < byColumn.length; c++) {
+      var boxes = (byColumn[c] || []).map(function (n) { return n.boundingBox({ includeLabels: true }); });
+      right.push(Math.max.apply(null, boxes.map(function (b) { return b.x2; }).concat([-Infinity])));
+      left.push(Math.min.apply(null, boxes.map(function (b) { return b.x1; }).concat([Infinity])));
+    }
     cy.batch(function () {
-      [1, 2].forEach(function (rank) {
-        var targets = byRank[rank].slice().sort(function (a, b) { return a.position("y") - b.position("y"); });
-        var free = left[rank] - right[rank - 1];
-        if (!(free > 0)) return;
+      for (var rank = 1; rank < byColumn.length; rank++) {
+        var targets = (byColumn[rank] || []).slice().sort(function (a, b) { return a.position("y") - b.position("y"); });
+        var before = Math.max.apply(null, right.slice(0, rank));
+        var free = left[rank] - before;
+        if (!(free > 0)) continue;
         targets.forEach(function (target, i) {
-          var x = right[rank - 1] + free * (0.15 + 0.7 * (targets.length > 1 ? i / (targets.length - 1) : 0.5));
+          var x = before + free * (0.15 + 0.7 * (targets.length > 1 ? i / (targets.length - 1) : 0.5));
           target.incomers("edge").forEach(function (edge) {
             var start = edge.source().position("x");
             edge.style("taxi-turn", Math.max(x - start, 1) + "px");
           });
         });
-      });
+      }
     });
   }
 
