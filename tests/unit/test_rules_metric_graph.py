@@ -52,7 +52,7 @@ def test_a_two_metric_cycle_is_named_with_arrows_and_closes_on_its_first() -> No
     upstream = {"a": ["b"], "b": ["a"]}
     assert find_cycle(upstream) == ("a", "b", "a")
     assert graph_problems(upstream) == [
-        GraphProblem("a", "metric inputs would form a cycle: a → b → a")
+        GraphProblem(("a", "b"), "metric inputs would form a cycle: a → b → a")
     ]
 
 
@@ -60,7 +60,7 @@ def test_a_metric_reading_its_own_output_is_a_cycle() -> None:
     upstream = {"a": ["a"]}
     assert find_cycle(upstream) == ("a", "a")
     assert graph_problems(upstream) == [
-        GraphProblem("a", "metric inputs would form a cycle: a → a")
+        GraphProblem(("a",), "metric inputs would form a cycle: a → a")
     ]
 
 
@@ -69,7 +69,10 @@ def test_a_cycle_reached_through_a_metric_outside_it_is_named_without_that_metri
     cycle = find_cycle(upstream)
     assert cycle == ("x.one", "x.two", "x.three", "x.one")
     assert graph_problems(upstream) == [
-        GraphProblem("x.one", "metric inputs would form a cycle: x.one → x.two → x.three → x.one")
+        GraphProblem(
+            ("x.one", "x.two", "x.three"),
+            "metric inputs would form a cycle: x.one → x.two → x.three → x.one",
+        )
     ]
 
 
@@ -101,19 +104,19 @@ def test_the_longest_chain_allowed_is_sixteen_metrics() -> None:
 def test_a_chain_of_seventeen_is_refused_naming_the_metric_at_its_end() -> None:
     assert graph_problems(chain(17)) == [
         GraphProblem(
-            "m17", "a chain of 17 metrics ends at 'm17'; at most 16 metrics may be chained"
+            ("m17",), "a chain of 17 metrics ends at 'm17'; at most 16 metrics may be chained"
         )
     ]
 
 
 def test_every_metric_beyond_the_limit_is_named() -> None:
-    assert [problem.metric_code for problem in graph_problems(chain(18))] == ["m17", "m18"]
+    assert [problem.metrics for problem in graph_problems(chain(18))] == [("m17",), ("m18",)]
 
 
 def test_a_cycle_is_reported_alone_even_beside_a_too_long_chain() -> None:
     upstream = {**chain(17), "a": ["b"], "b": ["a"]}
     assert graph_problems(upstream) == [
-        GraphProblem("a", "metric inputs would form a cycle: a → b → a")
+        GraphProblem(("a", "b"), "metric inputs would form a cycle: a → b → a")
     ]
 
 
@@ -122,7 +125,7 @@ def test_the_longest_path_counts_not_the_shortest() -> None:
     upstream = {**chain(16), "long": ["m1", "m16"]}
     assert graph_problems(upstream) == [
         GraphProblem(
-            "long", "a chain of 17 metrics ends at 'long'; at most 16 metrics may be chained"
+            ("long",), "a chain of 17 metrics ends at 'long'; at most 16 metrics may be chained"
         )
     ]
 

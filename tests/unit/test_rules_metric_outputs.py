@@ -16,7 +16,7 @@ from metrics_orchestrator.domain.identifiers import IDENTIFIER_PATTERN
 from metrics_orchestrator.domain.messages.run_requested import build_run_request
 from metrics_orchestrator.domain.metric_outputs import (
     InputBehind,
-    RunOutput,
+    OutputFacts,
     data_time,
     output_catalog_entry,
     output_dataset_id,
@@ -40,8 +40,8 @@ def run_output(
     base_path: str | None = BASE,
     run_id: UUID = RUN_ID,
     formed_at: datetime = T0,
-) -> RunOutput:
-    return RunOutput(
+) -> OutputFacts:
+    return OutputFacts(
         run_id=run_id,
         dataset_id="metric:X",
         base_path=base_path,
