@@ -6,6 +6,7 @@ interfaces never touch a repository themselves.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -21,14 +22,18 @@ from metrics_orchestrator.application.ports.events import EventStatus, LoggedEve
 from metrics_orchestrator.application.ports.queries import (
     HourlyRunCount,
     LastRun,
+    MetricDataFacts,
     RunGauges,
     RunMatch,
     RunWaits,
 )
 from metrics_orchestrator.domain.errors import NotFound
+from metrics_orchestrator.domain.metric_graph import downstream
+from metrics_orchestrator.domain.metric_outputs import output_metric_code
 from metrics_orchestrator.domain.metric_state import RECENT_RUNS, StateVerdict, metric_state
 from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
 from metrics_orchestrator.domain.run_ids import SHOWN_MATCHES, parse_run_id_prefix, the_one_match
+from metrics_orchestrator.domain.staleness import Staleness, refresh_roots, staleness
 
 RECENT_UPDATES = 20
 OVERVIEW_WINDOW = timedelta(hours=24)
@@ -42,6 +47,16 @@ class RunOverview:
     by_status: dict[RunStatus, int]
     last_24h: list[HourlyRunCount]
     waits: RunWaits
+
+
+@dataclass(frozen=True, slots=True)
+class MetricData:
+    """What SPEC §8 says of a metric: the data time behind its latest succeeded run, how old
+    that is by our clock, and whether the metric is stale and why."""
+
+    data_time: datetime | None
+    data_age_seconds: float | None
+    staleness: Staleness
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +94,52 @@ class QueryService:
             return uow.queries.recent_dataset_updates(dataset_id, limit)
 
     def run_gauges(self) -> RunGauges:
+        """The gauges read at scrape time, with each metric's data age (SPEC §8)."""
         now = self._clock.now()
         with self._uow_factory() as uow:
-            return uow.queries.run_gauges(now)
+            gauges = uow.queries.run_gauges(now)
+            facts = uow.queries.metric_data_facts()
+        ages = {
+            f.staleness.code: _age_seconds(f.data_time, now)
+            for f in facts
+            if f.data_time is not None
+        }
+        return RunGauges(gauges.pending_runs, gauges.dispatcher_backlog, data_age_seconds=ages)
+
+    def metric_data(self, codes: Iterable[str] | None = None) -> dict[str, MetricData]:
+        """Each metric's data time, data age and staleness (every metric when `codes` is None),
+        by code. Staleness is judged over the whole graph: one read of every metric's facts."""
+        now = self._clock.now()
+        with self._uow_factory() as uow:
+            facts = uow.queries.metric_data_facts()
+        judged = staleness([f.staleness for f in facts])
+        wanted = None if codes is None else set(codes)
+        return {
+            f.staleness.code: _metric_data(f, judged[f.staleness.code], now)
+            for f in facts
+            if wanted is None or f.staleness.code in wanted
+        }
+
+    def refresh_roots(self) -> list[str]:
+        """The metrics `refresh --stale` runs (SPEC §8): the stale ones none of whose upstream
+        metrics is stale; the chain brings the rest up to date."""
+        with self._uow_factory() as uow:
+            facts = uow.queries.metric_data_facts()
+        return refresh_roots([f.staleness for f in facts])
+
+    def downstream_of(self, codes: Iterable[str]) -> dict[str, int]:
+        """Every metric reading, directly or through others, the output of one of `codes`,
+        with its depth (1: reads one of them), over the stored graph; `codes` left out."""
+        roots = set(codes)
+        with self._uow_factory() as uow:
+            upstream = uow.queries.metric_upstream()
+        return {c: d for c, d in downstream(upstream, roots).items() if c not in roots}
+
+    def upstream_states(self, dataset_ids: Iterable[str]) -> dict[str, StateVerdict]:
+        """For the inputs that are metrics' outputs (`metric:X`), each X's state and why, by
+        X's code: what "why not yet" says of a metric waiting on another (SPEC §8)."""
+        codes = [c for c in (output_metric_code(d) for d in dataset_ids) if c is not None]
+        return self.metric_states(codes) if codes else {}
 
     def run_overview(self) -> RunOverview:
         """Counts by status now and over the last 24 h, waits and backlog, in one snapshot."""
@@ -131,3 +189,12 @@ class QueryService:
         """Each dataset's freshest update (a dataset that never had one is absent), by id."""
         with self._uow_factory() as uow:
             return uow.queries.freshest_update_by_dataset()
+
+
+def _age_seconds(data_time: datetime, now: datetime) -> float:
+    return (now - data_time).total_seconds()
+
+
+def _metric_data(facts: MetricDataFacts, judged: Staleness, now: datetime) -> MetricData:
+    age = _age_seconds(facts.data_time, now) if facts.data_time is not None else None
+    return MetricData(facts.data_time, age, judged)

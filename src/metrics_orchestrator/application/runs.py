@@ -22,6 +22,7 @@ from metrics_orchestrator.application.pagination import (
     encode_run_cursor,
 )
 from metrics_orchestrator.application.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from metrics_orchestrator.application.ports.queries import RunData
 from metrics_orchestrator.application.ports.runs import (
     AttemptSummary,
     LockedRun,
@@ -70,6 +71,10 @@ class RunDetail:
     pending: tuple[PendingInput, ...]
     lineage: tuple[DatasetUpdate, ...]
     attempts: tuple[AttemptSummary, ...]
+    # SPEC §8: the oldest effective time of the external versions behind a succeeded run, and
+    # the definition version of its metric it was formed with (None when not recorded)
+    data_time: datetime | None = None
+    definition_version: str | None = None
 
     @property
     def request_payload(self) -> dict[str, object] | None:
@@ -264,12 +269,15 @@ class RunOperations:
     def get_run(self, run_id: UUID) -> RunDetail:
         def work(uow: UnitOfWork) -> RunDetail:
             summary = _get_existing(uow, run_id)
+            data = uow.queries.run_data(run_id) or RunData(None, None)
             return RunDetail(
                 run=summary.run,
                 metric_code=summary.metric_code,
                 pending=tuple(uow.runs.pending_inputs(run_id)),
                 lineage=tuple(uow.runs.lineage(run_id)),
                 attempts=tuple(uow.runs.attempt_chain(run_id)),
+                data_time=data.data_time,
+                definition_version=data.definition_version,
             )
 
         return _transact(self._uow_factory, work)

@@ -1,10 +1,10 @@
 """Prometheus metrics (SPEC §6.4) on a registry of their own.
 
 Counters and histograms are fed by the use cases through the `Telemetry` port. Gauges that
-describe the database (pending runs, dispatcher backlog) are read when Prometheus scrapes,
-so every replica reports the same, current numbers and nothing has to keep them in sync.
-Each `PrometheusTelemetry` owns its `CollectorRegistry`: several containers in one process
-(tests, embedded demos) never collide in the global default registry.
+describe the database (pending runs, dispatcher backlog, each metric's data age) are read when
+Prometheus scrapes, so every replica reports the same, current numbers and nothing has to
+keep them in sync. Each `PrometheusTelemetry` owns its `CollectorRegistry`: several containers
+in one process (tests, embedded demos) never collide in the global default registry.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ DISPATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 
 PENDING_RUNS = f"{PREFIX}_runs_pending"
 DISPATCHER_BACKLOG = f"{PREFIX}_dispatcher_backlog"
+METRIC_DATA_AGE = f"{PREFIX}_metric_data_age_seconds"
 
 
 class RunGaugeCollector(Collector):
@@ -58,11 +59,20 @@ def _families(gauges: RunGauges | None) -> Iterator[Metric]:
     backlog = GaugeMetricFamily(
         DISPATCHER_BACKLOG, "Queued runs whose not_before has passed, waiting to be published."
     )
+    data_age = GaugeMetricFamily(
+        METRIC_DATA_AGE,
+        "Seconds since the data time of the metric's latest succeeded run: the oldest external "
+        "dataset version behind it (SPEC §8), by the control plane's clock.",
+        labels=["metric"],
+    )
     if gauges is not None:
         pending.add_metric([], gauges.pending_runs)
         backlog.add_metric([], gauges.dispatcher_backlog)
+        for code, age in sorted(gauges.data_age_seconds.items()):
+            data_age.add_metric([code], age)
     yield pending
     yield backlog
+    yield data_age
 
 
 class PrometheusTelemetry:

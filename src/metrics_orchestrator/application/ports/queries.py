@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
 from metrics_orchestrator.domain.metric_state import MetricFacts
 from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
+from metrics_orchestrator.domain.staleness import StalenessFacts
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +19,9 @@ class RunGauges:
 
     pending_runs: int  # runs in pending_dependencies
     dispatcher_backlog: int  # queued runs whose not_before has passed
+    # per metric code: seconds since the data time of its latest succeeded run (SPEC §8), by
+    # our clock; a metric that never succeeded (or has no data time) is absent
+    data_age_seconds: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,24 @@ class LastRun:
     completed_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class RunData:
+    """What SPEC §8 adds to a run: the data time behind a succeeded run, and the definition
+    version of its metric it was formed with (None when not recorded)."""
+
+    data_time: datetime | None
+    definition_version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricDataFacts:
+    """What a metric's data time and staleness are read from (SPEC §8): the staleness facts
+    and the data time of its latest succeeded run (None if it never succeeded)."""
+
+    staleness: StalenessFacts
+    data_time: datetime | None
+
+
 class QueryRepository(Protocol):
     def recent_dataset_updates(self, dataset_id: str, limit: int) -> list[DatasetUpdate]:
         """The dataset's updates, freshest first (SPEC §5.2 order)."""
@@ -83,4 +106,18 @@ class QueryRepository(Protocol):
 
     def freshest_update_by_dataset(self) -> dict[str, DatasetUpdate]:
         """The freshest update of every dataset that had one, by dataset id."""
+        ...
+
+    def metric_data_facts(self) -> list[MetricDataFacts]:
+        """Every metric's staleness facts and data time, by code, in one statement: staleness
+        is transitive, so a metric is judged with its whole upstream."""
+        ...
+
+    def metric_upstream(self) -> dict[str, tuple[str, ...]]:
+        """The stored graph (SPEC §8): each metric that reads other metrics' outputs, by code,
+        with their codes (a metric reading datasets only is absent)."""
+        ...
+
+    def run_data(self, run_id: UUID) -> RunData | None:
+        """A run's data time and the definition version it was formed with (SPEC §8)."""
         ...

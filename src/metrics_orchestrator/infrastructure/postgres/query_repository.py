@@ -13,12 +13,15 @@ from psycopg.rows import TupleRow
 from metrics_orchestrator.application.ports.queries import (
     HourlyRunCount,
     LastRun,
+    MetricDataFacts,
+    RunData,
     RunGauges,
     RunMatch,
     RunWaits,
 )
 from metrics_orchestrator.domain.metric_state import InputFact, MetricFacts, RunFact
 from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
+from metrics_orchestrator.domain.staleness import StalenessFacts
 from metrics_orchestrator.infrastructure.postgres.named_queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one, record
 
@@ -86,6 +89,27 @@ class PostgresQueryRepository:
             )
             for row in rows
         ]
+
+    def metric_data_facts(self) -> list[MetricDataFacts]:
+        return [
+            MetricDataFacts(
+                staleness=record(
+                    StalenessFacts,
+                    row,
+                    newer_inputs=tuple(row["newer_inputs"]),
+                    upstream=tuple(row["upstream"]),
+                ),
+                data_time=row["data_time"],
+            )
+            for row in self._rows("metric_data_facts")
+        ]
+
+    def metric_upstream(self) -> dict[str, tuple[str, ...]]:
+        return {row["code"]: tuple(row["upstream"]) for row in self._rows("metric_upstream")}
+
+    def run_data(self, run_id: UUID) -> RunData | None:
+        row = fetch_one(self._conn, query(_SQL, "run_data"), {"id": run_id})
+        return record(RunData, row) if row is not None else None
 
     def runs_in_id_range(self, lowest: UUID, highest: UUID, limit: int) -> list[RunMatch]:
         rows = self._rows(

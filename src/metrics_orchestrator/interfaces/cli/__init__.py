@@ -21,12 +21,14 @@ from metrics_orchestrator.interfaces.cli.migrate import migrate_command
 from metrics_orchestrator.interfaces.cli.read_catalog import (
     list_datasets_command,
     list_metrics_command,
+    show_metric_command,
 )
 from metrics_orchestrator.interfaces.cli.read_events import events_app
 from metrics_orchestrator.interfaces.cli.read_orchestration import datasets_app, metrics_app
 from metrics_orchestrator.interfaces.cli.read_runs import runs_app
 from metrics_orchestrator.interfaces.cli.runs_actions import (
     cancel_command,
+    refresh_command,
     retry_command,
     run_metric_command,
 )
@@ -86,6 +88,8 @@ def _register_commands() -> None:
     runs_app.command("retry")(retry_command)
     runs_app.command("cancel")(cancel_command)
     metrics_app.command("run")(run_metric_command)
+    metrics_app.command("refresh")(refresh_command)
+    metrics_app.command("show")(show_metric_command)
 
 
 _register_commands()

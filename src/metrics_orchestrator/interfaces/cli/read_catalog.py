@@ -1,7 +1,9 @@
-"""`metrics list` and `datasets list` (SPEC §6.1): the catalog with what happened to it lately.
+"""`metrics list`, `metrics show CODE` and `datasets list` (SPEC §6.1): the catalog with what
+happened to it lately.
 
 The same read use cases as GET /metrics and GET /datasets (the catalog service, pages cut by
-key), joined with the newest run of each metric and the freshest update of each dataset.
+key), joined with the newest run of each metric, its data time and staleness (SPEC §8), and the
+freshest update of each dataset.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import typer
 
 from metrics_orchestrator.application.pagination import keyset_page
 from metrics_orchestrator.application.ports.queries import LastRun
+from metrics_orchestrator.application.queries import MetricData
 from metrics_orchestrator.domain.metric_state import StateVerdict
 from metrics_orchestrator.domain.model import Dataset, DatasetUpdate, Metric
 from metrics_orchestrator.interfaces.cli.reading import (
     JSON_OPTION,
+    print_fields,
     print_json,
     print_table,
     read_container,
@@ -32,14 +36,26 @@ def list_metrics_command(
             container.catalog.list_metrics(), lambda m: m.code, limit, cursor
         )
         last_runs = container.queries.last_run_by_metric()
-        states = container.queries.metric_states([m.code for m in metrics])
-    items = [metric_item(m, states[m.code], last_runs.get(m.code)) for m in metrics]
+        codes = [m.code for m in metrics]
+        states = container.queries.metric_states(codes)
+        data = container.queries.metric_data(codes)
+    items = [metric_item(m, states[m.code], last_runs.get(m.code), data[m.code]) for m in metrics]
     if as_json:
         print_json({"items": items, "next_cursor": next_cursor})
         return
     print_table(
         f"{len(items)} metric{'' if len(items) == 1 else 's'}",
-        ["code", "state", "why", "trigger policy", "last run", "created", "ended"],
+        [
+            "code",
+            "state",
+            "why",
+            "trigger policy",
+            "last run",
+            "created",
+            "ended",
+            "data time",
+            "stale",
+        ],
         [
             [
                 i["code"],
@@ -49,6 +65,8 @@ def list_metrics_command(
                 i["last_run_status"] or "never ran",
                 i["last_run_created_at"],
                 i["last_run_completed_at"],
+                i["data_time"],
+                i["stale_reason"] or "no",
             ]
             for i in items
         ],
@@ -57,7 +75,55 @@ def list_metrics_command(
         typer.echo(f"more: --cursor {next_cursor}")
 
 
-def metric_item(metric: Metric, state: StateVerdict, last: LastRun | None) -> dict[str, object]:
+def show_metric_command(
+    code: str = typer.Argument(..., metavar="CODE", help="The metric's code."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """One metric: its state and why, its newest run, its data time and whether it is stale."""
+    with read_container() as container:
+        metric = container.catalog.get_metric(code)
+        last = container.queries.last_run_by_metric().get(metric.code)
+        state = container.queries.metric_state(metric.code)
+        data = container.queries.metric_data([metric.code])[metric.code]
+    item = metric_item(metric, state, last, data) | {
+        "expression_type": metric.expression_type,
+        "expression": metric.expression_json,
+        "required_datasets": list(metric.required_datasets),
+    }
+    if as_json:
+        print_json(item)
+        return
+    print_fields(
+        f"metric {metric.code}",
+        [
+            ("state", f"{item['state']} ({item['state_reason']})"),
+            ("stale", item["stale_reason"] or "no"),
+            ("data time", item["data_time"]),
+            ("data age", _age_text(data.data_age_seconds)),
+            ("inputs", ", ".join(metric.required_datasets)),
+            ("trigger policy", item["trigger_policy"]),
+            ("required days", item["required_days"]),
+            ("enabled", "yes" if metric.enabled else "no"),
+            ("last run", item["last_run_status"] or "never ran"),
+            ("last run created", item["last_run_created_at"]),
+            ("last run ended", item["last_run_completed_at"]),
+        ],
+    )
+
+
+def _age_text(seconds: float | None) -> str | None:
+    """An age a person reads at a glance: whole days, hours and minutes."""
+    if seconds is None:
+        return None
+    minutes = int(seconds // 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{days}d {hours}h {minutes}m" if days else f"{hours}h {minutes}m"
+
+
+def metric_item(
+    metric: Metric, state: StateVerdict, last: LastRun | None, data: MetricData
+) -> dict[str, object]:
     return {
         "code": metric.code,
         "id": metric.id,
@@ -69,6 +135,10 @@ def metric_item(metric: Metric, state: StateVerdict, last: LastRun | None) -> di
         "last_run_status": last.status if last else None,
         "last_run_created_at": last.created_at if last else None,
         "last_run_completed_at": last.completed_at if last else None,
+        "data_time": data.data_time,
+        "data_age_seconds": data.data_age_seconds,
+        "stale": data.staleness.stale,
+        "stale_reason": str(data.staleness) if data.staleness.stale else None,
     }
 
 

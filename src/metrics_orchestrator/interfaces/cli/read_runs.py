@@ -130,6 +130,8 @@ _SHOWN = (
     "progress",
     "output",
     "rows",
+    "data time",
+    "definition",
 )
 
 
@@ -157,6 +159,8 @@ def run_fields(detail: RunDetail) -> dict[str, object]:
         "progress": run.progress,
         "output": run.output_manifest,
         "rows": run.row_count,
+        "data time": detail.data_time,
+        "definition": detail.definition_version,
     }
 
 
@@ -212,4 +216,6 @@ def detail_dict(detail: RunDetail) -> dict[str, object]:
         "pending": [_pending_item(p) for p in detail.pending],
         "lineage": [_lineage_item(u) for u in detail.lineage],
         "attempts": jsonable(detail.attempts),
+        "data_time": jsonable(detail.data_time),
+        "definition_version": detail.definition_version,
     }

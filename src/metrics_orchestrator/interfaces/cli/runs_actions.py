@@ -1,4 +1,5 @@
-"""`runs retry ID`, `runs cancel ID` and `metrics run CODE` (SPEC §6.1): the actions a person
+"""`runs retry ID`, `runs cancel ID`, `metrics run CODE` and `metrics refresh CODE | --stale`
+(SPEC §6.1, §8): the actions a person
 takes at a terminal, through the same use cases as the API and the dashboard.
 
 Exit codes: 0 done; 2 the action was refused (unknown or ambiguous id, a conflict such as a
@@ -14,12 +15,18 @@ from uuid import UUID
 
 import typer
 
+from metrics_orchestrator.application.refresh import StaleRefresh, refresh_stale
 from metrics_orchestrator.application.runs import RunDetail
 from metrics_orchestrator.bootstrap import Container
 from metrics_orchestrator.domain.errors import DomainError
 from metrics_orchestrator.interfaces.cli.common import fail
 from metrics_orchestrator.interfaces.cli.read_runs import detail_dict, print_run_fields
-from metrics_orchestrator.interfaces.cli.reading import JSON_OPTION, print_json, read_container
+from metrics_orchestrator.interfaces.cli.reading import (
+    JSON_OPTION,
+    print_json,
+    print_table,
+    read_container,
+)
 
 RUN_ID_ARGUMENT = typer.Argument(
     ..., metavar="ID", help="The run's id, or a unique prefix of it (4+ hex digits)."
@@ -84,3 +91,45 @@ def run_metric_command(
 ) -> None:
     """Run a metric now on the freshest update of each input (POST /metrics/{code}/runs)."""
     _act(lambda container: container.intake.request_manual_run(code), "queued", as_json)
+
+
+def refresh_command(
+    code: str | None = typer.Argument(None, metavar="[CODE]", help="The metric's code."),
+    stale: bool = typer.Option(
+        False,
+        "--stale",
+        help="Refresh every stale metric none of whose upstream metrics is stale; "
+        "the chain brings the rest up to date.",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Run a metric on the freshest version of each input (POST /metrics/{code}/refresh), or
+    with --stale the roots of what is stale (POST /metrics/refresh?stale=true)."""
+    if (code is None) == (not stale):
+        raise fail("give a metric CODE or --stale (not both)")
+    if code is not None:
+        _act(lambda container: container.intake.request_manual_run(code), "queued", as_json)
+        return
+    with acting() as container:
+        refreshed = refresh_stale(container.queries, container.intake)
+    _print_refresh(refreshed, as_json)
+
+
+def _print_refresh(refreshed: StaleRefresh, as_json: bool) -> None:
+    if as_json:
+        print_json({"runs": refreshed.runs, "refused": refreshed.refused})
+        return
+    if not refreshed.runs and not refreshed.refused:
+        typer.echo("nothing is stale")
+        return
+    print_table(
+        f"refreshed {len(refreshed.runs)} stale metric{'' if len(refreshed.runs) == 1 else 's'}",
+        ["metric", "run queued"],
+        [[code, ", ".join(str(r) for r in runs)] for code, runs in refreshed.runs.items()],
+    )
+    if refreshed.refused:
+        print_table(
+            "stale but not run",
+            ["metric", "why"],
+            [[code, why] for code, why in refreshed.refused.items()],
+        )

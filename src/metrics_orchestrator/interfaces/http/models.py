@@ -20,6 +20,8 @@ from metrics_orchestrator.application.catalog_spec import NO_NUL as NO_NUL
 from metrics_orchestrator.application.catalog_spec import Text
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.ports.runs import PendingInput, RunSummary
+from metrics_orchestrator.application.queries import MetricData
+from metrics_orchestrator.application.refresh import StaleRefresh
 from metrics_orchestrator.application.runs import RunDetail
 from metrics_orchestrator.application.verdicts import ImpactAction
 from metrics_orchestrator.domain.inbox import MAX_DISMISS_REASON
@@ -145,9 +147,25 @@ class MetricOut(BaseModel):
         "run failed or timed out; a retry may be scheduled) or disabled. See docs/ui.md."
     )
     state_reason: str = Field(description="Why, in one sentence (e.g. which input it waits for).")
+    data_time: datetime | None = Field(
+        description="The data time of its latest succeeded run (SPEC §8): the oldest effective "
+        "time of the external dataset versions behind it, directly or through upstream metrics. "
+        "None if it never succeeded."
+    )
+    data_age_seconds: float | None = Field(
+        description="Seconds from data_time to now, by the control plane's clock."
+    )
+    stale: bool = Field(
+        description="Its latest success used an older definition, missed a newer input version "
+        "with no run on its way, or reads a stale metric (SPEC §8)."
+    )
+    stale_reason: str | None = Field(
+        description="'definition changed', 'newer input: <datasets>' or "
+        "'upstream stale: <metrics>'; None when not stale."
+    )
 
     @classmethod
-    def of(cls, metric: Metric, state: StateVerdict) -> MetricOut:
+    def of(cls, metric: Metric, state: StateVerdict, data: MetricData) -> MetricOut:
         return cls(
             id=metric.id,
             code=metric.code,
@@ -164,12 +182,38 @@ class MetricOut(BaseModel):
             required_datasets=list(metric.required_datasets),
             state=state.state,
             state_reason=state.reason,
+            data_time=data.data_time,
+            data_age_seconds=data.data_age_seconds,
+            stale=data.staleness.stale,
+            stale_reason=str(data.staleness) if data.staleness.stale else None,
         )
 
 
 class MetricPage(BaseModel):
     items: list[MetricOut]
     next_cursor: str | None
+
+
+class RefreshOut(BaseModel):
+    metric_code: str
+    run_id: UUID = Field(description="The manual run queued on the freshest inputs.")
+
+
+class StaleRefreshOut(BaseModel):
+    runs: dict[str, list[UUID]] = Field(
+        description="Per metric refreshed (the stale metrics none of whose upstream metrics is "
+        "stale), the runs queued; the chain brings the rest up to date."
+    )
+    refused: dict[str, str] = Field(
+        description="Per stale metric that could not run (disabled, an input never updated), why."
+    )
+
+    @classmethod
+    def of(cls, refresh: StaleRefresh) -> StaleRefreshOut:
+        return cls(
+            runs={code: list(ids) for code, ids in refresh.runs.items()},
+            refused=dict(refresh.refused),
+        )
 
 
 # --- readiness and impact -------------------------------------------------------------------
@@ -180,6 +224,27 @@ class UpdateRefOut(BaseModel):
     version_manifest_path: str | None
     effective_at: datetime
     received_at: datetime
+
+
+class UpstreamOut(BaseModel):
+    """For an input that is a metric's output (`metric:X`): what X itself is doing (SPEC §8)."""
+
+    metric_code: str
+    state: MetricState
+    reason: str = Field(
+        description="Why, in one sentence: disabled, its last run failed (and when), or what "
+        "it waits for itself."
+    )
+    waiting_for: list[str] = Field(description="The inputs X's next run still needs.")
+
+    @classmethod
+    def of(cls, code: str, verdict: StateVerdict) -> UpstreamOut:
+        return cls(
+            metric_code=code,
+            state=verdict.state,
+            reason=verdict.reason,
+            waiting_for=list(verdict.waiting_for),
+        )
 
 
 class InputReadinessOut(BaseModel):
@@ -193,6 +258,9 @@ class InputReadinessOut(BaseModel):
     fresh_until: datetime | None = Field(description="When the freshest update stops being fresh.")
     last_run_update_id: UUID | None = Field(
         description="The update of this dataset the metric's last automatic run used."
+    )
+    upstream: UpstreamOut | None = Field(
+        default=None, description="For a metric's output (`metric:X`): X's state and why."
     )
 
 
@@ -218,12 +286,24 @@ class ImpactMetricOut(BaseModel):
     waiting_for: list[str]
 
 
+class DownstreamMetricOut(BaseModel):
+    metric_code: str
+    depth: int = Field(
+        description="1: reads the output of a metric that would run or wait at once."
+    )
+
+
 class ImpactOut(BaseModel):
     dataset_id: str
     evaluated_at: datetime
     would_run: list[str] = Field(description="Codes of the metrics that would be queued at once.")
     would_wait: list[str] = Field(description="Codes of the metrics that would wait.")
     metrics: list[ImpactMetricOut]
+    downstream: list[DownstreamMetricOut] = Field(
+        default_factory=list,
+        description="Every metric below them (reading their outputs, directly or through "
+        "others), with its depth, shallowest first (SPEC §8).",
+    )
 
 
 # --- runs -----------------------------------------------------------------------------------
@@ -335,6 +415,13 @@ class RunDetailOut(RunOut):
     request_payload: dict[str, Any] | None = Field(
         description="The metric_run_requested message (SPEC §4.3), once queued."
     )
+    data_time: datetime | None = Field(
+        description="For a succeeded run: the oldest effective time of the external dataset "
+        "versions behind it, directly or through the upstream runs it consumed (SPEC §8)."
+    )
+    definition_version: str | None = Field(
+        description="The digest of its metric's definition the run was formed with (SPEC §8)."
+    )
 
     @classmethod
     def of_detail(cls, detail: RunDetail) -> RunDetailOut:
@@ -350,6 +437,8 @@ class RunDetailOut(RunOut):
             lineage=[LineageOut.of(e) for e in detail.lineage],
             attempts=[AttemptOut.model_validate(a) for a in detail.attempts],
             request_payload=run.request_payload,
+            data_time=detail.data_time,
+            definition_version=detail.definition_version,
         )
 
 

@@ -13,6 +13,8 @@ from metrics_orchestrator.application.catalog_spec import (
     SeriesSpec,
 )
 from metrics_orchestrator.application.pagination import keyset_page
+from metrics_orchestrator.application.queries import QueryService
+from metrics_orchestrator.domain.model import Metric
 from metrics_orchestrator.interfaces.http.dependencies import (
     AUTHENTICATED,
     DEFAULT_PAGE_SIZE,
@@ -54,9 +56,11 @@ def list_metrics(
     cursor: Cursor = None,
 ) -> MetricPage:
     page, next_cursor = keyset_page(catalog.list_metrics(), lambda m: m.code, limit, cursor)
-    states = queries.metric_states([m.code for m in page])
+    codes = [m.code for m in page]
+    states, data = queries.metric_states(codes), queries.metric_data(codes)
     return MetricPage(
-        items=[MetricOut.of(m, states[m.code]) for m in page], next_cursor=next_cursor
+        items=[MetricOut.of(m, states[m.code], data[m.code]) for m in page],
+        next_cursor=next_cursor,
     )
 
 
@@ -64,8 +68,7 @@ def list_metrics(
     "/metrics/{code}", tags=["metrics"], summary="One metric", responses=problem_responses(404)
 )
 def get_metric(code: MetricCode, catalog: CatalogDep, queries: QueriesDep) -> MetricOut:
-    metric = catalog.get_metric(code)
-    return MetricOut.of(metric, queries.metric_state(metric.code))
+    return _metric_out(catalog.get_metric(code), queries)
 
 
 @router.post(
@@ -79,8 +82,7 @@ def get_metric(code: MetricCode, catalog: CatalogDep, queries: QueriesDep) -> Me
     responses=problem_responses(401, 409),
 )
 def register_metric(body: MetricSpec, catalog: CatalogDep, queries: QueriesDep) -> MetricOut:
-    metric = catalog.register_metric(body)
-    return MetricOut.of(metric, queries.metric_state(metric.code))
+    return _metric_out(catalog.register_metric(body), queries)
 
 
 @router.patch(
@@ -95,8 +97,12 @@ def register_metric(body: MetricSpec, catalog: CatalogDep, queries: QueriesDep) 
 def update_metric(
     code: MetricCode, body: MetricSettings, catalog: CatalogDep, queries: QueriesDep
 ) -> MetricOut:
-    metric = catalog.update_metric(code, body)
-    return MetricOut.of(metric, queries.metric_state(metric.code))
+    return _metric_out(catalog.update_metric(code, body), queries)
+
+
+def _metric_out(metric: Metric, queries: QueryService) -> MetricOut:
+    data = queries.metric_data([metric.code])
+    return MetricOut.of(metric, queries.metric_state(metric.code), data[metric.code])
 
 
 @router.get("/datasets", tags=["datasets"], summary="List datasets, by id")

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime
 
 from metrics_orchestrator.application.outputs import MAX_OUTPUT_PAGE, OutputUnavailable
 from metrics_orchestrator.application.pagination import decode_offset_cursor
+from metrics_orchestrator.application.refresh import refresh_stale
 from metrics_orchestrator.domain.model import RunStatus
 from metrics_orchestrator.interfaces.http.dependencies import (
     AUTHENTICATED,
@@ -19,6 +20,7 @@ from metrics_orchestrator.interfaces.http.dependencies import (
     IntakeDep,
     Limit,
     OutputsDep,
+    QueriesDep,
     RunsDep,
 )
 from metrics_orchestrator.interfaces.http.models import (
@@ -27,9 +29,11 @@ from metrics_orchestrator.interfaces.http.models import (
     CancelIn,
     ImpactOut,
     ReadinessOut,
+    RefreshOut,
     RunDetailOut,
     RunOut,
     RunPage,
+    StaleRefreshOut,
 )
 from metrics_orchestrator.interfaces.http.output_models import RunOutputOut
 from metrics_orchestrator.interfaces.http.problems import ApiProblem, problem_responses
@@ -147,10 +151,13 @@ def request_manual_run(
     summary="Why not yet: each input's freshest update and freshness, and the verdict",
     responses=problem_responses(404),
 )
-def readiness(code: MetricCode, clock: ClockDep, intake: IntakeDep) -> ReadinessOut:
+def readiness(
+    code: MetricCode, clock: ClockDep, intake: IntakeDep, queries: QueriesDep
+) -> ReadinessOut:
     now = clock.now()
     inputs, evaluation = intake.readiness(code)
-    return readiness_view(inputs, evaluation, now)
+    upstream = queries.upstream_states(inputs.metric.required_datasets)
+    return readiness_view(inputs, evaluation, now, upstream)
 
 
 @router.get(
@@ -159,6 +166,47 @@ def readiness(code: MetricCode, clock: ClockDep, intake: IntakeDep) -> Readiness
     summary="Dry run: what a new version of this dataset arriving now would do",
     responses=problem_responses(404),
 )
-def impact(dataset_id: DatasetId, clock: ClockDep, intake: IntakeDep) -> ImpactOut:
+def impact(
+    dataset_id: DatasetId, clock: ClockDep, intake: IntakeDep, queries: QueriesDep
+) -> ImpactOut:
     now = clock.now()
-    return impact_view(dataset_id, intake.impact(dataset_id), now)
+    results = intake.impact(dataset_id)
+    downstream = queries.downstream_of(mi.metric.code for mi, _ in results)
+    return impact_view(dataset_id, results, now, downstream)
+
+
+@router.post(
+    "/metrics/refresh",
+    tags=["metrics"],
+    status_code=202,
+    summary="Refresh the stale part of the graph: a manual run of each of its roots",
+    description="With `stale=true` (required): a manual run, on the freshest inputs, of every "
+    "stale metric none of whose upstream metrics is stale (SPEC §8); their outputs bring the "
+    "rest of the chain up to date. A root that cannot run is listed in `refused` with why.",
+    dependencies=AUTHENTICATED,
+    responses=problem_responses(401),
+)
+def refresh_stale_metrics(
+    intake: IntakeDep,
+    queries: QueriesDep,
+    stale: Annotated[bool, Query(description="Must be true: refresh the stale metrics.")],
+) -> StaleRefreshOut:
+    if not stale:
+        raise ApiProblem(422, "validation-error", "only stale=true is supported")
+    return StaleRefreshOut.of(refresh_stale(queries, intake))
+
+
+@router.post(
+    "/metrics/{code}/refresh",
+    tags=["metrics"],
+    status_code=202,
+    summary="Refresh a metric: a manual run on the freshest version of each input",
+    description="The same run as POST /metrics/{code}/runs (SPEC §8); 409 when the metric is "
+    "disabled or an input has never had a version.",
+    dependencies=AUTHENTICATED,
+    responses=problem_responses(401, 404, 409),
+)
+def refresh_metric(code: MetricCode, intake: IntakeDep, response: Response) -> RefreshOut:
+    run_id = intake.request_manual_run(code)
+    response.headers["Location"] = f"/runs/{run_id}"
+    return RefreshOut(metric_code=code, run_id=run_id)

@@ -106,3 +106,58 @@ JOIN LATERAL (
     LIMIT 1
 ) latest ON true
 ORDER BY m.code
+
+-- name: metric_data_facts
+-- SPEC §8, for every metric in one statement (staleness is transitive, so a metric is judged
+-- with its whole upstream): its definition version; its latest succeeded run's definition
+-- version ('' when not recorded) and data time; the inputs whose freshest version is not the
+-- one that run consumed; whether a run is on its way (pending, queued, dispatched, running:
+-- it will consume what is newest); and the metrics whose outputs it reads.
+SELECT m.code, m.definition_version,
+       CASE WHEN last.id IS NOT NULL THEN coalesce(last.definition_version, '') END
+           AS last_success_definition,
+       last.data_time,
+       coalesce(newer.inputs, '{}') AS newer_inputs,
+       EXISTS (SELECT 1 FROM metric_runs AS o
+               WHERE o.metric_id = m.id
+                 AND o.status IN ('pending_dependencies', 'queued', 'dispatched', 'running'))
+           AS run_on_its_way,
+       coalesce(up.codes, '{}') AS upstream
+FROM metrics AS m
+LEFT JOIN LATERAL (
+    SELECT r.id, r.definition_version, r.data_time FROM metric_runs AS r
+    WHERE r.metric_id = m.id AND r.status = 'succeeded'
+    ORDER BY r.created_at DESC, r.id DESC
+    LIMIT 1
+) AS last ON true
+LEFT JOIN LATERAL (
+    SELECT array_agg(d.id ORDER BY d.id) AS inputs
+    FROM (SELECT DISTINCT dataset_id FROM metric_dependencies WHERE metric_id = m.id) AS dep
+    JOIN datasets AS d ON d.id = dep.dataset_id
+    LEFT JOIN run_dataset_updates AS used ON used.run_id = last.id AND used.dataset_id = d.id
+    WHERE last.id IS NOT NULL AND d.freshest_update_id IS NOT NULL
+      AND d.freshest_update_id IS DISTINCT FROM used.update_id
+) AS newer ON true
+LEFT JOIN LATERAL (
+    SELECT array_agg(DISTINCT upstream.code ORDER BY upstream.code) AS codes
+    FROM metric_dependencies AS dep
+    JOIN datasets AS d ON d.id = dep.dataset_id AND d.kind = 'metric_output'
+    JOIN metrics AS upstream ON upstream.id = d.metric_id
+    WHERE dep.metric_id = m.id
+) AS up ON true
+ORDER BY m.code
+
+-- name: metric_upstream
+-- The stored graph of metrics over metrics (SPEC §8): each metric reading another's output
+-- (`metric:X`, linked to X by datasets.metric_id), with the codes of the metrics it reads.
+SELECT m.code, array_agg(DISTINCT upstream.code ORDER BY upstream.code) AS upstream
+FROM metric_dependencies AS dep
+JOIN metrics AS m ON m.id = dep.metric_id
+JOIN datasets AS d ON d.id = dep.dataset_id AND d.kind = 'metric_output'
+JOIN metrics AS upstream ON upstream.id = d.metric_id
+GROUP BY m.code
+ORDER BY m.code
+
+-- name: run_data
+-- What SPEC §8 adds to a run: its data time (succeeded runs) and its definition version.
+SELECT data_time, definition_version FROM metric_runs WHERE id = %(id)s
