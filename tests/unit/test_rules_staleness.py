@@ -222,6 +222,13 @@ def test_refresh_roots_are_the_stale_metrics_whose_upstream_is_up_to_date() -> N
     assert refresh_roots(metrics) == ["A", "D", "E"]
 
 
+def test_a_root_with_a_run_on_its_way_is_left_to_that_run() -> None:
+    # stale by its definition even while its run is queued, but refreshing twice adds nothing
+    waiting = facts("A", last=OLDER, on_its_way=True)
+    assert staleness([waiting])["A"].stale
+    assert refresh_roots([waiting, facts("B", upstream=["A"])]) == []
+
+
 def test_nothing_stale_nothing_to_refresh() -> None:
     assert refresh_roots([facts("A"), facts("B", upstream=["A"])]) == []
     assert refresh_roots([]) == []
@@ -289,5 +296,7 @@ def test_stale_iff_its_own_reason_holds_or_some_upstream_is_stale(
     assert refresh_roots(metrics) == sorted(
         m.code
         for m in metrics
-        if is_stale(m.code, by_code) and not any(is_stale(up, by_code) for up in m.upstream)
+        if is_stale(m.code, by_code)
+        and not m.run_on_its_way
+        and not any(is_stale(up, by_code) for up in m.upstream)
     )

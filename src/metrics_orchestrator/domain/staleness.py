@@ -100,10 +100,13 @@ def staleness(metrics: Sequence[StalenessFacts]) -> dict[str, Staleness]:
 
 def refresh_roots(metrics: Sequence[StalenessFacts]) -> list[str]:
     """`refresh --stale`: the stale metrics none of whose upstream metrics is stale; running
-    them lets the chain bring the rest up to date."""
+    them lets the chain bring the rest up to date. A root with a run already on its way is
+    left to that run, so refreshing twice queues nothing more."""
     judged = staleness(metrics)
     return sorted(
         m.code
         for m in metrics
-        if judged[m.code].stale and not any(judged.get(u, Staleness()).stale for u in m.upstream)
+        if judged[m.code].stale
+        and not m.run_on_its_way
+        and not any(judged.get(u, Staleness()).stale for u in m.upstream)
     )
