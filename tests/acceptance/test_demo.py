@@ -89,6 +89,16 @@ def test_demo_tells_the_story_and_ends_with_the_runs_table(tmp_path: Path) -> No
         ("succeeded", "1", "fx_daily=f1, prices_monthly=p1, reserves_daily=r3")
     ]
     assert "p_old" not in out.split("Runs")[-1]
+    # metrics over metrics (SPEC §8): the chain ran on its upstream outputs, then once more
+    # after its root's definition changed and `refresh --stale` ran the root
+    assert [(s, a) for s, a, _ in by_metric["reserves.real_pesos_yoy"]] == [("succeeded", "1")] * 2
+    assert [(s, a) for s, a, _ in by_metric["reserves.real_yoy_over_gap"]] == [
+        ("succeeded", "1")
+    ] * 2
+    assert all(
+        v.startswith("metric:reserves.real_pesos=")
+        for _, _, v in by_metric["reserves.real_pesos_yoy"]
+    )
     assert "projection updates: 1 duplicate, 7 processed, 2 rejected" in out
     _assert_each_chapter_tells_only_its_own_story(out)
     _assert_every_succeeded_run_shows_its_computed_output(rows)
@@ -99,7 +109,7 @@ def test_demo_tells_the_story_and_ends_with_the_runs_table(tmp_path: Path) -> No
 
 def _assert_every_succeeded_run_shows_its_computed_output(rows: list[Row]) -> None:
     succeeded = [row for row in rows if row.status == "succeeded"]
-    assert len(succeeded) == 13
+    assert len(succeeded) == 17
     for row in succeeded:
         assert int(row.rows) > 0, row
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", row.latest), row
@@ -140,13 +150,13 @@ def _chapters(out: str) -> dict[int, str]:
 
 def _assert_each_chapter_tells_only_its_own_story(out: str) -> None:
     chapters = _chapters(out)
-    assert len(chapters) == 8
+    assert len(chapters) == 9
     worker_lines = [line for line in out.splitlines() if "worker (" in line]
     simulated = [line for line in worker_lines if "worker (simulated)" in line]
     # the simulated worker only plays the two scripted faults; the reference worker computes
     assert len(simulated) == 3
     assert all("first attempt" in line for line in simulated)
-    assert len(worker_lines) == 3 + 2 * 13
+    assert len(worker_lines) == 3 + 2 * 17
     for line in worker_lines:  # each names the metric and what the run is
         assert re.search(WORKER_LINE, line), line
     assert re.search(r"worker \(reference\) +fx\.gap +first attempt +succeeded: \d+ rows", out)
@@ -163,7 +173,13 @@ def _assert_each_chapter_tells_only_its_own_story(out: str) -> None:
     # each chapter's completions are printed in that chapter
     assert "reserves.sma_20          first attempt on reserves_daily=r3 succeeded" in chapters[3]
     assert "reserves.at_parallel     first attempt    succeeded" in chapters[4]
-    assert "duplicate" in chapters[8]
+    # a dependent starts when its upstream succeeds, in the chapter of the upstream's input
+    assert re.search(r"reserves\.real_pesos_yoy +first attempt +succeeded", chapters[6])
+    assert re.search(r"reserves\.real_yoy_over_gap +first attempt +succeeded", chapters[6])
+    # the refresh: a manual run of the root, then its dependent on the root's new output
+    assert re.search(r"reserves\.real_pesos_yoy +manual run .*succeeded", chapters[8])
+    assert re.search(r"reserves\.real_yoy_over_gap +first attempt .*succeeded", chapters[8])
+    assert "duplicate" in chapters[9]
 
 
 def test_the_demo_prints_the_same_story_every_time(tmp_path: Path) -> None:
@@ -174,6 +190,8 @@ def test_the_demo_prints_the_same_story_every_time(tmp_path: Path) -> None:
 def _normalised(out: str) -> str:
     out = re.sub(r"\d+\.\d s", "N s", out)
     out = re.sub(r"mo-demo-\w+", "DIR", out)
+    # a metric output's version is named by its run's versionTs (the worker's clock)
+    out = re.sub(r"\d{8}T\d{6}\.\d{6}Z", "VERSION_TS", out)
     return re.sub(r"127\.0\.0\.1:\d+", "HOST", out)
 
 

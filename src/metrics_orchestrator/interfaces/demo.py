@@ -33,6 +33,7 @@ import yaml
 from rich.console import Console
 
 from metrics_orchestrator.application.ports.runs import RunSummary
+from metrics_orchestrator.application.refresh import refresh_stale
 from metrics_orchestrator.bootstrap import (
     Announce,
     AwsWiring,
@@ -65,7 +66,7 @@ from metrics_orchestrator.worker.sample import WorkerPlan
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-CATALOGS = ("bcra_catalog.yaml", "multi_dataset_catalog.yaml")
+CATALOGS = ("bcra_catalog.yaml", "multi_dataset_catalog.yaml", "chains_catalog.yaml")
 # The worker of these (metric code, attempt) pairs misbehaves, so that retries show.
 FAILS = ("mon.respaldo_real", 1)
 GOES_SILENT = ("prices.real_wages", 1)
@@ -191,6 +192,14 @@ def sweeping(title: str, expect: str, done: Callable[[Snapshot], bool]) -> Chapt
     return Chapter(title, expect, nothing, done, sweeps=True)
 
 
+def change_definition_and_refresh(stage: Stage) -> None:
+    """An operator edits a metric's expression, then runs `metrics refresh --stale`."""
+    chains = bundled_catalog("chains_catalog.yaml")
+    chains["metrics"][0]["expression"]["right"]["window"] = 6
+    stage.container.catalog.load_catalog(chains)
+    refresh_stale(stage.container.queries, stage.container.intake)
+
+
 def statuses(snapshot: Snapshot, expected: dict[str, list[RunStatus]]) -> bool:
     """Each metric's runs are in exactly these statuses (in input-version, attempt order)."""
     return all(snapshot.statuses(code) == runs for code, runs in expected.items())
@@ -251,10 +260,16 @@ def story(now: datetime) -> list[Chapter]:
         Chapter(
             "FX publishes",
             "reserves.at_parallel runs once on the newest reserves (r3) and f1 (coalesced), "
-            "fx.gap runs; reserves.real_pesos now waits only for prices",
+            "fx.gap runs; reserves.real_pesos now waits only for prices; "
+            "reserves.real_yoy_over_gap holds fx.gap's output and waits for its other input",
             sending(fx),
             settled(
-                {"reserves.at_parallel": [OK], "fx.gap": [OK], "reserves.real_pesos": [WAITING]}
+                {
+                    "reserves.at_parallel": [OK],
+                    "fx.gap": [OK],
+                    "reserves.real_pesos": [WAITING],
+                    "reserves.real_yoy_over_gap": [WAITING],
+                }
             ),
         ),
         Chapter(
@@ -265,11 +280,19 @@ def story(now: datetime) -> list[Chapter]:
         ),
         Chapter(
             "A fresh prices version arrives",
-            "reserves.real_pesos and prices.real_wages run; the worker of prices.real_wages "
-            "goes silent after starting (as told)",
+            "reserves.real_pesos and prices.real_wages run; then the metrics over metrics: "
+            "reserves.real_pesos_yoy on real_pesos' output, reserves.real_yoy_over_gap on "
+            "both derived metrics; the worker of prices.real_wages goes silent after starting "
+            "(as told)",
             sending(update("prices_monthly", "p1", recent + timedelta(minutes=6))),
             settled(
-                {"reserves.real_pesos": [OK], "prices.real_wages": [RUNNING]}, except_running=True
+                {
+                    "reserves.real_pesos": [OK],
+                    "reserves.real_pesos_yoy": [OK],
+                    "reserves.real_yoy_over_gap": [OK],
+                    "prices.real_wages": [RUNNING],
+                },
+                except_running=True,
             ),
         ),
         sweeping(
@@ -277,6 +300,14 @@ def story(now: datetime) -> list[Chapter]:
             "no heartbeat for 2 s: the sweeper times prices.real_wages out, then retry 2 of 3 "
             "succeeds",
             settled({"prices.real_wages": [TIMED_OUT, OK]}),
+        ),
+        Chapter(
+            "A definition changes, and a refresh brings the chain up to date",
+            "reserves.real_pesos_yoy now compares with six observations earlier: it is stale "
+            "(definition changed), reserves.real_yoy_over_gap too (upstream stale); "
+            "`refresh --stale` runs the root, and its output runs the rest",
+            change_definition_and_refresh,
+            settled({"reserves.real_pesos_yoy": [OK, OK], "reserves.real_yoy_over_gap": [OK, OK]}),
         ),
         Chapter(
             "Upstream redelivers the FX event, and a broken producer sends junk",

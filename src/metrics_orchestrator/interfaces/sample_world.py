@@ -18,7 +18,7 @@ from metrics_orchestrator.bootstrap import AwsWiring, Container, Settings, creat
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-BUNDLED_CATALOGS = ("bcra_catalog.yaml", "multi_dataset_catalog.yaml")
+BUNDLED_CATALOGS = ("bcra_catalog.yaml", "multi_dataset_catalog.yaml", "chains_catalog.yaml")
 SOURCE = "sample-data"
 
 

@@ -131,12 +131,17 @@ LEFT JOIN LATERAL (
     LIMIT 1
 ) AS last ON true
 LEFT JOIN LATERAL (
+    -- an input whose freshest version no succeeded run consumed: runs may complete, and even
+    -- be formed, out of the order of their versions, so "the latest run" is not asked here
     SELECT array_agg(d.id ORDER BY d.id) AS inputs
     FROM (SELECT DISTINCT dataset_id FROM metric_dependencies WHERE metric_id = m.id) AS dep
     JOIN datasets AS d ON d.id = dep.dataset_id
-    LEFT JOIN run_dataset_updates AS used ON used.run_id = last.id AND used.dataset_id = d.id
     WHERE last.id IS NOT NULL AND d.freshest_update_id IS NOT NULL
-      AND d.freshest_update_id IS DISTINCT FROM used.update_id
+      AND NOT EXISTS (
+          SELECT 1 FROM run_dataset_updates AS used
+          JOIN metric_runs AS r ON r.id = used.run_id
+          WHERE used.update_id = d.freshest_update_id AND used.dataset_id = d.id
+            AND r.metric_id = m.id AND r.status = 'succeeded')
 ) AS newer ON true
 LEFT JOIN LATERAL (
     SELECT array_agg(DISTINCT upstream.code ORDER BY upstream.code) AS codes
