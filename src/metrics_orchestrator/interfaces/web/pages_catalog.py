@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from metrics_orchestrator.application.pagination import keyset_page
+from metrics_orchestrator.application.refresh import refresh_stale
 from metrics_orchestrator.domain.errors import Conflict, NotFound, ValidationError
 from metrics_orchestrator.domain.metric_outputs import output_metric_code
 from metrics_orchestrator.domain.metric_state import MetricState
@@ -34,6 +35,7 @@ from metrics_orchestrator.interfaces.web.presenters import (
     action_button,
     expression_tree,
     formula,
+    refresh_notice,
 )
 from metrics_orchestrator.interfaces.web.rendering import render, render_error
 from metrics_orchestrator.interfaces.web.security import (
@@ -46,6 +48,9 @@ router = APIRouter(include_in_schema=False)
 
 CATALOG_PAGE_SIZE = 50
 METRIC_HISTORY = 20
+# Where "Refresh stale metrics" returns to: a fixed set of pages, so the form cannot redirect
+# anywhere else.
+REFRESH_RETURNS = {"overview": "/", "metrics": "/ui/metrics"}
 
 
 @router.get("/ui/metrics", response_class=HTMLResponse)
@@ -54,6 +59,7 @@ def metrics_page(
 ) -> HTMLResponse:
     cursor = request.query_params.get("cursor") or None
     state_filter = request.query_params.get("state", "").strip()
+    stale_only = request.query_params.get("stale", "").strip() == "yes"
     if state_filter and state_filter not in set(MetricState):
         return render_error(request, 422, f"unknown metric state {state_filter!r}", token)
     metrics = catalog.list_metrics()
@@ -62,6 +68,11 @@ def metrics_page(
     states = queries.metric_states() if state_filter else {}
     if state_filter:
         metrics = [m for m in metrics if states[m.code].state == state_filter]
+    # Staleness is judged over the whole graph (one read of every metric's facts), so the
+    # page and the stale filter share that one read.
+    data = queries.metric_data()
+    if stale_only:
+        metrics = [m for m in metrics if data[m.code].staleness.stale]
     try:
         page, next_cursor = keyset_page(metrics, lambda m: m.code, CATALOG_PAGE_SIZE, cursor)
     except ValidationError:
@@ -69,11 +80,16 @@ def metrics_page(
     if not state_filter:
         states = queries.metric_states([m.code for m in page])
     query = {"state": state_filter} if state_filter else {}
+    if stale_only:
+        query["stale"] = "yes"
     context = {
         "title": "Metrics",
-        "rows": [(m, states[m.code]) for m in page],
+        "rows": [(m, states[m.code], data[m.code]) for m in page],
         "state_classes": STATE_CLASSES,
         "state_filter": state_filter,
+        "stale_only": stale_only,
+        "stale_count": sum(1 for d in data.values() if d.staleness.stale),
+        "refresh_stale": action_button(is_signed_in(request, token)),
         "states": list(MetricState),
         "next_url": f"/ui/metrics?{urlencode({**query, 'cursor': next_cursor})}"
         if next_cursor
@@ -101,6 +117,8 @@ def metric_page(
     except NotFound:
         return render_error(request, 404, f"unknown metric {code!r}", token)
     now = clock.now()
+    # for each input that is another metric's output, what that metric is doing (SPEC §8)
+    upstream_states = queries.upstream_states(inputs.metric.required_datasets)
     history, _next = runs.list_runs(metric_code=code, limit=METRIC_HISTORY)
     latest_success = next((s for s in history if str(s.run.status) == "succeeded"), None)
     context = {
@@ -110,20 +128,34 @@ def metric_page(
         "downstream": downstream_metrics(code, catalog.list_metrics()),
         "formula": formula(metric.expression_json),
         "tree": expression_tree(metric.expression_json),
-        "readiness": readiness_view(inputs, evaluation, now),
+        "readiness": readiness_view(inputs, evaluation, now, upstream_states),
         "state": state,
+        "data": queries.metric_data([code])[code],
         "state_classes": STATE_CLASSES,
         "history": history,
         "status_classes": STATUS_CLASSES,
         "output": run_output(outputs, latest_success.run.id, code) if latest_success else None,
-        "run_now": action_button(is_signed_in(request, token)),
+        "refresh": action_button(is_signed_in(request, token)),
         "now": now,
     }
     return render(request, "metric.html", context, token=token, active="/ui/metrics")
 
 
+@router.post("/ui/metrics/refresh-stale")
+def refresh_stale_metrics(
+    request: Request, queries: Queries, intake: Orchestration, token: ApiToken
+) -> Response:
+    """A manual run of every stale metric none of whose upstream metrics is stale (the same
+    use case as `POST /metrics/refresh?stale=true`); the notice says what ran and what not."""
+    check_button(request, token)
+    back = REFRESH_RETURNS.get(request.query_params.get("back", ""), "/ui/metrics")
+    return redirect_with_notice(back, refresh_notice(refresh_stale(queries, intake)), token)
+
+
 @router.post("/ui/metrics/{code:path}/run")
 def run_now(request: Request, code: str, intake: Orchestration, token: ApiToken) -> Response:
+    """The metric page's "Refresh": a manual run on the freshest version of each input (the
+    same use case as `POST /metrics/{code}/runs` and `POST /metrics/{code}/refresh`)."""
     check_button(request, token)
     try:
         run_id = intake.request_manual_run(code)
@@ -167,9 +199,12 @@ def dataset_page(
         return RedirectResponse(f"/ui/metrics/{quote(metric_code)}", status_code=303)
     try:
         dataset = catalog.get_dataset(dataset_id)
-        impact = impact_view(dataset_id, intake.impact(dataset_id), clock.now())
+        results = intake.impact(dataset_id)
     except NotFound:
         return render_error(request, 404, f"unknown dataset {dataset_id!r}", token)
+    # below the metrics it touches at once, every metric downstream with its depth (SPEC §8)
+    downstream = queries.downstream_of(mi.metric.code for mi, _ in results)
+    impact = impact_view(dataset_id, results, clock.now(), downstream)
     context = {
         "title": f"Dataset {dataset_id}",
         "dataset": dataset,

@@ -11,7 +11,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from metrics_orchestrator.application.queries import RunOverview
+from metrics_orchestrator.application.queries import MetricData, RunOverview
 from metrics_orchestrator.domain.errors import (
     Conflict,
     IllegalTransition,
@@ -27,6 +27,7 @@ from metrics_orchestrator.interfaces.web.output import run_output
 from metrics_orchestrator.interfaces.web.presenters import (
     STATE_CLASSES,
     STATUS_CLASSES,
+    action_button,
     cancel_button,
     newer_attempt,
     retry_button,
@@ -43,6 +44,7 @@ router = APIRouter(include_in_schema=False)
 
 RUNS_PAGE_SIZE = 50
 RECENT_FAILURES = 8
+STALE_SHOWN = 20  # stale metrics listed on the overview; the metrics list filters the rest
 LIVE_INTERVAL = "2s"
 HOURS_CHARTED = 24
 
@@ -57,7 +59,13 @@ def overview(request: Request, runs: Runs, queries: Queries, token: ApiToken) ->
     ]
     failures.sort(key=lambda s: s.run.completed_at or s.run.created_at, reverse=True)
     states = Counter(verdict.state for verdict in queries.metric_states().values())
+    data = queries.metric_data()
+    stale = sorted((code, d) for code, d in data.items() if d.staleness.stale)
     context = {
+        "stale": stale[:STALE_SHOWN],
+        "stale_count": len(stale),
+        "oldest_data": _oldest_data(data),
+        "refresh_stale": action_button(is_signed_in(request, token)),
         "metric_states": [(state, states[state]) for state in MetricState],
         "state_classes": STATE_CLASSES,
         "title": "Overview",
@@ -69,6 +77,12 @@ def overview(request: Request, runs: Runs, queries: Queries, token: ApiToken) ->
         "now": snapshot.generated_at,
     }
     return render(request, "overview.html", context, token=token, active="/")
+
+
+def _oldest_data(data: dict[str, MetricData]) -> tuple[str, MetricData] | None:
+    """The metric whose latest success rests on the oldest raw data (SPEC §8), if any ran."""
+    with_data = [(code, d) for code, d in data.items() if d.data_time is not None]
+    return min(with_data, key=lambda item: (item[1].data_time, item[0]), default=None)
 
 
 def _hourly_chart(snapshot: RunOverview) -> dict[str, Any]:
@@ -203,6 +217,7 @@ def run_page(
         "retry": retry_button(run, signed_in, newer),
         "retry_instead": newer,
         "output": run_output(outputs, run.id, detail.metric_code),
+        "data_age": (clock.now() - detail.data_time).total_seconds() if detail.data_time else None,
         "now": clock.now(),
     }
     return render(request, "run.html", context, token=token, active="/ui/runs")

@@ -9,11 +9,13 @@ from typing import Any
 from urllib.parse import quote
 
 from metrics_orchestrator.application.ports.runs import AttemptSummary
+from metrics_orchestrator.application.refresh import StaleRefresh
 from metrics_orchestrator.domain.errors import Conflict, IllegalTransition, NotLatestAttempt
 from metrics_orchestrator.domain.metric_outputs import output_metric_code
 from metrics_orchestrator.domain.metric_state import MetricState
 from metrics_orchestrator.domain.model import Cause, MetricRun, change_for
 from metrics_orchestrator.domain.retries import check_latest_attempt, check_manual_retry
+from metrics_orchestrator.domain.staleness import StaleReason
 
 TIMES = "\N{MULTIPLICATION SIGN}"
 _INFIX = {"ratio": "/", "multiply": TIMES, "subtract": "\N{MINUS SIGN}", "add": "+"}
@@ -58,6 +60,43 @@ def ago(moment: datetime | None, now: datetime | None = None) -> str:
     if moment is None:
         return "—"
     return duration((now or datetime.now(UTC)) - moment) + " ago"
+
+
+def data_age(age_seconds: float | None) -> str:
+    """How old the data behind a metric's latest success is (SPEC §8): `data 3 h old`."""
+    if age_seconds is None:
+        return "no data yet"
+    return f"data {duration(age_seconds)} old"
+
+
+# --- data time and staleness (SPEC §8) -----------------------------------------------------
+
+# What a person can do about each reason, under the reason the domain states.
+STALE_HINTS: Mapping[StaleReason, str] = {
+    StaleReason.DEFINITION_CHANGED: "its latest success was computed with an older definition",
+    StaleReason.NEWER_INPUT: "an input has a newer version than its latest success used, "
+    "and no run is on its way to consume it",
+    StaleReason.UPSTREAM_STALE: "a metric it reads is stale itself; refreshing that one brings "
+    "this one up to date",
+}
+
+
+def refresh_notice(refreshed: StaleRefresh) -> str:
+    """What "Refresh stale metrics" did, in the one-line notice the next page shows."""
+    if not refreshed.runs and not refreshed.refused:
+        # refresh_roots leaves a root with a run on its way to that run
+        return "nothing to refresh: no stale metric is without a run on its way"
+    parts = []
+    if refreshed.runs:
+        count = len(refreshed.runs)
+        parts.append(
+            f"refresh queued for {count} stale metric{'' if count == 1 else 's'}: "
+            f"{', '.join(refreshed.runs)} (the chain brings the rest up to date)"
+        )
+    if refreshed.refused:
+        refused = "; ".join(f"{code} ({why})" for code, why in refreshed.refused.items())
+        parts.append(f"not run: {refused}")
+    return ". ".join(parts)
 
 
 # --- expressions ---------------------------------------------------------------------------

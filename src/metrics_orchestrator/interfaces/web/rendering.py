@@ -12,7 +12,14 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
-from metrics_orchestrator.interfaces.web.presenters import ago, dataset_href, duration, when
+from metrics_orchestrator.interfaces.web.presenters import (
+    STALE_HINTS,
+    ago,
+    data_age,
+    dataset_href,
+    duration,
+    when,
+)
 from metrics_orchestrator.interfaces.web.security import forget_notice, is_signed_in, read_notice
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -25,6 +32,8 @@ templates.env.filters["when"] = when
 templates.env.filters["ago"] = ago
 templates.env.filters["duration"] = duration
 templates.env.filters["dataset_href"] = dataset_href
+templates.env.filters["data_age"] = data_age
+templates.env.globals["STALE_HINTS"] = STALE_HINTS
 
 
 def _json_script(value: Any) -> Markup:

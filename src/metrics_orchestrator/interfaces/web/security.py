@@ -1,10 +1,11 @@
 """Dashboard buttons under API_TOKEN: a signed sign-in cookie, and notices the server wrote.
 
-Reads are open, as the API's GETs are. A button (cancel, retry, run now, replay) is a form
-POST; when the server has API_TOKEN it needs a signed-in session: the sign-in form checks the
-token and sets an HTTP-only, SameSite=Strict cookie holding an issue time and its HMAC under a
-key derived from the token (slowly, PBKDF2): the cookie proves sign-in without containing the
-token, expires server-side after COOKIE_MAX_AGE, and a new token signs everyone out.
+Reads are open, as the API's GETs are. A button (cancel, retry, refresh, refresh stale, replay)
+is a form POST; when the server has API_TOKEN it needs a signed-in session: the sign-in form
+checks the token and sets an HTTP-only, SameSite=Strict cookie holding an issue time and its
+HMAC under a key derived from the token (slowly, PBKDF2): the cookie proves sign-in without
+containing the token, expires server-side after COOKIE_MAX_AGE, and a new token signs everyone
+out.
 CSRF and DNS rebinding are refused before any route runs, for the dashboard and the API by
 the same rules (interfaces/http/guards.py).
 
