@@ -46,7 +46,7 @@ from metrics_orchestrator.bootstrap import (
     sqs_client_from,
 )
 from metrics_orchestrator.domain.model import RunStatus
-from metrics_orchestrator.interfaces.demo_narration import Narrator, Snapshot
+from metrics_orchestrator.interfaces.demo_narration import Narrator, Snapshot, versions_of
 from metrics_orchestrator.interfaces.demo_report import (
     events_summary,
     outputs_of,
@@ -525,7 +525,10 @@ def _wait(condition: Callable[[], bool], what: str, deadline: float = CHAPTER_DE
 
 def _all_runs(container: Container) -> list[RunSummary]:
     runs, _ = container.runs.list_runs(limit=500)
-    return sorted(runs, key=lambda r: (r.metric_code, r.run.attempt, r.run.created_at))
+    # runs formed in one batch may share a creation time: their versions then order them
+    return sorted(
+        runs, key=lambda r: (r.metric_code, r.run.attempt, r.run.created_at, versions_of(r))
+    )
 
 
 def _print_statuses(console: Console, container: Container) -> None:
