@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.ceiling import CeilingConfig, run_ceiling
+from bench.completions import CompletionsConfig, run_completions
 from bench.environment import REPO_ROOT, BenchDatabases, bench_databases, describe_machine
 from bench.latency import LatencyConfig, run_latency
 from bench.memory import MemoryConfig, run_memory
@@ -27,7 +28,7 @@ from bench.workers import WorkerPool
 from metrics_orchestrator.infrastructure.logging import configure_logging
 from metrics_orchestrator.infrastructure.settings import LogFormat
 
-BENCHMARKS = ("ceiling", "throughput", "scaling", "latency", "memory")
+BENCHMARKS = ("ceiling", "throughput", "scaling", "latency", "memory", "completions")
 REPORT = REPO_ROOT / "docs" / "performance.md"
 
 
@@ -39,6 +40,7 @@ class Mode:
     latency: LatencyConfig
     scaling: ScalingConfig
     memory: MemoryConfig
+    completions: CompletionsConfig
 
 
 QUICK = Mode(
@@ -50,6 +52,9 @@ QUICK = Mode(
         history_levels=(10_000, 100_000), fan_outs=(1, 10, 100), repeats=1, duration=1.0
     ),
     memory=MemoryConfig(duration=30.0, rate=20.0, sample_every=1.0),
+    completions=CompletionsConfig(
+        fan_outs=(1, 10, 100), repeats=1, completions=40, warmup=5, duration=1.0
+    ),
 )
 FULL = Mode(
     name="full",
@@ -64,6 +69,14 @@ FULL = Mode(
         warmup_events=50,
     ),
     memory=MemoryConfig(duration=300.0, rate=20.0, sample_every=5.0),
+    completions=CompletionsConfig(
+        fan_outs=(1, 3, 10, 30, 100),
+        repeats=5,
+        completions=200,
+        warmup=20,
+        duration=5.0,
+        warmup_events=50,
+    ),
 )
 
 
@@ -123,6 +136,8 @@ def _run(
         results.latency = run_latency(databases, mode.latency, progress)
     elif name == "memory":
         results.memory = run_memory(databases, mode.memory, progress)
+    elif name == "completions":
+        results.completions = run_completions(pool, databases, mode.completions, progress)
     print(f"  ({time.monotonic() - started:.0f} s)", flush=True)
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.ceiling import CeilingResult
+from bench.completions import CompletionsResult
 from bench.environment import Machine
 from bench.latency import SUSTAINED_P99_S, LatencyResult, PathSamples
 from bench.memory import MemoryResult
@@ -41,6 +42,7 @@ class SuiteResults:
     latency: LatencyResult | None = None
     scaling: ScalingResult | None = None
     memory: MemoryResult | None = None
+    completions: CompletionsResult | None = None
 
 
 def write_report(results: SuiteResults, path: Path) -> None:
@@ -60,6 +62,7 @@ def render(results: SuiteResults) -> str:
         _latency_section(results),
         _scaling_section(results),
         _memory_section(results),
+        _completions_section(results),
     ]
     return "\n".join(part for part in parts if part)
 
@@ -424,4 +427,53 @@ def _memory_section(results: SuiteResults) -> str:
         f"RSS {mem.start_mib:.1f} MiB after warm-up, {mem.end_mib:.1f} MiB at the end, peak "
         f"(VmHWM) {mem.peak_mib:.1f} MiB, slope {mem.slope_mib_per_minute:+.2f} MiB/min: "
         f"{'flat' if mem.flat else 'GROWING'}.\n\n" + _table(["seconds", "VmRSS MiB"], rows) + note
+    )
+
+
+def _completions_section(results: SuiteResults) -> str:
+    co = results.completions
+    if co is None:
+        return ""
+    rows = []
+    for point in co.points:
+        completion, update = point.completion(), point.update()
+        rows.append(
+            [
+                str(point.fan_out),
+                _n(completion.wall_ms, 2),
+                f"{_n(completion.client_cpu_ms, 2)} + {_n(completion.server_cpu_ms, 2)}",
+                _n(completion.runs, 1),
+                _n(update.wall_ms, 2),
+                f"{_n(update.client_cpu_ms, 2)} + {_n(update.server_cpu_ms, 2)}",
+                _n(update.runs, 1),
+                _n(point.wall_ratio, 2),
+                _n(point.cpu_ratio, 2),
+            ]
+        )
+    config = co.config
+    return (
+        "## 6. Completions that trigger dependents\n\n"
+        "Per fan-out N, back to back, one worker, one event per transaction: *completion*, a "
+        "SUCCESS with an output manifest of a dispatched run of metric A delivered through "
+        "`FeedbackService.handle`, on a catalog where N metrics read A's output (each "
+        f"completion queues N runs; {config.completions} timed after {config.warmup} "
+        "untimed); *update*, a projection update through the intake on the synthetic catalog "
+        f"with fan-out N ({config.duration:g} s after {config.warmup_events} warm-up events, "
+        "as in figure 1). Median of "
+        f"{config.repeats} repeat(s); *CPU*: the worker's own and its PostgreSQL backend's "
+        "per operation; the ratios are medians of the back-to-back pairs.\n\n"
+        + _table(
+            [
+                "fan-out",
+                "completion ms",
+                "completion CPU ms (client + server)",
+                "runs queued per completion",
+                "update ms",
+                "update CPU ms (client + server)",
+                "runs queued per update",
+                "completion / update (time)",
+                "completion / update (CPU)",
+            ],
+            rows,
+        )
     )

@@ -80,10 +80,10 @@ def ingest_share(
         warmed = 0
         while warmed < warmup_events:
             warmed += len(ingest(_take(bodies, batch)))
-        backend = _backend_pid(container.pool)
+        backend = backend_pid(container.pool)
         start()
         started = time.monotonic()
-        client_cpu, server_cpu = time.process_time(), _cpu_seconds(backend)
+        client_cpu, server_cpu = time.process_time(), cpu_seconds(backend)
         deadline = started + duration
         totals = _Totals()
         while time.monotonic() < deadline:
@@ -91,7 +91,7 @@ def ingest_share(
         finished = time.monotonic()
         client_cpu, server_cpu = (
             time.process_time() - client_cpu,
-            _cpu_seconds(backend) - server_cpu,
+            cpu_seconds(backend) - server_cpu,
         )
     return ShareReport(
         started=started,
@@ -132,7 +132,7 @@ def close_kept(start: Callable[[], None]) -> None:
         stack.close()
 
 
-def _backend_pid(pool: ConnectionPool[Any]) -> int:
+def backend_pid(pool: ConnectionPool[Any]) -> int:
     """The server process of the pool's one connection (intake here is strictly sequential)."""
     with pool.connection() as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
@@ -140,7 +140,7 @@ def _backend_pid(pool: ConnectionPool[Any]) -> int:
     return int(row[0])
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User + system CPU of a local process, from /proc (0 when the server is not local)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
