@@ -93,7 +93,9 @@ def data_time(inputs: Iterable[InputBehind]) -> datetime | None:
 
 def output_catalog_entry(update: DatasetUpdate) -> Mapping[str, Any]:
     """The fields §8 adds to a run request's catalog entry for a metric's output."""
+    if update.run_id is None:  # a projection update: the common case, decided first
+        return {}
     code = output_metric_code(update.dataset_id)
-    if code is None or update.run_id is None:
+    if code is None:
         return {}
     return {"kind": METRIC_OUTPUT_KIND, "metricCode": code, "runId": str(update.run_id)}

@@ -238,17 +238,17 @@ class DatasetUpdate:
     # that run's chain was formed; both None for a projection update.
     run_id: UUID | None = None
     formed_at: datetime | None = None
+    # Derived once, at construction: the rules read them for every metric an update concerns.
+    effective_at: datetime = field(init=False, repr=False, compare=False)
+    # "Freshest wins": latest effective time, ties to the later receipt (SPEC §5.2); among a
+    # metric output's versions, the latest formed run wins instead (§8).
+    order_key: tuple[datetime, datetime, int] = field(init=False, repr=False, compare=False)
 
-    @property
-    def effective_at(self) -> datetime:
-        return effective_time(self.occurred_at, self.received_at)
-
-    @property
-    def order_key(self) -> tuple[datetime, datetime, int]:
-        """ "Freshest wins": latest effective time, ties to the later receipt (SPEC §5.2).
-        Among a metric output's versions, the latest formed run wins instead (§8)."""
-        first = self.formed_at if self.formed_at is not None else self.effective_at
-        return (first, self.received_at, self.seq)
+    def __post_init__(self) -> None:
+        effective = effective_time(self.occurred_at, self.received_at)
+        first = self.formed_at if self.formed_at is not None else effective
+        object.__setattr__(self, "effective_at", effective)
+        object.__setattr__(self, "order_key", (first, self.received_at, self.seq))
 
     def is_newer_than(self, other: DatasetUpdate | None) -> bool:
         return other is None or self.order_key > other.order_key

@@ -38,14 +38,16 @@ def record(cls: type[_Record], row: Row, *, prefix: str = "", **read_otherwise: 
     `prefix`, for a row holding two of a kind), except the fields given in `read_otherwise`
     (a status read into its enum, a column named otherwise).
 
-    Every field is read, defaulted or not: a SELECT that lacks a column fails loudly here.
+    Every field the constructor takes is read, defaulted or not: a SELECT that lacks a column
+    fails loudly here.
     """
     from_columns = {
-        name: row[f"{prefix}{name}"] for name in _field_names(cls) if name not in read_otherwise
+        name: row[column] for name, column in _columns(cls, prefix) if name not in read_otherwise
     }
     return cls(**from_columns, **read_otherwise)
 
 
 @cache
-def _field_names(cls: type[DataclassInstance]) -> tuple[str, ...]:
-    return tuple(field.name for field in fields(cls))
+def _columns(cls: type[DataclassInstance], prefix: str) -> tuple[tuple[str, str], ...]:
+    """(field, column) pairs, computed once per class and prefix: rows are read in hot loops."""
+    return tuple((field.name, f"{prefix}{field.name}") for field in fields(cls) if field.init)
