@@ -30,7 +30,10 @@ _SERVICE_PREFIXES = (
     "RUN_",
     "WORKER_",
 )
-WORKER_LINE = r"worker \((simulated|reference)\) +[a-z_]+\.[a-z_0-9]+ +(first attempt|retry \d of \d|manual run)"
+WORKER_LINE = (
+    r"worker \((simulated|reference)\) +[a-z_]+\.[a-z_0-9]+ +"
+    r"(first attempt|retry \d of \d|manual run)"
+)
 # The product promise: `make demo` tells its story in under a minute.
 DEMO_SECONDS = 60
 
