@@ -300,3 +300,15 @@ def test_stale_iff_its_own_reason_holds_or_some_upstream_is_stale(
         and not m.run_on_its_way
         and not any(is_stale(up, by_code) for up in m.upstream)
     )
+
+
+def test_the_definition_version_of_a_stored_metric_never_changes_between_releases() -> None:
+    # Stored on every metric and run: a digest computed otherwise (other separators, key order,
+    # encoding or length) would call every metric "definition changed" after an upgrade.
+    expression = {
+        "op": "ratio",
+        "left": {"series_code": "RÉSERVES"},
+        "right": {"metric_code": "x.y"},
+    }
+    inputs = [MetricDependency("x.y", "metric:x.y"), MetricDependency("RÉSERVES", "d1")]
+    assert definition_version("series_math", expression, inputs) == "bf6d1788b0c7a3a3"
