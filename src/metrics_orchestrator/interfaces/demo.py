@@ -424,7 +424,9 @@ def _write_sample_world(settings: Settings, aws: AwsWiring) -> int:
         if dataset_id in first:
             _copy_manifest(s3, dataset_id, first[dataset_id], version)
             continue
-        document = next(d for d in documents if any(s["id"] == dataset_id for s in d["datasets"]))
+        document = next(
+            d for d in documents if any(s["id"] == dataset_id for s in d.get("datasets", []))
+        )
         only = [s for s in document["datasets"] if s["id"] == dataset_id]
         try:
             write_world(s3, [{**document, "datasets": only}], version=version)
