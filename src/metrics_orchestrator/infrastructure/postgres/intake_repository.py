@@ -76,18 +76,13 @@ class _Updates:
     rows at fan-out 100, all naming the same few updates)."""
 
     def __init__(self) -> None:
-        self._built: dict[UUID, DatasetUpdate] = {}
+        self._built: dict[UUID | None, DatasetUpdate | None] = {}
 
     def of(self, row: Row, prefix: str) -> DatasetUpdate | None:
         update_id = row[f"{prefix}id"]
-        if update_id is None:
-            return None
-        built = self._built.get(update_id)
-        if built is None:
-            built = self._built[update_id] = record(
-                DatasetUpdate, row, prefix=prefix, dataset_id=row["dataset_id"]
-            )
-        return built
+        if update_id not in self._built:
+            self._built[update_id] = _update(row, prefix)
+        return self._built[update_id]
 
 
 def _metric_inputs(metrics: Sequence[Metric], rows: Sequence[Row]) -> list[MetricInputs]:
