@@ -45,6 +45,14 @@ from metrics_orchestrator.application.ports.events import (
     EventStatus,
     LoggedEvent,
 )
+from metrics_orchestrator.application.ports.incidents import (
+    IncidentPage,
+    IncidentRepository,
+    ListeningChannel,
+    NewDelivery,
+    NotificationRepository,
+    RecordedOccurrence,
+)
 from metrics_orchestrator.application.ports.intake import (
     Announced,
     BatchFacts,
@@ -59,6 +67,8 @@ from metrics_orchestrator.application.ports.intake import (
 from metrics_orchestrator.application.ports.queries import QueryRepository
 from metrics_orchestrator.application.ports.runs import RunRepository
 from metrics_orchestrator.domain.events import decode_event
+from metrics_orchestrator.domain.freshness import DatasetObjective, MetricObjective
+from metrics_orchestrator.domain.incidents import Incident, IncidentKind, Occurrence
 from metrics_orchestrator.domain.metric_outputs import InputBehind, OutputFacts, output_dataset_id
 from metrics_orchestrator.domain.model import (
     Cause,
@@ -158,6 +168,8 @@ class FakeState:
     pending_rows: dict[UUID, dict[str, PendingRow]] = field(default_factory=dict)
     lineage: dict[UUID, dict[str, UUID]] = field(default_factory=dict)
     events: dict[int, LoggedEvent] = field(default_factory=dict)
+    incidents: dict[int, Incident] = field(default_factory=dict)
+    deliveries: list[NewDelivery] = field(default_factory=list)
 
 
 # -- the store and its unit of work -------------------------------------------------------
@@ -171,6 +183,7 @@ class FakeStore:
         # Like PostgreSQL's identity columns: never rolled back, so numbers may have gaps.
         self._update_seq = itertools.count(1)
         self._event_ids = itertools.count(1)
+        self.incident_ids = itertools.count(1)
         self._open = False
         # what committed transactions recorded, in commit order (the NOTIFY is implied by
         # a queued run, as PostgresUnitOfWork sends it)
@@ -274,6 +287,8 @@ class FakeUnitOfWork:
     events: EventLogRepository
     dispatch: DispatchRepository
     queries: QueryRepository
+    incidents: IncidentRepository
+    notifications: NotificationRepository
 
     def __init__(self, store: FakeStore) -> None:
         self._store = store
@@ -285,6 +300,8 @@ class FakeUnitOfWork:
         self.catalog = cast(CatalogRepository, _NotFaked("catalog"))
         self.runs = cast(RunRepository, _NotFaked("runs"))
         self.queries = cast(QueryRepository, _NotFaked("queries"))
+        self.incidents = FakeIncidentRepository(store)
+        self.notifications = cast(NotificationRepository, FakeNotificationRepository(store))
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -314,6 +331,108 @@ class FakeUnitOfWork:
     ) -> None:
         self._store.end(self._snapshot if exc_type is not None else None, self.changes)
         self._snapshot = None
+
+
+# -- incidents (SPEC §9) ------------------------------------------------------------------
+
+
+class FakeIncidentRepository:
+    """Incidents in memory: one open per (kind, subject), counted; no objectives (the fakes
+    have no catalog objectives), every freshness lock granted."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self._store = store
+
+    @property
+    def _incidents(self) -> dict[int, Incident]:
+        return self._store.state.incidents
+
+    def record_occurrence(self, occurrence: Occurrence, *, counted: bool) -> tuple[Incident, bool]:
+        for incident in self._incidents.values():
+            if (incident.kind, incident.subject) == (occurrence.kind, occurrence.subject) and (
+                incident.open
+            ):
+                counted_again = replace(
+                    incident,
+                    count=incident.count + (1 if counted else 0),
+                    last_seen_at=max(incident.last_seen_at, occurrence.at),
+                    summary=occurrence.summary if counted else incident.summary,
+                )
+                self._incidents[incident.id] = counted_again
+                return counted_again, False
+        incident = Incident(
+            id=next(self._store.incident_ids),
+            kind=occurrence.kind,
+            subject=occurrence.subject,
+            summary=occurrence.summary,
+            count=1,
+            opened_at=occurrence.at,
+            last_seen_at=occurrence.at,
+        )
+        self._incidents[incident.id] = incident
+        return incident, True
+
+    def resolve(
+        self,
+        kinds: Sequence[IncidentKind],
+        subjects: Sequence[str],
+        resolution: str,
+        at: datetime,
+    ) -> list[Incident]:
+        resolved = []
+        for incident in list(self._incidents.values()):
+            if incident.open and incident.kind in kinds and incident.subject in subjects:
+                ended = replace(incident, resolved_at=at, resolution=resolution)
+                self._incidents[incident.id] = ended
+                resolved.append(ended)
+        return resolved
+
+    def open_subjects(self, kind: IncidentKind, subjects: Sequence[str] | None) -> list[str]:
+        return [
+            i.subject
+            for i in self._incidents.values()
+            if i.open and i.kind is kind and (subjects is None or i.subject in subjects)
+        ]
+
+    def dataset_objectives(self, dataset_ids: Sequence[str] | None) -> list[DatasetObjective]:
+        return []
+
+    def metric_objectives(self, metric_codes: Sequence[str] | None) -> list[MetricObjective]:
+        return []
+
+    def try_lock_freshness(self) -> bool:
+        return True
+
+    def page(
+        self,
+        *,
+        open_only: bool,
+        kind: IncidentKind | None,
+        subject: str | None,
+        before: int | None,
+        limit: int,
+    ) -> IncidentPage:
+        raise NotImplementedError("uow.incidents.page has no in-memory fake")
+
+    def get(self, incident_id: int) -> Incident | None:
+        return self._incidents.get(incident_id)
+
+    def occurrences(self, incident_id: int, limit: int) -> list[RecordedOccurrence]:
+        raise NotImplementedError("uow.incidents.occurrences has no in-memory fake")
+
+
+class FakeNotificationRepository(_NotFaked):
+    """No channel listens in the fakes; what would be queued is kept all the same."""
+
+    def __init__(self, store: FakeStore) -> None:
+        super().__init__("notifications")
+        self._store = store
+
+    def listening(self) -> list[ListeningChannel]:
+        return []
+
+    def enqueue(self, deliveries: Sequence[NewDelivery]) -> None:
+        self._store.state.deliveries.extend(deliveries)
 
 
 # -- intake -------------------------------------------------------------------------------

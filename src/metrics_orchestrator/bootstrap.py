@@ -24,10 +24,15 @@ from metrics_orchestrator.application.catalog import CatalogService
 from metrics_orchestrator.application.dispatch import Dispatcher
 from metrics_orchestrator.application.feedback import FeedbackService
 from metrics_orchestrator.application.health import HealthService
+from metrics_orchestrator.application.incidents import IncidentBook, IncidentQueries
 from metrics_orchestrator.application.intake import IntakeService
+from metrics_orchestrator.application.notifier import NotificationService, Notifier
 from metrics_orchestrator.application.outputs import OutputService
 from metrics_orchestrator.application.ports import Clock
-from metrics_orchestrator.application.ports.changes import RUN_QUEUED_CHANNEL
+from metrics_orchestrator.application.ports.changes import (
+    NOTIFICATION_QUEUED_CHANNEL,
+    RUN_QUEUED_CHANNEL,
+)
 from metrics_orchestrator.application.queries import QueryService
 from metrics_orchestrator.application.router import EventRouter
 from metrics_orchestrator.application.runs import RunOperations, Sweeper
@@ -53,6 +58,7 @@ from metrics_orchestrator.infrastructure.embedded_postgres import (
     default_data_dir,
     start_embedded_postgres,
 )
+from metrics_orchestrator.infrastructure.http_sender import HttpNotificationSender
 from metrics_orchestrator.infrastructure.local_state import (
     LocalServe,
     embedded_data_dir,
@@ -97,6 +103,7 @@ __all__ = [
     "cli_aws_endpoint",
     "configure_logging",
     "create_s3_client",
+    "dashboard_url",
     "default_data_dir",
     "describe_database",
     "find_local_serve",
@@ -165,6 +172,10 @@ class Container:
     health: HealthService
     telemetry: PrometheusTelemetry
     outputs: OutputService
+    # SPEC §9: incidents as people read them, channels, and the notifier's outbox delivery
+    incidents: IncidentQueries
+    notifications: NotificationService
+    notifier: Notifier
     resources: ExitStack = field(default_factory=ExitStack)
 
     def close(self) -> None:
@@ -188,9 +199,14 @@ def _assemble(
     uow_factory = UnitOfWorkFactory(pool)
     queries = QueryService(uow_factory, clock)
     telemetry = PrometheusTelemetry(gauges=queries.run_gauges)
-    intake = IntakeService(uow_factory, clock, settings.output_base_path, telemetry=telemetry)
-    feedback = FeedbackService(uow_factory, clock, intake, telemetry=telemetry)
+    book = IncidentBook(public_url=dashboard_url(settings))
+    intake = IntakeService(
+        uow_factory, clock, settings.output_base_path, telemetry=telemetry, incidents=book
+    )
+    feedback = FeedbackService(uow_factory, clock, intake, telemetry=telemetry, incidents=book)
     runs = RunOperations(uow_factory, clock, telemetry)
+    sender = HttpNotificationSender()
+    resources.callback(sender.close)
     return Container(
         settings=settings,
         database_url=url,
@@ -207,6 +223,7 @@ def _assemble(
             feedback,
             telemetry=telemetry,
             max_clock_skew=settings.max_clock_skew,
+            incidents=book,
         ),
         runs=runs,
         sweeper=Sweeper(
@@ -216,13 +233,34 @@ def _assemble(
             heartbeat_timeout=settings.run_heartbeat_timeout,
             retry_base_delay=settings.retry_base_delay,
             telemetry=telemetry,
+            incidents=book,
         ),
         queries=queries,
         health=HealthService(PostgresSchemaProbe(url)),
         telemetry=telemetry,
         outputs=_output_service(settings, runs, aws_endpoint_url),
+        incidents=IncidentQueries(uow_factory, clock),
+        notifications=NotificationService(
+            uow_factory, clock, sender, timeout=settings.notify_timeout
+        ),
+        notifier=Notifier(
+            uow_factory,
+            clock,
+            sender,
+            timeout=settings.notify_timeout,
+            retry_base_delay=settings.notify_retry_base_delay,
+            poll_interval=settings.sweep_interval,
+            listener_factory=lambda: PostgresRunQueuedListener(url, NOTIFICATION_QUEUED_CHANNEL),
+        ),
         resources=resources,
     )
+
+
+def dashboard_url(settings: Settings) -> str:
+    """Where people open the dashboard: PUBLIC_URL, else the address `serve` listens on."""
+    if settings.public_url:
+        return settings.public_url
+    return f"http://{settings.http_host}:{settings.http_port}"
 
 
 def _output_service(
@@ -334,6 +372,7 @@ def build_dispatcher(container: Container, aws: AwsWiring) -> Dispatcher:
         poll_interval=settings.dispatch_poll_interval,
         listener_factory=lambda: PostgresRunQueuedListener(url, RUN_QUEUED_CHANNEL),
         telemetry=container.telemetry,
+        incidents=IncidentBook(public_url=dashboard_url(settings)),
     )
 
 

@@ -11,24 +11,35 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
 import structlog
 
+from metrics_orchestrator.application.incidents import IncidentBook
 from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory
 from metrics_orchestrator.application.ports.dispatch import (
     ClaimedRun,
     DispatchGiveUp,
     DispatchRetry,
     PublishOutcome,
-    RunQueuedListener,
     RunRequestMessage,
     RunRequestPublisher,
 )
 from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
+from metrics_orchestrator.application.wakeups import (
+    ErrorBackoff,
+    ListenerFactory,
+    NoListener,
+    ReconnectingListener,
+)
+from metrics_orchestrator.domain.incidents import (
+    IncidentKind,
+    Occurrence,
+    dispatch_failure_summary,
+)
 from metrics_orchestrator.domain.log_events import (
     ON_DISPATCHER_ERROR,
     ON_RUN_DISPATCH_FAILED,
@@ -48,8 +59,6 @@ log = structlog.get_logger()
 _PUBLISH = change_for(Cause.PUBLISHED)
 _GIVE_UP = change_for(Cause.DISPATCH_GAVE_UP)
 assert _PUBLISH.source is _GIVE_UP.source
-
-ListenerFactory = Callable[[], RunQueuedListener]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +99,7 @@ class Dispatcher:
         poll_interval: timedelta = timedelta(seconds=2),
         listener_factory: ListenerFactory | None = None,
         telemetry: Telemetry | None = None,
+        incidents: IncidentBook | None = None,
     ) -> None:
         self._telemetry = telemetry or NullTelemetry()
         if max_attempts < 1:
@@ -104,8 +114,10 @@ class Dispatcher:
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
         self._poll_interval = poll_interval.total_seconds()
+        # a dispatch that gave up opens an incident about its metric (SPEC §9)
+        self._incidents = incidents or IncidentBook()
         # Without a listener (e.g. in tests) the dispatcher simply polls.
-        self._listener_factory = listener_factory or _NoListener
+        self._listener_factory = listener_factory or NoListener
         # Set while `run` waits for work: lets tests and health checks see an idle dispatcher.
         self.idle = threading.Event()
 
@@ -138,8 +150,12 @@ class Dispatcher:
                 )
                 check_rows_changed(changed, len(plan.give_ups), _GIVE_UP)
                 uow.changes.moved(_GIVE_UP, len(plan.give_ups))
+                gave_up = [_give_up_occurrence(run, g, now) for run, g in plan.give_ups]
+                self._incidents.occurred(uow, gave_up)
         # Logged and counted after the commit, so they never claim what was rolled back.
         self._log(plan)
+        for effect in uow.changes.after_commit:
+            effect()
         self._count(plan, publish_seconds)
         uow.changes.publish(self._telemetry)
         return DispatchReport(
@@ -156,8 +172,8 @@ class Dispatcher:
 
     def run(self, stop: threading.Event) -> None:
         """Dispatch until `stop` is set: eagerly while work is found, else on NOTIFY or poll."""
-        error_delay = _ErrorBackoff()
-        with _ReconnectingListener(self._listener_factory) as listener:
+        error_delay = ErrorBackoff()
+        with ReconnectingListener(self._listener_factory, "queued runs") as listener:
             while not stop.is_set():
                 try:
                     report = self.dispatch_once()
@@ -174,7 +190,7 @@ class Dispatcher:
                 if report.claimed == 0:
                     self._wait_for_work(stop, listener)
 
-    def _wait_for_work(self, stop: threading.Event, listener: _ReconnectingListener) -> None:
+    def _wait_for_work(self, stop: threading.Event, listener: ReconnectingListener) -> None:
         self.idle.set()
         try:
             # Short slices keep shutdown prompt even with a long polling interval.
@@ -262,84 +278,13 @@ class Dispatcher:
 _NOT_AN_OBJECT = "request_payload is not a JSON object; it cannot be published"
 
 
+def _give_up_occurrence(run: ClaimedRun, give_up: DispatchGiveUp, now: datetime) -> Occurrence:
+    code = run.metric_code
+    summary = dispatch_failure_summary(code, give_up.error)
+    return Occurrence(IncidentKind.DISPATCH_FAILED, code, summary, now, run_id=run.run_id)
+
+
 def _failure_text(outcome: PublishOutcome | None) -> str:
     if outcome is None:
         return "the publisher reported no outcome for this run"
     return outcome.error or "publish failed (no error detail)"
-
-
-class _ErrorBackoff:
-    def __init__(self, first: float = 0.5, cap: float = 30.0) -> None:
-        self._first = first
-        self._cap = cap
-        self._current = first
-
-    def next(self) -> float:
-        delay, self._current = self._current, min(self._current * 2, self._cap)
-        return delay
-
-    def reset(self) -> None:
-        self._current = self._first
-
-
-class _NoListener:
-    """Polling only: waiting is sleeping."""
-
-    def wait(self, timeout: float) -> bool:
-        time.sleep(timeout)
-        return False
-
-    def close(self) -> None:
-        return None
-
-
-class _ReconnectingListener:
-    """A listener that survives database outages: on error it polls and reconnects later."""
-
-    RECONNECT_DELAY = 5.0
-
-    def __init__(self, factory: ListenerFactory) -> None:
-        self._factory = factory
-        self._listener: RunQueuedListener | None = None
-        self._reconnect_at = 0.0
-
-    def __enter__(self) -> _ReconnectingListener:
-        self._connect()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._disconnect()
-
-    def wait(self, timeout: float) -> bool:
-        if self._listener is None and time.monotonic() >= self._reconnect_at:
-            self._connect()
-        if self._listener is None:
-            time.sleep(timeout)
-            return False
-        try:
-            return self._listener.wait(timeout)
-        except Exception as exc:
-            self._lost(exc, "LISTEN connection lost; polling until it is back")
-            return False
-
-    def _connect(self) -> None:
-        try:
-            self._listener = self._factory()
-        except Exception as exc:
-            self._lost(exc, "cannot LISTEN for queued runs; polling instead")
-
-    def _lost(self, exc: Exception, message: str) -> None:
-        log.warning(ON_DISPATCHER_ERROR, message=message, error=str(exc))
-        self._disconnect()
-        self._reconnect_at = time.monotonic() + self.RECONNECT_DELAY
-
-    def _disconnect(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is None:
-            return
-        try:
-            listener.close()
-        except Exception as exc:
-            log.debug(
-                ON_DISPATCHER_ERROR, message="closing the LISTEN connection failed", error=str(exc)
-            )

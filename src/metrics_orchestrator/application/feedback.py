@@ -12,6 +12,7 @@ from uuid import UUID
 
 import structlog
 
+from metrics_orchestrator.application.incidents import IncidentBook
 from metrics_orchestrator.application.intake import IntakeService
 from metrics_orchestrator.application.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventRecord, EventStatus
@@ -81,9 +82,12 @@ class FeedbackService:
         intake: IntakeService,
         *,
         telemetry: Telemetry | None = None,
+        incidents: IncidentBook | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
+        # a success ends its metric's incidents; a rejected event opens one (SPEC §9)
+        self._incidents = incidents or IncidentBook()
         # a success's output is a new version of its metric's pseudo-dataset (SPEC §8)
         self._intake = intake
         self._telemetry = telemetry or NullTelemetry()
@@ -153,6 +157,7 @@ class FeedbackService:
             superseded = self._supersede_retry(uow, run, feedback)
             if feedback.succeeded:
                 self._record_output(uow, run, feedback, received)
+                self._incidents.metric_succeeded(uow, run.metric_code, run.id, self._clock.now())
         return self._finish(
             uow,
             received,
@@ -245,20 +250,20 @@ class FeedbackService:
         reason: str | None = None,
         superseded: UUID | None = None,
     ) -> FeedbackOutcome:
-        uow.events.record(
-            EventRecord(
-                event_key=received.key,
-                event_type=received.event.event_type,
-                status=status,
-                source=received.source,
-                received_at=received.received_at,
-                payload=received.event.payload,
-                raw_body=received.event.raw_body,
-                error=reason,
-                replaces=received.replay_of if status is EventStatus.REJECTED else None,
-            ),
-            processed_at=self._clock.now(),
+        record = EventRecord(
+            event_key=received.key,
+            event_type=received.event.event_type,
+            status=status,
+            source=received.source,
+            received_at=received.received_at,
+            payload=received.event.payload,
+            raw_body=received.event.raw_body,
+            error=reason,
+            replaces=received.replay_of if status is EventStatus.REJECTED else None,
         )
+        now = self._clock.now()
+        uow.events.record(record, processed_at=now)
+        self._incidents.events_recorded(uow, [record], now)
         return FeedbackOutcome(
             status=status,
             event_key=received.key,

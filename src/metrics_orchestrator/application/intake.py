@@ -30,6 +30,7 @@ from uuid import UUID, uuid4
 
 import structlog
 
+from metrics_orchestrator.application.incidents import IncidentBook
 from metrics_orchestrator.application.intake_state import ArrivalPlan, IntakeState
 from metrics_orchestrator.application.ports import (
     Clock,
@@ -116,8 +117,11 @@ class IntakeService:
         *,
         transaction_attempts: int = 5,
         telemetry: Telemetry | None = None,
+        incidents: IncidentBook | None = None,
     ) -> None:
         self._uow_factory = uow_factory
+        # rejected events open incidents; new versions may end a dataset's lateness (SPEC §9)
+        self._incidents = incidents or IncidentBook()
         self._clock = clock
         self._output_base_path = output_base_path
         self._attempts = transaction_attempts
@@ -199,7 +203,9 @@ class IntakeService:
         except (DataRefused, DomainError) as exc:
             item, now = arrival
             result = _rejection(item, f"the update cannot be stored: {exc}")
-            uow.events.record(_event_record(item, result, context), now)
+            record = _event_record(item, result, context)
+            uow.events.record(record, now)
+            self._incidents.events_recorded(uow, [record], now)
             return result
 
     def _ingest_together(
@@ -224,14 +230,17 @@ class IntakeService:
                 result = self._arrive(state, item.update, now, found[n], metrics)
             results.append(result)
         writes = state.writes()
+        records = [
+            (_event_record(item, r, context), now)
+            for (item, now), r in zip(arrivals, results, strict=True)
+        ]
         with uow.pipelined():
             uow.intake.save(writes)
-            uow.events.record_many(
-                [
-                    (_event_record(item, r, context), now)
-                    for (item, now), r in zip(arrivals, results, strict=True)
-                ]
-            )
+            uow.events.record_many(records)
+        at = arrivals[-1][1]
+        self._incidents.events_recorded(uow, [record for record, _ in records], at)
+        updated = [u.dataset_id for u, _ in announced.values()]
+        self._incidents.datasets_updated(uow, updated, at)
         return results
 
     def _state(self, uow: UnitOfWork, facts: BatchFacts) -> IntakeState:

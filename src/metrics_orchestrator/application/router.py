@@ -15,6 +15,7 @@ from typing import Protocol
 
 import structlog
 
+from metrics_orchestrator.application.incidents import IncidentBook
 from metrics_orchestrator.application.intake import IntakeResult, IntakeService
 from metrics_orchestrator.application.ports import (
     Clock,
@@ -36,6 +37,7 @@ from metrics_orchestrator.domain.events import (
     event_text,
 )
 from metrics_orchestrator.domain.inbox import dismiss_reason
+from metrics_orchestrator.domain.incidents import IncidentKind
 
 logger = structlog.get_logger(__name__)
 
@@ -81,8 +83,11 @@ class EventRouter:
         *,
         telemetry: Telemetry | None = None,
         max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
+        incidents: IncidentBook | None = None,
     ) -> None:
         self._uow_factory = uow_factory
+        # a rejection opens an incident; a replay that works or a dismissal resolves it (§9)
+        self._incidents = incidents or IncidentBook()
         self._max_clock_skew = max_clock_skew
         self._clock = clock
         self._intake = intake
@@ -204,8 +209,7 @@ class EventRouter:
             raise Conflict(f"event {event_key!r} has no stored body to replay")
         routed = self._measured(logged.raw_body, f"replay:{logged.id}", None, logged.id)
         if routed.status is not EventStatus.REJECTED:
-            with self._uow_factory() as uow:
-                uow.events.mark_replayed(logged.id, self._clock.now())
+            in_transaction(self._uow_factory, lambda uow: self._replayed(uow, logged, event_key))
         logger.info(
             log_events.ON_EVENT_REPLAYED,
             message="rejected event replayed",
@@ -226,9 +230,13 @@ class EventRouter:
 
         def work(uow: UnitOfWork) -> LoggedEvent:
             logged = _inbox_entry(uow, event_key, "dismiss")
-            changed = uow.events.dismiss(logged.id, text, self._clock.now())
+            now = self._clock.now()
+            changed = uow.events.dismiss(logged.id, text, now)
             if changed != 1:
                 raise Conflict(f"event {event_key!r} changed meanwhile; look again")
+            self._incidents.resolve(
+                uow, [IncidentKind.EVENT_REJECTED], [event_key], f"dismissed: {text}", now
+            )
             dismissed = uow.events.get(logged.id)
             assert dismissed is not None
             return dismissed
@@ -241,6 +249,13 @@ class EventRouter:
             reason=text,
         )
         return dismissed
+
+    def _replayed(self, uow: UnitOfWork, logged: LoggedEvent, event_key: str) -> None:
+        now = self._clock.now()
+        uow.events.mark_replayed(logged.id, now)
+        self._incidents.resolve(
+            uow, [IncidentKind.EVENT_REJECTED], [event_key], "replayed successfully", now
+        )
 
     def _record_undecodable(
         self,
@@ -260,7 +275,7 @@ class EventRouter:
             error=error.reason,
             replaces=replay_of,
         )
-        in_transaction(self._uow_factory, lambda uow: uow.events.record(record, self._clock.now()))
+        in_transaction(self._uow_factory, lambda uow: self._record_rejection(uow, record))
         logger.warning(
             log_events.ON_EVENT_REJECTED,
             message="message rejected",
@@ -269,6 +284,11 @@ class EventRouter:
             source=source,
         )
         return record.event_key
+
+    def _record_rejection(self, uow: UnitOfWork, record: EventRecord) -> None:
+        now = self._clock.now()
+        uow.events.record(record, now)
+        self._incidents.events_recorded(uow, [record], now)
 
 
 def _inbox_entry(uow: UnitOfWork, event_key: str, action: str) -> LoggedEvent:

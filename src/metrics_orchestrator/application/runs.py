@@ -8,13 +8,14 @@ replicas may process feedback and sweep side by side.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 import structlog
 
+from metrics_orchestrator.application.incidents import IncidentBook, IncidentChanges
 from metrics_orchestrator.application.pagination import (
     check_page_size,
     cut_page,
@@ -38,6 +39,12 @@ from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
 from metrics_orchestrator.application.transactions import transact as _transact
 from metrics_orchestrator.domain import log_events
 from metrics_orchestrator.domain.errors import NotFound
+from metrics_orchestrator.domain.incidents import (
+    IncidentKind,
+    Occurrence,
+    final_failure_summary,
+    is_final_failure,
+)
 from metrics_orchestrator.domain.messages.run_requested import build_retry_request
 from metrics_orchestrator.domain.model import (
     Cause,
@@ -88,6 +95,8 @@ class RunDetail:
 class SweepReport:
     timed_out: tuple[TimedOutRun, ...] = ()
     retries: tuple[ScheduledRetry, ...] = ()
+    # incidents opened and resolved by this sweep (final failures, lateness, SPEC §9)
+    incidents: IncidentChanges = field(default_factory=IncidentChanges)
 
 
 class Sweeper:
@@ -108,8 +117,10 @@ class Sweeper:
         retry_base_delay: timedelta,
         batch_size: int = 500,
         telemetry: Telemetry | None = None,
+        incidents: IncidentBook | None = None,
     ) -> None:
         self._telemetry = telemetry or NullTelemetry()
+        self._incidents = incidents or IncidentBook()
         self._uow_factory = uow_factory
         self._clock = clock
         self._timeouts = (
@@ -123,7 +134,15 @@ class Sweeper:
         now = self._clock.now()
         report = _transact(self._uow_factory, lambda uow: self._sweep(uow, now), self._telemetry)
         _log_sweep(report)
+        # a transaction of its own: a slow evaluation never holds the runs the sweep locked
+        report.incidents.add(_transact(self._uow_factory, lambda uow: self._judge(uow, now)))
         return report
+
+    def _judge(self, uow: UnitOfWork, now: datetime) -> IncidentChanges:
+        """SPEC §9: late datasets and overdue metrics, by our clock (one replica at a time)."""
+        if not uow.incidents.try_lock_freshness():
+            return IncidentChanges()
+        return self._incidents.evaluate_freshness(uow, datasets=None, metrics=None, now=now)
 
     def run(self, stop: threading.Event, interval: timedelta) -> None:
         """Sweep every `interval` until `stop` is set; a full batch sweeps again at once."""
@@ -152,23 +171,37 @@ class Sweeper:
             )
             uow.changes.moved(change, len(these))
             timed_out += these
-        retries = self._schedule_retries(uow, now)
-        return SweepReport(timed_out=tuple(timed_out), retries=tuple(retries))
+        retries, incidents = self._schedule_retries(uow, now)
+        return SweepReport(timed_out=tuple(timed_out), retries=tuple(retries), incidents=incidents)
 
-    def _schedule_retries(self, uow: UnitOfWork, now: datetime) -> list[ScheduledRetry]:
-        """SPEC §5.6: the domain decides each ended run's retry once; SQL stores it."""
+    def _schedule_retries(
+        self, uow: UnitOfWork, now: datetime
+    ) -> tuple[list[ScheduledRetry], IncidentChanges]:
+        """SPEC §5.6: the domain decides each ended run's retry once; SQL stores it. A run
+        that gets none is a final failure: an incident about its metric (SPEC §9)."""
         candidates = uow.runs.retry_candidates(RETRYABLE_STATUSES, self._batch_size)
         if not candidates:
-            return []
-        decided = [
-            _new_retry(candidate, not_before, now)
-            for candidate in candidates
-            if (not_before := retry_not_before(candidate.facts, now, self._retry_base_delay))
-        ]
+            return [], IncidentChanges()
+        decided, final = [], []
+        for candidate in candidates:
+            not_before = retry_not_before(candidate.facts, now, self._retry_base_delay)
+            if not_before is not None:
+                decided.append(_new_retry(candidate, not_before, now))
+            elif is_final_failure(candidate.facts, not_before):
+                final.append(_final_failure(candidate, now))
         retries = uow.runs.insert_retries(decided, at=now) if decided else []
         uow.runs.mark_retries_decided([candidate.id for candidate in candidates], now)
         uow.changes.created(RunStatus.QUEUED, len(retries))
-        return retries
+        return retries, self._incidents.occurred(uow, final)
+
+
+def _final_failure(candidate: RetryCandidate, now: datetime) -> Occurrence:
+    facts = candidate.facts
+    error = candidate.error or "no error reported"
+    summary = final_failure_summary(candidate.metric_code, facts.status, facts.attempt, error)
+    return Occurrence(
+        IncidentKind.RUN_FAILED, candidate.metric_code, summary, now, run_id=candidate.id
+    )
 
 
 def _log_sweep(report: SweepReport) -> None:

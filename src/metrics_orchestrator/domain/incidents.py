@@ -94,9 +94,15 @@ class ChannelFilter:
 
 
 def is_final_failure(run: EndedRun, retry_at: datetime | None) -> bool:
-    """A run that ended failed or timed_out and gets no automatic retry, when it is the latest
-    attempt of its chain (a manual retry of it came first otherwise): an incident (SPEC §9)."""
-    return run.status in RETRYABLE_STATUSES and retry_at is None and run.latest_in_chain
+    """A run of an enabled metric that ended failed or timed_out and gets no automatic retry,
+    when it is the latest attempt of its chain (a manual retry of it came first otherwise): an
+    incident (SPEC §9). A disabled metric's failure alarms nobody: it was switched off."""
+    return (
+        run.status in RETRYABLE_STATUSES
+        and retry_at is None
+        and run.latest_in_chain
+        and run.metric_enabled
+    )
 
 
 def final_failure_summary(metric_code: str, status: RunStatus, attempt: int, error: str) -> str:

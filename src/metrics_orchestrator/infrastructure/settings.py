@@ -30,6 +30,9 @@ DURATION_BOUNDS: dict[str, timedelta] = {
     "sweep_interval": timedelta(hours=1),
     "dispatch_poll_interval": timedelta(hours=1),
     "max_clock_skew": timedelta(days=1),
+    # SPEC §9: a post waits at most this; retries double from the base up to 1 h apart
+    "notify_timeout": timedelta(minutes=5),
+    "notify_retry_base_delay": timedelta(hours=1),
 }
 MAY_BE_ZERO = frozenset({"max_clock_skew"})
 MAX_DISPATCH_ATTEMPTS = 100
@@ -105,6 +108,8 @@ class Settings(BaseSettings):
     sweep_interval: timedelta = timedelta(seconds=10)
     dispatch_poll_interval: timedelta = timedelta(seconds=2)
     max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
+    notify_timeout: timedelta = timedelta(seconds=10)
+    notify_retry_base_delay: timedelta = timedelta(seconds=30)
     sqs_wait_seconds: int = Field(default=20, ge=0, le=20)
     sqs_visibility_timeout: int = Field(default=60, ge=1, le=43200)
 
@@ -130,6 +135,8 @@ class Settings(BaseSettings):
         "sweep_interval",
         "dispatch_poll_interval",
         "max_clock_skew",
+        "notify_timeout",
+        "notify_retry_base_delay",
         mode="before",
     )
     @classmethod

@@ -109,6 +109,7 @@ class ServeParts:
     consumers: bool = True
     dispatcher: bool = True
     sweeper: bool = True
+    notifier: bool = True
     http: bool = True
 
 
@@ -118,7 +119,8 @@ def build_runtime(
     parts: ServeParts,
     http_app: Callable[[Container], Any] | None = None,
 ) -> ServiceRuntime:
-    """Assemble the loops of `serve`: consumers, dispatcher, sweeper and the HTTP server."""
+    """Assemble the loops of `serve`: consumers, dispatcher, sweeper, notifier and the HTTP
+    server."""
     settings = container.settings
     loops: list[Loop] = []
     if parts.consumers:
@@ -135,6 +137,8 @@ def build_runtime(
     if parts.sweeper:
         interval = settings.sweep_interval
         loops.append(Loop("sweeper", lambda stop: container.sweeper.run(stop, interval)))
+    if parts.notifier:
+        loops.append(Loop("notifier", container.notifier.run))
     if parts.http and http_app is not None:
         loops.append(Loop("http", _http_loop(http_app(container), settings)))
     return ServiceRuntime(loops)

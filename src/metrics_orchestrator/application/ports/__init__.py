@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from metrics_orchestrator.application.ports.catalog import CatalogRepository
     from metrics_orchestrator.application.ports.dispatch import DispatchRepository
     from metrics_orchestrator.application.ports.events import EventLogRepository
+    from metrics_orchestrator.application.ports.incidents import (
+        IncidentRepository,
+        NotificationRepository,
+    )
     from metrics_orchestrator.application.ports.intake import IntakeRepository
     from metrics_orchestrator.application.ports.queries import QueryRepository
     from metrics_orchestrator.application.ports.runs import RunRepository
@@ -52,6 +56,8 @@ class UnitOfWork(Protocol):
     events: EventLogRepository
     dispatch: DispatchRepository
     queries: QueryRepository
+    incidents: IncidentRepository
+    notifications: NotificationRepository
 
     def savepoint(self) -> AbstractContextManager[None]:
         """Work inside is rolled back alone if it fails: a refusal of the data is raised as
@@ -104,5 +110,7 @@ def in_transaction(
         else:
             if telemetry is not None:
                 uow.changes.publish(telemetry)
+            for effect in uow.changes.after_commit:
+                effect()
             return result
     raise AssertionError("unreachable")  # pragma: no cover

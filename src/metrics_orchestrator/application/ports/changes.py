@@ -9,6 +9,7 @@ an effect by hand, none can forget one, and a rolled-back or retried transaction
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -16,6 +17,9 @@ from metrics_orchestrator.domain.model import RunStatus, StatusChange
 
 # The LISTEN/NOTIFY channel of a committed transaction that queued runs (the dispatcher listens).
 RUN_QUEUED_CHANNEL = "metric_run_queued"
+
+# The LISTEN/NOTIFY channel of a committed transaction that queued notifications (SPEC §9).
+NOTIFICATION_QUEUED_CHANNEL = "notification_queued"
 
 # `from_status` of a run that did not exist before the transition (created directly in it).
 NEW_RUN = "none"
@@ -30,6 +34,13 @@ class RecordedChanges:
     """The run transitions of one transaction, by (from status, to status)."""
 
     transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # outbox rows written (the notifiers must be woken, SPEC §9)
+    notifications: int = 0
+    # run once the transaction committed (logging what it did), never after a rollback
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    def notifications_queued(self, count: int) -> None:
+        self.notifications += count
 
     def moved(self, change: StatusChange, count: int = 1) -> None:
         """`count` runs changed as `change` says."""

@@ -62,6 +62,9 @@ class RetryCandidate:
     facts: EndedRun
     # the run's metric_run_requested, which its retry re-sends under a new identity
     request_payload: dict[str, Any] | None
+    # what an incident says of a final failure (SPEC §9)
+    metric_code: str = ""
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

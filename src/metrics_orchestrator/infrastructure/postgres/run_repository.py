@@ -198,6 +198,8 @@ class PostgresRunRepository:
                     latest_in_chain=row["latest_in_chain"],
                 ),
                 request_payload=row["request_payload"],
+                metric_code=row["metric_code"],
+                error=row["error"],
             )
             for row in rows
         ]

@@ -13,9 +13,17 @@ from psycopg_pool import ConnectionPool
 
 from metrics_orchestrator.application.ports import DataRefused, TransientDatabaseError
 from metrics_orchestrator.application.ports.catalog import CatalogRepository
-from metrics_orchestrator.application.ports.changes import RUN_QUEUED_CHANNEL, RecordedChanges
+from metrics_orchestrator.application.ports.changes import (
+    NOTIFICATION_QUEUED_CHANNEL,
+    RUN_QUEUED_CHANNEL,
+    RecordedChanges,
+)
 from metrics_orchestrator.application.ports.dispatch import DispatchRepository
 from metrics_orchestrator.application.ports.events import EventLogRepository
+from metrics_orchestrator.application.ports.incidents import (
+    IncidentRepository,
+    NotificationRepository,
+)
 from metrics_orchestrator.application.ports.intake import IntakeRepository
 from metrics_orchestrator.application.ports.queries import QueryRepository
 from metrics_orchestrator.application.ports.runs import RunRepository
@@ -28,6 +36,10 @@ from metrics_orchestrator.infrastructure.postgres.dispatch_repository import (
 )
 from metrics_orchestrator.infrastructure.postgres.event_log_repository import (
     PostgresEventLogRepository,
+)
+from metrics_orchestrator.infrastructure.postgres.incident_repository import (
+    PostgresIncidentRepository,
+    PostgresNotificationRepository,
 )
 from metrics_orchestrator.infrastructure.postgres.intake_repository import (
     PostgresIntakeRepository,
@@ -48,6 +60,8 @@ class PostgresUnitOfWork:
     events: EventLogRepository
     dispatch: DispatchRepository
     queries: QueryRepository
+    incidents: IncidentRepository
+    notifications: NotificationRepository
     changes: RecordedChanges
 
     def __init__(self, pool: ConnectionPool[Connection[TupleRow]]) -> None:
@@ -93,6 +107,8 @@ class PostgresUnitOfWork:
         self.events = PostgresEventLogRepository(conn)
         self.dispatch = PostgresDispatchRepository(conn)
         self.queries = PostgresQueryRepository(conn)
+        self.incidents = PostgresIncidentRepository(conn)
+        self.notifications = PostgresNotificationRepository(conn)
         return self
 
     def __exit__(
@@ -104,7 +120,7 @@ class PostgresUnitOfWork:
         assert self._lease is not None
         lease, self._lease = self._lease, None
         failed: BaseException | None = None
-        if exc_type is None and self.changes.queued_runs:
+        if exc_type is None and (self.changes.queued_runs or self.changes.notifications):
             try:
                 self._commit_and_notify()
             except BaseException as error:
@@ -121,9 +137,14 @@ class PostgresUnitOfWork:
             raise failed
 
     def _commit_and_notify(self) -> None:
-        # The one NOTIFY of a transaction that queued runs: PostgreSQL delivers it at the
-        # commit, and only if it commits. Sent with the COMMIT, so it costs no round trip.
-        conn = self.connection
+        # The NOTIFY of a transaction that queued runs (the dispatchers) or notifications (the
+        # notifiers): PostgreSQL delivers it at the commit, and only if it commits. Sent with
+        # the COMMIT, so it costs no round trip.
+        conn, changes = self.connection, self.changes
+        notify = query("runs.sql", "notify_runs_queued")
         with conn.pipeline():
-            conn.execute(query("runs.sql", "notify_runs_queued"), {"channel": RUN_QUEUED_CHANNEL})
+            if changes.queued_runs:
+                conn.execute(notify, {"channel": RUN_QUEUED_CHANNEL})
+            if changes.notifications:
+                conn.execute(notify, {"channel": NOTIFICATION_QUEUED_CHANNEL})
             conn.commit()

@@ -43,6 +43,9 @@ def serve_command(
         True, "--dispatcher/--no-dispatcher", help="Publish queued runs to SNS."
     ),
     sweeper: bool = typer.Option(True, "--sweeper/--no-sweeper", help="Apply timeouts, retries."),
+    notifier: bool = typer.Option(
+        True, "--notifier/--no-notifier", help="Deliver incident notifications to channels."
+    ),
     http: bool = typer.Option(True, "--http/--no-http", help="Serve the HTTP API."),
     http_host: str | None = typer.Option(None, help="Overrides HTTP_HOST."),
     http_port: int | None = typer.Option(None, help="Overrides HTTP_PORT."),
@@ -75,7 +78,9 @@ def serve_command(
     }
     if overrides:
         settings = settings.model_copy(update=overrides)
-    parts = ServeParts(consumers=consumers, dispatcher=dispatcher, sweeper=sweeper, http=http)
+    parts = ServeParts(
+        consumers=consumers, dispatcher=dispatcher, sweeper=sweeper, notifier=notifier, http=http
+    )
     http_app: Callable[[Container], Any] | None = None
     if http:
         # Imported only when serving HTTP (a lazy import of a heavy stack, not a cycle):

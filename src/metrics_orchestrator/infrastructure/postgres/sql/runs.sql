@@ -169,7 +169,7 @@ RETURNING r.id, r.metric_id, r.status_reason
 -- SPEC §5.6 facts: ended runs in a retryable status whose retry nobody has decided yet, with
 -- what domain/retries.py needs to decide. Concurrent sweepers split them (SKIP LOCKED).
 SELECT r.id, r.status, r.attempt, r.completed_at, m.max_attempts, m.enabled, r.retryable,
-       r.request_payload,
+       r.request_payload, m.code AS metric_code, r.error,
        r.request_payload IS NOT NULL AND r.inputs_fingerprint IS NOT NULL AS has_request,
        NOT EXISTS (SELECT 1 FROM metric_runs AS newer
                    WHERE coalesce(newer.chain_root, newer.id) = coalesce(r.chain_root, r.id)
