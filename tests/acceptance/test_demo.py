@@ -100,7 +100,12 @@ def test_demo_tells_the_story_and_ends_with_the_runs_table(tmp_path: Path) -> No
         v.startswith("metric:reserves.real_pesos=")
         for _, _, v in by_metric["reserves.real_pesos_yoy"]
     )
-    assert "projection updates: 1 duplicate, 7 processed, 2 rejected" in out
+    # SPEC §9: the junk opens two incidents, dismissing it resolves them, the webhook hears all
+    assert "projection updates: 2 dismissed, 1 duplicate, 7 processed" in out
+    assert (
+        "webhook demo-webhook received 2 incident.opened, 2 incident.resolved "
+        "(all signed: X-Signature-256 verified)"
+    ) in out
     _assert_each_chapter_tells_only_its_own_story(out)
     _assert_every_succeeded_run_shows_its_computed_output(rows)
     finished = re.search(r"demo finished in (\d+\.\d) s", out)
@@ -151,7 +156,7 @@ def _chapters(out: str) -> dict[int, str]:
 
 def _assert_each_chapter_tells_only_its_own_story(out: str) -> None:
     chapters = _chapters(out)
-    assert len(chapters) == 9
+    assert len(chapters) == 10
     worker_lines = [line for line in out.splitlines() if "worker (" in line]
     simulated = [line for line in worker_lines if "worker (simulated)" in line]
     # the simulated worker only plays the two scripted faults; the reference worker computes
@@ -181,6 +186,11 @@ def _assert_each_chapter_tells_only_its_own_story(out: str) -> None:
     assert re.search(r"reserves\.real_pesos_yoy +manual run .*succeeded", chapters[8])
     assert re.search(r"reserves\.real_yoy_over_gap +first attempt .*succeeded", chapters[8])
     assert "duplicate" in chapters[9]
+    # incidents open in the chapter of their cause and resolve in the one that ends it
+    assert len(re.findall(r"incident #\d+ opened: event_rejected", chapters[9])) == 2
+    assert "resolved" not in chapters[9].split("expect:")[1].split("\n", 1)[1]
+    assert chapters[10].count("resolved: dismissed: junk from a broken producer") == 2
+    assert all("incident #" not in chapters[n] for n in range(1, 9))
 
 
 def test_the_demo_prints_the_same_story_every_time(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import json
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -32,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from rich.console import Console
 
+from metrics_orchestrator.application.ports.events import EventStatus
+from metrics_orchestrator.application.ports.incidents import ChannelSettings
 from metrics_orchestrator.application.ports.runs import RunSummary
 from metrics_orchestrator.application.refresh import refresh_stale
 from metrics_orchestrator.bootstrap import (
@@ -45,6 +48,7 @@ from metrics_orchestrator.bootstrap import (
     resolve_database_url,
     sqs_client_from,
 )
+from metrics_orchestrator.domain.incidents import ChannelFormat
 from metrics_orchestrator.domain.model import RunStatus
 from metrics_orchestrator.interfaces.demo_narration import Narrator, Snapshot, versions_of
 from metrics_orchestrator.interfaces.demo_report import (
@@ -53,6 +57,7 @@ from metrics_orchestrator.interfaces.demo_report import (
     runs_table,
     same_input_files,
 )
+from metrics_orchestrator.interfaces.demo_webhook import DEMO_SECRET, DemoWebhook, demo_webhook
 from metrics_orchestrator.interfaces.reference_worker import (
     MISSING_EXTRA,
     WorkerUnavailable,
@@ -311,15 +316,34 @@ def story(now: datetime) -> list[Chapter]:
         ),
         Chapter(
             "Upstream redelivers the FX event, and a broken producer sends junk",
-            "the duplicate changes nothing; both malformed messages are rejected and logged",
+            "the duplicate changes nothing; both malformed messages are rejected and logged, "
+            "each opens an incident, and the team's webhook hears of both",
             sending(
                 fx,
                 "{this is not json",
                 json.dumps({"event": "projection_update", "dataset_id": "fx_daily"}),
             ),
-            lambda s: s.event_counts()["duplicate"] == 1 and s.event_counts()["rejected"] == 2,
+            lambda s: (
+                s.event_counts()["duplicate"] == 1
+                and s.event_counts()["rejected"] == 2
+                and len(s.open_incidents()) == 2
+            ),
+        ),
+        Chapter(
+            "An operator dismisses the junk",
+            "`events dismiss` takes both out of the inbox: their incidents resolve, and the "
+            "webhook hears that too",
+            dismiss_rejected,
+            lambda s: bool(s.incidents) and not s.open_incidents(),
         ),
     ]
+
+
+def dismiss_rejected(stage: Stage) -> None:
+    """What an operator does with `events dismiss KEY --reason TEXT` (SPEC §6.1)."""
+    page = stage.container.queries.list_events(status=EventStatus.REJECTED, limit=50)
+    for event in page.events:
+        stage.container.router.dismiss(event.event_key, "junk from a broken producer")
 
 
 def run_demo(console: Console, base: Settings, *, announce: Announce | None = None) -> None:
@@ -335,6 +359,11 @@ def run_demo(console: Console, base: Settings, *, announce: Announce | None = No
             f"embedded AWS emulator (moto) at {aws.endpoint_url}: topic and queues created"
         )
         container = stack.enter_context(bootstrap(settings, database_url=url, aws=aws))
+        webhook = stack.enter_context(demo_webhook())
+        container.notifications.configure([_demo_channel(webhook.url)])
+        console.print(
+            f"notification channel demo-webhook: a local receiver at {webhook.url} (signed json)"
+        )
         for name in CATALOGS:
             result = container.catalog.load_catalog(bundled_catalog(name))
             console.print(
@@ -377,7 +406,25 @@ def run_demo(console: Console, base: Settings, *, announce: Announce | None = No
         for note in same_input_files(container, runs):
             console.print(note, soft_wrap=True)
         console.print(events_summary(snapshot(container).events))
+        console.print(_webhook_summary(container, webhook))
         console.print(f"[green]demo finished in {time.monotonic() - started:.1f} s[/green]")
+
+
+def _demo_channel(url: str) -> ChannelSettings:
+    return ChannelSettings(
+        "demo-webhook", url, ChannelFormat.JSON, DEMO_SECRET, kinds=None, metrics=None
+    )
+
+
+def _webhook_summary(container: Container, webhook: DemoWebhook) -> str:
+    """What the team's webhook heard, once the notifier has delivered the last change."""
+    expected = sum(1 + (not i.open) for i in snapshot(container).incidents)
+    _wait(lambda: len(webhook.seen()) >= expected, "the webhook to hear of every incident")
+    seen = webhook.seen()
+    counts = Counter(kind for kind, *_ in seen)
+    signed = "all signed" if all(ok for *_, ok in seen) else "NOT ALL SIGNED"
+    told = ", ".join(f"{count} {kind}" for kind, count in sorted(counts.items()))
+    return f"webhook demo-webhook received {told} ({signed}: X-Signature-256 verified)"
 
 
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
@@ -400,7 +447,8 @@ def _play(container: Container, chapter: Chapter, narrator: Narrator, sent: int)
 def snapshot(container: Container) -> Snapshot:
     events = container.queries.list_events(limit=500).events
     updates = [e for e in events if not e.event_type.startswith("metric_run_")]
-    return Snapshot(_all_runs(container), updates)
+    incidents = list(container.incidents.page(limit=50).incidents)
+    return Snapshot(_all_runs(container), updates, incidents)
 
 
 @contextmanager

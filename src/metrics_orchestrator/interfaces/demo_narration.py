@@ -20,6 +20,7 @@ from uuid import UUID
 from metrics_orchestrator.application.ports.events import LoggedEvent
 from metrics_orchestrator.application.ports.runs import RunSummary
 from metrics_orchestrator.application.runs import SweepReport
+from metrics_orchestrator.domain.incidents import Incident
 from metrics_orchestrator.domain.model import RunStatus, RunTrigger
 from metrics_orchestrator.domain.status_reasons import HEARTBEAT_TIMEOUT, START_TIMEOUT
 
@@ -39,6 +40,11 @@ class Snapshot:
 
     runs: list[RunSummary]
     events: list[LoggedEvent]
+    # SPEC §9: the newest incidents, open or resolved
+    incidents: list[Incident] = field(default_factory=list)
+
+    def open_incidents(self) -> list[Incident]:
+        return [i for i in self.incidents if i.open]
 
     def statuses(self, metric_code: str) -> list[RunStatus]:
         """The statuses of a metric's runs, in the order of (input versions, attempt)."""
@@ -96,6 +102,8 @@ class Narrator:
     _happened: list[_Happening] = field(default_factory=list)
     _seen: set[tuple[UUID, int]] = field(default_factory=set)
     _told_events: set[int] = field(default_factory=set)
+    _told_opened: set[int] = field(default_factory=set)
+    _told_resolved: set[int] = field(default_factory=set)
 
     def feedback(self, event: dict[str, Any]) -> None:
         """The sample worker's observer: one call per feedback event it sent."""
@@ -157,7 +165,26 @@ class Narrator:
 
     def chapter_lines(self, snapshot: Snapshot) -> list[str]:
         """What happened since the last call, in a stable order: events received, then runs."""
-        return self._event_lines(snapshot) + self._run_lines(snapshot)
+        return (
+            self._event_lines(snapshot) + self._run_lines(snapshot) + self._incident_lines(snapshot)
+        )
+
+    def _incident_lines(self, snapshot: Snapshot) -> list[str]:
+        """Incidents opened and resolved since the last call (SPEC §9), oldest first."""
+        lines = []
+        for incident in sorted(snapshot.incidents, key=lambda i: i.id):
+            if incident.id not in self._told_opened:
+                self._told_opened.add(incident.id)
+                lines.append(
+                    f"   [red]incident #{incident.id} opened[/red]: {incident.kind} "
+                    f"{incident.subject} — {incident.summary}"
+                )
+            if not incident.open and incident.id not in self._told_resolved:
+                self._told_resolved.add(incident.id)
+                lines.append(
+                    f"   [green]incident #{incident.id} resolved[/green]: {incident.resolution}"
+                )
+        return lines
 
     def _event_lines(self, snapshot: Snapshot) -> list[str]:
         new = [e for e in snapshot.events if e.id not in self._told_events]
