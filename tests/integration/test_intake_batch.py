@@ -249,5 +249,7 @@ def test_outcomes_are_logged_after_commit_never_while_the_transaction_is_open(
         EventStatus.REJECTED,
         EventStatus.REJECTED,
     ]
-    assert len(open_at_log) == 5
-    assert [count for _, count in open_at_log] == [0] * 5, open_at_log
+    # five outcomes, and the two rejections' incidents (SPEC §9), all after the commit
+    assert len(open_at_log) == 7
+    assert [event for event, _ in open_at_log].count("ON_INCIDENT_OPENED") == 2
+    assert [count for _, count in open_at_log] == [0] * 7, open_at_log
