@@ -23,9 +23,16 @@ from metrics_orchestrator.application.ports.queries import (
     HourlyRunCount,
     LastRun,
     MetricDataFacts,
+    MetricRunSummary,
     RunGauges,
     RunMatch,
     RunWaits,
+)
+from metrics_orchestrator.application.run_history import (
+    HistoryRequest,
+    RunHistory,
+    grid_query,
+    history_page,
 )
 from metrics_orchestrator.domain.errors import NotFound
 from metrics_orchestrator.domain.metric_graph import downstream
@@ -36,6 +43,9 @@ from metrics_orchestrator.domain.run_ids import SHOWN_MATCHES, parse_run_id_pref
 from metrics_orchestrator.domain.staleness import Staleness, refresh_roots, staleness
 
 RECENT_UPDATES = 20
+# A metric's typical duration is the median of its newest succeeded runs: recent enough to
+# follow a change of the worker, many enough that one slow run does not move it.
+DURATION_RUNS = 20
 OVERVIEW_WINDOW = timedelta(hours=24)
 
 
@@ -184,6 +194,23 @@ class QueryService:
         """Each metric's newest run (a metric that never ran is absent), by code."""
         with self._uow_factory() as uow:
             return uow.queries.last_run_by_metric()
+
+    def run_summaries(self, codes: list[str]) -> dict[str, MetricRunSummary]:
+        """Each of these metrics' newest run, latest success and median duration (over its
+        DURATION_RUNS newest succeeded runs), by code: one read for the whole list."""
+        if not codes:
+            return {}
+        with self._uow_factory() as uow:
+            return uow.queries.metric_run_summaries(codes, DURATION_RUNS)
+
+    def run_history(self, request: HistoryRequest) -> RunHistory:
+        """A page of the history grid (application/run_history.py): one read, whatever the
+        number of metrics; ValidationError for columns or a cursor it cannot serve."""
+        now = self._clock.now()
+        query = grid_query(request, now)
+        with self._uow_factory() as uow:
+            rows = uow.queries.run_grid(query)
+        return history_page(rows, query, now)
 
     def freshest_update_by_dataset(self) -> dict[str, DatasetUpdate]:
         """Each dataset's freshest update (a dataset that never had one is absent), by id."""

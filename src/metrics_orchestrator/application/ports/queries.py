@@ -78,6 +78,60 @@ class MetricDataFacts:
     data_time: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class MetricRunSummary:
+    """What the metrics list says of a metric's runs: its newest run's status and creation, its
+    latest success's completion (the run its data time is from, SPEC §8), and the median
+    started-to-completed duration of its recent succeeded runs (None: no such run)."""
+
+    last_status: RunStatus | None
+    last_run_at: datetime | None
+    last_success_at: datetime | None
+    p50_duration_seconds: float | None
+
+
+NO_RUNS = MetricRunSummary(None, None, None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class GridQuery:
+    """Which metrics and runs the history grid reads (docs/ui.md, "History").
+
+    `code_like` is a LIKE pattern (backslash escapes); `since` bounds the runs' creation;
+    `newest_status` keeps the metrics whose newest run in view has it, `failing_only` those
+    with a failed or timed-out run in view. Metrics come in code order after `after_code`.
+    """
+
+    runs: int  # per metric, newest first
+    metrics: int
+    code_like: str | None = None
+    since: datetime | None = None
+    newest_status: RunStatus | None = None
+    failing_only: bool = False
+    after_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GridRun:
+    """One cell of the history grid: a run of the row's metric."""
+
+    id: UUID
+    status: RunStatus
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class GridRow:
+    """A metric's row of the history grid: its runs in view, newest first; `more` when it has
+    runs in view beyond those (the query's `runs`)."""
+
+    code: str
+    runs: tuple[GridRun, ...]
+    more: bool
+
+
 class QueryRepository(Protocol):
     def recent_dataset_updates(self, dataset_id: str, limit: int) -> list[DatasetUpdate]:
         """The dataset's updates, freshest first (SPEC §5.2 order)."""
@@ -116,6 +170,16 @@ class QueryRepository(Protocol):
     def metric_upstream(self) -> dict[str, tuple[str, ...]]:
         """The stored graph (SPEC §8): each metric that reads other metrics' outputs, by code,
         with their codes (a metric reading datasets only is absent)."""
+        ...
+
+    def metric_run_summaries(self, codes: list[str], recent: int) -> dict[str, MetricRunSummary]:
+        """Each of these metrics' run summary by code, in one statement; the duration is the
+        median over its `recent` newest succeeded runs."""
+        ...
+
+    def run_grid(self, grid: GridQuery) -> list[GridRow]:
+        """The history grid's rows, in one statement: at most `grid.metrics` metrics in code
+        order, each with at most `grid.runs` runs."""
         ...
 
     def run_data(self, run_id: UUID) -> RunData | None:

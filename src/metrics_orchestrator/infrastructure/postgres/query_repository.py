@@ -11,9 +11,13 @@ from psycopg import Connection
 from psycopg.rows import TupleRow
 
 from metrics_orchestrator.application.ports.queries import (
+    GridQuery,
+    GridRow,
+    GridRun,
     HourlyRunCount,
     LastRun,
     MetricDataFacts,
+    MetricRunSummary,
     RunData,
     RunGauges,
     RunMatch,
@@ -107,6 +111,39 @@ class PostgresQueryRepository:
     def metric_upstream(self) -> dict[str, tuple[str, ...]]:
         return {row["code"]: tuple(row["upstream"]) for row in self._rows("metric_upstream")}
 
+    def metric_run_summaries(self, codes: list[str], recent: int) -> dict[str, MetricRunSummary]:
+        rows = self._rows("metric_run_summaries", {"codes": codes, "recent": recent})
+        return {
+            row["code"]: record(
+                MetricRunSummary,
+                row,
+                last_status=_status(row["last_status"]),
+                p50_duration_seconds=_seconds(row["p50_duration_seconds"]),
+            )
+            for row in rows
+        }
+
+    def run_grid(self, grid: GridQuery) -> list[GridRow]:
+        params = {
+            "code_like": grid.code_like,
+            "after": grid.after_code,
+            "since": grid.since,
+            "runs": grid.runs,
+            "status": str(grid.newest_status) if grid.newest_status else None,
+            "failing": grid.failing_only,
+            "metrics": grid.metrics,
+        }
+        cells: dict[str, list[GridRun]] = {}
+        for row in self._rows("run_grid", params):
+            runs = cells.setdefault(row["code"], [])
+            if row["id"] is not None:  # a metric with no run in view: its row, no cell
+                runs.append(record(GridRun, row, status=RunStatus(row["status"])))
+        # rows come in code order, runs newest first, one past the limit saying "more"
+        return [
+            GridRow(code, tuple(runs[: grid.runs]), more=len(runs) > grid.runs)
+            for code, runs in cells.items()
+        ]
+
     def run_data(self, run_id: UUID) -> RunData | None:
         row = fetch_one(self._conn, query(_SQL, "run_data"), {"id": run_id})
         return record(RunData, row) if row is not None else None
@@ -116,6 +153,14 @@ class PostgresQueryRepository:
             "runs_in_id_range", {"lowest": lowest, "highest": highest, "limit": limit}
         )
         return [record(RunMatch, row, status=RunStatus(row["status"])) for row in rows]
+
+
+def _status(value: str | None) -> RunStatus | None:
+    return RunStatus(value) if value is not None else None
+
+
+def _seconds(value: float | None) -> float | None:
+    return float(value) if value is not None else None
 
 
 # jsonb_build_object renders timestamptz as ISO 8601, which fromisoformat reads back exactly.

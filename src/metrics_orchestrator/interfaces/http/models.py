@@ -19,8 +19,9 @@ from metrics_orchestrator.application.catalog_spec import MAX_KEY as MAX_KEY
 from metrics_orchestrator.application.catalog_spec import NO_NUL as NO_NUL
 from metrics_orchestrator.application.catalog_spec import Text
 from metrics_orchestrator.application.ports.events import EventStatus
+from metrics_orchestrator.application.ports.queries import MetricRunSummary
 from metrics_orchestrator.application.ports.runs import PendingInput, RunSummary
-from metrics_orchestrator.application.queries import MetricData
+from metrics_orchestrator.application.queries import DURATION_RUNS, MetricData
 from metrics_orchestrator.application.refresh import StaleRefresh
 from metrics_orchestrator.application.runs import RunDetail
 from metrics_orchestrator.application.verdicts import ImpactAction
@@ -163,9 +164,24 @@ class MetricOut(BaseModel):
         description="'definition changed', 'newer input: <datasets>' or "
         "'upstream stale: <metrics>'; None when not stale."
     )
+    last_status: RunStatus | None = Field(
+        description="The status of its newest run (by creation); None if it never ran."
+    )
+    last_run_at: datetime | None = Field(description="When its newest run was created.")
+    last_success_at: datetime | None = Field(
+        description="When its latest succeeded run (the one data_time is from) completed; "
+        "None if it never succeeded."
+    )
+    p50_duration_seconds: float | None = Field(
+        description=f"The median started-to-completed time of its last {DURATION_RUNS} "
+        "succeeded runs; "
+        "None if none of them has both times."
+    )
 
     @classmethod
-    def of(cls, metric: Metric, state: StateVerdict, data: MetricData) -> MetricOut:
+    def of(
+        cls, metric: Metric, state: StateVerdict, data: MetricData, runs: MetricRunSummary
+    ) -> MetricOut:
         return cls(
             id=metric.id,
             code=metric.code,
@@ -186,6 +202,10 @@ class MetricOut(BaseModel):
             data_age_seconds=data.data_age_seconds,
             stale=data.staleness.stale,
             stale_reason=str(data.staleness) if data.staleness.stale else None,
+            last_status=runs.last_status,
+            last_run_at=runs.last_run_at,
+            last_success_at=runs.last_success_at,
+            p50_duration_seconds=runs.p50_duration_seconds,
         )
 
 

@@ -58,8 +58,9 @@ def list_metrics(
     page, next_cursor = keyset_page(catalog.list_metrics(), lambda m: m.code, limit, cursor)
     codes = [m.code for m in page]
     states, data = queries.metric_states(codes), queries.metric_data(codes)
+    runs = queries.run_summaries(codes)
     return MetricPage(
-        items=[MetricOut.of(m, states[m.code], data[m.code]) for m in page],
+        items=[MetricOut.of(m, states[m.code], data[m.code], runs[m.code]) for m in page],
         next_cursor=next_cursor,
     )
 
@@ -102,7 +103,9 @@ def update_metric(
 
 def _metric_out(metric: Metric, queries: QueryService) -> MetricOut:
     data = queries.metric_data([metric.code])
-    return MetricOut.of(metric, queries.metric_state(metric.code), data[metric.code])
+    runs = queries.run_summaries([metric.code])
+    state = queries.metric_state(metric.code)
+    return MetricOut.of(metric, state, data[metric.code], runs[metric.code])
 
 
 @router.get("/datasets", tags=["datasets"], summary="List datasets, by id")

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from metrics_orchestrator.application.pagination import keyset_page
+from metrics_orchestrator.application.queries import DURATION_RUNS
 from metrics_orchestrator.application.refresh import refresh_stale
 from metrics_orchestrator.domain.errors import Conflict, NotFound, ValidationError
 from metrics_orchestrator.domain.metric_outputs import output_metric_code
@@ -55,7 +56,7 @@ REFRESH_RETURNS = {"overview": "/", "metrics": "/ui/metrics"}
 
 @router.get("/ui/metrics", response_class=HTMLResponse)
 def metrics_page(
-    request: Request, catalog: Catalog, queries: Queries, token: ApiToken
+    request: Request, catalog: Catalog, queries: Queries, clock: ClockDep, token: ApiToken
 ) -> HTMLResponse:
     cursor = request.query_params.get("cursor") or None
     state_filter = request.query_params.get("state", "").strip()
@@ -79,12 +80,17 @@ def metrics_page(
         return render_error(request, 422, "that page cursor is not one this dashboard made", token)
     if not state_filter:
         states = queries.metric_states([m.code for m in page])
+    # the page's newest runs, latest successes and median durations: one read for the page
+    summaries = queries.run_summaries([m.code for m in page])
     query = {"state": state_filter} if state_filter else {}
     if stale_only:
         query["stale"] = "yes"
     context = {
         "title": "Metrics",
-        "rows": [(m, states[m.code], data[m.code]) for m in page],
+        "rows": [(m, states[m.code], data[m.code], summaries[m.code]) for m in page],
+        "status_classes": STATUS_CLASSES,
+        "duration_runs": DURATION_RUNS,
+        "now": clock.now(),
         "state_classes": STATE_CLASSES,
         "state_filter": state_filter,
         "stale_only": stale_only,

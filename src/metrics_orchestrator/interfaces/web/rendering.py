@@ -62,6 +62,7 @@ templates.env.globals["EXCERPT_LENGTH"] = EXCERPT_LENGTH
 NAV = (
     ("/", "Overview"),
     ("/ui/runs", "Runs"),
+    ("/ui/history", "History"),
     ("/ui/metrics", "Metrics"),
     ("/ui/datasets", "Datasets"),
     ("/ui/graph", "Graph"),

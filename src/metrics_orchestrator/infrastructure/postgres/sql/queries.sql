@@ -166,3 +166,82 @@ ORDER BY m.code
 -- name: run_data
 -- What SPEC §8 adds to a run: its data time (succeeded runs) and its definition version.
 SELECT data_time, definition_version FROM metric_runs WHERE id = %(id)s
+
+-- name: metric_run_summaries
+-- What the metrics list says of each of %(codes)s's runs: the newest run (status, creation)
+-- and, over the %(recent)s newest succeeded runs, the latest one's completion (the run the
+-- data time is from: same order as metric_data_facts) and the median started-to-completed
+-- duration. Both are short index ranges of metric_runs_by_metric, whatever the history.
+SELECT m.code, latest.status AS last_status, latest.created_at AS last_run_at,
+       ok.last_success_at, ok.p50_duration_seconds
+FROM metrics AS m
+LEFT JOIN LATERAL (
+    SELECT r.status, r.created_at FROM metric_runs AS r
+    WHERE r.metric_id = m.id
+    ORDER BY r.created_at DESC, r.id DESC
+    LIMIT 1
+) AS latest ON true
+LEFT JOIN LATERAL (
+    SELECT (array_agg(s.completed_at ORDER BY s.created_at DESC, s.id DESC))[1]
+               AS last_success_at,
+           percentile_cont(0.5) WITHIN GROUP (
+               ORDER BY extract(epoch FROM s.completed_at - s.started_at)::float8)
+               FILTER (WHERE s.started_at IS NOT NULL AND s.completed_at IS NOT NULL)
+               AS p50_duration_seconds
+    FROM (SELECT r.created_at, r.id, r.started_at, r.completed_at FROM metric_runs AS r
+          WHERE r.metric_id = m.id AND r.status = 'succeeded'
+          ORDER BY r.created_at DESC, r.id DESC
+          LIMIT %(recent)s) AS s
+) AS ok ON true
+WHERE m.code = ANY(%(codes)s::text[])
+ORDER BY m.code
+
+-- name: run_grid
+-- The history grid (docs/ui.md): the metrics whose code is ILIKE %(code_like)s (all when NULL)
+-- and sorts after %(after)s (byte order, as the dashboard's other lists), each with its newest
+-- %(runs)s runs created since %(since)s (no bound when NULL) plus one, which only says there
+-- are more. Each metric's runs are one range of metric_runs_by_metric cut by the limit, so the
+-- cost follows the cells shown, not the run history; row_number() numbers them from the
+-- newest (1). A metric is kept when its newest run in view has %(status)s (any when NULL) and,
+-- with %(failing)s, when a run in view failed or timed out; the first %(metrics)s kept are
+-- returned in code order, a metric with no run in view as one row of NULLs.
+WITH picked AS (
+    SELECT m.id, m.code FROM metrics AS m
+    WHERE (%(code_like)s::text IS NULL OR m.code ILIKE %(code_like)s::text ESCAPE '\')
+      AND (%(after)s::text IS NULL OR m.code COLLATE "C" > %(after)s::text)
+),
+numbered AS (
+    SELECT p.code, r.id, r.status, r.created_at, r.started_at, r.completed_at,
+           row_number() OVER (PARTITION BY p.id ORDER BY r.created_at DESC, r.id DESC)
+               AS position
+    FROM picked AS p
+    LEFT JOIN LATERAL (
+        SELECT r.id, r.status, r.created_at, r.started_at, r.completed_at
+        FROM metric_runs AS r
+        WHERE r.metric_id = p.id
+          AND r.created_at >= coalesce(%(since)s::timestamptz, '-infinity')
+        ORDER BY r.created_at DESC, r.id DESC
+        LIMIT %(runs)s + 1
+    ) AS r ON true
+),
+judged AS (
+    SELECT n.*,
+           max(n.status) FILTER (WHERE n.position = 1) OVER (PARTITION BY n.code)
+               AS newest_status,
+           coalesce(bool_or(n.status IN ('failed', 'timed_out'))
+                        FILTER (WHERE n.position <= %(runs)s) OVER (PARTITION BY n.code),
+                    false) AS any_failed
+    FROM numbered AS n
+),
+kept AS (
+    SELECT j.code FROM judged AS j
+    WHERE (%(status)s::text IS NULL OR j.newest_status = %(status)s::text)
+      AND (NOT %(failing)s::boolean OR j.any_failed)
+    GROUP BY j.code
+    ORDER BY j.code COLLATE "C"
+    LIMIT %(metrics)s
+)
+SELECT j.code, j.id, j.status, j.created_at, j.started_at, j.completed_at, j.position
+FROM judged AS j
+JOIN kept ON kept.code = j.code
+ORDER BY j.code COLLATE "C", j.position
