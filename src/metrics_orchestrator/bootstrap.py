@@ -213,7 +213,9 @@ def _assemble(
         pool=pool,
         uow_factory=uow_factory,
         clock=clock,
-        catalog=CatalogService(uow_factory, clock, settings.default_required_days, telemetry),
+        catalog=CatalogService(
+            uow_factory, clock, settings.default_required_days, telemetry, incidents=book
+        ),
         intake=intake,
         feedback=feedback,
         router=EventRouter(

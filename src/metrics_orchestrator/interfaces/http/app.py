@@ -91,6 +91,8 @@ def _provide(app: FastAPI, container: Container) -> None:
     state.exposition = container.telemetry
     state.clock = container.clock
     state.outputs = container.outputs
+    state.incidents = container.incidents
+    state.notifications = container.notifications
     token = container.settings.api_token
     state.api_token = token.get_secret_value() if token is not None else None
 
