@@ -162,8 +162,8 @@ def test_a_document_that_is_not_an_object_is_reported_against_the_file(
 
     assert result.exit_code == 2
     assert _stderr(result).splitlines() == [
-        f"error: {file}: a catalog must be an object with keys series, datasets, metrics, notifications, "
-        "got a list"
+        f"error: {file}: a catalog must be an object with keys series, datasets, metrics, "
+        "notifications, got a list"
     ]
 
 

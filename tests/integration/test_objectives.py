@@ -151,7 +151,14 @@ def test_an_overdue_metric_shows_why_and_since(api: Api) -> None:
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(value=st.one_of(st.text(max_size=30), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.none()))
+@given(
+    value=st.one_of(
+        st.text(max_size=30),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.none(),
+    )
+)
 def test_any_objective_text_is_stored_or_refused_never_a_server_error(
     api: Api, value: object
 ) -> None:

@@ -110,7 +110,11 @@ def test_empty_sections_and_an_empty_object_are_fine() -> None:
 @pytest.mark.parametrize(
     ("document", "expected"),
     [
-        ([1, 2], "a catalog must be an object with keys series, datasets, metrics, notifications, got a list"),
+        (
+            [1, 2],
+            "a catalog must be an object with keys series, datasets, metrics, notifications, "
+            "got a list",
+        ),
         ({"metric": []}, "metric: unknown key; expected series, datasets, metrics, notifications"),
         ({"series": {"code": "X"}}, "series: must be a list, got an object"),
         ({"series": ["X"]}, "series[0]: must be an object, got a string"),
