@@ -11,7 +11,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from metrics_orchestrator.interfaces.web import pages_catalog, pages_events, pages_runs
+from metrics_orchestrator.interfaces.web import (
+    pages_catalog,
+    pages_events,
+    pages_runs,
+    pages_search,
+)
 from metrics_orchestrator.interfaces.web.deps import api_token
 from metrics_orchestrator.interfaces.web.rendering import (
     STATIC_DIR,
@@ -26,7 +31,7 @@ SWAGGER = f"{STATIC_URL}/vendor/swagger-ui"
 
 def mount_dashboard(app: FastAPI) -> None:
     app.mount(STATIC_URL, StaticFiles(directory=str(STATIC_DIR)), name="dashboard-static")
-    for module in (pages_runs, pages_catalog, pages_events):
+    for module in (pages_runs, pages_catalog, pages_events, pages_search):
         app.include_router(module.router)
 
     @app.exception_handler(DashboardRefusal)
