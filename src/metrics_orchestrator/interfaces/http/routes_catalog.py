@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Path
 
@@ -39,6 +40,7 @@ from metrics_orchestrator.interfaces.http.models import (
     SeriesPage,
 )
 from metrics_orchestrator.interfaces.http.problems import problem_responses
+from metrics_orchestrator.interfaces.http.version_models import DatasetVersionOut
 
 router = APIRouter(responses=problem_responses(422, 503))
 
@@ -154,6 +156,22 @@ def get_dataset(
         **dict(DatasetOut.of(dataset, board)),
         recent_updates=[DatasetUpdateOut.model_validate(u) for u in updates],
     )
+
+
+@router.get(
+    "/datasets/{dataset_id}/versions/{update_id}",
+    tags=["datasets"],
+    summary="One version of a dataset, the run that wrote it and the runs that consumed it",
+    description="A version (an update id, as `recent_updates`, a run's `lineage` and a run "
+    "request's `updateId` name it) of a dataset or of a metric's output (`metric:X`, SPEC §8): "
+    "its facts, whether it is the freshest, the run that wrote it (a metric's output), and the "
+    "runs whose lineage holds it, newest first, each with what it produced.",
+    responses=problem_responses(404),
+)
+def get_dataset_version(
+    dataset_id: DatasetId, update_id: UUID, queries: QueriesDep
+) -> DatasetVersionOut:
+    return DatasetVersionOut.of(queries.dataset_version(dataset_id, update_id))
 
 
 @router.post(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from urllib.parse import quote, urlencode
+from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -13,6 +14,7 @@ from metrics_orchestrator.application.refresh import refresh_stale
 from metrics_orchestrator.domain.errors import Conflict, NotFound, ValidationError
 from metrics_orchestrator.domain.metric_outputs import output_metric_code
 from metrics_orchestrator.domain.metric_state import MetricState
+from metrics_orchestrator.domain.model import RunStatus
 from metrics_orchestrator.interfaces.http.views import impact_view, readiness_view
 from metrics_orchestrator.interfaces.web.deps import (
     ApiToken,
@@ -52,6 +54,10 @@ METRIC_HISTORY = 20
 # Where "Refresh stale metrics" returns to: a fixed set of pages, so the form cannot redirect
 # anywhere else.
 REFRESH_RETURNS = {"overview": "/", "metrics": "/ui/metrics"}
+# a consuming run in one of these produced all it ever will ("nothing" when it has no output)
+ENDED_STATUSES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELED}
+)
 
 
 @router.get("/ui/metrics", response_class=HTMLResponse)
@@ -173,7 +179,9 @@ def run_now(request: Request, code: str, intake: Orchestration, token: ApiToken)
 
 
 @router.get("/ui/datasets", response_class=HTMLResponse)
-def datasets_page(request: Request, catalog: Catalog, token: ApiToken) -> HTMLResponse:
+def datasets_page(
+    request: Request, catalog: Catalog, queries: Queries, clock: ClockDep, token: ApiToken
+) -> HTMLResponse:
     cursor = request.query_params.get("cursor") or None
     try:
         page, next_cursor = keyset_page(
@@ -181,12 +189,45 @@ def datasets_page(request: Request, catalog: Catalog, token: ApiToken) -> HTMLRe
         )
     except ValidationError:
         return render_error(request, 422, "that page cursor is not one this dashboard made", token)
+    # each dataset's freshest version: one read for every dataset (datasets.freshest_update_id)
+    freshest = queries.freshest_update_by_dataset()
     context = {
         "title": "Datasets",
-        "datasets": page,
+        "rows": [(d, freshest.get(d.id)) for d in page],
+        "now": clock.now(),
         "next_url": f"/ui/datasets?{urlencode({'cursor': next_cursor})}" if next_cursor else None,
     }
     return render(request, "datasets.html", context, token=token, active="/ui/datasets")
+
+
+# Before `/ui/datasets/{dataset_id:path}`, which would take the whole rest of the path. A
+# dataset id never holds a `/` (SPEC §2; `metric:X` neither), so `{dataset_id}` is one segment.
+@router.get("/ui/datasets/{dataset_id}/versions/{update_id}", response_class=HTMLResponse)
+def dataset_version_page(
+    request: Request,
+    dataset_id: str,
+    update_id: str,
+    queries: Queries,
+    clock: ClockDep,
+    token: ApiToken,
+) -> HTMLResponse:
+    """A version at the centre: its facts, the run that wrote it (a metric's output), the runs
+    that consumed it and what each of them produced (issue 25)."""
+    unknown = f"dataset {dataset_id!r} has no version {update_id!r}"
+    try:
+        version = queries.dataset_version(dataset_id, UUID(update_id))
+    except (ValueError, NotFound):
+        return render_error(request, 404, unknown, token)
+    context = {
+        "title": f"Version of {dataset_id}",
+        "version": version,
+        "update": version.facts.update,
+        "metric_code": output_metric_code(dataset_id),
+        "status_classes": STATUS_CLASSES,
+        "ENDED_STATUSES": ENDED_STATUSES,
+        "now": clock.now(),
+    }
+    return render(request, "dataset_version.html", context, token=token, active="/ui/datasets")
 
 
 @router.get("/ui/datasets/{dataset_id:path}", response_class=HTMLResponse)

@@ -43,6 +43,7 @@
   function drawCharts() {
     if (typeof window.Chart === "undefined") return;
     document.querySelectorAll("canvas.chart").forEach(function (canvas) {
+      if (window.Chart.getChart(canvas)) return;  // drawn already (see redrawAfterSwaps)
       var data = readJson(canvas.nextElementSibling);
       if (!data) return;
       if (canvas.dataset.chart === "hourly") {
@@ -174,7 +175,22 @@
     container.dataset.rendered = String(cy.nodes().length);
   }
 
+  // A part of a page that re-renders itself through htmx (the live overview): Chart.js keeps
+  // every chart it drew, so the charts about to be swapped out are destroyed first, and the
+  // new part's charts are drawn once it is in the page.
+  function redrawAfterSwaps() {
+    document.addEventListener("htmx:beforeSwap", function (event) {
+      if (typeof window.Chart === "undefined") return;
+      event.detail.target.querySelectorAll("canvas.chart").forEach(function (canvas) {
+        var chart = window.Chart.getChart(canvas);
+        if (chart) chart.destroy();
+      });
+    });
+    document.addEventListener("htmx:afterSettle", drawCharts);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    redrawAfterSwaps();
     tickCountdowns();
     setInterval(tickCountdowns, 1000);
     drawCharts();
