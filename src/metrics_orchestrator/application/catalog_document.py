@@ -86,8 +86,7 @@ def _check_identifiers(
 
 def read_channel(raw: object, path: str, errors: list[FieldError]) -> ChannelSpec | None:
     obj = _read_object(raw, path, errors)
-    spec = validate_spec(ChannelSpec, obj, path, errors) if obj is not None else None
-    return spec if _check_identifiers(spec, ("name",), path, errors) else None
+    return validate_spec(ChannelSpec, obj, path, errors) if obj is not None else None
 
 
 def read_series(raw: object, path: str, errors: list[FieldError]) -> SeriesSpec | None:

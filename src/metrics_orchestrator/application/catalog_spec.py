@@ -32,6 +32,7 @@ from metrics_orchestrator.application.ports.incidents import ChannelSettings
 from metrics_orchestrator.domain.durations import DurationError, format_duration, parse_duration
 from metrics_orchestrator.domain.errors import FieldError, ValidationError
 from metrics_orchestrator.domain.expressions import Expression
+from metrics_orchestrator.domain.identifiers import identifier_problem
 from metrics_orchestrator.domain.incidents import ChannelFormat, IncidentKind
 from metrics_orchestrator.domain.json_values import json_type
 from metrics_orchestrator.domain.model import (
@@ -319,10 +320,17 @@ def _http_url(url: str) -> str:
     return url
 
 
+def _channel_name(name: str) -> str:
+    problem = identifier_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
+    return name
+
+
 class ChannelSpec(Spec):
     """A notification channel as declared (catalog file `notifications:` or the API)."""
 
-    name: Key
+    name: Annotated[Key, AfterValidator(_channel_name)]
     url: Annotated[str, Field(min_length=1, max_length=MAX_URL), AfterValidator(_http_url)]
     format: Literal["json", "slack"] = "json"
     # signs each body; never shown back, never in a repr or a log line

@@ -106,8 +106,10 @@ class FreshnessOut(BaseModel):
 
     @classmethod
     def of(cls, freshness: Freshness | None) -> FreshnessOut | None:
-        if freshness is None:
-            return None
+        return None if freshness is None else cls.from_freshness(freshness)
+
+    @classmethod
+    def from_freshness(cls, freshness: Freshness) -> FreshnessOut:
         return cls(
             state=freshness.state,
             due_at=freshness.due_at,
