@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -143,3 +144,37 @@ def test_any_channel_body_is_a_2xx_or_4xx_and_never_echoes_a_secret(api: Api, bo
     )
     assert response.status_code < 500, response.text
     assert SECRET not in response.text
+
+
+def test_prometheus_shows_lateness_overdue_and_open_incidents(api: Api) -> None:
+    api.container.catalog.load_catalog(
+        {
+            "series": [{"code": "A"}],
+            "datasets": [
+                {"id": "d1", "series": ["A"], "expected_every": "PT1H"},
+                {"id": "d2", "series": ["A"]},
+            ],
+            "metrics": [
+                {
+                    "id": "m1",
+                    "code": "m.one",
+                    "expression_type": "window_op",
+                    "expression": {
+                        "op": "sma",
+                        "series": {"seriesCode": "A", "datasetId": "d1"},
+                        "window": 3,
+                    },
+                    "max_data_age": "P1D",
+                }
+            ],
+        }
+    )
+    reject_junk(api)
+    api.clock.advance(timedelta(hours=2))
+
+    text = api.client.get("/prometheus").text
+
+    assert 'metrics_orchestrator_dataset_late{dataset="d1"} 1.0' in text
+    assert 'dataset="d2"' not in text  # no objective, no series
+    assert 'metrics_orchestrator_metric_overdue{metric="m.one"} 0.0' in text
+    assert 'metrics_orchestrator_incidents_open{kind="event_rejected"} 1.0' in text
