@@ -15,6 +15,7 @@ from metrics_orchestrator.interfaces.web import (
     pages_catalog,
     pages_events,
     pages_history,
+    pages_incidents,
     pages_runs,
 )
 from metrics_orchestrator.interfaces.web.deps import api_token
@@ -31,7 +32,7 @@ SWAGGER = f"{STATIC_URL}/vendor/swagger-ui"
 
 def mount_dashboard(app: FastAPI) -> None:
     app.mount(STATIC_URL, StaticFiles(directory=str(STATIC_DIR)), name="dashboard-static")
-    for module in (pages_runs, pages_history, pages_catalog, pages_events):
+    for module in (pages_runs, pages_history, pages_catalog, pages_events, pages_incidents):
         app.include_router(module.router)
 
     @app.exception_handler(DashboardRefusal)
