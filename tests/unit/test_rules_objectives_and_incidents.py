@@ -202,7 +202,7 @@ def test_the_json_body_has_exactly_the_fields_of_the_spec() -> None:
             "resolved_at": None,
             "count": 3,
             "summary": "sales.daily failed <badly> & more",
-            "url": "https://x.test/incidents/7",
+            "url": "https://x.test/ui/incidents/7",
         },
     }
 
@@ -215,7 +215,7 @@ def test_the_slack_body_is_one_escaped_text_with_a_link() -> None:
     )
     assert set(body) == {"text"}
     assert "&lt;badly&gt; &amp; more" in body["text"]
-    assert "<https://x.test/incidents/7|" in body["text"]
+    assert "<https://x.test/ui/incidents/7|" in body["text"]
 
 
 def test_the_signature_is_githubs_hmac_sha256() -> None:

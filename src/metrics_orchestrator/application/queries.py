@@ -106,6 +106,14 @@ class QueryService:
             raise NotFound(f"unknown event {event_id}")
         return event
 
+    def event_with_key(self, event_key: str) -> LoggedEvent:
+        """The newest log entry of the event with this key (an incident's subject, SPEC §9)."""
+        with self._uow_factory() as uow:
+            event = uow.events.latest_with_key(event_key)
+        if event is None:
+            raise NotFound(f"unknown event {event_key!r}")
+        return event
+
     def recent_updates(self, dataset_id: str, limit: int = RECENT_UPDATES) -> list[DatasetUpdate]:
         with self._uow_factory() as uow:
             return uow.queries.recent_dataset_updates(dataset_id, limit)

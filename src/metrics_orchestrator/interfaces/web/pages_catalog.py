@@ -20,6 +20,7 @@ from metrics_orchestrator.interfaces.web.deps import (
     ApiToken,
     Catalog,
     ClockDep,
+    Incidents,
     Orchestration,
     Outputs,
     Queries,
@@ -31,6 +32,7 @@ from metrics_orchestrator.interfaces.web.graph import (
     downstream_metrics,
     upstream_metrics,
 )
+from metrics_orchestrator.interfaces.web.incident_views import FRESHNESS_CLASSES
 from metrics_orchestrator.interfaces.web.output import run_output
 from metrics_orchestrator.interfaces.web.presenters import (
     STATE_CLASSES,
@@ -62,7 +64,12 @@ ENDED_STATUSES = frozenset(
 
 @router.get("/ui/metrics", response_class=HTMLResponse)
 def metrics_page(
-    request: Request, catalog: Catalog, queries: Queries, clock: ClockDep, token: ApiToken
+    request: Request,
+    catalog: Catalog,
+    queries: Queries,
+    incidents: Incidents,
+    clock: ClockDep,
+    token: ApiToken,
 ) -> HTMLResponse:
     cursor = request.query_params.get("cursor") or None
     state_filter = request.query_params.get("state", "").strip()
@@ -94,6 +101,9 @@ def metrics_page(
     context = {
         "title": "Metrics",
         "rows": [(m, states[m.code], data[m.code], summaries[m.code]) for m in page],
+        # SPEC §9: the page's metrics with a max_data_age, judged in one read
+        "freshness": incidents.freshness(datasets=(), metrics=[m.code for m in page]).metrics,
+        "freshness_classes": FRESHNESS_CLASSES,
         "status_classes": STATUS_CLASSES,
         "duration_runs": DURATION_RUNS,
         "now": clock.now(),
@@ -119,6 +129,7 @@ def metric_page(
     runs: Runs,
     outputs: Outputs,
     queries: Queries,
+    incidents: Incidents,
     clock: ClockDep,
     token: ApiToken,
 ) -> HTMLResponse:
@@ -149,6 +160,9 @@ def metric_page(
         "output": run_output(outputs, latest_success.run.id, code) if latest_success else None,
         "refresh": action_button(is_signed_in(request, token)),
         "now": now,
+        # SPEC §9: overdue or not, by its max_data_age (None: it has none)
+        "freshness": incidents.freshness(datasets=(), metrics=[code]).metrics.get(code),
+        "freshness_classes": FRESHNESS_CLASSES,
     }
     return render(request, "metric.html", context, token=token, active="/ui/metrics")
 
@@ -180,7 +194,12 @@ def run_now(request: Request, code: str, intake: Orchestration, token: ApiToken)
 
 @router.get("/ui/datasets", response_class=HTMLResponse)
 def datasets_page(
-    request: Request, catalog: Catalog, queries: Queries, clock: ClockDep, token: ApiToken
+    request: Request,
+    catalog: Catalog,
+    queries: Queries,
+    incidents: Incidents,
+    clock: ClockDep,
+    token: ApiToken,
 ) -> HTMLResponse:
     cursor = request.query_params.get("cursor") or None
     try:
@@ -196,6 +215,9 @@ def datasets_page(
         "rows": [(d, freshest.get(d.id)) for d in page],
         "now": clock.now(),
         "next_url": f"/ui/datasets?{urlencode({'cursor': next_cursor})}" if next_cursor else None,
+        # SPEC §9: the page's datasets with an expected_every, judged in one read
+        "freshness": incidents.freshness(datasets=[d.id for d in page], metrics=()).datasets,
+        "freshness_classes": FRESHNESS_CLASSES,
     }
     return render(request, "datasets.html", context, token=token, active="/ui/datasets")
 
@@ -237,6 +259,7 @@ def dataset_page(
     catalog: Catalog,
     intake: Orchestration,
     queries: Queries,
+    incidents: Incidents,
     clock: ClockDep,
     token: ApiToken,
 ) -> Response:
@@ -257,6 +280,12 @@ def dataset_page(
         "dataset": dataset,
         "updates": queries.recent_updates(dataset_id),
         "impact": impact,
+        # SPEC §9: late or not, by its expected_every and grace (None: it has none)
+        "freshness": incidents.freshness(datasets=[dataset_id], metrics=()).datasets.get(
+            dataset_id
+        ),
+        "freshness_classes": FRESHNESS_CLASSES,
+        "now": clock.now(),
     }
     return render(request, "dataset.html", context, token=token, active="/ui/datasets")
 

@@ -71,6 +71,7 @@ NAV = (
     ("/ui/datasets", "Datasets"),
     ("/ui/graph", "Graph"),
     ("/ui/events", "Events"),
+    ("/ui/incidents", "Incidents"),
 )
 
 

@@ -40,6 +40,16 @@
     });
   }
 
+  // Freshness objectives (SPEC §9): "due in 3 h 12 min" counting down from data-due, then
+  // "due 5 min ago" (whether it is late is the server's judgement, by its clock, on reload).
+  function tickDue() {
+    document.querySelectorAll(".due-countdown[data-due]").forEach(function (el) {
+      var left = Date.parse(el.dataset.due) - Date.now();
+      if (isNaN(left)) return;
+      el.textContent = left > 0 ? "due in " + formatDuration(left) : "due " + formatDuration(-left) + " ago";
+    });
+  }
+
   function drawCharts() {
     if (typeof window.Chart === "undefined") return;
     document.querySelectorAll("canvas.chart").forEach(function (canvas) {
@@ -193,6 +203,8 @@
     redrawAfterSwaps();
     tickCountdowns();
     setInterval(tickCountdowns, 1000);
+    tickDue();
+    setInterval(tickDue, 1000);
     drawCharts();
     drawGraph();
   });
