@@ -400,6 +400,13 @@ class FakeIncidentRepository:
     def metric_objectives(self, metric_codes: Sequence[str] | None) -> list[MetricObjective]:
         return []
 
+    def open_counts(self) -> dict[IncidentKind, int]:
+        counts: dict[IncidentKind, int] = {}
+        for incident in self._incidents.values():
+            if incident.open:
+                counts[incident.kind] = counts.get(incident.kind, 0) + 1
+        return counts
+
     def try_lock_freshness(self) -> bool:
         return True
 

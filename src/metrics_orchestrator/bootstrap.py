@@ -199,7 +199,8 @@ def _assemble(
 ) -> Container:
     uow_factory = UnitOfWorkFactory(pool)
     queries = QueryService(uow_factory, clock)
-    telemetry = PrometheusTelemetry(gauges=queries.run_gauges)
+    incidents = IncidentQueries(uow_factory, clock)
+    telemetry = PrometheusTelemetry(gauges=queries.run_gauges, freshness=incidents.gauges)
     book = IncidentBook(public_url=dashboard_url(settings))
     intake = IntakeService(
         uow_factory, clock, settings.output_base_path, telemetry=telemetry, incidents=book
@@ -214,7 +215,9 @@ def _assemble(
         pool=pool,
         uow_factory=uow_factory,
         clock=clock,
-        catalog=CatalogService(uow_factory, clock, settings.default_required_days, telemetry),
+        catalog=CatalogService(
+            uow_factory, clock, settings.default_required_days, telemetry, incidents=book
+        ),
         intake=intake,
         feedback=feedback,
         router=EventRouter(
@@ -240,7 +243,7 @@ def _assemble(
         health=HealthService(PostgresSchemaProbe(url)),
         telemetry=telemetry,
         outputs=_output_service(settings, runs, aws_endpoint_url),
-        incidents=IncidentQueries(uow_factory, clock),
+        incidents=incidents,
         notifications=NotificationService(
             uow_factory, clock, sender, timeout=settings.notify_timeout
         ),

@@ -440,7 +440,7 @@ def test_a_file_with_several_errors_reports_all_and_writes_nothing(
         catalog.load_catalog(broken)
 
     assert _errors(caught) == [
-        "owner: unknown key; expected series, datasets, metrics",
+        "owner: unknown key; expected series, datasets, metrics, notifications",
         "series[4].unit: must be a string, got a number",
         "datasets[2].series[1]: unknown series 'GOLD_D'",
         "metrics[0].expression.right.series_code: series 'FX_OFFICIAL_D' is provided by several "

@@ -149,7 +149,7 @@ def test_duplicate_keys_and_empty_files_are_refused(database_url: str, tmp_path:
     assert "duplicate key 'series'" in _stderr(duplicate_result)
     assert empty_result.exit_code == 2
     assert _stderr(empty_result).splitlines() == [
-        f"error: {empty}: file is empty; expected keys series, datasets, metrics"
+        f"error: {empty}: file is empty; expected keys series, datasets, metrics, notifications"
     ]
 
 
@@ -163,7 +163,7 @@ def test_a_document_that_is_not_an_object_is_reported_against_the_file(
     assert result.exit_code == 2
     assert _stderr(result).splitlines() == [
         f"error: {file}: a catalog must be an object with keys series, datasets, metrics, "
-        "got a list"
+        "notifications, got a list"
     ]
 
 

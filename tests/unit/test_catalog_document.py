@@ -110,8 +110,12 @@ def test_empty_sections_and_an_empty_object_are_fine() -> None:
 @pytest.mark.parametrize(
     ("document", "expected"),
     [
-        ([1, 2], "a catalog must be an object with keys series, datasets, metrics, got a list"),
-        ({"metric": []}, "metric: unknown key; expected series, datasets, metrics"),
+        (
+            [1, 2],
+            "a catalog must be an object with keys series, datasets, metrics, notifications, "
+            "got a list",
+        ),
+        ({"metric": []}, "metric: unknown key; expected series, datasets, metrics, notifications"),
         ({"series": {"code": "X"}}, "series: must be a list, got an object"),
         ({"series": ["X"]}, "series[0]: must be an object, got a string"),
         ({"series": [{"name": "no code"}]}, "series[0].code: is required"),
@@ -226,7 +230,7 @@ def test_every_error_of_a_file_is_reported_at_once() -> None:
         }
     )
     assert errors == [
-        "extra: unknown key; expected series, datasets, metrics",
+        "extra: unknown key; expected series, datasets, metrics, notifications",
         "series[0].frequency: must be a string, got a number",
         "datasets[0].bucket: must be a string, got a list",
         "metrics[0].required_days: must be an integer between 1 and 36500",

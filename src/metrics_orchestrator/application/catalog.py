@@ -11,6 +11,7 @@ service that sequences the two in one transaction.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TypeVar
 
 from metrics_orchestrator.application.catalog_document import (
@@ -28,11 +29,13 @@ from metrics_orchestrator.application.catalog_plan import (
     Writer,
 )
 from metrics_orchestrator.application.catalog_spec import (
+    DatasetSettings,
     DatasetSpec,
     MetricSettings,
     MetricSpec,
     SeriesSpec,
 )
+from metrics_orchestrator.application.incidents import IncidentBook
 from metrics_orchestrator.application.ports import (
     Clock,
     UnitOfWork,
@@ -63,7 +66,9 @@ class CatalogService:
         clock: Clock,
         default_required_days: int,
         telemetry: Telemetry | None = None,
+        incidents: IncidentBook | None = None,
     ) -> None:
+        self._incidents = incidents or IncidentBook()
         # In range by the one rule (`RequiredDays`): the settings validate it where it is read.
         self._uow_factory = uow_factory
         self._telemetry = telemetry or NullTelemetry()
@@ -177,12 +182,35 @@ class CatalogService:
                     [metric_id], CANCEL_PENDING, METRIC_DISABLED, now
                 )
                 uow.changes.moved(CANCEL_PENDING, len(canceled))
-            return uow.catalog.get_metric_by_id(metric_id)
+            metric = uow.catalog.get_metric_by_id(metric_id)
+            if metric is not None:
+                self._incidents.evaluate_freshness(uow, datasets=(), metrics=[metric.code], now=now)
+            return metric
 
         metric = self._transaction(work)
         if metric is None:
             raise NotFound(f"unknown metric '{code}'")
         return metric
+
+    def update_dataset(self, dataset_id: str, settings: DatasetSettings) -> Dataset:
+        """Enable or disable a dataset, set or remove its freshness objective (SPEC §9)."""
+
+        def work(uow: UnitOfWork) -> Dataset | None:
+            now = self._clock.now()
+            dataset = uow.catalog.update_dataset_settings(dataset_id, settings, now)
+            if dataset is None:
+                return None
+            if dataset.expected_every is None and dataset.grace:
+                raise ValidationError(
+                    [FieldError("grace", "grace needs expected_every (set one, or both)")]
+                )
+            self._incidents.evaluate_freshness(uow, datasets=[dataset_id], metrics=(), now=now)
+            return dataset
+
+        dataset = self._transaction(work)
+        if dataset is None:
+            raise NotFound(f"unknown dataset '{dataset_id}'")
+        return dataset
 
     def set_dataset_enabled(self, dataset_id: str, enabled: bool) -> Dataset:
         def work(uow: UnitOfWork) -> Dataset | None:
@@ -216,6 +244,13 @@ class CatalogService:
         errors = [*read_errors, *plan.errors]
         if errors:
             raise ValidationError(in_document_order(errors))
-        result = Writer(uow.catalog, self._clock.now()).write(plan)
+        now = self._clock.now()
+        result = Writer(uow.catalog, now).write(plan)
         uow.changes.moved(CANCEL_PENDING, len(result.canceled_runs))
+        if document.channels:
+            channels = [located.item.to_settings() for located in document.channels]
+            uow.notifications.upsert_channels(channels, now)
+            result = replace(result, channels=tuple(c.name for c in channels))
+        # an objective added, changed or removed may start or end lateness at once (SPEC §9)
+        self._incidents.evaluate_freshness(uow, datasets=None, metrics=None, now=now)
         return result

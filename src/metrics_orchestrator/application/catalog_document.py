@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from metrics_orchestrator.application.catalog_spec import (
+    ChannelSpec,
     DatasetSpec,
     MetricSpec,
     S,
@@ -26,7 +27,7 @@ from metrics_orchestrator.domain.expressions import Expression, parse_expression
 from metrics_orchestrator.domain.identifiers import identifier_problem
 from metrics_orchestrator.domain.json_values import json_type
 
-TOP_LEVEL_KEYS = ("series", "datasets", "metrics")
+TOP_LEVEL_KEYS = ("series", "datasets", "metrics", "notifications")
 
 T = TypeVar("T")
 
@@ -44,6 +45,8 @@ class CatalogDocument:
     series: tuple[Located[SeriesSpec], ...] = ()
     datasets: tuple[Located[DatasetSpec], ...] = ()
     metrics: tuple[Located[MetricSpec], ...] = ()  # each with its expression parsed
+    # SPEC §9: the notification channels the file declares (upserted by name)
+    channels: tuple[Located[ChannelSpec], ...] = ()
 
 
 # --- reading one entry (pure): the spec, then what pydantic cannot check -------------------
@@ -79,6 +82,11 @@ def _check_identifiers(
 # A catalog entry is read from raw JSON (`read_*`: pydantic, then the checks below); one spec
 # from the API or the CLI, validated by pydantic where it was built, gets only the checks below
 # (`check_*`), never a second validation.
+
+
+def read_channel(raw: object, path: str, errors: list[FieldError]) -> ChannelSpec | None:
+    obj = _read_object(raw, path, errors)
+    return validate_spec(ChannelSpec, obj, path, errors) if obj is not None else None
 
 
 def read_series(raw: object, path: str, errors: list[FieldError]) -> SeriesSpec | None:
@@ -200,14 +208,16 @@ def read_catalog_document(raw: object) -> tuple[CatalogDocument, tuple[FieldErro
     series = _read_section(raw, "series", read_series, errors)
     datasets = _read_section(raw, "datasets", read_dataset, errors)
     metrics = _read_section(raw, "metrics", read_metric, errors)
+    channels = _read_section(raw, "notifications", read_channel, errors)
     for section, key in (
         ("series", "code"),
         ("datasets", "id"),
         ("metrics", "id"),
         ("metrics", "code"),
+        ("notifications", "name"),
     ):
         _report_duplicates(_written_values(raw, section, key), key, str, errors)
-    document = CatalogDocument(tuple(series), tuple(datasets), tuple(metrics))
+    document = CatalogDocument(tuple(series), tuple(datasets), tuple(metrics), tuple(channels))
     return document, tuple(errors)
 
 

@@ -69,6 +69,8 @@ class CatalogLoadResult:
     metrics: KindCounts = KindCounts()
     # ids of the metrics whose open pending run was canceled by this load
     canceled_runs: tuple[str, ...] = ()
+    # the notification channels the document declared, upserted by name (SPEC §9)
+    channels: tuple[str, ...] = ()
     # every entry of the document, by kind then key (what `catalog load --dry-run` names);
     # a detail of the counts above, so not part of a result's equality
     items: tuple[ItemOutcome, ...] = field(default=(), compare=False)

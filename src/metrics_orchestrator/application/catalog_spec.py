@@ -10,13 +10,30 @@ the domain's `FieldError`s, each at its JSON path, with the catalog file's wordi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar, get_args
+from urllib.parse import urlsplit
 
 import pydantic
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
+from metrics_orchestrator.application.ports.incidents import ChannelSettings
+from metrics_orchestrator.domain.durations import DurationError, format_duration, parse_duration
 from metrics_orchestrator.domain.errors import FieldError, ValidationError
 from metrics_orchestrator.domain.expressions import Expression
+from metrics_orchestrator.domain.identifiers import identifier_problem
+from metrics_orchestrator.domain.incidents import ChannelFormat, IncidentKind
 from metrics_orchestrator.domain.json_values import json_type
 from metrics_orchestrator.domain.model import (
     MAX_ATTEMPTS,
@@ -61,6 +78,34 @@ Key = Annotated[
     str, Field(min_length=1, max_length=MAX_KEY, pattern=NO_NUL), AfterValidator(_storable)
 ]
 JsonObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
+
+
+def _duration_text(value: object, *, shortest: timedelta) -> object:
+    """An ISO-8601 duration (SPEC §9) as a timedelta; a timedelta given in Python passes."""
+    if isinstance(value, timedelta):
+        return value
+    try:
+        return parse_duration(value, shortest=shortest)
+    except DurationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+_DURATION_SCHEMA = WithJsonSchema(
+    {"type": "string", "format": "duration", "examples": ["PT6H", "P1D"]}
+)
+# A freshness objective: PT1S … P366D; a grace: PT0S … P366D (SPEC §9).
+Objective = Annotated[
+    timedelta,
+    BeforeValidator(lambda v: _duration_text(v, shortest=timedelta(seconds=1))),
+    PlainSerializer(format_duration, return_type=str),
+    _DURATION_SCHEMA,
+]
+Grace = Annotated[
+    timedelta,
+    BeforeValidator(lambda v: _duration_text(v, shortest=timedelta(0))),
+    PlainSerializer(format_duration, return_type=str),
+    _DURATION_SCHEMA,
+]
 ExpressionType = Literal["series_math", "window_op", "composite"]
 TriggerPolicyName = Literal["all_new", "any_new"]
 
@@ -103,8 +148,38 @@ class DatasetSpec(Spec):
     series: list[Key] = Field(
         description="Codes of every series the dataset provides (replaces the stored list)."
     )
+    expected_every: Objective | None = Field(
+        default=None, description="SPEC §9: a new version is expected this often (ISO-8601)."
+    )
+    grace: Grace | None = Field(
+        default=None, description="Slack after expected_every before the dataset is late."
+    )
 
     _messages: ClassVar[dict[str, str]] = {"series": "must be a list of series codes, got {got}"}
+
+    @field_validator("grace")
+    @classmethod
+    def _grace_needs_an_objective(cls, grace: timedelta | None, info: ValidationInfo) -> object:
+        return _check_grace(grace, info)
+
+
+def _check_grace(grace: timedelta | None, info: ValidationInfo) -> timedelta | None:
+    if grace is not None and info.data.get("expected_every") is None:
+        raise ValueError("grace needs expected_every (it is slack after the expected interval)")
+    return grace
+
+
+class DatasetSettings(Spec):
+    """An operational change of a dataset (PATCH): a field left out keeps the stored value;
+    `expected_every: null` removes the objective (and its grace)."""
+
+    enabled: bool | None = None
+    expected_every: Objective | None = None
+    grace: Grace | None = None
+
+    @property
+    def removes_objective(self) -> bool:
+        return "expected_every" in self.model_fields_set and self.expected_every is None
 
 
 _POLICY_MESSAGE = "unknown trigger policy {shown}; expected one of " + ", ".join(TriggerPolicy)
@@ -139,12 +214,18 @@ class MetricSettings(Spec):
     required_days: RequiredDays | None = None
     max_attempts: Attempts | None = None
     trigger_policy: TriggerPolicyName | None = None
+    # SPEC §9; `null` given explicitly removes the objective
+    max_data_age: Objective | None = None
 
     _messages: ClassVar[dict[str, str]] = {
         "required_days": _range_words(RequiredDays),
         "max_attempts": _range_words(Attempts),
         "trigger_policy": _POLICY_MESSAGE,
     }
+
+    @property
+    def removes_max_data_age(self) -> bool:
+        return "max_data_age" in self.model_fields_set and self.max_data_age is None
 
 
 class MetricSpec(Spec):
@@ -164,6 +245,9 @@ class MetricSpec(Spec):
     trigger_policy: TriggerPolicyName = "all_new"
     max_attempts: Attempts = 3
     enabled: bool | None = Field(default=None, description="Omit to keep the current value.")
+    max_data_age: Objective | None = Field(
+        default=None, description="SPEC §9: the data behind the metric is never older (ISO-8601)."
+    )
 
     _messages: ClassVar[dict[str, str]] = MetricSettings._messages
     # Reported by the domain's expression parser, which knows the language (§3).
@@ -212,6 +296,65 @@ class MetricSpec(Spec):
             definition_version=definition_version(
                 self.expression_type, self.parsed_expression.canonical, dependencies
             ),
+            max_data_age=self.max_data_age,
+        )
+
+
+# --- notification channels (SPEC §9) -----------------------------------------------------------
+
+MAX_URL = 2048
+MAX_SECRET = 512
+MAX_GLOBS = 100
+IncidentKindName = Literal[
+    "run_failed", "dispatch_failed", "metric_overdue", "dataset_late", "event_rejected"
+]
+Glob = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=NO_NUL), AfterValidator(_storable)
+]
+
+
+def _http_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        raise ValueError("must be an http or https URL")
+    return url
+
+
+def _channel_name(name: str) -> str:
+    problem = identifier_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
+    return name
+
+
+class ChannelSpec(Spec):
+    """A notification channel as declared (catalog file `notifications:` or the API)."""
+
+    name: Annotated[Key, AfterValidator(_channel_name)]
+    url: Annotated[str, Field(min_length=1, max_length=MAX_URL), AfterValidator(_http_url)]
+    format: Literal["json", "slack"] = "json"
+    # signs each body; never shown back, never in a repr or a log line
+    secret: Annotated[str, Field(min_length=1, max_length=MAX_SECRET, pattern=NO_NUL)] | None = (
+        Field(default=None, repr=False)
+    )
+    kinds: list[IncidentKindName] | None = None
+    metrics: Annotated[list[Glob], Field(max_length=MAX_GLOBS)] | None = None
+    enabled: bool = True
+
+    _messages: ClassVar[dict[str, str]] = {
+        "format": "unknown format {shown}; expected json or slack",
+        "secret": f"must be a string of 1 to {MAX_SECRET} characters",
+    }
+
+    def to_settings(self) -> ChannelSettings:
+        return ChannelSettings(
+            name=self.name,
+            url=self.url,
+            format=ChannelFormat(self.format),
+            secret=self.secret,
+            kinds=None if self.kinds is None else tuple(IncidentKind(k) for k in self.kinds),
+            metrics=None if self.metrics is None else tuple(self.metrics),
+            enabled=self.enabled,
         )
 
 

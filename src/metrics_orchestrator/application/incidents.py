@@ -266,6 +266,14 @@ class FreshnessBoard:
         return sum(f.failing for f in (*self.datasets.values(), *self.metrics.values()))
 
 
+@dataclass(frozen=True, slots=True)
+class FreshnessGauges:
+    """What a Prometheus scrape shows of SPEC §9."""
+
+    board: FreshnessBoard
+    open_incidents: dict[str, int]
+
+
 class IncidentQueries:
     def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
         self._uow_factory = uow_factory
@@ -319,3 +327,8 @@ class IncidentQueries:
             )
 
         return transact(self._uow_factory, read)
+
+    def gauges(self) -> FreshnessGauges:
+        board = self.freshness()
+        counts = transact(self._uow_factory, lambda uow: uow.incidents.open_counts())
+        return FreshnessGauges(board, {str(kind): count for kind, count in counts.items()})

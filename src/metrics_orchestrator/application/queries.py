@@ -7,7 +7,7 @@ interfaces never touch a repository themselves.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -20,6 +20,7 @@ from metrics_orchestrator.application.pagination import (
 from metrics_orchestrator.application.ports import Clock, UnitOfWorkFactory
 from metrics_orchestrator.application.ports.events import EventStatus, LoggedEvent
 from metrics_orchestrator.application.ports.queries import (
+    DatasetVersion,
     HourlyRunCount,
     LastRun,
     MetricDataFacts,
@@ -27,6 +28,7 @@ from metrics_orchestrator.application.ports.queries import (
     RunGauges,
     RunMatch,
     RunWaits,
+    SearchHits,
 )
 from metrics_orchestrator.application.run_history import (
     HistoryRequest,
@@ -34,7 +36,7 @@ from metrics_orchestrator.application.run_history import (
     grid_query,
     history_page,
 )
-from metrics_orchestrator.domain.errors import NotFound
+from metrics_orchestrator.domain.errors import NotFound, ValidationError
 from metrics_orchestrator.domain.metric_graph import downstream
 from metrics_orchestrator.domain.metric_outputs import output_metric_code
 from metrics_orchestrator.domain.metric_state import RECENT_RUNS, StateVerdict, metric_state
@@ -46,6 +48,11 @@ RECENT_UPDATES = 20
 # A metric's typical duration is the median of its newest succeeded runs: recent enough to
 # follow a change of the worker, many enough that one slow run does not move it.
 DURATION_RUNS = 20
+# the runs a version's page lists: a version feeds one run per dependent metric and attempt
+VERSION_CONSUMERS = 100
+# longer than any event key (a dataset id, ':', a path of at most 1024 characters): a text
+# beyond it can name nothing, and is not sent to the database
+MAX_SEARCH_TEXT = 2048
 OVERVIEW_WINDOW = timedelta(hours=24)
 
 
@@ -99,9 +106,49 @@ class QueryService:
             raise NotFound(f"unknown event {event_id}")
         return event
 
+    def event_with_key(self, event_key: str) -> LoggedEvent:
+        """The newest log entry of the event with this key (an incident's subject, SPEC §9)."""
+        with self._uow_factory() as uow:
+            event = uow.events.latest_with_key(event_key)
+        if event is None:
+            raise NotFound(f"unknown event {event_key!r}")
+        return event
+
     def recent_updates(self, dataset_id: str, limit: int = RECENT_UPDATES) -> list[DatasetUpdate]:
         with self._uow_factory() as uow:
             return uow.queries.recent_dataset_updates(dataset_id, limit)
+
+    def dataset_version(
+        self, dataset_id: str, update_id: UUID, limit: int = VERSION_CONSUMERS
+    ) -> DatasetVersion:
+        """One version of a dataset (a metric's output included), with the runs that consumed
+        it, newest first, at most `limit`; NotFound when the dataset has no such version."""
+        with self._uow_factory() as uow:
+            facts = uow.queries.dataset_version(dataset_id, update_id)
+            if facts is None:
+                raise NotFound(f"dataset '{dataset_id}' has no version {update_id}")
+            consumers = uow.queries.version_consumers(update_id, limit + 1)
+        return DatasetVersion(
+            facts, tuple(consumers[:limit]), more_consumers=len(consumers) > limit
+        )
+
+    def search(self, text: str) -> SearchHits:
+        """What `text` names exactly: a metric code, a dataset id, an event key, or a prefix of
+        run ids (SPEC §6.1's rule: >= 4 hex digits, hyphens optional), in one read; nothing
+        for a blank text, one no key can be, or one PostgreSQL cannot hold (NUL)."""
+        text = text.strip()
+        if not text or len(text) > MAX_SEARCH_TEXT or "\x00" in text:
+            return SearchHits(text)
+        try:
+            prefix = parse_run_id_prefix(text)
+            run_range = (prefix.lowest, prefix.highest)
+        except ValidationError:
+            run_range = None
+        with self._uow_factory() as uow:
+            hits = uow.queries.search(text, run_range, SHOWN_MATCHES + 1)
+        return replace(
+            hits, runs=hits.runs[:SHOWN_MATCHES], more_runs=len(hits.runs) > SHOWN_MATCHES
+        )
 
     def run_gauges(self) -> RunGauges:
         """The gauges read at scrape time, with each metric's data age (SPEC §8)."""

@@ -166,7 +166,7 @@ def signature(body: str, secret: str) -> str:
 
 
 def incident_url(public_url: str, incident_id: int) -> str:
-    return f"{public_url.rstrip('/')}/incidents/{incident_id}"
+    return f"{public_url.rstrip('/')}/ui/incidents/{incident_id}"
 
 
 # SPEC §9: doubling from NOTIFY_RETRY_BASE_DELAY, at most 1 h apart, for up to 24 h.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -183,6 +183,9 @@ class Dataset:
     bucket: str = ""
     enabled: bool = True
     series: tuple[str, ...] = ()
+    # SPEC §9: late when its freshest version is older than expected_every + grace
+    expected_every: timedelta | None = None
+    grace: timedelta = timedelta(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +211,8 @@ class Metric:
     # the digest of its canonical expression and resolved inputs (SPEC §8): each run records
     # the one it was formed with ("" until the catalog stores one)
     definition_version: str = ""
+    # SPEC §9: overdue when the data time of its latest success is older than this
+    max_data_age: timedelta | None = None
 
     @property
     def required_datasets(self) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
+from metrics_orchestrator.application.incidents import FreshnessGauges
 from metrics_orchestrator.application.ports.queries import RunGauges
 from metrics_orchestrator.domain.log_events import ON_METRICS_SCRAPE_ERROR
 
@@ -31,6 +32,9 @@ DISPATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 PENDING_RUNS = f"{PREFIX}_runs_pending"
 DISPATCHER_BACKLOG = f"{PREFIX}_dispatcher_backlog"
 METRIC_DATA_AGE = f"{PREFIX}_metric_data_age_seconds"
+METRIC_OVERDUE = f"{PREFIX}_metric_overdue"
+DATASET_LATE = f"{PREFIX}_dataset_late"
+INCIDENTS_OPEN = f"{PREFIX}_incidents_open"
 
 
 class RunGaugeCollector(Collector):
@@ -75,10 +79,60 @@ def _families(gauges: RunGauges | None) -> Iterator[Metric]:
     yield data_age
 
 
+class FreshnessCollector(Collector):
+    """SPEC §9 at scrape time: each objective judged now, and the open incidents by kind."""
+
+    def __init__(self, read: Callable[[], FreshnessGauges]) -> None:
+        self._read = read
+
+    def describe(self) -> Iterator[Metric]:
+        yield from _freshness_families(None)
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            gauges = self._read()
+        except Exception as exc:
+            log.warning(
+                ON_METRICS_SCRAPE_ERROR, message="freshness gauges unavailable", error=str(exc)
+            )
+            return
+        yield from _freshness_families(gauges)
+
+
+def _freshness_families(gauges: FreshnessGauges | None) -> Iterator[Metric]:
+    overdue = GaugeMetricFamily(
+        METRIC_OVERDUE,
+        "1 when the metric is overdue (its max_data_age, SPEC §9), else 0.",
+        labels=["metric"],
+    )
+    late = GaugeMetricFamily(
+        DATASET_LATE,
+        "1 when the dataset is late (its expected_every + grace, SPEC §9), else 0.",
+        labels=["dataset"],
+    )
+    incidents = GaugeMetricFamily(
+        INCIDENTS_OPEN, "Open incidents, by kind (SPEC §9).", labels=["kind"]
+    )
+    if gauges is not None:
+        for code, freshness in sorted(gauges.board.metrics.items()):
+            overdue.add_metric([code], int(freshness.failing))
+        for dataset_id, freshness in sorted(gauges.board.datasets.items()):
+            late.add_metric([dataset_id], int(freshness.failing))
+        for kind, count in sorted(gauges.open_incidents.items()):
+            incidents.add_metric([kind], count)
+    yield overdue
+    yield late
+    yield incidents
+
+
 class PrometheusTelemetry:
     """The `Telemetry` port as Prometheus metrics, plus their exposition."""
 
-    def __init__(self, gauges: Callable[[], RunGauges] | None = None) -> None:
+    def __init__(
+        self,
+        gauges: Callable[[], RunGauges] | None = None,
+        freshness: Callable[[], FreshnessGauges] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._events = self._counter(
             "events_received",
@@ -107,6 +161,8 @@ class PrometheusTelemetry:
         )
         if gauges is not None:
             self.registry.register(RunGaugeCollector(gauges))
+        if freshness is not None:
+            self.registry.register(FreshnessCollector(freshness))
 
     # Every metric of this telemetry is named under PREFIX and lives in its own registry.
 

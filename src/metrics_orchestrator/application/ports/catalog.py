@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from metrics_orchestrator.application.catalog_spec import DatasetSettings as DatasetSettings
 from metrics_orchestrator.application.catalog_spec import DatasetSpec as DatasetSpec
 from metrics_orchestrator.application.catalog_spec import MetricSettings as MetricSettings
 from metrics_orchestrator.application.catalog_spec import SeriesSpec as SeriesSpec
@@ -133,3 +134,9 @@ class CatalogRepository(Protocol):
         ...
 
     def set_dataset_enabled(self, dataset_id: str, enabled: bool, now: datetime) -> bool: ...
+
+    def update_dataset_settings(
+        self, dataset_id: str, settings: DatasetSettings, now: datetime
+    ) -> Dataset | None:
+        """Change the settings given (None: keep); the dataset after, None if unknown."""
+        ...

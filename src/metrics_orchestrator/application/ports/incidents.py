@@ -64,6 +64,10 @@ class IncidentRepository(Protocol):
         """Enabled metrics with a `max_data_age` (those of `metric_codes`; all when None)."""
         ...
 
+    def open_counts(self) -> dict[IncidentKind, int]:
+        """The open incidents, by kind (kinds with none left out)."""
+        ...
+
     def try_lock_freshness(self) -> bool:
         """Whether this transaction is the one evaluating freshness now (other replicas skip)."""
         ...

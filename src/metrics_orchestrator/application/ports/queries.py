@@ -9,7 +9,7 @@ from typing import Protocol
 from uuid import UUID
 
 from metrics_orchestrator.domain.metric_state import MetricFacts
-from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
+from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus, RunTrigger
 from metrics_orchestrator.domain.staleness import StalenessFacts
 
 
@@ -132,6 +132,67 @@ class GridRow:
     more: bool
 
 
+@dataclass(frozen=True, slots=True)
+class VersionConsumer:
+    """A run whose lineage holds a dataset version, and what it produced: its output manifest
+    and, when its success made a version of its metric's output (`metric:X`), that version."""
+
+    id: UUID
+    metric_code: str
+    status: RunStatus
+    trigger: RunTrigger
+    attempt: int
+    created_at: datetime
+    completed_at: datetime | None
+    output_manifest: str | None
+    row_count: int | None
+    output_update_id: UUID | None
+    output_dataset_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionProducer:
+    """The run that wrote a version of a metric's output (SPEC §8)."""
+
+    run_id: UUID
+    metric_code: str
+    status: RunStatus
+
+
+@dataclass(frozen=True, slots=True)
+class VersionFacts:
+    """One version of a dataset: the update, whether it is the dataset's freshest now, and
+    the run that wrote it (a version of a metric's output only)."""
+
+    update: DatasetUpdate
+    is_freshest: bool
+    produced_by: VersionProducer | None
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetVersion:
+    """A version at the centre (issue 25): its facts and the runs that consumed it, newest
+    first (at most a page of them; `more_consumers` says there are others besides)."""
+
+    facts: VersionFacts
+    consumers: tuple[VersionConsumer, ...]
+    more_consumers: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHits:
+    """What a text typed in the search box names, each kind looked up exactly: a metric code,
+    a dataset id, the newest logged event with this key, and runs whose id starts with it
+    (`more_runs`: others besides)."""
+
+    text: str
+    metric_code: str | None = None
+    dataset_id: str | None = None
+    event_id: int | None = None
+    runs: tuple[RunMatch, ...] = ()
+    more_runs: bool = False
+
+
 class QueryRepository(Protocol):
     def recent_dataset_updates(self, dataset_id: str, limit: int) -> list[DatasetUpdate]:
         """The dataset's updates, freshest first (SPEC §5.2 order)."""
@@ -184,4 +245,17 @@ class QueryRepository(Protocol):
 
     def run_data(self, run_id: UUID) -> RunData | None:
         """A run's data time and the definition version it was formed with (SPEC §8)."""
+        ...
+
+    def dataset_version(self, dataset_id: str, update_id: UUID) -> VersionFacts | None:
+        """This version of this dataset; None when the dataset has no such version."""
+        ...
+
+    def version_consumers(self, update_id: UUID, limit: int) -> list[VersionConsumer]:
+        """The runs whose lineage holds this version, newest first, at most `limit`."""
+        ...
+
+    def search(self, text: str, run_range: tuple[UUID, UUID] | None, limit: int) -> SearchHits:
+        """What `text` names exactly (see SearchHits), in one statement; runs in `run_range`
+        (None: `text` cannot be a run id prefix), at most `limit` of them."""
         ...

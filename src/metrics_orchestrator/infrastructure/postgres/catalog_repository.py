@@ -12,6 +12,7 @@ from psycopg.rows import TupleRow
 
 from metrics_orchestrator.application.ports.catalog import (
     DatasetSeriesPair,
+    DatasetSettings,
     DatasetSpec,
     MetricDependent,
     MetricSettings,
@@ -78,6 +79,7 @@ def _metric(row: Row, dependencies: Sequence[MetricDependency]) -> Metric:
         enabled=row["enabled"],
         dependencies=tuple(dependencies),
         definition_version=row["definition_version"],
+        max_data_age=row["max_data_age"],
     )
 
 
@@ -89,6 +91,8 @@ def _dataset(row: Row, series: Sequence[str]) -> Dataset:
         bucket=row["bucket"],
         enabled=row["enabled"],
         series=tuple(series),
+        expected_every=row["expected_every"],
+        grace=row["grace"],
     )
 
 
@@ -219,6 +223,8 @@ class PostgresCatalogRepository:
                 descriptions="description",
                 buckets="bucket",
                 enabled="enabled",
+                expected_every="expected_every",
+                graces="grace",
             ),
         }
         return _outcomes(self._rows("upsert_datasets", params), "id")
@@ -251,6 +257,7 @@ class PostgresCatalogRepository:
                 trigger_policies=lambda m: m.trigger_policy.value,
                 max_attempts="max_attempts",
                 definition_versions="definition_version",
+                max_data_ages="max_data_age",
                 # NULL keeps the stored value (the statement's coalesce), true when new
                 enabled=lambda m: None if m.id in keep_enabled else m.enabled,
             ),
@@ -306,10 +313,27 @@ class PostgresCatalogRepository:
             "required_days": settings.required_days,
             "max_attempts": settings.max_attempts,
             "trigger_policy": settings.trigger_policy,
+            "max_data_age": settings.max_data_age,
+            "remove_max_data_age": settings.removes_max_data_age,
             "now": now,
         }
         row = self._row("update_metric_settings", params)
         return None if row is None else str(row["id"])
+
+    def update_dataset_settings(
+        self, dataset_id: str, settings: DatasetSettings, now: datetime
+    ) -> Dataset | None:
+        params = {
+            "id": dataset_id,
+            "enabled": settings.enabled,
+            "expected_every": settings.expected_every,
+            "grace": settings.grace,
+            "remove_objective": settings.removes_objective,
+            "now": now,
+        }
+        if self._row("update_dataset_settings", params) is None:
+            return None
+        return self.get_dataset(dataset_id)
 
     def set_dataset_enabled(self, dataset_id: str, enabled: bool, now: datetime) -> bool:
         params = {"id": dataset_id, "enabled": enabled, "now": now}

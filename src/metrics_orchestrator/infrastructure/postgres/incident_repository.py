@@ -107,6 +107,10 @@ class PostgresIncidentRepository:
         rows = fetch_all(self._conn, _sql("metric_objectives"), params)
         return [record(MetricObjective, row) for row in rows]
 
+    def open_counts(self) -> dict[IncidentKind, int]:
+        rows = fetch_all(self._conn, _sql("open_counts"), {})
+        return {IncidentKind(row["kind"]): int(row["open"]) for row in rows}
+
     def try_lock_freshness(self) -> bool:
         row = fetch_one(self._conn, _sql("try_lock_freshness"), {})
         return bool(row and row["locked"])

@@ -22,9 +22,13 @@ from metrics_orchestrator.application.ports.queries import (
     RunGauges,
     RunMatch,
     RunWaits,
+    SearchHits,
+    VersionConsumer,
+    VersionFacts,
+    VersionProducer,
 )
 from metrics_orchestrator.domain.metric_state import InputFact, MetricFacts, RunFact
-from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus
+from metrics_orchestrator.domain.model import DatasetUpdate, RunStatus, RunTrigger
 from metrics_orchestrator.domain.staleness import StalenessFacts
 from metrics_orchestrator.infrastructure.postgres.named_queries import query
 from metrics_orchestrator.infrastructure.postgres.rows import Row, fetch_all, fetch_one, record
@@ -154,6 +158,45 @@ class PostgresQueryRepository:
         )
         return [record(RunMatch, row, status=RunStatus(row["status"])) for row in rows]
 
+    def dataset_version(self, dataset_id: str, update_id: UUID) -> VersionFacts | None:
+        params = {"dataset_id": dataset_id, "update_id": update_id}
+        row = fetch_one(self._conn, query(_SQL, "dataset_version"), params)
+        if row is None:
+            return None
+        producer = (
+            VersionProducer(
+                row["run_id"], row["producer_metric_code"], RunStatus(row["producer_status"])
+            )
+            if row["producer_metric_code"] is not None
+            else None
+        )
+        return VersionFacts(record(DatasetUpdate, row), bool(row["is_freshest"]), producer)
+
+    def version_consumers(self, update_id: UUID, limit: int) -> list[VersionConsumer]:
+        rows = self._rows("version_consumers", {"update_id": update_id, "limit": limit})
+        return [
+            record(
+                VersionConsumer,
+                row,
+                status=RunStatus(row["status"]),
+                trigger=RunTrigger(row["trigger"]),
+            )
+            for row in rows
+        ]
+
+    def search(self, text: str, run_range: tuple[UUID, UUID] | None, limit: int) -> SearchHits:
+        lowest, highest = run_range if run_range is not None else (None, None)
+        row = self._row(
+            "search", {"text": text, "lowest": lowest, "highest": highest, "limit": limit}
+        )
+        return SearchHits(
+            text=text,
+            metric_code=row["metric_code"],
+            dataset_id=row["dataset_id"],
+            event_id=row["event_id"],
+            runs=tuple(_run_match(run) for run in row["runs"]),
+        )
+
 
 def _status(value: str | None) -> RunStatus | None:
     return RunStatus(value) if value is not None else None
@@ -189,4 +232,16 @@ def _input_fact(value: dict[str, Any]) -> InputFact:
         dataset_id=value["dataset_id"],
         freshest_effective_at=_moment(value["freshest_effective_at"]),
         held=bool(value["held"]),
+    )
+
+
+def _run_match(run: dict[str, Any]) -> RunMatch:
+    created_at = _moment(run["created_at"])
+    assert created_at is not None  # NOT NULL column
+    return RunMatch(
+        id=UUID(run["id"]),
+        metric_code=run["metric_code"],
+        status=RunStatus(run["status"]),
+        attempt=int(run["attempt"]),
+        created_at=created_at,
     )

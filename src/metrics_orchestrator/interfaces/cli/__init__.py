@@ -16,6 +16,11 @@ from metrics_orchestrator.interfaces.cli.common import (
     forget_announcements,
 )
 from metrics_orchestrator.interfaces.cli.demo import demo_command
+from metrics_orchestrator.interfaces.cli.incidents import (
+    freshness_command,
+    incidents_app,
+    notify_app,
+)
 from metrics_orchestrator.interfaces.cli.ingest import ingest_command
 from metrics_orchestrator.interfaces.cli.migrate import migrate_command
 from metrics_orchestrator.interfaces.cli.read_catalog import (
@@ -82,6 +87,9 @@ def _register_commands() -> None:
     app.add_typer(metrics_app, name="metrics", rich_help_panel=read)
     app.add_typer(datasets_app, name="datasets", rich_help_panel=read)
     app.add_typer(events_app, name="events", rich_help_panel=read)
+    app.add_typer(incidents_app, name="incidents", rich_help_panel=read)
+    app.command("freshness", rich_help_panel=read)(freshness_command)
+    app.add_typer(notify_app, name="notify", rich_help_panel=operate)
     app.command("sample-data", rich_help_panel=feed)(sample_data_command)
     app.command("migrate", rich_help_panel=operate)(migrate_command)
     app.command("worker", rich_help_panel=operate)(worker_command)

@@ -82,7 +82,9 @@ def read_catalog_file(path: Path) -> object:
     except yaml.YAMLError as exc:
         raise CatalogFileError(yaml_problem(exc)) from None
     if document is None:
-        raise CatalogFileError("file is empty; expected keys series, datasets, metrics")
+        raise CatalogFileError(
+            "file is empty; expected keys series, datasets, metrics, notifications"
+        )
     return document
 
 

@@ -18,6 +18,7 @@ from metrics_orchestrator.domain import log_events
 from metrics_orchestrator.interfaces.http import (
     routes_catalog,
     routes_events,
+    routes_incidents,
     routes_ops,
     routes_runs,
 )
@@ -47,6 +48,10 @@ TAGS = [
     {"name": "runs", "description": "Run lifecycle: detail, cancel, retry."},
     {"name": "events", "description": "Projection-update intake, the event log, replay."},
     {"name": "operations", "description": "Health, readiness and Prometheus metrics."},
+    {
+        "name": "incidents",
+        "description": "Incidents, freshness objectives and notification channels (SPEC §9).",
+    },
 ]
 
 
@@ -74,7 +79,7 @@ def create_app(container: Container) -> FastAPI:
     )
     app.middleware("http")(log_request)
     install_problem_handlers(app)
-    for module in (routes_ops, routes_catalog, routes_runs, routes_events):
+    for module in (routes_ops, routes_catalog, routes_runs, routes_events, routes_incidents):
         app.include_router(module.router)
     return app
 
@@ -91,6 +96,8 @@ def _provide(app: FastAPI, container: Container) -> None:
     state.exposition = container.telemetry
     state.clock = container.clock
     state.outputs = container.outputs
+    state.incidents = container.incidents
+    state.notifications = container.notifications
     token = container.settings.api_token
     state.api_token = token.get_secret_value() if token is not None else None
 

@@ -13,7 +13,9 @@ from fastapi import Depends, Query, Request
 
 from metrics_orchestrator.application.catalog import CatalogService
 from metrics_orchestrator.application.health import HealthService
+from metrics_orchestrator.application.incidents import IncidentQueries
 from metrics_orchestrator.application.intake import IntakeService
+from metrics_orchestrator.application.notifier import NotificationService
 from metrics_orchestrator.application.outputs import OutputService
 from metrics_orchestrator.application.pagination import MAX_PAGE_SIZE
 from metrics_orchestrator.application.ports import Clock
@@ -46,6 +48,8 @@ HealthDep = Annotated[HealthService, Depends(_from_state("health"))]
 ExpositionDep = Annotated[Exposition, Depends(_from_state("exposition"))]
 ClockDep = Annotated[Clock, Depends(_from_state("clock"))]
 OutputsDep = Annotated[OutputService, Depends(_from_state("outputs"))]
+IncidentsDep = Annotated[IncidentQueries, Depends(_from_state("incidents"))]
+NotificationsDep = Annotated[NotificationService, Depends(_from_state("notifications"))]
 
 Limit = Annotated[
     int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"Page size (max {MAX_PAGE_SIZE}).")

@@ -8,7 +8,7 @@ with its JSON path. Response models are built from the application's read models
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 # The request bodies of the catalog are the application's input specs (one model per concept).
 from metrics_orchestrator.application.catalog_spec import MAX_KEY as MAX_KEY
 from metrics_orchestrator.application.catalog_spec import NO_NUL as NO_NUL
-from metrics_orchestrator.application.catalog_spec import Text
+from metrics_orchestrator.application.catalog_spec import Grace, Objective, Text
+from metrics_orchestrator.application.incidents import FreshnessBoard
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.ports.queries import MetricRunSummary
 from metrics_orchestrator.application.ports.runs import PendingInput, RunSummary
@@ -25,9 +26,11 @@ from metrics_orchestrator.application.queries import DURATION_RUNS, MetricData
 from metrics_orchestrator.application.refresh import StaleRefresh
 from metrics_orchestrator.application.runs import RunDetail
 from metrics_orchestrator.application.verdicts import ImpactAction
+from metrics_orchestrator.domain.freshness import Freshness, FreshnessState
 from metrics_orchestrator.domain.inbox import MAX_DISMISS_REASON
 from metrics_orchestrator.domain.metric_state import MetricState, StateVerdict
 from metrics_orchestrator.domain.model import (
+    Dataset,
     DatasetUpdate,
     Metric,
     MetricRun,
@@ -91,6 +94,30 @@ class SeriesPage(BaseModel):
     next_cursor: str | None
 
 
+class FreshnessOut(BaseModel):
+    """A freshness objective judged now (SPEC §9)."""
+
+    state: FreshnessState = Field(description="ok, late (a dataset) or overdue (a metric).")
+    due_at: datetime = Field(
+        description="When it falls (or fell) due: the countdown while ok, `since` otherwise."
+    )
+    since: datetime | None = Field(description="Late or overdue since; None when ok.")
+    why: str
+
+    @classmethod
+    def of(cls, freshness: Freshness | None) -> FreshnessOut | None:
+        return None if freshness is None else cls.from_freshness(freshness)
+
+    @classmethod
+    def from_freshness(cls, freshness: Freshness) -> FreshnessOut:
+        return cls(
+            state=freshness.state,
+            due_at=freshness.due_at,
+            since=freshness.since,
+            why=freshness.why,
+        )
+
+
 class DatasetOut(_ReadModelOut):
     id: str
     name: str
@@ -98,6 +125,20 @@ class DatasetOut(_ReadModelOut):
     bucket: str
     enabled: bool
     series: list[str]
+    expected_every: Objective | None = Field(
+        default=None, description="SPEC §9: a new version is expected this often (ISO-8601)."
+    )
+    grace: Grace = Field(default=timedelta(0), description="Slack after expected_every.")
+    freshness: FreshnessOut | None = Field(
+        default=None, description="The objective judged now; None without an objective."
+    )
+
+    @classmethod
+    def of(cls, dataset: Dataset, board: FreshnessBoard) -> DatasetOut:
+        shown = cls.model_validate(dataset)
+        return shown.model_copy(
+            update={"freshness": FreshnessOut.of(board.datasets.get(dataset.id))}
+        )
 
 
 class DatasetUpdateOut(_ReadModelOut):
@@ -177,10 +218,21 @@ class MetricOut(BaseModel):
         "succeeded runs; "
         "None if none of them has both times."
     )
+    max_data_age: Objective | None = Field(
+        default=None, description="SPEC §9: the data behind it is never older (ISO-8601)."
+    )
+    freshness: FreshnessOut | None = Field(
+        default=None, description="The objective judged now; None without an objective."
+    )
 
     @classmethod
     def of(
-        cls, metric: Metric, state: StateVerdict, data: MetricData, runs: MetricRunSummary
+        cls,
+        metric: Metric,
+        state: StateVerdict,
+        data: MetricData,
+        runs: MetricRunSummary,
+        freshness: Freshness | None = None,
     ) -> MetricOut:
         return cls(
             id=metric.id,
@@ -206,6 +258,8 @@ class MetricOut(BaseModel):
             last_run_at=runs.last_run_at,
             last_success_at=runs.last_success_at,
             p50_duration_seconds=runs.p50_duration_seconds,
+            max_data_age=metric.max_data_age,
+            freshness=FreshnessOut.of(freshness),
         )
 
 

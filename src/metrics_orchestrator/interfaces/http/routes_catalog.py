@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Path
 
 from metrics_orchestrator.application.catalog_spec import (
+    DatasetSettings,
     DatasetSpec,
     MetricSettings,
     MetricSpec,
     SeriesSpec,
 )
+from metrics_orchestrator.application.incidents import IncidentQueries
 from metrics_orchestrator.application.pagination import keyset_page
 from metrics_orchestrator.application.queries import QueryService
 from metrics_orchestrator.domain.model import Metric
@@ -20,6 +23,7 @@ from metrics_orchestrator.interfaces.http.dependencies import (
     DEFAULT_PAGE_SIZE,
     CatalogDep,
     Cursor,
+    IncidentsDep,
     Limit,
     QueriesDep,
 )
@@ -36,6 +40,7 @@ from metrics_orchestrator.interfaces.http.models import (
     SeriesPage,
 )
 from metrics_orchestrator.interfaces.http.problems import problem_responses
+from metrics_orchestrator.interfaces.http.version_models import DatasetVersionOut
 
 router = APIRouter(responses=problem_responses(422, 503))
 
@@ -52,6 +57,7 @@ SeriesCode = Annotated[
 def list_metrics(
     catalog: CatalogDep,
     queries: QueriesDep,
+    incidents: IncidentsDep,
     limit: Limit = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
 ) -> MetricPage:
@@ -59,8 +65,12 @@ def list_metrics(
     codes = [m.code for m in page]
     states, data = queries.metric_states(codes), queries.metric_data(codes)
     runs = queries.run_summaries(codes)
+    board = incidents.freshness(datasets=(), metrics=codes)
     return MetricPage(
-        items=[MetricOut.of(m, states[m.code], data[m.code], runs[m.code]) for m in page],
+        items=[
+            MetricOut.of(m, states[m.code], data[m.code], runs[m.code], board.metrics.get(m.code))
+            for m in page
+        ],
         next_cursor=next_cursor,
     )
 
@@ -68,8 +78,10 @@ def list_metrics(
 @router.get(
     "/metrics/{code}", tags=["metrics"], summary="One metric", responses=problem_responses(404)
 )
-def get_metric(code: MetricCode, catalog: CatalogDep, queries: QueriesDep) -> MetricOut:
-    return _metric_out(catalog.get_metric(code), queries)
+def get_metric(
+    code: MetricCode, catalog: CatalogDep, queries: QueriesDep, incidents: IncidentsDep
+) -> MetricOut:
+    return _metric_out(catalog.get_metric(code), queries, incidents)
 
 
 @router.post(
@@ -82,8 +94,10 @@ def get_metric(code: MetricCode, catalog: CatalogDep, queries: QueriesDep) -> Me
     dependencies=AUTHENTICATED,
     responses=problem_responses(401, 409),
 )
-def register_metric(body: MetricSpec, catalog: CatalogDep, queries: QueriesDep) -> MetricOut:
-    return _metric_out(catalog.register_metric(body), queries)
+def register_metric(
+    body: MetricSpec, catalog: CatalogDep, queries: QueriesDep, incidents: IncidentsDep
+) -> MetricOut:
+    return _metric_out(catalog.register_metric(body), queries, incidents)
 
 
 @router.patch(
@@ -91,29 +105,39 @@ def register_metric(body: MetricSpec, catalog: CatalogDep, queries: QueriesDep) 
     tags=["metrics"],
     summary="Change a metric's settings",
     description="Enable or disable (disabling cancels its pending run), change the freshness "
-    "window (`required_days`), `max_attempts` or `trigger_policy`. Omitted fields are kept.",
+    "window (`required_days`), `max_attempts`, `trigger_policy` or the objective "
+    "`max_data_age` (ISO-8601; `null` removes it). Omitted fields are kept.",
     dependencies=AUTHENTICATED,
     responses=problem_responses(401, 404),
 )
 def update_metric(
-    code: MetricCode, body: MetricSettings, catalog: CatalogDep, queries: QueriesDep
+    code: MetricCode,
+    body: MetricSettings,
+    catalog: CatalogDep,
+    queries: QueriesDep,
+    incidents: IncidentsDep,
 ) -> MetricOut:
-    return _metric_out(catalog.update_metric(code, body), queries)
+    return _metric_out(catalog.update_metric(code, body), queries, incidents)
 
 
-def _metric_out(metric: Metric, queries: QueryService) -> MetricOut:
+def _metric_out(metric: Metric, queries: QueryService, incidents: IncidentQueries) -> MetricOut:
     data = queries.metric_data([metric.code])
     runs = queries.run_summaries([metric.code])
     state = queries.metric_state(metric.code)
-    return MetricOut.of(metric, state, data[metric.code], runs[metric.code])
+    freshness = incidents.freshness(datasets=(), metrics=[metric.code]).metrics.get(metric.code)
+    return MetricOut.of(metric, state, data[metric.code], runs[metric.code], freshness)
 
 
 @router.get("/datasets", tags=["datasets"], summary="List datasets, by id")
 def list_datasets(
-    catalog: CatalogDep, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
+    catalog: CatalogDep,
+    incidents: IncidentsDep,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+    cursor: Cursor = None,
 ) -> DatasetPage:
     page, next_cursor = keyset_page(catalog.list_datasets(), lambda d: d.id, limit, cursor)
-    return DatasetPage(items=[DatasetOut.model_validate(d) for d in page], next_cursor=next_cursor)
+    board = incidents.freshness(datasets=[d.id for d in page], metrics=())
+    return DatasetPage(items=[DatasetOut.of(d, board) for d in page], next_cursor=next_cursor)
 
 
 @router.get(
@@ -123,14 +147,31 @@ def list_datasets(
     responses=problem_responses(404),
 )
 def get_dataset(
-    dataset_id: DatasetId, catalog: CatalogDep, queries: QueriesDep
+    dataset_id: DatasetId, catalog: CatalogDep, queries: QueriesDep, incidents: IncidentsDep
 ) -> DatasetDetailOut:
     dataset = catalog.get_dataset(dataset_id)
     updates = queries.recent_updates(dataset_id)
+    board = incidents.freshness(datasets=[dataset_id], metrics=())
     return DatasetDetailOut(
-        **DatasetOut.model_validate(dataset).model_dump(),
+        **dict(DatasetOut.of(dataset, board)),
         recent_updates=[DatasetUpdateOut.model_validate(u) for u in updates],
     )
+
+
+@router.get(
+    "/datasets/{dataset_id}/versions/{update_id}",
+    tags=["datasets"],
+    summary="One version of a dataset, the run that wrote it and the runs that consumed it",
+    description="A version (an update id, as `recent_updates`, a run's `lineage` and a run "
+    "request's `updateId` name it) of a dataset or of a metric's output (`metric:X`, SPEC §8): "
+    "its facts, whether it is the freshest, the run that wrote it (a metric's output), and the "
+    "runs whose lineage holds it, newest first, each with what it produced.",
+    responses=problem_responses(404),
+)
+def get_dataset_version(
+    dataset_id: DatasetId, update_id: UUID, queries: QueriesDep
+) -> DatasetVersionOut:
+    return DatasetVersionOut.of(queries.dataset_version(dataset_id, update_id))
 
 
 @router.post(
@@ -143,8 +184,26 @@ def get_dataset(
     dependencies=AUTHENTICATED,
     responses=problem_responses(401),
 )
-def register_dataset(body: DatasetSpec, catalog: CatalogDep) -> DatasetOut:
-    return DatasetOut.model_validate(catalog.register_dataset(body))
+def register_dataset(body: DatasetSpec, catalog: CatalogDep, incidents: IncidentsDep) -> DatasetOut:
+    dataset = catalog.register_dataset(body)
+    return DatasetOut.of(dataset, incidents.freshness(datasets=[dataset.id], metrics=()))
+
+
+@router.patch(
+    "/datasets/{dataset_id}",
+    tags=["datasets"],
+    summary="Change a dataset's settings",
+    description="Enable or disable it, set its freshness objective `expected_every` and `grace` "
+    "(ISO-8601 durations, SPEC §9; `expected_every: null` removes the objective). Omitted "
+    "fields are kept.",
+    dependencies=AUTHENTICATED,
+    responses=problem_responses(401, 404),
+)
+def update_dataset(
+    dataset_id: DatasetId, body: DatasetSettings, catalog: CatalogDep, incidents: IncidentsDep
+) -> DatasetOut:
+    dataset = catalog.update_dataset(dataset_id, body)
+    return DatasetOut.of(dataset, incidents.freshness(datasets=[dataset.id], metrics=()))
 
 
 @router.post(

@@ -15,7 +15,9 @@ from metrics_orchestrator.interfaces.web import (
     pages_catalog,
     pages_events,
     pages_history,
+    pages_incidents,
     pages_runs,
+    pages_search,
 )
 from metrics_orchestrator.interfaces.web.deps import api_token
 from metrics_orchestrator.interfaces.web.rendering import (
@@ -31,7 +33,14 @@ SWAGGER = f"{STATIC_URL}/vendor/swagger-ui"
 
 def mount_dashboard(app: FastAPI) -> None:
     app.mount(STATIC_URL, StaticFiles(directory=str(STATIC_DIR)), name="dashboard-static")
-    for module in (pages_runs, pages_history, pages_catalog, pages_events):
+    for module in (
+        pages_runs,
+        pages_history,
+        pages_catalog,
+        pages_events,
+        pages_search,
+        pages_incidents,
+    ):
         app.include_router(module.router)
 
     @app.exception_handler(DashboardRefusal)

@@ -16,5 +16,8 @@ from metrics_orchestrator.interfaces.web import mount_dashboard
 
 def create_app_with_dashboard(container: Container) -> FastAPI:
     app = create_app(container)
+    # what only the dashboard reads (interfaces/web/deps.py); harmless if the API set them too
+    app.state.incidents = container.incidents
+    app.state.notifications = container.notifications
     mount_dashboard(app)
     return app

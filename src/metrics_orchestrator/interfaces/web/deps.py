@@ -10,6 +10,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from metrics_orchestrator.application.incidents import IncidentQueries
+from metrics_orchestrator.application.notifier import NotificationService
 from metrics_orchestrator.interfaces.http.dependencies import (
     CatalogDep,
     ClockDep,
@@ -27,6 +29,17 @@ def api_token(request: Request) -> str | None:
     return token or None
 
 
+def incident_queries(request: Request) -> IncidentQueries:
+    """Incidents and freshness as people read them (SPEC §9); set by create_app_with_dashboard."""
+    queries: IncidentQueries = request.app.state.incidents
+    return queries
+
+
+def notification_service(request: Request) -> NotificationService:
+    service: NotificationService = request.app.state.notifications
+    return service
+
+
 Runs = RunsDep
 Queries = QueriesDep
 Orchestration = IntakeDep
@@ -34,11 +47,15 @@ Catalog = CatalogDep
 Router = RouterDep
 Outputs = OutputsDep
 ApiToken = Annotated[str | None, Depends(api_token)]
+Incidents = Annotated[IncidentQueries, Depends(incident_queries)]
+Notifications = Annotated[NotificationService, Depends(notification_service)]
 
 __all__ = [
     "ApiToken",
     "Catalog",
     "ClockDep",
+    "Incidents",
+    "Notifications",
     "Orchestration",
     "Outputs",
     "Queries",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from urllib.parse import quote, urlencode
+from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -13,11 +14,13 @@ from metrics_orchestrator.application.refresh import refresh_stale
 from metrics_orchestrator.domain.errors import Conflict, NotFound, ValidationError
 from metrics_orchestrator.domain.metric_outputs import output_metric_code
 from metrics_orchestrator.domain.metric_state import MetricState
+from metrics_orchestrator.domain.model import RunStatus
 from metrics_orchestrator.interfaces.http.views import impact_view, readiness_view
 from metrics_orchestrator.interfaces.web.deps import (
     ApiToken,
     Catalog,
     ClockDep,
+    Incidents,
     Orchestration,
     Outputs,
     Queries,
@@ -29,6 +32,7 @@ from metrics_orchestrator.interfaces.web.graph import (
     downstream_metrics,
     upstream_metrics,
 )
+from metrics_orchestrator.interfaces.web.incident_views import FRESHNESS_CLASSES
 from metrics_orchestrator.interfaces.web.output import run_output
 from metrics_orchestrator.interfaces.web.presenters import (
     STATE_CLASSES,
@@ -52,11 +56,20 @@ METRIC_HISTORY = 20
 # Where "Refresh stale metrics" returns to: a fixed set of pages, so the form cannot redirect
 # anywhere else.
 REFRESH_RETURNS = {"overview": "/", "metrics": "/ui/metrics"}
+# a consuming run in one of these produced all it ever will ("nothing" when it has no output)
+ENDED_STATUSES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELED}
+)
 
 
 @router.get("/ui/metrics", response_class=HTMLResponse)
 def metrics_page(
-    request: Request, catalog: Catalog, queries: Queries, clock: ClockDep, token: ApiToken
+    request: Request,
+    catalog: Catalog,
+    queries: Queries,
+    incidents: Incidents,
+    clock: ClockDep,
+    token: ApiToken,
 ) -> HTMLResponse:
     cursor = request.query_params.get("cursor") or None
     state_filter = request.query_params.get("state", "").strip()
@@ -88,6 +101,9 @@ def metrics_page(
     context = {
         "title": "Metrics",
         "rows": [(m, states[m.code], data[m.code], summaries[m.code]) for m in page],
+        # SPEC §9: the page's metrics with a max_data_age, judged in one read
+        "freshness": incidents.freshness(datasets=(), metrics=[m.code for m in page]).metrics,
+        "freshness_classes": FRESHNESS_CLASSES,
         "status_classes": STATUS_CLASSES,
         "duration_runs": DURATION_RUNS,
         "now": clock.now(),
@@ -113,6 +129,7 @@ def metric_page(
     runs: Runs,
     outputs: Outputs,
     queries: Queries,
+    incidents: Incidents,
     clock: ClockDep,
     token: ApiToken,
 ) -> HTMLResponse:
@@ -143,6 +160,9 @@ def metric_page(
         "output": run_output(outputs, latest_success.run.id, code) if latest_success else None,
         "refresh": action_button(is_signed_in(request, token)),
         "now": now,
+        # SPEC §9: overdue or not, by its max_data_age (None: it has none)
+        "freshness": incidents.freshness(datasets=(), metrics=[code]).metrics.get(code),
+        "freshness_classes": FRESHNESS_CLASSES,
     }
     return render(request, "metric.html", context, token=token, active="/ui/metrics")
 
@@ -173,7 +193,14 @@ def run_now(request: Request, code: str, intake: Orchestration, token: ApiToken)
 
 
 @router.get("/ui/datasets", response_class=HTMLResponse)
-def datasets_page(request: Request, catalog: Catalog, token: ApiToken) -> HTMLResponse:
+def datasets_page(
+    request: Request,
+    catalog: Catalog,
+    queries: Queries,
+    incidents: Incidents,
+    clock: ClockDep,
+    token: ApiToken,
+) -> HTMLResponse:
     cursor = request.query_params.get("cursor") or None
     try:
         page, next_cursor = keyset_page(
@@ -181,12 +208,48 @@ def datasets_page(request: Request, catalog: Catalog, token: ApiToken) -> HTMLRe
         )
     except ValidationError:
         return render_error(request, 422, "that page cursor is not one this dashboard made", token)
+    # each dataset's freshest version: one read for every dataset (datasets.freshest_update_id)
+    freshest = queries.freshest_update_by_dataset()
     context = {
         "title": "Datasets",
-        "datasets": page,
+        "rows": [(d, freshest.get(d.id)) for d in page],
+        "now": clock.now(),
         "next_url": f"/ui/datasets?{urlencode({'cursor': next_cursor})}" if next_cursor else None,
+        # SPEC §9: the page's datasets with an expected_every, judged in one read
+        "freshness": incidents.freshness(datasets=[d.id for d in page], metrics=()).datasets,
+        "freshness_classes": FRESHNESS_CLASSES,
     }
     return render(request, "datasets.html", context, token=token, active="/ui/datasets")
+
+
+# Before `/ui/datasets/{dataset_id:path}`, which would take the whole rest of the path. A
+# dataset id never holds a `/` (SPEC §2; `metric:X` neither), so `{dataset_id}` is one segment.
+@router.get("/ui/datasets/{dataset_id}/versions/{update_id}", response_class=HTMLResponse)
+def dataset_version_page(
+    request: Request,
+    dataset_id: str,
+    update_id: str,
+    queries: Queries,
+    clock: ClockDep,
+    token: ApiToken,
+) -> HTMLResponse:
+    """A version at the centre: its facts, the run that wrote it (a metric's output), the runs
+    that consumed it and what each of them produced (issue 25)."""
+    unknown = f"dataset {dataset_id!r} has no version {update_id!r}"
+    try:
+        version = queries.dataset_version(dataset_id, UUID(update_id))
+    except (ValueError, NotFound):
+        return render_error(request, 404, unknown, token)
+    context = {
+        "title": f"Version of {dataset_id}",
+        "version": version,
+        "update": version.facts.update,
+        "metric_code": output_metric_code(dataset_id),
+        "status_classes": STATUS_CLASSES,
+        "ENDED_STATUSES": ENDED_STATUSES,
+        "now": clock.now(),
+    }
+    return render(request, "dataset_version.html", context, token=token, active="/ui/datasets")
 
 
 @router.get("/ui/datasets/{dataset_id:path}", response_class=HTMLResponse)
@@ -196,6 +259,7 @@ def dataset_page(
     catalog: Catalog,
     intake: Orchestration,
     queries: Queries,
+    incidents: Incidents,
     clock: ClockDep,
     token: ApiToken,
 ) -> Response:
@@ -216,6 +280,12 @@ def dataset_page(
         "dataset": dataset,
         "updates": queries.recent_updates(dataset_id),
         "impact": impact,
+        # SPEC §9: late or not, by its expected_every and grace (None: it has none)
+        "freshness": incidents.freshness(datasets=[dataset_id], metrics=()).datasets.get(
+            dataset_id
+        ),
+        "freshness_classes": FRESHNESS_CLASSES,
+        "now": clock.now(),
     }
     return render(request, "dataset.html", context, token=token, active="/ui/datasets")
 

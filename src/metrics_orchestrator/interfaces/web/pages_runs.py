@@ -27,7 +27,19 @@ from metrics_orchestrator.domain.model import RunStatus
 from metrics_orchestrator.domain.run_ids import parse_run_id_prefix
 from metrics_orchestrator.domain.status_reasons import CANCELED_FROM_DASHBOARD
 from metrics_orchestrator.interfaces.http.guards import read_body
-from metrics_orchestrator.interfaces.web.deps import ApiToken, ClockDep, Outputs, Queries, Runs
+from metrics_orchestrator.interfaces.web.deps import (
+    ApiToken,
+    ClockDep,
+    Incidents,
+    Outputs,
+    Queries,
+    Runs,
+)
+from metrics_orchestrator.interfaces.web.incident_views import (
+    FRESHNESS_CLASSES,
+    failing_freshness,
+    incident_rows,
+)
 from metrics_orchestrator.interfaces.web.output import input_markers, run_output
 from metrics_orchestrator.interfaces.web.presenters import (
     STATE_CLASSES,
@@ -52,13 +64,17 @@ router = APIRouter(include_in_schema=False)
 RUNS_PAGE_SIZE = 50
 RECENT_FAILURES = 8
 STALE_SHOWN = 20  # stale metrics listed on the overview; the metrics list filters the rest
+OPEN_INCIDENTS_SHOWN = 20  # the overview's first row; /ui/incidents lists them all
+FAILING_FRESHNESS_SHOWN = 20  # late and overdue subjects under them; their incidents list the rest
 LIVE_INTERVAL = "2s"
 HOURS_CHARTED = 24
 MAX_FORM_BYTES = 8192  # a selection of MAX_BATCH run ids is about 4 KiB
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview(request: Request, runs: Runs, queries: Queries, token: ApiToken) -> HTMLResponse:
+def overview(
+    request: Request, runs: Runs, queries: Queries, incidents: Incidents, token: ApiToken
+) -> HTMLResponse:
     snapshot = queries.run_overview()
     failures = [
         summary
@@ -83,8 +99,25 @@ def overview(request: Request, runs: Runs, queries: Queries, token: ApiToken) ->
         "chart": _hourly_chart(snapshot),
         "failures": failures[:RECENT_FAILURES],
         "now": snapshot.generated_at,
+        **_incidents_first(incidents),
     }
     return render(request, "overview.html", context, token=token, active="/")
+
+
+def _incidents_first(incidents: Incidents) -> dict[str, Any]:
+    """The overview's first row (SPEC §9): the newest open incidents, then what is late or
+    overdue now. Two reads: a page of open incidents, and every objective judged at once."""
+    open_page = incidents.page(open_only=True, limit=OPEN_INCIDENTS_SHOWN)
+    board = incidents.freshness()
+    failing = failing_freshness(board)
+    return {
+        "open_incidents": incident_rows(open_page.incidents),
+        "more_open": open_page.next_before is not None,
+        "failing_freshness": failing[:FAILING_FRESHNESS_SHOWN],
+        "failing_count": len(failing),
+        "objectives": len(board.datasets) + len(board.metrics),
+        "freshness_classes": FRESHNESS_CLASSES,
+    }
 
 
 def _oldest_data(data: dict[str, MetricData]) -> tuple[str, MetricData] | None:

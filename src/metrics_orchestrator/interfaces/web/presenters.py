@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
+from uuid import UUID
 
 from metrics_orchestrator.application.ports.runs import AttemptSummary
 from metrics_orchestrator.application.refresh import StaleRefresh
@@ -30,6 +31,23 @@ def dataset_href(dataset_id: str) -> str:
     if code is not None:
         return f"/ui/metrics/{quote(code)}"
     return f"/ui/datasets/{quote(dataset_id)}"
+
+
+def version_href(dataset_id: str, update_id: UUID | str) -> str:
+    """A dataset version's page (a version of a metric's output `metric:X` included)."""
+    return f"/ui/datasets/{quote(dataset_id, safe='')}/versions/{update_id}"
+
+
+# A manifest path in a list is cut to its end (where the version is named); the whole path is
+# its tooltip and on the version's page.
+SHORT_PATH = 48
+
+
+def short_path(path: str, limit: int = SHORT_PATH) -> str:
+    """The end of `path`, "…" first when it was cut."""
+    if len(path) <= limit:
+        return path
+    return "…" + path[len(path) - limit + 1 :]
 
 
 def when(moment: datetime | None) -> str:

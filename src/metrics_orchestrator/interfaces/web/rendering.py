@@ -18,6 +18,8 @@ from metrics_orchestrator.interfaces.web.presenters import (
     data_age,
     dataset_href,
     duration,
+    short_path,
+    version_href,
     when,
 )
 from metrics_orchestrator.interfaces.web.security import forget_notice, is_signed_in, read_notice
@@ -33,6 +35,8 @@ templates.env.filters["ago"] = ago
 templates.env.filters["duration"] = duration
 templates.env.filters["dataset_href"] = dataset_href
 templates.env.filters["data_age"] = data_age
+templates.env.filters["short_path"] = short_path
+templates.env.globals["version_href"] = version_href
 templates.env.globals["STALE_HINTS"] = STALE_HINTS
 
 
@@ -67,6 +71,7 @@ NAV = (
     ("/ui/datasets", "Datasets"),
     ("/ui/graph", "Graph"),
     ("/ui/events", "Events"),
+    ("/ui/incidents", "Incidents"),
 )
 
 

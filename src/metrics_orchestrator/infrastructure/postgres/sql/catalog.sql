@@ -16,7 +16,7 @@ ORDER BY series_code, dataset_id;
 
 -- name: lock_datasets
 -- NO KEY UPDATE does not block intake, whose update rows only KEY SHARE-lock the dataset.
-SELECT id, name, description, bucket, enabled
+SELECT id, name, description, bucket, enabled, expected_every, grace
 FROM datasets
 WHERE id = ANY(%(ids)s::text[])
 ORDER BY id
@@ -41,7 +41,8 @@ SELECT code, id FROM metrics WHERE code = ANY(%(codes)s::text[]);
 -- name: lock_metrics
 -- Same lock order as intake (metrics by id), so the two never deadlock on metric rows.
 SELECT id, code, expression_type, expression_json, frequency, unit, description,
-       required_days, trigger_policy, max_attempts, enabled, definition_version
+       required_days, trigger_policy, max_attempts, enabled, definition_version,
+       max_data_age
 FROM metrics
 WHERE id = ANY(%(ids)s::text[])
 ORDER BY id
@@ -63,19 +64,23 @@ RETURNING s.code, (s.xmax = 0) AS created;
 
 -- name: upsert_datasets
 -- A NULL `enabled` keeps the stored value (rows were locked by lock_datasets).
-INSERT INTO datasets AS d (id, name, description, bucket, enabled, created_at, updated_at)
+INSERT INTO datasets AS d (id, name, description, bucket, enabled, expected_every, grace,
+                           created_at, updated_at)
 SELECT t.id, t.name, t.description, t.bucket, coalesce(t.enabled, cur.enabled, true),
-       %(now)s, %(now)s
+       t.expected_every, coalesce(t.grace, interval '0'), %(now)s, %(now)s
 FROM unnest(%(ids)s::text[], %(names)s::text[], %(descriptions)s::text[],
-            %(buckets)s::text[], %(enabled)s::boolean[])
-     WITH ORDINALITY AS t(id, name, description, bucket, enabled, ord)
+            %(buckets)s::text[], %(enabled)s::boolean[], %(expected_every)s::interval[],
+            %(graces)s::interval[])
+     WITH ORDINALITY AS t(id, name, description, bucket, enabled, expected_every, grace, ord)
 LEFT JOIN datasets cur ON cur.id = t.id
 ORDER BY t.ord
 ON CONFLICT (id) DO UPDATE
 SET name = EXCLUDED.name, description = EXCLUDED.description, bucket = EXCLUDED.bucket,
-    enabled = EXCLUDED.enabled, updated_at = EXCLUDED.updated_at
-WHERE (d.name, d.description, d.bucket, d.enabled)
-      IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.description, EXCLUDED.bucket, EXCLUDED.enabled)
+    enabled = EXCLUDED.enabled, expected_every = EXCLUDED.expected_every,
+    grace = EXCLUDED.grace, updated_at = EXCLUDED.updated_at
+WHERE (d.name, d.description, d.bucket, d.enabled, d.expected_every, d.grace)
+      IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.description, EXCLUDED.bucket, EXCLUDED.enabled,
+                        EXCLUDED.expected_every, EXCLUDED.grace)
 RETURNING d.id, (d.xmax = 0) AS created;
 
 -- name: add_dataset_series
@@ -95,18 +100,19 @@ WHERE ds.dataset_id = p.dataset_id AND ds.series_code = p.series_code;
 -- A NULL `enabled` keeps the stored value (rows were locked by lock_metrics).
 INSERT INTO metrics AS m (id, code, expression_type, expression_json, frequency, unit,
                           description, required_days, trigger_policy, max_attempts, enabled,
-                          definition_version, created_at, updated_at)
+                          definition_version, max_data_age, created_at, updated_at)
 SELECT t.id, t.code, t.expression_type, t.expression_json, t.frequency, t.unit,
        t.description, t.required_days, t.trigger_policy, t.max_attempts,
-       coalesce(t.enabled, cur.enabled, true), t.definition_version, %(now)s, %(now)s
+       coalesce(t.enabled, cur.enabled, true), t.definition_version, t.max_data_age,
+       %(now)s, %(now)s
 FROM unnest(%(ids)s::text[], %(codes)s::text[], %(expression_types)s::text[],
             %(expressions)s::jsonb[], %(frequencies)s::text[], %(units)s::text[],
             %(descriptions)s::text[], %(required_days)s::integer[],
             %(trigger_policies)s::text[], %(max_attempts)s::integer[], %(enabled)s::boolean[],
-            %(definition_versions)s::text[])
+            %(definition_versions)s::text[], %(max_data_ages)s::interval[])
      WITH ORDINALITY AS t(id, code, expression_type, expression_json, frequency, unit,
                           description, required_days, trigger_policy, max_attempts, enabled,
-                          definition_version, ord)
+                          definition_version, max_data_age, ord)
 LEFT JOIN metrics cur ON cur.id = t.id
 ORDER BY t.ord
 ON CONFLICT (id) DO UPDATE
@@ -115,13 +121,16 @@ SET code = EXCLUDED.code, expression_type = EXCLUDED.expression_type,
     unit = EXCLUDED.unit, description = EXCLUDED.description,
     required_days = EXCLUDED.required_days, trigger_policy = EXCLUDED.trigger_policy,
     max_attempts = EXCLUDED.max_attempts, enabled = EXCLUDED.enabled,
-    definition_version = EXCLUDED.definition_version, updated_at = EXCLUDED.updated_at
+    definition_version = EXCLUDED.definition_version, max_data_age = EXCLUDED.max_data_age,
+    updated_at = EXCLUDED.updated_at
 WHERE (m.code, m.expression_type, m.expression_json, m.frequency, m.unit, m.description,
-       m.required_days, m.trigger_policy, m.max_attempts, m.enabled, m.definition_version)
+       m.required_days, m.trigger_policy, m.max_attempts, m.enabled, m.definition_version,
+       m.max_data_age)
       IS DISTINCT FROM
       (EXCLUDED.code, EXCLUDED.expression_type, EXCLUDED.expression_json, EXCLUDED.frequency,
        EXCLUDED.unit, EXCLUDED.description, EXCLUDED.required_days, EXCLUDED.trigger_policy,
-       EXCLUDED.max_attempts, EXCLUDED.enabled, EXCLUDED.definition_version)
+       EXCLUDED.max_attempts, EXCLUDED.enabled, EXCLUDED.definition_version,
+       EXCLUDED.max_data_age)
 RETURNING m.id, (m.xmax = 0) AS created;
 
 -- name: metric_graph
@@ -161,19 +170,22 @@ RETURNING metric_id;
 
 -- name: metric_by_code
 SELECT id, code, expression_type, expression_json, frequency, unit, description,
-       required_days, trigger_policy, max_attempts, enabled, definition_version
+       required_days, trigger_policy, max_attempts, enabled, definition_version,
+       max_data_age
 FROM metrics
 WHERE code = %(code)s;
 
 -- name: metric_by_id
 SELECT id, code, expression_type, expression_json, frequency, unit, description,
-       required_days, trigger_policy, max_attempts, enabled, definition_version
+       required_days, trigger_policy, max_attempts, enabled, definition_version,
+       max_data_age
 FROM metrics
 WHERE id = %(id)s;
 
 -- name: all_metrics
 SELECT id, code, expression_type, expression_json, frequency, unit, description,
-       required_days, trigger_policy, max_attempts, enabled, definition_version
+       required_days, trigger_policy, max_attempts, enabled, definition_version,
+       max_data_age
 FROM metrics
 ORDER BY code;
 
@@ -185,11 +197,11 @@ ORDER BY metric_id, position;
 -- name: dataset_by_id
 -- The catalog's datasets are those of projections; a metric's output (`metric:X`, SPEC §8) is
 -- its metric's, and changes with it.
-SELECT id, name, description, bucket, enabled FROM datasets
+SELECT id, name, description, bucket, enabled, expected_every, grace FROM datasets
 WHERE id = %(id)s AND kind = 'projection';
 
 -- name: all_datasets
-SELECT id, name, description, bucket, enabled FROM datasets
+SELECT id, name, description, bucket, enabled, expected_every, grace FROM datasets
 WHERE kind = 'projection'
 ORDER BY id;
 
@@ -208,9 +220,23 @@ SET enabled = coalesce(%(enabled)s, enabled),
     required_days = coalesce(%(required_days)s, required_days),
     max_attempts = coalesce(%(max_attempts)s, max_attempts),
     trigger_policy = coalesce(%(trigger_policy)s, trigger_policy),
+    max_data_age = CASE WHEN %(remove_max_data_age)s THEN NULL
+                        ELSE coalesce(%(max_data_age)s, max_data_age) END,
     updated_at = %(now)s
 WHERE code = %(code)s
 RETURNING id;
+
+-- name: update_dataset_settings
+-- Removing the objective removes its grace; the use case refuses a grace left without one.
+UPDATE datasets
+SET enabled = coalesce(%(enabled)s, enabled),
+    expected_every = CASE WHEN %(remove_objective)s THEN NULL
+                          ELSE coalesce(%(expected_every)s, expected_every) END,
+    grace = CASE WHEN %(remove_objective)s THEN interval '0'
+                 ELSE coalesce(%(grace)s, grace) END,
+    updated_at = %(now)s
+WHERE id = %(id)s AND kind = 'projection'
+RETURNING id, expected_every, grace;
 
 -- name: set_dataset_enabled
 UPDATE datasets SET enabled = %(enabled)s, updated_at = %(now)s

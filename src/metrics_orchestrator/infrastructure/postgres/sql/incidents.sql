@@ -44,6 +44,9 @@ FROM metrics m
 WHERE m.enabled AND m.max_data_age IS NOT NULL
   AND (%(codes)s::text[] IS NULL OR m.code = ANY(%(codes)s::text[]))
 
+-- name: open_counts
+SELECT kind, count(*) AS open FROM incidents WHERE resolved_at IS NULL GROUP BY kind
+
 -- name: try_lock_freshness
 -- One replica evaluates freshness at a time; the others skip their tick's evaluation.
 SELECT pg_try_advisory_xact_lock(hashtext('metrics_orchestrator.freshness')) AS locked

@@ -66,7 +66,8 @@ WHERE d.id = t.dataset_id;
 -- Row locks in id order serialise concurrent intakes per metric without deadlocks (§5.3.5).
 -- A separate statement: the statements after it take their snapshots once the locks are held.
 SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.frequency,
-       m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled, m.definition_version
+       m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled, m.definition_version,
+       m.max_data_age
 FROM metrics m
 WHERE m.enabled
   AND m.id IN (SELECT metric_id FROM metric_dependencies WHERE dataset_id = ANY(%(dataset_ids)b))
@@ -221,7 +222,8 @@ WHERE m.id = t.metric_id;
 
 -- name: dependent_metrics
 SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.frequency,
-       m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled, m.definition_version
+       m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled, m.definition_version,
+       m.max_data_age
 FROM metrics m
 WHERE m.enabled
   AND m.id IN (SELECT metric_id FROM metric_dependencies WHERE dataset_id = %(dataset_id)s)
@@ -229,14 +231,16 @@ ORDER BY m.id;
 
 -- name: lock_metric_by_code
 SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.frequency,
-       m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled, m.definition_version
+       m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled, m.definition_version,
+       m.max_data_age
 FROM metrics m
 WHERE m.code = %(code)s
 FOR UPDATE OF m;
 
 -- name: metric_by_code
 SELECT m.id, m.code, m.expression_type, m.expression_json, m.required_days, m.frequency,
-       m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled, m.definition_version
+       m.unit, m.description, m.trigger_policy, m.max_attempts, m.enabled, m.definition_version,
+       m.max_data_age
 FROM metrics m
 WHERE m.code = %(code)s;
 

@@ -245,3 +245,53 @@ SELECT j.code, j.id, j.status, j.created_at, j.started_at, j.completed_at, j.pos
 FROM judged AS j
 JOIN kept ON kept.code = j.code
 ORDER BY j.code COLLATE "C", j.position
+
+-- name: dataset_version
+-- One version of a dataset (issue 25: versions at the centre): its facts, whether it is the
+-- dataset's freshest, and for a version of a metric's output (`metric:X`, SPEC §8) the run
+-- that wrote it. The primary key finds it; the dataset id must match, so a version is only
+-- ever shown under its own dataset.
+SELECT u.id, u.event_key, u.dataset_id, u.bucket, u.version_manifest_path, u.projections_path,
+       u.occurred_at, u.received_at, u.seq, u.run_id, u.formed_at,
+       d.freshest_update_id = u.id AS is_freshest,
+       producer.code AS producer_metric_code, r.status AS producer_status
+FROM dataset_updates AS u
+JOIN datasets AS d ON d.id = u.dataset_id
+LEFT JOIN metric_runs AS r ON r.id = u.run_id
+LEFT JOIN metrics AS producer ON producer.id = r.metric_id
+WHERE u.id = %(update_id)s AND u.dataset_id = %(dataset_id)s
+
+-- name: version_consumers
+-- The runs whose lineage holds this version, newest first (run_dataset_updates_by_update),
+-- at most %(limit)s, each with what it produced: its output manifest and, when its success
+-- made a version of its metric's output, that version (dataset_updates_one_version_per_run).
+SELECT r.id, m.code AS metric_code, r.status, r.trigger, r.attempt, r.created_at,
+       r.completed_at, r.output_manifest, r.row_count,
+       output.id AS output_update_id, output.dataset_id AS output_dataset_id
+FROM run_dataset_updates AS used
+JOIN metric_runs AS r ON r.id = used.run_id
+JOIN metrics AS m ON m.id = r.metric_id
+LEFT JOIN dataset_updates AS output ON output.run_id = r.id
+WHERE used.update_id = %(update_id)s
+ORDER BY r.created_at DESC, r.id DESC
+LIMIT %(limit)s
+
+-- name: search
+-- The search box (issue 25): what a typed text names, in one statement, each part through a
+-- unique or leading index: a metric by its exact code, a dataset by its exact id (a metric's
+-- output only while it names a metric), the newest logged event with this key, and up to
+-- %(limit)s runs whose id starts with it (%(lowest)s..%(highest)s, NULL when the text cannot
+-- be a run id prefix).
+SELECT
+    (SELECT code FROM metrics WHERE code = %(text)s) AS metric_code,
+    (SELECT id FROM datasets
+     WHERE id = %(text)s AND (kind = 'projection' OR metric_id IS NOT NULL)) AS dataset_id,
+    (SELECT max(id) FROM event_log WHERE event_key = %(text)s) AS event_id,
+    (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                'id', r.id, 'metric_code', m.code, 'status', r.status, 'attempt', r.attempt,
+                'created_at', r.created_at) ORDER BY r.id), '[]'::jsonb)
+     FROM (SELECT id, metric_id, status, attempt, created_at FROM metric_runs
+           WHERE id BETWEEN %(lowest)s::uuid AND %(highest)s::uuid
+           ORDER BY id
+           LIMIT %(limit)s) AS r
+     JOIN metrics AS m ON m.id = r.metric_id) AS runs

@@ -40,9 +40,20 @@
     });
   }
 
+  // Freshness objectives (SPEC §9): "due in 3 h 12 min" counting down from data-due, then
+  // "due 5 min ago" (whether it is late is the server's judgement, by its clock, on reload).
+  function tickDue() {
+    document.querySelectorAll(".due-countdown[data-due]").forEach(function (el) {
+      var left = Date.parse(el.dataset.due) - Date.now();
+      if (isNaN(left)) return;
+      el.textContent = left > 0 ? "due in " + formatDuration(left) : "due " + formatDuration(-left) + " ago";
+    });
+  }
+
   function drawCharts() {
     if (typeof window.Chart === "undefined") return;
     document.querySelectorAll("canvas.chart").forEach(function (canvas) {
+      if (window.Chart.getChart(canvas)) return;  // drawn already (see redrawAfterSwaps)
       var data = readJson(canvas.nextElementSibling);
       if (!data) return;
       if (canvas.dataset.chart === "hourly") {
@@ -267,9 +278,26 @@
     container.dataset.rendered = String(cy.nodes().length);
   }
 
+  // A part of a page that re-renders itself through htmx (the live overview): Chart.js keeps
+  // every chart it drew, so the charts about to be swapped out are destroyed first, and the
+  // new part's charts are drawn once it is in the page.
+  function redrawAfterSwaps() {
+    document.addEventListener("htmx:beforeSwap", function (event) {
+      if (typeof window.Chart === "undefined") return;
+      event.detail.target.querySelectorAll("canvas.chart").forEach(function (canvas) {
+        var chart = window.Chart.getChart(canvas);
+        if (chart) chart.destroy();
+      });
+    });
+    document.addEventListener("htmx:afterSettle", drawCharts);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    redrawAfterSwaps();
     tickCountdowns();
     setInterval(tickCountdowns, 1000);
+    tickDue();
+    setInterval(tickDue, 1000);
     drawCharts();
     drawGraph();
     setUpSelection();
