@@ -370,7 +370,9 @@ def test_the_channels_page_shows_each_channel_and_never_its_secret(
 
     ops = section(html, "channels-table").split('<tr data-channel="ops">')[1].split("</tr>")[0]
     slack = html.split('<tr data-channel="slack-data">')[1].split("</tr>")[0]
-    assert f"<code>{receiver.url}</code>" in ops
+    # only the origin: a webhook's path can be a secret too
+    assert f"<code>{receiver.url.removesuffix('/hook')}/…</code>" in ops
+    assert "/hook" not in ops
     assert ">signed</span>" in ops
     assert "every kind" in ops
     assert "every metric" in ops

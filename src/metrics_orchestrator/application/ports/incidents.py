@@ -102,7 +102,8 @@ class ChannelSettings:
 
 @dataclass(frozen=True, slots=True)
 class ChannelView:
-    """A channel as shown to people: never its secret, only whether it has one."""
+    """A channel as shown to people: never its secret, only whether it has one; its URL's
+    origin only (`shown_url`: a webhook's path can be a secret too)."""
 
     name: str
     url: str

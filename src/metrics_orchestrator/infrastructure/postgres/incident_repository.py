@@ -28,6 +28,7 @@ from metrics_orchestrator.domain.incidents import (
     Incident,
     IncidentKind,
     Occurrence,
+    shown_url,
 )
 from metrics_orchestrator.infrastructure.postgres.event_log_repository import storable_text
 from metrics_orchestrator.infrastructure.postgres.named_queries import query
@@ -174,6 +175,7 @@ class PostgresNotificationRepository:
             record(
                 ChannelView,
                 row,
+                url=shown_url(row["url"]),
                 format=ChannelFormat(row["format"]),
                 kinds=_kinds(row["kinds"]),
                 metrics=None if row["metrics"] is None else tuple(row["metrics"]),
