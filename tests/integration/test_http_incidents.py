@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -56,7 +57,7 @@ def test_incidents_are_listed_newest_first_with_their_occurrences(api: Api) -> N
     assert detail["subject"] == first["subject"]
     [occurrence] = detail["occurrences"]
     assert occurrence["event_key"] == first["subject"]
-    assert occurrence["link"] == f"/ui/events/{first['subject']}"
+    assert occurrence["link"] == f"/ui/events/by-key?{urlencode({'key': first['subject']})}"
     assert_problem(api.client.get("/incidents/999999"), 404)
     assert_problem(api.client.get("/incidents", params={"kind": "nope"}), 422)
 

@@ -215,6 +215,10 @@ class NotificationRepository(Protocol):
         self, *, incident_id: int | None, state: str | None, limit: int
     ) -> list[DeliveryView]: ...
 
+    def delivery_counts(self) -> dict[str, int]:
+        """The deliveries `pending` and `undeliverable`, by state (states with none left out)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class PostResult:

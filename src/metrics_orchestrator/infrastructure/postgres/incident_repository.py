@@ -262,3 +262,7 @@ class PostgresNotificationRepository:
         params = {"incident_id": incident_id, "state": state, "limit": limit}
         rows = fetch_all(self._conn, _sql("deliveries"), params)
         return [record(DeliveryView, row, change=Change(row["change"])) for row in rows]
+
+    def delivery_counts(self) -> dict[str, int]:
+        rows = fetch_all(self._conn, _sql("delivery_counts"), {})
+        return {row["state"]: int(row["deliveries"]) for row in rows}
