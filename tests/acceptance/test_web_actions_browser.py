@@ -20,7 +20,7 @@ from uuid import UUID
 import polars as pl
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from metrics_orchestrator.domain.model import RunStatus
 from metrics_orchestrator.infrastructure.aws.provisioning import provision
@@ -29,9 +29,7 @@ from tests.factories import seed_run
 from tests.integration.messaging_helpers import load_catalog, service_env
 from tests.integration.metric_graph_helpers import chain_catalog
 from tests.integration.web_browser_helpers import (
-    CHROMIUM_ARGS,
     Served,
-    chromium_executable,
     screenshot_dir,
     served_dashboard,
 )
@@ -46,25 +44,6 @@ TIMEOUT_MS = 20_000
 METRIC_ID = "m-chain.a"
 DAY0 = datetime(2025, 1, 1, tzinfo=UTC)
 VALUES = [1.0, 2.5, None, 4.0]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as driver:
-        chromium = driver.chromium.launch(
-            executable_path=chromium_executable(driver), args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1366, "height": 900}, accept_downloads=True)
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    yield tab
-    context.close()
 
 
 @pytest.fixture

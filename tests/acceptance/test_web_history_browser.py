@@ -15,7 +15,7 @@ from uuid import UUID
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import ConsoleMessage, Page, expect
 
 from metrics_orchestrator.domain.model import RunStatus
 from metrics_orchestrator.infrastructure.aws.provisioning import provision
@@ -23,9 +23,7 @@ from tests.conftest import drop_database, new_database
 from tests.factories import seed_run
 from tests.integration.messaging_helpers import load_catalog, service_env
 from tests.integration.web_browser_helpers import (
-    CHROMIUM_ARGS,
     Served,
-    chromium_executable,
     screenshot_dir,
     served_dashboard,
 )
@@ -36,25 +34,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.slow
 TIMEOUT_MS = 20_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as driver:
-        chromium = driver.chromium.launch(
-            executable_path=chromium_executable(driver), args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    yield tab
-    context.close()
 
 
 @pytest.fixture

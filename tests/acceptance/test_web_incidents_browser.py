@@ -17,7 +17,7 @@ from uuid import UUID
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import ConsoleMessage, Page, expect
 
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.application.ports.incidents import ChannelSettings
@@ -31,9 +31,7 @@ from tests.conftest import drop_database, new_database
 from tests.factories import seed_run
 from tests.integration.messaging_helpers import load_catalog, service_env
 from tests.integration.web_browser_helpers import (
-    CHROMIUM_ARGS,
     Served,
-    chromium_executable,
     screenshot_dir,
     served_dashboard,
 )
@@ -46,25 +44,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.slow
 TIMEOUT_MS = 20_000
 METRIC = "fx.gap"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as driver:
-        chromium = driver.chromium.launch(
-            executable_path=chromium_executable(driver), args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    yield tab
-    context.close()
 
 
 @pytest.fixture
@@ -197,7 +176,9 @@ def test_send_test_posts_to_a_real_receiver_and_the_page_says_delivered(
     page.get_by_role("link", name="channels").first.click()
     page.wait_for_url("**/ui/channels")
     ops = page.locator('tr[data-channel="ops"]')
-    expect(ops).to_contain_text(receiver.url)
+    # the URL's origin only: a webhook's path can be a secret too
+    expect(ops).to_contain_text(receiver.url.removesuffix("/hook") + "/…")
+    expect(ops).not_to_contain_text("/hook")
     expect(ops).to_contain_text("signed")
     expect(ops).to_contain_text("never tried")
     ops.get_by_role("button", name="Send test").click()

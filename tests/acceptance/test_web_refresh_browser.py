@@ -12,7 +12,7 @@ from uuid import UUID
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.bootstrap import bootstrap
@@ -24,9 +24,7 @@ from tests.integration.intake_helpers import update_body
 from tests.integration.messaging_helpers import load_catalog, service_env
 from tests.integration.metric_graph_helpers import chain_catalog
 from tests.integration.web_browser_helpers import (
-    CHROMIUM_ARGS,
     Served,
-    chromium_executable,
     screenshot_dir,
     served_dashboard,
 )
@@ -38,25 +36,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.slow
 TIMEOUT_MS = 20_000
 METRIC = "chain.a"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as driver:
-        chromium = driver.chromium.launch(
-            executable_path=chromium_executable(driver), args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    yield tab
-    context.close()
 
 
 @pytest.fixture
