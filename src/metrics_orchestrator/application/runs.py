@@ -8,6 +8,7 @@ replicas may process feedback and sweep side by side.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -319,18 +320,31 @@ class RunOperations:
         self,
         *,
         status: RunStatus | None = None,
+        statuses: Iterable[RunStatus] = (),
         metric_code: str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> tuple[list[RunSummary], str | None]:
-        """A page of runs, newest first, and the cursor of the next page (None at the end)."""
+        """A page of runs, newest first, and the cursor of the next page (None at the end).
+
+        The runs in `status` or any of `statuses` (all when neither is given), of one metric,
+        created at or after `since` and before `until`. The cursor only carries a position, so
+        the next page must be asked for with the same filters.
+        """
         check_page_size(limit)
         after = decode_run_cursor(cursor) if cursor else None
+        wanted = frozenset(statuses) | ({status} if status else set())
         rows = _transact(
             self._uow_factory,
             lambda uow: uow.runs.list(
-                status=status, metric_code=metric_code, since=since, after=after, limit=limit + 1
+                statuses=wanted or None,
+                metric_code=metric_code,
+                since=since,
+                until=until,
+                after=after,
+                limit=limit + 1,
             ),
         )
         return cut_page(

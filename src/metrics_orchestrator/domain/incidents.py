@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 from metrics_orchestrator.domain.model import RunStatus
 from metrics_orchestrator.domain.retries import RETRYABLE_STATUSES, EndedRun
@@ -163,6 +164,14 @@ def signature(body: str, secret: str) -> str:
     """The `X-Signature-256` header: `sha256=` and the hex HMAC-SHA256 of the body."""
     digest = hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
     return f"sha256={digest}"
+
+
+def shown_url(url: str) -> str:
+    """A channel's URL as people see it (API, CLI, dashboard): its origin only, since a path or
+    query may carry a secret (a Slack incoming webhook's path does)."""
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    return origin + ("/…" if parts.path.strip("/") or parts.query else "/")
 
 
 def incident_url(public_url: str, incident_id: int) -> str:

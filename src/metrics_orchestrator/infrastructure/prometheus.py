@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from metrics_orchestrator.application.incidents import FreshnessGauges
 from metrics_orchestrator.application.ports.queries import RunGauges
+from metrics_orchestrator.domain.incidents import IncidentKind
 from metrics_orchestrator.domain.log_events import ON_METRICS_SCRAPE_ERROR
 
 log = structlog.get_logger(__name__)
@@ -35,6 +36,9 @@ METRIC_DATA_AGE = f"{PREFIX}_metric_data_age_seconds"
 METRIC_OVERDUE = f"{PREFIX}_metric_overdue"
 DATASET_LATE = f"{PREFIX}_dataset_late"
 INCIDENTS_OPEN = f"{PREFIX}_incidents_open"
+NOTIFICATION_DELIVERIES = f"{PREFIX}_notification_deliveries"
+# the outbox states a scrape counts (delivered rows are history: they only grow)
+COUNTED_DELIVERY_STATES = ("pending", "undeliverable")
 
 
 class RunGaugeCollector(Collector):
@@ -111,18 +115,30 @@ def _freshness_families(gauges: FreshnessGauges | None) -> Iterator[Metric]:
         labels=["dataset"],
     )
     incidents = GaugeMetricFamily(
-        INCIDENTS_OPEN, "Open incidents, by kind (SPEC §9).", labels=["kind"]
+        INCIDENTS_OPEN,
+        "Open incidents, by kind (SPEC §9); 0 for a kind with none.",
+        labels=["kind"],
+    )
+    deliveries = GaugeMetricFamily(
+        NOTIFICATION_DELIVERIES,
+        "Notifications waiting to be delivered (pending) or given up on after 24 h "
+        "(undeliverable), by state (SPEC §9).",
+        labels=["state"],
     )
     if gauges is not None:
         for code, freshness in sorted(gauges.board.metrics.items()):
             overdue.add_metric([code], int(freshness.failing))
         for dataset_id, freshness in sorted(gauges.board.datasets.items()):
             late.add_metric([dataset_id], int(freshness.failing))
-        for kind, count in sorted(gauges.open_incidents.items()):
-            incidents.add_metric([kind], count)
+        # every kind, so that an alert on `> 0` sees its series go back to 0 rather than vanish
+        for kind in IncidentKind:
+            incidents.add_metric([kind.value], gauges.open_incidents.get(kind.value, 0))
+        for state in COUNTED_DELIVERY_STATES:
+            deliveries.add_metric([state], gauges.deliveries.get(state, 0))
     yield overdue
     yield late
     yield incidents
+    yield deliveries
 
 
 class PrometheusTelemetry:

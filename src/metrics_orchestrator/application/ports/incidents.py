@@ -102,7 +102,8 @@ class ChannelSettings:
 
 @dataclass(frozen=True, slots=True)
 class ChannelView:
-    """A channel as shown to people: never its secret, only whether it has one."""
+    """A channel as shown to people: never its secret, only whether it has one; its URL's
+    origin only (`shown_url`: a webhook's path can be a secret too)."""
 
     name: str
     url: str
@@ -213,6 +214,10 @@ class NotificationRepository(Protocol):
     def deliveries(
         self, *, incident_id: int | None, state: str | None, limit: int
     ) -> list[DeliveryView]: ...
+
+    def delivery_counts(self) -> dict[str, int]:
+        """The deliveries `pending` and `undeliverable`, by state (states with none left out)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -17,6 +18,10 @@ class OutputUnavailable(Exception):
 
 class OutputObjectMissing(Exception):
     """The object does not exist."""
+
+
+class ExportUnsupported(Exception):
+    """This installation cannot write the format asked for; the message says what it lacks."""
 
 
 class OutputFormat(StrEnum):
@@ -62,4 +67,11 @@ class OutputReader(Protocol):
 class RunLookup(Protocol):
     def __call__(self, run_id: UUID) -> MetricRun:
         """The run; NotFound if unknown."""
+        ...
+
+
+class ParquetEncoder(Protocol):
+    def encode(self, chunks: Iterable[Sequence[OutputPoint]]) -> bytes:
+        """One Parquet file of every point of `chunks` (columns obs_time, value), in order.
+        ExportUnsupported, before reading `chunks`, when the library it needs is missing."""
         ...

@@ -218,11 +218,13 @@ class RunRepository(Protocol):
     def list(
         self,
         *,
-        status: RunStatus | None,
+        statuses: Collection[RunStatus] | None,
         metric_code: str | None,
         since: datetime | None,
+        until: datetime | None,
         after: RunPageKey | None,
         limit: int,
     ) -> list[RunSummary]:
-        """Newest first by (created_at, id), strictly after `after` in that order."""
+        """Newest first by (created_at, id), strictly after `after` in that order: the runs in
+        one of `statuses` (any when None), created at or after `since` and before `until`."""
         ...

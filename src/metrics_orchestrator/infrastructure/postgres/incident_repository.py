@@ -28,6 +28,7 @@ from metrics_orchestrator.domain.incidents import (
     Incident,
     IncidentKind,
     Occurrence,
+    shown_url,
 )
 from metrics_orchestrator.infrastructure.postgres.event_log_repository import storable_text
 from metrics_orchestrator.infrastructure.postgres.named_queries import query
@@ -174,6 +175,7 @@ class PostgresNotificationRepository:
             record(
                 ChannelView,
                 row,
+                url=shown_url(row["url"]),
                 format=ChannelFormat(row["format"]),
                 kinds=_kinds(row["kinds"]),
                 metrics=None if row["metrics"] is None else tuple(row["metrics"]),
@@ -260,3 +262,7 @@ class PostgresNotificationRepository:
         params = {"incident_id": incident_id, "state": state, "limit": limit}
         rows = fetch_all(self._conn, _sql("deliveries"), params)
         return [record(DeliveryView, row, change=Change(row["change"])) for row in rows]
+
+    def delivery_counts(self) -> dict[str, int]:
+        rows = fetch_all(self._conn, _sql("delivery_counts"), {})
+        return {row["state"]: int(row["deliveries"]) for row in rows}

@@ -241,9 +241,10 @@ class PostgresRunRepository:
     def list(
         self,
         *,
-        status: RunStatus | None,
+        statuses: Collection[RunStatus] | None,
         metric_code: str | None,
         since: datetime | None,
+        until: datetime | None,
         after: RunPageKey | None,
         limit: int,
     ) -> list[RunSummary]:
@@ -251,9 +252,10 @@ class PostgresRunRepository:
             self._conn,
             query(_FILE, "list_runs"),
             {
-                "status": status.value if status else None,
+                "statuses": sorted(s.value for s in statuses) if statuses else None,
                 "metric_code": metric_code,
                 "since": since,
+                "until": until,
                 "after_created_at": after.created_at if after else None,
                 "after_id": after.id if after else None,
                 "limit": limit,

@@ -35,11 +35,12 @@ from metrics_orchestrator.interfaces.http.problems import (
 
 DESCRIPTION = """\
 Reactive control plane for metric computations: the catalog, runs and their lineage, the
-event log, and operations. Errors are RFC 9457 `application/problem+json`. When the server has
-`API_TOKEN` set, every POST and PATCH needs `Authorization: Bearer <token>`. A request body is
-JSON (`Content-Type: application/json`; 415 otherwise; a POST without a body needs none), at
-most 1 MiB (413); a request from a browser page must come from this service's own origin
-(403), and the Host must be one this service is reached by (421; see `PUBLIC_URL`).
+event log, incidents and notifications, and operations. Errors are RFC 9457
+`application/problem+json`. When the server has `API_TOKEN` set, every POST, PUT, PATCH and
+DELETE needs `Authorization: Bearer <token>`. A request body is JSON (`Content-Type:
+application/json`; 415 otherwise; a POST or DELETE without a body needs none), at most 1 MiB
+(413); a request from a browser page must come from this service's own origin (403), and the
+Host must be one this service is reached by (421; see `PUBLIC_URL`).
 """
 
 TAGS = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -85,7 +86,8 @@ class OccurrenceOut(BaseModel):
         if occurrence.run_id is not None:
             link = f"/ui/runs/{occurrence.run_id}"
         elif occurrence.event_key is not None:
-            link = f"/ui/events/{occurrence.event_key}"
+            # the dashboard shows an event by its log id; by key it redirects there
+            link = f"/ui/events/by-key?{urlencode({'key': occurrence.event_key})}"
         return cls(
             seq=occurrence.seq,
             occurred_at=occurrence.occurred_at,

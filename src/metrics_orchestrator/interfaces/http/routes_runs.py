@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
-from metrics_orchestrator.application.outputs import MAX_OUTPUT_PAGE, OutputUnavailable
+from metrics_orchestrator.application.outputs import (
+    MAX_OUTPUT_PAGE,
+    ExportUnsupported,
+    OutputUnavailable,
+)
 from metrics_orchestrator.application.pagination import decode_offset_cursor
 from metrics_orchestrator.application.refresh import refresh_stale
 from metrics_orchestrator.domain.model import RunStatus
@@ -28,6 +34,7 @@ from metrics_orchestrator.interfaces.http.models import (
     NO_NUL,
     CancelIn,
     ImpactOut,
+    Problem,
     ReadinessOut,
     RefreshOut,
     RunDetailOut,
@@ -35,10 +42,18 @@ from metrics_orchestrator.interfaces.http.models import (
     RunPage,
     StaleRefreshOut,
 )
+from metrics_orchestrator.interfaces.http.output_files import (
+    CSV_MEDIA_TYPE,
+    PARQUET_MEDIA_TYPE,
+    attachment,
+    csv_lines,
+)
 from metrics_orchestrator.interfaces.http.output_models import RunOutputOut
 from metrics_orchestrator.interfaces.http.problems import ApiProblem, problem_responses
 from metrics_orchestrator.interfaces.http.routes_catalog import DatasetId, MetricCode
 from metrics_orchestrator.interfaces.http.views import impact_view, readiness_view
+
+T = TypeVar("T")
 
 router = APIRouter(responses=problem_responses(422, 503))
 
@@ -46,18 +61,33 @@ router = APIRouter(responses=problem_responses(422, 503))
 @router.get("/runs", tags=["runs"], summary="List runs, newest first")
 def list_runs(
     runs: RunsDep,
-    status: RunStatus | None = None,
+    status: Annotated[
+        list[RunStatus] | None,
+        Query(
+            description="Only runs in this status; repeat it for several "
+            "(`status=failed&status=timed_out`: runs in any of them).",
+            max_length=len(RunStatus),
+        ),
+    ] = None,
     metric: Annotated[
         str | None, Query(max_length=MAX_KEY, pattern=NO_NUL, description="A metric code.")
     ] = None,
     since: Annotated[
         AwareDatetime | None, Query(description="Only runs created at or after this time.")
     ] = None,
+    until: Annotated[
+        AwareDatetime | None, Query(description="Only runs created before this time.")
+    ] = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
 ) -> RunPage:
     page, next_cursor = runs.list_runs(
-        status=status, metric_code=metric, since=since, limit=limit, cursor=cursor
+        statuses=status or (),
+        metric_code=metric,
+        since=since,
+        until=until,
+        limit=limit,
+        cursor=cursor,
     )
     return RunPage(items=[RunOut.of(r) for r in page], next_cursor=next_cursor)
 
@@ -94,6 +124,58 @@ def get_run_output(
         detail = f"the run's output cannot be read: {exc}"
         raise ApiProblem(502, "output-unavailable", detail) from exc
     return RunOutputOut.of(output)
+
+
+@router.get(
+    "/runs/{run_id}/output.csv",
+    tags=["runs"],
+    summary="A succeeded run's whole output as CSV (obs_time, value)",
+    description="Streamed as it is read from S3, a chunk at a time (docs/api.md). 404 when the "
+    "run has no output; 502 when S3 cannot be read.",
+    response_class=StreamingResponse,
+    responses={
+        **problem_responses(404, 502),
+        200: {"content": {"text/csv": {}}, "description": "`obs_time,value` lines"},
+    },
+)
+def download_output_csv(run_id: UUID, outputs: OutputsDep) -> StreamingResponse:
+    export = _readable(lambda: outputs.export(run_id))
+    return StreamingResponse(
+        csv_lines(export.chunks()),
+        media_type=CSV_MEDIA_TYPE,
+        headers=attachment(run_id, "csv"),
+    )
+
+
+@router.get(
+    "/runs/{run_id}/output.parquet",
+    tags=["runs"],
+    summary="A succeeded run's whole output as one Parquet file (obs_time, value)",
+    description="Re-encoded with polars whatever the worker wrote (Parquet or JSON lines). "
+    "501 when this installation has no polars (the `[worker]` extra); 404 when the run has no "
+    "output; 502 when S3 cannot be read.",
+    response_class=Response,
+    responses={
+        **problem_responses(404, 502),
+        501: {"model": Problem, "description": "This installation cannot write Parquet."},
+        200: {"content": {PARQUET_MEDIA_TYPE: {}}, "description": "A Parquet file"},
+    },
+)
+def download_output_parquet(run_id: UUID, outputs: OutputsDep) -> Response:
+    try:
+        body = _readable(lambda: outputs.parquet(run_id))
+    except ExportUnsupported as exc:
+        raise ApiProblem(501, "export-unsupported", f"no Parquet download here: {exc}") from exc
+    return Response(body, media_type=PARQUET_MEDIA_TYPE, headers=attachment(run_id, "parquet"))
+
+
+def _readable(read: Callable[[], T]) -> T:
+    """`read()`, with S3 failing to read the output reported as a 502 problem."""
+    try:
+        return read()
+    except OutputUnavailable as exc:
+        detail = f"the run's output cannot be read: {exc}"
+        raise ApiProblem(502, "output-unavailable", detail) from exc
 
 
 @router.post(

@@ -1,18 +1,23 @@
 """A run's output values for the chart, read through the same service as `GET /runs/{id}/output`.
 
 The chart asks for at most CHART_POINTS rows, taken evenly over the whole output (a person
-reads a shape, and a million-row output must not cost a million rows per page view).
+reads a shape, and a million-row output must not cost a million rows per page view). On a run's
+page it also marks, with a vertical line, the effective time of each input version the run
+consumed (its lineage), so a jump in the values can be read against the data that arrived.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from metrics_orchestrator.application.outputs import CHART_POINTS, OutputService
 from metrics_orchestrator.application.outputs import OutputUnavailable as _Unavailable
 from metrics_orchestrator.domain.errors import NotFound
+from metrics_orchestrator.domain.model import DatasetUpdate
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +51,22 @@ def run_output(outputs: OutputService, run_id: UUID, label: str) -> RunOutput | 
     points = tuple(OutputPoint(p.obs_time, p.value) for p in output.points if p.value is not None)
     sampled = output.total > len(output.points)
     return RunOutput(label, points, str(output.format), output.total, sampled) if points else None
+
+
+@dataclass(frozen=True, slots=True)
+class InputMarker:
+    """An input version a run consumed, drawn on its chart at the version's effective time."""
+
+    dataset_id: str
+    at: datetime
+
+    @property
+    def chart_point(self) -> dict[str, Any]:
+        """On the chart's time axis: x in epoch milliseconds, as the points."""
+        return {"x": self.at.timestamp() * 1000, "label": self.dataset_id}
+
+
+def input_markers(lineage: Iterable[DatasetUpdate]) -> list[InputMarker]:
+    """A marker per consumed version (SPEC §5.2's effective time), oldest first."""
+    markers = [InputMarker(update.dataset_id, update.effective_at) for update in lineage]
+    return sorted(markers, key=lambda m: (m.at, m.dataset_id))

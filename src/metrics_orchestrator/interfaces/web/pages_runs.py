@@ -1,19 +1,23 @@
-"""Dashboard pages about runs: the overview, the live runs list, one run, cancel and retry."""
+"""Dashboard pages about runs: the overview, the live runs list, one run, cancel and retry (of
+one run, or of several selected on the list)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from metrics_orchestrator.application.ports.runs import RunSummary
 from metrics_orchestrator.application.queries import MetricData, RunOverview
+from metrics_orchestrator.application.run_batches import MAX_BATCH, BatchAction, act_on_runs
 from metrics_orchestrator.domain.errors import (
     Conflict,
+    FieldError,
     IllegalTransition,
     NotFound,
     ValidationError,
@@ -22,6 +26,7 @@ from metrics_orchestrator.domain.metric_state import MetricState
 from metrics_orchestrator.domain.model import RunStatus
 from metrics_orchestrator.domain.run_ids import parse_run_id_prefix
 from metrics_orchestrator.domain.status_reasons import CANCELED_FROM_DASHBOARD
+from metrics_orchestrator.interfaces.http.guards import read_body
 from metrics_orchestrator.interfaces.web.deps import (
     ApiToken,
     ClockDep,
@@ -35,7 +40,7 @@ from metrics_orchestrator.interfaces.web.incident_views import (
     failing_freshness,
     incident_rows,
 )
-from metrics_orchestrator.interfaces.web.output import run_output
+from metrics_orchestrator.interfaces.web.output import input_markers, run_output
 from metrics_orchestrator.interfaces.web.presenters import (
     STATE_CLASSES,
     STATUS_CLASSES,
@@ -46,6 +51,8 @@ from metrics_orchestrator.interfaces.web.presenters import (
     run_timeline,
 )
 from metrics_orchestrator.interfaces.web.rendering import render, render_error
+from metrics_orchestrator.interfaces.web.run_filters import RunFilters, parse_run_filters
+from metrics_orchestrator.interfaces.web.run_rows import timed_run, timed_runs, usual_run_times
 from metrics_orchestrator.interfaces.web.security import (
     check_button,
     is_signed_in,
@@ -61,6 +68,7 @@ OPEN_INCIDENTS_SHOWN = 20  # the overview's first row; /ui/incidents lists them 
 FAILING_FRESHNESS_SHOWN = 20  # late and overdue subjects under them; their incidents list the rest
 LIVE_INTERVAL = "2s"
 HOURS_CHARTED = 24
+MAX_FORM_BYTES = 8192  # a selection of MAX_BATCH run ids is about 4 KiB
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -145,75 +153,122 @@ def _hourly_chart(snapshot: RunOverview) -> dict[str, Any]:
 
 
 @router.get("/ui/runs", response_class=HTMLResponse)
-def runs_page(request: Request, runs: Runs, token: ApiToken) -> HTMLResponse:
-    filters, problem = _run_filters(request)
+def runs_page(
+    request: Request, runs: Runs, queries: Queries, clock: ClockDep, token: ApiToken
+) -> HTMLResponse:
+    filters = _run_filters(request)
     cursor = request.query_params.get("cursor") or None
+    problem = filters.problem
     try:
         page, next_cursor = _list(runs, filters, cursor)
     except ValidationError as exc:
         page, next_cursor, problem = [], None, str(exc)
-    query = {k: v for k, v in _raw_filters(request).items() if v}
+    query = filters.query()
     context = {
         "title": "Runs",
-        "runs": page,
-        "filters": _raw_filters(request),
+        "rows": timed_runs(page, usual_run_times(queries, _codes(page)), clock.now()),
+        "filters": filters,
         "statuses": list(RunStatus),
         "status_classes": STATUS_CLASSES,
         "problem": problem,
-        "next_url": f"/ui/runs?{urlencode({**query, 'cursor': next_cursor})}"
+        "bulk": action_button(is_signed_in(request, token)),
+        "max_batch": MAX_BATCH,
+        "next_url": _runs_url("/ui/runs", [*query, ("cursor", next_cursor)])
         if next_cursor
         else None,
-        "live_url": f"/ui/runs/rows?{urlencode(query)}" if cursor is None else None,
-        "newest_url": f"/ui/runs?{urlencode(query)}" if cursor is not None else None,
+        "live_url": _runs_url("/ui/runs/rows", query) if cursor is None else None,
+        "newest_url": _runs_url("/ui/runs", query) if cursor is not None else None,
         "live_interval": LIVE_INTERVAL,
     }
     return render(request, "runs.html", context, token=token, active="/ui/runs")
 
 
 @router.get("/ui/runs/rows", response_class=HTMLResponse)
-def runs_rows(request: Request, runs: Runs, token: ApiToken) -> HTMLResponse:
-    """The first page's rows only: what the live list polls (one keyset query)."""
-    filters, _problem = _run_filters(request)
+def runs_rows(
+    request: Request, runs: Runs, queries: Queries, clock: ClockDep, token: ApiToken
+) -> HTMLResponse:
+    """The first page's rows only: what the live list polls (one keyset query, and one for
+    the usual run times of the metrics on it)."""
+    filters = _run_filters(request)
     try:
         page, _next = _list(runs, filters, None)
     except ValidationError:
         page = []
-    query = urlencode({k: v for k, v in _raw_filters(request).items() if v})
     context = {
-        "runs": page,
+        "rows": timed_runs(page, usual_run_times(queries, _codes(page)), clock.now()),
         "status_classes": STATUS_CLASSES,
-        "live_url": f"/ui/runs/rows?{query}",
+        "live_url": _runs_url("/ui/runs/rows", filters.query()),
         "live_interval": LIVE_INTERVAL,
     }
     return render(request, "_run_rows.html", context, token=token)
 
 
-def _raw_filters(request: Request) -> dict[str, str]:
+def _run_filters(request: Request) -> RunFilters:
     params = request.query_params
-    return {key: params.get(key, "").strip() for key in ("status", "metric", "since")}
+    return parse_run_filters(
+        params.getlist("status"),
+        metric=params.get("metric", ""),
+        since=params.get("since", ""),
+        until=params.get("until", ""),
+    )
 
 
-def _run_filters(request: Request) -> tuple[dict[str, Any], str]:
-    raw = _raw_filters(request)
-    filters: dict[str, Any] = {"status": None, "metric_code": raw["metric"] or None, "since": None}
-    problems = []
-    if raw["status"]:
-        try:
-            filters["status"] = RunStatus(raw["status"])
-        except ValueError:
-            problems.append(f"unknown status {raw['status']!r}")
-    if raw["since"]:
-        try:
-            since = datetime.fromisoformat(raw["since"])
-            filters["since"] = since if since.tzinfo else since.replace(tzinfo=UTC)
-        except ValueError:
-            problems.append(f"'since' is not a date and time: {raw['since']!r}")
-    return filters, "; ".join(problems)
+def _runs_url(path: str, query: list[tuple[str, str]]) -> str:
+    return f"{path}?{urlencode(query)}"
 
 
-def _list(runs: Runs, filters: dict[str, Any], cursor: str | None) -> tuple[list[Any], str | None]:
-    page, next_cursor = runs.list_runs(limit=RUNS_PAGE_SIZE, cursor=cursor, **filters)
+def _codes(page: list[RunSummary]) -> set[str]:
+    return {summary.metric_code for summary in page}
+
+
+def _list(
+    runs: Runs, filters: RunFilters, cursor: str | None
+) -> tuple[list[RunSummary], str | None]:
+    page, next_cursor = runs.list_runs(
+        limit=RUNS_PAGE_SIZE, cursor=cursor, **filters.service_args()
+    )
     return list(page), next_cursor
+
+
+@router.post("/ui/runs/bulk")
+async def bulk(request: Request, runs: Runs, token: ApiToken) -> Response:
+    """Retry or cancel the runs selected on the list, each through the single-run use case;
+    the answer is the page of outcomes itself (one per run does not fit a notice)."""
+    check_button(request, token)
+    form = parse_qs((await read_body(request, MAX_FORM_BYTES)).decode("utf-8", "replace"))
+    try:
+        action = _bulk_action(form.get("action", [""])[0])
+        report = act_on_runs(
+            runs, action, _run_ids(form.get("run", [])), cancel_reason=CANCELED_FROM_DASHBOARD
+        )
+    except ValidationError as exc:
+        return render_error(request, 422, str(exc), token)
+    heading = BULK_TITLES[report.action]
+    context = {"title": heading, "heading": heading, "report": report}
+    return render(request, "runs_bulk.html", context, token=token, active="/ui/runs")
+
+
+BULK_TITLES = {BatchAction.RETRY: "Retry selected", BatchAction.CANCEL: "Cancel selected"}
+
+
+def _bulk_action(text: str) -> BatchAction:
+    try:
+        return BatchAction(text)
+    except ValueError:
+        choices = ", ".join(BatchAction)
+        raise ValidationError([FieldError("action", f"must be one of {choices}")]) from None
+
+
+def _run_ids(texts: list[str]) -> list[UUID]:
+    """The selected runs (the form body's limit bounds them); ValidationError naming a value
+    that is not a run id."""
+    ids = []
+    for text in texts:
+        try:
+            ids.append(UUID(text))
+        except ValueError:
+            raise ValidationError([FieldError("run", f"{text[:40]!r} is not a run id")]) from None
+    return ids
 
 
 @router.get("/ui/runs/{run_id}", response_class=HTMLResponse)
@@ -250,6 +305,13 @@ def run_page(
         "retry": retry_button(run, signed_in, newer),
         "retry_instead": newer,
         "output": run_output(outputs, run.id, detail.metric_code),
+        "markers": input_markers(detail.lineage),
+        "timed": timed_run(
+            run,
+            detail.metric_code,
+            usual_run_times(queries, [detail.metric_code]).get(detail.metric_code),
+            clock.now(),
+        ),
         "data_age": (clock.now() - detail.data_time).total_seconds() if detail.data_time else None,
         "now": clock.now(),
     }

@@ -151,5 +151,11 @@ WHERE (%(incident_id)s::bigint IS NULL OR incident_id = %(incident_id)s)
 ORDER BY created_at DESC, id
 LIMIT %(limit)s
 
+-- name: delivery_counts
+-- For Prometheus: what waits and what was given up on. Delivered rows are history, not read.
+SELECT state, count(*) AS deliveries FROM notification_deliveries
+WHERE state IN ('pending', 'undeliverable')
+GROUP BY state
+
 -- name: notify_deliveries_queued
 SELECT pg_notify(%(channel)s, '')

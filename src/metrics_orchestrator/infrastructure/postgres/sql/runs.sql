@@ -24,7 +24,8 @@ JOIN metrics AS m ON m.id = r.metric_id
 WHERE r.id = %(id)s
 
 -- name: list_runs
--- Keyset pagination on (created_at DESC, id DESC), served by the metric_runs_by_* indexes.
+-- Keyset pagination on (created_at DESC, id DESC), served by the metric_runs_by_* indexes;
+-- %(statuses)s is any of several statuses (all when NULL), [%(since)s, %(until)s) a creation range.
 SELECT r.id, r.metric_id, r.status, r.trigger, r.attempt, r.created_at, r.retry_of,
        r.inputs_fingerprint, r.request_payload, r.not_before, r.progress, r.dispatch_attempts,
        r.status_reason, r.error, r.queued_at, r.dispatched_at, r.started_at,
@@ -35,9 +36,10 @@ SELECT r.id, r.metric_id, r.status, r.trigger, r.attempt, r.created_at, r.retry_
        m.code AS metric_code
 FROM metric_runs AS r
 JOIN metrics AS m ON m.id = r.metric_id
-WHERE (%(status)s::text IS NULL OR r.status = %(status)s::text)
+WHERE (%(statuses)s::text[] IS NULL OR r.status = ANY(%(statuses)s::text[]))
   AND (%(metric_code)s::text IS NULL OR m.code = %(metric_code)s::text)
   AND (%(since)s::timestamptz IS NULL OR r.created_at >= %(since)s::timestamptz)
+  AND (%(until)s::timestamptz IS NULL OR r.created_at < %(until)s::timestamptz)
   AND (%(after_created_at)s::timestamptz IS NULL
        OR (r.created_at, r.id) < (%(after_created_at)s::timestamptz, %(after_id)s::uuid))
 ORDER BY r.created_at DESC, r.id DESC

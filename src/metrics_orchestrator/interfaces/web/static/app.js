@@ -71,16 +71,109 @@
         // A linear axis over epoch milliseconds, so irregularly spaced observations are drawn
         // at their real distance (the vendored Chart.js has no date adapter for type "time").
         var points = data.points;  // [{x: epoch ms, y: value}], sorted by obs_time
+        var markers = placeMarkers(points, data.markers || []);
+        var xs = points.map(function (p) { return p.x; }).concat(markers.map(function (m) { return m.x; }));
         new window.Chart(canvas, {
           type: "line",
           data: { datasets: [{ label: data.label, data: points, borderColor: "#2457c5", pointRadius: points.length > 60 ? 0 : 2 }] },
           options: {
             animation: false, responsive: true, maintainAspectRatio: false, parsing: false,
-            scales: { x: { type: "linear", ticks: { maxRotation: 0, autoSkip: true, maxTicksLimit: 8, callback: shortDate } } },
+            // the axis spans the markers too: a version usually takes effect after its last observation
+            scales: { x: { type: "linear", min: Math.min.apply(null, xs), max: Math.max.apply(null, xs),
+              ticks: { maxRotation: 0, autoSkip: true, maxTicksLimit: 8, callback: shortDate } } },
             plugins: { tooltip: { callbacks: { title: function (items) { return items.length ? shortDate(items[0].parsed.x) : ""; } } } },
           },
+          plugins: markers.length ? [inputMarkers(markers)] : [],
         });
       }
+    });
+  }
+
+  // Input versions ([{x: epoch ms, label: dataset}]) where the chart draws them: the axis
+  // stretches to a version at most a quarter of the data's span beyond it (a version usually
+  // takes effect shortly after its last observation); one further away is drawn at the edge,
+  // its label saying its date and which way it lies, so the values are not squeezed.
+  function placeMarkers(points, markers) {
+    if (!points.length) return [];
+    var first = points[0].x, last = points[points.length - 1].x;
+    var room = Math.max(last - first, 86400000) / 4;
+    return markers.map(function (m) {
+      if (m.x > last + room) return { x: last + room, label: m.label + " " + shortDate(m.x) + " \u2192" };
+      if (m.x < first - room) return { x: first - room, label: "\u2190 " + m.label + " " + shortDate(m.x) };
+      return m;
+    });
+  }
+
+  // A Chart.js plugin drawing a dashed vertical line, labelled with its dataset, at the
+  // effective time of each input version a run consumed (its lineage). Labels of versions
+  // close together step down so they do not overlap. The canvas says how many it drew.
+  function inputMarkers(markers) {
+    return {
+      id: "inputMarkers",
+      afterDatasetsDraw: function (chart) {
+        var x = chart.scales.x, area = chart.chartArea, ctx = chart.ctx, drawn = 0, lastRight = -Infinity, row = 0;
+        ctx.save();
+        ctx.font = "11px sans-serif";
+        ctx.strokeStyle = "#9a6200";
+        ctx.fillStyle = "#9a6200";
+        ctx.setLineDash([4, 3]);
+        markers.forEach(function (m) {
+          var px = x.getPixelForValue(m.x);
+          if (px < area.left - 1 || px > area.right + 1) return;
+          ctx.beginPath();
+          ctx.moveTo(px, area.top);
+          ctx.lineTo(px, area.bottom);
+          ctx.stroke();
+          var width = ctx.measureText(m.label).width;
+          var left = Math.max(area.left, Math.min(px + 3, area.right - width));
+          row = left < lastRight + 4 ? row + 1 : 0;
+          ctx.fillText(m.label, left, area.top + 11 + 12 * row);
+          lastRight = Math.max(lastRight, left + width);
+          drawn += 1;
+        });
+        ctx.restore();
+        chart.canvas.dataset.markersDrawn = String(drawn);
+      },
+    };
+  }
+
+  // The runs list: select runs (a checkbox per row, one for the page) to retry or cancel them
+  // together. While any run is selected the live list holds still (its refresh would undo the
+  // selection), and says so.
+  function selectedRuns() {
+    return document.querySelectorAll("#run-rows input[name='run']:checked");
+  }
+
+  function showSelection() {
+    var count = selectedRuns().length;
+    var counter = document.querySelector("#bulk-form .selected-count");
+    if (counter) counter.textContent = count ? count + " selected" : "";
+    var live = document.querySelector("#runs-table .live");
+    if (live) {
+      live.dataset.base = live.dataset.base || live.textContent;
+      live.textContent = count ? "live: paused while runs are selected" : live.dataset.base;
+    }
+    var all = document.getElementById("select-all");
+    var boxes = document.querySelectorAll("#run-rows input[name='run']");
+    if (all) all.checked = boxes.length > 0 && count === boxes.length;
+  }
+
+  function setUpSelection() {
+    var all = document.getElementById("select-all");
+    if (!all) return;
+    all.hidden = false;
+    all.addEventListener("change", function () {
+      document.querySelectorAll("#run-rows input[name='run']").forEach(function (box) { box.checked = all.checked; });
+      showSelection();
+    });
+    document.addEventListener("change", function (event) {
+      if (event.target.matches && event.target.matches("#run-rows input[name='run']")) showSelection();
+    });
+    document.body.addEventListener("htmx:beforeRequest", function (event) {
+      if (event.target.id === "run-rows" && selectedRuns().length) event.preventDefault();
+    });
+    document.body.addEventListener("htmx:beforeSwap", function (event) {
+      if (event.target.id === "run-rows" && selectedRuns().length) event.detail.shouldSwap = false;
     });
   }
 
@@ -207,5 +300,6 @@
     setInterval(tickDue, 1000);
     drawCharts();
     drawGraph();
+    setUpSelection();
   });
 })();
