@@ -29,6 +29,7 @@ from metrics_orchestrator.application.catalog_plan import (
     Writer,
 )
 from metrics_orchestrator.application.catalog_spec import (
+    GRACE_NEEDS_OBJECTIVE,
     DatasetSettings,
     DatasetSpec,
     MetricSettings,
@@ -201,9 +202,7 @@ class CatalogService:
             if dataset is None:
                 return None
             if dataset.expected_every is None and dataset.grace:
-                raise ValidationError(
-                    [FieldError("grace", "grace needs expected_every (set one, or both)")]
-                )
+                raise ValidationError([FieldError("grace", GRACE_NEEDS_OBJECTIVE)])
             self._incidents.evaluate_freshness(uow, datasets=[dataset_id], metrics=(), now=now)
             return dataset
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from metrics_orchestrator.application.catalog_spec import (
+    GRACE_NEEDS_OBJECTIVE,
     ChannelSpec,
     DatasetSpec,
     MetricSpec,
@@ -108,15 +109,24 @@ def check_series(spec: SeriesSpec) -> Located[SeriesSpec]:
 
 def read_dataset(raw: object, path: str, errors: list[FieldError]) -> DatasetSpec | None:
     obj = _read_object(raw, path, errors)
-    spec = validate_spec(DatasetSpec, obj, path, errors) if obj is not None else None
-    return _checked_dataset(spec, path, errors)
+    if obj is None:
+        return None
+    spec = validate_spec(DatasetSpec, obj, path, errors)
+    # An objective written but invalid has its own error: its grace is not alone.
+    return _checked_dataset(spec, path, errors, objective_given=_given(obj, "expected_every"))
+
+
+def _given(obj: Mapping[Any, object], key: str) -> bool:
+    return obj.get(key) is not None
 
 
 def _checked_dataset(
-    spec: DatasetSpec | None, path: str, errors: list[FieldError]
+    spec: DatasetSpec | None, path: str, errors: list[FieldError], *, objective_given: bool
 ) -> DatasetSpec | None:
     if not _check_identifiers(spec, ("id",), path, errors) or spec is None:
         return None
+    if spec.grace is not None and not objective_given:
+        errors.append(FieldError(at_path(path, "grace"), GRACE_NEEDS_OBJECTIVE))
     codes: list[str] = []
     for index, code in enumerate(spec.series):
         item_path = at_path(at_path(path, "series"), index)
@@ -130,7 +140,11 @@ def _checked_dataset(
 
 
 def check_dataset(spec: DatasetSpec) -> Located[DatasetSpec]:
-    return _single(lambda errors: _checked_dataset(spec, "", errors))
+    return _single(
+        lambda errors: _checked_dataset(
+            spec, "", errors, objective_given=spec.expected_every is not None
+        )
+    )
 
 
 def read_metric(raw: object, path: str, errors: list[FieldError]) -> MetricSpec | None:
@@ -275,7 +289,7 @@ def _report_duplicates(
             first_seen[value] = entry.path
 
 
-_ENTRY_PATH = re.compile(r"^(series|datasets|metrics)\[(\d+)\]")
+_ENTRY_PATH = re.compile(rf"^({'|'.join(TOP_LEVEL_KEYS)})\[(\d+)\]")
 
 
 def in_document_order(errors: Iterable[FieldError]) -> list[FieldError]:

@@ -23,13 +23,16 @@ from pydantic import (
     Field,
     PlainSerializer,
     PrivateAttr,
-    ValidationInfo,
     WithJsonSchema,
-    field_validator,
 )
 
 from metrics_orchestrator.application.ports.incidents import ChannelSettings
-from metrics_orchestrator.domain.durations import DurationError, format_duration, parse_duration
+from metrics_orchestrator.domain.durations import (
+    LONGEST_OBJECTIVE,
+    DurationError,
+    format_duration,
+    parse_duration,
+)
 from metrics_orchestrator.domain.errors import FieldError, ValidationError
 from metrics_orchestrator.domain.expressions import Expression
 from metrics_orchestrator.domain.identifiers import identifier_problem
@@ -81,13 +84,25 @@ JsonObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
 
 
 def _duration_text(value: object, *, shortest: timedelta) -> object:
-    """An ISO-8601 duration (SPEC §9) as a timedelta; a timedelta given in Python passes."""
-    if isinstance(value, timedelta):
-        return value
+    """An ISO-8601 duration (SPEC §9) as a timedelta, within [shortest, LONGEST_OBJECTIVE].
+
+    A timedelta given in Python (never through JSON or YAML) is held to the same bounds, in
+    whole seconds, so that what reaches the database always passes migration 007's CHECKs."""
     try:
+        if isinstance(value, timedelta):
+            return _bounded(value, shortest)
         return parse_duration(value, shortest=shortest)
     except DurationError as exc:
         raise ValueError(str(exc)) from None
+
+
+def _bounded(value: timedelta, shortest: timedelta) -> timedelta:
+    if value % timedelta(seconds=1) or not shortest <= value <= LONGEST_OBJECTIVE:
+        raise DurationError(
+            f"must be whole seconds from {format_duration(shortest)} "
+            f"to {format_duration(LONGEST_OBJECTIVE)}"
+        )
+    return value
 
 
 _DURATION_SCHEMA = WithJsonSchema(
@@ -157,21 +172,17 @@ class DatasetSpec(Spec):
 
     _messages: ClassVar[dict[str, str]] = {"series": "must be a list of series codes, got {got}"}
 
-    @field_validator("grace")
-    @classmethod
-    def _grace_needs_an_objective(cls, grace: timedelta | None, info: ValidationInfo) -> object:
-        return _check_grace(grace, info)
 
-
-def _check_grace(grace: timedelta | None, info: ValidationInfo) -> timedelta | None:
-    if grace is not None and info.data.get("expected_every") is None:
-        raise ValueError("grace needs expected_every (it is slack after the expected interval)")
-    return grace
+# A grace is slack after `expected_every`: alone it means nothing. Checked where the other
+# fields are known (catalog_document for a registration, the catalog service for a PATCH), not
+# by a pydantic validator, which cannot tell an objective left out from one that was invalid.
+GRACE_NEEDS_OBJECTIVE = "grace needs expected_every (it is slack after the expected interval)"
 
 
 class DatasetSettings(Spec):
     """An operational change of a dataset (PATCH): a field left out keeps the stored value;
-    `expected_every: null` removes the objective (and its grace)."""
+    `expected_every: null` removes the objective (and its grace), `grace: null` resets the
+    grace to PT0S."""
 
     enabled: bool | None = None
     expected_every: Objective | None = None
@@ -180,6 +191,10 @@ class DatasetSettings(Spec):
     @property
     def removes_objective(self) -> bool:
         return "expected_every" in self.model_fields_set and self.expected_every is None
+
+    @property
+    def resets_grace(self) -> bool:
+        return "grace" in self.model_fields_set and self.grace is None
 
 
 _POLICY_MESSAGE = "unknown trigger policy {shown}; expected one of " + ", ".join(TriggerPolicy)
@@ -313,11 +328,24 @@ Glob = Annotated[
 ]
 
 
+_URL_WORDS = "must be an http or https URL with a host (and no spaces or control characters)"
+
+
 def _http_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
-        raise ValueError("must be an http or https URL")
-    return url
+    """SPEC §9: http or https only, and a URL the notifier can post to (a bad port or a stray
+    control character would only fail at delivery time, long after the catalog was loaded)."""
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise ValueError(_URL_WORDS)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # a port that is no number or out of range raises ValueError
+    except ValueError:
+        raise ValueError(_URL_WORDS) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise ValueError(_URL_WORDS)
+    # urlsplit lowers the scheme: store it so (`HTTPS://…` is the same URL, and migration
+    # 007's CHECK reads the scheme in lower case)
+    return parts.scheme + url[len(parts.scheme) :]
 
 
 def _channel_name(name: str) -> str:
@@ -331,19 +359,30 @@ class ChannelSpec(Spec):
     """A notification channel as declared (catalog file `notifications:` or the API)."""
 
     name: Annotated[Key, AfterValidator(_channel_name)]
-    url: Annotated[str, Field(min_length=1, max_length=MAX_URL), AfterValidator(_http_url)]
+    url: Annotated[
+        str,
+        Field(min_length=1, max_length=MAX_URL, pattern=NO_NUL),
+        AfterValidator(_storable),
+        AfterValidator(_http_url),
+    ]
     format: Literal["json", "slack"] = "json"
     # signs each body; never shown back, never in a repr or a log line
-    secret: Annotated[str, Field(min_length=1, max_length=MAX_SECRET, pattern=NO_NUL)] | None = (
-        Field(default=None, repr=False)
-    )
+    secret: (
+        Annotated[
+            str,
+            Field(min_length=1, max_length=MAX_SECRET, pattern=NO_NUL),
+            AfterValidator(_storable),
+        ]
+        | None
+    ) = Field(default=None, repr=False)
     kinds: list[IncidentKindName] | None = None
     metrics: Annotated[list[Glob], Field(max_length=MAX_GLOBS)] | None = None
     enabled: bool = True
 
     _messages: ClassVar[dict[str, str]] = {
         "format": "unknown format {shown}; expected json or slack",
-        "secret": f"must be a string of 1 to {MAX_SECRET} characters",
+        # one sentence for every problem, and never the value: it is a secret
+        "secret": f"must be a string of 1 to {MAX_SECRET} characters (text, no NUL)",
     }
 
     def to_settings(self) -> ChannelSettings:

@@ -94,7 +94,7 @@ class ChannelSettings:
     name: str
     url: str
     format: ChannelFormat
-    secret: str | None
+    secret: str | None = field(repr=False)  # never in a repr, so never in a log line
     kinds: tuple[IncidentKind, ...] | None
     metrics: tuple[str, ...] | None
     enabled: bool = True

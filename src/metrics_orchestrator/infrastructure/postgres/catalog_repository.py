@@ -329,6 +329,7 @@ class PostgresCatalogRepository:
             "expected_every": settings.expected_every,
             "grace": settings.grace,
             "remove_objective": settings.removes_objective,
+            "reset_grace": settings.resets_grace,
             "now": now,
         }
         if self._row("update_dataset_settings", params) is None:

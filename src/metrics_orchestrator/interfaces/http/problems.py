@@ -102,7 +102,8 @@ def request_field_errors(exc: RequestValidationError) -> list[FieldError]:
         location = list(error.get("loc", ()))
         where = location[0] if location else "body"
         path = json_path(location[1:])
-        message = str(error.get("msg", "is invalid"))
+        # a validator's own sentence, without pydantic's "Value error, " in front of it
+        message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
         if error.get("type") == "json_invalid":
             reason = error.get("ctx", {}).get("error", "malformed")
             path, message = "", f"request body is not valid JSON ({reason})"

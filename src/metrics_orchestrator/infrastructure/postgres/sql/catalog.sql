@@ -227,12 +227,15 @@ WHERE code = %(code)s
 RETURNING id;
 
 -- name: update_dataset_settings
--- Removing the objective removes its grace; the use case refuses a grace left without one.
+-- A NULL keeps the stored value; `grace: null` resets the grace, and removing the objective
+-- removes its grace unless the same PATCH gives one, which the use case then refuses (a grace
+-- left without an objective) rather than drop silently.
 UPDATE datasets
 SET enabled = coalesce(%(enabled)s, enabled),
     expected_every = CASE WHEN %(remove_objective)s THEN NULL
                           ELSE coalesce(%(expected_every)s, expected_every) END,
-    grace = CASE WHEN %(remove_objective)s THEN interval '0'
+    grace = CASE WHEN %(reset_grace)s THEN interval '0'
+                 WHEN %(remove_objective)s THEN coalesce(%(grace)s, interval '0')
                  ELSE coalesce(%(grace)s, grace) END,
     updated_at = %(now)s
 WHERE id = %(id)s AND kind = 'projection'
