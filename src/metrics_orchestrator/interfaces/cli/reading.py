@@ -81,8 +81,9 @@ def print_json(value: Any) -> None:
 
 
 def console() -> Console:
-    # Piped output gets a fixed width so lines are not cut at 80 columns.
-    return Console(width=None if sys.stdout.isatty() else 160)
+    # Piped output gets a fixed width so lines are not cut at 80 columns; wide enough for the
+    # metrics list (state, runs, data time, staleness, objective) to keep a reason on one line.
+    return Console(width=None if sys.stdout.isatty() else 240)
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
