@@ -30,10 +30,9 @@ from metrics_orchestrator.application.ports.dispatch import (
 )
 from metrics_orchestrator.application.telemetry import NullTelemetry, Telemetry
 from metrics_orchestrator.application.wakeups import (
-    ErrorBackoff,
     ListenerFactory,
     NoListener,
-    ReconnectingListener,
+    run_until_stopped,
 )
 from metrics_orchestrator.domain.incidents import (
     IncidentKind,
@@ -172,35 +171,15 @@ class Dispatcher:
 
     def run(self, stop: threading.Event) -> None:
         """Dispatch until `stop` is set: eagerly while work is found, else on NOTIFY or poll."""
-        error_delay = ErrorBackoff()
-        with ReconnectingListener(self._listener_factory, "queued runs") as listener:
-            while not stop.is_set():
-                try:
-                    report = self.dispatch_once()
-                except Exception as exc:
-                    log.error(
-                        ON_DISPATCHER_ERROR,
-                        message="dispatch failed; backing off",
-                        error=str(exc),
-                        exc_info=True,
-                    )
-                    stop.wait(error_delay.next())
-                    continue
-                error_delay.reset()
-                if report.claimed == 0:
-                    self._wait_for_work(stop, listener)
-
-    def _wait_for_work(self, stop: threading.Event, listener: ReconnectingListener) -> None:
-        self.idle.set()
-        try:
-            # Short slices keep shutdown prompt even with a long polling interval.
-            deadline = time.monotonic() + self._poll_interval
-            while not stop.is_set():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or listener.wait(min(remaining, 0.5)):
-                    return
-        finally:
-            self.idle.clear()
+        run_until_stopped(
+            stop,
+            lambda: self.dispatch_once().claimed,
+            listener_factory=self._listener_factory,
+            what="queued runs",
+            poll_interval=self._poll_interval,
+            idle=self.idle,
+            on_error=_log_dispatch_error,
+        )
 
     def _publish(self, claimed: Sequence[ClaimedRun]) -> dict[UUID, PublishOutcome]:
         messages: list[RunRequestMessage] = []
@@ -282,6 +261,15 @@ def _give_up_occurrence(run: ClaimedRun, give_up: DispatchGiveUp, now: datetime)
     code = run.metric_code
     summary = dispatch_failure_summary(code, give_up.error)
     return Occurrence(IncidentKind.DISPATCH_FAILED, code, summary, now, run_id=run.run_id)
+
+
+def _log_dispatch_error(exc: Exception) -> None:
+    log.error(
+        ON_DISPATCHER_ERROR,
+        message="dispatch failed; backing off",
+        error=str(exc),
+        exc_info=True,
+    )
 
 
 def _failure_text(outcome: PublishOutcome | None) -> str:

@@ -31,10 +31,9 @@ from metrics_orchestrator.application.ports.incidents import (
 )
 from metrics_orchestrator.application.transactions import transact
 from metrics_orchestrator.application.wakeups import (
-    ErrorBackoff,
     ListenerFactory,
     NoListener,
-    ReconnectingListener,
+    run_until_stopped,
 )
 from metrics_orchestrator.domain import log_events
 from metrics_orchestrator.domain.errors import NotFound
@@ -151,33 +150,23 @@ class Notifier:
 
     def run(self, stop: threading.Event) -> None:
         """Deliver until `stop` is set: eagerly while work is found, else on NOTIFY or poll."""
-        error_delay = ErrorBackoff()
-        with ReconnectingListener(self._listener_factory, "queued notifications") as listener:
-            while not stop.is_set():
-                try:
-                    report = self.deliver_once()
-                except Exception as exc:
-                    log.error(
-                        log_events.ON_NOTIFIER_ERROR,
-                        message="delivering notifications failed; backing off",
-                        error=str(exc),
-                    )
-                    stop.wait(error_delay.next())
-                    continue
-                error_delay.reset()
-                if report.claimed == 0:
-                    self._wait(stop, listener)
+        run_until_stopped(
+            stop,
+            lambda: self.deliver_once().claimed,
+            listener_factory=self._listener_factory,
+            what="queued notifications",
+            poll_interval=self._poll_interval,
+            idle=self.idle,
+            on_error=_log_notifier_error,
+        )
 
-    def _wait(self, stop: threading.Event, listener: ReconnectingListener) -> None:
-        self.idle.set()
-        try:
-            waited = 0.0
-            while not stop.is_set() and waited < self._poll_interval:
-                if listener.wait(min(0.5, self._poll_interval - waited)):
-                    return
-                waited += 0.5
-        finally:
-            self.idle.clear()
+
+def _log_notifier_error(exc: Exception) -> None:
+    log.error(
+        log_events.ON_NOTIFIER_ERROR,
+        message="delivering notifications failed; backing off",
+        error=str(exc),
+    )
 
 
 def _log_delivery(delivery: ClaimedDelivery, result: PostResult, state: str) -> None:

@@ -3,6 +3,7 @@ connection is lost, and backing off after errors."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -92,3 +93,48 @@ class ReconnectingListener:
             log.debug(
                 ON_LISTENER_ERROR, message="closing the LISTEN connection failed", error=str(exc)
             )
+
+
+def run_until_stopped(
+    stop: threading.Event,
+    work_once: Callable[[], int],
+    *,
+    listener_factory: ListenerFactory,
+    what: str,
+    poll_interval: float,
+    idle: threading.Event,
+    on_error: Callable[[Exception], None],
+) -> None:
+    """A background loop (dispatcher, notifier): `work_once` (how much it claimed) again at once
+    while it finds work, else after a NOTIFY or `poll_interval`; after an error, a growing pause.
+    `idle` is set while it waits (tests and health checks see an idle loop)."""
+    error_delay = ErrorBackoff()
+    with ReconnectingListener(listener_factory, what) as listener:
+        while not stop.is_set():
+            try:
+                claimed = work_once()
+            except Exception as exc:
+                on_error(exc)
+                stop.wait(error_delay.next())
+                continue
+            error_delay.reset()
+            if claimed == 0:
+                _wait_for_work(stop, listener, poll_interval, idle)
+
+
+def _wait_for_work(
+    stop: threading.Event,
+    listener: ReconnectingListener,
+    poll_interval: float,
+    idle: threading.Event,
+) -> None:
+    idle.set()
+    try:
+        # Short slices keep shutdown prompt even with a long polling interval.
+        deadline = time.monotonic() + poll_interval
+        while not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or listener.wait(min(remaining, 0.5)):
+                return
+    finally:
+        idle.clear()
