@@ -142,20 +142,13 @@ class IncidentBook:
         """Open or resolve the late / overdue incidents of these subjects (all when None; none
         when empty) by the domain's rules, at `now` by our clock."""
         changes = IncidentChanges()
+        board = _judged(uow, datasets, metrics, now)
         if datasets != ():
-            judged = {
-                o.dataset_id: dataset_freshness(o, now)
-                for o in uow.incidents.dataset_objectives(datasets)
-            }
             late = IncidentKind.DATASET_LATE
-            changes.add(self._apply_freshness(uow, late, datasets, judged, now))
+            changes.add(self._apply_freshness(uow, late, datasets, board.datasets, now))
         if metrics != ():
-            judged = {
-                o.metric_code: metric_freshness(o, now)
-                for o in uow.incidents.metric_objectives(metrics)
-            }
             overdue = IncidentKind.METRIC_OVERDUE
-            changes.add(self._apply_freshness(uow, overdue, metrics, judged, now))
+            changes.add(self._apply_freshness(uow, overdue, metrics, board.metrics, now))
         return changes
 
     def _apply_freshness(
@@ -334,13 +327,15 @@ class IncidentQueries:
 def _judged(
     uow: UnitOfWork, datasets: Sequence[str] | None, metrics: Sequence[str] | None, now: datetime
 ) -> FreshnessBoard:
+    """The objectives of these subjects (all when None; none, and no read, when empty) judged
+    at `now` by the domain's rules: what the incidents and every reader see alike."""
     return FreshnessBoard(
         datasets={
             o.dataset_id: dataset_freshness(o, now)
-            for o in uow.incidents.dataset_objectives(datasets)
+            for o in (uow.incidents.dataset_objectives(datasets) if datasets != () else [])
         },
         metrics={
             o.metric_code: metric_freshness(o, now)
-            for o in uow.incidents.metric_objectives(metrics)
+            for o in (uow.incidents.metric_objectives(metrics) if metrics != () else [])
         },
     )
