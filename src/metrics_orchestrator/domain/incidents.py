@@ -9,7 +9,6 @@ import fnmatch
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -32,9 +31,6 @@ class IncidentKind(StrEnum):
 METRIC_KINDS = frozenset(
     {IncidentKind.RUN_FAILED, IncidentKind.DISPATCH_FAILED, IncidentKind.METRIC_OVERDUE}
 )
-# the kinds a freshness evaluation opens and resolves (evaluated again and again: one opening
-# per episode, never counted per evaluation)
-FRESHNESS_KINDS = frozenset({IncidentKind.METRIC_OVERDUE, IncidentKind.DATASET_LATE})
 
 
 class Change(StrEnum):
@@ -193,12 +189,6 @@ def next_delivery_attempt(
     if now + wait > created_at + NOTIFY_HORIZON:
         return None
     return now + wait
-
-
-def matching_channels(
-    channels: Sequence[tuple[str, ChannelFilter]], kind: IncidentKind, subject: str
-) -> list[str]:
-    return [name for name, wanted in channels if wanted.matches(kind, subject)]
 
 
 _SUMMARY_LIMIT = 1000
