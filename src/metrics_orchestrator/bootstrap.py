@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from uuid import UUID
 
 from psycopg import Connection, ProgrammingError
 from psycopg.conninfo import conninfo_to_dict
@@ -35,7 +36,9 @@ from metrics_orchestrator.application.ports.changes import (
 )
 from metrics_orchestrator.application.queries import QueryService
 from metrics_orchestrator.application.router import EventRouter
+from metrics_orchestrator.application.run_logs import RunLogs
 from metrics_orchestrator.application.runs import RunOperations, Sweeper
+from metrics_orchestrator.domain.model import MetricRun
 from metrics_orchestrator.infrastructure.aws.clients import (
     create_s3_client,
     s3_client_from,
@@ -173,6 +176,7 @@ class Container:
     health: HealthService
     telemetry: PrometheusTelemetry
     outputs: OutputService
+    run_logs: RunLogs
     # SPEC §9: incidents as people read them, channels, and the notifier's outbox delivery
     incidents: IncidentQueries
     notifications: NotificationService
@@ -207,6 +211,13 @@ def _assemble(
     )
     feedback = FeedbackService(uow_factory, clock, intake, telemetry=telemetry, incidents=book)
     runs = RunOperations(uow_factory, clock, telemetry)
+    # Run outputs and logs, read from S3 (`GET /runs/{id}/output`, `/logs`) by a client that
+    # connects on first use: most processes (CLI commands, tests) never read one.
+    reader = S3OutputReader(lambda: s3_client_from(settings, aws_endpoint_url))
+
+    def find_run(run_id: UUID) -> MetricRun:
+        return runs.get_run(run_id).run
+
     sender = HttpNotificationSender()
     resources.callback(sender.close)
     return Container(
@@ -242,7 +253,10 @@ def _assemble(
         queries=queries,
         health=HealthService(PostgresSchemaProbe(url)),
         telemetry=telemetry,
-        outputs=_output_service(settings, runs, aws_endpoint_url),
+        outputs=OutputService(
+            find_run, reader, settings.output_bucket, parquet=PolarsParquetEncoder()
+        ),
+        run_logs=RunLogs(find_run, reader),
         incidents=incidents,
         notifications=NotificationService(
             uow_factory, clock, sender, timeout=settings.notify_timeout
@@ -267,19 +281,6 @@ def dashboard_url(settings: Settings) -> str:
     return f"http://{settings.http_host}:{settings.http_port}"
 
 
-def _output_service(
-    settings: Settings, runs: RunOperations, endpoint_url: str | None
-) -> OutputService:
-    """Reads run outputs from S3 (`GET /runs/{id}/output`); the client connects on first use."""
-    reader = S3OutputReader(lambda: s3_client_from(settings, endpoint_url))
-    return OutputService(
-        lambda run_id: runs.get_run(run_id).run,
-        reader,
-        settings.output_bucket,
-        parquet=PolarsParquetEncoder(),
-    )
-
-
 def bootstrap(
     settings: Settings,
     *,
@@ -295,11 +296,21 @@ def bootstrap(
         url = database_url or resolve_database_url(settings, resources, announce=announce)
         pool = create_pool(url, max_size=settings.database_pool_size)
         resources.callback(pool.close)
-        endpoint = aws.endpoint_url if aws is not None else settings.aws_endpoint_url
+        endpoint = aws.endpoint_url if aws is not None else _reading_endpoint(settings)
         return _assemble(settings, url, pool, clock or SystemClock(), endpoint, resources)
     except BaseException:
         resources.close()
         raise
+
+
+def _reading_endpoint(settings: Settings) -> str | None:
+    """Where a process other than `serve` reads S3 (run outputs and logs): the configured
+    endpoint, else the emulator of the local `serve` when one runs (`runs logs ID`)."""
+    try:
+        local = find_local_serve(settings)
+    except SettingsError:
+        local = None
+    return local.aws_endpoint_url if local is not None else settings.aws_endpoint_url
 
 
 # -- AWS and the long-running service ------------------------------------------------------

@@ -94,6 +94,17 @@ def test_serve_with_worker_and_sample_data_computes_every_bundled_metric(
             output = httpx.get(f"{api}/runs/{run['id']}/output", params={"limit": 1}, timeout=10)
             assert output.status_code == 200, output.text
             assert output.json()["total"] == run["row_count"] > 0
+        # `runs logs` finds this serve's S3 (the emulator it recorded) with no AWS settings
+        logged = subprocess.run(
+            [str(CLI), "runs", "logs", runs[0]["id"]],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert logged.returncode == 0, logged.stderr.decode()
+        assert "INFO    run completed status=SUCCESS" in logged.stdout.decode()
     finally:
         process.send_signal(signal.SIGINT)
         try:

@@ -329,8 +329,19 @@ def test_an_update_becomes_a_computed_output_the_api_returns_and_redelivery_is_n
             f"{base}{version}/manifest.json",
             f"{base}current/manifest.json",
             f"{base}runs/{run_id}-1.claim",
+            f"{base}runs/{run_id}-1.log",
             f"{base}runs/{run_id}-1.ok",
         ]
+    )
+    # The run's log beside its output, as the control plane reads it (issue 25).
+    log = httpx.get(f"{world.api}/runs/{run_id}/logs", timeout=10).json()
+    assert log["location"] == f"s3://{world.output_bucket}/{base}runs/{run_id}-1.log"
+    assert log["text"].splitlines()[0].endswith(f"INFO    run started metric_code={METRIC}")
+    assert f"read s3://{world.input_bucket}/" in log["text"]
+    assert (
+        log["text"]
+        .splitlines()[-1]
+        .endswith(f"INFO    run completed status=SUCCESS row_count={len(expected)}")
     )
     data = s3_client.get_object(
         Bucket=world.output_bucket, Key=f"{base}{version}/data/part-0.parquet"
@@ -385,15 +396,22 @@ def test_sigterm_mid_run_abandons_it_and_another_worker_completes_it(
     assert time.monotonic() - started < 10
     assert slow.count("ON_RUN_ABANDONED") == 1, slow.describe()
     assert slow.count("ON_RUN_COMPLETED") == 0
-    # Nothing written but the run's claim, which the second worker takes over: it receives
-    # the same message (same MessageId), so it is a redelivery, not a duplicate.
-    assert world.output_keys(s3_client) == [f"metrics/{METRIC}/runs/{run_id}-1.claim"]
+    # Nothing written but the run's claim, which the second worker takes over (it receives
+    # the same message, same MessageId, so it is a redelivery, not a duplicate), and its log.
+    base = f"metrics/{METRIC}/runs/{run_id}-1"
+    assert world.output_keys(s3_client) == [f"{base}.claim", f"{base}.log"]
+    abandoned = httpx.get(f"{world.api}/runs/{run_id}/logs", timeout=10).json()["text"]
+    assert "WARNING stop requested: run abandoned" in abandoned
     # The request went back to the queue at once, for any worker to take.
     assert queue_depth(sqs_client, world.topology.worker_queue.url) == (1, 0)
     assert httpx.get(f"{world.api}/runs/{run_id}", timeout=10).json()["status"] == "running"
 
     world.worker("second-worker")
     assert world.wait_for_status("succeeded") == run_id
+    # The log is the attempt's latest story: the second worker's, which completed it.
+    log = httpx.get(f"{world.api}/runs/{run_id}/logs", timeout=10).json()["text"]
+    assert "run completed status=SUCCESS" in log
+    assert "abandoned" not in log
 
 
 def test_an_unreadable_input_fails_with_a_classified_error_and_the_retry_succeeds(
@@ -420,9 +438,15 @@ def test_an_unreadable_input_fails_with_a_classified_error_and_the_retry_succeed
     failed = httpx.get(f"{world.api}/runs/{failed_id}", timeout=10).json()
     assert failed["error"].startswith(f"INPUT_READ_ERROR: s3://{world.input_bucket}/{victim}")
     assert "is not a readable projection file" in failed["error"]
+    failed_log = httpx.get(f"{world.api}/runs/{failed_id}/logs", timeout=10).json()["text"]
+    assert failed_log.splitlines()[-1].endswith("retryable=True")
+    assert "WARNING run failed status=FAILURE error=INPUT_READ_ERROR: s3://" in failed_log
     retry_id = world.wait_for_status("succeeded", attempt=2)
     retry = httpx.get(f"{world.api}/runs/{retry_id}", timeout=10).json()
     assert retry["retry_of"] == failed_id
     assert retry["trigger"] == "retry"
     assert httpx.get(f"{world.api}/runs/{failed_id}/output", timeout=10).status_code == 404
     assert httpx.get(f"{world.api}/runs/{retry_id}/output", timeout=10).status_code == 200
+    retry_log = httpx.get(f"{world.api}/runs/{retry_id}/logs", timeout=10).json()
+    assert retry_log["location"].endswith(f"runs/{retry_id}-2.log")
+    assert "run completed status=SUCCESS" in retry_log["text"]

@@ -7,6 +7,7 @@ folder; `make screenshots` points them at docs/ui/).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
@@ -19,6 +20,7 @@ from bench.catalog import CatalogShape, generate_catalog
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from metrics_orchestrator.domain.model import Dataset, Metric, MetricDependency
+from metrics_orchestrator.domain.s3_locations import parse_s3_uri
 from metrics_orchestrator.infrastructure.aws.provisioning import provision
 from tests.conftest import drop_database, new_database
 from tests.integration.intake_helpers import update_body
@@ -33,6 +35,7 @@ from tests.integration.web_browser_helpers import (
 from tests.integration.web_helpers import UNKNOWN_DATASET_BODY, expected_graph_nodes
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
@@ -170,6 +173,50 @@ def test_an_open_run_page_follows_the_run_until_it_ends(page: Page, served: Serv
     expect(page.locator("#run-status [data-status]")).to_have_text("canceled")
     expect(page.locator("#timeline")).to_contain_text("completed (canceled)")
     expect(page.get_by_role("button", name="Cancel")).to_be_disabled()
+
+
+def test_a_run_page_shows_the_log_its_worker_wrote(
+    page: Page, served: Served, s3_client: S3Client
+) -> None:
+    status, body = served.post("/metrics/fx.gap/runs", {})
+    assert status == 201, body
+    run = served.get(f"/runs/{body['id']}")
+    page.goto(f"{served.base_url}/ui/runs/{run['id']}")
+    # queued, and no worker has written anything yet
+    expect(page.locator("#run-log-none")).to_contain_text("no log yet")
+
+    base = parse_s3_uri(run["request_payload"]["output"]["basePath"])
+    with contextlib.suppress(s3_client.exceptions.BucketAlreadyOwnedByYou):
+        s3_client.create_bucket(Bucket=base.bucket)
+    source = "s3://ingestor-datasets/datasets/fx_daily"
+    lines = "".join(
+        f"2026-12-05T03:00:0{n}.000Z {line}\n"
+        for n, line in enumerate(
+            [
+                "INFO    run started metric_code=fx.gap",
+                'INFO    expression (series_math) canonical={"op":"ratio",'
+                '"left":{"series_code":"FX_PARALLEL_D"},"right":{"series_code":"FX_OFFICIAL_D"}}',
+                "INFO    input fx_daily: 1 file to read"
+                f" manifest={source}/versions/v1/manifest.json",
+                f"INFO    read {source}/projections/FX_PARALLEL_D/year=2024/month=01/data.parquet"
+                " series=FX_PARALLEL_D rows=23",
+                "WARNING run failed status=FAILURE error=EXPRESSION_EVAL_ERROR: the value column"
+                " is <str>, not a number retryable=True",
+            ]
+        )
+    )
+    key = base.child(f"runs/{run['id']}-{run['attempt']}.log").key
+    s3_client.put_object(Bucket=base.bucket, Key=key, Body=lines.encode())
+    page.reload()
+
+    log = page.locator("#run-log")
+    expect(log).to_contain_text("INFO    run started metric_code=fx.gap")
+    expect(log).to_contain_text("the value column is <str>, not a number")  # text, not markup
+    expect(page.locator("#run-log str")).to_have_count(0)
+    page.locator("#log-h").scroll_into_view_if_needed()
+    shoot(page, "run-log")
+    page.get_by_role("link", name="the log as JSON", exact=True).click()
+    expect(page.locator("body")).to_contain_text('"found":true')
 
 
 def test_follow_why_not_yet_for_a_waiting_metric(page: Page, served: Served) -> None:

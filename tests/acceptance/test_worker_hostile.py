@@ -232,9 +232,14 @@ def test_the_same_request_delivered_to_several_threads_at_once_is_computed_once(
             f"{base}{version}/manifest.json",
             f"{base}current/manifest.json",
             f"{base}runs/{run_id(7)}-1.claim",
+            f"{base}runs/{run_id(7)}-1.log",
             f"{base}runs/{run_id(7)}-1.ok",
         ]
     )
+    # only the delivery that computed wrote the attempt's log
+    log_key = f"{base}runs/{run_id(7)}-1.log"
+    log = s3_client.get_object(Bucket=output_bucket, Key=log_key)["Body"].read().decode()
+    assert (log.count("run started"), log.count("run completed status=SUCCESS")) == (1, 1)
 
     def read(key: str) -> Any:
         return json.loads(s3_client.get_object(Bucket=output_bucket, Key=key)["Body"].read())

@@ -4,8 +4,10 @@
     claim the run    -> another delivery has it: drop this copy or let it wait (claims.py)
     started
     read inputs      -> FAILURE `INPUT_READ_ERROR: …` if a manifest or file cannot be read
+                        (inputs.py)
     evaluate         -> FAILURE `EXPRESSION_EVAL_ERROR: …` if the expression cannot be computed
     write output     -> FAILURE `OUTPUT_WRITE_ERROR: …` if S3 refuses the output
+    write the log    -> `{basePath}runs/{runId}-{attempt}.log` (run_log.py); a refusal is no failure
     completed        (SUCCESS with rowCount, versionTs, outputManifest)
 
 A FAILURE that would fail the same way again (an input that does not exist, a series the
@@ -14,7 +16,7 @@ an S3 outage does not.
 
 Heartbeats with the current progress go out every `heartbeat_interval` seconds from a
 background thread for as long as the run is in hand; each tick also calls `keep_alive` (the
-queue adapter extends the message's visibility there).
+queue adapter extends the message's visibility there) and writes the run's log so far.
 
 A stop request (SIGTERM) abandons a run at the next checkpoint before its output is written:
 no completed event is sent, so the control plane's timeout and retry take over (or another
@@ -41,21 +43,19 @@ import structlog
 from metrics_orchestrator.domain import log_events
 from metrics_orchestrator.domain.messages.run_completed import build_run_succeeded
 from metrics_orchestrator.domain.messages.run_heartbeat import build_run_heartbeat
-from metrics_orchestrator.domain.messages.run_requested import (
-    DatasetVersion,
-    InvalidRequest,
-    RunRequest,
-)
+from metrics_orchestrator.domain.messages.run_requested import InvalidRequest, RunRequest
 from metrics_orchestrator.domain.messages.run_started import build_run_started
-from metrics_orchestrator.domain.s3_locations import S3Location, parse_s3_uri
+from metrics_orchestrator.domain.run_files import RUN_LOG_TYPE
 from metrics_orchestrator.worker.claims import Claim, Claims, Verdict, advance_current
-from metrics_orchestrator.worker.evaluator import (
-    OBS_TIME,
-    VALUE,
-    EvaluationError,
-    empty_series,
-    evaluate,
+from metrics_orchestrator.worker.evaluator import OBS_TIME, EvaluationError, evaluate
+from metrics_orchestrator.worker.failures import (
+    EXPRESSION_EVAL_ERROR,
+    OUTPUT_WRITE_ERROR,
+    WORKER_ERROR,
+    Abandon,
+    RunFailed,
 )
+from metrics_orchestrator.worker.inputs import InputReader
 from metrics_orchestrator.worker.outputs import (
     JSON_TYPE,
     PARQUET_TYPE,
@@ -64,6 +64,7 @@ from metrics_orchestrator.worker.outputs import (
     data_location,
     failure_event,
     json_bytes,
+    log_location,
     manifest_location,
     marker_location,
     output_manifest,
@@ -76,13 +77,9 @@ from metrics_orchestrator.worker.ports import (
     ObjectStore,
     WriteConflict,
 )
+from metrics_orchestrator.worker.run_log import RunLog
 
 log = structlog.get_logger(__name__)
-
-INPUT_READ_ERROR = "INPUT_READ_ERROR"
-EXPRESSION_EVAL_ERROR = "EXPRESSION_EVAL_ERROR"
-OUTPUT_WRITE_ERROR = "OUTPUT_WRITE_ERROR"
-WORKER_ERROR = "WORKER_ERROR"
 
 # Progress milestones reported in heartbeats.
 _READ_DONE = 0.6
@@ -100,19 +97,8 @@ class ComputeOutcome(StrEnum):
     ABANDONED = "abandoned"
 
 
-class _Abandon(Exception):
-    """A stop was requested before the output was written."""
-
-
 class _ClaimTakenOver(Exception):
     """Another delivery took the run's claim over: it writes and reports, not this one."""
-
-
-class RunFailed(Exception):
-    def __init__(self, kind: str, detail: str, *, retryable: bool = True) -> None:
-        self.error = f"{kind}: {detail}"
-        self.retryable = retryable
-        super().__init__(self.error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,15 +106,6 @@ class WorkerOptions:
     heartbeat_interval: float = 10.0
     # Hold every run at least this long (demos, tests): progress then shows in heartbeats.
     min_run_seconds: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class _InputFile:
-    """A file to read, the series (code) its points belong to, and how errors name it."""
-
-    series: str
-    location: S3Location
-    what: str = "projection file"
 
 
 class _Progress:
@@ -158,6 +135,7 @@ class RunRequestHandler:
         self._clock = clock
         self._options = options or WorkerOptions()
         self._claims = Claims(store, clock)
+        self._inputs = InputReader(store)
 
     def handle(
         self,
@@ -194,19 +172,30 @@ class RunRequestHandler:
             return ComputeOutcome.COMPLETED
         if not isinstance(claim, Claim):
             return self._claimed_elsewhere(request, claim)
+        return self._run(request, claim, stop, keep_alive)
+
+    def _run(
+        self,
+        request: RunRequest,
+        claim: Claim,
+        stop: threading.Event,
+        keep_alive: Callable[[], None],
+    ) -> ComputeOutcome:
+        """Compute a run whose claim this delivery holds; its log goes beside its output."""
+        run_log = RunLog(log, self._clock, run_id=request.run_id, attempt=request.attempt)
         self._publisher.publish(build_run_started(request.run_id, self._clock.now()))
-        log.info(
-            log_events.ON_RUN_STARTED,
-            message="run started",
-            run_id=request.run_id,
-            attempt=request.attempt,
-            metric_code=request.metric_code,
+        run_log.info(log_events.ON_RUN_STARTED, "run started", metric_code=request.metric_code)
+        run_log.line(
+            "INFO",
+            f"expression ({request.expression.expression_type.value})",
+            canonical=request.expression.canonical,
         )
         progress = _Progress()
-        with self._heartbeats(request.run_id, progress, keep_alive):
+        with self._heartbeats(request, progress, keep_alive, run_log):
             try:
-                event = self._compute(request, claim, progress, stop)
+                event = self._compute(request, claim, progress, stop, run_log)
             except _ClaimTakenOver:
+                # Not in the run's log: the delivery that took the claim over writes that.
                 log.warning(
                     log_events.ON_DUPLICATE_EVENT,
                     message="the run's claim was taken over by a redelivery of its request; "
@@ -215,28 +204,26 @@ class RunRequestHandler:
                     attempt=request.attempt,
                 )
                 return ComputeOutcome.DEFERRED
-            except _Abandon:
-                log.warning(
+            except Abandon:
+                run_log.warning(
                     log_events.ON_RUN_ABANDONED,
-                    message="stop requested: run abandoned before writing its output "
+                    "stop requested: run abandoned before writing its output "
                     "(no completed event; the control plane times it out and retries)",
-                    run_id=request.run_id,
-                    attempt=request.attempt,
                 )
+                self._write_log(request, run_log)
                 return ComputeOutcome.ABANDONED
             except RunFailed as failed:
                 event = failure_event(
                     request.run_id, request.metric_code, failed.error, retryable=failed.retryable
                 )
             except Exception as exc:  # a bug must fail the run, not loop it through the queue
-                log.exception(
+                run_log.exception(
                     log_events.ON_CONSUMER_ERROR,
-                    message="unexpected error computing the run; reported as a FAILURE",
-                    run_id=request.run_id,
+                    "unexpected error computing the run; reported as a FAILURE",
                 )
                 error = f"{WORKER_ERROR}: {type(exc).__name__}: {exc}"
                 event = failure_event(request.run_id, request.metric_code, error)
-        self._publish_completed(request.run_id, event)
+        self._finish(request, event, run_log)
         return ComputeOutcome.COMPLETED
 
     def _claimed_elsewhere(self, request: RunRequest, verdict: Verdict) -> ComputeOutcome:
@@ -260,135 +247,28 @@ class RunRequestHandler:
     # -- the computation --------------------------------------------------------------------
 
     def _compute(
-        self, request: RunRequest, claim: Claim, progress: _Progress, stop: threading.Event
+        self,
+        request: RunRequest,
+        claim: Claim,
+        progress: _Progress,
+        stop: threading.Event,
+        run_log: RunLog,
     ) -> dict[str, Any]:
-        series = self._read_inputs(request, progress, stop)
+        series = self._inputs.read(
+            request, run_log, lambda share: progress.set(_READ_DONE * share), stop
+        )
         self._pace(progress, stop)
         try:
             frame = evaluate(request.expression, series)
         except (EvaluationError, pl.exceptions.PolarsError) as exc:
             raise RunFailed(EXPRESSION_EVAL_ERROR, str(exc)) from exc
+        run_log.line("INFO", "expression evaluated", rows=frame.height)
         progress.set(_EVALUATED)
         if stop.is_set():
-            raise _Abandon
-        return self._write_output(request, claim, frame)
-
-    def _read_inputs(
-        self, request: RunRequest, progress: _Progress, stop: threading.Event
-    ) -> dict[str, pl.LazyFrame]:
-        plan = [
-            file
-            for dataset in request.datasets.values()
-            if request.series_of(dataset.dataset_id)
-            for file in self._files_to_read(request, dataset)
-        ]
-        parts: dict[str, list[pl.DataFrame]] = {
-            code: [] for code in request.expression.series_codes()
-        }
-        for done, file in enumerate(plan, 1):
-            if stop.is_set():
-                raise _Abandon
-            parts[file.series].append(self._read_parquet(file))
-            progress.set(_READ_DONE * done / len(plan))
-        progress.set(_READ_DONE)
-        return {
-            code: pl.concat(frames, how="vertical_relaxed").lazy() if frames else empty_series()
-            for code, frames in parts.items()
-        }
-
-    def _files_to_read(self, request: RunRequest, dataset: DatasetVersion) -> list[_InputFile]:
-        """Exactly the files the request's catalog names for the series this run needs."""
-        needed = [
-            code
-            for code in request.series_of(dataset.dataset_id)
-            if code in request.expression.series_codes()
-        ]
-        if dataset.is_metric_output:
-            files = self._output_files(dataset)
-            what = f"output file of {dataset.dataset_id}"
-            return [_InputFile(code, file, what) for code in needed for file in files]
-        return self._projection_files(dataset, needed)
-
-    def _projection_files(self, dataset: DatasetVersion, needed: list[str]) -> list[_InputFile]:
-        """The version manifest's `parquet_files` under `{SERIES_CODE}/` of each needed series."""
-        manifest = self._read_manifest(dataset)
-        files = manifest.get("parquet_files")
-        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
-            raise RunFailed(
-                INPUT_READ_ERROR, f"manifest {dataset.manifest.uri}: parquet_files is not a list"
-            )
-        listed = manifest.get("series_codes")
-        wanted = []
-        for code in needed:
-            mine = [f for f in files if _relative(f, dataset).split("/", 1)[0] == code]
-            # No file: an empty series only if the manifest lists it; otherwise it is missing.
-            if not mine and not (isinstance(listed, list) and code in listed):
-                raise RunFailed(
-                    INPUT_READ_ERROR,
-                    f"manifest {dataset.manifest.uri} (dataset {dataset.dataset_id}) "
-                    f"has no series {code}",
-                    retryable=False,
-                )
-            wanted += [
-                _InputFile(code, dataset.projections.child(_relative(f, dataset))) for f in mine
-            ]
-        return wanted
-
-    def _output_files(self, dataset: DatasetVersion) -> list[S3Location]:
-        """Every file an upstream run's output manifest lists (SPEC §8): its series is their
-        union. Each must lie under that output's base path (`projectionsPath`)."""
-        manifest = self._read_manifest(dataset)
-        files = manifest.get("files")
-        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
-            raise RunFailed(
-                INPUT_READ_ERROR,
-                f"output manifest of {dataset.dataset_id} {dataset.manifest.uri}: "
-                "files is not a list of s3:// URIs",
-                retryable=False,
-            )
-        return [_output_file(file, dataset) for file in files]
-
-    def _read_manifest(self, dataset: DatasetVersion) -> dict[str, Any]:
-        output = dataset.is_metric_output
-        kind = "output manifest of" if output else "manifest of dataset"
-        raw = self._get(dataset.manifest, what=f"{kind} {dataset.dataset_id}")
-        named = (
-            f"{kind} {dataset.dataset_id} {dataset.manifest.uri}"
-            if output
-            else (f"manifest {dataset.manifest.uri}")
-        )
-        # An upstream run's output is written once and never changes, so a bad one stays bad;
-        # a corrupt projection manifest stays retryable, as it always was.
-        retryable = not output
-        try:
-            document = json.loads(raw)
-        except (ValueError, RecursionError) as exc:  # a manifest may be larger than any event
-            raise RunFailed(
-                INPUT_READ_ERROR, f"{named} is not JSON: {exc}", retryable=retryable
-            ) from exc
-        if not isinstance(document, dict):
-            raise RunFailed(INPUT_READ_ERROR, f"{named} is not an object", retryable=retryable)
-        return document
-
-    def _read_parquet(self, file: _InputFile) -> pl.DataFrame:
-        raw = self._get(file.location, what=file.what)
-        try:
-            # Column pruning: only the two columns §3.1 uses are decoded.
-            return pl.read_parquet(io.BytesIO(raw), columns=[OBS_TIME, VALUE])
-        except Exception as exc:  # polars raises several families for a bad file
-            raise RunFailed(
-                INPUT_READ_ERROR, f"{file.location.uri} is not a readable {file.what}: {exc}"
-            ) from exc
-
-    def _get(self, location: S3Location, *, what: str) -> bytes:
-        try:
-            return self._store.get(location)
-        except ObjectNotFound as exc:
-            raise RunFailed(
-                INPUT_READ_ERROR, f"{what} {location.uri} does not exist", retryable=False
-            ) from exc
-        except Exception as exc:
-            raise RunFailed(INPUT_READ_ERROR, f"{what} {location.uri}: {exc}") from exc
+            raise Abandon
+        event = self._write_output(request, claim, frame)
+        run_log.line("INFO", "output written", manifest=event["outputManifest"])
+        return event
 
     def _pace(self, progress: _Progress, stop: threading.Event) -> None:
         total = self._options.min_run_seconds
@@ -396,9 +276,9 @@ class RunRequestHandler:
         while (elapsed := time.monotonic() - started) < total:
             progress.set(_READ_DONE + (_PACED - _READ_DONE) * elapsed / total)
             if stop.wait(min(0.1, total - elapsed)):
-                raise _Abandon
+                raise Abandon
         if stop.is_set():
-            raise _Abandon
+            raise Abandon
 
     def _write_output(
         self, request: RunRequest, claim: Claim, frame: pl.DataFrame
@@ -464,26 +344,57 @@ class RunRequestHandler:
         return event if isinstance(event, dict) else None
 
     def _publish_completed(self, run_id: str, event: dict[str, Any]) -> None:
+        """A completion no log goes with (an invalid request, a redelivery, no claim)."""
         self._publisher.publish(event)
         succeeded = event.get("status") == "SUCCESS"
         # A failed run is something to look at: WARNING, not INFO (issue 19, item 10).
         (log.info if succeeded else log.warning)(
-            log_events.ON_RUN_COMPLETED,
-            message="run completed" if succeeded else "run failed",
-            run_id=run_id,
-            status=event.get("status"),
-            row_count=event.get("rowCount"),
-            error=event.get("error"),
-            retryable=event.get("retryable", True) if not succeeded else None,
+            log_events.ON_RUN_COMPLETED, run_id=run_id, **_completion(event)
         )
+
+    def _finish(self, request: RunRequest, event: dict[str, Any], run_log: RunLog) -> None:
+        """The run's last log line, its log beside its output, then its completed event: the
+        control plane that hears of the completion finds the whole log."""
+        fields = _completion(event)
+        message = fields.pop("message")
+        (run_log.info if event.get("status") == "SUCCESS" else run_log.warning)(
+            log_events.ON_RUN_COMPLETED, message, **fields
+        )
+        self._write_log(request, run_log)
+        self._publisher.publish(event)
+
+    def _write_log(self, request: RunRequest, run_log: RunLog) -> bytes | None:
+        """Write the run's log as it is now; its bytes, or None if S3 refused them (a log is
+        not worth failing a run for)."""
+        body = run_log.render()
+        try:
+            self._store.put(log_location(request), body, RUN_LOG_TYPE)
+        except Exception as exc:
+            log.warning(
+                log_events.ON_CONSUMER_ERROR,
+                message="could not write the run's log; the run goes on",
+                run_id=request.run_id,
+                attempt=request.attempt,
+                error=str(exc),
+            )
+            return None
+        return body
 
     @contextmanager
     def _heartbeats(
-        self, run_id: str, progress: _Progress, keep_alive: Callable[[], None]
+        self,
+        request: RunRequest,
+        progress: _Progress,
+        keep_alive: Callable[[], None],
+        run_log: RunLog,
     ) -> Iterator[None]:
+        """Every heartbeat_interval: keep the message, report progress, and write the run's log
+        so far when it has grown (a running run's page shows it)."""
         done = threading.Event()
+        run_id = request.run_id
 
         def beat() -> None:
+            written = b""
             while not done.wait(self._options.heartbeat_interval):
                 try:
                     keep_alive()
@@ -497,6 +408,8 @@ class RunRequestHandler:
                         run_id=run_id,
                         error=str(exc),
                     )
+                if run_log.render() != written:
+                    written = self._write_log(request, run_log) or written
 
         thread = threading.Thread(target=beat, name=f"heartbeat-{run_id}", daemon=True)
         thread.start()
@@ -507,43 +420,13 @@ class RunRequestHandler:
             thread.join()
 
 
-def _output_file(file: str, dataset: DatasetVersion) -> S3Location:
-    """An output manifest's file as a location, refused (not retryable) unless it is a full
-    `s3://` URI under the output's base path: a run reads only the output the request names."""
-    base = dataset.projections.child("")
-    try:
-        location = parse_s3_uri(file)
-    except ValueError:
-        location = None
-    inside = (
-        location is not None
-        and location.bucket == base.bucket
-        and location.key.startswith(base.key)
-        and len(location.key) > len(base.key)
-        # S3 keeps `..` literally but HTTP clients may resolve it: refused either way.
-        and not {".", ".."} & set(location.key.split("/"))
-    )
-    if location is None or not inside:
-        raise RunFailed(
-            INPUT_READ_ERROR,
-            f"output manifest of {dataset.dataset_id} {dataset.manifest.uri} lists "
-            f"{_shown(file)}, which is not under the output's base path {base.uri}",
-            retryable=False,
-        )
-    return location
-
-
-def _shown(text: str, limit: int = 200) -> str:
-    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text):,} characters)"
-
-
-def _relative(file: str, dataset: DatasetVersion) -> str:
-    """A manifest's file path relative to `projectionsPath` (also accepting full keys/URIs)."""
-    path = file
-    full = dataset.projections.uri.rstrip("/") + "/"
-    if path.startswith(full):
-        return path[len(full) :]
-    key_prefix = dataset.projections.key.rstrip("/") + "/"
-    if path.startswith(key_prefix):
-        return path[len(key_prefix) :]
-    return path.lstrip("/")
+def _completion(event: dict[str, Any]) -> dict[str, Any]:
+    """What a completed event says, as log fields (`message` included)."""
+    succeeded = event.get("status") == "SUCCESS"
+    return {
+        "message": "run completed" if succeeded else "run failed",
+        "status": event.get("status"),
+        "row_count": event.get("rowCount"),
+        "error": event.get("error"),
+        "retryable": event.get("retryable", True) if not succeeded else None,
+    }

@@ -7,6 +7,9 @@
     {basePath}current/manifest.json             a copy of the newest run's manifest
     {basePath}runs/{runId}-{attempt}.claim      the delivery computing the run (conditional put)
     {basePath}runs/{runId}-{attempt}.ok         marker: the completed event sent for the run
+    {basePath}runs/{runId}-{attempt}.log        the run's log lines (run_log.py)
+
+The `runs/` files' layout is the domain's (`domain/run_files.py`): the control plane reads the log.
 
 `versionTs` is the ISO-8601 *basic* form of the time the output was produced, in UTC
 (`20251111T014305.123456Z`): it carries its zone as §4.2 asks and has no `:`, so it is a
@@ -24,6 +27,7 @@ from typing import Any
 from metrics_orchestrator.domain.messages.run_completed import build_run_failed
 from metrics_orchestrator.domain.messages.run_requested import RunRequest
 from metrics_orchestrator.domain.messages.shared import utc_text
+from metrics_orchestrator.domain.run_files import RunFile, run_file
 from metrics_orchestrator.domain.s3_locations import S3Location
 
 DATA_FILE = "data/part-0.parquet"
@@ -61,11 +65,15 @@ def current_manifest_location(request: RunRequest) -> S3Location:
 
 
 def marker_location(request: RunRequest) -> S3Location:
-    return request.output_base.child(f"runs/{request.run_id}-{request.attempt}.ok")
+    return run_file(request.output_base, request.run_id, request.attempt, RunFile.MARKER)
 
 
 def claim_location(request: RunRequest) -> S3Location:
-    return request.output_base.child(f"runs/{request.run_id}-{request.attempt}.claim")
+    return run_file(request.output_base, request.run_id, request.attempt, RunFile.CLAIM)
+
+
+def log_location(request: RunRequest) -> S3Location:
+    return run_file(request.output_base, request.run_id, request.attempt, RunFile.LOG)
 
 
 def supersedes(version: str, current: object) -> bool:

@@ -72,8 +72,10 @@ def parse(document: dict[str, Any]) -> RunRequest | InvalidRequest:
 
 
 def written_outputs(store: MemoryStore) -> list[str]:
-    """The run's output objects: everything under the base path but the run's claim."""
-    return [u for u in store.objects if u.startswith(OUTPUT_BASE) and not u.endswith(".claim")]
+    """The run's output objects: everything under the base path but the run's claim and log."""
+    return [
+        u for u in store.objects if u.startswith(OUTPUT_BASE) and not u.endswith((".claim", ".log"))
+    ]
 
 
 def output_values(store: MemoryStore, uri: str) -> list[tuple[Any, Any]]:

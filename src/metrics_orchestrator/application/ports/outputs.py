@@ -63,6 +63,11 @@ class OutputReader(Protocol):
         """The last row of the file that has a value, or None."""
         ...
 
+    def read_tail(self, uri: str, max_bytes: int) -> tuple[bytes, int]:
+        """At most the last `max_bytes` bytes of the object at an `s3://` URI, and the size of
+        the whole object; errors as read_json."""
+        ...
+
 
 class RunLookup(Protocol):
     def __call__(self, run_id: UUID) -> MetricRun:

@@ -49,6 +49,10 @@ TAIL_GUESS = 64 * 1024
 COLUMNS = ["obs_time", "value"]
 
 
+class _EmptyObject(OutputUnavailable):
+    """A range of an object that has no bytes (S3 answers 416 InvalidRange)."""
+
+
 @dataclass(slots=True)
 class ReadStats:
     """What the reader fetched and decoded since it was built (for tests and logs)."""
@@ -93,6 +97,12 @@ class S3OutputReader:
         if not isinstance(document, dict):
             raise OutputUnavailable(f"{uri} is not a JSON object")
         return document
+
+    def read_tail(self, uri: str, max_bytes: int) -> tuple[bytes, int]:
+        try:
+            return self._get_tail(uri, max_bytes)
+        except _EmptyObject:
+            return b"", 0
 
     # --- the OutputReader port ------------------------------------------------------------
 
@@ -215,6 +225,8 @@ class S3OutputReader:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in _NOT_FOUND:
             return OutputObjectMissing(uri)
+        if code == "InvalidRange":
+            return _EmptyObject(uri)
         return OutputUnavailable(f"S3 refused to read {uri}: {code or exc}")
 
 

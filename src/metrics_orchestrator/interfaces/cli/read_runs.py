@@ -1,4 +1,5 @@
-"""`metrics-orchestrator runs list` and `runs show ID`: the API's run views, at a terminal."""
+"""`metrics-orchestrator runs list`, `runs show ID` and `runs logs ID`: the API's run views, at
+a terminal."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from metrics_orchestrator.interfaces.cli.reading import (
     print_table,
     read_container,
 )
+from metrics_orchestrator.interfaces.http.output_models import RunLogOut
 
 runs_app = typer.Typer(help="Read runs (what ran, what waits, what failed).", no_args_is_help=True)
 
@@ -109,6 +111,30 @@ def show_run_command(
             for a in detail.attempts
         ],
     )
+
+
+@runs_app.command("logs")
+def run_logs_command(
+    run_id: str = typer.Argument(
+        ..., metavar="ID", help="The run's id, or a unique prefix of it (4+ hex digits)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The run's log as its worker wrote it beside the output (GET /runs/{id}/logs).
+
+    The lines go to stdout as they are; a note (no log, or only its newest part shown) goes to
+    stderr. With the embedded setup, S3 is the running `serve`'s."""
+    with read_container() as container:
+        log = container.run_logs.read(container.queries.resolve_run_id(run_id))
+    if as_json:
+        print_json(RunLogOut.of(log).model_dump(mode="json"))
+        return
+    if log.text is None:
+        typer.echo(log.absence, err=True)
+        return
+    if log.truncated:
+        typer.echo(f"(the last {log.shown_bytes:,} of {log.size:,} bytes)", err=True)
+    typer.echo(log.text, nl=not log.text.endswith("\n"))
 
 
 # The fields `runs show` prints, in order (labels of run_fields).

@@ -97,6 +97,7 @@ def _provide(app: FastAPI, container: Container) -> None:
     state.exposition = container.telemetry
     state.clock = container.clock
     state.outputs = container.outputs
+    state.run_logs = container.run_logs
     state.incidents = container.incidents
     state.notifications = container.notifications
     token = container.settings.api_token

@@ -21,6 +21,7 @@ from metrics_orchestrator.application.pagination import MAX_PAGE_SIZE
 from metrics_orchestrator.application.ports import Clock
 from metrics_orchestrator.application.queries import QueryService
 from metrics_orchestrator.application.router import EventRouter
+from metrics_orchestrator.application.run_logs import RunLogs
 from metrics_orchestrator.application.runs import RunOperations
 from metrics_orchestrator.application.telemetry import Exposition
 from metrics_orchestrator.interfaces.http.auth import require_token
@@ -48,6 +49,7 @@ HealthDep = Annotated[HealthService, Depends(_from_state("health"))]
 ExpositionDep = Annotated[Exposition, Depends(_from_state("exposition"))]
 ClockDep = Annotated[Clock, Depends(_from_state("clock"))]
 OutputsDep = Annotated[OutputService, Depends(_from_state("outputs"))]
+RunLogsDep = Annotated[RunLogs, Depends(_from_state("run_logs"))]
 IncidentsDep = Annotated[IncidentQueries, Depends(_from_state("incidents"))]
 NotificationsDep = Annotated[NotificationService, Depends(_from_state("notifications"))]
 

@@ -1,4 +1,4 @@
-"""Response model of `GET /runs/{id}/output` and its offset cursor."""
+"""Response models of `GET /runs/{id}/output` (and its offset cursor) and `GET /runs/{id}/logs`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 
 from metrics_orchestrator.application.outputs import OutputFormat, RunOutput
 from metrics_orchestrator.application.pagination import encode_offset_cursor
+from metrics_orchestrator.application.run_logs import RunLog
+from metrics_orchestrator.domain.run_files import MAX_RUN_LOG_BYTES
 
 
 class OutputPointOut(BaseModel):
@@ -43,4 +45,33 @@ class RunOutputOut(BaseModel):
             total=output.total,
             items=[OutputPointOut(obs_time=p.obs_time, value=p.value) for p in output.points],
             next_cursor=encode_offset_cursor(next_offset) if next_offset is not None else None,
+        )
+
+
+class RunLogOut(BaseModel):
+    run_id: UUID
+    attempt: int
+    location: str | None = Field(
+        description="Where the run's worker writes its log (`{basePath}runs/{runId}-{attempt}"
+        ".log`); null before the run is queued."
+    )
+    found: bool = Field(description="Whether a log is there (a worker may write none).")
+    text: str | None = Field(description="The log's lines (its newest, when truncated).")
+    size_bytes: int = Field(description="The whole log's size.")
+    truncated: bool = Field(
+        description=f"Only the last {MAX_RUN_LOG_BYTES:,} bytes (from a line start) are shown."
+    )
+    note: str | None = Field(description="Why the run has no log, when it has none.")
+
+    @classmethod
+    def of(cls, log: RunLog) -> RunLogOut:
+        return cls(
+            run_id=log.run_id,
+            attempt=log.attempt,
+            location=log.location,
+            found=log.found,
+            text=log.text,
+            size_bytes=log.size,
+            truncated=log.truncated,
+            note=log.absence,
         )

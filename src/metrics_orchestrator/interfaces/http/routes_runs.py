@@ -18,6 +18,7 @@ from metrics_orchestrator.application.outputs import (
 from metrics_orchestrator.application.pagination import decode_offset_cursor
 from metrics_orchestrator.application.refresh import refresh_stale
 from metrics_orchestrator.domain.model import RunStatus
+from metrics_orchestrator.domain.run_files import MAX_RUN_LOG_BYTES
 from metrics_orchestrator.interfaces.http.dependencies import (
     AUTHENTICATED,
     DEFAULT_PAGE_SIZE,
@@ -27,6 +28,7 @@ from metrics_orchestrator.interfaces.http.dependencies import (
     Limit,
     OutputsDep,
     QueriesDep,
+    RunLogsDep,
     RunsDep,
 )
 from metrics_orchestrator.interfaces.http.models import (
@@ -48,7 +50,7 @@ from metrics_orchestrator.interfaces.http.output_files import (
     attachment,
     csv_lines,
 )
-from metrics_orchestrator.interfaces.http.output_models import RunOutputOut
+from metrics_orchestrator.interfaces.http.output_models import RunLogOut, RunOutputOut
 from metrics_orchestrator.interfaces.http.problems import ApiProblem, problem_responses
 from metrics_orchestrator.interfaces.http.routes_catalog import DatasetId, MetricCode
 from metrics_orchestrator.interfaces.http.views import impact_view, readiness_view
@@ -167,6 +169,24 @@ def download_output_parquet(run_id: UUID, outputs: OutputsDep) -> Response:
     except ExportUnsupported as exc:
         raise ApiProblem(501, "export-unsupported", f"no Parquet download here: {exc}") from exc
     return Response(body, media_type=PARQUET_MEDIA_TYPE, headers=attachment(run_id, "parquet"))
+
+
+@router.get(
+    "/runs/{run_id}/logs",
+    tags=["runs"],
+    summary="A run's log, as its worker wrote it beside the output",
+    description="Read from `{basePath}runs/{runId}-{attempt}.log` (docs/worker.md): the "
+    f"reference worker writes it on its heartbeats and when the run ends, at most "
+    f"{MAX_RUN_LOG_BYTES:,} bytes; no more than that of any worker's log is read. A run whose "
+    "worker wrote none answers 200 with `found: false` and a `note` saying why. 404 for an "
+    "unknown run; 502 when S3 cannot be read.",
+    responses=problem_responses(404, 502),
+)
+def get_run_log(run_id: UUID, run_logs: RunLogsDep) -> RunLogOut:
+    try:
+        return RunLogOut.of(run_logs.read(run_id))
+    except OutputUnavailable as exc:
+        raise ApiProblem(502, "log-unavailable", f"the run's log cannot be read: {exc}") from exc
 
 
 def _readable(read: Callable[[], T]) -> T:

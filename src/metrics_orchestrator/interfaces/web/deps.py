@@ -19,6 +19,7 @@ from metrics_orchestrator.interfaces.http.dependencies import (
     OutputsDep,
     QueriesDep,
     RouterDep,
+    RunLogsDep,
     RunsDep,
 )
 
@@ -46,6 +47,7 @@ Orchestration = IntakeDep
 Catalog = CatalogDep
 Router = RouterDep
 Outputs = OutputsDep
+RunLogs = RunLogsDep
 ApiToken = Annotated[str | None, Depends(api_token)]
 Incidents = Annotated[IncidentQueries, Depends(incident_queries)]
 Notifications = Annotated[NotificationService, Depends(notification_service)]
@@ -60,5 +62,6 @@ __all__ = [
     "Outputs",
     "Queries",
     "Router",
+    "RunLogs",
     "Runs",
 ]

@@ -12,6 +12,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from metrics_orchestrator.application.ports.outputs import OutputUnavailable
 from metrics_orchestrator.application.ports.runs import RunSummary
 from metrics_orchestrator.application.queries import MetricData, RunOverview
 from metrics_orchestrator.application.run_batches import MAX_BATCH, BatchAction, act_on_runs
@@ -33,6 +34,7 @@ from metrics_orchestrator.interfaces.web.deps import (
     Incidents,
     Outputs,
     Queries,
+    RunLogs,
     Runs,
 )
 from metrics_orchestrator.interfaces.web.incident_views import (
@@ -278,6 +280,7 @@ def run_page(
     runs: Runs,
     queries: Queries,
     outputs: Outputs,
+    run_logs: RunLogs,
     clock: ClockDep,
     token: ApiToken,
 ) -> Response:
@@ -306,6 +309,7 @@ def run_page(
         "retry_instead": newer,
         "output": run_output(outputs, run.id, detail.metric_code),
         "markers": input_markers(detail.lineage),
+        **_run_log(run_logs, run.id),
         "timed": timed_run(
             run,
             detail.metric_code,
@@ -357,6 +361,15 @@ def retry(request: Request, run_id: UUID, runs: Runs, token: ApiToken) -> Respon
     except (Conflict, IllegalTransition) as exc:
         return _back_to_run(run_id, f"not retried: {exc}", token)
     return _back_to_run(new_run.id, f"retry queued (attempt {new_run.attempt})", token)
+
+
+def _run_log(run_logs: RunLogs, run_id: UUID) -> dict[str, Any]:
+    """The run's log for its page: `log` (a RunLog), or `log_unavailable` when S3 cannot be
+    read (the rest of the page is still shown)."""
+    try:
+        return {"log": run_logs.read(run_id), "log_unavailable": None}
+    except OutputUnavailable as exc:
+        return {"log": None, "log_unavailable": str(exc)}
 
 
 def _back_to_run(run_id: UUID, notice: str, token: str | None) -> RedirectResponse:
