@@ -29,10 +29,10 @@ test: lint typecheck
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-# The dashboard screenshots in docs/ui/ (docs/ui.md shows them), taken by the browser tests;
+# The dashboard screenshots in docs/ui/ (docs/ui.md shows them), taken by every browser suite;
 # `make test` writes its screenshots to a temporary folder and leaves the checkout clean.
 screenshots: $(STAMP)
-	UI_SCREENSHOTS_DIR=$(CURDIR)/docs/ui $(BIN)/pytest tests/acceptance/test_web_browser.py -p no:cacheprovider
+	UI_SCREENSHOTS_DIR=$(CURDIR)/docs/ui $(BIN)/pytest tests/acceptance/test_web_*browser.py -p no:cacheprovider
 
 # Mutation testing of the domain rules against the unit tests (no database); not part of
 # `make test`. Configuration in pyproject.toml [tool.mutmut]; survivors explained in
