@@ -39,6 +39,23 @@ def test_runs_list_filters_like_the_api_and_show_has_the_run_in_full(loaded: str
     assert "datasets/reserves_daily/versions/r1/manifest.json" in table.stdout
 
 
+def test_runs_list_takes_several_statuses_and_a_date_range_like_the_api(loaded: str) -> None:
+    def listed(*args: str) -> list[str]:
+        return sorted(r["status"] for r in cli_json(cli(loaded, "runs", "list", *args))["items"])
+
+    both = listed("--status", "queued", "--status", "pending_dependencies", "--json")
+    assert both == ["pending_dependencies", "pending_dependencies", "queued"]
+    assert listed("--status", "queued", "--json") == ["queued"]
+    assert listed("--until", "2000-01-01T00:00:00Z", "--json") == []
+    assert (
+        len(listed("--since", "2000-01-01T00:00:00Z", "--until", "2999-01-01T00:00Z", "--json"))
+        == 3
+    )
+    naive = cli(loaded, "runs", "list", "--until", "2000-01-01T00:00:00")
+    assert naive.exit_code == 2
+    assert "give a time zone" in naive.stderr
+
+
 def test_the_table_of_runs_names_each_metric(loaded: str) -> None:
     result = cli(loaded, "runs", "list")
     assert result.exit_code == 0, result.output

@@ -38,23 +38,33 @@ def _aware(value: str | None) -> datetime | None:
 
 @runs_app.command("list")
 def list_runs_command(
-    status: RunStatus | None = typer.Option(None, help="Only runs in this status."),
+    status: list[RunStatus] = typer.Option(
+        [], help="Only runs in this status; repeat it for several (runs in any of them)."
+    ),
     metric: str | None = typer.Option(None, help="Only runs of this metric code."),
     since: str | None = typer.Option(
         None, help="Only runs created at or after this ISO-8601 time (with a zone)."
+    ),
+    until: str | None = typer.Option(
+        None, help="Only runs created before this ISO-8601 time (with a zone)."
     ),
     limit: int = typer.Option(50, min=1, max=500, help="At most this many runs."),
     cursor: str | None = typer.Option(None, help="The next-page cursor of a previous list."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List runs, newest first (the filters of GET /runs)."""
-    created_since = _aware(since)
+    created_since, created_until = _aware(since), _aware(until)
     with read_container() as container:
         if metric is not None:
             # a mistyped code is said, not answered with an empty table (exit 2)
             container.catalog.get_metric(metric)
         runs, next_cursor = container.runs.list_runs(
-            status=status, metric_code=metric, since=created_since, limit=limit, cursor=cursor
+            statuses=status,
+            metric_code=metric,
+            since=created_since,
+            until=created_until,
+            limit=limit,
+            cursor=cursor,
         )
     if as_json:
         print_json({"items": [summary_dict(r) for r in runs], "next_cursor": next_cursor})
