@@ -7,7 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from metrics_orchestrator.application.catalog_document import (
     CatalogDocument,
@@ -254,6 +257,10 @@ def test_a_channel_is_read_with_every_field() -> None:
         ({"url": "https://[::1/x"}, "url", "http or https URL"),
         ({"url": "https://host/a b"}, "url", "http or https URL"),
         ({"url": "https://host/\x07"}, "url", "http or https URL"),
+        ({"url": "https://xn--a/hook"}, "url", "IDNA"),
+        ({"url": "https://hooks.xn--zz-zzz.test/"}, "url", "IDNA"),
+        ({"url": "https://\u2603.net/hook"}, "url", "IDNA"),
+        ({"url": "https://a\u200db.example/"}, "url", "IDNA"),
         ({"url": "https://host/\x00"}, "url", "NUL"),
         ({"url": "https://host/\ud800"}, "url", "lone surrogates"),
         ({"url": "https://h/" + "x" * 2039}, "url", "2048"),
@@ -275,6 +282,33 @@ def test_a_bad_channel_field_is_refused_at_its_path(
 
     assert f"notifications[0].{path}" in errors, errors
     assert words in errors[f"notifications[0].{path}"]
+
+
+def test_a_host_in_unicode_with_an_idna_form_is_accepted() -> None:
+    document, errors = _read({"notifications": [_channel(url="https://bücher.example/hook")]})
+
+    assert errors == {}
+    assert document.channels[0].item.url == "https://bücher.example/hook"
+
+
+# Host labels as people and attackers write them: plain, punycode (valid or not), any text.
+_LABELS = st.one_of(
+    st.from_regex(r"[a-z0-9-]{1,10}", fullmatch=True),
+    st.from_regex(r"xn--[a-z0-9-]{0,10}", fullmatch=True),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=6),
+)
+
+
+@given(st.lists(_LABELS, min_size=1, max_size=3), st.sampled_from(["http", "https"]))
+def test_every_channel_url_accepted_is_one_httpx_can_post_to(
+    labels: list[str], scheme: str
+) -> None:
+    url = f"{scheme}://{'.'.join(labels)}/hook"
+    document, errors = _read({"notifications": [_channel(url=url)]})
+
+    if not errors:
+        # what the notifier's sender builds before it connects: no exception here
+        httpx.Request("POST", document.channels[0].item.url, content=b"{}")
 
 
 def test_a_channel_needs_a_name_and_a_url_and_names_are_unique() -> None:

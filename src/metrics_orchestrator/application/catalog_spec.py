@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar, get_args
 from urllib.parse import urlsplit
 
+import idna
 import pydantic
 from pydantic import (
     AfterValidator,
@@ -329,6 +330,7 @@ Glob = Annotated[
 
 
 _URL_WORDS = "must be an http or https URL with a host (and no spaces or control characters)"
+_HOST_WORDS = "must name a host an HTTP client can post to (its IDNA form is invalid)"
 
 
 def _http_url(url: str) -> str:
@@ -343,9 +345,27 @@ def _http_url(url: str) -> str:
         raise ValueError(_URL_WORDS) from None
     if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
         raise ValueError(_URL_WORDS)
+    if not _idna_valid(parts.hostname):
+        raise ValueError(_HOST_WORDS)
     # urlsplit lowers the scheme: store it so (`HTTPS://…` is the same URL, and migration
     # 007's CHECK reads the scheme in lower case)
     return parts.scheme + url[len(parts.scheme) :]
+
+
+def _idna_valid(host: str) -> bool:
+    """Whether an HTTP client can name this host: a host in Unicode must have an IDNA 2008
+    form, and an ASCII one's `xn--` labels must decode (`http://xn--a/` would otherwise only
+    fail at delivery time). IP literals and plain ASCII names pass as they are."""
+    if host.startswith("[") or (host.isascii() and "xn--" not in host):
+        return True
+    try:
+        if host.isascii():
+            idna.decode(host)
+        else:
+            idna.encode(host)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return False
+    return True
 
 
 def _channel_name(name: str) -> str:
