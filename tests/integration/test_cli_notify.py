@@ -8,8 +8,8 @@ import psycopg
 from metrics_orchestrator.bootstrap import bootstrap, load_settings
 from tests.integration.cli_helpers import cli, cli_json
 
-# accepted by the catalog's URL check, refused by the HTTP client before it connects (IDNA)
-UNUSABLE_URL = "http://xn--a/hook"
+# a URL the catalog accepts where nobody listens (the discard port): every post is refused
+UNUSABLE_URL = "http://127.0.0.1:9/hook"
 
 
 def seed(database_url: str) -> None:
@@ -38,7 +38,7 @@ def test_a_test_post_that_fails_prints_why_and_exits_1(database_url: str) -> Non
     sent = cli(database_url, "notify", "test", "odd")
 
     assert sent.exit_code == 1, sent.output
-    assert sent.stderr.splitlines()[-1].startswith("not delivered: invalid URL")
+    assert sent.stderr.splitlines()[-1].startswith("not delivered: ConnectError: ")
     assert "Traceback" not in sent.output
     unknown = cli(database_url, "notify", "test", "nobody")
     assert unknown.exit_code == 2

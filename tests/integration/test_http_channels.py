@@ -24,7 +24,7 @@ from tests.support import MutableClock
 SECRET = "sig-key-4f1c9a-never-shown"
 TOKEN = "tok-for-channel-tests"
 AUTHORIZED = {"Authorization": f"Bearer {TOKEN}"}
-# a URL the catalog's check accepts and httpx refuses before connecting (IDNA)
+# a URL httpx refuses before connecting (IDNA): the catalog refuses it too, since this stop
 UNUSABLE_URL = "http://xn--a/hook"
 
 
@@ -218,14 +218,21 @@ def test_an_occurrence_links_to_the_page_of_its_event(api: Api) -> None:
     assert api.client.get(incident["url"]).status_code == 200
 
 
-def test_testing_a_channel_whose_url_no_client_can_use_says_why(api: Api) -> None:
-    assert put_channel(api, "odd", {"url": UNUSABLE_URL}).status_code == 200
+def test_a_channel_whose_url_no_client_can_use_is_refused_at_its_path(api: Api) -> None:
+    refused = put_channel(api, "odd", {"url": UNUSABLE_URL})
+
+    assert_problem(refused, 422, detail_contains="IDNA")
+    assert api.client.get("/notifications/channels").json() == []
+
+
+def test_testing_a_channel_nobody_listens_to_says_why(api: Api) -> None:
+    assert put_channel(api, "odd", {"url": "http://127.0.0.1:9/hook"}).status_code == 200
 
     tested = api.client.post("/notifications/channels/odd/test")
 
     assert tested.status_code == 200, tested.text
     assert tested.json()["ok"] is False
-    assert tested.json()["detail"].startswith("invalid URL: ")
+    assert tested.json()["detail"].startswith("ConnectError: ")
     [delivery] = api.client.get("/notifications/deliveries").json()
     assert (delivery["change"], delivery["state"]) == ("test", "undeliverable")
 

@@ -25,8 +25,8 @@ class HttpNotificationSender:
         except httpx.HTTPError as exc:
             return PostResult(False, f"{type(exc).__name__}: {exc}"[:_ANSWER_LIMIT])
         except (httpx.InvalidURL, UnicodeError) as exc:
-            # a URL the catalog's check lets through but httpx cannot use (a host IDNA refuses,
-            # e.g. `xn--a`; a malformed port): the channel's failure, told, never a crash
+            # a URL httpx cannot use (a channel stored before the catalog checked IDNA, say
+            # `xn--a`; a malformed port): the channel's failure, told, never a crash
             return PostResult(False, f"invalid URL: {exc}"[:_ANSWER_LIMIT])
         answer = response.text[:_ANSWER_LIMIT].strip()
         detail = f"HTTP {response.status_code}" + (f": {answer}" if answer else "")
