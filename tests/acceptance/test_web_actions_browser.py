@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,21 +22,16 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from metrics_orchestrator.domain.model import RunStatus
-from metrics_orchestrator.infrastructure.aws.provisioning import provision
-from tests.conftest import drop_database, new_database
+from tests.acceptance.conftest import Dashboard, DashboardOn
 from tests.factories import seed_run
-from tests.integration.messaging_helpers import load_catalog, service_env
 from tests.integration.metric_graph_helpers import chain_catalog
 from tests.integration.web_browser_helpers import (
     Served,
     screenshot_dir,
-    served_dashboard,
 )
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_sns import SNSClient
-    from mypy_boto3_sqs import SQSClient
 
 pytestmark = pytest.mark.slow
 TIMEOUT_MS = 20_000
@@ -47,29 +41,9 @@ VALUES = [1.0, 2.5, None, 4.0]
 
 
 @pytest.fixture
-def served(
-    postgres_server_url: str,
-    template_database: str,
-    aws_endpoint_url: str,
-    sns_client: SNSClient,
-    sqs_client: SQSClient,
-    s3_client: S3Client,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Served, dict[str, str]]]:
-    database_url = new_database(postgres_server_url, template_database)
-    prefix = f"web{uuid.uuid4().hex[:10]}"
-    topology = provision(sns_client, sqs_client, prefix=prefix, fifo=False, raw_delivery=True)
-    s3_client.create_bucket(Bucket=f"{prefix}-out")
-    env = service_env(database_url, aws_endpoint_url, topology, OUTPUT_BUCKET=f"{prefix}-out")
-    folder = tmp_path_factory.mktemp("actions")
-    catalog = folder / "chain_catalog.yaml"
-    catalog.write_text(json.dumps(chain_catalog()))
-    load_catalog(env, catalog)
-    try:
-        with served_dashboard(env, folder) as dashboard:
-            yield dashboard, env
-    finally:
-        drop_database(postgres_server_url, database_url)
+def served(dashboard_on: DashboardOn) -> Iterator[Dashboard]:
+    with dashboard_on(chain_catalog(), output_bucket=True) as dashboard:
+        yield dashboard
 
 
 def _seed(env: Mapping[str, str], status: RunStatus, minutes_ago: float, took: float) -> UUID:

@@ -6,7 +6,6 @@ metrics list shows each metric's last run, last success and typical duration."""
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,45 +17,24 @@ import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect
 
 from metrics_orchestrator.domain.model import RunStatus
-from metrics_orchestrator.infrastructure.aws.provisioning import provision
-from tests.conftest import drop_database, new_database
+from tests.acceptance.conftest import DashboardOn
 from tests.factories import seed_run
-from tests.integration.messaging_helpers import load_catalog, service_env
 from tests.integration.web_browser_helpers import (
     Served,
     screenshot_dir,
-    served_dashboard,
 )
 
 if TYPE_CHECKING:
-    from mypy_boto3_sns import SNSClient
-    from mypy_boto3_sqs import SQSClient
+    pass
 
 pytestmark = pytest.mark.slow
 TIMEOUT_MS = 20_000
 
 
 @pytest.fixture
-def served(
-    postgres_server_url: str,
-    template_database: str,
-    aws_endpoint_url: str,
-    sns_client: SNSClient,
-    sqs_client: SQSClient,
-    catalogs_dir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Served, str]]:
-    database_url = new_database(postgres_server_url, template_database)
-    topology = provision(
-        sns_client, sqs_client, prefix=f"web{uuid.uuid4().hex[:10]}", fifo=False, raw_delivery=True
-    )
-    env = service_env(database_url, aws_endpoint_url, topology)
-    load_catalog(env, catalogs_dir / "multi_dataset_catalog.yaml")
-    try:
-        with served_dashboard(env, tmp_path_factory.mktemp("history")) as dashboard:
-            yield dashboard, database_url
-    finally:
-        drop_database(postgres_server_url, database_url)
+def served(dashboard_on: DashboardOn, catalogs_dir: Path) -> Iterator[tuple[Served, str]]:
+    with dashboard_on(catalogs_dir / "multi_dataset_catalog.yaml") as (dashboard, env):
+        yield dashboard, env["DATABASE_URL"]
 
 
 def _seed_runs(database_url: str, code: str, outcomes: list[tuple[RunStatus, float]]) -> list[UUID]:

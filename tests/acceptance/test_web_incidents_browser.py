@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,21 +24,17 @@ from metrics_orchestrator.bootstrap import Container, bootstrap
 from metrics_orchestrator.domain.events import decode_event
 from metrics_orchestrator.domain.incidents import ChannelFormat
 from metrics_orchestrator.domain.model import RunStatus
-from metrics_orchestrator.infrastructure.aws.provisioning import provision
 from metrics_orchestrator.infrastructure.settings import load_settings
-from tests.conftest import drop_database, new_database
+from tests.acceptance.conftest import Dashboard, DashboardOn
 from tests.factories import seed_run
-from tests.integration.messaging_helpers import load_catalog, service_env
 from tests.integration.web_browser_helpers import (
     Served,
     screenshot_dir,
-    served_dashboard,
 )
 from tests.receiver import Receiver, running_receiver
 
 if TYPE_CHECKING:
-    from mypy_boto3_sns import SNSClient
-    from mypy_boto3_sqs import SQSClient
+    pass
 
 pytestmark = pytest.mark.slow
 TIMEOUT_MS = 20_000
@@ -60,26 +55,9 @@ def refusals(page: Page) -> list[str]:
 
 
 @pytest.fixture
-def served(
-    postgres_server_url: str,
-    template_database: str,
-    aws_endpoint_url: str,
-    sns_client: SNSClient,
-    sqs_client: SQSClient,
-    catalogs_dir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Served, dict[str, str]]]:
-    database_url = new_database(postgres_server_url, template_database)
-    topology = provision(
-        sns_client, sqs_client, prefix=f"web{uuid.uuid4().hex[:10]}", fifo=False, raw_delivery=True
-    )
-    env = service_env(database_url, aws_endpoint_url, topology)
-    load_catalog(env, catalogs_dir / "multi_dataset_catalog.yaml")
-    try:
-        with served_dashboard(env, tmp_path_factory.mktemp("incidents")) as dashboard:
-            yield dashboard, env
-    finally:
-        drop_database(postgres_server_url, database_url)
+def served(dashboard_on: DashboardOn, catalogs_dir: Path) -> Iterator[Dashboard]:
+    with dashboard_on(catalogs_dir / "multi_dataset_catalog.yaml") as dashboard:
+        yield dashboard
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ and clicking "Refresh" queues a manual run on its freshest inputs."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -17,21 +16,17 @@ from playwright.sync_api import Page, expect
 from metrics_orchestrator.application.ports.events import EventStatus
 from metrics_orchestrator.bootstrap import bootstrap
 from metrics_orchestrator.domain.events import decode_event
-from metrics_orchestrator.infrastructure.aws.provisioning import provision
 from metrics_orchestrator.infrastructure.settings import load_settings
-from tests.conftest import drop_database, new_database
+from tests.acceptance.conftest import Dashboard, DashboardOn
 from tests.integration.intake_helpers import update_body
-from tests.integration.messaging_helpers import load_catalog, service_env
 from tests.integration.metric_graph_helpers import chain_catalog
 from tests.integration.web_browser_helpers import (
     Served,
     screenshot_dir,
-    served_dashboard,
 )
 
 if TYPE_CHECKING:
-    from mypy_boto3_sns import SNSClient
-    from mypy_boto3_sqs import SQSClient
+    pass
 
 pytestmark = pytest.mark.slow
 TIMEOUT_MS = 20_000
@@ -39,28 +34,9 @@ METRIC = "chain.a"
 
 
 @pytest.fixture
-def served(
-    postgres_server_url: str,
-    template_database: str,
-    aws_endpoint_url: str,
-    sns_client: SNSClient,
-    sqs_client: SQSClient,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Served, dict[str, str]]]:
-    database_url = new_database(postgres_server_url, template_database)
-    topology = provision(
-        sns_client, sqs_client, prefix=f"web{uuid.uuid4().hex[:10]}", fifo=False, raw_delivery=True
-    )
-    env = service_env(database_url, aws_endpoint_url, topology)
-    folder = tmp_path_factory.mktemp("refresh")
-    catalog = folder / "chain_catalog.yaml"
-    catalog.write_text(json.dumps(chain_catalog()))
-    load_catalog(env, catalog)
-    try:
-        with served_dashboard(env, folder) as dashboard:
-            yield dashboard, env
-    finally:
-        drop_database(postgres_server_url, database_url)
+def served(dashboard_on: DashboardOn) -> Iterator[Dashboard]:
+    with dashboard_on(chain_catalog()) as dashboard:
+        yield dashboard
 
 
 def _queued_run(database_url: str, code: str) -> UUID:
