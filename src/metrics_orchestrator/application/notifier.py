@@ -39,9 +39,9 @@ from metrics_orchestrator.domain import log_events
 from metrics_orchestrator.domain.errors import NotFound
 from metrics_orchestrator.domain.incidents import (
     Change,
+    body_for_test,
     next_delivery_attempt,
     signature,
-    test_body,
 )
 
 log = structlog.get_logger(__name__)
@@ -237,7 +237,7 @@ class NotificationService:
             raise NotFound(f"no notification channel named {name!r}")
         now = self._clock.now()
         delivery_id = uuid4()
-        body = test_body(str(delivery_id), name, now, fmt=channel.format)
+        body = body_for_test(str(delivery_id), name, now, fmt=channel.format)
         headers = delivery_headers(str(delivery_id), body, channel.secret)
         result = self._sender.post(channel.url, body, headers, self._timeout.total_seconds())
         delivery = NewDelivery(delivery_id, name, None, Change.TEST, body, now)

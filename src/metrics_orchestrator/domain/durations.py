@@ -34,7 +34,8 @@ def parse_duration(
     if not isinstance(text, str) or len(text) > _MAX_TEXT:
         raise DurationError("must be an ISO-8601 duration such as PT6H or P1D")
     match = _DURATION.fullmatch(text.strip().upper())
-    if match is None or text.strip().upper() in ("P", "PT") or text.strip().upper().endswith("T"):
+    # "P" alone names no unit; a trailing "T" (PT, P1DT) opens a time part with none
+    if match is None or text.strip().upper() == "P" or text.strip().upper().endswith("T"):
         raise DurationError(
             f"{text!r} is not an ISO-8601 duration of weeks, days, hours, minutes and seconds "
             "(such as PT6H, P1D or P1DT12H; months and years have no fixed length)"

@@ -149,7 +149,8 @@ def slack_text(change: Change, incident: Incident, link: str) -> str:
     return f"{head}\n{_slack_escape(incident.summary)}\n{tail}\n<{link}|Open in the dashboard>"
 
 
-def test_body(delivery_id: str, channel: str, at: datetime, *, fmt: ChannelFormat) -> str:
+def body_for_test(delivery_id: str, channel: str, at: datetime, *, fmt: ChannelFormat) -> str:
+    """What "Send test" posts (never retried): a fixed text, so the receiver sees the format."""
     text = f"Test notification from metrics-orchestrator to channel {channel}"
     if fmt is ChannelFormat.SLACK:
         return _json({"text": f":wave: {text}"})
