@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bench.ceiling import CeilingConfig, run_ceiling
 from bench.completions import CompletionsConfig, run_completions
+from bench.dashboard import DashboardConfig, run_dashboard
 from bench.environment import REPO_ROOT, BenchDatabases, bench_databases, describe_machine
 from bench.latency import LatencyConfig, run_latency
 from bench.memory import MemoryConfig, run_memory
@@ -28,7 +29,15 @@ from bench.workers import WorkerPool
 from metrics_orchestrator.infrastructure.logging import configure_logging
 from metrics_orchestrator.infrastructure.settings import LogFormat
 
-BENCHMARKS = ("ceiling", "throughput", "scaling", "latency", "memory", "completions")
+BENCHMARKS = (
+    "ceiling",
+    "throughput",
+    "scaling",
+    "latency",
+    "memory",
+    "completions",
+    "dashboard",
+)
 REPORT = REPO_ROOT / "docs" / "performance.md"
 
 
@@ -41,6 +50,7 @@ class Mode:
     scaling: ScalingConfig
     memory: MemoryConfig
     completions: CompletionsConfig
+    dashboard: DashboardConfig
 
 
 QUICK = Mode(
@@ -55,6 +65,7 @@ QUICK = Mode(
     completions=CompletionsConfig(
         fan_outs=(1, 10, 100), repeats=1, completions=40, warmup=5, duration=1.0
     ),
+    dashboard=DashboardConfig(repeats=3),
 )
 FULL = Mode(
     name="full",
@@ -77,6 +88,7 @@ FULL = Mode(
         duration=5.0,
         warmup_events=50,
     ),
+    dashboard=DashboardConfig(repeats=11),
 )
 
 
@@ -138,6 +150,8 @@ def _run(
         results.memory = run_memory(databases, mode.memory, progress)
     elif name == "completions":
         results.completions = run_completions(pool, databases, mode.completions, progress)
+    elif name == "dashboard":
+        results.dashboard = run_dashboard(databases, mode.dashboard, progress)
     print(f"  ({time.monotonic() - started:.0f} s)", flush=True)
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import html as html_text
 import re
-import statistics
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,7 +23,6 @@ from tests.integration.web_helpers import page, seeded_api
 from tests.support import MutableClock
 
 NOW = datetime.fromisoformat("2025-11-11T12:00:00+00:00")  # MutableClock's start
-BUDGET_SECONDS = 0.3  # docs/ui.md: a page's server time at 500 metrics / 10k runs
 
 
 @pytest.fixture
@@ -289,18 +286,8 @@ FROM ms, generate_series(0, %(runs)s - 1) AS g,
 """
 
 
-def _median_seconds(call: object, repeats: int = 5) -> float:
-    assert callable(call)
-    call()  # warm: the statement prepared, the pages cached
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-def test_the_grid_at_500_metrics_and_10k_runs_stays_within_its_budget(database_url: str) -> None:
+def test_the_grid_at_500_metrics_and_10k_runs_shows_a_row_per_metric(database_url: str) -> None:
+    """What the grid shows at scale; its speed is bench/dashboard.py's (docs/performance.md)."""
     with running_api(database_url, MutableClock()) as api:
         api.container.catalog.load_catalog(generate_catalog(CatalogShape(datasets=100, fan_out=9)))
         with psycopg.connect(database_url, autocommit=True) as conn:
@@ -317,14 +304,5 @@ def test_the_grid_at_500_metrics_and_10k_runs_stays_within_its_budget(database_u
         assert len(_codes(grid)) == 100
         assert grid.count('<a class="cell st-') == 100 * 20
 
-        sql = _median_seconds(lambda: queries.run_history(HistoryRequest()))
-        sql_filtered = _median_seconds(
-            lambda: queries.run_history(HistoryRequest(failing_only=True, runs=50))
-        )
-        served = _median_seconds(lambda: page(api, "/ui/history?runs=50"))
-        listing = _median_seconds(lambda: page(api, "/ui/metrics"))
-
-    assert sql < BUDGET_SECONDS, f"the grid's read took {sql * 1000:.0f} ms"
-    assert sql_filtered < BUDGET_SECONDS, f"the filtered read took {sql_filtered * 1000:.0f} ms"
-    assert served < BUDGET_SECONDS, f"the grid page took {served * 1000:.0f} ms"
-    assert listing < BUDGET_SECONDS, f"the metrics list took {listing * 1000:.0f} ms"
+        assert len(_codes(page(api, "/ui/history?runs=50"))) == 100
+        assert page(api, "/ui/metrics").count("<tr data-metric=") > 0

@@ -8,7 +8,6 @@ from __future__ import annotations
 import html as html_text
 import json
 import re
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -523,8 +522,6 @@ def test_the_lists_show_a_freshness_badge_per_row(api: Api) -> None:
 
 # --- scale --------------------------------------------------------------------------------------
 
-BUDGET_SECONDS = 0.3  # docs/ui.md: a page's server time at 500 metrics / 10k runs
-
 # 10k runs over the 500 metrics, set-based: 20 a metric, an hour apart, ending now; every
 # seventh failed, the rest succeeded (so data times exist and most metrics are not overdue).
 _RUNS_SQL = """
@@ -542,24 +539,12 @@ FROM ms, generate_series(0, %(runs)s - 1) AS g,
 """
 
 
-def _best_seconds(call: object, repeats: int = 5) -> float:
-    """The page's own cost: the best of a few calls (other work on a shared machine only ever
-    adds to a call's time, so the minimum is the least noisy estimate)."""
-    assert callable(call)
-    call()  # warm: the statements prepared, the pages cached
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
-def test_the_incident_pages_at_500_metrics_and_10k_runs_stay_within_budget(
+def test_the_incident_pages_at_500_metrics_and_10k_runs_show_the_newest_first(
     database_url: str,
 ) -> None:
     """Every metric and dataset has an objective, the sweeper opened an incident for each
-    failing one (through the use case), and 300 rejected events are open incidents too."""
+    failing one (through the use case), and 300 rejected events are open incidents too. What
+    the pages show at scale; their speed is bench/dashboard.py's (docs/performance.md)."""
     with running_api(database_url, MutableClock()) as api:
         api.container.catalog.load_catalog(generate_catalog(CatalogShape(datasets=100, fan_out=9)))
         with psycopg.connect(database_url, autocommit=True) as conn:
@@ -583,10 +568,7 @@ def test_the_incident_pages_at_500_metrics_and_10k_runs_stay_within_budget(
         assert section(overview, "failing-freshness").count("<tr data-") == 20
         assert f"{board.failing} late or overdue in all" in overview
 
-        timings = {
-            path: _best_seconds(lambda path=path: page(api, path))
-            for path in ("/", "/ui/incidents", "/ui/metrics", "/ui/datasets")
-        }
-
-    for path, seconds in timings.items():
-        assert seconds < BUDGET_SECONDS, f"{path} took {seconds * 1000:.0f} ms"
+        listed = page(api, "/ui/incidents")
+        assert listed.count("<tr data-incident=") == INCIDENTS_PAGE_SIZE
+        for path in ("/ui/metrics", "/ui/datasets"):
+            page(api, path)

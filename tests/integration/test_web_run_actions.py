@@ -7,9 +7,7 @@ selection run by run through the single-run use cases, and the list at 500 metri
 from __future__ import annotations
 
 import re
-import statistics
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,6 @@ from tests.support import MutableClock
 
 S = RunStatus
 NOW = datetime.fromisoformat("2025-11-11T12:00:00+00:00")  # MutableClock's start
-BUDGET_SECONDS = 0.3  # docs/ui.md: a page's server time at 500 metrics / 10k runs
 
 
 @pytest.fixture
@@ -403,19 +400,10 @@ FROM ms, generate_series(0, %(runs)s - 1) AS g,
 """
 
 
-def _median_seconds(call: Callable[[], object], repeats: int = 5) -> float:
-    call()  # warm: the statements prepared, the pages cached
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-def test_the_runs_list_at_500_metrics_and_10k_runs_stays_within_its_budget(
+def test_the_runs_list_at_500_metrics_and_10k_runs_pages_filters_and_marks_slow_runs(
     database_url: str,
 ) -> None:
+    """What the list shows at scale; its speed is bench/dashboard.py's (docs/performance.md)."""
     with running_api(database_url, MutableClock()) as api:
         api.container.catalog.load_catalog(generate_catalog(CatalogShape(datasets=100, fan_out=9)))
         with psycopg.connect(database_url, autocommit=True) as conn:
@@ -434,17 +422,10 @@ def test_the_runs_list_at_500_metrics_and_10k_runs_stays_within_its_budget(
         assert len(_row_ids(one_metric)) == 20
         assert one_metric.count('data-slow="yes"') == 1
 
-        served = _median_seconds(lambda: page(api, "/ui/runs"))
-        served_filtered = _median_seconds(lambda: page(api, filtered_url))
-        rows = _median_seconds(lambda: page(api, "/ui/runs/rows?status=failed&status=timed_out"))
+        rows = page(api, "/ui/runs/rows?status=failed&status=timed_out")
+        assert rows.count('data-span="run"') == 50
         older = re.search(r'href="(/ui/runs\?[^"]+)" rel="next"', filtered)
         assert older is not None
-        older_url = older.group(1).replace("&amp;", "&")
-        paged = _median_seconds(lambda: page(api, older_url))
-
-    assert served < BUDGET_SECONDS, f"the runs list took {served * 1000:.0f} ms"
-    assert served_filtered < BUDGET_SECONDS, (
-        f"the filtered list took {served_filtered * 1000:.0f} ms"
-    )
-    assert rows < BUDGET_SECONDS, f"the live rows took {rows * 1000:.0f} ms"
-    assert paged < BUDGET_SECONDS, f"an older page took {paged * 1000:.0f} ms"
+        older_page = page(api, older.group(1).replace("&amp;", "&"))
+        assert len(_row_ids(older_page)) == 50
+        assert not set(_row_ids(older_page)) & set(_row_ids(filtered))

@@ -11,7 +11,6 @@ candidates. The chain is driven as in production (tests/integration/test_metric_
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -366,12 +365,11 @@ def test_the_overview_refreshes_itself_like_the_runs_list(graph: Graph) -> None:
 
 # A version read by 10,000 runs (docs/performance.md's 10k-run history): the version's page
 # lists the newest 100 through run_dataset_updates_by_update; search reads indexes only.
+# Their speed is bench/dashboard.py's (docs/performance.md, figure 7).
 SCALE_RUNS = 10_000
-# the dashboard's budget (server time at 500 metrics / 10k runs); each takes about 10 ms here
-MAX_PAGE_SECONDS = 0.3
 
 
-def test_version_page_datasets_list_and_search_stay_fast_over_10k_runs(graph: Graph) -> None:
+def test_version_page_datasets_list_and_search_over_10k_runs(graph: Graph) -> None:
     graph.update("d1", "v1")
     d1_v1 = _update_id(graph, "d1", "v1")
     with psycopg.connect(graph.api.database_url, autocommit=True) as conn:
@@ -387,15 +385,10 @@ def test_version_page_datasets_list_and_search_stay_fast_over_10k_runs(graph: Gr
         )
         conn.execute("ANALYZE")
 
-    timings = {}
-    for path in (version_href("d1", d1_v1), "/ui/datasets", f"/ui/search?q={A}"):
-        page(graph.api, path)  # warm: templates compiled, statements prepared
-        started = time.perf_counter()
+    for path in ("/ui/datasets", f"/ui/search?q={A}"):
         response = graph.client.get(path, follow_redirects=False)
-        timings[path] = time.perf_counter() - started
         assert response.status_code in (200, 303), response.text
 
     html = page(graph.api, version_href("d1", d1_v1))
     assert html.count("<tr data-run-id=") == 100
     assert "the newest 100 are shown" in html
-    assert max(timings.values()) < MAX_PAGE_SECONDS, timings
