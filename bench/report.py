@@ -134,7 +134,7 @@ def _targets_section(results: SuiteResults) -> str:
         rows.append(
             [
                 f"every dashboard page < {BUDGET_MS:.0f} ms at 500 metrics / 10k runs",
-                f"slowest {slowest.path} {slowest.page_ms:.0f} ms",
+                f"slowest `{slowest.path}` {slowest.page_ms:.0f} ms",
                 _verdict(all(p.within_budget for p in results.dashboard.pages)),
             ]
         )
