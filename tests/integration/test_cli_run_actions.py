@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -143,3 +144,42 @@ def test_an_unreachable_database_is_exit_1(tmp_path: Path) -> None:
     url = "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1"
     result = cli(url, "runs", "retry", "abcd")
     assert result.exit_code == 1, result.output
+
+
+def test_several_ids_act_on_each_run_and_exit_2_when_one_is_refused(loaded: str) -> None:
+    queued = _queued_run(loaded)
+    pending = cli_json(cli(loaded, "runs", "list", "--status", "pending_dependencies", "--json"))[
+        "items"
+    ]
+    first, second = str(pending[0]["id"]), str(pending[1]["id"])
+
+    canceled = cli(loaded, "runs", "cancel", queued[:8], first, "--reason", "drill", "--json")
+    assert canceled.exit_code == 0, canceled.output
+    body = cli_json(canceled)
+    assert (body["action"], body["done"], body["refused"]) == ("cancel", 2, 0)
+    assert [o["run_id"] for o in body["outcomes"]] == [queued, first]
+
+    again = cli(loaded, "runs", "cancel", queued, second)
+    assert again.exit_code == 2, again.output
+    assert "cancel: 1 done, 1 refused" in again.stdout
+    assert "already ended" in again.stdout
+    statuses = cli_json(cli(loaded, "runs", "list", "--status", "canceled", "--json"))["items"]
+    assert sorted(str(r["id"]) for r in statuses) == sorted([queued, first, second])
+
+    # a run canceled before it was queued has no request to repeat
+    retried = cli(loaded, "runs", "retry", queued, first, "--json")
+    assert retried.exit_code == 2, retried.output
+    outcomes = json.loads(retried.stdout)["outcomes"]
+    assert [(o["done"], o["refusal"]) for o in outcomes] == [
+        (True, None),
+        (False, "cannot be retried"),
+    ]
+
+
+def test_an_unknown_id_among_several_acts_on_none(loaded: str) -> None:
+    queued = _queued_run(loaded)
+
+    refused = _refused(cli(loaded, "runs", "cancel", queued, "ffff0000"))
+
+    assert "ffff0000" in refused
+    assert cli_json(cli(loaded, "runs", "show", queued, "--json"))["status"] == "queued"

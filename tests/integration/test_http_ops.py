@@ -184,6 +184,11 @@ MUTATIONS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/metrics/fx.gap/runs", None),
     ("POST", "/runs/00000000-0000-0000-0000-000000000000/cancel", None),
     ("POST", "/runs/00000000-0000-0000-0000-000000000000/retry", None),
+    (
+        "POST",
+        "/runs/bulk",
+        {"action": "cancel", "run_ids": ["00000000-0000-0000-0000-000000000000"]},
+    ),
     ("POST", "/events/projection-update", {"dataset_id": "fx_daily"}),
     ("POST", "/events/a:b/replay", None),
 ]

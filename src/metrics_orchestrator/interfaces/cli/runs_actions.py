@@ -1,10 +1,12 @@
-"""`runs retry ID`, `runs cancel ID`, `metrics run CODE` and `metrics refresh CODE | --stale`
-(SPEC §6.1, §8): the actions a person
-takes at a terminal, through the same use cases as the API and the dashboard.
+"""`runs retry ID...`, `runs cancel ID...`, `metrics run CODE` and `metrics refresh CODE |
+--stale` (SPEC §6.1, §8): the actions a person takes at a terminal, through the same use cases
+as the API and the dashboard.
 
 Exit codes: 0 done; 2 the action was refused (unknown or ambiguous id, a conflict such as a
 run that already ended, or retrying an attempt that is not its chain's latest) with a one-line
-reason; 1 anything else (the database unreachable).
+reason; 1 anything else (the database unreachable). Several ids act on each run through its own
+use case (`POST /runs/bulk`) and print each outcome; exit 2 when any was refused. An id that
+matches no run, or several, ends the command before any run is acted on.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from uuid import UUID
 import typer
 
 from metrics_orchestrator.application.refresh import StaleRefresh, refresh_stale
+from metrics_orchestrator.application.run_batches import MAX_BATCH, BatchAction, act_on_runs
 from metrics_orchestrator.application.runs import RunDetail
 from metrics_orchestrator.bootstrap import Container
 from metrics_orchestrator.domain.errors import DomainError
@@ -27,9 +30,13 @@ from metrics_orchestrator.interfaces.cli.reading import (
     print_table,
     read_container,
 )
+from metrics_orchestrator.interfaces.http.batch_models import RunBatchOut
 
-RUN_ID_ARGUMENT = typer.Argument(
-    ..., metavar="ID", help="The run's id, or a unique prefix of it (4+ hex digits)."
+RUN_IDS_ARGUMENT = typer.Argument(
+    ...,
+    metavar="ID...",
+    help="Run ids, or unique prefixes of them (4+ hex digits); several act on each "
+    f"(at most {MAX_BATCH}).",
 )
 
 # What an action's confirmation prints of the run it made or changed (labels of run_fields).
@@ -63,26 +70,54 @@ def _print(detail: RunDetail, title: str, as_json: bool) -> None:
     print_run_fields(detail, f"run {title}", _CONFIRMED)
 
 
-def retry_command(run_id: str = RUN_ID_ARGUMENT, as_json: bool = JSON_OPTION) -> None:
-    """Re-run the latest attempt of a failed, timed out or canceled run (POST /runs/{id}/retry)."""
+def retry_command(run_ids: list[str] = RUN_IDS_ARGUMENT, as_json: bool = JSON_OPTION) -> None:
+    """Re-run the latest attempt of a failed, timed out or canceled run (POST /runs/{id}/retry;
+    several: POST /runs/bulk)."""
+    if len(run_ids) > 1:
+        _act_on_many(BatchAction.RETRY, run_ids, None, as_json)
+        return
 
     def retry(container: Container) -> UUID:
-        return container.runs.retry(container.queries.resolve_run_id(run_id)).id
+        return container.runs.retry(container.queries.resolve_run_id(run_ids[0])).id
 
     _act(retry, "queued", as_json)
 
 
 def cancel_command(
-    run_id: str = RUN_ID_ARGUMENT,
+    run_ids: list[str] = RUN_IDS_ARGUMENT,
     reason: str | None = typer.Option(None, "--reason", help="Why (kept on the run)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Cancel a run that has not ended (POST /runs/{id}/cancel)."""
+    """Cancel a run that has not ended (POST /runs/{id}/cancel; several: POST /runs/bulk)."""
+    if len(run_ids) > 1:
+        _act_on_many(BatchAction.CANCEL, run_ids, reason, as_json)
+        return
 
     def cancel(container: Container) -> UUID:
-        return container.runs.cancel(container.queries.resolve_run_id(run_id), reason).id
+        return container.runs.cancel(container.queries.resolve_run_id(run_ids[0]), reason).id
 
     _act(cancel, "canceled", as_json)
+
+
+def _act_on_many(
+    action: BatchAction, run_ids: list[str], reason: str | None, as_json: bool
+) -> None:
+    with acting() as container:
+        ids = [container.queries.resolve_run_id(text) for text in run_ids]
+        report = act_on_runs(container.runs, action, ids, cancel_reason=reason)
+    if as_json:
+        print_json(RunBatchOut.of(report).model_dump(mode="json"))
+    else:
+        print_table(
+            f"{action}: {report.done} done, {report.refused} refused",
+            ["run", "outcome", "what happened"],
+            [
+                [o.run_id, "done" if o.done else f"refused ({o.refusal})", o.message]
+                for o in report.outcomes
+            ],
+        )
+    if report.refused:
+        raise typer.Exit(2)
 
 
 def run_metric_command(

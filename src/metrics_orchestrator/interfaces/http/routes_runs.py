@@ -17,8 +17,10 @@ from metrics_orchestrator.application.outputs import (
 )
 from metrics_orchestrator.application.pagination import decode_offset_cursor
 from metrics_orchestrator.application.refresh import refresh_stale
+from metrics_orchestrator.application.run_batches import MAX_BATCH, act_on_runs
 from metrics_orchestrator.domain.model import RunStatus
 from metrics_orchestrator.domain.run_files import MAX_RUN_LOG_BYTES
+from metrics_orchestrator.interfaces.http.batch_models import RunBatchIn, RunBatchOut
 from metrics_orchestrator.interfaces.http.dependencies import (
     AUTHENTICATED,
     DEFAULT_PAGE_SIZE,
@@ -196,6 +198,21 @@ def _readable(read: Callable[[], T]) -> T:
     except OutputUnavailable as exc:
         detail = f"the run's output cannot be read: {exc}"
         raise ApiProblem(502, "output-unavailable", detail) from exc
+
+
+@router.post(
+    "/runs/bulk",
+    tags=["runs"],
+    summary="Retry or cancel several runs at once",
+    description="Each run goes through the same use case and domain checks as when it is "
+    "acted on alone (`POST /runs/{id}/retry`, `/cancel`), in its own transaction: one refusal "
+    "never undoes the others. 200 with each run's outcome (done, or why not); 422 for a body "
+    f"that is not `{{action, run_ids (1 to {MAX_BATCH}), reason?}}`.",
+    dependencies=AUTHENTICATED,
+    responses=problem_responses(401, 422),
+)
+def act_on_many_runs(body: RunBatchIn, runs: RunsDep) -> RunBatchOut:
+    return RunBatchOut.of(act_on_runs(runs, body.action, body.run_ids, cancel_reason=body.reason))
 
 
 @router.post(
