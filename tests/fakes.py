@@ -442,6 +442,12 @@ class FakeNotificationRepository(_NotFaked):
         self._store.state.deliveries.extend(deliveries)
 
 
+def _listed(event: LoggedEvent, body_chars: int) -> LoggedEvent:
+    """An entry as a page of the log holds it: the start of its raw body."""
+    body = event.raw_body
+    return replace(event, raw_body=body[:body_chars] if body is not None else None)
+
+
 # -- intake -------------------------------------------------------------------------------
 
 
@@ -755,6 +761,7 @@ class FakeEventLogRepository:
             source=event.source,
             payload=copy.deepcopy(event.payload),
             raw_body=event.raw_body,
+            raw_body_length=len(event.raw_body) if event.raw_body is not None else None,
             error=event.error,
             received_at=event.received_at,
             processed_at=processed_at,
@@ -791,10 +798,10 @@ class FakeEventLogRepository:
         return max(found, key=lambda e: e.id, default=None)
 
     def list(
-        self, *, status: EventStatus | None, limit: int, before_id: int | None
+        self, *, status: EventStatus | None, limit: int, before_id: int | None, body_chars: int
     ) -> list[LoggedEvent]:
         found = [
-            e
+            _listed(e, body_chars)
             for e in self._events.values()
             if (status is None or e.status is status) and (before_id is None or e.id < before_id)
         ]

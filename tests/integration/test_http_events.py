@@ -264,3 +264,34 @@ def test_dismiss_of_an_unknown_or_processed_event_is_refused(api: Api) -> None:
     processed = api.send_update("bcra_infomondia_series", "v1").json()["event_key"]
     refused = api.client.post(f"/events/{processed}/dismiss", json={"reason": "r"})
     assert_problem(refused, 409, detail_contains="only rejected events dismiss")
+
+
+def test_a_page_of_the_log_holds_the_start_of_a_long_body_and_one_event_the_whole(
+    api: Api,
+) -> None:
+    # an unknown dataset with a long field: rejected, its raw body kept for replay
+    body = update_body("nobody_knows", "v1", note="x" * 10_000)
+    rejected = _post_raw(api, body).json()
+    assert rejected["status"] == 422
+
+    (listed,) = _events(api, status="rejected")
+    assert listed["raw_body"] == body[:4096]
+    assert (listed["raw_body_length"], listed["raw_body_truncated"]) == (len(body), True)
+
+    key = listed["event_key"]
+    for sent in (key, quote(key, safe="")):
+        whole = api.client.get(f"/events/{sent}")
+        assert whole.status_code == 200, whole.text
+        assert whole.json()["raw_body"] == body
+        assert whole.json()["raw_body_truncated"] is False
+    assert_problem(api.client.get("/events/no:such:event"), 404)
+
+
+def test_a_short_body_is_listed_whole(api: Api) -> None:
+    body = update_body("nobody_knows", "v2")
+    _post_raw(api, body)
+
+    (listed,) = _events(api, status="rejected")
+
+    assert (listed["raw_body"], listed["raw_body_truncated"]) == (body, False)
+    assert listed["raw_body_length"] == len(body)

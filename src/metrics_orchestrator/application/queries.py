@@ -45,6 +45,8 @@ from metrics_orchestrator.domain.run_ids import SHOWN_MATCHES, parse_run_id_pref
 from metrics_orchestrator.domain.staleness import Staleness, refresh_roots, staleness
 
 RECENT_UPDATES = 20
+# A page of the event log holds this much of each raw body (a rejected one may be 256 KiB).
+LISTED_BODY_CHARACTERS = 4096
 # A metric's typical duration is the median of its newest succeeded runs: recent enough to
 # follow a change of the worker, many enough that one slow run does not move it.
 DURATION_RUNS = 20
@@ -90,11 +92,17 @@ class QueryService:
     def list_events(
         self, *, status: EventStatus | None = None, limit: int = 50, cursor: str | None = None
     ) -> EventPage:
-        """A page of the event log, newest first, and the cursor of the next page."""
+        """A page of the event log, newest first, and the cursor of the next page; each raw
+        body is its first LISTED_BODY_CHARACTERS (`get_event`, `event_with_key`: the whole)."""
         check_page_size(limit)
         before_id = decode_event_cursor(cursor) if cursor else None
         with self._uow_factory() as uow:
-            rows = uow.events.list(status=status, limit=limit + 1, before_id=before_id)
+            rows = uow.events.list(
+                status=status,
+                limit=limit + 1,
+                before_id=before_id,
+                body_chars=LISTED_BODY_CHARACTERS,
+            )
         page, next_cursor = cut_page(rows, limit, lambda last: encode_event_cursor(last.id))
         return EventPage(page, next_cursor)
 

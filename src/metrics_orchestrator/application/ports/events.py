@@ -48,6 +48,13 @@ class LoggedEvent:
     replay_attempts: int = 0
     dismissed_at: datetime | None = None
     dismiss_reason: str | None = None
+    # characters of the whole raw body (None without one); a list holds only its start
+    raw_body_length: int | None = None
+
+    @property
+    def raw_body_truncated(self) -> bool:
+        """Only the start of the raw body is here (a page of the log); get it for the rest."""
+        return self.raw_body is not None and len(self.raw_body) < (self.raw_body_length or 0)
 
 
 class EventLogRepository(Protocol):
@@ -70,9 +77,10 @@ class EventLogRepository(Protocol):
     ) -> LoggedEvent | None: ...
 
     def list(
-        self, *, status: EventStatus | None, limit: int, before_id: int | None
+        self, *, status: EventStatus | None, limit: int, before_id: int | None, body_chars: int
     ) -> list[LoggedEvent]:
-        """Newest first, keyset-paginated by id."""
+        """Newest first, keyset-paginated by id; each raw body cut to its first `body_chars`
+        characters (`raw_body_length` says how long it is)."""
         ...
 
     def mark_replayed(self, event_id: int, at: datetime) -> None: ...

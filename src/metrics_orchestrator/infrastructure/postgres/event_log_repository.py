@@ -121,12 +121,17 @@ class PostgresEventLogRepository:
         return _logged(row) if row else None
 
     def list(
-        self, *, status: EventStatus | None, limit: int, before_id: int | None
+        self, *, status: EventStatus | None, limit: int, before_id: int | None, body_chars: int
     ) -> list[LoggedEvent]:
         rows = fetch_all(
             self._conn,
             query("event_log.sql", "list_events"),
-            {"status": status.value if status else None, "limit": limit, "before_id": before_id},
+            {
+                "status": status.value if status else None,
+                "limit": limit,
+                "before_id": before_id,
+                "body_chars": body_chars,
+            },
         )
         return [_logged(r) for r in rows]
 

@@ -566,7 +566,13 @@ class EventOut(_ReadModelOut):
     source: str
     error: str | None
     payload: dict[str, Any] | None
-    raw_body: str | None = Field(description="Kept for rejected events, which replay from it.")
+    raw_body: str | None = Field(
+        description="Kept for rejected events, which replay from it. A page of `GET /events` "
+        "holds its first 4,096 characters (`raw_body_truncated`); `GET /events/{event_key}` "
+        "the whole."
+    )
+    raw_body_length: int | None = Field(description="Characters of the whole raw body.")
+    raw_body_truncated: bool = Field(description="`raw_body` is only its start.")
     received_at: datetime
     processed_at: datetime
     replayed_at: datetime | None

@@ -86,6 +86,24 @@ def list_events(
     )
 
 
+@router.get(
+    "/events/{event_key:path}",
+    tags=["events"],
+    summary="One event of the log, its raw body whole",
+    description="The newest entry with this key (a page of `GET /events` holds only the start "
+    "of each raw body). 404 when the log has none.",
+    responses=problem_responses(404),
+)
+def get_event(event_key: EventKey, queries: QueriesDep) -> EventOut:
+    try:
+        return EventOut.model_validate(queries.event_with_key(event_key))
+    except NotFound:
+        decoded = unquote(event_key)  # sent percent-encoded, as for replay
+        if decoded == event_key:
+            raise
+        return EventOut.model_validate(queries.event_with_key(decoded))
+
+
 @router.post(
     "/events/{event_key:path}/replay",
     tags=["events"],

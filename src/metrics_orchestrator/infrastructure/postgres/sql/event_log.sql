@@ -23,12 +23,14 @@ ORDER BY n;
 SELECT EXISTS (SELECT 1 FROM event_log WHERE event_key = %(event_key)s AND status = 'processed') AS processed;
 
 -- name: get_event
-SELECT id, event_key, event_type, status, source, payload, raw_body, error, received_at,
+SELECT id, event_key, event_type, status, source, payload, raw_body,
+       char_length(raw_body) AS raw_body_length, error, received_at,
        processed_at, replayed_at, replay_attempts, dismissed_at, dismiss_reason
 FROM event_log WHERE id = %(id)s;
 
 -- name: latest_with_key
-SELECT id, event_key, event_type, status, source, payload, raw_body, error, received_at,
+SELECT id, event_key, event_type, status, source, payload, raw_body,
+       char_length(raw_body) AS raw_body_length, error, received_at,
        processed_at, replayed_at, replay_attempts, dismissed_at, dismiss_reason
 FROM event_log
 WHERE event_key = %(event_key)s AND (%(status)s::text IS NULL OR status = %(status)s)
@@ -36,8 +38,12 @@ ORDER BY id DESC
 LIMIT 1;
 
 -- name: list_events
-SELECT id, event_key, event_type, status, source, payload, raw_body, error, received_at,
-       processed_at, replayed_at, replay_attempts, dismissed_at, dismiss_reason
+-- A page holds the first %(body_chars)s characters of each raw body and its whole length: a
+-- page of rejected 256 KiB bodies is not read whole (GET /events/{key} has one in full).
+SELECT id, event_key, event_type, status, source, payload,
+       left(raw_body, %(body_chars)s) AS raw_body, char_length(raw_body) AS raw_body_length,
+       error, received_at, processed_at, replayed_at, replay_attempts, dismissed_at,
+       dismiss_reason
 FROM event_log
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s)
