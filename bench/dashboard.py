@@ -58,7 +58,7 @@ PAGES = (
 )
 # Runs of every status, an hour apart per metric (as tests/integration/test_web_history.py);
 # a success's data time is its creation time.
-_RUNS_SQL = """
+RUNS_SQL = """
 WITH ms AS (SELECT array_agg(id ORDER BY id) AS ids FROM metrics)
 INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, inputs_fingerprint,
                          request_payload, created_at, queued_at, dispatched_at, started_at,
@@ -190,7 +190,7 @@ def _version_read_by_every_run(router: EventRouter, url: str) -> str:
 def _seed(url: str, config: DashboardConfig) -> int:
     now = datetime.now(UTC)
     with connection(url) as conn:
-        conn.execute(_RUNS_SQL, {"runs": config.runs, "now": now})
+        conn.execute(RUNS_SQL, {"runs": config.runs, "now": now})
         # overdue: the metrics whose newest run failed (their data is an hour older); every
         # dataset late (registered two days ago, never updated, expected daily)
         conn.execute("UPDATE metrics SET max_data_age = interval '24 hours 30 minutes'")

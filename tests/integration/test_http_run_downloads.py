@@ -7,8 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -17,7 +16,7 @@ import pytest
 
 from metrics_orchestrator.application.outputs import OutputService
 from metrics_orchestrator.domain.model import RunStatus
-from tests.integration.http_helpers import Api, assert_problem, running_api
+from tests.integration.http_helpers import Api, assert_problem
 from tests.integration.test_http_run_output import (
     START,
     VALUES,
@@ -25,7 +24,6 @@ from tests.integration.test_http_run_output import (
     write_jsonl_output,
     write_output,
 )
-from tests.support import MutableClock
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -41,17 +39,13 @@ CSV_LINES = [
 
 
 @pytest.fixture
-def bucket(s3_client: S3Client, aws_prefix: str) -> str:
-    name = f"{aws_prefix}-dl"
-    s3_client.create_bucket(Bucket=name)
-    return name
+def bucket(output_bucket: str) -> str:
+    return output_bucket
 
 
 @pytest.fixture
-def api(database_url: str, aws_endpoint_url: str, bucket: str) -> Iterator[Api]:
-    env = {"AWS_ENDPOINT_URL": aws_endpoint_url, "OUTPUT_BUCKET": bucket}
-    with running_api(database_url, MutableClock(datetime.now(UTC)), env) as api:
-        yield api
+def api(output_api: Api) -> Api:
+    return output_api
 
 
 def _parquet_output(api: Api, s3: S3Client, bucket: str) -> str:

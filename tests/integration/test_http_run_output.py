@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -27,17 +26,13 @@ VALUES: list[float | None] = [1.5, None, 3.0, 4.25, None]
 
 
 @pytest.fixture
-def bucket(s3_client: S3Client, aws_prefix: str) -> str:
-    name = f"{aws_prefix}-out"
-    s3_client.create_bucket(Bucket=name)
-    return name
+def bucket(output_bucket: str) -> str:
+    return output_bucket
 
 
 @pytest.fixture
-def api(database_url: str, aws_endpoint_url: str, bucket: str) -> Iterator[Api]:
-    env = {"AWS_ENDPOINT_URL": aws_endpoint_url, "OUTPUT_BUCKET": bucket}
-    with running_api(database_url, MutableClock(datetime.now(UTC)), env) as api:
-        yield api
+def api(output_api: Api) -> Api:
+    return output_api
 
 
 def write_output(s3: S3Client, bucket: str, prefix: str = "metrics/m/v1/") -> str:

@@ -5,7 +5,6 @@ why; S3 out of reach is a 502."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -27,17 +26,13 @@ LOG_LINES = "2026-12-05T03:00:00.000Z INFO    run started\n2026-12-05T03:00:01.0
 
 
 @pytest.fixture
-def bucket(s3_client: S3Client, aws_prefix: str) -> str:
-    name = f"{aws_prefix}-logs"
-    s3_client.create_bucket(Bucket=name)
-    return name
+def bucket(output_bucket: str) -> str:
+    return output_bucket
 
 
 @pytest.fixture
-def api(database_url: str, aws_endpoint_url: str, bucket: str) -> Iterator[Api]:
-    env = {"AWS_ENDPOINT_URL": aws_endpoint_url, "OUTPUT_BUCKET": bucket}
-    with running_api(database_url, MutableClock(datetime.now(UTC)), env) as api:
-        yield api
+def api(output_api: Api) -> Api:
+    return output_api
 
 
 def seed(api: Api, bucket: str, status: RunStatus = RunStatus.FAILED) -> str:

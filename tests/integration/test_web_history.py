@@ -14,6 +14,7 @@ from uuid import UUID
 import psycopg
 import pytest
 from bench.catalog import CatalogShape, generate_catalog
+from bench.dashboard import RUNS_SQL
 
 from metrics_orchestrator.application.run_history import METRICS_PER_PAGE, HistoryRequest
 from metrics_orchestrator.domain.model import RunStatus
@@ -265,33 +266,15 @@ def test_get_metrics_has_the_run_fields(api: Api) -> None:
 
 # --- scale ---------------------------------------------------------------------------------
 
-# 10k runs over the 500 metrics, set-based: 20 a metric, an hour apart, ending now; every
-# seventh failed, every eleventh timed out, the newest of every 50th metric still running.
-_HISTORY_SQL = """
-WITH ms AS (SELECT array_agg(id ORDER BY id) AS ids FROM metrics)
-INSERT INTO metric_runs (id, metric_id, status, trigger, attempt, inputs_fingerprint,
-                         request_payload, created_at, queued_at, dispatched_at, started_at,
-                         completed_at, updated_at)
-SELECT gen_random_uuid(), ms.ids[1 + g %% cardinality(ms.ids)], s.status, 'automatic', 1,
-       'grid-' || g, '{}'::jsonb, t, t, t, t,
-       CASE WHEN s.status = 'running' THEN NULL ELSE t + interval '40 seconds' END, t
-FROM ms, generate_series(0, %(runs)s - 1) AS g,
-     LATERAL (SELECT %(now)s::timestamptz
-                     - (g / cardinality(ms.ids)) * interval '1 hour') AS at(t),
-     LATERAL (SELECT CASE
-         WHEN g < cardinality(ms.ids) AND g %% 50 = 0 THEN 'running'
-         WHEN g %% 11 = 0 THEN 'timed_out'
-         WHEN g %% 7 = 0 THEN 'failed'
-         ELSE 'succeeded' END) AS s(status)
-"""
-
 
 def test_the_grid_at_500_metrics_and_10k_runs_shows_a_row_per_metric(database_url: str) -> None:
-    """What the grid shows at scale; its speed is bench/dashboard.py's (docs/performance.md)."""
+    """What the grid shows at scale; its speed is bench/dashboard.py's (docs/performance.md).
+    The benchmark's runs (RUNS_SQL): 20 a metric, an hour apart, ending now; every seventh
+    failed, every eleventh timed out, the newest of every 50th metric still running."""
     with running_api(database_url, MutableClock()) as api:
         api.container.catalog.load_catalog(generate_catalog(CatalogShape(datasets=100, fan_out=9)))
         with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(_HISTORY_SQL, {"runs": 10_000, "now": NOW})
+            conn.execute(RUNS_SQL, {"runs": 10_000, "now": NOW})
             conn.execute("ANALYZE metric_runs")
         queries = api.container.queries
 
