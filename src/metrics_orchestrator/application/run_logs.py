@@ -18,7 +18,7 @@ from metrics_orchestrator.application.ports.outputs import (
     RunLookup,
 )
 from metrics_orchestrator.domain.metric_state import ACTIVE_STATUSES
-from metrics_orchestrator.domain.model import RunStatus
+from metrics_orchestrator.domain.model import MetricRun, RunStatus
 from metrics_orchestrator.domain.run_files import MAX_RUN_LOG_BYTES, run_log_location
 
 
@@ -64,7 +64,10 @@ class RunLogs:
     def read(self, run_id: UUID) -> RunLog:
         """The run's log, or why it has none; NotFound for an unknown run, OutputUnavailable
         when S3 cannot be read."""
-        run = self._find_run(run_id)
+        return self.of_run(self._find_run(run_id))
+
+    def of_run(self, run: MetricRun) -> RunLog:
+        """`read` for a run the caller has already loaded (the run page): S3 only."""
         location = run_log_location(run.request_payload, run.id, run.attempt)
         none = RunLog(run.id, run.attempt, run.status, location.uri if location else None, None)
         if location is None:

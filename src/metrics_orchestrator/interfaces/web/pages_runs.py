@@ -24,7 +24,7 @@ from metrics_orchestrator.domain.errors import (
     ValidationError,
 )
 from metrics_orchestrator.domain.metric_state import MetricState
-from metrics_orchestrator.domain.model import RunStatus
+from metrics_orchestrator.domain.model import MetricRun, RunStatus
 from metrics_orchestrator.domain.run_ids import parse_run_id_prefix
 from metrics_orchestrator.domain.status_reasons import CANCELED_FROM_DASHBOARD
 from metrics_orchestrator.interfaces.http.guards import read_body
@@ -309,7 +309,7 @@ def run_page(
         "retry_instead": newer,
         "output": run_output(outputs, run.id, detail.metric_code),
         "markers": input_markers(detail.lineage),
-        **_run_log(run_logs, run.id),
+        **_run_log(run_logs, run),
         "timed": timed_run(
             run,
             detail.metric_code,
@@ -363,11 +363,11 @@ def retry(request: Request, run_id: UUID, runs: Runs, token: ApiToken) -> Respon
     return _back_to_run(new_run.id, f"retry queued (attempt {new_run.attempt})", token)
 
 
-def _run_log(run_logs: RunLogs, run_id: UUID) -> dict[str, Any]:
+def _run_log(run_logs: RunLogs, run: MetricRun) -> dict[str, Any]:
     """The run's log for its page: `log` (a RunLog), or `log_unavailable` when S3 cannot be
-    read (the rest of the page is still shown)."""
+    read (the rest of the page is still shown). The page has loaded the run already."""
     try:
-        return {"log": run_logs.read(run_id), "log_unavailable": None}
+        return {"log": run_logs.of_run(run), "log_unavailable": None}
     except OutputUnavailable as exc:
         return {"log": None, "log_unavailable": str(exc)}
 
