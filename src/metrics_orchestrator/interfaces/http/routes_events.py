@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Annotated
+from typing import Annotated, TypeVar
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Path, Request
@@ -33,6 +34,7 @@ from metrics_orchestrator.interfaces.http.models import (
 from metrics_orchestrator.interfaces.http.problems import ApiProblem, problem_responses
 
 router = APIRouter(responses=problem_responses(422, 503))
+T = TypeVar("T")
 
 # Bodies up to MAX_REQUEST_BODY reach intake, which itself rejects (and records) anything over
 # MAX_BODY_BYTES; beyond it the request is refused before it is read any further.
@@ -95,13 +97,8 @@ def list_events(
     responses=problem_responses(404),
 )
 def get_event(event_key: EventKey, queries: QueriesDep) -> EventOut:
-    try:
-        return EventOut.model_validate(queries.event_with_key(event_key))
-    except NotFound:
-        decoded = unquote(event_key)  # sent percent-encoded, as for replay
-        if decoded == event_key:
-            raise
-        return EventOut.model_validate(queries.event_with_key(decoded))
+    event, _ = _by_key(event_key, queries.event_with_key)
+    return EventOut.model_validate(event)
 
 
 @router.post(
@@ -114,15 +111,7 @@ def get_event(event_key: EventKey, queries: QueriesDep) -> EventOut:
     responses=problem_responses(401, 404, 409),
 )
 def replay_event(event_key: EventKey, router: RouterDep) -> EventResultOut:
-    try:
-        routed = router.replay(event_key)
-    except NotFound:
-        # A client that encoded the key twice (some proxies re-encode '%') still finds it.
-        decoded = unquote(event_key)
-        if decoded == event_key:
-            raise
-        routed = router.replay(decoded)
-        event_key = decoded
+    routed, event_key = _by_key(event_key, router.replay)
     key = routed.intake.event_key if routed.intake is not None else event_key
     return _result_or_problem(routed, key)
 
@@ -138,14 +127,21 @@ def replay_event(event_key: EventKey, router: RouterDep) -> EventResultOut:
     responses=problem_responses(401, 404, 409),
 )
 def dismiss_event(event_key: EventKey, body: DismissIn, router: RouterDep) -> EventOut:
+    dismissed, _ = _by_key(event_key, lambda key: router.dismiss(key, body.reason))
+    return EventOut.model_validate(dismissed)
+
+
+def _by_key(event_key: str, act: Callable[[str], T]) -> tuple[T, str]:
+    """`act` on the event with this key, as sent or, when none has it, percent-decoded once (a
+    client that encoded the key twice, as some proxies re-encode '%', still finds it); the
+    result and the key that found it. NotFound when neither does."""
     try:
-        dismissed = router.dismiss(event_key, body.reason)
+        return act(event_key), event_key
     except NotFound:
         decoded = unquote(event_key)
         if decoded == event_key:
             raise
-        dismissed = router.dismiss(decoded, body.reason)
-    return EventOut.model_validate(dismissed)
+        return act(decoded), decoded
 
 
 def _event_key(routed: RoutedEvent, body: bytes) -> str:
