@@ -210,7 +210,7 @@ class RunRequestHandler:
                     "stop requested: run abandoned before writing its output "
                     "(no completed event; the control plane times it out and retries)",
                 )
-                self._write_log(request, run_log)
+                self._write_log(request, run_log.render())
                 return ComputeOutcome.ABANDONED
             except RunFailed as failed:
                 event = failure_event(
@@ -360,13 +360,12 @@ class RunRequestHandler:
         (run_log.info if event.get("status") == "SUCCESS" else run_log.warning)(
             log_events.ON_RUN_COMPLETED, message, **fields
         )
-        self._write_log(request, run_log)
+        self._write_log(request, run_log.render())
         self._publisher.publish(event)
 
-    def _write_log(self, request: RunRequest, run_log: RunLog) -> bytes | None:
-        """Write the run's log as it is now; its bytes, or None if S3 refused them (a log is
-        not worth failing a run for)."""
-        body = run_log.render()
+    def _write_log(self, request: RunRequest, body: bytes) -> bool:
+        """Write the run's log (`RunLog.render()`); False if S3 refused it (a log is not worth
+        failing a run for)."""
         try:
             self._store.put(log_location(request), body, RUN_LOG_TYPE)
         except Exception as exc:
@@ -377,8 +376,8 @@ class RunRequestHandler:
                 attempt=request.attempt,
                 error=str(exc),
             )
-            return None
-        return body
+            return False
+        return True
 
     @contextmanager
     def _heartbeats(
@@ -408,8 +407,9 @@ class RunRequestHandler:
                         run_id=run_id,
                         error=str(exc),
                     )
-                if run_log.render() != written:
-                    written = self._write_log(request, run_log) or written
+                body = run_log.render()
+                if body != written and self._write_log(request, body):
+                    written = body
 
         thread = threading.Thread(target=beat, name=f"heartbeat-{run_id}", daemon=True)
         thread.start()
