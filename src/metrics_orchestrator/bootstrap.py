@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from uuid import UUID
 
@@ -198,7 +199,7 @@ def _assemble(
     url: str,
     pool: ConnectionPool[Connection[TupleRow]],
     clock: Clock,
-    aws_endpoint_url: str | None,
+    s3_endpoint: Callable[[], str | None],
     resources: ExitStack,
 ) -> Container:
     uow_factory = UnitOfWorkFactory(pool)
@@ -212,8 +213,9 @@ def _assemble(
     feedback = FeedbackService(uow_factory, clock, intake, telemetry=telemetry, incidents=book)
     runs = RunOperations(uow_factory, clock, telemetry)
     # Run outputs and logs, read from S3 (`GET /runs/{id}/output`, `/logs`) by a client that
-    # connects on first use: most processes (CLI commands, tests) never read one.
-    reader = S3OutputReader(lambda: s3_client_from(settings, aws_endpoint_url))
+    # is built, its endpoint found, on first use: most processes (CLI commands, tests) never
+    # read one.
+    reader = S3OutputReader(lambda: s3_client_from(settings, s3_endpoint()))
 
     def find_run(run_id: UUID) -> MetricRun:
         return runs.get_run(run_id).run
@@ -290,27 +292,26 @@ def bootstrap(
     announce: Announce | None = None,
 ) -> Container:
     """The control plane. `aws`: where `serve` talks to AWS (an embedded emulator's S3 holds
-    the outputs); without it, the configured endpoint."""
+    the outputs); without it, where a CLI command talks to AWS (`cli_aws_endpoint`)."""
     resources = ExitStack()
     try:
         url = database_url or resolve_database_url(settings, resources, announce=announce)
         pool = create_pool(url, max_size=settings.database_pool_size)
         resources.callback(pool.close)
-        endpoint = aws.endpoint_url if aws is not None else _reading_endpoint(settings)
+        endpoint = (lambda: aws.endpoint_url) if aws is not None else partial(_cli_s3, settings)
         return _assemble(settings, url, pool, clock or SystemClock(), endpoint, resources)
     except BaseException:
         resources.close()
         raise
 
 
-def _reading_endpoint(settings: Settings) -> str | None:
-    """Where a process other than `serve` reads S3 (run outputs and logs): the configured
-    endpoint, else the emulator of the local `serve` when one runs (`runs logs ID`)."""
+def _cli_s3(settings: Settings) -> str | None:
+    """Where a process other than `serve` reads S3 (run outputs and logs, `runs logs ID`): as a
+    CLI command finds AWS; an unreadable record of the local `serve` means none runs."""
     try:
-        local = find_local_serve(settings)
+        return cli_aws_endpoint(settings)
     except SettingsError:
-        local = None
-    return local.aws_endpoint_url if local is not None else settings.aws_endpoint_url
+        return settings.aws_endpoint_url
 
 
 # -- AWS and the long-running service ------------------------------------------------------
